@@ -1,0 +1,93 @@
+// im2row and its adjoint row2im for 2-D convolution. Rows are (n*oh*ow, c*kh*kw) with columns
+// in (c, kh, kw) order. row2im is a gather: every input element sums, in (kh, kw) order, the row
+// entries that read it, so no atomics are needed and results are bit-reproducible.
+
+struct Params {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    pad_top: u32,
+    pad_left: u32,
+    dh: u32,
+    dw: u32,
+    oh: u32,
+    ow: u32,
+    total: u32,
+    _p0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+override WG: u32 = 256u;
+
+@compute @workgroup_size(WG)
+fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.y * nwg.x + wid.x) * WG + lid;
+    if (i >= p.total) {
+        return;
+    }
+    let cols = p.c * p.kh * p.kw;
+    let col = i % cols;
+    let r = i / cols;
+    let kw = col % p.kw;
+    let kh = (col / p.kw) % p.kh;
+    let c = col / (p.kw * p.kh);
+    let ow = r % p.ow;
+    let oh = (r / p.ow) % p.oh;
+    let n = r / (p.ow * p.oh);
+    let ih = i32(oh * p.sh + kh * p.dh) - i32(p.pad_top);
+    let iw = i32(ow * p.sw + kw * p.dw) - i32(p.pad_left);
+    var v = 0.0;
+    if (ih >= 0 && u32(ih) < p.h && iw >= 0 && u32(iw) < p.w) {
+        v = src[((n * p.c + c) * p.h + u32(ih)) * p.w + u32(iw)];
+    }
+    dst[i] = v;
+}
+
+// Output position whose tap k reads input i, or -1: o * stride + k * dilation - pad == i.
+fn tap_source(i: u32, k: u32, pad: u32, dil: u32, stride: u32, out: u32) -> i32 {
+    let t = i32(i + pad) - i32(k * dil);
+    if (t < 0 || u32(t) % stride != 0u) {
+        return -1;
+    }
+    let o = u32(t) / stride;
+    return select(-1, i32(o), o < out);
+}
+
+@compute @workgroup_size(WG)
+fn row2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.y * nwg.x + wid.x) * WG + lid;
+    if (i >= p.total) {
+        return;
+    }
+    let iw = i % p.w;
+    let ih = (i / p.w) % p.h;
+    let c = (i / (p.w * p.h)) % p.c;
+    let n = i / (p.w * p.h * p.c);
+    let cols = p.c * p.kh * p.kw;
+    var acc = 0.0;
+    for (var kh = 0u; kh < p.kh; kh++) {
+        let oh = tap_source(ih, kh, p.pad_top, p.dh, p.sh, p.oh);
+        if (oh < 0) {
+            continue;
+        }
+        for (var kw = 0u; kw < p.kw; kw++) {
+            let ow = tap_source(iw, kw, p.pad_left, p.dw, p.sw, p.ow);
+            if (ow < 0) {
+                continue;
+            }
+            let r = (n * p.oh + u32(oh)) * p.ow + u32(ow);
+            acc += src[r * cols + (c * p.kh + kh) * p.kw + kw];
+        }
+    }
+    dst[i] = acc;
+}

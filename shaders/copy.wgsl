@@ -1,0 +1,33 @@
+// Contiguous copy of a strided view: out[i0..ik] = x[offset + sum(ij * stride_j)].
+
+struct Params {
+    n: u32,
+    rank: u32,
+    offset: u32,
+    _p0: u32,
+    dims: array<vec4<u32>, 2>,
+    strides: array<vec4<u32>, 2>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+override WG: u32 = 256u;
+
+@compute @workgroup_size(WG)
+fn copy_strided(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.y * nwg.x + wid.x) * WG + lid;
+    if (i >= p.n) {
+        return;
+    }
+    var rem = i;
+    var src = p.offset;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        let dim = p.dims[d / 4][d % 4];
+        src += (rem % dim) * p.strides[d / 4][d % 4];
+        rem = rem / dim;
+    }
+    y[i] = x[src];
+}

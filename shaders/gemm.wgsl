@@ -1,0 +1,116 @@
+// Strided batched matrix product C[b] = A[b] (m, k) x B[b] (k, n).
+// Each operand is addressed through its own strides (src/backend.rs `MatLayout`), so transposed
+// operands, grouped convolution and per-image products need no copies.
+// A 64x64 output tile per workgroup of 16x16 threads, each thread computing a 4x4 block from
+// workgroup-memory tiles of depth 16.
+
+struct Mat {
+    offset: u32,
+    batch_outer: u32,
+    batch_inner: u32,
+    row_stride: u32,
+    col_stride: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch_inner: u32,
+    batch_start: u32,
+    row_start: u32,
+    _p0: u32,
+    _p1: u32,
+    a: Mat,
+    b: Mat,
+    c: Mat,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+
+var<workgroup> As: array<f32, 1024>; // [BK][BM]
+var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
+
+fn base(mat: Mat, b: u32) -> u32 {
+    return mat.offset + (b / p.batch_inner) * mat.batch_outer + (b % p.batch_inner) * mat.batch_inner;
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let bidx = wid.z + p.batch_start;
+    let a0 = base(p.a, bidx);
+    let b0 = base(p.b, bidx);
+    let c0 = base(p.c, bidx);
+    let row0 = p.row_start + wid.y * BM;
+    let col0 = wid.x * BN;
+    let tid = lid.y * 16u + lid.x;
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        // 1024 elements of each tile, 4 per thread; out-of-range reads as 0.
+        for (var l = 0u; l < 4u; l++) {
+            let e = tid + l * 256u;
+            let ak = e % BK;
+            let ar = e / BK;
+            let gr = row0 + ar;
+            let gk = k0 + ak;
+            var av = 0.0;
+            if (gr < p.m && gk < p.k) {
+                av = A[a0 + gr * p.a.row_stride + gk * p.a.col_stride];
+            }
+            As[ak * BM + ar] = av;
+
+            let bc = e % BN;
+            let bk = e / BN;
+            let gc = col0 + bc;
+            let gk2 = k0 + bk;
+            var bv = 0.0;
+            if (gc < p.n && gk2 < p.k) {
+                bv = B[b0 + gk2 * p.b.row_stride + gc * p.b.col_stride];
+            }
+            Bs[bk * BN + bc] = bv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            let ob = kk * BN + lid.x;
+            let bvec = vec4<f32>(Bs[ob], Bs[ob + 16u], Bs[ob + 32u], Bs[ob + 48u]);
+            let oa = kk * BM + lid.y;
+            acc0 = fma(vec4<f32>(As[oa]), bvec, acc0);
+            acc1 = fma(vec4<f32>(As[oa + 16u]), bvec, acc1);
+            acc2 = fma(vec4<f32>(As[oa + 32u]), bvec, acc2);
+            acc3 = fma(vec4<f32>(As[oa + 48u]), bvec, acc3);
+        }
+        workgroupBarrier();
+    }
+
+    // Thread (ty, tx) owns rows ty + 16i and columns tx + 16j: neighbouring threads write
+    // neighbouring columns.
+    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var i = 0u; i < 4u; i++) {
+        let r = row0 + lid.y + i * 16u;
+        if (r >= p.m) {
+            continue;
+        }
+        let v = accs[i];
+        for (var j = 0u; j < 4u; j++) {
+            let c = col0 + lid.x + j * 16u;
+            if (c < p.n) {
+                C[c0 + r * p.c.row_stride + c * p.c.col_stride] = v[j];
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+// Max, average and adaptive average pooling, forward and backward. Backward passes are gathers:
+// each input element sums the gradients of the windows that hold it, in a fixed order.
+
+struct Params {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    ph: u32,
+    pw: u32,
+    dh: u32,
+    dw: u32,
+    oh: u32,
+    ow: u32,
+    total: u32,
+    // bit 0: count_include_pad, bit 1: divisor_override is set
+    flags: u32,
+    divisor: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+// max pooling's flat h*w argmax per output (as f32): written forward, read backward
+@group(0) @binding(3) var<storage, read_write> aux: array<f32>;
+
+override WG: u32 = 256u;
+
+fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * nwg.x + wid.x) * WG + lid;
+}
+
+@compute @workgroup_size(WG)
+fn max_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.total) {
+        return;
+    }
+    let ow = i % p.ow;
+    let oh = (i / p.ow) % p.oh;
+    let nc = i / (p.ow * p.oh);
+    let plane = nc * p.h * p.w;
+    var best = bitcast<f32>(0xff800000u); // -inf
+    var arg = -1;
+    for (var kh = 0u; kh < p.kh; kh++) {
+        let ih = i32(oh * p.sh + kh * p.dh) - i32(p.ph);
+        if (ih < 0 || u32(ih) >= p.h) {
+            continue;
+        }
+        for (var kw = 0u; kw < p.kw; kw++) {
+            let iw = i32(ow * p.sw + kw * p.dw) - i32(p.pw);
+            if (iw < 0 || u32(iw) >= p.w) {
+                continue;
+            }
+            let idx = u32(ih) * p.w + u32(iw);
+            let v = src[plane + idx];
+            // as PyTorch: NaN propagates, ties keep the first maximum
+            if (v > best || v != v || arg < 0) {
+                best = v;
+                arg = i32(idx);
+            }
+        }
+    }
+    dst[i] = best;
+    aux[i] = f32(arg);
+}
+
+fn tap_source(i: u32, k: u32, pad: u32, dil: u32, stride: u32, out: u32) -> i32 {
+    let t = i32(i + pad) - i32(k * dil);
+    if (t < 0 || u32(t) % stride != 0u) {
+        return -1;
+    }
+    let o = u32(t) / stride;
+    return select(-1, i32(o), o < out);
+}
+
+@compute @workgroup_size(WG)
+fn max_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.total) {
+        return;
+    }
+    let iw = i % p.w;
+    let ih = (i / p.w) % p.h;
+    let nc = i / (p.w * p.h);
+    let me = f32(ih * p.w + iw);
+    let obase = nc * p.oh * p.ow;
+    var acc = 0.0;
+    for (var kh = 0u; kh < p.kh; kh++) {
+        let oh = tap_source(ih, kh, p.ph, p.dh, p.sh, p.oh);
+        if (oh < 0) {
+            continue;
+        }
+        for (var kw = 0u; kw < p.kw; kw++) {
+            let ow = tap_source(iw, kw, p.pw, p.dw, p.sw, p.ow);
+            if (ow < 0) {
+                continue;
+            }
+            let o = obase + u32(oh) * p.ow + u32(ow);
+            if (aux[o] == me) {
+                acc += src[o];
+            }
+        }
+    }
+    dst[i] = acc;
+}
+
+struct Window {
+    h0: u32,
+    h1: u32,
+    w0: u32,
+    w1: u32,
+    divisor: f32,
+}
+
+// PyTorch's avg_pool2d window and divisor (see `avg_window` in src/cpu/mod.rs).
+fn avg_window(oh: u32, ow: u32) -> Window {
+    let hs = i32(oh * p.sh) - i32(p.ph);
+    let ws = i32(ow * p.sw) - i32(p.pw);
+    let he = min(hs + i32(p.kh), i32(p.h + p.ph));
+    let we = min(ws + i32(p.kw), i32(p.w + p.pw));
+    let pool_size = (he - hs) * (we - ws);
+    let h0 = u32(max(hs, 0));
+    let w0 = u32(max(ws, 0));
+    let h1 = max(u32(max(min(he, i32(p.h)), 0)), h0);
+    let w1 = max(u32(max(min(we, i32(p.w)), 0)), w0);
+    var divisor = f32((h1 - h0) * (w1 - w0));
+    if ((p.flags & 2u) != 0u) {
+        divisor = f32(p.divisor);
+    } else if ((p.flags & 1u) != 0u) {
+        divisor = f32(pool_size);
+    }
+    return Window(h0, h1, w0, w1, divisor);
+}
+
+@compute @workgroup_size(WG)
+fn avg_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.total) {
+        return;
+    }
+    let ow = i % p.ow;
+    let oh = (i / p.ow) % p.oh;
+    let nc = i / (p.ow * p.oh);
+    let plane = nc * p.h * p.w;
+    let win = avg_window(oh, ow);
+    var acc = 0.0;
+    for (var ih = win.h0; ih < win.h1; ih++) {
+        for (var iw = win.w0; iw < win.w1; iw++) {
+            acc += src[plane + ih * p.w + iw];
+        }
+    }
+    dst[i] = acc / win.divisor;
+}
+
+// Outputs [lo, hi) whose window of size k may cover input i.
+fn covering(i: u32, k: u32, stride: u32, pad: u32, out: u32) -> vec2<u32> {
+    let ip = i + pad;
+    var lo = 0u;
+    if (ip + 1u > k) {
+        lo = (ip + 1u - k + stride - 1u) / stride;
+    }
+    let hi = min(ip / stride + 1u, out);
+    return vec2<u32>(lo, max(hi, lo));
+}
+
+@compute @workgroup_size(WG)
+fn avg_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.total) {
+        return;
+    }
+    let iw = i % p.w;
+    let ih = (i / p.w) % p.h;
+    let nc = i / (p.w * p.h);
+    let obase = nc * p.oh * p.ow;
+    let rh = covering(ih, p.kh, p.sh, p.ph, p.oh);
+    let rw = covering(iw, p.kw, p.sw, p.pw, p.ow);
+    var acc = 0.0;
+    for (var oh = rh.x; oh < rh.y; oh++) {
+        for (var ow = rw.x; ow < rw.y; ow++) {
+            let win = avg_window(oh, ow);
+            if (ih >= win.h0 && ih < win.h1 && iw >= win.w0 && iw < win.w1) {
+                acc += src[obase + oh * p.ow + ow] / win.divisor;
+            }
+        }
+    }
+    dst[i] = acc;
+}
+
+fn adaptive_start(o: u32, input: u32, out: u32) -> u32 {
+    return (o * input) / out;
+}
+
+fn adaptive_end(o: u32, input: u32, out: u32) -> u32 {
+    return ((o + 1u) * input + out - 1u) / out;
+}
+
+@compute @workgroup_size(WG)
+fn adaptive_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.total) {
+        return;
+    }
+    let ow = i % p.ow;
+    let oh = (i / p.ow) % p.oh;
+    let nc = i / (p.ow * p.oh);
+    let plane = nc * p.h * p.w;
+    let h0 = adaptive_start(oh, p.h, p.oh);
+    let h1 = adaptive_end(oh, p.h, p.oh);
+    let w0 = adaptive_start(ow, p.w, p.ow);
+    let w1 = adaptive_end(ow, p.w, p.ow);
+    var acc = 0.0;
+    for (var ih = h0; ih < h1; ih++) {
+        for (var iw = w0; iw < w1; iw++) {
+            acc += src[plane + ih * p.w + iw];
+        }
+    }
+    dst[i] = acc / f32((h1 - h0) * (w1 - w0));
+}
+
+@compute @workgroup_size(WG)
+fn adaptive_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.total) {
+        return;
+    }
+    let iw = i % p.w;
+    let ih = (i / p.w) % p.h;
+    let nc = i / (p.w * p.h);
+    let obase = nc * p.oh * p.ow;
+    let oh0 = max((ih * p.oh) / p.h, 1u) - 1u;
+    let oh1 = min(((ih + 1u) * p.oh + p.h - 1u) / p.h, p.oh);
+    let ow0 = max((iw * p.ow) / p.w, 1u) - 1u;
+    let ow1 = min(((iw + 1u) * p.ow + p.w - 1u) / p.w, p.ow);
+    var acc = 0.0;
+    for (var oh = oh0; oh < oh1; oh++) {
+        let h0 = adaptive_start(oh, p.h, p.oh);
+        let h1 = adaptive_end(oh, p.h, p.oh);
+        if (ih < h0 || ih >= h1) {
+            continue;
+        }
+        for (var ow = ow0; ow < ow1; ow++) {
+            let w0 = adaptive_start(ow, p.w, p.ow);
+            let w1 = adaptive_end(ow, p.w, p.ow);
+            if (iw >= w0 && iw < w1) {
+                acc += src[obase + oh * p.ow + ow] / f32((h1 - h0) * (w1 - w0));
+            }
+        }
+    }
+    dst[i] = acc;
+}

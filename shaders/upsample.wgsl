@@ -1,0 +1,172 @@
+// F.interpolate: nearest (PyTorch's legacy floor rule) and bilinear, forward and backward.
+// Backward passes are gathers over the outputs that read each input, found by binary search
+// (source indices are monotone in the output index).
+
+struct Params {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    total: u32,
+    align_corners: u32,
+    scale_h: f32,
+    scale_w: f32,
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+override WG: u32 = 256u;
+
+fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * nwg.x + wid.x) * WG + lid;
+}
+
+fn nearest_src(o: u32, input: u32, scale: f32) -> u32 {
+    return min(u32(floor(f32(o) * scale)), input - 1u);
+}
+
+// (i0, i1) and lambda1 of bilinear interpolation for output o.
+struct Lerp {
+    i0: u32,
+    i1: u32,
+    l0: f32,
+    l1: f32,
+}
+
+fn bilinear_src(o: u32, input: u32, scale: f32) -> Lerp {
+    var s: f32;
+    if (p.align_corners == 1u) {
+        s = scale * f32(o);
+    } else {
+        s = max(scale * (f32(o) + 0.5) - 0.5, 0.0);
+    }
+    let i0 = min(u32(s), input - 1u);
+    let i1 = select(i0, i0 + 1u, i0 < input - 1u);
+    let l1 = s - f32(i0);
+    return Lerp(i0, i1, 1.0 - l1, l1);
+}
+
+@compute @workgroup_size(WG)
+fn nearest_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.total) {
+        return;
+    }
+    let ow = i % p.ow;
+    let oh = (i / p.ow) % p.oh;
+    let nc = i / (p.ow * p.oh);
+    let sh = nearest_src(oh, p.h, p.scale_h);
+    let sw = nearest_src(ow, p.w, p.scale_w);
+    dst[i] = src[(nc * p.h + sh) * p.w + sw];
+}
+
+// First output o in [0, out) with nearest_src(o) >= goal.
+fn nearest_first(goal: u32, input: u32, out: u32, scale: f32) -> u32 {
+    var lo = 0u;
+    var hi = out;
+    while (lo < hi) {
+        let mid = (lo + hi) / 2u;
+        if (nearest_src(mid, input, scale) >= goal) {
+            hi = mid;
+        } else {
+            lo = mid + 1u;
+        }
+    }
+    return lo;
+}
+
+@compute @workgroup_size(WG)
+fn nearest_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.total) {
+        return;
+    }
+    let iw = i % p.w;
+    let ih = (i / p.w) % p.h;
+    let nc = i / (p.w * p.h);
+    let a0 = nearest_first(ih, p.h, p.oh, p.scale_h);
+    let a1 = nearest_first(ih + 1u, p.h, p.oh, p.scale_h);
+    let b0 = nearest_first(iw, p.w, p.ow, p.scale_w);
+    let b1 = nearest_first(iw + 1u, p.w, p.ow, p.scale_w);
+    let obase = nc * p.oh * p.ow;
+    var acc = 0.0;
+    for (var o = a0; o < a1; o++) {
+        for (var q = b0; q < b1; q++) {
+            acc += src[obase + o * p.ow + q];
+        }
+    }
+    dst[i] = acc;
+}
+
+@compute @workgroup_size(WG)
+fn bilinear_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.total) {
+        return;
+    }
+    let ow = i % p.ow;
+    let oh = (i / p.ow) % p.oh;
+    let nc = i / (p.ow * p.oh);
+    let base = nc * p.h * p.w;
+    let y = bilinear_src(oh, p.h, p.scale_h);
+    let x = bilinear_src(ow, p.w, p.scale_w);
+    dst[i] = y.l0 * (x.l0 * src[base + y.i0 * p.w + x.i0] + x.l1 * src[base + y.i0 * p.w + x.i1])
+           + y.l1 * (x.l0 * src[base + y.i1 * p.w + x.i0] + x.l1 * src[base + y.i1 * p.w + x.i1]);
+}
+
+fn bilinear_first(goal: u32, input: u32, out: u32, scale: f32) -> u32 {
+    var lo = 0u;
+    var hi = out;
+    while (lo < hi) {
+        let mid = (lo + hi) / 2u;
+        if (bilinear_src(mid, input, scale).i0 >= goal) {
+            hi = mid;
+        } else {
+            lo = mid + 1u;
+        }
+    }
+    return lo;
+}
+
+// Weight with which output o reads input i along one axis.
+fn bilinear_weight(i: u32, o: u32, input: u32, scale: f32) -> f32 {
+    let l = bilinear_src(o, input, scale);
+    return select(0.0, l.l0, l.i0 == i) + select(0.0, l.l1, l.i1 == i);
+}
+
+@compute @workgroup_size(WG)
+fn bilinear_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.total) {
+        return;
+    }
+    let iw = i % p.w;
+    let ih = (i / p.w) % p.h;
+    let nc = i / (p.w * p.h);
+    let a0 = bilinear_first(max(ih, 1u) - 1u, p.h, p.oh, p.scale_h);
+    let a1 = bilinear_first(ih + 1u, p.h, p.oh, p.scale_h);
+    let b0 = bilinear_first(max(iw, 1u) - 1u, p.w, p.ow, p.scale_w);
+    let b1 = bilinear_first(iw + 1u, p.w, p.ow, p.scale_w);
+    let obase = nc * p.oh * p.ow;
+    var acc = 0.0;
+    for (var o = a0; o < a1; o++) {
+        let wh = bilinear_weight(ih, o, p.h, p.scale_h);
+        if (wh == 0.0) {
+            continue;
+        }
+        for (var q = b0; q < b1; q++) {
+            acc += wh * bilinear_weight(iw, q, p.w, p.scale_w) * src[obase + o * p.ow + q];
+        }
+    }
+    dst[i] = acc;
+}

@@ -1,0 +1,158 @@
+//! Reverse-mode differentiation: ops attach a backward rule to their output; `backward` walks
+//! the graph from the loss in reverse topological order.
+
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use crate::tensor::{Tensor, TensorId};
+use crate::Result;
+
+/// Gradients of every input of an op given the gradient of its output (None: not needed).
+pub(crate) type BackwardFn = Box<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+
+/// How an op's output was made.
+pub(crate) struct Node {
+    pub(crate) inputs: Vec<Tensor>,
+    pub(crate) backward: BackwardFn,
+}
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+pub(crate) fn grad_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// Runs `f` without recording any graph (parameter updates, evaluation).
+pub fn no_grad<T>(f: impl FnOnce() -> T) -> T {
+    let prev = GRAD_ENABLED.with(|g| g.replace(false));
+    let out = f();
+    GRAD_ENABLED.with(|g| g.set(prev));
+    out
+}
+
+/// Gradients by tensor id.
+#[derive(Default)]
+pub struct GradStore {
+    grads: HashMap<TensorId, Tensor>,
+}
+
+impl GradStore {
+    /// The gradient of the loss with respect to `t`, if `t` took part in computing it.
+    pub fn get(&self, t: &Tensor) -> Option<&Tensor> {
+        self.grads.get(&t.id())
+    }
+    /// Gradient of a trainable variable.
+    pub fn get_var(&self, v: &Var) -> Option<&Tensor> {
+        self.grads.get(&v.id())
+    }
+    pub fn len(&self) -> usize {
+        self.grads.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.grads.is_empty()
+    }
+}
+
+/// Computes the gradient of `loss` (seeded with ones) with respect to every tensor it depends on.
+pub(crate) fn backward(loss: &Tensor) -> Result<GradStore> {
+    // Reverse topological order by an iterative DFS (deep graphs must not overflow the stack).
+    let mut order: Vec<Tensor> = Vec::new();
+    let mut seen: HashSet<TensorId> = HashSet::new();
+    let mut stack: Vec<(Tensor, bool)> = vec![(loss.clone(), false)];
+    while let Some((t, expanded)) = stack.pop() {
+        if expanded {
+            order.push(t);
+            continue;
+        }
+        if !seen.insert(t.id()) {
+            continue;
+        }
+        stack.push((t.clone(), true));
+        if let Some(node) = t.node() {
+            for i in &node.inputs {
+                if i.requires_grad() && !seen.contains(&i.id()) {
+                    stack.push((i.clone(), false));
+                }
+            }
+        }
+    }
+    let mut store = GradStore::default();
+    crate::no_grad(|| -> Result<()> {
+        store.grads.insert(loss.id(), loss.ones_like()?);
+        for t in order.iter().rev() {
+            let Some(node) = t.node() else { continue };
+            let Some(g) = store.grads.get(&t.id()).cloned() else {
+                continue;
+            };
+            let input_grads = (node.backward)(&g)?;
+            for (input, ig) in node.inputs.iter().zip(input_grads) {
+                let Some(ig) = ig else { continue };
+                if !input.requires_grad() {
+                    continue;
+                }
+                let acc = match store.grads.remove(&input.id()) {
+                    Some(prev) => prev.add(&ig)?,
+                    None => ig,
+                };
+                store.grads.insert(input.id(), acc);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(store)
+}
+
+/// A trainable tensor: its value can be replaced (by an optimizer) while keeping its identity,
+/// so gradients found by `backward` can be looked up with it.
+#[derive(Clone)]
+pub struct Var {
+    inner: Arc<Mutex<Tensor>>,
+    id: TensorId,
+}
+
+impl std::fmt::Debug for Var {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Var({:?})", self.as_tensor())
+    }
+}
+
+impl Var {
+    /// Makes `t` (its value, detached) trainable.
+    pub fn new(t: &Tensor) -> Var {
+        let v = t.as_var();
+        Var {
+            id: v.id(),
+            inner: Arc::new(Mutex::new(v)),
+        }
+    }
+    /// The current value, tracked by autograd.
+    pub fn as_tensor(&self) -> Tensor {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    pub(crate) fn id(&self) -> TensorId {
+        self.id
+    }
+    /// Replaces the value; the shape must stay the same.
+    pub fn set(&self, value: &Tensor) -> Result<()> {
+        let cur = self.as_tensor();
+        crate::ensure!(
+            cur.shape() == value.shape(),
+            "Var::set",
+            "new value has shape {} but the variable has shape {}",
+            value.shape(),
+            cur.shape()
+        );
+        crate::ensure!(
+            cur.device() == value.device(),
+            "Var::set",
+            "new value is on {} but the variable is on {}",
+            value.device().name(),
+            cur.device().name()
+        );
+        *self.inner.lock().unwrap_or_else(|e| e.into_inner()) = value.with_id_as_var(self.id);
+        Ok(())
+    }
+}

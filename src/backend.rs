@@ -1,0 +1,393 @@
+//! The primitives every backend implements. Tensor ops (`crate::ops`) validate their arguments,
+//! then call exactly these; the autograd rules are written in terms of the same primitives.
+
+use crate::shape::{ConvGeom, PoolGeom};
+use crate::Result;
+
+/// Elementwise functions of one tensor (and a scalar parameter where the op has one).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Neg,
+    Square,
+    Sqrt,
+    Exp,
+    Log,
+    Relu,
+    LeakyRelu(f32),
+    Sigmoid,
+    Tanh,
+    AddScalar(f32),
+    MulScalar(f32),
+    /// `s / x`
+    RdivScalar(f32),
+    /// `x ^ p`
+    PowScalar(f32),
+    /// every element becomes the scalar
+    Fill(f32),
+}
+
+impl UnaryOp {
+    /// Opcode and parameter as the shader sees them (`shaders/unary.wgsl`).
+    pub(crate) fn code(self) -> (u32, f32) {
+        match self {
+            UnaryOp::Neg => (0, 0.0),
+            UnaryOp::Square => (1, 0.0),
+            UnaryOp::Sqrt => (2, 0.0),
+            UnaryOp::Exp => (3, 0.0),
+            UnaryOp::Log => (4, 0.0),
+            UnaryOp::Relu => (5, 0.0),
+            UnaryOp::LeakyRelu(a) => (6, a),
+            UnaryOp::Sigmoid => (7, 0.0),
+            UnaryOp::Tanh => (8, 0.0),
+            UnaryOp::AddScalar(s) => (9, s),
+            UnaryOp::MulScalar(s) => (10, s),
+            UnaryOp::RdivScalar(s) => (11, s),
+            UnaryOp::PowScalar(p) => (12, p),
+            UnaryOp::Fill(v) => (13, v),
+        }
+    }
+
+    /// The scalar definition both backends follow (the WGSL mirrors it line by line).
+    #[inline]
+    pub(crate) fn apply(self, x: f32) -> f32 {
+        match self {
+            UnaryOp::Neg => -x,
+            UnaryOp::Square => x * x,
+            UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Log => x.ln(),
+            UnaryOp::Relu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            UnaryOp::LeakyRelu(a) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    a * x
+                }
+            }
+            UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            UnaryOp::Tanh => x.tanh(),
+            UnaryOp::AddScalar(s) => x + s,
+            UnaryOp::MulScalar(s) => x * s,
+            UnaryOp::RdivScalar(s) => s / x,
+            UnaryOp::PowScalar(p) => x.powf(p),
+            UnaryOp::Fill(v) => v,
+        }
+    }
+}
+
+/// Elementwise functions of two tensors. The `*Backward` ops take the forward input or output
+/// as `a` and the upstream gradient as `b`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// `b * (a > 0)`: relu's gradient, 0 at exactly 0 as in PyTorch.
+    ReluBackward,
+    /// `b * (a > 0 ? 1 : alpha)`
+    LeakyReluBackward(f32),
+    /// `b * a * (1 - a)` with `a` the sigmoid output
+    SigmoidBackward,
+    /// `b * (1 - a^2)` with `a` the tanh output
+    TanhBackward,
+}
+
+impl BinaryOp {
+    pub(crate) fn code(self) -> (u32, f32) {
+        match self {
+            BinaryOp::Add => (0, 0.0),
+            BinaryOp::Sub => (1, 0.0),
+            BinaryOp::Mul => (2, 0.0),
+            BinaryOp::Div => (3, 0.0),
+            BinaryOp::ReluBackward => (4, 0.0),
+            BinaryOp::LeakyReluBackward(a) => (5, a),
+            BinaryOp::SigmoidBackward => (6, 0.0),
+            BinaryOp::TanhBackward => (7, 0.0),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn apply(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+            BinaryOp::ReluBackward => {
+                if a > 0.0 {
+                    b
+                } else {
+                    0.0
+                }
+            }
+            BinaryOp::LeakyReluBackward(s) => {
+                if a > 0.0 {
+                    b
+                } else {
+                    b * s
+                }
+            }
+            BinaryOp::SigmoidBackward => b * a * (1.0 - a),
+            BinaryOp::TanhBackward => b * (1.0 - a * a),
+        }
+    }
+}
+
+/// Most dimensions a strided (broadcast, permute) kernel handles.
+pub const MAX_RANK: usize = 6;
+
+/// How to read operands of a broadcast binary op: the output shape and, per operand, the stride
+/// of each output dimension (0 where the operand is broadcast).
+#[derive(Clone, Debug)]
+pub struct BroadcastSpec {
+    pub out: Vec<usize>,
+    pub a_strides: Vec<usize>,
+    pub b_strides: Vec<usize>,
+}
+
+impl BroadcastSpec {
+    pub fn len(&self) -> usize {
+        self.out.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// True when both operands are read contiguously in output order.
+    pub fn is_plain(&self) -> bool {
+        let contiguous = crate::Shape::from(self.out.clone()).strides();
+        self.a_strides == contiguous && self.b_strides == contiguous
+    }
+}
+
+/// A strided read of `x` into a contiguous output of shape `out`:
+/// `out[i0, .., ik] = x[offset + sum(ij * strides[j])]`. Negative strides read backwards (flip).
+#[derive(Clone, Debug)]
+pub struct StridedSpec {
+    pub out: Vec<usize>,
+    pub strides: Vec<isize>,
+    pub offset: usize,
+}
+
+/// Where one GEMM operand's elements live: element `(b, i, j)` of a batch is at
+/// `offset + (b / batch_inner) * batch_outer_stride + (b % batch_inner) * batch_inner_stride
+/// + i * row_stride + j * col_stride`.
+///
+/// A transposed operand is the same buffer with its row and column strides swapped; grouped
+/// convolution uses the two-level batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatLayout {
+    pub offset: usize,
+    pub batch_outer_stride: usize,
+    pub batch_inner_stride: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl MatLayout {
+    /// A contiguous row-major `(rows, cols)` matrix per batch, batches back to back.
+    pub fn row_major(rows: usize, cols: usize) -> Self {
+        MatLayout {
+            offset: 0,
+            batch_outer_stride: rows * cols,
+            batch_inner_stride: 0,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+    /// The same storage read as its transpose.
+    pub fn t(self) -> Self {
+        MatLayout {
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+    #[inline]
+    pub(crate) fn base(&self, b: usize, batch_inner: usize) -> usize {
+        self.offset
+            + (b / batch_inner) * self.batch_outer_stride
+            + (b % batch_inner) * self.batch_inner_stride
+    }
+    /// One past the largest element index this layout can touch.
+    pub(crate) fn extent(
+        &self,
+        batch: usize,
+        batch_inner: usize,
+        rows: usize,
+        cols: usize,
+    ) -> usize {
+        self.offset
+            + ((batch - 1) / batch_inner) * self.batch_outer_stride
+            + (batch_inner.min(batch) - 1) * self.batch_inner_stride
+            + (rows - 1) * self.row_stride
+            + (cols - 1) * self.col_stride
+            + 1
+    }
+}
+
+/// `C[b] = A[b] (m, k) x B[b] (k, n)` for `batch` batches. The output buffer has `c_len`
+/// elements and every one of them is written by exactly one `(b, i, j)`.
+#[derive(Clone, Copy, Debug)]
+pub struct GemmSpec {
+    pub batch: usize,
+    pub batch_inner: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: MatLayout,
+    pub b: MatLayout,
+    pub c: MatLayout,
+    pub c_len: usize,
+}
+
+/// Interpolation of `F.interpolate`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UpsampleGeom {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    /// source-coordinate scales (`crate::shape::upsample_scale`)
+    pub scale_h: f32,
+    pub scale_w: f32,
+    pub align_corners: bool,
+}
+
+/// Average pooling options besides the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AvgPoolOpts {
+    pub count_include_pad: bool,
+    pub divisor_override: Option<usize>,
+}
+
+/// One documented method per primitive. Shapes are given in the comments; every storage is a
+/// contiguous f32 buffer.
+pub trait Backend {
+    type Storage;
+
+    /// `out[i] = op(x[i])`, `n` elements.
+    fn unary(&self, x: &Self::Storage, n: usize, op: UnaryOp) -> Result<Self::Storage>;
+    /// `out[idx] = op(a[idx . a_strides], b[idx . b_strides])` over `spec.out`.
+    fn binary(
+        &self,
+        a: &Self::Storage,
+        b: &Self::Storage,
+        op: BinaryOp,
+        spec: &BroadcastSpec,
+    ) -> Result<Self::Storage>;
+    /// `(outer, len, inner) -> (outer, inner)`: sums the middle axis in index order.
+    fn sum_axis(
+        &self,
+        x: &Self::Storage,
+        outer: usize,
+        len: usize,
+        inner: usize,
+    ) -> Result<Self::Storage>;
+    /// Contiguous copy of a strided view (permute, slice, expand).
+    fn copy_strided(&self, x: &Self::Storage, spec: &StridedSpec) -> Result<Self::Storage>;
+    /// Strided batched matrix product.
+    fn gemm(&self, a: &Self::Storage, b: &Self::Storage, spec: &GemmSpec) -> Result<Self::Storage>;
+    /// `(n, c, h, w) -> (n*oh*ow, c*kh*kw)`, columns in (c, kh, kw) order, zeros for padding.
+    fn im2row(&self, x: &Self::Storage, g: &ConvGeom) -> Result<Self::Storage>;
+    /// Adjoint of im2row: `(n*oh*ow, c*kh*kw) -> (n, c, h, w)`, each input element summing its
+    /// contributions in (kh, kw) order.
+    fn row2im(&self, rows: &Self::Storage, g: &ConvGeom) -> Result<Self::Storage>;
+    /// `(n, c, h, w) -> (n, c, oh, ow)` maxima and the flat `h*w` index of each (as f32).
+    fn max_pool2d(&self, x: &Self::Storage, g: &PoolGeom)
+        -> Result<(Self::Storage, Self::Storage)>;
+    /// `grad (n, c, oh, ow), indices -> (n, c, h, w)`, a gather over the windows holding each input.
+    fn max_pool2d_backward(
+        &self,
+        grad: &Self::Storage,
+        indices: &Self::Storage,
+        g: &PoolGeom,
+    ) -> Result<Self::Storage>;
+    /// `(n, c, h, w) -> (n, c, oh, ow)` window means.
+    fn avg_pool2d(
+        &self,
+        x: &Self::Storage,
+        g: &PoolGeom,
+        opts: AvgPoolOpts,
+    ) -> Result<Self::Storage>;
+    /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
+    fn avg_pool2d_backward(
+        &self,
+        grad: &Self::Storage,
+        g: &PoolGeom,
+        opts: AvgPoolOpts,
+    ) -> Result<Self::Storage>;
+    /// `(n, c, h, w) -> (n, c, oh, ow)` with PyTorch's adaptive windows
+    /// `[floor(o*h/oh), ceil((o+1)*h/oh))`.
+    fn adaptive_avg_pool2d(
+        &self,
+        x: &Self::Storage,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+    ) -> Result<Self::Storage>;
+    /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
+    fn adaptive_avg_pool2d_backward(
+        &self,
+        grad: &Self::Storage,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+    ) -> Result<Self::Storage>;
+    /// `(n, c, h, w) -> (n, c, oh, ow)`, source index `min(floor(dst * scale), in - 1)`.
+    fn upsample_nearest(&self, x: &Self::Storage, g: &UpsampleGeom) -> Result<Self::Storage>;
+    /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
+    fn upsample_nearest_backward(
+        &self,
+        grad: &Self::Storage,
+        g: &UpsampleGeom,
+    ) -> Result<Self::Storage>;
+    /// `(n, c, h, w) -> (n, c, oh, ow)` bilinear interpolation.
+    fn upsample_bilinear(&self, x: &Self::Storage, g: &UpsampleGeom) -> Result<Self::Storage>;
+    /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
+    fn upsample_bilinear_backward(
+        &self,
+        grad: &Self::Storage,
+        g: &UpsampleGeom,
+    ) -> Result<Self::Storage>;
+}
+
+/// Source indices and weights of bilinear interpolation along one axis for output `dst`
+/// (PyTorch's `area_pixel_compute_source_index` and `upsample_bilinear2d`): `(i0, i1, l0, l1)`.
+#[inline]
+pub(crate) fn bilinear_src(
+    dst: usize,
+    input: usize,
+    scale: f32,
+    align_corners: bool,
+) -> (usize, usize, f32, f32) {
+    let src = if align_corners {
+        scale * dst as f32
+    } else {
+        (scale * (dst as f32 + 0.5) - 0.5).max(0.0)
+    };
+    let i0 = (src as usize).min(input - 1);
+    let i1 = if i0 < input - 1 { i0 + 1 } else { i0 };
+    let l1 = src - i0 as f32;
+    (i0, i1, 1.0 - l1, l1)
+}
+
+/// PyTorch's legacy `nearest` source index.
+#[inline]
+pub(crate) fn nearest_src(dst: usize, input: usize, scale: f32) -> usize {
+    ((dst as f32 * scale).floor() as usize).min(input - 1)
+}
+
+/// Adaptive pooling window `[start, end)` for output `o` of `out` over `input`.
+#[inline]
+pub(crate) fn adaptive_window(o: usize, input: usize, out: usize) -> (usize, usize) {
+    let start = (o * input) / out;
+    let end = ((o + 1) * input).div_ceil(out);
+    (start, end)
+}

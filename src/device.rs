@@ -1,0 +1,119 @@
+//! Where tensors live: the CPU backend, or one GPU context shared by every clone of the device.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::gpu::GpuContext;
+use crate::{Error, Result};
+
+/// A compute device. Cloning is cheap; a GPU device may be used from several threads.
+#[derive(Clone)]
+pub enum Device {
+    /// The CPU backend (ndarray, rayon, matrixmultiply).
+    Cpu,
+    /// A wgpu adapter.
+    Gpu(Arc<GpuContext>),
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.name())
+    }
+}
+
+impl PartialEq for Device {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Device::Cpu, Device::Cpu) => true,
+            (Device::Gpu(a), Device::Gpu(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+static GPU: OnceLock<std::result::Result<Arc<GpuContext>, String>> = OnceLock::new();
+
+impl Device {
+    /// The CPU backend.
+    pub fn cpu() -> Device {
+        Device::Cpu
+    }
+
+    /// The process-wide GPU context on the best adapter wgpu finds (hardware first; honours
+    /// `WGPU_BACKEND`). Software adapters count: use [`Device::auto`] to avoid them.
+    pub fn gpu() -> Result<Device> {
+        match GPU.get_or_init(|| GpuContext::new().map(Arc::new).map_err(|e| e.to_string())) {
+            Ok(ctx) => Ok(Device::Gpu(ctx.clone())),
+            Err(msg) => Err(Error::NoAdapter(msg.clone())),
+        }
+    }
+
+    /// A hardware GPU when there is one, else the CPU backend, saying which on stderr. A software
+    /// adapter (lavapipe, llvmpipe) runs WGSL far slower than the CPU backend, so it is never chosen.
+    pub fn auto() -> Device {
+        match Device::gpu() {
+            Ok(Device::Gpu(ctx)) if !ctx.adapter().is_software => {
+                eprintln!(
+                    "convshade: using GPU {} ({})",
+                    ctx.adapter().name,
+                    ctx.adapter().backend
+                );
+                Device::Gpu(ctx)
+            }
+            Ok(Device::Gpu(ctx)) => {
+                eprintln!(
+                    "convshade: using CPU: the only adapter, {} ({}), is a software rasterizer, slower than the CPU backend",
+                    ctx.adapter().name,
+                    ctx.adapter().backend
+                );
+                Device::Cpu
+            }
+            Ok(Device::Cpu) => Device::Cpu,
+            Err(e) => {
+                eprintln!("convshade: using CPU: {e}");
+                Device::Cpu
+            }
+        }
+    }
+
+    /// The device named by `CONVSHADE_DEVICE` (`cpu`, `gpu` or `auto`; unset means `auto`).
+    pub fn from_env() -> Result<Device> {
+        match std::env::var("CONVSHADE_DEVICE") {
+            Ok(v) => Device::from_name(&v),
+            Err(_) => Ok(Device::auto()),
+        }
+    }
+
+    /// `cpu`, `gpu` or `auto`.
+    pub fn from_name(name: &str) -> Result<Device> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "gpu" => Device::gpu(),
+            "auto" | "" => Ok(Device::auto()),
+            other => Err(Error::Invalid {
+                op: "device",
+                msg: format!("unknown device {other:?}; expected cpu, gpu or auto"),
+            }),
+        }
+    }
+
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Device::Gpu(_))
+    }
+
+    /// `cpu`, or `gpu (adapter name, backend)`.
+    pub fn name(&self) -> String {
+        match self {
+            Device::Cpu => "cpu".into(),
+            Device::Gpu(ctx) => format!("gpu ({}, {})", ctx.adapter().name, ctx.adapter().backend),
+        }
+    }
+
+    /// Waits until all recorded work has finished (a no-op on the CPU). Benchmarks call it
+    /// before reading the clock.
+    pub fn sync(&self) -> Result<()> {
+        match self {
+            Device::Cpu => Ok(()),
+            Device::Gpu(ctx) => ctx.sync(),
+        }
+    }
+}

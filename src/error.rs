@@ -1,0 +1,49 @@
+//! Errors: every failure names the op (or file) it came from.
+
+/// Everything that can go wrong in convshade.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad argument or shape given to an op.
+    #[error("{op}: {msg}")]
+    Invalid { op: &'static str, msg: String },
+    /// Operands live on different devices.
+    #[error("{op}: operands are on different devices ({lhs} and {rhs})")]
+    DeviceMismatch {
+        op: &'static str,
+        lhs: String,
+        rhs: String,
+    },
+    /// No usable GPU adapter.
+    #[error("no GPU adapter: {0}")]
+    NoAdapter(String),
+    /// An error reported by wgpu (validation, out of memory, device lost).
+    #[error("gpu: {0}")]
+    Gpu(String),
+    /// A file could not be read or written.
+    #[error("{path}: {msg}")]
+    Io { path: String, msg: String },
+    /// A file was read but its content is malformed (NPY, JSON, manifest).
+    #[error("{path}: malformed: {msg}")]
+    Format { path: String, msg: String },
+}
+
+/// `Result` with convshade's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Returns early with [`Error::Invalid`] naming the op.
+#[macro_export]
+macro_rules! bail {
+    ($op:expr, $($arg:tt)*) => {
+        return Err($crate::Error::Invalid { op: $op, msg: format!($($arg)*) })
+    };
+}
+
+/// Returns early with [`Error::Invalid`] unless the condition holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $op:expr, $($arg:tt)*) => {
+        if !$cond {
+            $crate::bail!($op, $($arg)*);
+        }
+    };
+}

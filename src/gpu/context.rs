@@ -1,0 +1,558 @@
+//! The GPU context: adapter, device and queue, a pipeline cache, a buffer pool, and the pending
+//! command encoder that ops record into until a readback or an explicit sync submits it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use wgpu::util::DeviceExt;
+
+use crate::{Error, Result};
+
+/// A WGSL module of `shaders/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Shader {
+    Unary,
+    Binary,
+    Reduce,
+    Copy,
+    Gemm,
+    Conv,
+    Pool,
+    Upsample,
+}
+
+impl Shader {
+    pub(crate) const ALL: [Shader; 8] = [
+        Shader::Unary,
+        Shader::Binary,
+        Shader::Reduce,
+        Shader::Copy,
+        Shader::Gemm,
+        Shader::Conv,
+        Shader::Pool,
+        Shader::Upsample,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Shader::Unary => "unary",
+            Shader::Binary => "binary",
+            Shader::Reduce => "reduce",
+            Shader::Copy => "copy",
+            Shader::Gemm => "gemm",
+            Shader::Conv => "conv",
+            Shader::Pool => "pool",
+            Shader::Upsample => "upsample",
+        }
+    }
+
+    pub(crate) fn source(self) -> &'static str {
+        match self {
+            Shader::Unary => include_str!("../../shaders/unary.wgsl"),
+            Shader::Binary => include_str!("../../shaders/binary.wgsl"),
+            Shader::Reduce => include_str!("../../shaders/reduce.wgsl"),
+            Shader::Copy => include_str!("../../shaders/copy.wgsl"),
+            Shader::Gemm => include_str!("../../shaders/gemm.wgsl"),
+            Shader::Conv => include_str!("../../shaders/conv.wgsl"),
+            Shader::Pool => include_str!("../../shaders/pool.wgsl"),
+            Shader::Upsample => include_str!("../../shaders/upsample.wgsl"),
+        }
+    }
+}
+
+/// Every WGSL module with its name, for tools and tests (naga validation).
+pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
+    Shader::ALL.iter().map(|s| (s.name(), s.source())).collect()
+}
+
+/// What `convshade info` and `Device::auto` need to know about an adapter.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub is_software: bool,
+}
+
+impl AdapterSummary {
+    fn from_info(info: &wgpu::AdapterInfo) -> Self {
+        AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+            is_software: info.device_type == wgpu::DeviceType::Cpu,
+        }
+    }
+}
+
+/// The limits that decide how work is split.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuLimits {
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_workgroups_per_dimension: u32,
+    pub max_storage_buffers_per_shader_stage: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroup_storage_size: u32,
+}
+
+/// Freed buffers by size class, reused by later allocations.
+#[derive(Default)]
+struct BufferPool {
+    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    bytes: u64,
+}
+
+/// The pool keeps at most this many bytes of idle buffers.
+const POOL_MAX_BYTES: u64 = 1 << 30;
+/// Pending dispatches before an automatic submit, to bound the encoder's size.
+const MAX_PENDING: usize = 512;
+
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    ops: usize,
+}
+
+/// One adapter, its device and queue, and the state ops share.
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    queue: wgpu::Queue,
+    pub(crate) adapter: AdapterSummary,
+    pub(crate) limits: GpuLimits,
+    pipelines: Mutex<HashMap<(Shader, &'static str), wgpu::ComputePipeline>>,
+    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    pool: Mutex<BufferPool>,
+    pending: Mutex<Pending>,
+    errors: Arc<Mutex<Vec<String>>>,
+    lost: Arc<AtomicBool>,
+    /// Serializes every device call on GL, whose driver context wgpu guards with a lock that
+    /// panics after a few seconds of contention (a long llvmpipe wait in one thread would make
+    /// another thread's allocation abort).
+    gl_serial: Option<Mutex<()>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "GpuContext({} via {})",
+            self.adapter.name, self.adapter.backend
+        )
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock leaves plain data behind; keep using it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn size_class(bytes: u64) -> u64 {
+    // Quarter-power-of-two classes: at most 25% waste, good reuse across similar sizes.
+    let bytes = bytes.max(16);
+    let p = bytes.next_power_of_two();
+    let step = (p / 8).max(16);
+    bytes.div_ceil(step) * step
+}
+
+/// All adapters wgpu finds for the backends `WGPU_BACKEND` allows.
+pub fn enumerate_adapters() -> Vec<AdapterSummary> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    pollster::block_on(instance.enumerate_adapters(backends))
+        .iter()
+        .map(|a| AdapterSummary::from_info(&a.get_info()))
+        .collect()
+}
+
+fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 5,
+        wgpu::DeviceType::IntegratedGpu => 4,
+        wgpu::DeviceType::VirtualGpu => 3,
+        wgpu::DeviceType::Other => 2,
+        wgpu::DeviceType::Cpu => 1,
+    };
+    // Native compute APIs over GL when both reach the same hardware.
+    let api = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 2,
+        _ => 1,
+    };
+    (ty, api)
+}
+
+impl GpuContext {
+    /// Opens the best adapter wgpu finds (hardware before software, native APIs before GL).
+    pub fn new() -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let adapter = adapters
+            .into_iter()
+            .max_by_key(|a| adapter_rank(&a.get_info()))
+            .ok_or_else(|| {
+                Error::NoAdapter(format!("wgpu found no adapter for backends {backends:?}"))
+            })?;
+        let info = adapter.get_info();
+        let alimits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("convshade"),
+            required_features: wgpu::Features::empty(),
+            required_limits: alimits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", info.name)))?;
+
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            lock(&sink).push(e.to_string());
+        }));
+        let lost = Arc::new(AtomicBool::new(false));
+        let lost_flag = lost.clone();
+        let lost_sink = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            lost_flag.store(true, Ordering::SeqCst);
+            lock(&lost_sink).push(format!("device lost ({reason:?}): {msg}"));
+        });
+
+        let limits = GpuLimits {
+            max_buffer_size: alimits.max_buffer_size,
+            max_storage_buffer_binding_size: alimits.max_storage_buffer_binding_size as u64,
+            max_workgroups_per_dimension: alimits.max_compute_workgroups_per_dimension,
+            max_storage_buffers_per_shader_stage: alimits.max_storage_buffers_per_shader_stage,
+            max_compute_invocations_per_workgroup: alimits.max_compute_invocations_per_workgroup,
+            max_compute_workgroup_storage_size: alimits.max_compute_workgroup_storage_size,
+        };
+        Ok(GpuContext {
+            device,
+            queue,
+            adapter: AdapterSummary::from_info(&info),
+            limits,
+            pipelines: Mutex::new(HashMap::new()),
+            modules: Mutex::new(HashMap::new()),
+            pool: Mutex::new(BufferPool::default()),
+            pending: Mutex::new(Pending {
+                encoder: None,
+                ops: 0,
+            }),
+            errors,
+            lost,
+            gl_serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
+        })
+    }
+
+    /// The adapter this context runs on.
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.adapter
+    }
+
+    /// The adapter limits in force.
+    pub fn limits(&self) -> &GpuLimits {
+        &self.limits
+    }
+
+    fn serial(&self) -> Option<MutexGuard<'_, ()>> {
+        self.gl_serial.as_ref().map(lock)
+    }
+
+    /// Turns any error wgpu reported since the last check into an `Err`.
+    pub(crate) fn check(&self) -> Result<()> {
+        let mut errs = lock(&self.errors);
+        if !errs.is_empty() {
+            let msg = errs.join("; ");
+            errs.clear();
+            return Err(Error::Gpu(msg));
+        }
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(Error::Gpu("device lost".into()));
+        }
+        Ok(())
+    }
+
+    fn pipeline(&self, shader: Shader, entry: &'static str) -> Result<wgpu::ComputePipeline> {
+        if let Some(p) = lock(&self.pipelines).get(&(shader, entry)) {
+            return Ok(p.clone());
+        }
+        let module = {
+            let mut modules = lock(&self.modules);
+            modules
+                .entry(shader)
+                .or_insert_with(|| {
+                    self.device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(shader.name()),
+                            source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                        })
+                })
+                .clone()
+        };
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        self.check()?;
+        lock(&self.pipelines).insert((shader, entry), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// A buffer of `len` f32 elements from the pool (contents undefined).
+    pub(crate) fn alloc(self: &Arc<Self>, len: usize, op: &'static str) -> Result<GpuBuffer> {
+        let bytes = (len as u64) * 4;
+        let max = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        if bytes > max {
+            return Err(Error::Invalid {
+                op,
+                msg: format!(
+                    "a tensor of {len} elements ({bytes} bytes) exceeds the adapter's largest storage binding ({max} bytes)"
+                ),
+            });
+        }
+        let class = size_class(bytes);
+        let _serial = self.serial();
+        let reused = {
+            let mut pool = lock(&self.pool);
+            let b = pool.free.get_mut(&class).and_then(|v| v.pop());
+            if b.is_some() {
+                pool.bytes -= class;
+            }
+            b
+        };
+        let buffer = match reused {
+            Some(b) => b,
+            None => {
+                let b = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: None,
+                    size: class,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                self.check()?;
+                b
+            }
+        };
+        Ok(GpuBuffer {
+            buffer: Some(buffer),
+            len,
+            ctx: self.clone(),
+        })
+    }
+
+    fn release(&self, buffer: wgpu::Buffer) {
+        let class = buffer.size();
+        let mut pool = lock(&self.pool);
+        if pool.bytes + class <= POOL_MAX_BYTES {
+            pool.bytes += class;
+            pool.free.entry(class).or_default().push(buffer);
+        }
+    }
+
+    /// Copies host data into a new buffer.
+    pub(crate) fn upload(self: &Arc<Self>, data: &[f32], op: &'static str) -> Result<GpuBuffer> {
+        let buf = self.alloc(data.len(), op)?;
+        // A pooled buffer may still be read by recorded work, and write_buffer lands before the
+        // next submit: submit that work first, and let no other thread submit in between.
+        {
+            let _serial = self.serial();
+            let mut pending = lock(&self.pending);
+            self.submit_locked(&mut pending);
+            self.queue
+                .write_buffer(buf.raw(), 0, bytemuck::cast_slice(data));
+        }
+        self.check()?;
+        Ok(buf)
+    }
+
+    /// Submits the pending encoder. Callers hold the pending lock, so submits and host writes
+    /// happen in the order they were recorded.
+    fn submit_locked(&self, pending: &mut Pending) {
+        pending.ops = 0;
+        if let Some(enc) = pending.encoder.take() {
+            self.queue.submit(Some(enc.finish()));
+        }
+    }
+
+    /// Records one compute dispatch into the pending encoder. Binding 0 is the uniform `params`;
+    /// `bindings` are the storage buffers by binding number.
+    pub(crate) fn dispatch(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        params: &[u8],
+        bindings: &[(u32, &GpuBuffer)],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let max = self.limits.max_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::Gpu(format!(
+                "{entry}: dispatch {groups:?} exceeds {max} workgroups per dimension"
+            )));
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let _serial = self.serial();
+        let pipeline = self.pipeline(shader, entry)?;
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: params,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (binding, buf) in bindings {
+            entries.push(wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: buf.raw(),
+                    offset: 0,
+                    size: wgpu::BufferSize::new(((buf.len.max(1)) * 4) as u64),
+                }),
+            });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        {
+            let mut pending = lock(&self.pending);
+            let encoder = pending.encoder.get_or_insert_with(|| {
+                self.device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("convshade"),
+                    })
+            });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(entry),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
+                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            }
+            pending.ops += 1;
+            if pending.ops >= MAX_PENDING {
+                self.submit_locked(&mut pending);
+            }
+        }
+        self.check()
+    }
+
+    /// Submits the pending work (if any) without waiting for it.
+    pub fn flush(&self) -> Result<()> {
+        let _serial = self.serial();
+        self.submit_locked(&mut lock(&self.pending));
+        self.check()
+    }
+
+    /// Submits pending work and waits until the device has finished it.
+    pub fn sync(&self) -> Result<()> {
+        let _serial = self.serial();
+        self.submit_locked(&mut lock(&self.pending));
+        self.check()?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
+        self.check()
+    }
+
+    /// Copies a buffer back to the host (submits pending work first).
+    pub(crate) fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
+        let bytes = (buf.len * 4) as u64;
+        let _serial = self.serial();
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        {
+            let mut pending = lock(&self.pending);
+            let mut encoder = pending.encoder.take().unwrap_or_else(|| {
+                self.device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("readback"),
+                    })
+            });
+            pending.ops = 0;
+            encoder.copy_buffer_to_buffer(buf.raw(), 0, &staging, 0, bytes);
+            self.queue.submit(Some(encoder.finish()));
+        }
+        self.check()?;
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
+        match pollster::block_on(rx.receive()) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(Error::Gpu(format!("map_async: {e}"))),
+            None => return Err(Error::Gpu("map_async callback dropped".into())),
+        }
+        let out = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        self.check()?;
+        Ok(out)
+    }
+}
+
+/// A device buffer holding `len` f32 values; goes back to the pool when dropped.
+pub struct GpuBuffer {
+    buffer: Option<wgpu::Buffer>,
+    pub(crate) len: usize,
+    ctx: Arc<GpuContext>,
+}
+
+impl GpuBuffer {
+    pub(crate) fn raw(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("buffer present until drop")
+    }
+    pub(crate) fn ctx(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.buffer.take() {
+            self.ctx.release(b);
+        }
+    }
+}
+
+impl std::fmt::Debug for GpuBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuBuffer({} f32)", self.len)
+    }
+}

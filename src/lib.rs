@@ -1,0 +1,33 @@
+//! convshade: a tensor engine for convolutional networks. Kernels are WGSL compute shaders run
+//! through wgpu (Vulkan, Metal, DX12, GL, and software adapters); a CPU backend implements
+//! every op too and checks every GPU result in the tests.
+//!
+//! ```
+//! use convshade::{corr2d, Device, Tensor};
+//!
+//! # fn main() -> convshade::Result<()> {
+//! let dev = Device::cpu();
+//! let x = Tensor::arange(0.0, 9.0, &dev)?.reshape([3, 3])?;
+//! let k = Tensor::arange(0.0, 4.0, &dev)?.reshape([2, 2])?;
+//! let y = corr2d(&x, &k)?;
+//! assert_eq!(y.to_vec2()?, vec![vec![19.0, 25.0], vec![37.0, 43.0]]);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod autograd;
+pub mod backend;
+pub mod cpu;
+pub mod device;
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod shape;
+pub mod tensor;
+
+pub use autograd::{no_grad, GradStore, Var};
+pub use device::Device;
+pub use error::{Error, Result};
+pub use ops::*;
+pub use shape::Shape;
+pub use tensor::Tensor;

@@ -1,0 +1,443 @@
+//! 2-D convolution as im2row + GEMM, its backward as GEMM + row2im, and the tutorial helpers
+//! (corr2d, true convolution).
+
+use crate::backend::{Backend, GemmSpec, MatLayout};
+use crate::ops::matmul::gemm_raw;
+use crate::shape::{ConvGeom, Shape};
+use crate::tensor::{on_backend, Tensor};
+use crate::{bail, ensure, Error, Result};
+
+/// Zero padding of a convolution, as PyTorch's `padding=` accepts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// `[top, bottom, left, right]`.
+    Explicit([usize; 4]),
+    /// Output size equals input size (stride 1 only); extra padding goes bottom/right.
+    Same,
+    /// No padding.
+    Valid,
+}
+
+impl From<usize> for Padding {
+    fn from(p: usize) -> Self {
+        Padding::Explicit([p, p, p, p])
+    }
+}
+
+impl From<(usize, usize)> for Padding {
+    /// `(height, width)` padding on both sides.
+    fn from((ph, pw): (usize, usize)) -> Self {
+        Padding::Explicit([ph, ph, pw, pw])
+    }
+}
+
+/// Options of [`conv2d`], with PyTorch's defaults (stride 1, no padding, dilation 1, 1 group).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    pub stride: (usize, usize),
+    pub padding: Padding,
+    pub dilation: (usize, usize),
+    pub groups: usize,
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Conv2dOptions {
+            stride: (1, 1),
+            padding: Padding::Valid,
+            dilation: (1, 1),
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2dOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn stride(mut self, s: impl Into<Pair>) -> Self {
+        self.stride = s.into().0;
+        self
+    }
+    pub fn padding(mut self, p: impl Into<Padding>) -> Self {
+        self.padding = p.into();
+        self
+    }
+    pub fn dilation(mut self, d: impl Into<Pair>) -> Self {
+        self.dilation = d.into().0;
+        self
+    }
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+}
+
+/// A size given once for both axes or as `(height, width)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pair(pub (usize, usize));
+
+impl From<usize> for Pair {
+    fn from(v: usize) -> Self {
+        Pair((v, v))
+    }
+}
+impl From<(usize, usize)> for Pair {
+    fn from(v: (usize, usize)) -> Self {
+        Pair(v)
+    }
+}
+
+/// `[top, bottom, left, right]` for the given padding mode.
+fn resolve_padding(
+    op: &'static str,
+    p: Padding,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    dilation: (usize, usize),
+) -> Result<[usize; 4]> {
+    Ok(match p {
+        Padding::Explicit(v) => v,
+        Padding::Valid => [0; 4],
+        Padding::Same => {
+            ensure!(
+                stride == (1, 1),
+                op,
+                "padding \"same\" is not supported for strided convolutions (stride {stride:?})"
+            );
+            let th = dilation.0 * kernel.0.saturating_sub(1);
+            let tw = dilation.1 * kernel.1.saturating_sub(1);
+            [th / 2, th - th / 2, tw / 2, tw - tw / 2]
+        }
+    })
+}
+
+fn im2row_raw(x: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+    let st = on_backend!(x.storage(), s, be => be.im2row(s, g));
+    Ok(Tensor::from_storage(
+        st,
+        Shape::from([g.row_count(), g.row_len()]),
+    ))
+}
+
+fn row2im_raw(rows: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+    let st = on_backend!(rows.storage(), s, be => be.row2im(s, g));
+    Ok(Tensor::from_storage(st, Shape::from([g.n, g.c, g.h, g.w])))
+}
+
+/// Validates kernel/stride/padding/dilation for `(n, c, h, w)` and returns the geometry.
+fn geometry(
+    op: &'static str,
+    dims: (usize, usize, usize, usize),
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: Padding,
+    dilation: (usize, usize),
+) -> Result<ConvGeom> {
+    ensure!(
+        kernel.0 > 0 && kernel.1 > 0,
+        op,
+        "kernel size must be positive, got {kernel:?}"
+    );
+    ensure!(
+        stride.0 > 0 && stride.1 > 0,
+        op,
+        "stride must be positive, got {stride:?}"
+    );
+    ensure!(
+        dilation.0 > 0 && dilation.1 > 0,
+        op,
+        "dilation must be positive, got {dilation:?}"
+    );
+    let pads = resolve_padding(op, padding, kernel, stride, dilation)?;
+    ConvGeom::new(op, dims, kernel, stride, pads, dilation)
+}
+
+/// `x (n, c, h, w) -> rows (n*oh*ow, c*kh*kw)`: every receptive field as a row, columns in
+/// (c, kh, kw) order, zeros for padding. Differentiable (its adjoint is [`row2im`]).
+pub fn im2row(
+    x: &Tensor,
+    kernel: impl Into<Pair>,
+    stride: impl Into<Pair>,
+    padding: impl Into<Padding>,
+    dilation: impl Into<Pair>,
+) -> Result<Tensor> {
+    let dims = x.shape().dims4_for("im2row")?;
+    let g = geometry(
+        "im2row",
+        dims,
+        kernel.into().0,
+        stride.into().0,
+        padding.into(),
+        dilation.into().0,
+    )?;
+    let y = im2row_raw(x, &g)?;
+    Ok(y.attach(&[x], move |gr| Ok(vec![Some(row2im_raw(gr, &g)?)])))
+}
+
+/// The adjoint of [`im2row`]: `rows (n*oh*ow, c*kh*kw) -> (n, c, h, w)` where every input
+/// element sums the row entries taken from it. Not the inverse: overlapping windows add up.
+pub fn row2im(
+    rows: &Tensor,
+    input_shape: (usize, usize, usize, usize),
+    kernel: impl Into<Pair>,
+    stride: impl Into<Pair>,
+    padding: impl Into<Padding>,
+    dilation: impl Into<Pair>,
+) -> Result<Tensor> {
+    let g = geometry(
+        "row2im",
+        input_shape,
+        kernel.into().0,
+        stride.into().0,
+        padding.into(),
+        dilation.into().0,
+    )?;
+    ensure!(
+        rows.dims() == [g.row_count(), g.row_len()],
+        "row2im",
+        "rows must have shape [{}, {}] for input {input_shape:?}, got {}",
+        g.row_count(),
+        g.row_len(),
+        rows.shape()
+    );
+    let y = row2im_raw(rows, &g)?;
+    Ok(y.attach(&[rows], move |gr| Ok(vec![Some(im2row_raw(gr, &g)?)])))
+}
+
+/// `F.conv2d`: `input (n, c, h, w)`, `weight (d, c/groups, kh, kw)`, `bias (d)` ->
+/// `(n, d, oh, ow)`. Cross-correlation, as in every deep learning library.
+pub fn conv2d(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    opts: &Conv2dOptions,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d";
+    input.check_same_device(OP, weight)?;
+    if let Some(b) = bias {
+        input.check_same_device(OP, b)?;
+    }
+    let (n, c, h, w) = input.dims4().map_err(|_| Error::Invalid {
+        op: OP,
+        msg: format!("input must be (n, c, h, w), got {}", input.shape()),
+    })?;
+    let (d, cg, kh, kw) = weight.dims4().map_err(|_| Error::Invalid {
+        op: OP,
+        msg: format!(
+            "weight must be (out_channels, in_channels/groups, kh, kw), got {}",
+            weight.shape()
+        ),
+    })?;
+    let groups = opts.groups;
+    ensure!(groups > 0, OP, "groups must be positive, got 0");
+    ensure!(
+        c % groups == 0 && d % groups == 0,
+        OP,
+        "in_channels {c} and out_channels {d} must both be divisible by groups {groups}"
+    );
+    ensure!(
+        cg * groups == c,
+        OP,
+        "weight {} expects {} input channels (in_channels/groups = {cg}, groups = {groups}) but input has {c}",
+        weight.shape(),
+        cg * groups
+    );
+    if let Some(b) = bias {
+        ensure!(
+            b.dims() == [d],
+            OP,
+            "bias must have shape [{d}], got {}",
+            b.shape()
+        );
+    }
+    let g = geometry(
+        OP,
+        (n, c, h, w),
+        (kh, kw),
+        opts.stride,
+        opts.padding,
+        opts.dilation,
+    )?;
+    let (ohw, ckk, cgkk, dg) = (g.oh * g.ow, g.row_len(), cg * kh * kw, d / groups);
+
+    let rows = im2row_raw(input, &g)?; // (n*oh*ow, c*kh*kw)
+                                       // Per (image, group): out[n, g*dg.., :] (dg, ohw) = W_g (dg, cgkk) x rows_{n,g}^T (cgkk, ohw)
+    let spec = GemmSpec {
+        batch: n * groups,
+        batch_inner: groups,
+        m: dg,
+        n: ohw,
+        k: cgkk,
+        a: MatLayout {
+            offset: 0,
+            batch_outer_stride: 0,
+            batch_inner_stride: dg * cgkk,
+            row_stride: cgkk,
+            col_stride: 1,
+        },
+        b: MatLayout {
+            offset: 0,
+            batch_outer_stride: ohw * ckk,
+            batch_inner_stride: cgkk,
+            row_stride: 1,
+            col_stride: ckk,
+        },
+        c: MatLayout {
+            offset: 0,
+            batch_outer_stride: d * ohw,
+            batch_inner_stride: dg * ohw,
+            row_stride: ohw,
+            col_stride: 1,
+        },
+        c_len: n * d * ohw,
+    };
+    let mut y = gemm_raw(OP, weight, &rows, &spec, Shape::from([n, d, g.oh, g.ow]))?;
+    if let Some(b) = bias {
+        y = y.binary_raw(
+            &b.reshape([1, d, 1, 1])?.detach(),
+            crate::backend::BinaryOp::Add,
+            OP,
+        )?;
+    }
+
+    let (x, wt) = (input.clone(), weight.clone());
+    let has_bias = bias.is_some();
+    let mut inputs = vec![input, weight];
+    if let Some(b) = bias {
+        inputs.push(b);
+    }
+    Ok(y.attach(&inputs, move |gout| {
+        // gout: (n, d, oh, ow)
+        let gx = if x.requires_grad() {
+            // grad_rows[n*ohw + j, g*cgkk + k] = sum_i gout[n, g*dg + i, j] * W[g*dg + i, k]
+            let spec = GemmSpec {
+                batch: n * groups,
+                batch_inner: groups,
+                m: ohw,
+                n: cgkk,
+                k: dg,
+                a: MatLayout {
+                    offset: 0,
+                    batch_outer_stride: d * ohw,
+                    batch_inner_stride: dg * ohw,
+                    row_stride: 1,
+                    col_stride: ohw,
+                },
+                b: MatLayout {
+                    offset: 0,
+                    batch_outer_stride: 0,
+                    batch_inner_stride: dg * cgkk,
+                    row_stride: cgkk,
+                    col_stride: 1,
+                },
+                c: MatLayout {
+                    offset: 0,
+                    batch_outer_stride: ohw * ckk,
+                    batch_inner_stride: cgkk,
+                    row_stride: ckk,
+                    col_stride: 1,
+                },
+                c_len: g.row_count() * ckk,
+            };
+            let grad_rows = gemm_raw(OP, gout, &wt, &spec, Shape::from([g.row_count(), ckk]))?;
+            Some(row2im_raw(&grad_rows, &g)?)
+        } else {
+            None
+        };
+        let gw = if wt.requires_grad() {
+            // (d, n*ohw): each output channel's gradients of all images side by side.
+            let gp = if n == 1 {
+                gout.detach()
+            } else {
+                gout.reshape([n, d, ohw])?.permute(&[1, 0, 2])?
+            };
+            // W_g grad (dg, cgkk) = gp_g (dg, n*ohw) x rows[:, g cols] (n*ohw, cgkk)
+            let spec = GemmSpec {
+                batch: groups,
+                batch_inner: 1,
+                m: dg,
+                n: cgkk,
+                k: n * ohw,
+                a: MatLayout {
+                    offset: 0,
+                    batch_outer_stride: dg * n * ohw,
+                    batch_inner_stride: 0,
+                    row_stride: n * ohw,
+                    col_stride: 1,
+                },
+                b: MatLayout {
+                    offset: 0,
+                    batch_outer_stride: cgkk,
+                    batch_inner_stride: 0,
+                    row_stride: ckk,
+                    col_stride: 1,
+                },
+                c: MatLayout {
+                    offset: 0,
+                    batch_outer_stride: dg * cgkk,
+                    batch_inner_stride: 0,
+                    row_stride: cgkk,
+                    col_stride: 1,
+                },
+                c_len: d * cgkk,
+            };
+            Some(gemm_raw(
+                OP,
+                &gp,
+                &rows,
+                &spec,
+                Shape::from([d, cg, kh, kw]),
+            )?)
+        } else {
+            None
+        };
+        let mut grads = vec![gx, gw];
+        if has_bias {
+            // sum over (n, oh, ow): (n*d, ohw) -> (n*d) -> (d)
+            let per_image = gout.sum_axis_raw(n * d, ohw, 1, Shape::from([n, d]))?;
+            grads.push(Some(per_image.sum_axis_raw(1, n, d, Shape::from([d]))?));
+        }
+        Ok(grads)
+    }))
+}
+
+/// 2-D cross-correlation of a 2-d input `(h, w)` with a 2-d kernel `(kh, kw)`, as the tutorials'
+/// `corr2d`: `out[i, j] = sum_{a, b} x[i + a, j + b] * k[a, b]`. Differentiable in both.
+pub fn corr2d(x: &Tensor, k: &Tensor) -> Result<Tensor> {
+    let (h, w) = x.shape().dims2().map_err(|_| Error::Invalid {
+        op: "corr2d",
+        msg: format!("input must be 2-d, got {}", x.shape()),
+    })?;
+    let (kh, kw) = k.shape().dims2().map_err(|_| Error::Invalid {
+        op: "corr2d",
+        msg: format!("kernel must be 2-d, got {}", k.shape()),
+    })?;
+    if kh > h || kw > w {
+        bail!(
+            "corr2d",
+            "kernel {} is larger than the input {}",
+            k.shape(),
+            x.shape()
+        );
+    }
+    let y = conv2d(
+        &x.reshape([1, 1, h, w])?,
+        &k.reshape([1, 1, kh, kw])?,
+        None,
+        &Conv2dOptions::default(),
+    )?;
+    y.reshape([h - kh + 1, w - kw + 1])
+}
+
+/// True 2-D convolution (the kernel flipped in both axes, then cross-correlation):
+/// `out[i, j] = sum_{a, b} x[i + a, j + b] * k[kh - 1 - a, kw - 1 - b]`.
+pub fn convolve2d(x: &Tensor, k: &Tensor) -> Result<Tensor> {
+    ensure!(
+        k.rank() == 2,
+        "convolve2d",
+        "kernel must be 2-d, got {}",
+        k.shape()
+    );
+    corr2d(x, &k.flip(&[0, 1])?)
+}

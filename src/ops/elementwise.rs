@@ -1,0 +1,177 @@
+//! Elementwise arithmetic with broadcasting, and the activations.
+
+use crate::backend::{Backend, BinaryOp, BroadcastSpec, UnaryOp};
+use crate::shape::{broadcast_shapes, broadcast_strides};
+use crate::tensor::{on_backend, on_backend2, Tensor};
+use crate::{ensure, Result};
+
+impl Tensor {
+    /// `op(x)` with no autograd record.
+    pub(crate) fn unary_raw(&self, op: UnaryOp) -> Result<Tensor> {
+        let n = self.elem_count();
+        let st = on_backend!(self.storage(), x, be => be.unary(x, n, op));
+        Ok(Tensor::from_storage(st, self.shape().clone()))
+    }
+
+    /// `op(a, b)` with broadcasting and no autograd record.
+    pub(crate) fn binary_raw(
+        &self,
+        rhs: &Tensor,
+        op: BinaryOp,
+        name: &'static str,
+    ) -> Result<Tensor> {
+        self.check_same_device(name, rhs)?;
+        let out = broadcast_shapes(name, self.shape(), rhs.shape())?;
+        let spec = BroadcastSpec {
+            a_strides: broadcast_strides(self.shape(), &out),
+            b_strides: broadcast_strides(rhs.shape(), &out),
+            out: out.dims().to_vec(),
+        };
+        let st = on_backend2!(name, self.storage(), rhs.storage(), a, b, be => be.binary(a, b, op, &spec));
+        Ok(Tensor::from_storage(st, out))
+    }
+
+    /// A unary op whose gradient is `rule(x, y, grad)`.
+    fn unary_op(
+        &self,
+        op: UnaryOp,
+        rule: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
+    ) -> Result<Tensor> {
+        let y = self.unary_raw(op)?;
+        let (x, yc) = (self.clone(), y.clone());
+        Ok(y.attach(&[self], move |g| Ok(vec![Some(rule(&x, &yc, g)?)])))
+    }
+
+    pub fn neg(&self) -> Result<Tensor> {
+        self.unary_op(UnaryOp::Neg, |_, _, g| g.unary_raw(UnaryOp::Neg))
+    }
+    pub fn square(&self) -> Result<Tensor> {
+        self.unary_op(UnaryOp::Square, |x, _, g| {
+            g.binary_raw(x, BinaryOp::Mul, "square")?
+                .unary_raw(UnaryOp::MulScalar(2.0))
+        })
+    }
+    pub fn sqrt(&self) -> Result<Tensor> {
+        self.unary_op(UnaryOp::Sqrt, |_, y, g| {
+            g.binary_raw(y, BinaryOp::Div, "sqrt")?
+                .unary_raw(UnaryOp::MulScalar(0.5))
+        })
+    }
+    pub fn exp(&self) -> Result<Tensor> {
+        self.unary_op(UnaryOp::Exp, |_, y, g| {
+            g.binary_raw(y, BinaryOp::Mul, "exp")
+        })
+    }
+    /// Natural logarithm.
+    pub fn log(&self) -> Result<Tensor> {
+        self.unary_op(UnaryOp::Log, |x, _, g| {
+            g.binary_raw(x, BinaryOp::Div, "log")
+        })
+    }
+    /// `max(x, 0)`; the gradient at exactly 0 is 0, as in PyTorch.
+    pub fn relu(&self) -> Result<Tensor> {
+        self.unary_op(UnaryOp::Relu, |x, _, g| {
+            x.binary_raw(g, BinaryOp::ReluBackward, "relu")
+        })
+    }
+    /// `x` where positive, `slope * x` elsewhere.
+    pub fn leaky_relu(&self, slope: f32) -> Result<Tensor> {
+        ensure!(
+            slope.is_finite(),
+            "leaky_relu",
+            "negative slope must be finite, got {slope}"
+        );
+        self.unary_op(UnaryOp::LeakyRelu(slope), move |x, _, g| {
+            x.binary_raw(g, BinaryOp::LeakyReluBackward(slope), "leaky_relu")
+        })
+    }
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        self.unary_op(UnaryOp::Sigmoid, |_, y, g| {
+            y.binary_raw(g, BinaryOp::SigmoidBackward, "sigmoid")
+        })
+    }
+    pub fn tanh(&self) -> Result<Tensor> {
+        self.unary_op(UnaryOp::Tanh, |_, y, g| {
+            y.binary_raw(g, BinaryOp::TanhBackward, "tanh")
+        })
+    }
+    pub fn add_scalar(&self, s: f32) -> Result<Tensor> {
+        self.unary_op(UnaryOp::AddScalar(s), |_, _, g| Ok(g.clone()))
+    }
+    pub fn sub_scalar(&self, s: f32) -> Result<Tensor> {
+        self.add_scalar(-s)
+    }
+    pub fn mul_scalar(&self, s: f32) -> Result<Tensor> {
+        self.unary_op(UnaryOp::MulScalar(s), move |_, _, g| {
+            g.unary_raw(UnaryOp::MulScalar(s))
+        })
+    }
+    pub fn div_scalar(&self, s: f32) -> Result<Tensor> {
+        ensure!(s != 0.0, "div_scalar", "division by zero");
+        self.mul_scalar(1.0 / s)
+    }
+    /// `x ^ p`.
+    pub fn powf(&self, p: f32) -> Result<Tensor> {
+        ensure!(p.is_finite(), "powf", "exponent must be finite, got {p}");
+        self.unary_op(UnaryOp::PowScalar(p), move |x, _, g| {
+            let d = x
+                .unary_raw(UnaryOp::PowScalar(p - 1.0))?
+                .unary_raw(UnaryOp::MulScalar(p))?;
+            g.binary_raw(&d, BinaryOp::Mul, "powf")
+        })
+    }
+
+    /// A broadcast binary op whose gradients are `rule(a, b, grad)` before reduction to each
+    /// operand's shape.
+    fn binary_op(
+        &self,
+        rhs: &Tensor,
+        op: BinaryOp,
+        name: &'static str,
+        rule: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<(Tensor, Tensor)> + Send + Sync + 'static,
+    ) -> Result<Tensor> {
+        let y = self.binary_raw(rhs, op, name)?;
+        let (a, b) = (self.clone(), rhs.clone());
+        Ok(y.attach(&[self, rhs], move |g| {
+            let (ga, gb) = rule(&a, &b, g)?;
+            Ok(vec![
+                Some(ga.sum_to(a.shape())?),
+                Some(gb.sum_to(b.shape())?),
+            ])
+        }))
+    }
+
+    /// `self + rhs` with broadcasting.
+    pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary_op(rhs, BinaryOp::Add, "add", |_, _, g| {
+            Ok((g.clone(), g.clone()))
+        })
+    }
+    /// `self - rhs` with broadcasting.
+    pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary_op(rhs, BinaryOp::Sub, "sub", |_, _, g| {
+            Ok((g.clone(), g.unary_raw(UnaryOp::Neg)?))
+        })
+    }
+    /// `self * rhs` with broadcasting.
+    pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary_op(rhs, BinaryOp::Mul, "mul", |a, b, g| {
+            Ok((
+                g.binary_raw(b, BinaryOp::Mul, "mul")?,
+                g.binary_raw(a, BinaryOp::Mul, "mul")?,
+            ))
+        })
+    }
+    /// `self / rhs` with broadcasting.
+    pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary_op(rhs, BinaryOp::Div, "div", |a, b, g| {
+            let ga = g.binary_raw(b, BinaryOp::Div, "div")?;
+            // d(a/b)/db = -a / b^2 = -(g/b) * a / b
+            let gb = ga
+                .binary_raw(a, BinaryOp::Mul, "div")?
+                .binary_raw(b, BinaryOp::Div, "div")?
+                .unary_raw(UnaryOp::Neg)?;
+            Ok((ga, gb))
+        })
+    }
+}

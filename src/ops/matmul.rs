@@ -1,0 +1,170 @@
+//! Matrix products (2-d and batched, with transposed operands) and the linear layer function.
+
+use crate::backend::{Backend, GemmSpec, MatLayout};
+use crate::shape::Shape;
+use crate::tensor::{on_backend2, Tensor};
+use crate::{ensure, Error, Result};
+
+/// Runs a strided GEMM after checking that every layout stays inside its buffer.
+pub(crate) fn gemm_raw(
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    spec: &GemmSpec,
+    shape: Shape,
+) -> Result<Tensor> {
+    a.check_same_device(op, b)?;
+    let inside = |l: &MatLayout, rows: usize, cols: usize, len: usize| {
+        l.extent(spec.batch, spec.batch_inner, rows, cols) <= len
+    };
+    if !(inside(&spec.a, spec.m, spec.k, a.elem_count())
+        && inside(&spec.b, spec.k, spec.n, b.elem_count())
+        && inside(&spec.c, spec.m, spec.n, spec.c_len)
+        && spec.c_len == shape.elem_count())
+    {
+        return Err(Error::Invalid {
+            op,
+            msg: format!("internal GEMM layout out of bounds: {spec:?}"),
+        });
+    }
+    let st = on_backend2!(op, a.storage(), b.storage(), x, y, be => be.gemm(x, y, spec));
+    Ok(Tensor::from_storage(st, shape))
+}
+
+/// Batch count, rows and columns of a 2-d or 3-d matmul operand.
+fn mat_dims(op: &'static str, t: &Tensor, which: &str) -> Result<(Option<usize>, usize, usize)> {
+    match *t.dims() {
+        [r, c] => Ok((None, r, c)),
+        [b, r, c] => Ok((Some(b), r, c)),
+        _ => Err(Error::Invalid {
+            op,
+            msg: format!("{which} must be 2-d or 3-d, got shape {}", t.shape()),
+        }),
+    }
+}
+
+impl Tensor {
+    /// Matrix product: `(m, k) x (k, n)`, batched `(b, m, k) x (b, k, n)`, or a 3-d operand with
+    /// a 2-d one shared by every batch.
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.matmul_t(rhs, false, false)
+    }
+
+    /// `op(self) x op(rhs)` where `op` transposes the last two axes when its flag is set; the
+    /// transposes are read through strides, never copied.
+    pub fn matmul_t(&self, rhs: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+        const OP: &str = "matmul";
+        self.check_same_device(OP, rhs)?;
+        let (ba, ra, ca) = mat_dims(OP, self, "lhs")?;
+        let (bb, rb, cb) = mat_dims(OP, rhs, "rhs")?;
+        let (m, k) = if trans_a { (ca, ra) } else { (ra, ca) };
+        let (k2, n) = if trans_b { (cb, rb) } else { (rb, cb) };
+        ensure!(
+            k == k2,
+            OP,
+            "inner dimensions differ: lhs {}{} and rhs {}{}",
+            self.shape(),
+            if trans_a { "^T" } else { "" },
+            rhs.shape(),
+            if trans_b { "^T" } else { "" }
+        );
+        let batch = match (ba, bb) {
+            (Some(x), Some(y)) => {
+                ensure!(
+                    x == y,
+                    OP,
+                    "batch sizes differ: {} and {}",
+                    self.shape(),
+                    rhs.shape()
+                );
+                Some(x)
+            }
+            (x, y) => x.or(y),
+        };
+        let layout = |bt: Option<usize>, r: usize, c: usize, t: bool| {
+            let mut l = MatLayout::row_major(r, c);
+            if bt.is_none() {
+                l.batch_outer_stride = 0;
+            }
+            if t {
+                l.t()
+            } else {
+                l
+            }
+        };
+        let nb = batch.unwrap_or(1);
+        let spec = GemmSpec {
+            batch: nb,
+            batch_inner: 1,
+            m,
+            n,
+            k,
+            a: layout(ba, ra, ca, trans_a),
+            b: layout(bb, rb, cb, trans_b),
+            c: MatLayout::row_major(m, n),
+            c_len: nb * m * n,
+        };
+        let shape = match batch {
+            Some(b) => Shape::from([b, m, n]),
+            None => Shape::from([m, n]),
+        };
+        let y = gemm_raw(OP, self, rhs, &spec, shape)?;
+        let (a, b) = (self.clone(), rhs.clone());
+        Ok(y.attach(&[self, rhs], move |g| {
+            let ga = if trans_a {
+                b.matmul_t(g, trans_b, true)?
+            } else {
+                g.matmul_t(&b, false, !trans_b)?
+            };
+            let gb = if trans_b {
+                g.matmul_t(&a, true, trans_a)?
+            } else {
+                a.matmul_t(g, !trans_a, false)?
+            };
+            // A 2-d operand shared across batches gets the sum over the batch.
+            let ga = if ba.is_none() && ga.rank() == 3 {
+                ga.sum_axis(0, false)?
+            } else {
+                ga
+            };
+            let gb = if bb.is_none() && gb.rank() == 3 {
+                gb.sum_axis(0, false)?
+            } else {
+                gb
+            };
+            Ok(vec![Some(ga), Some(gb)])
+        }))
+    }
+
+    /// `x (n, in) -> x W^T + b (n, out)` with `weight (out, in)` and `bias (out)`, as `F.linear`.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        const OP: &str = "linear";
+        let (_, fin) = self.shape().dims2().map_err(|_| Error::Invalid {
+            op: OP,
+            msg: format!("input must be (n, in), got {}", self.shape()),
+        })?;
+        let (fout, win) = weight.shape().dims2().map_err(|_| Error::Invalid {
+            op: OP,
+            msg: format!("weight must be (out, in), got {}", weight.shape()),
+        })?;
+        ensure!(
+            fin == win,
+            OP,
+            "input has {fin} features but weight {} expects {win}",
+            weight.shape()
+        );
+        let y = self.matmul_t(weight, false, true)?;
+        match bias {
+            Some(b) => {
+                ensure!(
+                    b.dims() == [fout],
+                    OP,
+                    "bias must have shape [{fout}], got {}",
+                    b.shape()
+                );
+                y.add(b)
+            }
+            None => Ok(y),
+        }
+    }
+}

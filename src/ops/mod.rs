@@ -1,0 +1,18 @@
+//! Public tensor ops by family: argument checks, dispatch to the backend, and each op's backward
+//! rule beside its forward.
+
+pub mod conv;
+pub mod elementwise;
+pub mod loss;
+pub mod matmul;
+pub mod pool;
+pub mod reduce;
+pub mod upsample;
+
+pub use conv::{conv2d, convolve2d, corr2d, im2row, row2im, Conv2dOptions, Padding};
+pub use loss::{cross_entropy, mse_loss};
+pub use pool::{
+    adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices, AvgPool2dOptions,
+    MaxPool2dOptions,
+};
+pub use upsample::{upsample, UpsampleMode, UpsampleOptions, UpsampleSize};

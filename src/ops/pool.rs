@@ -1,0 +1,211 @@
+//! Max, average and adaptive average pooling (PyTorch semantics, including ceil_mode).
+
+use crate::backend::{adaptive_window, AvgPoolOpts, Backend};
+use crate::ops::conv::Pair;
+use crate::shape::{PoolGeom, Shape};
+use crate::tensor::{on_backend, Storage, Tensor};
+use crate::{ensure, Error, Result};
+
+/// Options of [`max_pool2d`]; `stride` defaults to the kernel size, as in PyTorch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPool2dOptions {
+    pub kernel: (usize, usize),
+    pub stride: Option<(usize, usize)>,
+    pub padding: (usize, usize),
+    pub dilation: (usize, usize),
+    pub ceil_mode: bool,
+}
+
+impl MaxPool2dOptions {
+    pub fn new(kernel: impl Into<Pair>) -> Self {
+        MaxPool2dOptions {
+            kernel: kernel.into().0,
+            stride: None,
+            padding: (0, 0),
+            dilation: (1, 1),
+            ceil_mode: false,
+        }
+    }
+    pub fn stride(mut self, s: impl Into<Pair>) -> Self {
+        self.stride = Some(s.into().0);
+        self
+    }
+    pub fn padding(mut self, p: impl Into<Pair>) -> Self {
+        self.padding = p.into().0;
+        self
+    }
+    pub fn dilation(mut self, d: impl Into<Pair>) -> Self {
+        self.dilation = d.into().0;
+        self
+    }
+    pub fn ceil_mode(mut self, c: bool) -> Self {
+        self.ceil_mode = c;
+        self
+    }
+}
+
+/// Options of [`avg_pool2d`]; `stride` defaults to the kernel size, `count_include_pad` to true.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AvgPool2dOptions {
+    pub kernel: (usize, usize),
+    pub stride: Option<(usize, usize)>,
+    pub padding: (usize, usize),
+    pub ceil_mode: bool,
+    pub count_include_pad: bool,
+    pub divisor_override: Option<usize>,
+}
+
+impl AvgPool2dOptions {
+    pub fn new(kernel: impl Into<Pair>) -> Self {
+        AvgPool2dOptions {
+            kernel: kernel.into().0,
+            stride: None,
+            padding: (0, 0),
+            ceil_mode: false,
+            count_include_pad: true,
+            divisor_override: None,
+        }
+    }
+    pub fn stride(mut self, s: impl Into<Pair>) -> Self {
+        self.stride = Some(s.into().0);
+        self
+    }
+    pub fn padding(mut self, p: impl Into<Pair>) -> Self {
+        self.padding = p.into().0;
+        self
+    }
+    pub fn ceil_mode(mut self, c: bool) -> Self {
+        self.ceil_mode = c;
+        self
+    }
+    pub fn count_include_pad(mut self, c: bool) -> Self {
+        self.count_include_pad = c;
+        self
+    }
+    pub fn divisor_override(mut self, d: usize) -> Self {
+        self.divisor_override = Some(d);
+        self
+    }
+}
+
+fn input_dims(op: &'static str, x: &Tensor) -> Result<(usize, usize, usize, usize)> {
+    x.dims4().map_err(|_| Error::Invalid {
+        op,
+        msg: format!("input must be (n, c, h, w), got {}", x.shape()),
+    })
+}
+
+fn max_geom(x: &Tensor, o: &MaxPool2dOptions) -> Result<PoolGeom> {
+    const OP: &str = "max_pool2d";
+    let dims = input_dims(OP, x)?;
+    let g = PoolGeom::new(
+        OP,
+        dims,
+        o.kernel,
+        o.stride.unwrap_or(o.kernel),
+        o.padding,
+        o.dilation,
+        o.ceil_mode,
+    )?;
+    ensure!(
+        g.h * g.w <= 1 << 24,
+        OP,
+        "planes of {} elements are too large for f32 indices",
+        g.h * g.w
+    );
+    Ok(g)
+}
+
+/// `F.max_pool2d`: `(n, c, h, w) -> (n, c, oh, ow)`; padding counts as -inf.
+pub fn max_pool2d(x: &Tensor, opts: &MaxPool2dOptions) -> Result<Tensor> {
+    Ok(max_pool2d_with_indices(x, opts)?.0)
+}
+
+/// `F.max_pool2d(..., return_indices=True)`: the maxima and, per output, the flat `h*w` index of
+/// its maximum within the input plane (as f32 values, exact below 2^24).
+pub fn max_pool2d_with_indices(x: &Tensor, opts: &MaxPool2dOptions) -> Result<(Tensor, Tensor)> {
+    let g = max_geom(x, opts)?;
+    let (out, idx) = match x.storage() {
+        Storage::Cpu(s) => {
+            let (o, i) = crate::cpu::CpuBackend.max_pool2d(s, &g)?;
+            (Storage::Cpu(o), Storage::Cpu(i))
+        }
+        Storage::Gpu(s) => {
+            let (o, i) = crate::gpu::GpuBackend::new(s.ctx().clone()).max_pool2d(s, &g)?;
+            (Storage::Gpu(o), Storage::Gpu(i))
+        }
+    };
+    let shape = Shape::from([g.n, g.c, g.oh, g.ow]);
+    let idx = Tensor::from_storage(idx, shape.clone());
+    let y = Tensor::from_storage(out, shape);
+    let ic = idx.clone();
+    let y = y.attach(&[x], move |gr| {
+        let st = on_backend2_idx(gr, &ic, &g)?;
+        Ok(vec![Some(Tensor::from_storage(
+            st,
+            Shape::from([g.n, g.c, g.h, g.w]),
+        ))])
+    });
+    Ok((y, idx))
+}
+
+fn on_backend2_idx(grad: &Tensor, idx: &Tensor, g: &PoolGeom) -> Result<Storage> {
+    Ok(
+        crate::tensor::on_backend2!("max_pool2d", grad.storage(), idx.storage(), a, b, be => be.max_pool2d_backward(a, b, g)),
+    )
+}
+
+/// `F.avg_pool2d`: `(n, c, h, w) -> (n, c, oh, ow)`.
+pub fn avg_pool2d(x: &Tensor, opts: &AvgPool2dOptions) -> Result<Tensor> {
+    const OP: &str = "avg_pool2d";
+    let dims = input_dims(OP, x)?;
+    if let Some(d) = opts.divisor_override {
+        ensure!(d > 0, OP, "divisor_override must be positive, got 0");
+    }
+    let g = PoolGeom::new(
+        OP,
+        dims,
+        opts.kernel,
+        opts.stride.unwrap_or(opts.kernel),
+        opts.padding,
+        (1, 1),
+        opts.ceil_mode,
+    )?;
+    let o = AvgPoolOpts {
+        count_include_pad: opts.count_include_pad,
+        divisor_override: opts.divisor_override,
+    };
+    let st = on_backend!(x.storage(), s, be => be.avg_pool2d(s, &g, o));
+    let y = Tensor::from_storage(st, Shape::from([g.n, g.c, g.oh, g.ow]));
+    Ok(y.attach(&[x], move |gr| {
+        let st = on_backend!(gr.storage(), s, be => be.avg_pool2d_backward(s, &g, o));
+        Ok(vec![Some(Tensor::from_storage(
+            st,
+            Shape::from([g.n, g.c, g.h, g.w]),
+        ))])
+    }))
+}
+
+/// `F.adaptive_avg_pool2d`: `(n, c, h, w) -> (n, c, oh, ow)` with windows
+/// `[floor(i*h/oh), ceil((i+1)*h/oh))`; `(1, 1)` is global average pooling.
+pub fn adaptive_avg_pool2d(x: &Tensor, out: impl Into<Pair>) -> Result<Tensor> {
+    const OP: &str = "adaptive_avg_pool2d";
+    let dims = input_dims(OP, x)?;
+    let out = out.into().0;
+    ensure!(
+        out.0 > 0 && out.1 > 0,
+        OP,
+        "output size must be positive, got {out:?}"
+    );
+    // Windows are never empty: adaptive_window(i) has end > start for every i < out.
+    debug_assert!(adaptive_window(0, dims.2, out.0).1 > 0);
+    let st = on_backend!(x.storage(), s, be => be.adaptive_avg_pool2d(s, dims, out));
+    let y = Tensor::from_storage(st, Shape::from([dims.0, dims.1, out.0, out.1]));
+    Ok(y.attach(&[x], move |gr| {
+        let st = on_backend!(gr.storage(), s, be => be.adaptive_avg_pool2d_backward(s, dims, out));
+        Ok(vec![Some(Tensor::from_storage(
+            st,
+            Shape::from([dims.0, dims.1, dims.2, dims.3]),
+        ))])
+    }))
+}

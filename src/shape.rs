@@ -1,0 +1,379 @@
+//! Shapes and the only copy of every output-size formula.
+
+use crate::{bail, ensure, Result};
+
+/// The dimensions of a tensor, outermost first. C-contiguous.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Shape(Vec<usize>);
+
+impl std::fmt::Debug for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(d: &[usize]) -> Self {
+        Shape(d.to_vec())
+    }
+}
+impl From<Vec<usize>> for Shape {
+    fn from(d: Vec<usize>) -> Self {
+        Shape(d)
+    }
+}
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(d: [usize; N]) -> Self {
+        Shape(d.to_vec())
+    }
+}
+impl From<&Shape> for Shape {
+    fn from(s: &Shape) -> Self {
+        s.clone()
+    }
+}
+
+impl Shape {
+    pub fn dims(&self) -> &[usize] {
+        &self.0
+    }
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+    pub fn elem_count(&self) -> usize {
+        self.0.iter().product()
+    }
+    /// C-order strides in elements.
+    pub fn strides(&self) -> Vec<usize> {
+        let mut s = vec![1; self.0.len()];
+        for i in (0..self.0.len().saturating_sub(1)).rev() {
+            s[i] = s[i + 1] * self.0[i + 1];
+        }
+        s
+    }
+    /// Checks that no dimension is zero (convshade has no empty tensors).
+    pub(crate) fn check_nonempty(&self, op: &'static str) -> Result<()> {
+        ensure!(
+            !self.0.contains(&0),
+            op,
+            "shape {self} has a zero-sized dimension; empty tensors are not supported"
+        );
+        Ok(())
+    }
+    fn dims_n<const N: usize>(&self, op: &'static str) -> Result<[usize; N]> {
+        match <[usize; N]>::try_from(self.0.as_slice()) {
+            Ok(d) => Ok(d),
+            Err(_) => bail!(op, "expected a {N}-d tensor, got shape {self}"),
+        }
+    }
+    pub fn dims2(&self) -> Result<(usize, usize)> {
+        let [a, b] = self.dims_n("dims2")?;
+        Ok((a, b))
+    }
+    pub fn dims3(&self) -> Result<(usize, usize, usize)> {
+        let [a, b, c] = self.dims_n("dims3")?;
+        Ok((a, b, c))
+    }
+    pub fn dims4(&self) -> Result<(usize, usize, usize, usize)> {
+        let [a, b, c, d] = self.dims_n("dims4")?;
+        Ok((a, b, c, d))
+    }
+    /// Same as `dims4` but the error names `op`.
+    pub(crate) fn dims4_for(&self, op: &'static str) -> Result<(usize, usize, usize, usize)> {
+        let [a, b, c, d] = self.dims_n(op)?;
+        Ok((a, b, c, d))
+    }
+}
+
+/// NumPy/PyTorch broadcasting of two shapes (right-aligned).
+pub fn broadcast_shapes(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape> {
+    let rank = a.rank().max(b.rank());
+    let mut out = vec![0; rank];
+    for (i, o) in out.iter_mut().enumerate() {
+        let da = dim_from_right(a, rank - 1 - i);
+        let db = dim_from_right(b, rank - 1 - i);
+        *o = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => bail!(op, "shapes {a} and {b} cannot be broadcast together"),
+        };
+    }
+    Ok(Shape(out))
+}
+
+fn dim_from_right(s: &Shape, i: usize) -> usize {
+    if i < s.rank() {
+        s.0[s.rank() - 1 - i]
+    } else {
+        1
+    }
+}
+
+/// Strides (in elements) to read `src` as if it had shape `out` (0 on broadcast dims).
+pub(crate) fn broadcast_strides(src: &Shape, out: &Shape) -> Vec<usize> {
+    let st = src.strides();
+    let offset = out.rank() - src.rank();
+    (0..out.rank())
+        .map(|i| {
+            if i < offset || src.0[i - offset] == 1 {
+                0
+            } else {
+                st[i - offset]
+            }
+        })
+        .collect()
+}
+
+/// Output length of a convolution along one axis (PyTorch `F.conv2d`):
+/// `(in + pad_lo + pad_hi - dilation * (k - 1) - 1) / stride + 1`.
+pub fn conv_out_len(
+    op: &'static str,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pad_lo: usize,
+    pad_hi: usize,
+    dilation: usize,
+) -> Result<usize> {
+    ensure!(kernel > 0, op, "kernel size must be positive, got 0");
+    ensure!(stride > 0, op, "stride must be positive, got 0");
+    ensure!(dilation > 0, op, "dilation must be positive, got 0");
+    let padded = input + pad_lo + pad_hi;
+    let span = dilation * (kernel - 1) + 1;
+    ensure!(
+        span <= padded,
+        op,
+        "kernel extent {span} (kernel {kernel}, dilation {dilation}) is larger than the padded input {padded} (input {input}, padding {pad_lo}+{pad_hi})"
+    );
+    Ok((padded - span) / stride + 1)
+}
+
+/// Output length of max/avg pooling along one axis (PyTorch's `pooling_output_shape`),
+/// including ceil_mode's rule that a last window starting inside the right padding is dropped.
+pub fn pool_out_len(
+    op: &'static str,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+    ceil_mode: bool,
+) -> Result<usize> {
+    ensure!(kernel > 0, op, "kernel size must be positive, got 0");
+    ensure!(stride > 0, op, "stride must be positive, got 0");
+    ensure!(dilation > 0, op, "dilation must be positive, got 0");
+    ensure!(
+        pad <= kernel / 2,
+        op,
+        "padding {pad} should be at most half of the kernel size {kernel}"
+    );
+    let span = dilation * (kernel - 1) + 1;
+    let padded = input + 2 * pad;
+    ensure!(
+        span <= padded,
+        op,
+        "kernel extent {span} is larger than the padded input {padded}"
+    );
+    let num = padded - span;
+    let mut out = if ceil_mode {
+        num.div_ceil(stride) + 1
+    } else {
+        num / stride + 1
+    };
+    if ceil_mode && (out - 1) * stride >= input + pad {
+        out -= 1;
+    }
+    ensure!(out > 0, op, "output size is 0");
+    Ok(out)
+}
+
+/// Source coordinate scale of `F.interpolate` along one axis (PyTorch's
+/// `area_pixel_compute_scale`). With a given scale factor PyTorch uses `1 / factor`.
+pub fn upsample_scale(
+    input: usize,
+    output: usize,
+    align_corners: bool,
+    factor: Option<f64>,
+) -> f32 {
+    if align_corners {
+        if output > 1 {
+            (input as f32 - 1.0) / (output as f32 - 1.0)
+        } else {
+            0.0
+        }
+    } else {
+        match factor {
+            Some(f) if f > 0.0 => (1.0 / f) as f32,
+            _ => input as f32 / output as f32,
+        }
+    }
+}
+
+/// Output length of `F.interpolate` with a scale factor: `floor(in * factor)`.
+pub fn upsample_out_len(op: &'static str, input: usize, factor: f64) -> Result<usize> {
+    ensure!(
+        factor.is_finite() && factor > 0.0,
+        op,
+        "scale factor must be finite and positive, got {factor}"
+    );
+    let out = (input as f64 * factor).floor() as usize;
+    ensure!(
+        out > 0,
+        op,
+        "output size is 0 (input {input}, scale factor {factor})"
+    );
+    Ok(out)
+}
+
+/// Everything a 2-D convolution or im2row needs to index its input. Padding may differ per side
+/// ("same" padding with an even kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl ConvGeom {
+    /// Validates the arguments and computes the output size.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        op: &'static str,
+        input: (usize, usize, usize, usize),
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: [usize; 4],
+        dilation: (usize, usize),
+    ) -> Result<Self> {
+        let (n, c, h, w) = input;
+        let [pad_top, pad_bottom, pad_left, pad_right] = padding;
+        let oh = conv_out_len(op, h, kernel.0, stride.0, pad_top, pad_bottom, dilation.0)?;
+        let ow = conv_out_len(op, w, kernel.1, stride.1, pad_left, pad_right, dilation.1)?;
+        Ok(ConvGeom {
+            n,
+            c,
+            h,
+            w,
+            kh: kernel.0,
+            kw: kernel.1,
+            sh: stride.0,
+            sw: stride.1,
+            pad_top,
+            pad_left,
+            dh: dilation.0,
+            dw: dilation.1,
+            oh,
+            ow,
+        })
+    }
+    /// Columns of the row matrix: `c * kh * kw`.
+    pub fn row_len(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    /// Rows of the row matrix: `n * oh * ow`.
+    pub fn row_count(&self) -> usize {
+        self.n * self.oh * self.ow
+    }
+}
+
+/// Pooling window geometry (max and average pooling share it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeom {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub ph: usize,
+    pub pw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl PoolGeom {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        op: &'static str,
+        input: (usize, usize, usize, usize),
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        dilation: (usize, usize),
+        ceil_mode: bool,
+    ) -> Result<Self> {
+        let (n, c, h, w) = input;
+        let oh = pool_out_len(op, h, kernel.0, stride.0, padding.0, dilation.0, ceil_mode)?;
+        let ow = pool_out_len(op, w, kernel.1, stride.1, padding.1, dilation.1, ceil_mode)?;
+        Ok(PoolGeom {
+            n,
+            c,
+            h,
+            w,
+            kh: kernel.0,
+            kw: kernel.1,
+            sh: stride.0,
+            sw: stride.1,
+            ph: padding.0,
+            pw: padding.1,
+            dh: dilation.0,
+            dw: dilation.1,
+            oh,
+            ow,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_lengths_follow_pytorch() {
+        assert_eq!(conv_out_len("t", 3, 2, 1, 0, 0, 1).unwrap(), 2);
+        assert_eq!(conv_out_len("t", 8, 3, 2, 1, 1, 1).unwrap(), 4);
+        assert_eq!(conv_out_len("t", 7, 3, 1, 0, 0, 2).unwrap(), 3);
+        assert!(conv_out_len("t", 2, 3, 1, 0, 0, 1).is_err());
+        assert!(conv_out_len("t", 5, 3, 0, 0, 0, 1).is_err());
+    }
+
+    #[test]
+    fn pool_ceil_mode_drops_window_starting_in_padding() {
+        // (5 + 2 - 2) / 2 = 2.5 -> ceil 3, +1 = 4; window 3 would start at 6 >= 5 + 1: dropped.
+        assert_eq!(pool_out_len("t", 5, 2, 2, 1, 1, true).unwrap(), 3);
+        assert_eq!(pool_out_len("t", 5, 2, 2, 1, 1, false).unwrap(), 3);
+        assert_eq!(pool_out_len("t", 6, 3, 2, 0, 1, true).unwrap(), 3);
+        assert_eq!(pool_out_len("t", 6, 3, 2, 0, 1, false).unwrap(), 2);
+        assert!(pool_out_len("t", 6, 2, 2, 2, 1, false).is_err());
+    }
+
+    #[test]
+    fn broadcasting() {
+        let s = broadcast_shapes("t", &[2, 3, 4].into(), &[3, 1].into()).unwrap();
+        assert_eq!(s.dims(), &[2, 3, 4]);
+        assert!(broadcast_shapes("t", &[2, 3].into(), &[4].into()).is_err());
+        assert_eq!(broadcast_strides(&[3, 1].into(), &s), vec![0, 1, 0]);
+    }
+}

@@ -1,0 +1,344 @@
+//! `Tensor`: an immutable, reference-counted f32 array on a device, with the autograd node that
+//! made it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ndarray::{ArrayBase, ArrayD, Data, Dimension, IxDyn};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::autograd::{self, GradStore, Node};
+use crate::device::Device;
+use crate::gpu::GpuBuffer;
+use crate::shape::Shape;
+use crate::{ensure, Error, Result};
+
+/// Identity of a tensor (gradients are keyed by it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TensorId(u64);
+
+impl TensorId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TensorId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// The data of a tensor: a host vector or a device buffer, always contiguous.
+pub(crate) enum Storage {
+    Cpu(Vec<f32>),
+    Gpu(GpuBuffer),
+}
+
+impl Storage {
+    pub(crate) fn device(&self) -> Device {
+        match self {
+            Storage::Cpu(_) => Device::Cpu,
+            Storage::Gpu(b) => Device::Gpu(b.ctx().clone()),
+        }
+    }
+}
+
+/// Runs a backend method on one storage, returning a storage on the same device.
+macro_rules! on_backend {
+    ($storage:expr, $x:ident, $be:ident => $body:expr) => {
+        match $storage {
+            $crate::tensor::Storage::Cpu($x) => {
+                let $be = $crate::cpu::CpuBackend;
+                $crate::tensor::Storage::Cpu($body?)
+            }
+            $crate::tensor::Storage::Gpu($x) => {
+                let $be = $crate::gpu::GpuBackend::new($x.ctx().clone());
+                $crate::tensor::Storage::Gpu($body?)
+            }
+        }
+    };
+}
+
+/// Runs a backend method on two storages of the same device (else a device-mismatch error).
+macro_rules! on_backend2 {
+    ($op:expr, $a:expr, $b:expr, $x:ident, $y:ident, $be:ident => $body:expr) => {
+        match ($a, $b) {
+            ($crate::tensor::Storage::Cpu($x), $crate::tensor::Storage::Cpu($y)) => {
+                let $be = $crate::cpu::CpuBackend;
+                $crate::tensor::Storage::Cpu($body?)
+            }
+            ($crate::tensor::Storage::Gpu($x), $crate::tensor::Storage::Gpu($y))
+                if std::sync::Arc::ptr_eq($x.ctx(), $y.ctx()) =>
+            {
+                let $be = $crate::gpu::GpuBackend::new($x.ctx().clone());
+                $crate::tensor::Storage::Gpu($body?)
+            }
+            (l, r) => {
+                return Err($crate::Error::DeviceMismatch {
+                    op: $op,
+                    lhs: l.device().name(),
+                    rhs: r.device().name(),
+                })
+            }
+        }
+    };
+}
+pub(crate) use {on_backend, on_backend2};
+
+struct Inner {
+    id: TensorId,
+    shape: Shape,
+    storage: Arc<Storage>,
+    node: Option<Node>,
+    is_var: bool,
+}
+
+/// An n-dimensional f32 array on a [`Device`]. Cloning is cheap (shared, immutable data).
+#[derive(Clone)]
+pub struct Tensor(Arc<Inner>);
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({}, {})", self.shape(), self.device().name())
+    }
+}
+
+impl Tensor {
+    pub(crate) fn from_storage(storage: Storage, shape: Shape) -> Tensor {
+        Tensor(Arc::new(Inner {
+            id: TensorId::next(),
+            shape,
+            storage: Arc::new(storage),
+            node: None,
+            is_var: false,
+        }))
+    }
+
+    /// This tensor as the output of an op on `inputs`: records `backward` (gradients of the
+    /// inputs from the output's gradient) when gradients are on and an input needs one.
+    pub(crate) fn attach(
+        &self,
+        inputs: &[&Tensor],
+        backward: impl Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+    ) -> Tensor {
+        if !(autograd::grad_enabled() && inputs.iter().any(|t| t.requires_grad())) {
+            return self.clone();
+        }
+        let node = Node {
+            inputs: inputs.iter().map(|t| (*t).clone()).collect(),
+            backward: Box::new(backward),
+        };
+        self.share_storage(self.shape().clone(), Some(node))
+    }
+
+    /// Same data, another shape (no copy); the caller checked the element count.
+    pub(crate) fn share_storage(&self, shape: Shape, node: Option<Node>) -> Tensor {
+        Tensor(Arc::new(Inner {
+            id: TensorId::next(),
+            shape,
+            storage: self.0.storage.clone(),
+            node,
+            is_var: false,
+        }))
+    }
+
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.0.storage
+    }
+    pub(crate) fn node(&self) -> Option<&Node> {
+        self.0.node.as_ref()
+    }
+    pub fn id(&self) -> TensorId {
+        self.0.id
+    }
+    pub fn shape(&self) -> &Shape {
+        &self.0.shape
+    }
+    pub fn dims(&self) -> &[usize] {
+        self.0.shape.dims()
+    }
+    pub fn rank(&self) -> usize {
+        self.0.shape.rank()
+    }
+    pub fn elem_count(&self) -> usize {
+        self.0.shape.elem_count()
+    }
+    /// `(n, c, h, w)` of a 4-d tensor.
+    pub fn dims4(&self) -> Result<(usize, usize, usize, usize)> {
+        self.0.shape.dims4()
+    }
+    pub fn device(&self) -> Device {
+        self.0.storage.device()
+    }
+    /// Whether gradients flow to this tensor (a variable, or computed from one).
+    pub fn requires_grad(&self) -> bool {
+        self.0.is_var || self.0.node.is_some()
+    }
+
+    /// A tensor from row-major data.
+    pub fn from_vec(data: Vec<f32>, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        shape.check_nonempty("from_vec")?;
+        ensure!(
+            data.len() == shape.elem_count(),
+            "from_vec",
+            "{} values do not fill shape {shape} ({} elements)",
+            data.len(),
+            shape.elem_count()
+        );
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(data),
+            Device::Gpu(ctx) => Storage::Gpu(ctx.upload(&data, "from_vec")?),
+        };
+        Ok(Tensor::from_storage(storage, shape))
+    }
+
+    pub fn from_slice(data: &[f32], shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        Tensor::from_vec(data.to_vec(), shape, device)
+    }
+
+    /// A tensor with the shape and values of an ndarray array.
+    pub fn from_ndarray<S: Data<Elem = f32>, D: Dimension>(
+        a: &ArrayBase<S, D>,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let data: Vec<f32> = a.iter().copied().collect();
+        Tensor::from_vec(data, a.shape().to_vec(), device)
+    }
+
+    pub fn full(shape: impl Into<Shape>, value: f32, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        shape.check_nonempty("full")?;
+        let n = shape.elem_count();
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(vec![value; n]),
+            Device::Gpu(ctx) => {
+                Storage::Gpu(crate::gpu::GpuBackend::new(ctx.clone()).full(n, value)?)
+            }
+        };
+        Ok(Tensor::from_storage(storage, shape))
+    }
+
+    pub fn zeros(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        Tensor::full(shape, 0.0, device)
+    }
+
+    pub fn ones(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        Tensor::full(shape, 1.0, device)
+    }
+
+    pub(crate) fn ones_like(&self) -> Result<Tensor> {
+        Tensor::full(self.shape().clone(), 1.0, &self.device())
+    }
+
+    /// `[start, start + 1, ...]` below `end`, like `torch.arange(start, end)`.
+    pub fn arange(start: f32, end: f32, device: &Device) -> Result<Tensor> {
+        ensure!(
+            start.is_finite() && end.is_finite() && end > start,
+            "arange",
+            "need finite start < end, got {start}..{end}"
+        );
+        let n = (end - start).ceil() as usize;
+        Tensor::from_vec((0..n).map(|i| start + i as f32).collect(), [n], device)
+    }
+
+    /// Uniform values in `[0, 1)` from a seeded ChaCha8 stream: the same seed gives the same
+    /// values on every device and platform.
+    pub fn rand(shape: impl Into<Shape>, seed: u64, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let data = (0..shape.elem_count())
+            .map(|_| rng.random::<f32>())
+            .collect();
+        Tensor::from_vec(data, shape, device)
+    }
+
+    /// Standard normal values from a seeded ChaCha8 stream.
+    pub fn randn(shape: impl Into<Shape>, seed: u64, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let data = (0..shape.elem_count())
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
+        Tensor::from_vec(data, shape, device)
+    }
+
+    /// The values in row-major order (waits for the device).
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        match self.storage() {
+            Storage::Cpu(v) => Ok(v.clone()),
+            Storage::Gpu(b) => b.ctx().read(b),
+        }
+    }
+
+    /// The rows of a 2-d tensor.
+    pub fn to_vec2(&self) -> Result<Vec<Vec<f32>>> {
+        let (_, cols) = self.shape().dims2()?;
+        Ok(self.to_vec()?.chunks(cols).map(|r| r.to_vec()).collect())
+    }
+
+    /// The value of a one-element tensor.
+    pub fn to_scalar(&self) -> Result<f32> {
+        ensure!(
+            self.elem_count() == 1,
+            "to_scalar",
+            "tensor of shape {} is not a scalar",
+            self.shape()
+        );
+        Ok(self.to_vec()?[0])
+    }
+
+    pub fn to_ndarray(&self) -> Result<ArrayD<f32>> {
+        ArrayD::from_shape_vec(IxDyn(self.dims()), self.to_vec()?).map_err(|e| Error::Invalid {
+            op: "to_ndarray",
+            msg: e.to_string(),
+        })
+    }
+
+    /// A copy on `device` (no gradient flows across devices).
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        if &self.device() == device {
+            return Ok(self.detach());
+        }
+        Tensor::from_vec(self.to_vec()?, self.shape().clone(), device)
+    }
+
+    /// The same data without autograd history.
+    pub fn detach(&self) -> Tensor {
+        self.share_storage(self.shape().clone(), None)
+    }
+
+    pub(crate) fn as_var(&self) -> Tensor {
+        self.with_id_as_var(TensorId::next())
+    }
+
+    pub(crate) fn with_id_as_var(&self, id: TensorId) -> Tensor {
+        Tensor(Arc::new(Inner {
+            id,
+            shape: self.shape().clone(),
+            storage: self.0.storage.clone(),
+            node: None,
+            is_var: true,
+        }))
+    }
+
+    /// A leaf that gradients flow to (its value, detached from any history).
+    pub fn requires_grad_(&self) -> Tensor {
+        self.as_var()
+    }
+
+    /// Gradients of this tensor (seeded with ones) with respect to everything it depends on.
+    pub fn backward(&self) -> Result<GradStore> {
+        autograd::backward(self)
+    }
+
+    pub(crate) fn check_same_device(&self, op: &'static str, other: &Tensor) -> Result<()> {
+        let (a, b) = (self.device(), other.device());
+        if a != b {
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: a.name(),
+                rhs: b.name(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! Shared test helpers: the GPU device (or a loud skip), closeness checks, and `check_op`, which
+//! runs an op forward and backward on CPU and GPU and compares everything.
+#![allow(dead_code)]
+
+use convshade::{Device, Result, Tensor};
+
+/// The GPU device. Without an adapter the test is skipped loudly, unless
+/// `CONVSHADE_REQUIRE_GPU=1`, which makes a missing adapter a failure.
+pub fn gpu() -> Option<Device> {
+    match Device::gpu() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            if std::env::var("CONVSHADE_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("CONVSHADE_REQUIRE_GPU=1 but no GPU adapter: {e}");
+            }
+            eprintln!("!!! SKIPPING GPU CHECK: no GPU adapter ({e}) !!!");
+            None
+        }
+    }
+}
+
+/// `max |got - want| <= atol + rtol * max |want|` (the conformance rule), with a useful message.
+pub fn assert_close(got: &[f32], want: &[f32], rtol: f32, atol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let scale = want.iter().filter(|v| v.is_finite()).fold(0f32, |m, v| m.max(v.abs()));
+    let mut worst = (0.0f32, 0usize);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        // equal values (infinities included) are exact matches
+        let d = if g == w { 0.0 } else { (g - w).abs() };
+        if d.is_nan() || g.is_nan() != w.is_nan() {
+            panic!("{what}: NaN mismatch at {i}: got {g}, want {w}");
+        }
+        if d > worst.0 {
+            worst = (d, i);
+        }
+    }
+    assert!(
+        worst.0 <= atol + rtol * scale,
+        "{what}: max error {} at index {} (got {}, want {}), allowed {}",
+        worst.0,
+        worst.1,
+        got[worst.1],
+        want[worst.1],
+        atol + rtol * scale
+    );
+}
+
+pub fn close(a: &Tensor, b: &Tensor, rtol: f32, atol: f32, what: &str) {
+    assert_eq!(a.dims(), b.dims(), "{what}: shapes differ");
+    assert_close(&a.to_vec().unwrap(), &b.to_vec().unwrap(), rtol, atol, what);
+}
+
+/// Deterministic pseudo-random values in [-1, 1) (seeded).
+pub fn randv(n: usize, seed: u64) -> Vec<f32> {
+    let t = Tensor::rand([n], seed, &Device::cpu()).unwrap();
+    t.to_vec()
+        .unwrap()
+        .into_iter()
+        .map(|v| v * 2.0 - 1.0)
+        .collect()
+}
+
+/// Output and input gradients of `f` on `device`, for `loss = sum(f(x) * r)` with fixed random `r`.
+pub fn run_op(
+    device: &Device,
+    inputs: &[(Vec<usize>, Vec<f32>)],
+    f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+) -> (Tensor, Vec<Option<Tensor>>) {
+    let xs: Vec<Tensor> = inputs
+        .iter()
+        .map(|(s, v)| {
+            Tensor::from_vec(v.clone(), s.clone(), device)
+                .unwrap()
+                .requires_grad_()
+        })
+        .collect();
+    let y = f(&xs).unwrap();
+    let r = Tensor::from_vec(randv(y.elem_count(), 999), y.dims().to_vec(), device).unwrap();
+    let loss = y.mul(&r).unwrap().sum_all().unwrap();
+    let grads = loss.backward().unwrap();
+    let gs = xs.iter().map(|x| grads.get(x).cloned()).collect();
+    (y, gs)
+}
+
+/// Checks `f` forward and every input gradient on the GPU against the CPU backend.
+pub fn check_op(
+    name: &str,
+    inputs: &[(Vec<usize>, Vec<f32>)],
+    rtol: f32,
+    atol: f32,
+    f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+) {
+    let Some(gpu) = gpu() else { return };
+    let (yc, gc) = run_op(&Device::cpu(), inputs, f);
+    let (yg, gg) = run_op(&gpu, inputs, f);
+    close(&yg, &yc, rtol, atol, &format!("{name}: forward"));
+    for (i, (a, b)) in gg.iter().zip(&gc).enumerate() {
+        match (a, b) {
+            (Some(a), Some(b)) => close(a, b, rtol, atol, &format!("{name}: grad of input {i}")),
+            (None, None) => {}
+            _ => panic!("{name}: gradient of input {i} present on one device only"),
+        }
+    }
+}
+
+/// Numerical gradient check on the CPU in f32 with central differences.
+pub fn gradcheck(
+    inputs: &[(Vec<usize>, Vec<f32>)],
+    f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+    eps: f32,
+    tol: f32,
+) {
+    let cpu = Device::cpu();
+    let (_, grads) = run_op(&cpu, inputs, f);
+    let loss_of = |vals: &[(Vec<usize>, Vec<f32>)]| -> f64 {
+        let xs: Vec<Tensor> = vals
+            .iter()
+            .map(|(s, v)| Tensor::from_vec(v.clone(), s.clone(), &cpu).unwrap())
+            .collect();
+        let y = f(&xs).unwrap();
+        let r = randv(y.elem_count(), 999);
+        y.to_vec()
+            .unwrap()
+            .iter()
+            .zip(&r)
+            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .sum()
+    };
+    for (k, (_, v)) in inputs.iter().enumerate() {
+        let analytic = grads[k]
+            .as_ref()
+            .expect("gradient missing")
+            .to_vec()
+            .unwrap();
+        for (i, &a) in analytic.iter().enumerate().take(v.len()) {
+            let mut plus = inputs.to_vec();
+            plus[k].1[i] += eps;
+            let mut minus = inputs.to_vec();
+            minus[k].1[i] -= eps;
+            let num = ((loss_of(&plus) - loss_of(&minus)) / (2.0 * eps as f64)) as f32;
+            assert!(
+                (num - a).abs() <= tol * (1.0 + num.abs()),
+                "gradcheck input {k} element {i}: numeric {num}, analytic {a}"
+            );
+        }
+    }
+}

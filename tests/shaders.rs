@@ -1,0 +1,37 @@
+//! Every WGSL module parses and validates with naga, without an adapter.
+
+#[test]
+fn every_shader_parses_and_validates() {
+    let sources = convshade::gpu::shader_sources();
+    assert!(sources.len() >= 8);
+    for (name, src) in sources {
+        let module = naga::front::wgsl::parse_str(src)
+            .unwrap_or_else(|e| panic!("{name}.wgsl: {}", e.emit_to_string(src)));
+        let mut v = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        );
+        v.validate(&module)
+            .unwrap_or_else(|e| panic!("{name}.wgsl: validation failed: {e:?}"));
+        assert!(
+            !module.entry_points.is_empty(),
+            "{name}.wgsl has no entry point"
+        );
+    }
+}
+
+#[test]
+fn every_shader_file_is_registered() {
+    let registered: Vec<&str> = convshade::gpu::shader_sources()
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).unwrap() {
+        let path = entry.unwrap().path();
+        let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+        assert!(
+            registered.contains(&stem.as_str()),
+            "shaders/{stem}.wgsl is not compiled into the crate"
+        );
+    }
+}
