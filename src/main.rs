@@ -17,17 +17,50 @@ struct Cli {
 enum Cmd {
     /// List the adapters wgpu finds, the one chosen, and the limits that matter.
     Info,
+    /// Run a `convshade-cases/1` directory (PyTorch reference outputs and gradients).
+    Verify {
+        /// The directory holding manifest.json.
+        dir: std::path::PathBuf,
+        /// Devices to run on: cpu, gpu, or all available.
+        #[arg(long, default_value = "all", value_parser = ["cpu", "gpu", "all"])]
+        device: String,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Info => info(),
+        Cmd::Info => info().map(|_| 0),
+        Cmd::Verify { dir, device } => verify(&dir, &device),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e}");
-        std::process::exit(2);
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
     }
+}
+
+/// Runs a case directory; exit status 1 when any case failed.
+fn verify(dir: &std::path::Path, which: &str) -> convshade::Result<i32> {
+    let suite = convshade::conformance::load_suite(dir)?;
+    let devices = match which {
+        "cpu" => vec![convshade::Device::cpu()],
+        "gpu" => vec![convshade::Device::gpu()?],
+        _ => {
+            let mut d = vec![convshade::Device::cpu()];
+            match convshade::Device::gpu() {
+                Ok(g) => d.push(g),
+                Err(e) => eprintln!("note: no GPU device, running on the CPU only ({e})"),
+            }
+            d
+        }
+    };
+    let results = convshade::conformance::run_suite(&suite, &devices, |r| println!("{r}"));
+    let failed = results.iter().filter(|r| !r.passed).count();
+    println!("{} passed, {} failed", results.len() - failed, failed);
+    Ok(if failed > 0 { 1 } else { 0 })
 }
 
 fn info() -> convshade::Result<()> {

@@ -22,7 +22,10 @@ pub fn gpu() -> Option<Device> {
 /// `max |got - want| <= atol + rtol * max |want|` (the conformance rule), with a useful message.
 pub fn assert_close(got: &[f32], want: &[f32], rtol: f32, atol: f32, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    let scale = want.iter().filter(|v| v.is_finite()).fold(0f32, |m, v| m.max(v.abs()));
+    let scale = want
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0f32, |m, v| m.max(v.abs()));
     let mut worst = (0.0f32, 0usize);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         // equal values (infinities included) are exact matches
