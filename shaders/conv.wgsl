@@ -30,7 +30,7 @@ override WG: u32 = 256u;
 @compute @workgroup_size(WG)
 fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * WG + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
     if (i >= p.total) {
         return;
     }
@@ -65,7 +65,7 @@ fn tap_source(i: u32, k: u32, pad: u32, dil: u32, stride: u32, out: u32) -> i32 
 @compute @workgroup_size(WG)
 fn row2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * WG + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
     if (i >= p.total) {
         return;
     }

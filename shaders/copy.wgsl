@@ -18,7 +18,7 @@ override WG: u32 = 256u;
 @compute @workgroup_size(WG)
 fn copy_strided(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * WG + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
     if (i >= p.n) {
         return;
     }

@@ -22,7 +22,7 @@ struct Params {
     batch_inner: u32,
     batch_start: u32,
     row_start: u32,
-    _p0: u32,
+    col_start: u32,
     _p1: u32,
     a: Mat,
     b: Mat,
@@ -52,7 +52,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let b0 = base(p.b, bidx);
     let c0 = base(p.c, bidx);
     let row0 = p.row_start + wid.y * BM;
-    let col0 = wid.x * BN;
+    let col0 = p.col_start + wid.x * BN;
     let tid = lid.y * 16u + lid.x;
 
     var acc0 = vec4<f32>(0.0);

@@ -19,7 +19,7 @@ var<workgroup> partial: array<f32, 256>;
 @compute @workgroup_size(256)
 fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let o = wid.y * nwg.x + wid.x;
+    let o = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
     let valid = o < p.outer * p.inner;
     var acc = 0.0;
     if (valid) {
@@ -47,7 +47,7 @@ override WG: u32 = 256u;
 @compute @workgroup_size(WG)
 fn sum_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let o = (wid.y * nwg.x + wid.x) * WG + lid;
+    let o = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
     if (o >= p.outer * p.inner) {
         return;
     }

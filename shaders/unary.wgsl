@@ -55,7 +55,7 @@ fn apply(v: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * WG + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
     if (i >= p.n) {
         return;
     }
@@ -65,7 +65,7 @@ fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(WG)
 fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * WG + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
     if (i >= p.n) {
         return;
     }

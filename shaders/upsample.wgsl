@@ -24,7 +24,7 @@ struct Params {
 override WG: u32 = 256u;
 
 fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid;
+    return ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
 }
 
 fn nearest_src(o: u32, input: u32, scale: f32) -> u32 {

@@ -47,6 +47,11 @@ impl Device {
         }
     }
 
+    /// A new GPU context (not the shared one) with the given options.
+    pub fn gpu_with(opts: crate::gpu::GpuOptions) -> Result<Device> {
+        Ok(Device::Gpu(Arc::new(GpuContext::with_options(opts)?)))
+    }
+
     /// A hardware GPU when there is one, else the CPU backend, saying which on stderr. A software
     /// adapter (lavapipe, llvmpipe) runs WGSL far slower than the CPU backend, so it is never chosen.
     pub fn auto() -> Device {

@@ -336,3 +336,124 @@ fn gpu_matmul_is_tiled_and_exact_on_integers() {
         "integer matmul",
     );
 }
+
+/// Same op on the CPU and on `dev`, outputs and gradients compared.
+fn compare_on(
+    dev: &Device,
+    name: &str,
+    inputs: &[(Vec<usize>, Vec<f32>)],
+    f: &dyn Fn(&[Tensor]) -> convshade::Result<Tensor>,
+) {
+    let (yc, gc) = common::run_op(&Device::cpu(), inputs, f);
+    let (yg, gg) = common::run_op(dev, inputs, f);
+    close(&yg, &yc, 1e-4, 1e-4, &format!("{name}: forward"));
+    for (i, (a, b)) in gg.iter().zip(&gc).enumerate() {
+        close(
+            a.as_ref().unwrap(),
+            b.as_ref().unwrap(),
+            1e-4,
+            1e-4,
+            &format!("{name}: grad {i}"),
+        );
+    }
+}
+
+#[test]
+fn gpu_work_beyond_the_dispatch_limit_is_split() {
+    if gpu().is_none() {
+        return;
+    }
+    // With at most 16 workgroups per dimension every large-work path must split or spill.
+    let dev = Device::gpu_with(convshade::gpu::GpuOptions {
+        max_workgroups_per_dimension: Some(16),
+    })
+    .unwrap();
+    // 1030 rows > 16 tiles of 64: two row dispatches; 17 batches: two batch dispatches
+    let mm = vec![
+        (vec![17, 1030, 8], randv(17 * 1030 * 8, 1)),
+        (vec![8, 5], randv(40, 2)),
+    ];
+    compare_on(&dev, "row/batch split matmul", &mm, &|t| t[0].matmul(&t[1]));
+    // 1030 columns: two column dispatches
+    let mm = vec![
+        (vec![5, 8], randv(40, 1)),
+        (vec![8, 1030], randv(8 * 1030, 2)),
+    ];
+    compare_on(&dev, "column split matmul", &mm, &|t| t[0].matmul(&t[1]));
+    // 70_000 elements > 16 * 16 * 256: the grid spills into z
+    let ew = vec![(vec![70_000], randv(70_000, 3)), (vec![1], vec![0.5])];
+    compare_on(&dev, "split elementwise", &ew, &|t| t[0].mul(&t[1])?.tanh());
+    compare_on(&dev, "split reduction", &ew[..1], &|t| {
+        t[0].reshape([700, 100])?.sum_axis(1, false)
+    });
+    let conv = vec![
+        (vec![2, 3, 40, 40], randv(9600, 4)),
+        (vec![5, 3, 3, 3], randv(135, 5)),
+    ];
+    compare_on(&dev, "split conv2d", &conv, &|t| {
+        convshade::conv2d(
+            &t[0],
+            &t[1],
+            None,
+            &convshade::Conv2dOptions::new().padding(1),
+        )
+    });
+}
+
+#[test]
+fn gpu_device_is_usable_from_several_threads() {
+    let Some(g) = gpu() else { return };
+    let a = Tensor::from_vec(randv(97 * 61, 1), [97, 61], &Device::cpu()).unwrap();
+    let b = Tensor::from_vec(randv(61 * 43, 2), [61, 43], &Device::cpu()).unwrap();
+    let want = a.matmul(&b).unwrap().relu().unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (g, a, b, want) = (g.clone(), a.clone(), b.clone(), want.clone());
+            s.spawn(move || {
+                for i in 0..10 {
+                    let ag = a.to_device(&g).unwrap();
+                    let bg = b.to_device(&g).unwrap();
+                    let y = ag.matmul(&bg).unwrap().relu().unwrap();
+                    close(&y, &want, 1e-4, 1e-4, &format!("thread {t} iteration {i}"));
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn gpu_buffer_pool_reuses_freed_buffers() {
+    if gpu().is_none() {
+        return;
+    }
+    let dev = Device::gpu_with(Default::default()).unwrap();
+    let Device::Gpu(ctx) = &dev else {
+        unreachable!()
+    };
+    let x = Tensor::from_vec(randv(4096, 1), [64, 64], &dev).unwrap();
+    for _ in 0..50 {
+        let y = x.mul_scalar(2.0).unwrap().add_scalar(1.0).unwrap();
+        assert_eq!(y.dims(), &[64, 64]);
+    }
+    dev.sync().unwrap();
+    let stats = ctx.pool_stats();
+    // 101 allocations of one size: a handful of buffers serve them all
+    assert!(stats.created <= 4, "{stats:?}");
+    assert!(stats.reused >= 97, "{stats:?}");
+    assert_eq!(
+        x.mul_scalar(2.0).unwrap().to_vec().unwrap()[0],
+        x.to_vec().unwrap()[0] * 2.0
+    );
+}
+
+#[test]
+fn gpu_tensor_larger_than_a_binding_is_an_error() {
+    let Some(g) = gpu() else { return };
+    let Device::Gpu(ctx) = &g else { unreachable!() };
+    let n = (ctx.limits().max_storage_buffer_binding_size / 4 + 1) as usize;
+    let e = Tensor::zeros([n], &g).unwrap_err();
+    assert!(
+        e.to_string().contains("full") && e.to_string().contains("exceeds"),
+        "{e}"
+    );
+}

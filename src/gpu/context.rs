@@ -134,6 +134,7 @@ pub struct GpuContext {
     /// panics after a few seconds of contention (a long llvmpipe wait in one thread would make
     /// another thread's allocation abort).
     gl_serial: Option<Mutex<()>>,
+    stats: Mutex<PoolStats>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -186,9 +187,31 @@ fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     (ty, api)
 }
 
+/// Settings of a GPU context beyond the adapter's own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GpuOptions {
+    /// Use at most this many workgroups per dispatch dimension (below the adapter's limit), so
+    /// the paths that split large work can be exercised on small inputs.
+    pub max_workgroups_per_dimension: Option<u32>,
+}
+
+/// Buffer pool counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Buffers created on the device.
+    pub created: usize,
+    /// Allocations served by a freed buffer.
+    pub reused: usize,
+}
+
 impl GpuContext {
     /// Opens the best adapter wgpu finds (hardware before software, native APIs before GL).
     pub fn new() -> Result<Self> {
+        Self::with_options(GpuOptions::default())
+    }
+
+    /// [`GpuContext::new`] with options.
+    pub fn with_options(opts: GpuOptions) -> Result<Self> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
@@ -225,7 +248,11 @@ impl GpuContext {
         let limits = GpuLimits {
             max_buffer_size: alimits.max_buffer_size,
             max_storage_buffer_binding_size: alimits.max_storage_buffer_binding_size as u64,
-            max_workgroups_per_dimension: alimits.max_compute_workgroups_per_dimension,
+            max_workgroups_per_dimension: opts
+                .max_workgroups_per_dimension
+                .map_or(alimits.max_compute_workgroups_per_dimension, |m| {
+                    m.clamp(1, alimits.max_compute_workgroups_per_dimension)
+                }),
             max_storage_buffers_per_shader_stage: alimits.max_storage_buffers_per_shader_stage,
             max_compute_invocations_per_workgroup: alimits.max_compute_invocations_per_workgroup,
             max_compute_workgroup_storage_size: alimits.max_compute_workgroup_storage_size,
@@ -245,12 +272,18 @@ impl GpuContext {
             errors,
             lost,
             gl_serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
+            stats: Mutex::new(PoolStats::default()),
         })
     }
 
     /// The adapter this context runs on.
     pub fn adapter(&self) -> &AdapterSummary {
         &self.adapter
+    }
+
+    /// How many buffers were created and how many allocations reused a freed one.
+    pub fn pool_stats(&self) -> PoolStats {
+        *lock(&self.stats)
     }
 
     /// The adapter limits in force.
@@ -334,8 +367,12 @@ impl GpuContext {
             b
         };
         let buffer = match reused {
-            Some(b) => b,
+            Some(b) => {
+                lock(&self.stats).reused += 1;
+                b
+            }
             None => {
+                lock(&self.stats).created += 1;
                 let b = self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: None,
                     size: class,

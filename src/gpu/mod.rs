@@ -5,6 +5,7 @@ mod context;
 pub(crate) use context::Shader;
 pub use context::{
     enumerate_adapters, shader_sources, AdapterSummary, GpuBuffer, GpuContext, GpuLimits,
+    GpuOptions, PoolStats,
 };
 
 use std::sync::Arc;
@@ -23,17 +24,20 @@ const WG: usize = 256;
 /// Axis length from which a sum uses a whole workgroup per output.
 const WIDE_REDUCE_MIN: usize = 128;
 
-/// Workgroups for `n_groups` along x, spilling into y past the per-dimension limit.
+/// Workgroups for `n_groups` along x, spilling into y and then z past the per-dimension limit
+/// (kernels flatten the workgroup id and skip the surplus).
 fn grid(n_groups: usize, max: u32) -> Result<[u32; 3]> {
     let max = max as usize;
-    let y = n_groups.div_ceil(max).max(1);
-    if y > max {
+    let x = n_groups.min(max);
+    let rest = n_groups.div_ceil(max).max(1);
+    let y = rest.min(max);
+    let z = rest.div_ceil(max).max(1);
+    if z > max {
         return Err(Error::Gpu(format!(
-            "{n_groups} workgroups exceed a {max}x{max} grid"
+            "{n_groups} workgroups exceed a {max}^3 grid"
         )));
     }
-    let x = if y > 1 { max } else { n_groups };
-    Ok([x as u32, y as u32, 1])
+    Ok([x as u32, y as u32, z as u32])
 }
 
 fn u32_of(v: usize, what: &'static str) -> Result<u32> {
@@ -141,7 +145,8 @@ struct GemmParams {
     batch_inner: u32,
     batch_start: u32,
     row_start: u32,
-    _pad: [u32; 2],
+    col_start: u32,
+    _pad: u32,
     a: MatParams,
     b: MatParams,
     c: MatParams,
@@ -450,44 +455,41 @@ impl Backend for GpuBackend {
     fn gemm(&self, a: &GpuBuffer, b: &GpuBuffer, s: &GemmSpec) -> Result<GpuBuffer> {
         let c = self.ctx.alloc(s.c_len, "matmul")?;
         let max = self.ctx.limits.max_workgroups_per_dimension as usize;
-        let gx = s.n.div_ceil(GEMM_TILE);
-        if gx > max {
-            return Err(Error::Invalid {
-                op: "matmul",
-                msg: format!("{} output columns exceed the adapter's dispatch limit", s.n),
-            });
-        }
-        // Rows and batches beyond one dispatch are split into several.
-        let rows_per = max * GEMM_TILE;
-        let mut batch_start = 0;
-        while batch_start < s.batch {
+        // Rows, columns and batches beyond one dispatch are split into several.
+        let span = max * GEMM_TILE;
+        for batch_start in (0..s.batch).step_by(max) {
             let batches = (s.batch - batch_start).min(max);
-            let mut row_start = 0;
-            while row_start < s.m {
-                let rows = (s.m - row_start).min(rows_per);
-                let p = GemmParams {
-                    m: u32_of(row_start + rows, "matmul")?,
-                    n: u32_of(s.n, "matmul")?,
-                    k: u32_of(s.k, "matmul")?,
-                    batch_inner: u32_of(s.batch_inner, "matmul")?,
-                    batch_start: u32_of(batch_start, "matmul")?,
-                    row_start: u32_of(row_start, "matmul")?,
-                    _pad: [0; 2],
-                    a: MatParams::new(&s.a)?,
-                    b: MatParams::new(&s.b)?,
-                    c: MatParams::new(&s.c)?,
-                };
-                let groups = [gx as u32, rows.div_ceil(GEMM_TILE) as u32, batches as u32];
-                self.ctx.dispatch(
-                    Shader::Gemm,
-                    "gemm",
-                    bytemuck::bytes_of(&p),
-                    &[(1, a), (2, b), (3, &c)],
-                    groups,
-                )?;
-                row_start += rows;
+            for row_start in (0..s.m).step_by(span) {
+                let rows = (s.m - row_start).min(span);
+                for col_start in (0..s.n).step_by(span) {
+                    let cols = (s.n - col_start).min(span);
+                    let p = GemmParams {
+                        m: u32_of(row_start + rows, "matmul")?,
+                        n: u32_of(col_start + cols, "matmul")?,
+                        k: u32_of(s.k, "matmul")?,
+                        batch_inner: u32_of(s.batch_inner, "matmul")?,
+                        batch_start: u32_of(batch_start, "matmul")?,
+                        row_start: u32_of(row_start, "matmul")?,
+                        col_start: u32_of(col_start, "matmul")?,
+                        _pad: 0,
+                        a: MatParams::new(&s.a)?,
+                        b: MatParams::new(&s.b)?,
+                        c: MatParams::new(&s.c)?,
+                    };
+                    let groups = [
+                        cols.div_ceil(GEMM_TILE) as u32,
+                        rows.div_ceil(GEMM_TILE) as u32,
+                        batches as u32,
+                    ];
+                    self.ctx.dispatch(
+                        Shader::Gemm,
+                        "gemm",
+                        bytemuck::bytes_of(&p),
+                        &[(1, a), (2, b), (3, &c)],
+                        groups,
+                    )?;
+                }
             }
-            batch_start += batches;
         }
         Ok(c)
     }
