@@ -17,6 +17,7 @@
 
 pub mod autograd;
 pub mod backend;
+pub mod bench;
 pub mod conformance;
 pub mod cpu;
 pub mod device;

@@ -17,6 +17,24 @@ struct Cli {
 enum Cmd {
     /// List the adapters wgpu finds, the one chosen, and the limits that matter.
     Info,
+    /// Time each op on each device (device synced before the clock is read) and compare them.
+    Bench {
+        /// Devices to run on: cpu, gpu, or all available.
+        #[arg(long, default_value = "all", value_parser = ["cpu", "gpu", "all"])]
+        device: String,
+        /// Only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Smaller sizes (software adapters, quick looks).
+        #[arg(long)]
+        quick: bool,
+        /// Time budget per case and device, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        budget_ms: u64,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
     /// Run a `convshade-cases/1` directory (PyTorch reference outputs and gradients).
     Verify {
         /// The directory holding manifest.json.
@@ -32,6 +50,19 @@ fn main() {
     let result = match cli.cmd {
         Cmd::Info => info().map(|_| 0),
         Cmd::Verify { dir, device } => verify(&dir, &device),
+        Cmd::Bench {
+            device,
+            filter,
+            quick,
+            budget_ms,
+            json,
+        } => bench(
+            &device,
+            filter.as_deref(),
+            quick,
+            budget_ms,
+            json.as_deref(),
+        ),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -42,10 +73,8 @@ fn main() {
     }
 }
 
-/// Runs a case directory; exit status 1 when any case failed.
-fn verify(dir: &std::path::Path, which: &str) -> convshade::Result<i32> {
-    let suite = convshade::conformance::load_suite(dir)?;
-    let devices = match which {
+fn devices(which: &str) -> convshade::Result<Vec<convshade::Device>> {
+    Ok(match which {
         "cpu" => vec![convshade::Device::cpu()],
         "gpu" => vec![convshade::Device::gpu()?],
         _ => {
@@ -56,7 +85,56 @@ fn verify(dir: &std::path::Path, which: &str) -> convshade::Result<i32> {
             }
             d
         }
+    })
+}
+
+fn bench(
+    which: &str,
+    filter: Option<&str>,
+    quick: bool,
+    budget_ms: u64,
+    json: Option<&std::path::Path>,
+) -> convshade::Result<i32> {
+    use convshade::bench;
+    let devs = devices(which)?;
+    let cfg = bench::BenchConfig {
+        budget: std::time::Duration::from_millis(budget_ms),
+        quick,
+        ..Default::default()
     };
+    println!(
+        "{:<40} {:<28} {:>13} {:>17} {:>13}",
+        "case", "device", "median", "compute", "memory"
+    );
+    let results = bench::run(&devs, &cfg, filter, |r| {
+        println!("{}", bench::format_row(r))
+    })?;
+    if devs.len() == 2 {
+        println!();
+        println!("GPU time relative to CPU (below 1: the GPU is faster)");
+        for pair in results.chunks(2) {
+            if let [c, g] = pair {
+                println!("{:<40} {:>8.2}x", c.case, g.median_ms / c.median_ms);
+            }
+        }
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&results).map_err(|e| convshade::Error::Io {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        std::fs::write(path, text).map_err(|e| convshade::Error::Io {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+    }
+    Ok(0)
+}
+
+/// Runs a case directory; exit status 1 when any case failed.
+fn verify(dir: &std::path::Path, which: &str) -> convshade::Result<i32> {
+    let suite = convshade::conformance::load_suite(dir)?;
+    let devices = devices(which)?;
     let results = convshade::conformance::run_suite(&suite, &devices, |r| println!("{r}"));
     let failed = results.iter().filter(|r| !r.passed).count();
     println!("{} passed, {} failed", results.len() - failed, failed);
