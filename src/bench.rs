@@ -10,6 +10,11 @@ use crate::{
     MaxPool2dOptions, Result, Tensor, UpsampleOptions, UpsampleSize,
 };
 
+/// The timed part of a case: runs the op once.
+pub type BenchOp = Box<dyn Fn() -> Result<()>>;
+/// Builds a case's inputs on a device and returns its op.
+type BuildFn = Box<dyn Fn(&Device) -> Result<BenchOp>>;
+
 /// One op at one size.
 pub struct BenchCase {
     pub name: String,
@@ -18,7 +23,7 @@ pub struct BenchCase {
     /// Bytes read and written by one run (a lower bound: inputs once, outputs once).
     pub bytes: f64,
     /// Builds the inputs on a device and returns the op to time.
-    build: Box<dyn Fn(&Device) -> Result<Box<dyn Fn() -> Result<()>>>>,
+    build: BuildFn,
 }
 
 /// A measurement of one case on one device.
