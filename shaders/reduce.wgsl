@@ -1,11 +1,11 @@
-// Sum of the middle axis of (outer, len, inner) -> (outer, inner), always in the same order so
-// results are bit-reproducible.
+// Sum or maximum of the middle axis of (outer, len, inner) -> (outer, inner), always in the same
+// order so results are bit-reproducible. Opcodes mirror `ReduceOp::code`.
 
 struct Params {
     outer: u32,
     len: u32,
     inner: u32,
-    _p0: u32,
+    op: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -13,6 +13,18 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
 const WG_REDUCE: u32 = 256u;
+
+fn identity() -> f32 {
+    return select(0.0, bitcast<f32>(0xff800000u), p.op == 1u);
+}
+
+// As ReduceOp::combine: NaN propagates through max.
+fn combine(acc: f32, v: f32) -> f32 {
+    if (p.op == 1u) {
+        return select(acc, v, v > acc || v != v);
+    }
+    return acc + v;
+}
 var<workgroup> partial: array<f32, 256>;
 
 // One workgroup per output: threads stride over the axis, then a fixed tree.
@@ -21,18 +33,18 @@ fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
             @builtin(local_invocation_index) lid: u32) {
     let o = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
     let valid = o < p.outer * p.inner;
-    var acc = 0.0;
+    var acc = identity();
     if (valid) {
         let base = (o / p.inner) * p.len * p.inner + o % p.inner;
         for (var k = lid; k < p.len; k += WG_REDUCE) {
-            acc += x[base + k * p.inner];
+            acc = combine(acc, x[base + k * p.inner]);
         }
     }
     partial[lid] = acc;
     workgroupBarrier();
     for (var s = WG_REDUCE / 2u; s > 0u; s = s / 2u) {
         if (lid < s) {
-            partial[lid] += partial[lid + s];
+            partial[lid] = combine(partial[lid], partial[lid + s]);
         }
         workgroupBarrier();
     }
@@ -52,9 +64,9 @@ fn sum_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
         return;
     }
     let base = (o / p.inner) * p.len * p.inner + o % p.inner;
-    var acc = 0.0;
+    var acc = identity();
     for (var k = 0u; k < p.len; k++) {
-        acc += x[base + k * p.inner];
+        acc = combine(acc, x[base + k * p.inner]);
     }
     y[o] = acc;
 }

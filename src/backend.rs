@@ -140,6 +140,42 @@ impl BinaryOp {
     }
 }
 
+/// How a reduction combines values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    /// The maximum; NaN propagates, as in PyTorch.
+    Max,
+}
+
+impl ReduceOp {
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            ReduceOp::Sum => 0,
+            ReduceOp::Max => 1,
+        }
+    }
+    pub(crate) fn identity(self) -> f32 {
+        match self {
+            ReduceOp::Sum => 0.0,
+            ReduceOp::Max => f32::NEG_INFINITY,
+        }
+    }
+    #[inline]
+    pub(crate) fn combine(self, acc: f32, v: f32) -> f32 {
+        match self {
+            ReduceOp::Sum => acc + v,
+            ReduceOp::Max => {
+                if v > acc || v.is_nan() {
+                    v
+                } else {
+                    acc
+                }
+            }
+        }
+    }
+}
+
 /// Most dimensions a strided (broadcast, permute) kernel handles.
 pub const MAX_RANK: usize = 6;
 
@@ -284,13 +320,14 @@ pub trait Backend {
         op: BinaryOp,
         spec: &BroadcastSpec,
     ) -> Result<Self::Storage>;
-    /// `(outer, len, inner) -> (outer, inner)`: sums the middle axis in index order.
-    fn sum_axis(
+    /// `(outer, len, inner) -> (outer, inner)`: reduces the middle axis (in index order for sums).
+    fn reduce_axis(
         &self,
         x: &Self::Storage,
         outer: usize,
         len: usize,
         inner: usize,
+        op: ReduceOp,
     ) -> Result<Self::Storage>;
     /// Contiguous copy of a strided view (permute, slice, expand).
     fn copy_strided(&self, x: &Self::Storage, spec: &StridedSpec) -> Result<Self::Storage>;

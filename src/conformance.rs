@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ndarray::ArrayD;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -117,20 +116,7 @@ pub fn load_suite(dir: impl AsRef<Path>) -> Result<Suite> {
     })
 }
 
-/// Reads a little-endian f32 NPY file.
-pub fn read_npy(path: impl AsRef<Path>) -> Result<ArrayD<f32>> {
-    let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })?;
-    ndarray_npy::ReadNpyExt::read_npy(std::io::BufReader::new(file)).map_err(
-        |e: ndarray_npy::ReadNpyError| Error::Format {
-            path: path.display().to_string(),
-            msg: format!("not a float32 NPY array: {e}"),
-        },
-    )
-}
+pub use crate::io::read_npy;
 
 /// Runs every case on every device, in order; `on_result` sees each outcome as it comes.
 pub fn run_suite(

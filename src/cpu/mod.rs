@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::backend::{
     adaptive_window, bilinear_src, nearest_src, AvgPoolOpts, Backend, BinaryOp, BroadcastSpec,
-    GemmSpec, StridedSpec, UnaryOp, UpsampleGeom,
+    GemmSpec, ReduceOp, StridedSpec, UnaryOp, UpsampleGeom,
 };
 use crate::shape::{ConvGeom, PoolGeom};
 use crate::Result;
@@ -95,14 +95,21 @@ impl Backend for CpuBackend {
         Ok(out)
     }
 
-    fn sum_axis(&self, x: &Vec<f32>, outer: usize, len: usize, inner: usize) -> Result<Vec<f32>> {
-        let mut out = vec![0.0; outer * inner];
+    fn reduce_axis(
+        &self,
+        x: &Vec<f32>,
+        outer: usize,
+        len: usize,
+        inner: usize,
+        op: ReduceOp,
+    ) -> Result<Vec<f32>> {
+        let mut out = vec![op.identity(); outer * inner];
         par_chunks(&mut out, inner, |o, row| {
             let base = o * len * inner;
             for k in 0..len {
                 let src = &x[base + k * inner..base + (k + 1) * inner];
                 for (r, s) in row.iter_mut().zip(src) {
-                    *r += s;
+                    *r = op.combine(*r, *s);
                 }
             }
         });

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use bytemuck::{Pod, Zeroable};
 
 use crate::backend::{
-    AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, GemmSpec, MatLayout, StridedSpec, UnaryOp,
-    UpsampleGeom, MAX_RANK,
+    AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, GemmSpec, MatLayout, ReduceOp, StridedSpec,
+    UnaryOp, UpsampleGeom, MAX_RANK,
 };
 use crate::shape::{ConvGeom, PoolGeom};
 use crate::{Error, Result};
@@ -98,7 +98,7 @@ struct ReduceParams {
     outer: u32,
     len: u32,
     inner: u32,
-    _pad: u32,
+    op: u32,
 }
 
 #[repr(C)]
@@ -409,12 +409,19 @@ impl Backend for GpuBackend {
         self.map_kernel(Shader::Binary, "binary", &p, &[a, b], n)
     }
 
-    fn sum_axis(&self, x: &GpuBuffer, outer: usize, len: usize, inner: usize) -> Result<GpuBuffer> {
+    fn reduce_axis(
+        &self,
+        x: &GpuBuffer,
+        outer: usize,
+        len: usize,
+        inner: usize,
+        op: ReduceOp,
+    ) -> Result<GpuBuffer> {
         let p = ReduceParams {
             outer: u32_of(outer, "sum")?,
             len: u32_of(len, "sum")?,
             inner: u32_of(inner, "sum")?,
-            _pad: 0,
+            op: op.code(),
         };
         let outputs = outer * inner;
         if len >= WIDE_REDUCE_MIN {

@@ -30,23 +30,48 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         targets.shape()
     );
     // The shift is a constant for the gradient (softmax is shift-invariant).
-    let shift = crate::no_grad(|| logits.row_max())?;
+    let shift = logits.max_axis(1, true)?.detach();
     let z = logits.sub(&shift)?;
     let lse = z.exp()?.sum_axis(1, true)?.log()?; // (n, 1)
     let logp = z.sub(&lse)?;
     logp.mul(targets)?.sum_all()?.mul_scalar(-1.0 / n as f32)
 }
 
+/// One-hot rows `(n, classes)` for integer labels.
+pub fn one_hot(labels: &[usize], classes: usize, device: &crate::Device) -> Result<Tensor> {
+    ensure!(classes > 0, "one_hot", "need at least one class");
+    ensure!(!labels.is_empty(), "one_hot", "no labels");
+    let mut v = vec![0.0f32; labels.len() * classes];
+    for (i, &l) in labels.iter().enumerate() {
+        ensure!(
+            l < classes,
+            "one_hot",
+            "label {l} at position {i} is not below {classes} classes"
+        );
+        v[i * classes + l] = 1.0;
+    }
+    Tensor::from_vec(v, [labels.len(), classes], device)
+}
+
 impl Tensor {
-    /// Row maxima of a 2-d tensor as `(n, 1)`, computed on the host (used only as a constant
-    /// shift, so no gradient).
-    pub(crate) fn row_max(&self) -> Result<Tensor> {
-        let (n, k) = self.shape().dims2()?;
-        let v = self.to_vec()?;
-        let m: Vec<f32> = v
+    /// Index of the largest value of each row of a 2-d tensor (first on ties), on the host.
+    pub fn argmax_rows(&self) -> Result<Vec<usize>> {
+        let (_, k) = self.shape().dims2()?;
+        Ok(self
+            .to_vec()?
             .chunks(k)
-            .map(|r| r.iter().copied().fold(f32::NEG_INFINITY, f32::max))
-            .collect();
-        Tensor::from_vec(m, [n, 1], &self.device())
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                        if v > bv {
+                            (i, v)
+                        } else {
+                            (bi, bv)
+                        }
+                    })
+                    .0
+            })
+            .collect())
     }
 }

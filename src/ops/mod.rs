@@ -10,7 +10,7 @@ pub mod reduce;
 pub mod upsample;
 
 pub use conv::{conv2d, convolve2d, corr2d, im2row, row2im, Conv2dOptions, Padding};
-pub use loss::{cross_entropy, mse_loss};
+pub use loss::{cross_entropy, mse_loss, one_hot};
 pub use pool::{
     adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices, AvgPool2dOptions,
     MaxPool2dOptions,

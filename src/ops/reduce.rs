@@ -1,6 +1,6 @@
 //! Sums and means, and the shape ops (reshape, permute, broadcast, flip).
 
-use crate::backend::{Backend, StridedSpec};
+use crate::backend::{Backend, ReduceOp, StridedSpec};
 use crate::shape::{broadcast_shapes, broadcast_strides, Shape};
 use crate::tensor::{on_backend, Tensor};
 use crate::{bail, ensure, Result};
@@ -14,8 +14,38 @@ impl Tensor {
         inner: usize,
         shape: Shape,
     ) -> Result<Tensor> {
-        let st = on_backend!(self.storage(), x, be => be.sum_axis(x, outer, len, inner));
+        self.reduce_raw(outer, len, inner, shape, ReduceOp::Sum)
+    }
+
+    pub(crate) fn reduce_raw(
+        &self,
+        outer: usize,
+        len: usize,
+        inner: usize,
+        shape: Shape,
+        op: ReduceOp,
+    ) -> Result<Tensor> {
+        let st = on_backend!(self.storage(), x, be => be.reduce_axis(x, outer, len, inner, op));
         Ok(Tensor::from_storage(st, shape))
+    }
+
+    /// Maximum along `axis` (no gradient: use it for constants such as a softmax shift).
+    pub fn max_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor> {
+        self.check_axis("max", axis)?;
+        let dims = self.dims();
+        let mut out = dims.to_vec();
+        if keepdim {
+            out[axis] = 1;
+        } else {
+            out.remove(axis);
+        }
+        self.reduce_raw(
+            dims[..axis].iter().product(),
+            dims[axis],
+            dims[axis + 1..].iter().product(),
+            Shape::from(out),
+            ReduceOp::Max,
+        )
     }
 
     fn check_axis(&self, op: &'static str, axis: usize) -> Result<()> {

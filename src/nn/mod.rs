@@ -1,0 +1,254 @@
+//! Layers with parameters and a `Sequential` container, PyTorch-style.
+
+use crate::ops::conv::Pair;
+use crate::{
+    adaptive_avg_pool2d, avg_pool2d, conv2d, ensure, max_pool2d, upsample, AvgPool2dOptions,
+    Conv2dOptions, Device, MaxPool2dOptions, Result, Tensor, UpsampleOptions, Var,
+};
+
+/// A layer or a network: a function of one tensor with trainable parameters.
+pub trait Module: Send + Sync {
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+    /// Trainable parameters, in a stable order.
+    fn parameters(&self) -> Vec<Var> {
+        Vec::new()
+    }
+}
+
+/// `U(-bound, bound)` with PyTorch's default bound for conv and linear layers, `1/sqrt(fan_in)`
+/// (kaiming_uniform with a = sqrt(5)).
+fn uniform_init(shape: &[usize], fan_in: usize, seed: u64, device: &Device) -> Result<Tensor> {
+    let bound = 1.0 / (fan_in as f32).sqrt();
+    Tensor::rand(shape.to_vec(), seed, device)?
+        .mul_scalar(2.0 * bound)?
+        .sub_scalar(bound)
+}
+
+/// `nn.Conv2d`.
+pub struct Conv2d {
+    pub weight: Var,
+    pub bias: Option<Var>,
+    pub opts: Conv2dOptions,
+}
+
+impl Conv2d {
+    /// `in_channels -> out_channels` with a `kernel` window; weights from `seed`.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: impl Into<Pair>,
+        opts: Conv2dOptions,
+        bias: bool,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Conv2d> {
+        let (kh, kw) = kernel.into().0;
+        ensure!(
+            in_channels > 0 && out_channels > 0 && kh > 0 && kw > 0,
+            "Conv2d",
+            "channels and kernel size must be positive, got {in_channels} -> {out_channels}, kernel ({kh}, {kw})"
+        );
+        ensure!(
+            opts.groups > 0 && in_channels.is_multiple_of(opts.groups) && out_channels.is_multiple_of(opts.groups),
+            "Conv2d",
+            "in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {}",
+            opts.groups
+        );
+        let cg = in_channels / opts.groups;
+        let fan_in = cg * kh * kw;
+        let weight = Var::new(&uniform_init(
+            &[out_channels, cg, kh, kw],
+            fan_in,
+            seed,
+            device,
+        )?);
+        let bias = if bias {
+            Some(Var::new(&uniform_init(
+                &[out_channels],
+                fan_in,
+                seed ^ 0x9e37_79b9,
+                device,
+            )?))
+        } else {
+            None
+        };
+        Ok(Conv2d { weight, bias, opts })
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let b = self.bias.as_ref().map(Var::as_tensor);
+        conv2d(x, &self.weight.as_tensor(), b.as_ref(), &self.opts)
+    }
+    fn parameters(&self) -> Vec<Var> {
+        std::iter::once(self.weight.clone())
+            .chain(self.bias.clone())
+            .collect()
+    }
+}
+
+/// `nn.Linear`: `(n, in) -> (n, out)`.
+pub struct Linear {
+    pub weight: Var,
+    pub bias: Option<Var>,
+}
+
+impl Linear {
+    pub fn new(
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Linear> {
+        ensure!(
+            in_features > 0 && out_features > 0,
+            "Linear",
+            "feature counts must be positive, got {in_features} -> {out_features}"
+        );
+        let weight = Var::new(&uniform_init(
+            &[out_features, in_features],
+            in_features,
+            seed,
+            device,
+        )?);
+        let bias = if bias {
+            Some(Var::new(&uniform_init(
+                &[out_features],
+                in_features,
+                seed ^ 0x9e37_79b9,
+                device,
+            )?))
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let b = self.bias.as_ref().map(Var::as_tensor);
+        x.linear(&self.weight.as_tensor(), b.as_ref())
+    }
+    fn parameters(&self) -> Vec<Var> {
+        std::iter::once(self.weight.clone())
+            .chain(self.bias.clone())
+            .collect()
+    }
+}
+
+/// `nn.MaxPool2d`.
+pub struct MaxPool2d(pub MaxPool2dOptions);
+impl Module for MaxPool2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        max_pool2d(x, &self.0)
+    }
+}
+
+/// `nn.AvgPool2d`.
+pub struct AvgPool2d(pub AvgPool2dOptions);
+impl Module for AvgPool2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        avg_pool2d(x, &self.0)
+    }
+}
+
+/// `nn.AdaptiveAvgPool2d`.
+pub struct AdaptiveAvgPool2d(pub (usize, usize));
+impl Module for AdaptiveAvgPool2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        adaptive_avg_pool2d(x, self.0)
+    }
+}
+
+/// `nn.Upsample`.
+pub struct Upsample(pub UpsampleOptions);
+impl Module for Upsample {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        upsample(x, &self.0)
+    }
+}
+
+/// `nn.ReLU`.
+pub struct ReLU;
+impl Module for ReLU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.relu()
+    }
+}
+
+/// `nn.LeakyReLU`.
+pub struct LeakyReLU(pub f32);
+impl Module for LeakyReLU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.leaky_relu(self.0)
+    }
+}
+
+/// `nn.Sigmoid`.
+pub struct Sigmoid;
+impl Module for Sigmoid {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.sigmoid()
+    }
+}
+
+/// `nn.Tanh`.
+pub struct Tanh;
+impl Module for Tanh {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.tanh()
+    }
+}
+
+/// `nn.Flatten`: keeps the batch axis, flattens the rest.
+pub struct Flatten;
+impl Module for Flatten {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ensure!(
+            x.rank() >= 2,
+            "Flatten",
+            "input must have a batch axis, got shape {}",
+            x.shape()
+        );
+        x.flatten_from(1)
+    }
+}
+
+/// Layers applied in order.
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Module>>,
+}
+
+impl Sequential {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Appends a layer.
+    pub fn push(mut self, layer: impl Module + 'static) -> Self {
+        self.layers.push(Box::new(layer));
+        self
+    }
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for layer in &self.layers {
+            h = layer.forward(&h)?;
+        }
+        Ok(h)
+    }
+    fn parameters(&self) -> Vec<Var> {
+        self.layers.iter().flat_map(|l| l.parameters()).collect()
+    }
+}

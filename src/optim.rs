@@ -1,0 +1,208 @@
+//! Optimizers: SGD (momentum, Nesterov, weight decay) and Adam, with PyTorch's update rules.
+
+use crate::{ensure, no_grad, GradStore, Result, Tensor, Var};
+
+/// Updates parameters from the gradients of one backward pass.
+pub trait Optimizer {
+    fn step(&mut self, grads: &GradStore) -> Result<()>;
+    fn learning_rate(&self) -> f32;
+    fn set_learning_rate(&mut self, lr: f32) -> Result<()>;
+}
+
+fn check_lr(op: &'static str, lr: f32) -> Result<()> {
+    ensure!(
+        lr.is_finite() && lr >= 0.0,
+        op,
+        "learning rate must be finite and non-negative, got {lr}"
+    );
+    Ok(())
+}
+
+/// `torch.optim.SGD`.
+pub struct Sgd {
+    params: Vec<Var>,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    nesterov: bool,
+    velocity: Vec<Option<Tensor>>,
+}
+
+impl Sgd {
+    pub fn new(params: Vec<Var>, lr: f32) -> Result<Sgd> {
+        check_lr("sgd", lr)?;
+        let n = params.len();
+        Ok(Sgd {
+            params,
+            lr,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            velocity: vec![None; n],
+        })
+    }
+    pub fn momentum(mut self, m: f32) -> Result<Sgd> {
+        ensure!(
+            m.is_finite() && m >= 0.0,
+            "sgd",
+            "momentum must be finite and non-negative, got {m}"
+        );
+        self.momentum = m;
+        Ok(self)
+    }
+    pub fn weight_decay(mut self, wd: f32) -> Result<Sgd> {
+        ensure!(
+            wd.is_finite() && wd >= 0.0,
+            "sgd",
+            "weight decay must be finite and non-negative, got {wd}"
+        );
+        self.weight_decay = wd;
+        Ok(self)
+    }
+    pub fn nesterov(mut self, on: bool) -> Result<Sgd> {
+        ensure!(
+            !on || self.momentum > 0.0,
+            "sgd",
+            "Nesterov momentum needs a positive momentum"
+        );
+        self.nesterov = on;
+        Ok(self)
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        no_grad(|| {
+            for (p, vel) in self.params.iter().zip(self.velocity.iter_mut()) {
+                let Some(g) = grads.get_var(p) else { continue };
+                let w = p.as_tensor();
+                let mut g = g.clone();
+                if self.weight_decay != 0.0 {
+                    g = g.add(&w.mul_scalar(self.weight_decay)?)?;
+                }
+                if self.momentum != 0.0 {
+                    let buf = match vel.take() {
+                        Some(v) => v.mul_scalar(self.momentum)?.add(&g)?,
+                        None => g.clone(),
+                    };
+                    g = if self.nesterov {
+                        g.add(&buf.mul_scalar(self.momentum)?)?
+                    } else {
+                        buf.clone()
+                    };
+                    *vel = Some(buf);
+                }
+                p.set(&w.sub(&g.mul_scalar(self.lr)?)?)?;
+            }
+            Ok(())
+        })
+    }
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        check_lr("sgd", lr)?;
+        self.lr = lr;
+        Ok(())
+    }
+}
+
+/// `torch.optim.Adam` (L2 weight decay added to the gradient, as PyTorch's Adam does).
+pub struct Adam {
+    params: Vec<Var>,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    t: i32,
+    moments: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl Adam {
+    /// Defaults: betas (0.9, 0.999), eps 1e-8, no weight decay.
+    pub fn new(params: Vec<Var>, lr: f32) -> Result<Adam> {
+        check_lr("adam", lr)?;
+        let n = params.len();
+        Ok(Adam {
+            params,
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            t: 0,
+            moments: vec![None; n],
+        })
+    }
+    pub fn betas(mut self, b1: f32, b2: f32) -> Result<Adam> {
+        ensure!(
+            (0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2),
+            "adam",
+            "betas must lie in [0, 1), got ({b1}, {b2})"
+        );
+        self.beta1 = b1;
+        self.beta2 = b2;
+        Ok(self)
+    }
+    pub fn eps(mut self, eps: f32) -> Result<Adam> {
+        ensure!(
+            eps.is_finite() && eps > 0.0,
+            "adam",
+            "eps must be finite and positive, got {eps}"
+        );
+        self.eps = eps;
+        Ok(self)
+    }
+    pub fn weight_decay(mut self, wd: f32) -> Result<Adam> {
+        ensure!(
+            wd.is_finite() && wd >= 0.0,
+            "adam",
+            "weight decay must be finite and non-negative, got {wd}"
+        );
+        self.weight_decay = wd;
+        Ok(self)
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.t += 1;
+        let c1 = 1.0 - self.beta1.powi(self.t);
+        let c2 = 1.0 - self.beta2.powi(self.t);
+        no_grad(|| {
+            for (p, mom) in self.params.iter().zip(self.moments.iter_mut()) {
+                let Some(g) = grads.get_var(p) else { continue };
+                let w = p.as_tensor();
+                let mut g = g.clone();
+                if self.weight_decay != 0.0 {
+                    g = g.add(&w.mul_scalar(self.weight_decay)?)?;
+                }
+                let (m, v) = match mom.take() {
+                    Some((m, v)) => (m, v),
+                    None => (g.mul_scalar(0.0)?, g.mul_scalar(0.0)?),
+                };
+                let m = m
+                    .mul_scalar(self.beta1)?
+                    .add(&g.mul_scalar(1.0 - self.beta1)?)?;
+                let v = v
+                    .mul_scalar(self.beta2)?
+                    .add(&g.square()?.mul_scalar(1.0 - self.beta2)?)?;
+                // p -= lr * (m / c1) / (sqrt(v / c2) + eps)
+                let denom = v.mul_scalar(1.0 / c2)?.sqrt()?.add_scalar(self.eps)?;
+                let update = m.mul_scalar(self.lr / c1)?.div(&denom)?;
+                p.set(&w.sub(&update)?)?;
+                *mom = Some((m, v));
+            }
+            Ok(())
+        })
+    }
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        check_lr("adam", lr)?;
+        self.lr = lr;
+        Ok(())
+    }
+}
