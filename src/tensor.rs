@@ -293,12 +293,14 @@ impl Tensor {
         })
     }
 
-    /// A copy on `device` (no gradient flows across devices).
+    /// A copy on `device`; gradients flow back to the source device.
     pub fn to_device(&self, device: &Device) -> Result<Tensor> {
         if &self.device() == device {
-            return Ok(self.detach());
+            return Ok(self.clone());
         }
-        Tensor::from_vec(self.to_vec()?, self.shape().clone(), device)
+        let y = Tensor::from_vec(self.to_vec()?, self.shape().clone(), device)?;
+        let src = self.device();
+        Ok(y.attach(&[self], move |g| Ok(vec![Some(g.to_device(&src)?)])))
     }
 
     /// The same data without autograd history.

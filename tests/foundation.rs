@@ -206,6 +206,23 @@ fn gpu_roundtrip_and_constructors() {
     );
     let back = t.to_device(&Device::cpu()).unwrap();
     assert_eq!(back.to_vec().unwrap(), v);
+    // gradients cross devices: d/dx sum(to_cpu(x)^2) = 2x, on the GPU
+    let x = t.requires_grad_();
+    let grads = x
+        .to_device(&Device::cpu())
+        .unwrap()
+        .square()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let gx = grads.get(&x).unwrap();
+    assert!(gx.device().is_gpu());
+    assert_eq!(
+        gx.to_vec().unwrap(),
+        v.iter().map(|e| 2.0 * e).collect::<Vec<_>>()
+    );
     // buffers return to the pool and are reused without corrupting live tensors
     for i in 0..20 {
         let tmp = Tensor::full([10, 100], i as f32, &g).unwrap();
