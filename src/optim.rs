@@ -10,12 +10,25 @@ pub trait Optimizer {
 }
 
 fn check_lr(op: &'static str, lr: f32) -> Result<()> {
+    non_negative(op, "learning rate", lr)
+}
+
+fn non_negative(op: &'static str, what: &str, v: f32) -> Result<()> {
     ensure!(
-        lr.is_finite() && lr >= 0.0,
+        v.is_finite() && v >= 0.0,
         op,
-        "learning rate must be finite and non-negative, got {lr}"
+        "{what} must be finite and non-negative, got {v}"
     );
     Ok(())
+}
+
+/// `g + wd * w` (L2 weight decay folded into the gradient, as PyTorch's SGD and Adam do).
+fn with_decay(g: &Tensor, w: &Tensor, wd: f32) -> Result<Tensor> {
+    if wd == 0.0 {
+        Ok(g.clone())
+    } else {
+        g.add(&w.mul_scalar(wd)?)
+    }
 }
 
 /// `torch.optim.SGD`.
@@ -42,20 +55,12 @@ impl Sgd {
         })
     }
     pub fn momentum(mut self, m: f32) -> Result<Sgd> {
-        ensure!(
-            m.is_finite() && m >= 0.0,
-            "sgd",
-            "momentum must be finite and non-negative, got {m}"
-        );
+        non_negative("sgd", "momentum", m)?;
         self.momentum = m;
         Ok(self)
     }
     pub fn weight_decay(mut self, wd: f32) -> Result<Sgd> {
-        ensure!(
-            wd.is_finite() && wd >= 0.0,
-            "sgd",
-            "weight decay must be finite and non-negative, got {wd}"
-        );
+        non_negative("sgd", "weight decay", wd)?;
         self.weight_decay = wd;
         Ok(self)
     }
@@ -76,10 +81,7 @@ impl Optimizer for Sgd {
             for (p, vel) in self.params.iter().zip(self.velocity.iter_mut()) {
                 let Some(g) = grads.get_var(p) else { continue };
                 let w = p.as_tensor();
-                let mut g = g.clone();
-                if self.weight_decay != 0.0 {
-                    g = g.add(&w.mul_scalar(self.weight_decay)?)?;
-                }
+                let mut g = with_decay(g, &w, self.weight_decay)?;
                 if self.momentum != 0.0 {
                     let buf = match vel.take() {
                         Some(v) => v.mul_scalar(self.momentum)?.add(&g)?,
@@ -155,11 +157,7 @@ impl Adam {
         Ok(self)
     }
     pub fn weight_decay(mut self, wd: f32) -> Result<Adam> {
-        ensure!(
-            wd.is_finite() && wd >= 0.0,
-            "adam",
-            "weight decay must be finite and non-negative, got {wd}"
-        );
+        non_negative("adam", "weight decay", wd)?;
         self.weight_decay = wd;
         Ok(self)
     }
@@ -174,10 +172,7 @@ impl Optimizer for Adam {
             for (p, mom) in self.params.iter().zip(self.moments.iter_mut()) {
                 let Some(g) = grads.get_var(p) else { continue };
                 let w = p.as_tensor();
-                let mut g = g.clone();
-                if self.weight_decay != 0.0 {
-                    g = g.add(&w.mul_scalar(self.weight_decay)?)?;
-                }
+                let g = with_decay(g, &w, self.weight_decay)?;
                 let (m, v) = match mom.take() {
                     Some((m, v)) => (m, v),
                     None => (g.mul_scalar(0.0)?, g.mul_scalar(0.0)?),

@@ -24,6 +24,13 @@ fn uniform_init(shape: &[usize], fan_in: usize, seed: u64, device: &Device) -> R
         .sub_scalar(bound)
 }
 
+/// A layer's weight followed by its bias, if any.
+fn weight_and_bias(weight: &Var, bias: &Option<Var>) -> Vec<Var> {
+    std::iter::once(weight.clone())
+        .chain(bias.clone())
+        .collect()
+}
+
 /// `nn.Conv2d`.
 pub struct Conv2d {
     pub weight: Var,
@@ -82,9 +89,7 @@ impl Module for Conv2d {
         conv2d(x, &self.weight.as_tensor(), b.as_ref(), &self.opts)
     }
     fn parameters(&self) -> Vec<Var> {
-        std::iter::once(self.weight.clone())
-            .chain(self.bias.clone())
-            .collect()
+        weight_and_bias(&self.weight, &self.bias)
     }
 }
 
@@ -133,9 +138,7 @@ impl Module for Linear {
         x.linear(&self.weight.as_tensor(), b.as_ref())
     }
     fn parameters(&self) -> Vec<Var> {
-        std::iter::once(self.weight.clone())
-            .chain(self.bias.clone())
-            .collect()
+        weight_and_bias(&self.weight, &self.bias)
     }
 }
 
