@@ -53,6 +53,71 @@ fn par_fill(out: &mut [f32], f: impl Fn(usize) -> f32 + Sync + Send) {
     }
 }
 
+/// Elements per task of the elementwise loops.
+const ELEMWISE_CHUNK: usize = 1 << 14;
+
+/// `f` over every element, in threaded chunks.
+fn map1(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    let run = |(o, i): (&mut [f32], &[f32])| {
+        for (o, &i) in o.iter_mut().zip(i) {
+            *o = f(i);
+        }
+    };
+    if x.len() >= PAR_MIN {
+        out.par_chunks_mut(ELEMWISE_CHUNK)
+            .zip(x.par_chunks(ELEMWISE_CHUNK))
+            .for_each(run);
+    } else {
+        run((&mut out, x));
+    }
+    out
+}
+
+/// `f(a, b)` with broadcasting: rows of the last axis are walked with that axis's strides
+/// (1, or 0 for a broadcast operand), the row starts found from the full strides.
+fn map2(
+    a: &[f32],
+    b: &[f32],
+    spec: &BroadcastSpec,
+    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+) -> Vec<f32> {
+    let n = spec.len();
+    let mut out = vec![0.0; n];
+    if spec.is_plain() {
+        let run = |((o, x), y): ((&mut [f32], &[f32]), &[f32])| {
+            for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                *o = f(x, y);
+            }
+        };
+        if n >= PAR_MIN {
+            out.par_chunks_mut(ELEMWISE_CHUNK)
+                .zip(a[..n].par_chunks(ELEMWISE_CHUNK))
+                .zip(b[..n].par_chunks(ELEMWISE_CHUNK))
+                .for_each(run);
+        } else {
+            run(((&mut out, &a[..n]), &b[..n]));
+        }
+        return out;
+    }
+    let dims = &spec.out;
+    let last = dims.last().copied().unwrap_or(1);
+    let (sa, sb) = (
+        spec.a_strides.last().copied().unwrap_or(0),
+        spec.b_strides.last().copied().unwrap_or(0),
+    );
+    let row = |r: usize, o: &mut [f32]| {
+        let start = r * last;
+        let ia = strided_offset(start, dims, &spec.a_strides);
+        let ib = strided_offset(start, dims, &spec.b_strides);
+        for (j, o) in o.iter_mut().enumerate() {
+            *o = f(a[ia + j * sa], b[ib + j * sb]);
+        }
+    };
+    par_chunks(&mut out, last, row);
+    out
+}
+
 /// Fills `out` in chunks of `chunk` elements (one plane, one row), threaded when large.
 fn par_chunks(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     if out.len() >= PAR_MIN {
@@ -68,9 +133,26 @@ impl Backend for CpuBackend {
     type Storage = Vec<f32>;
 
     fn unary(&self, x: &Vec<f32>, n: usize, op: UnaryOp) -> Result<Vec<f32>> {
-        let mut out = vec![0.0; n];
-        par_fill(&mut out, |i| op.apply(x[i]));
-        Ok(out)
+        let x = &x[..n];
+        // One monomorphic loop per op (the variant is a constant in each arm), so the compiler
+        // vectorizes it instead of matching on the op per element.
+        use UnaryOp as U;
+        Ok(match op {
+            U::Neg => map1(x, |v| U::Neg.apply(v)),
+            U::Square => map1(x, |v| U::Square.apply(v)),
+            U::Sqrt => map1(x, |v| U::Sqrt.apply(v)),
+            U::Exp => map1(x, |v| U::Exp.apply(v)),
+            U::Log => map1(x, |v| U::Log.apply(v)),
+            U::Relu => map1(x, |v| U::Relu.apply(v)),
+            U::LeakyRelu(a) => map1(x, |v| U::LeakyRelu(a).apply(v)),
+            U::Sigmoid => map1(x, |v| U::Sigmoid.apply(v)),
+            U::Tanh => map1(x, |v| U::Tanh.apply(v)),
+            U::AddScalar(s) => map1(x, |v| U::AddScalar(s).apply(v)),
+            U::MulScalar(s) => map1(x, |v| U::MulScalar(s).apply(v)),
+            U::RdivScalar(s) => map1(x, |v| U::RdivScalar(s).apply(v)),
+            U::PowScalar(p) => map1(x, |v| U::PowScalar(p).apply(v)),
+            U::Fill(c) => vec![c; n],
+        })
     }
 
     fn binary(
@@ -80,19 +162,17 @@ impl Backend for CpuBackend {
         op: BinaryOp,
         spec: &BroadcastSpec,
     ) -> Result<Vec<f32>> {
-        let mut out = vec![0.0; spec.len()];
-        if spec.is_plain() {
-            par_fill(&mut out, |i| op.apply(a[i], b[i]));
-        } else {
-            let dims = &spec.out;
-            par_fill(&mut out, |i| {
-                op.apply(
-                    a[strided_offset(i, dims, &spec.a_strides)],
-                    b[strided_offset(i, dims, &spec.b_strides)],
-                )
-            });
-        }
-        Ok(out)
+        use BinaryOp as B;
+        Ok(match op {
+            B::Add => map2(a, b, spec, |u, v| B::Add.apply(u, v)),
+            B::Sub => map2(a, b, spec, |u, v| B::Sub.apply(u, v)),
+            B::Mul => map2(a, b, spec, |u, v| B::Mul.apply(u, v)),
+            B::Div => map2(a, b, spec, |u, v| B::Div.apply(u, v)),
+            B::ReluBackward => map2(a, b, spec, |u, v| B::ReluBackward.apply(u, v)),
+            B::LeakyReluBackward(s) => map2(a, b, spec, |u, v| B::LeakyReluBackward(s).apply(u, v)),
+            B::SigmoidBackward => map2(a, b, spec, |u, v| B::SigmoidBackward.apply(u, v)),
+            B::TanhBackward => map2(a, b, spec, |u, v| B::TanhBackward.apply(u, v)),
+        })
     }
 
     fn reduce_axis(
