@@ -22,13 +22,19 @@ struct Params {
 
 override WG: u32 = 256u;
 
+// NaN test on the bits: drivers may fold float comparisons with NaN (GLSL promises nothing).
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+
 fn apply(u: f32, v: f32) -> f32 {
     switch p.op {
         case 0u: { return u + v; }
         case 1u: { return u - v; }
         case 2u: { return u * v; }
         case 3u: { return u / v; }
-        case 4u: { return select(0.0, v, u > 0.0); }
+        case 4u: { return select(v, 0.0, u <= 0.0 && !is_nan(u)); }
         case 5u: { return select(v * p.alpha, v, u > 0.0); }
         case 6u: { return v * u * (1.0 - u); }
         default: { return v * (1.0 - u * u); }

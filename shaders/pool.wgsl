@@ -33,6 +33,12 @@ struct Params {
 
 override WG: u32 = 256u;
 
+// NaN test on the bits: drivers may fold float comparisons with NaN (GLSL promises nothing).
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+
 fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
 }
@@ -63,7 +69,7 @@ fn max_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
             let idx = u32(ih) * p.w + u32(iw);
             let v = src[plane + idx];
             // as PyTorch: NaN propagates, ties keep the first maximum
-            if (v > best || v != v || arg < 0) {
+            if (v > best || is_nan(v) || arg < 0) {
                 best = v;
                 arg = i32(idx);
             }

@@ -14,6 +14,11 @@ struct Params {
 
 const WG_REDUCE: u32 = 256u;
 
+// NaN test on the bits: drivers may fold float comparisons with NaN (GLSL promises nothing).
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn identity() -> f32 {
     return select(0.0, bitcast<f32>(0xff800000u), p.op == 1u);
 }
@@ -21,7 +26,7 @@ fn identity() -> f32 {
 // As ReduceOp::combine: NaN propagates through max.
 fn combine(acc: f32, v: f32) -> f32 {
     if (p.op == 1u) {
-        return select(acc, v, v > acc || v != v);
+        return select(acc, v, v > acc || is_nan(v));
     }
     return acc + v;
 }

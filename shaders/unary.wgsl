@@ -13,16 +13,35 @@ struct Params {
 
 override WG: u32 = 256u;
 
-// tanh without the overflow of (e^2x - 1) / (e^2x + 1) for large |x|.
+// NaN test on the bits: drivers may fold float comparisons with NaN (GLSL promises nothing).
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+
+// tanh without the overflow of (e^2x - 1) / (e^2x + 1) for large |x|, and without its
+// cancellation for tiny |x| (a Taylor polynomial there).
 fn safe_tanh(v: f32) -> f32 {
-    let e = exp(-2.0 * abs(v));
+    let a = abs(v);
+    if (a < 0.0625) {
+        let v2 = v * v;
+        return v * (1.0 - v2 * (1.0 / 3.0 - v2 * (2.0 / 15.0)));
+    }
+    let e = exp(-2.0 * a);
     let t = (1.0 - e) / (1.0 + e);
     return select(-t, t, v >= 0.0);
 }
 
-// pow that agrees with powf for negative bases and integer exponents.
+// pow that agrees with powf: x^0 = 1, 0^e = 0 or inf, negative bases with integer exponents.
+// (WGSL's pow is undefined for x <= 0.)
 fn signed_pow(v: f32, e: f32) -> f32 {
-    if (v >= 0.0) {
+    if (e == 0.0) {
+        return 1.0;
+    }
+    if (v == 0.0) {
+        return select(bitcast<f32>(0x7f800000u), 0.0, e > 0.0);
+    }
+    if (v > 0.0) {
         return pow(v, e);
     }
     if (e != floor(e)) {
@@ -40,7 +59,7 @@ fn apply(v: f32) -> f32 {
         case 2u: { return sqrt(v); }
         case 3u: { return exp(v); }
         case 4u: { return log(v); }
-        case 5u: { return select(0.0, v, v > 0.0); }
+        case 5u: { return select(v, 0.0, v <= 0.0 && !is_nan(v)); }
         case 6u: { return select(p.alpha * v, v, v > 0.0); }
         case 7u: { return 1.0 / (1.0 + exp(-v)); }
         case 8u: { return safe_tanh(v); }

@@ -56,11 +56,12 @@ impl UnaryOp {
             UnaryOp::Sqrt => x.sqrt(),
             UnaryOp::Exp => x.exp(),
             UnaryOp::Log => x.ln(),
+            // `x <= 0` rather than `x > 0`: NaN propagates, as in PyTorch.
             UnaryOp::Relu => {
-                if x > 0.0 {
-                    x
-                } else {
+                if x <= 0.0 {
                     0.0
+                } else {
+                    x
                 }
             }
             UnaryOp::LeakyRelu(a) => {
@@ -89,7 +90,7 @@ pub enum BinaryOp {
     Sub,
     Mul,
     Div,
-    /// `b * (a > 0)`: relu's gradient, 0 at exactly 0 as in PyTorch.
+    /// `b` where `a > 0` (or NaN), else 0: relu's gradient, 0 at exactly 0 as in PyTorch.
     ReluBackward,
     /// `b * (a > 0 ? 1 : alpha)`
     LeakyReluBackward(f32),
@@ -121,10 +122,10 @@ impl BinaryOp {
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
             BinaryOp::ReluBackward => {
-                if a > 0.0 {
-                    b
-                } else {
+                if a <= 0.0 {
                     0.0
+                } else {
+                    b
                 }
             }
             BinaryOp::LeakyReluBackward(s) => {
@@ -251,20 +252,25 @@ impl MatLayout {
             + (b / batch_inner) * self.batch_outer_stride
             + (b % batch_inner) * self.batch_inner_stride
     }
-    /// One past the largest element index this layout can touch.
+    /// One past the largest element index this layout can touch (None on overflow).
     pub(crate) fn extent(
         &self,
         batch: usize,
         batch_inner: usize,
         rows: usize,
         cols: usize,
-    ) -> usize {
-        self.offset
-            + ((batch - 1) / batch_inner) * self.batch_outer_stride
-            + (batch_inner.min(batch) - 1) * self.batch_inner_stride
-            + (rows - 1) * self.row_stride
-            + (cols - 1) * self.col_stride
-            + 1
+    ) -> Option<usize> {
+        let terms = [
+            ((batch - 1) / batch_inner, self.batch_outer_stride),
+            (batch_inner.min(batch) - 1, self.batch_inner_stride),
+            (rows - 1, self.row_stride),
+            (cols - 1, self.col_stride),
+        ];
+        terms
+            .iter()
+            .try_fold(self.offset.checked_add(1)?, |acc, &(i, s)| {
+                acc.checked_add(i.checked_mul(s)?)
+            })
     }
 }
 

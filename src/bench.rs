@@ -207,7 +207,7 @@ pub fn run_case(case: &BenchCase, dev: &Device, cfg: &BenchConfig) -> Result<Ben
     dev.sync()?;
     let mut times = Vec::new();
     let start = Instant::now();
-    while times.len() < cfg.min_iters
+    while times.len() < cfg.min_iters.max(1)
         || (start.elapsed() < cfg.budget && times.len() < cfg.max_iters)
     {
         let t0 = Instant::now();

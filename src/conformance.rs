@@ -377,7 +377,12 @@ fn check_case(dir: &Path, case: &CaseSpec, device: &Device, max_error: &mut f32)
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         let mut err = 0f32;
         for (a, b) in g.iter().zip(want.iter()) {
-            let d = if a == b { 0.0 } else { (a - b).abs() };
+            // equal values, infinities and NaN where NaN is expected included, match exactly
+            let d = if a == b || a.is_nan() && b.is_nan() {
+                0.0
+            } else {
+                (a - b).abs()
+            };
             err = if d.is_nan() { f32::NAN } else { err.max(d) };
             if err.is_nan() {
                 break;

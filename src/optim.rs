@@ -117,8 +117,9 @@ pub struct Adam {
     beta2: f32,
     eps: f32,
     weight_decay: f32,
-    t: i32,
-    moments: Vec<Option<(Tensor, Tensor)>>,
+    /// Per parameter: first and second moments and its own step count (a parameter without a
+    /// gradient in a step does not advance, as in PyTorch).
+    moments: Vec<Option<(Tensor, Tensor, i32)>>,
 }
 
 impl Adam {
@@ -133,7 +134,6 @@ impl Adam {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.0,
-            t: 0,
             moments: vec![None; n],
         })
     }
@@ -165,18 +165,17 @@ impl Adam {
 
 impl Optimizer for Adam {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
-        self.t += 1;
-        let c1 = 1.0 - self.beta1.powi(self.t);
-        let c2 = 1.0 - self.beta2.powi(self.t);
         no_grad(|| {
             for (p, mom) in self.params.iter().zip(self.moments.iter_mut()) {
                 let Some(g) = grads.get_var(p) else { continue };
                 let w = p.as_tensor();
                 let g = with_decay(g, &w, self.weight_decay)?;
-                let (m, v) = match mom.take() {
-                    Some((m, v)) => (m, v),
-                    None => (g.mul_scalar(0.0)?, g.mul_scalar(0.0)?),
+                let (m, v, t) = match mom.take() {
+                    Some((m, v, t)) => (m, v, t + 1),
+                    None => (g.mul_scalar(0.0)?, g.mul_scalar(0.0)?, 1),
                 };
+                let c1 = 1.0 - self.beta1.powi(t);
+                let c2 = 1.0 - self.beta2.powi(t);
                 let m = m
                     .mul_scalar(self.beta1)?
                     .add(&g.mul_scalar(1.0 - self.beta1)?)?;
@@ -187,7 +186,7 @@ impl Optimizer for Adam {
                 let denom = v.mul_scalar(1.0 / c2)?.sqrt()?.add_scalar(self.eps)?;
                 let update = m.mul_scalar(self.lr / c1)?.div(&denom)?;
                 p.set(&w.sub(&update)?)?;
-                *mom = Some((m, v));
+                *mom = Some((m, v, t));
             }
             Ok(())
         })

@@ -57,15 +57,17 @@ impl Shape {
         }
         s
     }
-    /// Checks that no dimension is zero (convshade has no empty tensors).
-    pub(crate) fn check_nonempty(&self, op: &'static str) -> Result<()> {
+    /// Checks that no dimension is zero (convshade has no empty tensors) and that the element
+    /// count is addressable.
+    pub(crate) fn validate(&self, op: &'static str) -> Result<()> {
         ensure!(
             !self.0.contains(&0),
             op,
             "shape {self} has a zero-sized dimension; empty tensors are not supported"
         );
-        Ok(())
+        numel(op, &self.0).map(|_| ())
     }
+
     fn dims_n<const N: usize>(&self, op: &'static str) -> Result<[usize; N]> {
         match <[usize; N]>::try_from(self.0.as_slice()) {
             Ok(d) => Ok(d),
@@ -89,6 +91,36 @@ impl Shape {
         let [a, b, c, d] = self.dims_n(op)?;
         Ok((a, b, c, d))
     }
+}
+
+/// Largest element count of a tensor (its bytes must be addressable).
+pub const MAX_ELEMENTS: usize = isize::MAX as usize / 4;
+
+/// The product of `dims`, or an error naming `op` when it overflows or exceeds [`MAX_ELEMENTS`].
+pub fn numel(op: &'static str, dims: &[usize]) -> Result<usize> {
+    match dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) {
+        Some(n) if n <= MAX_ELEMENTS => Ok(n),
+        _ => bail!(op, "shape {dims:?} has too many elements"),
+    }
+}
+
+/// `a + b`, or an error naming `op` on overflow.
+fn add(op: &'static str, a: usize, b: usize) -> Result<usize> {
+    a.checked_add(b).ok_or_else(|| crate::Error::Invalid {
+        op,
+        msg: format!("size {a} + {b} overflows"),
+    })
+}
+
+/// Extent of a window: `dilation * (kernel - 1) + 1`.
+fn window_span(op: &'static str, kernel: usize, dilation: usize) -> Result<usize> {
+    (kernel - 1)
+        .checked_mul(dilation)
+        .and_then(|v| v.checked_add(1))
+        .ok_or_else(|| crate::Error::Invalid {
+            op,
+            msg: format!("kernel {kernel} with dilation {dilation} overflows"),
+        })
 }
 
 /// NumPy/PyTorch broadcasting of two shapes (right-aligned).
@@ -145,8 +177,8 @@ pub fn conv_out_len(
     ensure!(kernel > 0, op, "kernel size must be positive, got 0");
     ensure!(stride > 0, op, "stride must be positive, got 0");
     ensure!(dilation > 0, op, "dilation must be positive, got 0");
-    let padded = input + pad_lo + pad_hi;
-    let span = dilation * (kernel - 1) + 1;
+    let padded = add(op, add(op, input, pad_lo)?, pad_hi)?;
+    let span = window_span(op, kernel, dilation)?;
     ensure!(
         span <= padded,
         op,
@@ -174,28 +206,45 @@ pub fn pool_out_len(
         op,
         "padding {pad} should be at most half of the kernel size {kernel}"
     );
-    let span = dilation * (kernel - 1) + 1;
-    let padded = input + 2 * pad;
-    ensure!(
-        span <= padded,
-        op,
-        "kernel extent {span} is larger than the padded input {padded}"
-    );
-    let num = padded - span;
-    let mut out = if ceil_mode {
-        num.div_ceil(stride) + 1
-    } else {
-        num / stride + 1
-    };
-    if ceil_mode && (out - 1) * stride >= input + pad {
+    let span = window_span(op, kernel, dilation)?;
+    let padded = add(op, input, pad.saturating_mul(2))?;
+    // PyTorch's formula in signed arithmetic: with ceil_mode a window may run past the input.
+    let (st, pd) = (stride as i128, pad as i128);
+    let num = padded as i128 - span as i128 + if ceil_mode { st - 1 } else { 0 };
+    let mut out = num.div_euclid(st) + 1;
+    if ceil_mode && out > 0 && (out - 1) * st >= input as i128 + pd {
         out -= 1;
     }
-    ensure!(out > 0, op, "output size is 0");
-    Ok(out)
+    ensure!(
+        out > 0,
+        op,
+        "kernel extent {span} is larger than the padded input {padded}: output size would be {out}"
+    );
+    Ok(out as usize)
 }
 
 /// Source coordinate scale of `F.interpolate` along one axis (PyTorch's
 /// `area_pixel_compute_scale`). With a given scale factor PyTorch uses `1 / factor`.
+pub fn upsample_scale_for(
+    input: usize,
+    output: usize,
+    align_corners: bool,
+    factor: Option<f64>,
+    nearest: bool,
+) -> f32 {
+    // PyTorch's CPU kernels copy an axis whose size does not change, and nearest takes
+    // `dst >> 1` when the size doubles, whatever the scale factor said.
+    if !align_corners && output == input {
+        return 1.0;
+    }
+    if nearest && output == 2 * input {
+        return 0.5;
+    }
+    upsample_scale(input, output, align_corners, factor)
+}
+
+/// The scale from sizes and an optional factor alone, without the special cases of
+/// [`upsample_scale_for`].
 pub fn upsample_scale(
     input: usize,
     output: usize,
@@ -267,6 +316,8 @@ impl ConvGeom {
         let [pad_top, pad_bottom, pad_left, pad_right] = padding;
         let oh = conv_out_len(op, h, kernel.0, stride.0, pad_top, pad_bottom, dilation.0)?;
         let ow = conv_out_len(op, w, kernel.1, stride.1, pad_left, pad_right, dilation.1)?;
+        // the row matrix (n*oh*ow, c*kh*kw) must be addressable
+        numel(op, &[n, oh, ow, c, kernel.0, kernel.1])?;
         Ok(ConvGeom {
             n,
             c,
@@ -327,6 +378,7 @@ impl PoolGeom {
         let (n, c, h, w) = input;
         let oh = pool_out_len(op, h, kernel.0, stride.0, padding.0, dilation.0, ceil_mode)?;
         let ow = pool_out_len(op, w, kernel.1, stride.1, padding.1, dilation.1, ceil_mode)?;
+        numel(op, &[n, c, oh, ow])?;
         Ok(PoolGeom {
             n,
             c,

@@ -176,7 +176,7 @@ impl Tensor {
     /// A tensor from row-major data.
     pub fn from_vec(data: Vec<f32>, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
-        shape.check_nonempty("from_vec")?;
+        shape.validate("from_vec")?;
         ensure!(
             data.len() == shape.elem_count(),
             "from_vec",
@@ -206,7 +206,7 @@ impl Tensor {
 
     pub fn full(shape: impl Into<Shape>, value: f32, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
-        shape.check_nonempty("full")?;
+        shape.validate("full")?;
         let n = shape.elem_count();
         let storage = match device {
             Device::Cpu => Storage::Cpu(vec![value; n]),

@@ -330,7 +330,8 @@ proptest! {
         let perm: Vec<usize> = (0..r).map(|i| (i + rot) % r).collect();
         let inp = vec![(dims.clone(), randv(dims.iter().product(), seed))];
         check_op("permute", &inp, 0.0, 0.0, &|t| t[0].permute(&perm));
-        check_op("flip", &inp, 0.0, 0.0, &|t| t[0].flip(&[r - 1, 0]));
+        let axes: Vec<usize> = if r > 1 { vec![r - 1, 0] } else { vec![0] };
+        check_op("flip", &inp, 0.0, 0.0, &|t| t[0].flip(&axes));
     }
 }
 
@@ -473,4 +474,184 @@ fn gpu_tensor_larger_than_a_binding_is_an_error() {
         e.to_string().contains("full") && e.to_string().contains("exceeds"),
         "{e}"
     );
+}
+
+#[test]
+fn huge_shapes_are_errors_not_overflows() {
+    let d = cpu();
+    let two = Tensor::zeros([2], &d).unwrap();
+    // 2 * (2^63 + 1) wraps to 2 in usize arithmetic
+    let e = two
+        .reshape([2, (1usize << 63) + 1])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("reshape") && e.contains("too many elements"),
+        "{e}"
+    );
+    assert!(Tensor::from_vec(vec![], [1 << 32, 1 << 32], &d).is_err());
+    assert!(two.broadcast_to([1 << 40, 1 << 40, 2]).is_err());
+    let x = Tensor::ones([1, 1, 2, 2], &d).unwrap();
+    let w = Tensor::ones([1, 1, 1, 1], &d).unwrap();
+    let opts = convshade::Conv2dOptions::new().padding(convshade::Padding::Explicit([
+        usize::MAX,
+        0,
+        0,
+        0,
+    ]));
+    assert!(convshade::conv2d(&x, &w, None, &opts)
+        .unwrap_err()
+        .to_string()
+        .contains("overflow"));
+    let opts = convshade::Conv2dOptions::new().dilation(usize::MAX);
+    let w2 = Tensor::ones([1, 1, 2, 2], &d).unwrap();
+    assert!(convshade::conv2d(&x, &w2, None, &opts).is_err());
+    let up = convshade::UpsampleOptions::nearest(convshade::UpsampleSize::Size(1 << 62, 2));
+    assert!(convshade::upsample(&x, &up).is_err());
+    let up = convshade::UpsampleOptions::nearest(convshade::UpsampleSize::Scale(1e30, 1.0));
+    assert!(convshade::upsample(&x, &up).is_err());
+    assert!(convshade::adaptive_avg_pool2d(&x, ((1 << 62) + 1, 2)).is_err());
+}
+
+#[test]
+fn gpu_rejects_geometry_beyond_its_index_range() {
+    let Some(g) = gpu() else { return };
+    // stride and padding of 2^32 are fine for the CPU, but not for the shaders' 32-bit math
+    let opts = convshade::Conv2dOptions::new()
+        .stride((1 << 32, 1))
+        .padding(convshade::Padding::Explicit([1 << 32, 0, 0, 0]));
+    let (x, w) = (
+        Tensor::ones([1, 1, 1, 1], &cpu()).unwrap(),
+        Tensor::ones([1, 1, 1, 1], &cpu()).unwrap(),
+    );
+    let y = convshade::conv2d(&x, &w, None, &opts).unwrap();
+    assert_eq!(y.to_vec().unwrap(), vec![0.0, 1.0]);
+    let e = convshade::conv2d(
+        &x.to_device(&g).unwrap(),
+        &w.to_device(&g).unwrap(),
+        None,
+        &opts,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("31-bit"), "{e}");
+    // adaptive windows computed as o * h must not wrap
+    let tall = Tensor::ones([1, 1, 65_537, 1], &g).unwrap();
+    assert!(convshade::adaptive_avg_pool2d(&tall, (65_537, 1)).is_err());
+}
+
+#[test]
+fn long_sums_keep_float32_accuracy_on_both_devices() {
+    for d in std::iter::once(cpu()).chain(gpu()) {
+        let n = 1 << 25;
+        let s = Tensor::ones([n], &d)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert_eq!(s, n as f32, "{d:?}");
+        let rows = Tensor::ones([3, 1 << 23], &d)
+            .unwrap()
+            .sum_axis(1, false)
+            .unwrap();
+        assert_eq!(rows.to_vec().unwrap(), vec![(1 << 23) as f32; 3]);
+    }
+    // the CPU's parallel sum is the same bit for bit run after run
+    let v = Tensor::randn([1 << 20], 3, &cpu()).unwrap();
+    let a = v.sum_all().unwrap().to_scalar().unwrap();
+    let b = v.sum_all().unwrap().to_scalar().unwrap();
+    assert_eq!(a.to_bits(), b.to_bits());
+}
+
+#[test]
+fn nan_and_zero_edge_cases_follow_pytorch() {
+    for d in std::iter::once(cpu()).chain(gpu()) {
+        let x = Tensor::from_vec(vec![f32::NAN, -1.0, 2.0], [3], &d)
+            .unwrap()
+            .requires_grad_();
+        let y = x.relu().unwrap();
+        let v = y.to_vec().unwrap();
+        assert!(v[0].is_nan() && v[1] == 0.0 && v[2] == 2.0, "{d:?}: {v:?}");
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let gv = g.get(&x).unwrap().to_vec().unwrap();
+        assert_eq!(
+            gv,
+            vec![1.0, 0.0, 1.0],
+            "{d:?}: relu passes the gradient through NaN"
+        );
+        let z = Tensor::from_vec(vec![0.0, 2.0], [2], &d)
+            .unwrap()
+            .requires_grad_();
+        let p0 = z.powf(0.0).unwrap();
+        assert_eq!(p0.to_vec().unwrap(), vec![1.0, 1.0], "{d:?}");
+        let g = p0.sum_all().unwrap().backward().unwrap();
+        assert_eq!(
+            g.get(&z).unwrap().to_vec().unwrap(),
+            vec![0.0, 0.0],
+            "{d:?}"
+        );
+        let p1 = z.powf(1.0).unwrap();
+        let g = p1.sum_all().unwrap().backward().unwrap();
+        assert_eq!(
+            g.get(&z).unwrap().to_vec().unwrap(),
+            vec![1.0, 1.0],
+            "{d:?}"
+        );
+        assert_eq!(
+            z.powf(-1.0).unwrap().to_vec().unwrap(),
+            vec![f32::INFINITY, 0.5],
+            "{d:?}"
+        );
+        let cube = Tensor::from_vec(vec![-2.0], [1], &d)
+            .unwrap()
+            .powf(3.0)
+            .unwrap();
+        assert_eq!(cube.to_vec().unwrap(), vec![-8.0], "{d:?}");
+        let t = Tensor::from_vec(vec![1e-8, -3e-5], [2], &d)
+            .unwrap()
+            .tanh()
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        assert_close(
+            &t,
+            &[1e-8, -3e-5],
+            1e-6,
+            0.0,
+            "tanh keeps relative precision near 0",
+        );
+    }
+}
+
+#[test]
+fn matmul_broadcasts_a_batch_of_one() {
+    let a = (vec![1, 2, 3], randv(6, 1));
+    let b = (vec![4, 3, 5], randv(60, 2));
+    let y = {
+        let d = cpu();
+        let ta = Tensor::from_vec(a.1.clone(), a.0.clone(), &d).unwrap();
+        let tb = Tensor::from_vec(b.1.clone(), b.0.clone(), &d).unwrap();
+        ta.matmul(&tb).unwrap()
+    };
+    assert_eq!(y.dims(), &[4, 2, 5]);
+    common::gradcheck(&[a.clone(), b.clone()], &|t| t[0].matmul(&t[1]), 1e-2, 2e-2);
+    check_op("batch-1 broadcast matmul", &[a, b], 1e-4, 1e-5, &|t| {
+        t[0].matmul(&t[1])
+    });
+}
+
+#[test]
+fn autograd_edge_cases() {
+    let d = cpu();
+    // a panic inside no_grad must not leave gradients switched off
+    let r = std::panic::catch_unwind(|| convshade::no_grad(|| panic!("inside no_grad")));
+    assert!(r.is_err());
+    let x = Tensor::ones([2], &d).unwrap().requires_grad_();
+    assert!(x.square().unwrap().requires_grad());
+    let e = Tensor::arange(0.0, 3.0, &d)
+        .unwrap()
+        .flip(&[0, 0])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("flip") && e.contains("more than once"), "{e}");
 }

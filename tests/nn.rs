@@ -212,6 +212,33 @@ fn adam_first_step_moves_by_the_learning_rate() {
 }
 
 #[test]
+fn adam_counts_steps_per_parameter() {
+    let d = Device::cpu();
+    let used = Var::new(&Tensor::from_vec(vec![1.0], [1], &d).unwrap());
+    let late = Var::new(&Tensor::from_vec(vec![1.0], [1], &d).unwrap());
+    let mut opt = Adam::new(vec![used.clone(), late.clone()], 0.1).unwrap();
+    // step 1: only `used` has a gradient
+    opt.step(&used.as_tensor().sum_all().unwrap().backward().unwrap())
+        .unwrap();
+    assert_eq!(late.as_tensor().to_vec().unwrap(), vec![1.0]);
+    // step 2: `late`'s first step moves it by the learning rate, as PyTorch's per-parameter count does
+    let loss = used
+        .as_tensor()
+        .add(&late.as_tensor())
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    opt.step(&loss.backward().unwrap()).unwrap();
+    common::assert_close(
+        &late.as_tensor().to_vec().unwrap(),
+        &[0.9],
+        0.0,
+        1e-6,
+        "late parameter",
+    );
+}
+
+#[test]
 fn bad_optimizer_settings_are_errors() {
     let d = Device::cpu();
     let w = Var::new(&Tensor::ones([2], &d).unwrap());

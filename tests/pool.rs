@@ -453,3 +453,63 @@ fn bad_pool_arguments_give_clear_errors() {
     let e = x.leaky_relu(f32::NAN).unwrap_err().to_string();
     assert!(e.contains("leaky_relu"), "{e}");
 }
+
+#[test]
+fn ceil_mode_accepts_a_kernel_larger_than_the_input() {
+    for d in devices() {
+        let x = arange4(9, [1, 1, 3, 3], &d);
+        let m = max_pool2d(&x, &MaxPool2dOptions::new(4).stride(4).ceil_mode(true)).unwrap();
+        assert_eq!(m.to_vec().unwrap(), vec![8.0], "{d:?}");
+        let a = avg_pool2d(&x, &AvgPool2dOptions::new(4).stride(4).ceil_mode(true)).unwrap();
+        assert_eq!(a.to_vec().unwrap(), vec![4.0], "{d:?}");
+        let p = avg_pool2d(
+            &x,
+            &AvgPool2dOptions::new(4)
+                .stride(4)
+                .padding(1)
+                .ceil_mode(true),
+        )
+        .unwrap();
+        assert_eq!(p.to_vec().unwrap(), vec![2.25], "{d:?}");
+        let one = Tensor::ones([1, 1, 1, 1], &d).unwrap();
+        let o = max_pool2d(&one, &MaxPool2dOptions::new(2).ceil_mode(true)).unwrap();
+        assert_eq!(o.to_vec().unwrap(), vec![1.0]);
+        // without ceil_mode the output would be empty: an error, as in PyTorch
+        assert!(max_pool2d(&x, &MaxPool2dOptions::new(4).stride(4)).is_err());
+    }
+}
+
+#[test]
+fn scale_factors_follow_pytorch_special_cases() {
+    for d in devices() {
+        let x = t(vec![0.0, 1.0, 2.0, 3.0], [1, 1, 1, 4], &d);
+        // 4 * 1.2 floors to 4: the axis is copied unchanged
+        for o in [
+            UpsampleOptions::nearest(UpsampleSize::Scale(1.0, 1.2)),
+            UpsampleOptions::bilinear(UpsampleSize::Scale(1.0, 1.2), false),
+        ] {
+            assert_eq!(
+                upsample(&x, &o).unwrap().to_vec().unwrap(),
+                vec![0.0, 1.0, 2.0, 3.0],
+                "{d:?} {o:?}"
+            );
+        }
+        let x = t(vec![0.0, 1.0, 2.0], [1, 1, 1, 3], &d);
+        // 3 * 2.2 floors to 6 = 2 * 3: nearest takes dst >> 1
+        let n = upsample(&x, &UpsampleOptions::nearest(UpsampleSize::Scale(1.0, 2.2))).unwrap();
+        assert_eq!(n.to_vec().unwrap(), vec![0.0, 0.0, 1.0, 1.0, 2.0, 2.0]);
+        // bilinear keeps the factor's scale 1 / 2.2 (values from PyTorch)
+        let b = upsample(
+            &x,
+            &UpsampleOptions::bilinear(UpsampleSize::Scale(1.0, 2.2), false),
+        )
+        .unwrap();
+        common::assert_close(
+            &b.to_vec().unwrap(),
+            &[0.0, 0.181_818_2, 0.636_363_6, 1.090_909_1, 1.545_454_5, 2.0],
+            0.0,
+            1e-6,
+            "bilinear by 2.2",
+        );
+    }
+}

@@ -53,6 +53,51 @@ fn par_fill(out: &mut [f32], f: impl Fn(usize) -> f32 + Sync + Send) {
     }
 }
 
+/// Sums the middle axis of `(outer, len, inner)` with f64 accumulators, so long sums keep
+/// float32 accuracy (a plain f32 running sum stops growing at 2^24). Few outputs over a long
+/// axis are summed in parallel blocks.
+fn sum_axis(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<f32> {
+    let outputs = outer * inner;
+    if outputs < 4 * rayon::current_num_threads() && len >= 2 * SUM_BLOCK {
+        // Fixed blocks summed in parallel, then the block sums in order: the same result
+        // whatever the thread count or scheduling.
+        return (0..outputs)
+            .map(|o| {
+                let base = (o / inner) * len * inner + o % inner;
+                let blocks: Vec<f64> = (0..len.div_ceil(SUM_BLOCK))
+                    .into_par_iter()
+                    .map(|b| {
+                        (b * SUM_BLOCK..((b + 1) * SUM_BLOCK).min(len))
+                            .map(|k| x[base + k * inner] as f64)
+                            .sum::<f64>()
+                    })
+                    .collect();
+                blocks.iter().sum::<f64>() as f32
+            })
+            .collect();
+    }
+    let mut out = vec![0.0f32; outputs];
+    par_chunks(&mut out, inner, |o, row| {
+        let base = o * len * inner;
+        let mut acc = vec![0.0f64; inner];
+        for k in 0..len {
+            for (a, &v) in acc
+                .iter_mut()
+                .zip(&x[base + k * inner..base + (k + 1) * inner])
+            {
+                *a += v as f64;
+            }
+        }
+        for (r, a) in row.iter_mut().zip(acc) {
+            *r = a as f32;
+        }
+    });
+    out
+}
+
+/// Elements per parallel block of a long sum.
+const SUM_BLOCK: usize = 1 << 14;
+
 /// Elements per task of the elementwise loops.
 const ELEMWISE_CHUNK: usize = 1 << 14;
 
@@ -183,6 +228,9 @@ impl Backend for CpuBackend {
         inner: usize,
         op: ReduceOp,
     ) -> Result<Vec<f32>> {
+        if op == ReduceOp::Sum {
+            return Ok(sum_axis(x, outer, len, inner));
+        }
         let mut out = vec![op.identity(); outer * inner];
         par_chunks(&mut out, inner, |o, row| {
             let base = o * len * inner;

@@ -47,6 +47,35 @@ fn u32_of(v: usize, what: &'static str) -> Result<u32> {
     })
 }
 
+/// A geometry value for the shaders, which index with i32 arithmetic: at most `i32::MAX`.
+fn fit(v: usize, what: &'static str) -> Result<u32> {
+    if v > i32::MAX as usize {
+        return Err(Error::Invalid {
+            op: what,
+            msg: format!("{v} exceeds the GPU kernels' 31-bit index range"),
+        });
+    }
+    Ok(v as u32)
+}
+
+/// Bound on the largest index a window kernel computes (`o * stride + k * dilation` per axis).
+#[allow(clippy::too_many_arguments)]
+fn furthest_tap(
+    oh: usize,
+    sh: usize,
+    kh: usize,
+    dh: usize,
+    ow: usize,
+    sw: usize,
+    kw: usize,
+    dw: usize,
+) -> usize {
+    let axis = |o: usize, s: usize, k: usize, d: usize| {
+        o.saturating_mul(s).saturating_add(k.saturating_mul(d))
+    };
+    axis(oh, sh, kh, dh).max(axis(ow, sw, kw, dw))
+}
+
 fn pack_dims(v: &[usize]) -> Result<[[u32; 4]; 2]> {
     let mut out = [[0u32; 4]; 2];
     for (i, &d) in v.iter().enumerate() {
@@ -178,21 +207,26 @@ struct ConvParams {
 
 impl ConvParams {
     fn new(g: &ConvGeom, total: usize) -> Result<Self> {
+        // the furthest tap, oh * sh + kh * dh, must stay in range too
+        fit(
+            furthest_tap(g.oh, g.sh, g.kh, g.dh, g.ow, g.sw, g.kw, g.dw),
+            "conv2d",
+        )?;
         Ok(ConvParams {
-            n: g.n as u32,
-            c: g.c as u32,
-            h: g.h as u32,
-            w: g.w as u32,
-            kh: g.kh as u32,
-            kw: g.kw as u32,
-            sh: g.sh as u32,
-            sw: g.sw as u32,
-            pad_top: g.pad_top as u32,
-            pad_left: g.pad_left as u32,
-            dh: g.dh as u32,
-            dw: g.dw as u32,
-            oh: g.oh as u32,
-            ow: g.ow as u32,
+            n: fit(g.n, "conv2d")?,
+            c: fit(g.c, "conv2d")?,
+            h: fit(g.h, "conv2d")?,
+            w: fit(g.w, "conv2d")?,
+            kh: fit(g.kh, "conv2d")?,
+            kw: fit(g.kw, "conv2d")?,
+            sh: fit(g.sh, "conv2d")?,
+            sw: fit(g.sw, "conv2d")?,
+            pad_top: fit(g.pad_top, "conv2d")?,
+            pad_left: fit(g.pad_left, "conv2d")?,
+            dh: fit(g.dh, "conv2d")?,
+            dw: fit(g.dw, "conv2d")?,
+            oh: fit(g.oh, "conv2d")?,
+            ow: fit(g.ow, "conv2d")?,
             total: u32_of(total, "conv2d")?,
             _pad: 0,
         })
@@ -227,25 +261,29 @@ impl PoolParams {
         let (flags, divisor) = match opts {
             Some(o) => (
                 o.count_include_pad as u32 | (o.divisor_override.is_some() as u32) << 1,
-                o.divisor_override.unwrap_or(0) as u32,
+                fit(o.divisor_override.unwrap_or(0), "avg_pool2d")?,
             ),
             None => (0, 0),
         };
+        fit(
+            furthest_tap(g.oh, g.sh, g.kh, g.dh, g.ow, g.sw, g.kw, g.dw),
+            "pool",
+        )?;
         Ok(PoolParams {
-            n: g.n as u32,
-            c: g.c as u32,
-            h: g.h as u32,
-            w: g.w as u32,
-            kh: g.kh as u32,
-            kw: g.kw as u32,
-            sh: g.sh as u32,
-            sw: g.sw as u32,
-            ph: g.ph as u32,
-            pw: g.pw as u32,
-            dh: g.dh as u32,
-            dw: g.dw as u32,
-            oh: g.oh as u32,
-            ow: g.ow as u32,
+            n: fit(g.n, "pool")?,
+            c: fit(g.c, "pool")?,
+            h: fit(g.h, "pool")?,
+            w: fit(g.w, "pool")?,
+            kh: fit(g.kh, "pool")?,
+            kw: fit(g.kw, "pool")?,
+            sh: fit(g.sh, "pool")?,
+            sw: fit(g.sw, "pool")?,
+            ph: fit(g.ph, "pool")?,
+            pw: fit(g.pw, "pool")?,
+            dh: fit(g.dh, "pool")?,
+            dw: fit(g.dw, "pool")?,
+            oh: fit(g.oh, "pool")?,
+            ow: fit(g.ow, "pool")?,
             total: u32_of(total, "pool")?,
             flags,
             divisor,
@@ -260,13 +298,20 @@ impl PoolParams {
         total: usize,
     ) -> Result<Self> {
         let (n, c, h, w) = dims;
+        // window bounds are computed as o * h and (i + 1) * oh in u32
+        fit(
+            (h + 1)
+                .saturating_mul(out.0 + 1)
+                .max((w + 1).saturating_mul(out.1 + 1)),
+            "adaptive_avg_pool2d",
+        )?;
         let mut p = PoolParams::zeroed();
-        p.n = n as u32;
-        p.c = c as u32;
-        p.h = h as u32;
-        p.w = w as u32;
-        p.oh = out.0 as u32;
-        p.ow = out.1 as u32;
+        p.n = fit(n, "adaptive_avg_pool2d")?;
+        p.c = fit(c, "adaptive_avg_pool2d")?;
+        p.h = fit(h, "adaptive_avg_pool2d")?;
+        p.w = fit(w, "adaptive_avg_pool2d")?;
+        p.oh = fit(out.0, "adaptive_avg_pool2d")?;
+        p.ow = fit(out.1, "adaptive_avg_pool2d")?;
         p.total = u32_of(total, "adaptive_avg_pool2d")?;
         Ok(p)
     }
@@ -291,12 +336,12 @@ struct UpsampleParams {
 impl UpsampleParams {
     fn new(g: &UpsampleGeom, total: usize) -> Result<Self> {
         Ok(UpsampleParams {
-            n: g.n as u32,
-            c: g.c as u32,
-            h: g.h as u32,
-            w: g.w as u32,
-            oh: g.oh as u32,
-            ow: g.ow as u32,
+            n: fit(g.n, "upsample")?,
+            c: fit(g.c, "upsample")?,
+            h: fit(g.h, "upsample")?,
+            w: fit(g.w, "upsample")?,
+            oh: fit(g.oh, "upsample")?,
+            ow: fit(g.ow, "upsample")?,
             total: u32_of(total, "upsample")?,
             align_corners: g.align_corners as u32,
             scale_h: g.scale_h,

@@ -259,6 +259,7 @@ pub fn conv2d(
         opts.padding,
         opts.dilation,
     )?;
+    crate::shape::numel(OP, &[n, d, g.oh, g.ow])?;
     let (ohw, ckk, cgkk, dg) = (g.oh * g.ow, g.row_len(), cg * kh * kw, d / groups);
 
     let rows = im2row_raw(input, &g)?; // (n*oh*ow, c*kh*kw)

@@ -114,6 +114,10 @@ impl Tensor {
     pub fn powf(&self, p: f32) -> Result<Tensor> {
         ensure!(p.is_finite(), "powf", "exponent must be finite, got {p}");
         self.unary_op(UnaryOp::PowScalar(p), move |x, _, g| {
+            if p == 0.0 {
+                // d/dx x^0 = 0 everywhere (p * x^-1 would give NaN at 0)
+                return g.unary_raw(UnaryOp::MulScalar(0.0));
+            }
             let d = x
                 .unary_raw(UnaryOp::PowScalar(p - 1.0))?
                 .unary_raw(UnaryOp::MulScalar(p))?;

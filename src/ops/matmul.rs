@@ -15,7 +15,8 @@ pub(crate) fn gemm_raw(
 ) -> Result<Tensor> {
     a.check_same_device(op, b)?;
     let inside = |l: &MatLayout, rows: usize, cols: usize, len: usize| {
-        l.extent(spec.batch, spec.batch_inner, rows, cols) <= len
+        l.extent(spec.batch, spec.batch_inner, rows, cols)
+            .is_some_and(|e| e <= len)
     };
     if !(inside(&spec.a, spec.m, spec.k, a.elem_count())
         && inside(&spec.b, spec.k, spec.n, b.elem_count())
@@ -68,22 +69,25 @@ impl Tensor {
             rhs.shape(),
             if trans_b { "^T" } else { "" }
         );
+        // A missing or size-1 batch broadcasts against the other operand's, as in PyTorch.
         let batch = match (ba, bb) {
             (Some(x), Some(y)) => {
                 ensure!(
-                    x == y,
+                    x == y || x == 1 || y == 1,
                     OP,
                     "batch sizes differ: {} and {}",
                     self.shape(),
                     rhs.shape()
                 );
-                Some(x)
+                Some(x.max(y))
             }
             (x, y) => x.or(y),
         };
+        let nb = batch.unwrap_or(1);
+        crate::shape::numel(OP, &[nb, m, n])?;
         let layout = |bt: Option<usize>, r: usize, c: usize, t: bool| {
             let mut l = MatLayout::row_major(r, c);
-            if bt.is_none() {
+            if bt.unwrap_or(1) != nb {
                 l.batch_outer_stride = 0;
             }
             if t {
@@ -92,7 +96,6 @@ impl Tensor {
                 l
             }
         };
-        let nb = batch.unwrap_or(1);
         let spec = GemmSpec {
             batch: nb,
             batch_inner: 1,
@@ -121,18 +124,11 @@ impl Tensor {
             } else {
                 a.matmul_t(g, !trans_a, false)?
             };
-            // A 2-d operand shared across batches gets the sum over the batch.
-            let ga = if ba.is_none() && ga.rank() == 3 {
-                ga.sum_axis(0, false)?
-            } else {
-                ga
-            };
-            let gb = if bb.is_none() && gb.rank() == 3 {
-                gb.sum_axis(0, false)?
-            } else {
-                gb
-            };
-            Ok(vec![Some(ga), Some(gb)])
+            // An operand shared across batches (2-d, or batch 1) gets the sum over the batch.
+            Ok(vec![
+                Some(ga.sum_to(a.shape())?),
+                Some(gb.sum_to(b.shape())?),
+            ])
         }))
     }
 

@@ -1,6 +1,6 @@
 //! Max, average and adaptive average pooling (PyTorch semantics, including ceil_mode).
 
-use crate::backend::{adaptive_window, AvgPoolOpts, Backend};
+use crate::backend::{AvgPoolOpts, Backend};
 use crate::ops::conv::Pair;
 use crate::shape::{PoolGeom, Shape};
 use crate::tensor::{on_backend, Storage, Tensor};
@@ -197,8 +197,7 @@ pub fn adaptive_avg_pool2d(x: &Tensor, out: impl Into<Pair>) -> Result<Tensor> {
         OP,
         "output size must be positive, got {out:?}"
     );
-    // Windows are never empty: adaptive_window(i) has end > start for every i < out.
-    debug_assert!(adaptive_window(0, dims.2, out.0).1 > 0);
+    crate::shape::numel(OP, &[dims.0, dims.1, out.0, out.1])?;
     let st = on_backend!(x.storage(), s, be => be.adaptive_avg_pool2d(s, dims, out));
     let y = Tensor::from_storage(st, Shape::from([dims.0, dims.1, out.0, out.1]));
     Ok(y.attach(&[x], move |gr| {

@@ -154,6 +154,7 @@ impl Tensor {
     /// Repeats size-1 (or missing leading) axes to reach `shape`, as NumPy broadcasting does.
     pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
+        shape.validate("broadcast_to")?;
         let out = broadcast_shapes("broadcast_to", self.shape(), &shape)?;
         ensure!(
             out == shape,
@@ -188,7 +189,7 @@ impl Tensor {
             self.elem_count(),
             shape.elem_count()
         );
-        shape.check_nonempty("reshape")?;
+        shape.validate("reshape")?;
         let y = self.share_storage(shape, None);
         let src = self.shape().clone();
         Ok(y.attach(&[self], move |g| Ok(vec![Some(g.reshape(src.clone())?)])))
@@ -244,12 +245,15 @@ impl Tensor {
         let st = self.shape().strides();
         let mut strides: Vec<isize> = st.iter().map(|&s| s as isize).collect();
         let mut offset = 0;
-        for &a in axes {
+        for (i, &a) in axes.iter().enumerate() {
             self.check_axis("flip", a)?;
-            if strides[a] > 0 {
-                offset += (self.dims()[a] - 1) * st[a];
-                strides[a] = -strides[a];
-            }
+            ensure!(
+                !axes[..i].contains(&a),
+                "flip",
+                "axis {a} appears more than once in {axes:?}"
+            );
+            offset += (self.dims()[a] - 1) * st[a];
+            strides[a] = -strides[a];
         }
         let y = self.strided_raw(StridedSpec {
             out: self.dims().to_vec(),

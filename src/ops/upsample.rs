@@ -1,7 +1,7 @@
 //! `F.interpolate`: nearest (PyTorch's legacy floor rule) and bilinear.
 
 use crate::backend::{Backend, UpsampleGeom};
-use crate::shape::{upsample_out_len, upsample_scale, Shape};
+use crate::shape::{upsample_out_len, upsample_scale_for, Shape};
 use crate::tensor::{on_backend, Tensor};
 use crate::{ensure, Error, Result};
 
@@ -50,6 +50,7 @@ pub fn upsample(x: &Tensor, opts: &UpsampleOptions) -> Result<Tensor> {
         op: OP,
         msg: format!("input must be (n, c, h, w), got {}", x.shape()),
     })?;
+    let nearest = opts.mode == UpsampleMode::Nearest;
     let align_corners = matches!(
         opts.mode,
         UpsampleMode::Bilinear {
@@ -72,6 +73,7 @@ pub fn upsample(x: &Tensor, opts: &UpsampleOptions) -> Result<Tensor> {
             Some(sw),
         ),
     };
+    crate::shape::numel(OP, &[n, c, oh, ow])?;
     let g = UpsampleGeom {
         n,
         c,
@@ -79,11 +81,10 @@ pub fn upsample(x: &Tensor, opts: &UpsampleOptions) -> Result<Tensor> {
         w,
         oh,
         ow,
-        scale_h: upsample_scale(h, oh, align_corners, fh),
-        scale_w: upsample_scale(w, ow, align_corners, fw),
+        scale_h: upsample_scale_for(h, oh, align_corners, fh, nearest),
+        scale_w: upsample_scale_for(w, ow, align_corners, fw, nearest),
         align_corners,
     };
-    let nearest = opts.mode == UpsampleMode::Nearest;
     let st = if nearest {
         on_backend!(x.storage(), s, be => be.upsample_nearest(s, &g))
     } else {
