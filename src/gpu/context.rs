@@ -2,7 +2,7 @@
 //! command encoder that ops record into until a readback or an explicit sync submits it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use wgpu::util::DeviceExt;
@@ -113,9 +113,13 @@ const POOL_MAX_BYTES: u64 = 1 << 30;
 /// Pending dispatches before an automatic submit, to bound the encoder's size.
 const MAX_PENDING: usize = 512;
 
+/// The encoder that ops record into, and its batch number. Every buffer a batch touches
+/// remembers that number, so when a batch fails (wgpu reports an encoder's errors only when it is
+/// finished or submitted) every tensor it touched turns into an error instead of stale data.
 struct Pending {
     encoder: Option<wgpu::CommandEncoder>,
     ops: usize,
+    epoch: u64,
 }
 
 /// One adapter, its device and queue, and the state ops share.
@@ -135,6 +139,8 @@ pub struct GpuContext {
     /// another thread's allocation abort).
     gl_serial: Option<Mutex<()>>,
     stats: Mutex<PoolStats>,
+    /// Batches whose submission reported an error.
+    poisoned: Mutex<Vec<u64>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -268,7 +274,9 @@ impl GpuContext {
             pending: Mutex::new(Pending {
                 encoder: None,
                 ops: 0,
+                epoch: 1,
             }),
+            poisoned: Mutex::new(Vec::new()),
             errors,
             lost,
             gl_serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
@@ -305,6 +313,23 @@ impl GpuContext {
         }
         if self.lost.load(Ordering::SeqCst) {
             return Err(Error::Gpu("device lost".into()));
+        }
+        Ok(())
+    }
+
+    /// Like [`check`](Self::check), and on error marks batch `epoch` as failed.
+    fn check_batch(&self, epoch: u64) -> Result<()> {
+        self.check()
+            .inspect_err(|_| lock(&self.poisoned).push(epoch))
+    }
+
+    /// An error if `buf` was touched by a batch that failed.
+    fn ensure_valid(&self, buf: &GpuBuffer) -> Result<()> {
+        let e = buf.epoch.load(Ordering::SeqCst);
+        if e != 0 && lock(&self.poisoned).contains(&e) {
+            return Err(Error::Gpu(
+                "this tensor was computed by GPU work that failed (see the earlier error)".into(),
+            ));
         }
         Ok(())
     }
@@ -389,6 +414,7 @@ impl GpuContext {
             buffer: Some(buffer),
             len,
             ctx: self.clone(),
+            epoch: AtomicU64::new(0),
         })
     }
 
@@ -409,7 +435,7 @@ impl GpuContext {
         {
             let _serial = self.serial();
             let mut pending = lock(&self.pending);
-            self.submit_locked(&mut pending);
+            self.submit_locked(&mut pending)?;
             self.queue
                 .write_buffer(buf.raw(), 0, bytemuck::cast_slice(data));
         }
@@ -419,11 +445,15 @@ impl GpuContext {
 
     /// Submits the pending encoder. Callers hold the pending lock, so submits and host writes
     /// happen in the order they were recorded.
-    fn submit_locked(&self, pending: &mut Pending) {
+    fn submit_locked(&self, pending: &mut Pending) -> Result<()> {
         pending.ops = 0;
-        if let Some(enc) = pending.encoder.take() {
-            self.queue.submit(Some(enc.finish()));
-        }
+        let Some(enc) = pending.encoder.take() else {
+            return self.check();
+        };
+        self.queue.submit(Some(enc.finish()));
+        let epoch = pending.epoch;
+        pending.epoch += 1;
+        self.check_batch(epoch)
     }
 
     /// Records one compute dispatch into the pending encoder. Binding 0 is the uniform `params`;
@@ -446,6 +476,9 @@ impl GpuContext {
             return Ok(());
         }
         let _serial = self.serial();
+        for (_, buf) in bindings {
+            self.ensure_valid(buf)?;
+        }
         let pipeline = self.pipeline(shader, entry)?;
         let uniform = self
             .device
@@ -473,8 +506,9 @@ impl GpuContext {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
+        let mut pending = lock(&self.pending);
+        let epoch = pending.epoch;
         {
-            let mut pending = lock(&self.pending);
             let encoder = pending.encoder.get_or_insert_with(|| {
                 self.device
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -490,26 +524,33 @@ impl GpuContext {
                 pass.set_bind_group(0, &bind_group, &[]);
                 pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
             }
-            pending.ops += 1;
-            if pending.ops >= MAX_PENDING {
-                self.submit_locked(&mut pending);
-            }
         }
-        self.check()
+        for (_, buf) in bindings {
+            buf.epoch.store(epoch, Ordering::SeqCst);
+        }
+        pending.ops += 1;
+        if pending.ops >= MAX_PENDING {
+            return self.submit_locked(&mut pending);
+        }
+        // An error raised while recording spoils the whole pending batch: drop it (its tensors
+        // are marked failed) and start a fresh one.
+        self.check_batch(epoch).inspect_err(|_| {
+            pending.encoder = None;
+            pending.ops = 0;
+            pending.epoch += 1;
+        })
     }
 
     /// Submits the pending work (if any) without waiting for it.
     pub fn flush(&self) -> Result<()> {
         let _serial = self.serial();
-        self.submit_locked(&mut lock(&self.pending));
-        self.check()
+        self.submit_locked(&mut lock(&self.pending))
     }
 
     /// Submits pending work and waits until the device has finished it.
     pub fn sync(&self) -> Result<()> {
         let _serial = self.serial();
-        self.submit_locked(&mut lock(&self.pending));
-        self.check()?;
+        self.submit_locked(&mut lock(&self.pending))?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
@@ -528,17 +569,17 @@ impl GpuContext {
         });
         {
             let mut pending = lock(&self.pending);
-            let mut encoder = pending.encoder.take().unwrap_or_else(|| {
+            // The copy joins the pending batch, so a failure of that batch fails the read.
+            let encoder = pending.encoder.get_or_insert_with(|| {
                 self.device
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                         label: Some("readback"),
                     })
             });
-            pending.ops = 0;
             encoder.copy_buffer_to_buffer(buf.raw(), 0, &staging, 0, bytes);
-            self.queue.submit(Some(encoder.finish()));
+            self.submit_locked(&mut pending)?;
         }
-        self.check()?;
+        self.ensure_valid(buf)?;
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -569,6 +610,8 @@ pub struct GpuBuffer {
     buffer: Option<wgpu::Buffer>,
     pub(crate) len: usize,
     ctx: Arc<GpuContext>,
+    /// The last batch that used this buffer (0: none since its host upload).
+    epoch: AtomicU64,
 }
 
 impl GpuBuffer {
@@ -591,5 +634,67 @@ impl Drop for GpuBuffer {
 impl std::fmt::Debug for GpuBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "GpuBuffer({} f32)", self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_batch_fails_every_tensor_it_touched() {
+        let Ok(ctx) = GpuContext::new().map(Arc::new) else {
+            eprintln!("!!! SKIPPING GPU CHECK: no GPU adapter !!!");
+            return;
+        };
+        let x = ctx.upload(&[1.0, 2.0], "test").unwrap();
+        let y = ctx.alloc(2, "test").unwrap();
+        let params = [2u32, 5, 0, 0]; // n = 2, relu
+        ctx.dispatch(
+            Shader::Unary,
+            "unary",
+            bytemuck::cast_slice(&params),
+            &[(1, &x), (2, &y)],
+            [1, 1, 1],
+        )
+        .unwrap();
+        // A bind group missing binding 1 is a validation error: the batch holding y's relu fails.
+        let z = ctx.alloc(2, "test").unwrap();
+        let err = ctx
+            .dispatch(
+                Shader::Unary,
+                "unary",
+                bytemuck::cast_slice(&params),
+                &[(2, &z)],
+                [1, 1, 1],
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::Gpu(_)), "{err}");
+        assert!(
+            ctx.read(&y).is_err(),
+            "a tensor of the failed batch must not read as data"
+        );
+        let w = ctx.alloc(2, "test").unwrap();
+        assert!(ctx
+            .dispatch(
+                Shader::Unary,
+                "unary",
+                bytemuck::cast_slice(&params),
+                &[(1, &y), (2, &w)],
+                [1, 1, 1]
+            )
+            .is_err());
+        // Fresh work afterwards is unaffected.
+        let a = ctx.upload(&[-3.0, 4.0], "test").unwrap();
+        let b = ctx.alloc(2, "test").unwrap();
+        ctx.dispatch(
+            Shader::Unary,
+            "unary",
+            bytemuck::cast_slice(&params),
+            &[(1, &a), (2, &b)],
+            [1, 1, 1],
+        )
+        .unwrap();
+        assert_eq!(ctx.read(&b).unwrap(), vec![0.0, 4.0]);
     }
 }
