@@ -60,10 +60,18 @@ impl Default for BenchConfig {
     }
 }
 
+fn dims_name(d: &[usize]) -> String {
+    d.iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
+}
+
 fn rand4(d: [usize; 4], seed: u64, dev: &Device) -> Result<Tensor> {
     Tensor::randn(d, seed, dev)
 }
 
+/// `name` followed by the input shape, so quick and full runs are told apart.
 fn conv_case(
     name: &str,
     x: [usize; 4],
@@ -82,7 +90,7 @@ fn conv_case(
     let fwd = 2.0 * (n * d * oh * ow * (c / opts.groups) * kh * kw) as f64;
     let bytes = 4.0 * (n * c * h * wd + d * (c / opts.groups) * kh * kw + n * d * oh * ow) as f64;
     BenchCase {
-        name: name.to_string(),
+        name: format!("{name} {n}x{c}x{h}x{wd}"),
         flops: if backward { 3.0 * fwd } else { fwd },
         bytes: if backward { 3.0 * bytes } else { bytes },
         build: Box::new(move |dev| {
@@ -119,35 +127,35 @@ pub fn cases(quick: bool) -> Vec<BenchCase> {
     }
     let n = s(32, 4);
     v.push(conv_case(
-        "conv2d 3x3 64->64 56x56 fwd",
+        "conv2d 3x3 64->64 fwd",
         [n, 64, s(56, 28), s(56, 28)],
         [64, 64, 3, 3],
         Conv2dOptions::new().padding(1),
         false,
     ));
     v.push(conv_case(
-        "conv2d 3x3 64->64 56x56 fwd+bwd",
+        "conv2d 3x3 64->64 fwd+bwd",
         [n, 64, s(56, 28), s(56, 28)],
         [64, 64, 3, 3],
         Conv2dOptions::new().padding(1),
         true,
     ));
     v.push(conv_case(
-        "conv2d 7x7/2 3->64 224x224 fwd",
+        "conv2d 7x7/2 3->64 fwd",
         [n.min(8), 3, s(224, 64), s(224, 64)],
         [64, 3, 7, 7],
         Conv2dOptions::new().stride(2).padding(3),
         false,
     ));
     v.push(conv_case(
-        "conv2d depthwise 3x3 128 56x56 fwd",
+        "conv2d dw 3x3 128 fwd",
         [n, 128, s(56, 28), s(56, 28)],
         [128, 1, 3, 3],
         Conv2dOptions::new().padding(1).groups(128),
         false,
     ));
     v.push(conv_case(
-        "conv2d 5x5 1->6 28x28 fwd+bwd (LeNet)",
+        "conv2d 5x5 1->6 fwd+bwd",
         [s(256, 32), 1, 28, 28],
         [6, 1, 5, 5],
         Conv2dOptions::new().padding(2),
@@ -156,7 +164,7 @@ pub fn cases(quick: bool) -> Vec<BenchCase> {
     let pool_dims = [n, 64, s(112, 56), s(112, 56)];
     let pool_elems = pool_dims.iter().product::<usize>() as f64;
     v.push(BenchCase {
-        name: "max_pool2d 3x3/2 64x112x112".into(),
+        name: format!("max_pool2d 3x3/2 {}", dims_name(&pool_dims)),
         flops: 0.0,
         bytes: 4.0 * pool_elems * 1.25,
         build: Box::new(move |dev| {
@@ -166,7 +174,7 @@ pub fn cases(quick: bool) -> Vec<BenchCase> {
         }),
     });
     v.push(BenchCase {
-        name: "avg_pool2d 2x2/2 64x112x112".into(),
+        name: format!("avg_pool2d 2x2/2 {}", dims_name(&pool_dims)),
         flops: pool_elems,
         bytes: 4.0 * pool_elems * 1.25,
         build: Box::new(move |dev| {
@@ -178,7 +186,7 @@ pub fn cases(quick: bool) -> Vec<BenchCase> {
     let up_dims = [n, 64, s(56, 28), s(56, 28)];
     let up_out = pool_dims.iter().product::<usize>() as f64 * 4.0;
     v.push(BenchCase {
-        name: "upsample bilinear x2 64x56x56".into(),
+        name: format!("bilinear x2 {}", dims_name(&up_dims)),
         flops: 7.0 * up_out / 4.0,
         bytes: 4.0 * (up_out / 4.0 + up_out / 16.0),
         build: Box::new(move |dev| {
