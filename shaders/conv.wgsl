@@ -1,5 +1,6 @@
-// im2row and its adjoint row2im for 2-D convolution. Rows are (n*oh*ow, c*kh*kw) with columns
-// in (c, kh, kw) order. row2im is a gather: every input element sums, in (kh, kw) order, the row
+// im2col and its adjoint col2im for 2-D convolution. Cols are (c*kh*kw, n*oh*ow): row (c, kh, kw)
+// holds that tap of every window, windows in (n, oh, ow) order, so neighbouring invocations touch
+// neighbouring addresses. col2im is a gather: every input element sums, in (kh, kw) order, the
 // entries that read it, so no atomics are needed and results are bit-reproducible.
 
 struct Params {
@@ -28,21 +29,21 @@ struct Params {
 override WG: u32 = 256u;
 
 @compute @workgroup_size(WG)
-fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
     let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
     if (i >= p.total) {
         return;
     }
-    let cols = p.c * p.kh * p.kw;
-    let col = i % cols;
-    let r = i / cols;
-    let kw = col % p.kw;
-    let kh = (col / p.kw) % p.kh;
-    let c = col / (p.kw * p.kh);
-    let ow = r % p.ow;
-    let oh = (r / p.ow) % p.oh;
-    let n = r / (p.ow * p.oh);
+    let windows = p.n * p.oh * p.ow;
+    let t = i % windows;
+    let row = i / windows;
+    let kw = row % p.kw;
+    let kh = (row / p.kw) % p.kh;
+    let c = row / (p.kw * p.kh);
+    let ow = t % p.ow;
+    let oh = (t / p.ow) % p.oh;
+    let n = t / (p.ow * p.oh);
     let ih = i32(oh * p.sh + kh * p.dh) - i32(p.pad_top);
     let iw = i32(ow * p.sw + kw * p.dw) - i32(p.pad_left);
     var v = 0.0;
@@ -63,7 +64,7 @@ fn tap_source(i: u32, k: u32, pad: u32, dil: u32, stride: u32, out: u32) -> i32 
 }
 
 @compute @workgroup_size(WG)
-fn row2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
     let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
     if (i >= p.total) {
@@ -73,7 +74,7 @@ fn row2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let ih = (i / p.w) % p.h;
     let c = (i / (p.w * p.h)) % p.c;
     let n = i / (p.w * p.h * p.c);
-    let cols = p.c * p.kh * p.kw;
+    let windows = p.n * p.oh * p.ow;
     var acc = 0.0;
     for (var kh = 0u; kh < p.kh; kh++) {
         let oh = tap_source(ih, kh, p.pad_top, p.dh, p.sh, p.oh);
@@ -85,8 +86,8 @@ fn row2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
             if (ow < 0) {
                 continue;
             }
-            let r = (n * p.oh + u32(oh)) * p.ow + u32(ow);
-            acc += src[r * cols + (c * p.kh + kh) * p.kw + kw];
+            let t = (n * p.oh + u32(oh)) * p.ow + u32(ow);
+            acc += src[((c * p.kh + kh) * p.kw + kw) * windows + t];
         }
     }
     dst[i] = acc;

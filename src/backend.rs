@@ -339,11 +339,13 @@ pub trait Backend {
     fn copy_strided(&self, x: &Self::Storage, spec: &StridedSpec) -> Result<Self::Storage>;
     /// Strided batched matrix product.
     fn gemm(&self, a: &Self::Storage, b: &Self::Storage, spec: &GemmSpec) -> Result<Self::Storage>;
-    /// `(n, c, h, w) -> (n*oh*ow, c*kh*kw)`, columns in (c, kh, kw) order, zeros for padding.
-    fn im2row(&self, x: &Self::Storage, g: &ConvGeom) -> Result<Self::Storage>;
-    /// Adjoint of im2row: `(n*oh*ow, c*kh*kw) -> (n, c, h, w)`, each input element summing its
-    /// contributions in (kh, kw) order.
-    fn row2im(&self, rows: &Self::Storage, g: &ConvGeom) -> Result<Self::Storage>;
+    /// `(n, c, h, w) -> cols (c*kh*kw, n*oh*ow)`: row `(c, kh, kw)` holds that tap of every
+    /// window, windows in (n, oh, ow) order, zeros for padding. (The public `im2row` is its
+    /// transpose.) Each row is contiguous over the windows, so GEMMs and col2im read it in order.
+    fn im2col(&self, x: &Self::Storage, g: &ConvGeom) -> Result<Self::Storage>;
+    /// Adjoint of im2col: `cols (c*kh*kw, n*oh*ow) -> (n, c, h, w)`, each input element summing
+    /// its taps in (kh, kw) order (so both backends add in the same order).
+    fn col2im(&self, cols: &Self::Storage, g: &ConvGeom) -> Result<Self::Storage>;
     /// `(n, c, h, w) -> (n, c, oh, ow)` maxima and the flat `h*w` index of each (as f32).
     fn max_pool2d(&self, x: &Self::Storage, g: &PoolGeom)
         -> Result<(Self::Storage, Self::Storage)>;

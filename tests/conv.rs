@@ -511,3 +511,26 @@ fn bad_conv_arguments_give_clear_errors() {
         );
     }
 }
+
+#[test]
+fn col2im_adds_in_the_same_order_on_both_devices() {
+    // Both backends sum each input element's taps in (kh, kw) order: bit-identical results.
+    let Some(g) = gpu() else { return };
+    let (n, c, h, w) = (2, 3, 11, 9);
+    let k = (3, 4);
+    let rows_shape = {
+        let x = Tensor::zeros([n, c, h, w], &Device::cpu()).unwrap();
+        im2row(&x, k, (2, 1), 2, (2, 1)).unwrap().dims().to_vec()
+    };
+    let r = randv(rows_shape.iter().product(), 17);
+    let on = |d: &Device| {
+        let rows = Tensor::from_vec(r.clone(), rows_shape.clone(), d).unwrap();
+        let x = row2im(&rows, (n, c, h, w), k, (2, 1), 2, (2, 1)).unwrap();
+        x.to_vec()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(on(&Device::cpu()), on(&g));
+}

@@ -297,58 +297,62 @@ impl Backend for CpuBackend {
         Ok(c)
     }
 
-    fn im2row(&self, x: &Vec<f32>, g: &ConvGeom) -> Result<Vec<f32>> {
-        let cols = g.row_len();
-        let mut rows = vec![0.0; g.row_count() * cols];
+    fn im2col(&self, x: &Vec<f32>, g: &ConvGeom) -> Result<Vec<f32>> {
         let g = *g;
-        par_chunks(&mut rows, cols, |r, row| {
-            // r = (n, oh, ow)
-            let ow = r % g.ow;
-            let oh = (r / g.ow) % g.oh;
-            let n = r / (g.ow * g.oh);
-            let mut j = 0;
-            for c in 0..g.c {
+        let windows = g.row_count();
+        let mut cols = vec![0.0; g.row_len() * windows];
+        par_chunks(&mut cols, windows, |row, out| {
+            // row = (c, kh, kw); out: that tap for every (n, oh, ow)
+            let kw = row % g.kw;
+            let kh = (row / g.kw) % g.kh;
+            let c = row / (g.kw * g.kh);
+            for n in 0..g.n {
                 let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-                for kh in 0..g.kh {
+                let out = &mut out[n * g.oh * g.ow..][..g.oh * g.ow];
+                for oh in 0..g.oh {
                     let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
-                    for kw in 0..g.kw {
+                    let dst = &mut out[oh * g.ow..][..g.ow];
+                    if ih < 0 || ih as usize >= g.h {
+                        continue; // stays zero
+                    }
+                    let src = &plane[ih as usize * g.w..][..g.w];
+                    for (ow, d) in dst.iter_mut().enumerate() {
                         let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
-                        row[j] = if ih >= 0 && (ih as usize) < g.h && iw >= 0 && (iw as usize) < g.w
-                        {
-                            plane[ih as usize * g.w + iw as usize]
-                        } else {
-                            0.0
-                        };
-                        j += 1;
+                        if iw >= 0 && (iw as usize) < g.w {
+                            *d = src[iw as usize];
+                        }
                     }
                 }
             }
         });
-        Ok(rows)
+        Ok(cols)
     }
 
-    fn row2im(&self, rows: &Vec<f32>, g: &ConvGeom) -> Result<Vec<f32>> {
-        let mut x = vec![0.0; g.n * g.c * g.h * g.w];
+    fn col2im(&self, cols: &Vec<f32>, g: &ConvGeom) -> Result<Vec<f32>> {
         let g = *g;
-        let cols = g.row_len();
+        let windows = g.row_count();
+        let mut x = vec![0.0; g.n * g.c * g.h * g.w];
+        // One task per input plane scatters its taps in (kh, kw, oh, ow) order: every element
+        // receives its contributions in (kh, kw) order, the order of the GPU's gather.
         par_chunks(&mut x, g.h * g.w, |nc, plane| {
             let (n, c) = (nc / g.c, nc % g.c);
-            for ih in 0..g.h {
-                for iw in 0..g.w {
-                    let mut acc = 0.0;
-                    for kh in 0..g.kh {
-                        let Some(oh) = conv_src(ih, kh, g.pad_top, g.dh, g.sh, g.oh) else {
+            for kh in 0..g.kh {
+                for kw in 0..g.kw {
+                    let row = &cols[((c * g.kh + kh) * g.kw + kw) * windows + n * g.oh * g.ow..]
+                        [..g.oh * g.ow];
+                    for oh in 0..g.oh {
+                        let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
+                        if ih < 0 || ih as usize >= g.h {
                             continue;
-                        };
-                        for kw in 0..g.kw {
-                            let Some(ow) = conv_src(iw, kw, g.pad_left, g.dw, g.sw, g.ow) else {
-                                continue;
-                            };
-                            let r = (n * g.oh + oh) * g.ow + ow;
-                            acc += rows[r * cols + (c * g.kh + kh) * g.kw + kw];
+                        }
+                        let dst = &mut plane[ih as usize * g.w..][..g.w];
+                        for (ow, &v) in row[oh * g.ow..][..g.ow].iter().enumerate() {
+                            let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
+                            if iw >= 0 && (iw as usize) < g.w {
+                                dst[iw as usize] += v;
+                            }
                         }
                     }
-                    plane[ih * g.w + iw] = acc;
                 }
             }
         });

@@ -546,24 +546,24 @@ impl Backend for GpuBackend {
         Ok(c)
     }
 
-    fn im2row(&self, x: &GpuBuffer, g: &ConvGeom) -> Result<GpuBuffer> {
+    fn im2col(&self, x: &GpuBuffer, g: &ConvGeom) -> Result<GpuBuffer> {
         let total = g.row_count() * g.row_len();
         self.map_kernel(
             Shader::Conv,
-            "im2row",
+            "im2col",
             &ConvParams::new(g, total)?,
             &[x],
             total,
         )
     }
 
-    fn row2im(&self, rows: &GpuBuffer, g: &ConvGeom) -> Result<GpuBuffer> {
+    fn col2im(&self, cols: &GpuBuffer, g: &ConvGeom) -> Result<GpuBuffer> {
         let total = g.n * g.c * g.h * g.w;
         self.map_kernel(
             Shader::Conv,
-            "row2im",
+            "col2im",
             &ConvParams::new(g, total)?,
-            &[rows],
+            &[cols],
             total,
         )
     }

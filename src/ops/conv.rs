@@ -112,17 +112,29 @@ fn resolve_padding(
     })
 }
 
-fn im2row_raw(x: &Tensor, g: &ConvGeom) -> Result<Tensor> {
-    let st = on_backend!(x.storage(), s, be => be.im2row(s, g));
+/// `(n, c, h, w) -> (c*kh*kw, n*oh*ow)`, no autograd record.
+fn im2col_raw(x: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+    let st = on_backend!(x.storage(), s, be => be.im2col(s, g));
     Ok(Tensor::from_storage(
         st,
-        Shape::from([g.row_count(), g.row_len()]),
+        Shape::from([g.row_len(), g.row_count()]),
     ))
 }
 
-fn row2im_raw(rows: &Tensor, g: &ConvGeom) -> Result<Tensor> {
-    let st = on_backend!(rows.storage(), s, be => be.row2im(s, g));
+/// `(c*kh*kw, n*oh*ow) -> (n, c, h, w)`, no autograd record.
+fn col2im_raw(cols: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+    let st = on_backend!(cols.storage(), s, be => be.col2im(s, g));
     Ok(Tensor::from_storage(st, Shape::from([g.n, g.c, g.h, g.w])))
+}
+
+/// Swaps the two axes of a 2-d tensor (a copy), no autograd record.
+fn transpose_raw(t: &Tensor) -> Result<Tensor> {
+    let (r, c) = t.shape().dims2()?;
+    t.strided_raw(crate::backend::StridedSpec {
+        out: vec![c, r],
+        strides: vec![1, c as isize],
+        offset: 0,
+    })
 }
 
 /// Validates kernel/stride/padding/dilation for `(n, c, h, w)` and returns the geometry.
@@ -171,8 +183,10 @@ pub fn im2row(
         padding.into(),
         dilation.into().0,
     )?;
-    let y = im2row_raw(x, &g)?;
-    Ok(y.attach(&[x], move |gr| Ok(vec![Some(row2im_raw(gr, &g)?)])))
+    let y = transpose_raw(&im2col_raw(x, &g)?)?;
+    Ok(y.attach(&[x], move |gr| {
+        Ok(vec![Some(col2im_raw(&transpose_raw(gr)?, &g)?)])
+    }))
 }
 
 /// The adjoint of [`im2row`]: `rows (n*oh*ow, c*kh*kw) -> (n, c, h, w)` where every input
@@ -201,8 +215,10 @@ pub fn row2im(
         g.row_len(),
         rows.shape()
     );
-    let y = row2im_raw(rows, &g)?;
-    Ok(y.attach(&[rows], move |gr| Ok(vec![Some(im2row_raw(gr, &g)?)])))
+    let y = col2im_raw(&transpose_raw(rows)?, &g)?;
+    Ok(y.attach(&[rows], move |gr| {
+        Ok(vec![Some(transpose_raw(&im2col_raw(gr, &g)?)?)])
+    }))
 }
 
 /// `F.conv2d`: `input (n, c, h, w)`, `weight (d, c/groups, kh, kw)`, `bias (d)` ->
@@ -262,8 +278,9 @@ pub fn conv2d(
     crate::shape::numel(OP, &[n, d, g.oh, g.ow])?;
     let (ohw, ckk, cgkk, dg) = (g.oh * g.ow, g.row_len(), cg * kh * kw, d / groups);
 
-    let rows = im2row_raw(input, &g)?; // (n*oh*ow, c*kh*kw)
-                                       // Per (image, group): out[n, g*dg.., :] (dg, ohw) = W_g (dg, cgkk) x rows_{n,g}^T (cgkk, ohw)
+    let nohw = n * ohw;
+    let cols = im2col_raw(input, &g)?; // (c*kh*kw, n*oh*ow)
+                                       // Per (image, group): out[n, g*dg.., :] (dg, ohw) = W_g (dg, cgkk) x cols_{g, n} (cgkk, ohw)
     let spec = GemmSpec {
         batch: n * groups,
         batch_inner: groups,
@@ -279,10 +296,10 @@ pub fn conv2d(
         },
         b: MatLayout {
             offset: 0,
-            batch_outer_stride: ohw * ckk,
-            batch_inner_stride: cgkk,
-            row_stride: 1,
-            col_stride: ckk,
+            batch_outer_stride: ohw,
+            batch_inner_stride: cgkk * nohw,
+            row_stride: nohw,
+            col_stride: 1,
         },
         c: MatLayout {
             offset: 0,
@@ -293,7 +310,7 @@ pub fn conv2d(
         },
         c_len: n * d * ohw,
     };
-    let mut y = gemm_raw(OP, weight, &rows, &spec, Shape::from([n, d, g.oh, g.ow]))?;
+    let mut y = gemm_raw(OP, weight, &cols, &spec, Shape::from([n, d, g.oh, g.ow]))?;
     if let Some(b) = bias {
         y = y.binary_raw(
             &b.reshape([1, d, 1, 1])?.detach(),
@@ -311,38 +328,38 @@ pub fn conv2d(
     Ok(y.attach(&inputs, move |gout| {
         // gout: (n, d, oh, ow)
         let gx = if x.requires_grad() {
-            // grad_rows[n*ohw + j, g*cgkk + k] = sum_i gout[n, g*dg + i, j] * W[g*dg + i, k]
+            // grad_cols[g*cgkk + k, n*ohw + j] = sum_i W[g*dg + i, k] * gout[n, g*dg + i, j]
             let spec = GemmSpec {
                 batch: n * groups,
                 batch_inner: groups,
-                m: ohw,
-                n: cgkk,
+                m: cgkk,
+                n: ohw,
                 k: dg,
                 a: MatLayout {
                     offset: 0,
-                    batch_outer_stride: d * ohw,
-                    batch_inner_stride: dg * ohw,
+                    batch_outer_stride: 0,
+                    batch_inner_stride: dg * cgkk,
                     row_stride: 1,
-                    col_stride: ohw,
+                    col_stride: cgkk,
                 },
                 b: MatLayout {
                     offset: 0,
-                    batch_outer_stride: 0,
-                    batch_inner_stride: dg * cgkk,
-                    row_stride: cgkk,
+                    batch_outer_stride: d * ohw,
+                    batch_inner_stride: dg * ohw,
+                    row_stride: ohw,
                     col_stride: 1,
                 },
                 c: MatLayout {
                     offset: 0,
-                    batch_outer_stride: ohw * ckk,
-                    batch_inner_stride: cgkk,
-                    row_stride: ckk,
+                    batch_outer_stride: ohw,
+                    batch_inner_stride: cgkk * nohw,
+                    row_stride: nohw,
                     col_stride: 1,
                 },
-                c_len: g.row_count() * ckk,
+                c_len: ckk * nohw,
             };
-            let grad_rows = gemm_raw(OP, gout, &wt, &spec, Shape::from([g.row_count(), ckk]))?;
-            Some(row2im_raw(&grad_rows, &g)?)
+            let grad_cols = gemm_raw(OP, &wt, gout, &spec, Shape::from([ckk, nohw]))?;
+            Some(col2im_raw(&grad_cols, &g)?)
         } else {
             None
         };
@@ -353,7 +370,7 @@ pub fn conv2d(
             } else {
                 gout.reshape([n, d, ohw])?.permute(&[1, 0, 2])?
             };
-            // W_g grad (dg, cgkk) = gp_g (dg, n*ohw) x rows[:, g cols] (n*ohw, cgkk)
+            // W_g grad (dg, cgkk) = gp_g (dg, n*ohw) x cols_g^T (n*ohw, cgkk)
             let spec = GemmSpec {
                 batch: groups,
                 batch_inner: 1,
@@ -369,10 +386,10 @@ pub fn conv2d(
                 },
                 b: MatLayout {
                     offset: 0,
-                    batch_outer_stride: cgkk,
+                    batch_outer_stride: cgkk * nohw,
                     batch_inner_stride: 0,
-                    row_stride: ckk,
-                    col_stride: 1,
+                    row_stride: 1,
+                    col_stride: nohw,
                 },
                 c: MatLayout {
                     offset: 0,
@@ -386,7 +403,7 @@ pub fn conv2d(
             Some(gemm_raw(
                 OP,
                 &gp,
-                &rows,
+                &cols,
                 &spec,
                 Shape::from([d, cg, kh, kw]),
             )?)
