@@ -61,11 +61,17 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var acc3 = vec4<f32>(0.0);
 
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        // 1024 elements of each tile, 4 per thread; out-of-range reads as 0.
+        // 1024 elements of each tile, 4 per thread; out-of-range reads as 0. Neighbouring
+        // threads take neighbouring addresses: along k when the operand is contiguous in k,
+        // along its rows (A) or columns (B) otherwise (a uniform branch).
         for (var l = 0u; l < 4u; l++) {
             let e = tid + l * 256u;
-            let ak = e % BK;
-            let ar = e / BK;
+            var ak = e % BK;
+            var ar = e / BK;
+            if (p.a.col_stride != 1u) {
+                ar = e % BM;
+                ak = e / BM;
+            }
             let gr = row0 + ar;
             let gk = k0 + ak;
             var av = 0.0;
@@ -74,8 +80,12 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             }
             As[ak * BM + ar] = av;
 
-            let bc = e % BN;
-            let bk = e / BN;
+            var bc = e % BN;
+            var bk = e / BN;
+            if (p.b.col_stride != 1u) {
+                bk = e % BK;
+                bc = e / BK;
+            }
             let gc = col0 + bc;
             let gk2 = k0 + bk;
             var bv = 0.0;
