@@ -550,12 +550,13 @@ impl Backend for CpuBackend {
     fn upsample_nearest(&self, x: &Vec<f32>, g: &UpsampleGeom) -> Result<Vec<f32>> {
         let g = *g;
         let mut y = vec![0.0; g.n * g.c * g.oh * g.ow];
+        let cols: Vec<usize> = (0..g.ow).map(|j| nearest_src(j, g.w, g.scale_w)).collect();
         par_chunks(&mut y, g.oh * g.ow, |nc, o| {
             let plane = &x[nc * g.h * g.w..][..g.h * g.w];
             for i in 0..g.oh {
-                let sh = nearest_src(i, g.h, g.scale_h);
-                for j in 0..g.ow {
-                    o[i * g.ow + j] = plane[sh * g.w + nearest_src(j, g.w, g.scale_w)];
+                let row = &plane[nearest_src(i, g.h, g.scale_h) * g.w..][..g.w];
+                for (dst, &sw) in o[i * g.ow..][..g.ow].iter_mut().zip(&cols) {
+                    *dst = row[sw];
                 }
             }
         });
@@ -587,14 +588,18 @@ impl Backend for CpuBackend {
     fn upsample_bilinear(&self, x: &Vec<f32>, g: &UpsampleGeom) -> Result<Vec<f32>> {
         let g = *g;
         let mut y = vec![0.0; g.n * g.c * g.oh * g.ow];
+        // Source columns and weights are the same for every row and plane: compute them once.
+        let cols: Vec<_> = (0..g.ow)
+            .map(|j| bilinear_src(j, g.w, g.scale_w, g.align_corners))
+            .collect();
         par_chunks(&mut y, g.oh * g.ow, |nc, o| {
             let p = &x[nc * g.h * g.w..][..g.h * g.w];
             for i in 0..g.oh {
                 let (h0, h1, lh0, lh1) = bilinear_src(i, g.h, g.scale_h, g.align_corners);
-                for j in 0..g.ow {
-                    let (w0, w1, lw0, lw1) = bilinear_src(j, g.w, g.scale_w, g.align_corners);
-                    o[i * g.ow + j] = lh0 * (lw0 * p[h0 * g.w + w0] + lw1 * p[h0 * g.w + w1])
-                        + lh1 * (lw0 * p[h1 * g.w + w0] + lw1 * p[h1 * g.w + w1]);
+                let (r0, r1) = (&p[h0 * g.w..][..g.w], &p[h1 * g.w..][..g.w]);
+                for (dst, &(w0, w1, lw0, lw1)) in o[i * g.ow..][..g.ow].iter_mut().zip(&cols) {
+                    *dst =
+                        lh0 * (lw0 * r0[w0] + lw1 * r0[w1]) + lh1 * (lw0 * r1[w0] + lw1 * r1[w1]);
                 }
             }
         });
