@@ -1,7 +1,7 @@
 //! Errors: every failure names the op (or file) it came from.
 
 /// Everything that can go wrong in convshade.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     /// A bad argument or shape given to an op.
     #[error("{op}: {msg}")]
@@ -25,6 +25,13 @@ pub enum Error {
     /// A file was read but its content is malformed (NPY, JSON, manifest).
     #[error("{path}: malformed: {msg}")]
     Format { path: String, msg: String },
+}
+
+/// The message itself, so `fn main() -> convshade::Result<()>` prints a readable error.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// `Result` with convshade's [`Error`].
