@@ -38,14 +38,16 @@ pub fn no_grad<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// Gradients by tensor id.
+/// Gradients of the loss with respect to the variables (leaves) it depends on, by tensor id.
+/// Gradients of intermediate tensors are not kept.
 #[derive(Default)]
 pub struct GradStore {
     grads: HashMap<TensorId, Tensor>,
 }
 
 impl GradStore {
-    /// The gradient of the loss with respect to `t`, if `t` took part in computing it.
+    /// The gradient of the loss with respect to the leaf `t` (a variable or a tensor made with
+    /// `requires_grad_`), if `t` took part in computing it.
     pub fn get(&self, t: &Tensor) -> Option<&Tensor> {
         self.grads.get(&t.id())
     }
@@ -89,7 +91,9 @@ pub(crate) fn backward(loss: &Tensor) -> Result<GradStore> {
         store.grads.insert(loss.id(), loss.ones_like()?);
         for t in order.iter().rev() {
             let Some(node) = t.node() else { continue };
-            let Some(g) = store.grads.get(&t.id()).cloned() else {
+            // An intermediate's gradient is needed only to pass it on: drop it now (as PyTorch
+            // keeps only leaf gradients), so peak memory stays near one layer's worth.
+            let Some(g) = store.grads.remove(&t.id()) else {
                 continue;
             };
             let input_grads = (node.backward)(&g)?;

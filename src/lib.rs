@@ -14,6 +14,24 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Training uses variables and `backward`, on any device:
+//!
+//! ```
+//! use convshade::{conv2d, Conv2dOptions, Device, Tensor, Var};
+//!
+//! # fn main() -> convshade::Result<()> {
+//! let dev = Device::auto();
+//! let x = Tensor::randn([8, 3, 32, 32], 0, &dev)?;
+//! let w = Var::new(&Tensor::randn([16, 3, 3, 3], 1, &dev)?.mul_scalar(0.1)?);
+//! let y = conv2d(&x, &w.as_tensor(), None, &Conv2dOptions::new().stride(2).padding(1))?;
+//! assert_eq!(y.dims(), &[8, 16, 16, 16]);
+//! let loss = y.relu()?.mean_all()?;
+//! let grads = loss.backward()?;
+//! assert_eq!(grads.get_var(&w).unwrap().dims(), &[16, 3, 3, 3]);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod autograd;
 pub mod backend;

@@ -648,6 +648,12 @@ fn autograd_edge_cases() {
     assert!(r.is_err());
     let x = Tensor::ones([2], &d).unwrap().requires_grad_();
     assert!(x.square().unwrap().requires_grad());
+    // only leaf gradients are kept; a tensor used twice accumulates both paths
+    let y = x.square().unwrap();
+    let g = y.add(&x).unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(g.get(&y).is_none());
+    assert_eq!(g.get(&x).unwrap().to_vec().unwrap(), vec![3.0, 3.0]);
+    assert_eq!(g.len(), 1);
     let e = Tensor::arange(0.0, 3.0, &d)
         .unwrap()
         .flip(&[0, 0])
