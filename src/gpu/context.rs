@@ -420,11 +420,17 @@ impl GpuContext {
 
     fn release(&self, buffer: wgpu::Buffer) {
         let class = buffer.size();
-        let mut pool = lock(&self.pool);
-        if pool.bytes + class <= POOL_MAX_BYTES {
-            pool.bytes += class;
-            pool.free.entry(class).or_default().push(buffer);
+        {
+            let mut pool = lock(&self.pool);
+            if pool.bytes + class <= POOL_MAX_BYTES {
+                pool.bytes += class;
+                pool.free.entry(class).or_default().push(buffer);
+                return;
+            }
         }
+        // Destroying a buffer is a device call: serialize it like the others (GL).
+        let _serial = self.serial();
+        drop(buffer);
     }
 
     /// Copies host data into a new buffer.
