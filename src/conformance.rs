@@ -1,5 +1,5 @@
 //! Runs `convshade-cases/1` directories: ops, inputs and PyTorch's outputs and gradients (format
-//! in CONFORMANCE.md), on any device.
+//! in docs/CONFORMANCE.md), on any device.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

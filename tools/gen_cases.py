@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the convshade conformance suite (format `convshade-cases/1`).
 
-See CONFORMANCE.md for the format.  In short, the output directory holds
+See docs/CONFORMANCE.md for the format.  In short, the output directory holds
 
     OUT/manifest.json
     OUT/<case name>/<array>.npy      (NPY 1.0, '<f4', C order)
