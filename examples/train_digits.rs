@@ -63,17 +63,35 @@ fn mnist(dir: &Path) -> Result<Data> {
     let cpu = Device::cpu();
     let split = |images: &str, labels: &str| -> Result<(usize, Split)> {
         let x = convshade::io::load_idx_images(idx_file(dir, images), &cpu)?;
-        let side = x.dims()[2];
+        let labels = convshade::io::load_idx_labels(idx_file(dir, labels))?;
+        let (n, _, h, w) = x.dims4()?;
+        if n != labels.len() || h != w || h % 4 != 0 {
+            return Err(Error::Format {
+                path: dir.display().to_string(),
+                msg: format!(
+                    "{images}: {n} images of {h}x{w} with {} labels; need one label per image and square images with a side divisible by 4",
+                    labels.len()
+                ),
+            });
+        }
         Ok((
-            side,
+            h,
             Split {
                 pixels: x.to_vec()?,
-                labels: convshade::io::load_idx_labels(idx_file(dir, labels))?,
+                labels,
             },
         ))
     };
     let (side, train) = split("train-images-idx3-ubyte", "train-labels-idx1-ubyte")?;
-    let (_, test) = split("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")?;
+    let (test_side, test) = split("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")?;
+    if test_side != side {
+        return Err(Error::Format {
+            path: dir.display().to_string(),
+            msg: format!(
+                "training images are {side}x{side} but test images {test_side}x{test_side}"
+            ),
+        });
+    }
     Ok(Data { side, train, test })
 }
 

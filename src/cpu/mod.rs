@@ -58,7 +58,8 @@ fn par_fill(out: &mut [f32], f: impl Fn(usize) -> f32 + Sync + Send) {
 /// axis are summed in parallel blocks.
 fn sum_axis(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<f32> {
     let outputs = outer * inner;
-    if outputs < 4 * rayon::current_num_threads() && len >= 2 * SUM_BLOCK {
+    // The path depends on the shape only (never on the thread count), so results do too.
+    if outputs < FEW_OUTPUTS && len >= 2 * SUM_BLOCK {
         // Fixed blocks summed in parallel, then the block sums in order: the same result
         // whatever the thread count or scheduling.
         return (0..outputs)
@@ -97,6 +98,8 @@ fn sum_axis(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<f32> {
 
 /// Elements per parallel block of a long sum.
 const SUM_BLOCK: usize = 1 << 14;
+/// Up to this many outputs, a long sum is split into blocks across threads.
+const FEW_OUTPUTS: usize = 16;
 
 /// Elements per task of the elementwise loops.
 const ELEMWISE_CHUNK: usize = 1 << 14;

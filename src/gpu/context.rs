@@ -317,10 +317,23 @@ impl GpuContext {
         Ok(())
     }
 
-    /// Like [`check`](Self::check), and on error marks batch `epoch` as failed.
-    fn check_batch(&self, epoch: u64) -> Result<()> {
-        self.check()
-            .inspect_err(|_| lock(&self.poisoned).push(epoch))
+    /// Runs device calls inside this thread's error scopes, so the errors they raise come back
+    /// to this caller (not to whichever thread checks the shared list next).
+    fn scoped<T>(&self, f: impl FnOnce() -> T) -> (T, Result<()>) {
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let errors: Vec<String> = [validation.pop(), oom.pop(), internal.pop()]
+            .into_iter()
+            .filter_map(|fut| pollster::block_on(fut).map(|e| e.to_string()))
+            .collect();
+        let status = if errors.is_empty() {
+            self.check()
+        } else {
+            Err(Error::Gpu(errors.join("; ")))
+        };
+        (out, status)
     }
 
     /// An error if `buf` was touched by a batch that failed.
@@ -351,17 +364,18 @@ impl GpuContext {
                 })
                 .clone()
         };
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: None,
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            });
-        self.check()?;
+        let (pipeline, status) = self.scoped(|| {
+            self.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+        });
+        status?;
         lock(&self.pipelines).insert((shader, entry), pipeline.clone());
         Ok(pipeline)
     }
@@ -398,15 +412,17 @@ impl GpuContext {
             }
             None => {
                 lock(&self.stats).created += 1;
-                let b = self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: None,
-                    size: class,
-                    usage: wgpu::BufferUsages::STORAGE
-                        | wgpu::BufferUsages::COPY_SRC
-                        | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
+                let (b, status) = self.scoped(|| {
+                    self.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: None,
+                        size: class,
+                        usage: wgpu::BufferUsages::STORAGE
+                            | wgpu::BufferUsages::COPY_SRC
+                            | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
                 });
-                self.check()?;
+                status?;
                 b
             }
         };
@@ -442,10 +458,12 @@ impl GpuContext {
             let _serial = self.serial();
             let mut pending = lock(&self.pending);
             self.submit_locked(&mut pending)?;
-            self.queue
-                .write_buffer(buf.raw(), 0, bytemuck::cast_slice(data));
+            self.scoped(|| {
+                self.queue
+                    .write_buffer(buf.raw(), 0, bytemuck::cast_slice(data))
+            })
+            .1?;
         }
-        self.check()?;
         Ok(buf)
     }
 
@@ -456,20 +474,22 @@ impl GpuContext {
         let Some(enc) = pending.encoder.take() else {
             return self.check();
         };
-        self.queue.submit(Some(enc.finish()));
         let epoch = pending.epoch;
         pending.epoch += 1;
-        self.check_batch(epoch)
+        // Recording errors surface when the encoder is finished: they fail this batch.
+        let (_, status) = self.scoped(|| self.queue.submit(Some(enc.finish())));
+        status.inspect_err(|_| lock(&self.poisoned).push(epoch))
     }
 
     /// Records one compute dispatch into the pending encoder. Binding 0 is the uniform `params`;
-    /// `bindings` are the storage buffers by binding number.
+    /// `bindings` are the storage buffers by binding number, of which `written` are outputs.
     pub(crate) fn dispatch(
         &self,
         shader: Shader,
         entry: &'static str,
         params: &[u8],
         bindings: &[(u32, &GpuBuffer)],
+        written: &[u32],
         groups: [u32; 3],
     ) -> Result<()> {
         let max = self.limits.max_workgroups_per_dimension;
@@ -482,37 +502,43 @@ impl GpuContext {
             return Ok(());
         }
         let _serial = self.serial();
+        let pipeline = self.pipeline(shader, entry)?;
+        // Resources first, in this thread's error scopes: a failure here returns before the
+        // shared encoder is touched, so other pending work is unaffected.
+        let (bind_group, status) = self.scoped(|| {
+            let uniform = self
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("params"),
+                    contents: params,
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: uniform.as_entire_binding(),
+            }];
+            for (binding, buf) in bindings {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: *binding,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: buf.raw(),
+                        offset: 0,
+                        size: wgpu::BufferSize::new(((buf.len.max(1)) * 4) as u64),
+                    }),
+                });
+            }
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            })
+        });
+        status?;
+        let mut pending = lock(&self.pending);
+        // Checked under the lock, so no batch can fail between the check and the recording.
         for (_, buf) in bindings {
             self.ensure_valid(buf)?;
         }
-        let pipeline = self.pipeline(shader, entry)?;
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: params,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
-        for (binding, buf) in bindings {
-            entries.push(wgpu::BindGroupEntry {
-                binding: *binding,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: buf.raw(),
-                    offset: 0,
-                    size: wgpu::BufferSize::new(((buf.len.max(1)) * 4) as u64),
-                }),
-            });
-        }
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
-        let mut pending = lock(&self.pending);
         let epoch = pending.epoch;
         {
             let encoder = pending.encoder.get_or_insert_with(|| {
@@ -531,20 +557,17 @@ impl GpuContext {
                 pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
             }
         }
-        for (_, buf) in bindings {
-            buf.epoch.store(epoch, Ordering::SeqCst);
+        // Only outputs carry the batch: inputs made earlier stay valid if this batch fails.
+        for (binding, buf) in bindings {
+            if written.contains(binding) {
+                buf.epoch.store(epoch, Ordering::SeqCst);
+            }
         }
         pending.ops += 1;
         if pending.ops >= MAX_PENDING {
             return self.submit_locked(&mut pending);
         }
-        // An error raised while recording spoils the whole pending batch: drop it (its tensors
-        // are marked failed) and start a fresh one.
-        self.check_batch(epoch).inspect_err(|_| {
-            pending.encoder = None;
-            pending.ops = 0;
-            pending.epoch += 1;
-        })
+        Ok(())
     }
 
     /// Submits the pending work (if any) without waiting for it.
@@ -567,12 +590,15 @@ impl GpuContext {
     pub(crate) fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
         let bytes = (buf.len * 4) as u64;
         let _serial = self.serial();
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
+        let (staging, status) = self.scoped(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
         });
+        status?;
         {
             let mut pending = lock(&self.pending);
             // The copy joins the pending batch, so a failure of that batch fails the read.
@@ -647,60 +673,67 @@ impl std::fmt::Debug for GpuBuffer {
 mod tests {
     use super::*;
 
+    const RELU: [u32; 4] = [2, 5, 0, 0]; // n = 2, opcode 5
+
+    fn relu(ctx: &GpuContext, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
+        ctx.dispatch(
+            Shader::Unary,
+            "unary",
+            bytemuck::cast_slice(&RELU),
+            &[(1, x), (2, y)],
+            &[2],
+            [1, 1, 1],
+        )
+    }
+
     #[test]
-    fn a_failed_batch_fails_every_tensor_it_touched() {
+    fn a_failed_batch_fails_the_tensors_it_wrote_and_nothing_else() {
         let Ok(ctx) = GpuContext::new().map(Arc::new) else {
             eprintln!("!!! SKIPPING GPU CHECK: no GPU adapter !!!");
             return;
         };
-        let x = ctx.upload(&[1.0, 2.0], "test").unwrap();
+        let x = ctx.upload(&[-1.0, 2.0], "test").unwrap();
         let y = ctx.alloc(2, "test").unwrap();
-        let params = [2u32, 5, 0, 0]; // n = 2, relu
-        ctx.dispatch(
-            Shader::Unary,
-            "unary",
-            bytemuck::cast_slice(&params),
-            &[(1, &x), (2, &y)],
-            [1, 1, 1],
-        )
-        .unwrap();
-        // A bind group missing binding 1 is a validation error: the batch holding y's relu fails.
+        relu(&ctx, &x, &y).unwrap();
+        // A bad bind group (binding 1 missing) is refused before it reaches the shared encoder:
+        // the pending relu is unaffected.
         let z = ctx.alloc(2, "test").unwrap();
         let err = ctx
             .dispatch(
                 Shader::Unary,
                 "unary",
-                bytemuck::cast_slice(&params),
+                bytemuck::cast_slice(&RELU),
                 &[(2, &z)],
+                &[2],
                 [1, 1, 1],
             )
             .unwrap_err();
         assert!(matches!(err, Error::Gpu(_)), "{err}");
-        assert!(
-            ctx.read(&y).is_err(),
-            "a tensor of the failed batch must not read as data"
-        );
+        assert_eq!(ctx.read(&y).unwrap(), vec![0.0, 2.0]);
+
+        // A command that fails only when the batch is submitted (an out-of-bounds copy) fails
+        // the batch: its outputs turn into errors, its inputs stay readable.
         let w = ctx.alloc(2, "test").unwrap();
-        assert!(ctx
-            .dispatch(
-                Shader::Unary,
-                "unary",
-                bytemuck::cast_slice(&params),
-                &[(1, &y), (2, &w)],
-                [1, 1, 1]
-            )
-            .is_err());
+        relu(&ctx, &y, &w).unwrap();
+        lock(&ctx.pending)
+            .encoder
+            .as_mut()
+            .unwrap()
+            .copy_buffer_to_buffer(x.raw(), 0, z.raw(), 0, 1 << 20);
+        assert!(
+            ctx.read(&w).is_err(),
+            "an output of the failed batch must not read as data"
+        );
+        assert_eq!(ctx.read(&y).unwrap(), vec![0.0, 2.0]);
+        let v = ctx.alloc(2, "test").unwrap();
+        assert!(
+            relu(&ctx, &w, &v).is_err(),
+            "a failed tensor cannot feed new work"
+        );
         // Fresh work afterwards is unaffected.
         let a = ctx.upload(&[-3.0, 4.0], "test").unwrap();
         let b = ctx.alloc(2, "test").unwrap();
-        ctx.dispatch(
-            Shader::Unary,
-            "unary",
-            bytemuck::cast_slice(&params),
-            &[(1, &a), (2, &b)],
-            [1, 1, 1],
-        )
-        .unwrap();
+        relu(&ctx, &a, &b).unwrap();
         assert_eq!(ctx.read(&b).unwrap(), vec![0.0, 4.0]);
     }
 }

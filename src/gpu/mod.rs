@@ -377,13 +377,20 @@ impl GpuBackend {
             .enumerate()
             .map(|(i, b)| (i as u32 + 1, *b))
             .collect();
-        bindings.push((inputs.len() as u32 + 1, &out));
+        let out_binding = inputs.len() as u32 + 1;
+        bindings.push((out_binding, &out));
         let groups = grid(
             total.div_ceil(WG),
             self.ctx.limits.max_workgroups_per_dimension,
         )?;
-        self.ctx
-            .dispatch(shader, entry, bytemuck::bytes_of(params), &bindings, groups)?;
+        self.ctx.dispatch(
+            shader,
+            entry,
+            bytemuck::bytes_of(params),
+            &bindings,
+            &[out_binding],
+            groups,
+        )?;
         Ok(out)
     }
 
@@ -402,6 +409,7 @@ impl GpuBackend {
             "fill",
             bytemuck::bytes_of(&p),
             &[(2, &out)],
+            &[2],
             groups,
         )?;
         Ok(out)
@@ -477,6 +485,7 @@ impl Backend for GpuBackend {
                 "sum_wide",
                 bytemuck::bytes_of(&p),
                 &[(1, x), (2, &out)],
+                &[2],
                 groups,
             )?;
             Ok(out)
@@ -538,6 +547,7 @@ impl Backend for GpuBackend {
                         "gemm",
                         bytemuck::bytes_of(&p),
                         &[(1, a), (2, b), (3, &c)],
+                        &[3],
                         groups,
                     )?;
                 }
@@ -582,6 +592,7 @@ impl Backend for GpuBackend {
             "max_fwd",
             bytemuck::bytes_of(&p),
             &[(1, x), (2, &out), (3, &idx)],
+            &[2, 3],
             groups,
         )?;
         Ok((out, idx))
@@ -605,6 +616,7 @@ impl Backend for GpuBackend {
             "max_bwd",
             bytemuck::bytes_of(&p),
             &[(1, grad), (2, &out), (3, indices)],
+            &[2],
             groups,
         )?;
         Ok(out)
