@@ -19,12 +19,15 @@ struct Params {
     oh: u32,
     ow: u32,
     total: u32,
-    _p0: u32,
+    // depthwise: filters per input channel
+    mult: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+// depthwise kernels' second input (the weights, or the output gradient)
+@group(0) @binding(3) var<storage, read> aux: array<f32>;
 
 override WG: u32 = 256u;
 
@@ -91,4 +94,111 @@ fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         }
     }
     dst[i] = acc;
+}
+
+// Depthwise convolution (groups = c, mult filters per channel) without im2col.
+// Forward: src = x (n, c, h, w), aux = w (c*mult, 1, kh, kw), dst = (n, c*mult, oh, ow).
+@compute @workgroup_size(WG)
+fn dw_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    if (i >= p.total) {
+        return;
+    }
+    let d = p.c * p.mult;
+    let ow = i % p.ow;
+    let oh = (i / p.ow) % p.oh;
+    let dd = (i / (p.ow * p.oh)) % d;
+    let n = i / (p.ow * p.oh * d);
+    let plane = (n * p.c + dd / p.mult) * p.h * p.w;
+    var acc = 0.0;
+    for (var kh = 0u; kh < p.kh; kh++) {
+        let ih = i32(oh * p.sh + kh * p.dh) - i32(p.pad_top);
+        if (ih < 0 || u32(ih) >= p.h) {
+            continue;
+        }
+        for (var kw = 0u; kw < p.kw; kw++) {
+            let iw = i32(ow * p.sw + kw * p.dw) - i32(p.pad_left);
+            if (iw >= 0 && u32(iw) < p.w) {
+                acc += src[plane + u32(ih) * p.w + u32(iw)] * aux[(dd * p.kh + kh) * p.kw + kw];
+            }
+        }
+    }
+    dst[i] = acc;
+}
+
+// Input gradient, a gather: src = grad (n, c*mult, oh, ow), aux = w, dst = (n, c, h, w); each
+// element sums over (m, kh, kw) in that order.
+@compute @workgroup_size(WG)
+fn dw_bwd_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    if (i >= p.total) {
+        return;
+    }
+    let d = p.c * p.mult;
+    let iw = i % p.w;
+    let ih = (i / p.w) % p.h;
+    let c = (i / (p.w * p.h)) % p.c;
+    let n = i / (p.w * p.h * p.c);
+    var acc = 0.0;
+    for (var m = 0u; m < p.mult; m++) {
+        let dd = c * p.mult + m;
+        let go = (n * d + dd) * p.oh * p.ow;
+        for (var kh = 0u; kh < p.kh; kh++) {
+            let oh = tap_source(ih, kh, p.pad_top, p.dh, p.sh, p.oh);
+            if (oh < 0) {
+                continue;
+            }
+            for (var kw = 0u; kw < p.kw; kw++) {
+                let ow = tap_source(iw, kw, p.pad_left, p.dw, p.sw, p.ow);
+                if (ow < 0) {
+                    continue;
+                }
+                acc += src[go + u32(oh) * p.ow + u32(ow)] * aux[(dd * p.kh + kh) * p.kw + kw];
+            }
+        }
+    }
+    dst[i] = acc;
+}
+
+var<workgroup> partial: array<f32, 256>;
+
+// Weight gradient: one workgroup per weight (dd, kh, kw), threads striding over (n, oh, ow),
+// then a fixed tree. src = x, aux = grad (n, c*mult, oh, ow), dst = (c*mult, 1, kh, kw).
+@compute @workgroup_size(256)
+fn dw_bwd_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let o = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
+    let valid = o < p.total;
+    let d = p.c * p.mult;
+    var acc = 0.0;
+    if (valid) {
+        let kw = o % p.kw;
+        let kh = (o / p.kw) % p.kh;
+        let dd = o / (p.kw * p.kh);
+        let windows = p.n * p.oh * p.ow;
+        for (var t = lid; t < windows; t += 256u) {
+            let ow = t % p.ow;
+            let oh = (t / p.ow) % p.oh;
+            let n = t / (p.ow * p.oh);
+            let ih = i32(oh * p.sh + kh * p.dh) - i32(p.pad_top);
+            let iw = i32(ow * p.sw + kw * p.dw) - i32(p.pad_left);
+            if (ih >= 0 && u32(ih) < p.h && iw >= 0 && u32(iw) < p.w) {
+                let xv = src[((n * p.c + dd / p.mult) * p.h + u32(ih)) * p.w + u32(iw)];
+                acc += xv * aux[((n * d + dd) * p.oh + oh) * p.ow + ow];
+            }
+        }
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (valid && lid == 0u) {
+        dst[o] = partial[0];
+    }
 }

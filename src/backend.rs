@@ -346,6 +346,33 @@ pub trait Backend {
     /// Adjoint of im2col: `cols (c*kh*kw, n*oh*ow) -> (n, c, h, w)`, each input element summing
     /// its taps in (kh, kw) order (so both backends add in the same order).
     fn col2im(&self, cols: &Self::Storage, g: &ConvGeom) -> Result<Self::Storage>;
+    /// Depthwise convolution (groups = c, `mult` filters per channel), directly, without im2col:
+    /// `x (n, c, h, w)`, `w (c*mult, 1, kh, kw)` -> `(n, c*mult, oh, ow)`.
+    fn depthwise_conv2d(
+        &self,
+        x: &Self::Storage,
+        w: &Self::Storage,
+        g: &ConvGeom,
+        mult: usize,
+    ) -> Result<Self::Storage>;
+    /// Its input gradient, a gather: `grad (n, c*mult, oh, ow)`, `w` -> `(n, c, h, w)`, each
+    /// element summing over (m, kh, kw) in that order.
+    fn depthwise_conv2d_backward_input(
+        &self,
+        grad: &Self::Storage,
+        w: &Self::Storage,
+        g: &ConvGeom,
+        mult: usize,
+    ) -> Result<Self::Storage>;
+    /// Its weight gradient: `x`, `grad (n, c*mult, oh, ow)` -> `(c*mult, 1, kh, kw)`, each
+    /// weight summing over (n, oh, ow).
+    fn depthwise_conv2d_backward_weight(
+        &self,
+        x: &Self::Storage,
+        grad: &Self::Storage,
+        g: &ConvGeom,
+        mult: usize,
+    ) -> Result<Self::Storage>;
     /// `(n, c, h, w) -> (n, c, oh, ow)` maxima and the flat `h*w` index of each (as f32).
     fn max_pool2d(&self, x: &Self::Storage, g: &PoolGeom)
         -> Result<(Self::Storage, Self::Storage)>;

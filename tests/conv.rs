@@ -332,6 +332,14 @@ fn conv2d_gradients_match_finite_differences() {
         bias: true,
     };
     common::gradcheck(&cfg.inputs(3), &conv_of(&cfg), 1e-2, 1e-2);
+    // depthwise (direct kernels) with two filters per channel
+    let dw = Cfg {
+        groups: 3,
+        cg: 1,
+        dg: 2,
+        ..cfg
+    };
+    common::gradcheck(&dw.inputs(4), &conv_of(&dw), 1e-2, 1e-2);
 }
 
 #[test]

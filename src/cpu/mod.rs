@@ -362,6 +362,118 @@ impl Backend for CpuBackend {
         Ok(x)
     }
 
+    fn depthwise_conv2d(
+        &self,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        g: &ConvGeom,
+        mult: usize,
+    ) -> Result<Vec<f32>> {
+        let g = *g;
+        let d = g.c * mult;
+        let mut y = vec![0.0; g.n * d * g.oh * g.ow];
+        par_chunks(&mut y, g.oh * g.ow, |nd, out| {
+            // nd = (n, d); channel d reads input channel d / mult
+            let (n, dd) = (nd / d, nd % d);
+            let plane = &x[(n * g.c + dd / mult) * g.h * g.w..][..g.h * g.w];
+            let k = &w[dd * g.kh * g.kw..][..g.kh * g.kw];
+            for kh in 0..g.kh {
+                for kw in 0..g.kw {
+                    let wv = k[kh * g.kw + kw];
+                    for oh in 0..g.oh {
+                        let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
+                        if ih < 0 || ih as usize >= g.h {
+                            continue;
+                        }
+                        let src = &plane[ih as usize * g.w..][..g.w];
+                        for (ow, o) in out[oh * g.ow..][..g.ow].iter_mut().enumerate() {
+                            let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
+                            if iw >= 0 && (iw as usize) < g.w {
+                                *o += src[iw as usize] * wv;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok(y)
+    }
+
+    fn depthwise_conv2d_backward_input(
+        &self,
+        grad: &Vec<f32>,
+        w: &Vec<f32>,
+        g: &ConvGeom,
+        mult: usize,
+    ) -> Result<Vec<f32>> {
+        let g = *g;
+        let d = g.c * mult;
+        let mut dx = vec![0.0; g.n * g.c * g.h * g.w];
+        par_chunks(&mut dx, g.h * g.w, |nc, plane| {
+            let (n, c) = (nc / g.c, nc % g.c);
+            for ih in 0..g.h {
+                for iw in 0..g.w {
+                    let mut acc = 0.0;
+                    for m in 0..mult {
+                        let dd = c * mult + m;
+                        let go = &grad[(n * d + dd) * g.oh * g.ow..][..g.oh * g.ow];
+                        for kh in 0..g.kh {
+                            let Some(oh) = conv_src(ih, kh, g.pad_top, g.dh, g.sh, g.oh) else {
+                                continue;
+                            };
+                            for kw in 0..g.kw {
+                                let Some(ow) = conv_src(iw, kw, g.pad_left, g.dw, g.sw, g.ow)
+                                else {
+                                    continue;
+                                };
+                                acc += go[oh * g.ow + ow] * w[(dd * g.kh + kh) * g.kw + kw];
+                            }
+                        }
+                    }
+                    plane[ih * g.w + iw] = acc;
+                }
+            }
+        });
+        Ok(dx)
+    }
+
+    fn depthwise_conv2d_backward_weight(
+        &self,
+        x: &Vec<f32>,
+        grad: &Vec<f32>,
+        g: &ConvGeom,
+        mult: usize,
+    ) -> Result<Vec<f32>> {
+        let g = *g;
+        let d = g.c * mult;
+        let mut dw = vec![0.0; d * g.kh * g.kw];
+        par_chunks(&mut dw, g.kh * g.kw, |dd, taps| {
+            for (t, out) in taps.iter_mut().enumerate() {
+                let (kh, kw) = (t / g.kw, t % g.kw);
+                let mut acc = 0.0f64;
+                for n in 0..g.n {
+                    let plane = &x[(n * g.c + dd / mult) * g.h * g.w..][..g.h * g.w];
+                    let go = &grad[(n * d + dd) * g.oh * g.ow..][..g.oh * g.ow];
+                    for oh in 0..g.oh {
+                        let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
+                        if ih < 0 || ih as usize >= g.h {
+                            continue;
+                        }
+                        for ow in 0..g.ow {
+                            let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
+                            if iw >= 0 && (iw as usize) < g.w {
+                                acc += (plane[ih as usize * g.w + iw as usize] * go[oh * g.ow + ow])
+                                    as f64;
+                            }
+                        }
+                    }
+                }
+                *out = acc as f32;
+            }
+        });
+        Ok(dw)
+    }
+
     fn max_pool2d(&self, x: &Vec<f32>, g: &PoolGeom) -> Result<(Vec<f32>, Vec<f32>)> {
         let g = *g;
         let plane_out = g.oh * g.ow;

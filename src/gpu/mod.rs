@@ -202,7 +202,8 @@ struct ConvParams {
     oh: u32,
     ow: u32,
     total: u32,
-    _pad: u32,
+    /// depthwise: filters per input channel
+    mult: u32,
 }
 
 impl ConvParams {
@@ -228,7 +229,7 @@ impl ConvParams {
             oh: fit(g.oh, "conv2d")?,
             ow: fit(g.ow, "conv2d")?,
             total: u32_of(total, "conv2d")?,
-            _pad: 0,
+            mult: 1,
         })
     }
 }
@@ -389,6 +390,34 @@ impl GpuBackend {
             bytemuck::bytes_of(params),
             &bindings,
             &[out_binding],
+            groups,
+        )?;
+        Ok(out)
+    }
+
+    /// A depthwise kernel over `total` outputs: `src` at binding 1, `aux` at 3, output at 2.
+    fn depthwise(
+        &self,
+        entry: &'static str,
+        src: &GpuBuffer,
+        aux: &GpuBuffer,
+        g: &ConvGeom,
+        mult: usize,
+        total: usize,
+    ) -> Result<GpuBuffer> {
+        let mut p = ConvParams::new(g, total)?;
+        p.mult = fit(mult, "conv2d")?;
+        let out = self.ctx.alloc(total, "conv2d")?;
+        let groups = grid(
+            total.div_ceil(WG),
+            self.ctx.limits.max_workgroups_per_dimension,
+        )?;
+        self.ctx.dispatch(
+            Shader::Conv,
+            entry,
+            bytemuck::bytes_of(&p),
+            &[(1, src), (2, &out), (3, aux)],
+            &[2],
             groups,
         )?;
         Ok(out)
@@ -576,6 +605,51 @@ impl Backend for GpuBackend {
             &[cols],
             total,
         )
+    }
+
+    fn depthwise_conv2d(
+        &self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        g: &ConvGeom,
+        mult: usize,
+    ) -> Result<GpuBuffer> {
+        let total = g.n * g.c * mult * g.oh * g.ow;
+        self.depthwise("dw_fwd", x, w, g, mult, total)
+    }
+
+    fn depthwise_conv2d_backward_input(
+        &self,
+        grad: &GpuBuffer,
+        w: &GpuBuffer,
+        g: &ConvGeom,
+        mult: usize,
+    ) -> Result<GpuBuffer> {
+        self.depthwise("dw_bwd_input", grad, w, g, mult, g.n * g.c * g.h * g.w)
+    }
+
+    fn depthwise_conv2d_backward_weight(
+        &self,
+        x: &GpuBuffer,
+        grad: &GpuBuffer,
+        g: &ConvGeom,
+        mult: usize,
+    ) -> Result<GpuBuffer> {
+        // one workgroup per weight, reducing over (n, oh, ow)
+        let total = g.c * mult * g.kh * g.kw;
+        let mut p = ConvParams::new(g, total)?;
+        p.mult = fit(mult, "conv2d")?;
+        let out = self.ctx.alloc(total, "conv2d")?;
+        let groups = grid(total, self.ctx.limits.max_workgroups_per_dimension)?;
+        self.ctx.dispatch(
+            Shader::Conv,
+            "dw_bwd_weight",
+            bytemuck::bytes_of(&p),
+            &[(1, x), (2, &out), (3, grad)],
+            &[2],
+            groups,
+        )?;
+        Ok(out)
     }
 
     fn max_pool2d(&self, x: &GpuBuffer, g: &PoolGeom) -> Result<(GpuBuffer, GpuBuffer)> {

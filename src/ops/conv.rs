@@ -4,7 +4,7 @@
 use crate::backend::{Backend, GemmSpec, MatLayout};
 use crate::ops::matmul::gemm_raw;
 use crate::shape::{ConvGeom, Shape};
-use crate::tensor::{on_backend, Tensor};
+use crate::tensor::{on_backend, on_backend2, Tensor};
 use crate::{bail, ensure, Error, Result};
 
 /// Zero padding of a convolution, as PyTorch's `padding=` accepts it.
@@ -276,6 +276,10 @@ pub fn conv2d(
         opts.dilation,
     )?;
     crate::shape::numel(OP, &[n, d, g.oh, g.ow])?;
+    if groups == c && groups > 1 {
+        // one input channel per group: direct kernels, no im2col
+        return depthwise(input, weight, bias, g, d / c);
+    }
     let (ohw, ckk, cgkk, dg) = (g.oh * g.ow, g.row_len(), cg * kh * kw, d / groups);
 
     let nohw = n * ohw;
@@ -412,9 +416,62 @@ pub fn conv2d(
         };
         let mut grads = vec![gx, gw];
         if has_bias {
-            // sum over (n, oh, ow): (n*d, ohw) -> (n*d) -> (d)
-            let per_image = gout.sum_axis_raw(n * d, ohw, 1, Shape::from([n, d]))?;
-            grads.push(Some(per_image.sum_axis_raw(1, n, d, Shape::from([d]))?));
+            grads.push(Some(bias_grad(gout)?));
+        }
+        Ok(grads)
+    }))
+}
+
+/// The bias gradient: `gout (n, d, oh, ow)` summed over (n, oh, ow) -> `(d)`.
+fn bias_grad(gout: &Tensor) -> Result<Tensor> {
+    let (n, d, oh, ow) = gout.dims4()?;
+    let per_image = gout.sum_axis_raw(n * d, oh * ow, 1, Shape::from([n, d]))?;
+    per_image.sum_axis_raw(1, n, d, Shape::from([d]))
+}
+
+/// `conv2d` with groups = channels (`mult` filters each): forward and both gradients by the
+/// backends' direct depthwise kernels.
+fn depthwise(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: ConvGeom,
+    mult: usize,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d";
+    let d = g.c * mult;
+    let st = on_backend2!(OP, input.storage(), weight.storage(), x, w, be => be.depthwise_conv2d(x, w, &g, mult));
+    let mut y = Tensor::from_storage(st, Shape::from([g.n, d, g.oh, g.ow]));
+    if let Some(b) = bias {
+        y = y.binary_raw(
+            &b.reshape([1, d, 1, 1])?.detach(),
+            crate::backend::BinaryOp::Add,
+            OP,
+        )?;
+    }
+    let (x, wt) = (input.clone(), weight.clone());
+    let has_bias = bias.is_some();
+    let mut inputs = vec![input, weight];
+    if let Some(b) = bias {
+        inputs.push(b);
+    }
+    Ok(y.attach(&inputs, move |gout| {
+        // gout: (n, c*mult, oh, ow)
+        let gx = if x.requires_grad() {
+            let st = on_backend2!(OP, gout.storage(), wt.storage(), go, w, be => be.depthwise_conv2d_backward_input(go, w, &g, mult));
+            Some(Tensor::from_storage(st, Shape::from([g.n, g.c, g.h, g.w])))
+        } else {
+            None
+        };
+        let gw = if wt.requires_grad() {
+            let st = on_backend2!(OP, x.storage(), gout.storage(), xs, go, be => be.depthwise_conv2d_backward_weight(xs, go, &g, mult));
+            Some(Tensor::from_storage(st, Shape::from([d, 1, g.kh, g.kw])))
+        } else {
+            None
+        };
+        let mut grads = vec![gx, gw];
+        if has_bias {
+            grads.push(Some(bias_grad(gout)?));
         }
         Ok(grads)
     }))
