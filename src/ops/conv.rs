@@ -314,21 +314,17 @@ pub fn conv2d(
         },
         c_len: n * d * ohw,
     };
-    let mut y = gemm_raw(OP, weight, &cols, &spec, Shape::from([n, d, g.oh, g.ow]))?;
-    if let Some(b) = bias {
-        y = y.binary_raw(
-            &b.reshape([1, d, 1, 1])?.detach(),
-            crate::backend::BinaryOp::Add,
-            OP,
-        )?;
-    }
+    let y = add_bias(
+        gemm_raw(OP, weight, &cols, &spec, Shape::from([n, d, g.oh, g.ow]))?,
+        bias,
+    )?;
 
     let (x, wt) = (input.clone(), weight.clone());
     let has_bias = bias.is_some();
-    let mut inputs = vec![input, weight];
-    if let Some(b) = bias {
-        inputs.push(b);
-    }
+    let inputs: Vec<&Tensor> = [Some(input), Some(weight), bias]
+        .into_iter()
+        .flatten()
+        .collect();
     Ok(y.attach(&inputs, move |gout| {
         // gout: (n, d, oh, ow)
         let gx = if x.requires_grad() {
@@ -422,6 +418,21 @@ pub fn conv2d(
     }))
 }
 
+/// `y (n, d, oh, ow) + bias (d)`, with no autograd record: conv2d's backward covers the bias.
+fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match bias {
+        Some(b) => {
+            let d = y.dims()[1];
+            y.binary_raw(
+                &b.reshape([1, d, 1, 1])?.detach(),
+                crate::backend::BinaryOp::Add,
+                "conv2d",
+            )
+        }
+        None => Ok(y),
+    }
+}
+
 /// The bias gradient: `gout (n, d, oh, ow)` summed over (n, oh, ow) -> `(d)`.
 fn bias_grad(gout: &Tensor) -> Result<Tensor> {
     let (n, d, oh, ow) = gout.dims4()?;
@@ -441,20 +452,16 @@ fn depthwise(
     const OP: &str = "conv2d";
     let d = g.c * mult;
     let st = on_backend2!(OP, input.storage(), weight.storage(), x, w, be => be.depthwise_conv2d(x, w, &g, mult));
-    let mut y = Tensor::from_storage(st, Shape::from([g.n, d, g.oh, g.ow]));
-    if let Some(b) = bias {
-        y = y.binary_raw(
-            &b.reshape([1, d, 1, 1])?.detach(),
-            crate::backend::BinaryOp::Add,
-            OP,
-        )?;
-    }
+    let y = add_bias(
+        Tensor::from_storage(st, Shape::from([g.n, d, g.oh, g.ow])),
+        bias,
+    )?;
     let (x, wt) = (input.clone(), weight.clone());
     let has_bias = bias.is_some();
-    let mut inputs = vec![input, weight];
-    if let Some(b) = bias {
-        inputs.push(b);
-    }
+    let inputs: Vec<&Tensor> = [Some(input), Some(weight), bias]
+        .into_iter()
+        .flatten()
+        .collect();
     Ok(y.attach(&inputs, move |gout| {
         // gout: (n, c*mult, oh, ow)
         let gx = if x.requires_grad() {
