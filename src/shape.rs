@@ -112,6 +112,14 @@ fn add(op: &'static str, a: usize, b: usize) -> Result<usize> {
     })
 }
 
+/// Kernel size, stride and dilation of a sliding window must all be positive.
+fn check_window(op: &'static str, kernel: usize, stride: usize, dilation: usize) -> Result<()> {
+    ensure!(kernel > 0, op, "kernel size must be positive, got 0");
+    ensure!(stride > 0, op, "stride must be positive, got 0");
+    ensure!(dilation > 0, op, "dilation must be positive, got 0");
+    Ok(())
+}
+
 /// Extent of a window: `dilation * (kernel - 1) + 1`.
 fn window_span(op: &'static str, kernel: usize, dilation: usize) -> Result<usize> {
     (kernel - 1)
@@ -174,9 +182,7 @@ pub fn conv_out_len(
     pad_hi: usize,
     dilation: usize,
 ) -> Result<usize> {
-    ensure!(kernel > 0, op, "kernel size must be positive, got 0");
-    ensure!(stride > 0, op, "stride must be positive, got 0");
-    ensure!(dilation > 0, op, "dilation must be positive, got 0");
+    check_window(op, kernel, stride, dilation)?;
     let padded = add(op, add(op, input, pad_lo)?, pad_hi)?;
     let span = window_span(op, kernel, dilation)?;
     ensure!(
@@ -198,9 +204,7 @@ pub fn pool_out_len(
     dilation: usize,
     ceil_mode: bool,
 ) -> Result<usize> {
-    ensure!(kernel > 0, op, "kernel size must be positive, got 0");
-    ensure!(stride > 0, op, "stride must be positive, got 0");
-    ensure!(dilation > 0, op, "dilation must be positive, got 0");
+    check_window(op, kernel, stride, dilation)?;
     ensure!(
         pad <= kernel / 2,
         op,

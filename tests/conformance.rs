@@ -10,6 +10,19 @@ use convshade::{Device, Error};
 
 const SUITE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance");
 
+/// Runs the committed suite on `device` and fails with every failed case's line.
+fn assert_suite_passes(device: Device) {
+    let suite = load_suite(SUITE).unwrap();
+    let results = run_suite(&suite, &[device], |_| {});
+    assert_eq!(results.len(), suite.cases.len());
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.to_string())
+        .collect();
+    assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
+}
+
 #[test]
 fn pytorch_suite_passes_on_cpu() {
     let suite = load_suite(SUITE).unwrap();
@@ -18,13 +31,6 @@ fn pytorch_suite_passes_on_cpu() {
         "suite has {} cases",
         suite.cases.len()
     );
-    let results = run_suite(&suite, &[Device::cpu()], |_| {});
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.to_string())
-        .collect();
-    assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
     // every op of the format is covered
     for op in [
         "conv2d",
@@ -36,20 +42,14 @@ fn pytorch_suite_passes_on_cpu() {
     ] {
         assert!(suite.cases.iter().any(|c| c.op == op), "no {op} case");
     }
+    assert_suite_passes(Device::cpu());
 }
 
 #[test]
 fn pytorch_suite_passes_on_gpu() {
-    let Some(gpu) = common::gpu() else { return };
-    let suite = load_suite(SUITE).unwrap();
-    let results = run_suite(&suite, &[gpu], |_| {});
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.to_string())
-        .collect();
-    assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
-    assert_eq!(results.len(), suite.cases.len());
+    if let Some(gpu) = common::gpu() {
+        assert_suite_passes(gpu);
+    }
 }
 
 /// A scratch copy of one committed case under a fresh directory.

@@ -137,7 +137,8 @@ fn transpose_raw(t: &Tensor) -> Result<Tensor> {
     })
 }
 
-/// Validates kernel/stride/padding/dilation for `(n, c, h, w)` and returns the geometry.
+/// Validates kernel/stride/padding/dilation for `(n, c, h, w)` and returns the geometry (the
+/// per-axis checks live in `shape::conv_out_len`).
 fn geometry(
     op: &'static str,
     dims: (usize, usize, usize, usize),
@@ -146,21 +147,6 @@ fn geometry(
     padding: Padding,
     dilation: (usize, usize),
 ) -> Result<ConvGeom> {
-    ensure!(
-        kernel.0 > 0 && kernel.1 > 0,
-        op,
-        "kernel size must be positive, got {kernel:?}"
-    );
-    ensure!(
-        stride.0 > 0 && stride.1 > 0,
-        op,
-        "stride must be positive, got {stride:?}"
-    );
-    ensure!(
-        dilation.0 > 0 && dilation.1 > 0,
-        op,
-        "dilation must be positive, got {dilation:?}"
-    );
     let pads = resolve_padding(op, padding, kernel, stride, dilation)?;
     ConvGeom::new(op, dims, kernel, stride, pads, dilation)
 }
@@ -314,20 +300,13 @@ pub fn conv2d(
         },
         c_len: n * d * ohw,
     };
-    let y = add_bias(
-        gemm_raw(OP, weight, &cols, &spec, Shape::from([n, d, g.oh, g.ow]))?,
+    let y = gemm_raw(OP, weight, &cols, &spec, Shape::from([n, d, g.oh, g.ow]))?;
+    attach_conv(
+        y,
+        input,
+        weight,
         bias,
-    )?;
-
-    let (x, wt) = (input.clone(), weight.clone());
-    let has_bias = bias.is_some();
-    let inputs: Vec<&Tensor> = [Some(input), Some(weight), bias]
-        .into_iter()
-        .flatten()
-        .collect();
-    Ok(y.attach(&inputs, move |gout| {
-        // gout: (n, d, oh, ow)
-        let gx = if x.requires_grad() {
+        move |gout, wt| {
             // grad_cols[g*cgkk + k, n*ohw + j] = sum_i W[g*dg + i, k] * gout[n, g*dg + i, j]
             let spec = GemmSpec {
                 batch: n * groups,
@@ -358,12 +337,10 @@ pub fn conv2d(
                 },
                 c_len: ckk * nohw,
             };
-            let grad_cols = gemm_raw(OP, &wt, gout, &spec, Shape::from([ckk, nohw]))?;
-            Some(col2im_raw(&grad_cols, &g)?)
-        } else {
-            None
-        };
-        let gw = if wt.requires_grad() {
+            let grad_cols = gemm_raw(OP, wt, gout, &spec, Shape::from([ckk, nohw]))?;
+            col2im_raw(&grad_cols, &g)
+        },
+        move |gout, _x| {
             // (d, n*ohw): each output channel's gradients of all images side by side.
             let gp = if n == 1 {
                 gout.detach()
@@ -400,16 +377,39 @@ pub fn conv2d(
                 },
                 c_len: d * cgkk,
             };
-            Some(gemm_raw(
-                OP,
-                &gp,
-                &cols,
-                &spec,
-                Shape::from([d, cg, kh, kw]),
-            )?)
-        } else {
-            None
-        };
+            gemm_raw(OP, &gp, &cols, &spec, Shape::from([d, cg, kh, kw]))
+        },
+    )
+}
+
+/// Adds the bias to a convolution's output `y` and records its backward: `grad_input(gout, w)`
+/// and `grad_weight(gout, x)` run only for inputs that need a gradient; the bias gradient is
+/// the same for every path.
+fn attach_conv(
+    y: Tensor,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    grad_input: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
+    grad_weight: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
+) -> Result<Tensor> {
+    let y = add_bias(y, bias)?;
+    let (x, w) = (input.clone(), weight.clone());
+    let has_bias = bias.is_some();
+    let inputs: Vec<&Tensor> = [Some(input), Some(weight), bias]
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(y.attach(&inputs, move |gout| {
+        // gout: (n, d, oh, ow)
+        let gx = x
+            .requires_grad()
+            .then(|| grad_input(gout, &w))
+            .transpose()?;
+        let gw = w
+            .requires_grad()
+            .then(|| grad_weight(gout, &x))
+            .transpose()?;
         let mut grads = vec![gx, gw];
         if has_bias {
             grads.push(Some(bias_grad(gout)?));
@@ -452,36 +452,21 @@ fn depthwise(
     const OP: &str = "conv2d";
     let d = g.c * mult;
     let st = on_backend2!(OP, input.storage(), weight.storage(), x, w, be => be.depthwise_conv2d(x, w, &g, mult));
-    let y = add_bias(
-        Tensor::from_storage(st, Shape::from([g.n, d, g.oh, g.ow])),
+    let y = Tensor::from_storage(st, Shape::from([g.n, d, g.oh, g.ow]));
+    attach_conv(
+        y,
+        input,
+        weight,
         bias,
-    )?;
-    let (x, wt) = (input.clone(), weight.clone());
-    let has_bias = bias.is_some();
-    let inputs: Vec<&Tensor> = [Some(input), Some(weight), bias]
-        .into_iter()
-        .flatten()
-        .collect();
-    Ok(y.attach(&inputs, move |gout| {
-        // gout: (n, c*mult, oh, ow)
-        let gx = if x.requires_grad() {
-            let st = on_backend2!(OP, gout.storage(), wt.storage(), go, w, be => be.depthwise_conv2d_backward_input(go, w, &g, mult));
-            Some(Tensor::from_storage(st, Shape::from([g.n, g.c, g.h, g.w])))
-        } else {
-            None
-        };
-        let gw = if wt.requires_grad() {
+        move |gout, w| {
+            let st = on_backend2!(OP, gout.storage(), w.storage(), go, ws, be => be.depthwise_conv2d_backward_input(go, ws, &g, mult));
+            Ok(Tensor::from_storage(st, Shape::from([g.n, g.c, g.h, g.w])))
+        },
+        move |gout, x| {
             let st = on_backend2!(OP, x.storage(), gout.storage(), xs, go, be => be.depthwise_conv2d_backward_weight(xs, go, &g, mult));
-            Some(Tensor::from_storage(st, Shape::from([d, 1, g.kh, g.kw])))
-        } else {
-            None
-        };
-        let mut grads = vec![gx, gw];
-        if has_bias {
-            grads.push(Some(bias_grad(gout)?));
-        }
-        Ok(grads)
-    }))
+            Ok(Tensor::from_storage(st, Shape::from([d, 1, g.kh, g.kw])))
+        },
+    )
 }
 
 /// 2-D cross-correlation of a 2-d input `(h, w)` with a 2-d kernel `(kh, kw)`, as the tutorials'
