@@ -21,6 +21,13 @@ struct Params {
     total: u32,
     // depthwise: filters per input channel
     mult: u32,
+    // this pass's rows [r0, r1) of the outer tap loop; from r0 > 0 on, dst accumulates (the
+    // host splits loops past the per-invocation budget). dw_bwd_weight: r0 is the chunk of
+    // windows per workgroup, r1 the chunks per weight.
+    r0: u32,
+    r1: u32,
+    _p0: u32,
+    _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -79,7 +86,10 @@ fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let n = i / (p.w * p.h * p.c);
     let windows = p.n * p.oh * p.ow;
     var acc = 0.0;
-    for (var kh = 0u; kh < p.kh; kh++) {
+    if (p.r0 > 0u) {
+        acc = dst[i];
+    }
+    for (var kh = p.r0; kh < p.r1; kh++) {
         let oh = tap_source(ih, kh, p.pad_top, p.dh, p.sh, p.oh);
         if (oh < 0) {
             continue;
@@ -112,7 +122,10 @@ fn dw_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let n = i / (p.ow * p.oh * d);
     let plane = (n * p.c + dd / p.mult) * p.h * p.w;
     var acc = 0.0;
-    for (var kh = 0u; kh < p.kh; kh++) {
+    if (p.r0 > 0u) {
+        acc = dst[i];
+    }
+    for (var kh = p.r0; kh < p.r1; kh++) {
         let ih = i32(oh * p.sh + kh * p.dh) - i32(p.pad_top);
         if (ih < 0 || u32(ih) >= p.h) {
             continue;
@@ -142,21 +155,25 @@ fn dw_bwd_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let c = (i / (p.w * p.h)) % p.c;
     let n = i / (p.w * p.h * p.c);
     var acc = 0.0;
-    for (var m = 0u; m < p.mult; m++) {
+    if (p.r0 > 0u) {
+        acc = dst[i];
+    }
+    // rows are (m, kh) pairs in that order
+    for (var r = p.r0; r < p.r1; r++) {
+        let m = r / p.kh;
+        let kh = r % p.kh;
         let dd = c * p.mult + m;
         let go = (n * d + dd) * p.oh * p.ow;
-        for (var kh = 0u; kh < p.kh; kh++) {
-            let oh = tap_source(ih, kh, p.pad_top, p.dh, p.sh, p.oh);
-            if (oh < 0) {
+        let oh = tap_source(ih, kh, p.pad_top, p.dh, p.sh, p.oh);
+        if (oh < 0) {
+            continue;
+        }
+        for (var kw = 0u; kw < p.kw; kw++) {
+            let ow = tap_source(iw, kw, p.pad_left, p.dw, p.sw, p.ow);
+            if (ow < 0) {
                 continue;
             }
-            for (var kw = 0u; kw < p.kw; kw++) {
-                let ow = tap_source(iw, kw, p.pad_left, p.dw, p.sw, p.ow);
-                if (ow < 0) {
-                    continue;
-                }
-                acc += src[go + u32(oh) * p.ow + u32(ow)] * aux[(dd * p.kh + kh) * p.kw + kw];
-            }
+            acc += src[go + u32(oh) * p.ow + u32(ow)] * aux[(dd * p.kh + kh) * p.kw + kw];
         }
     }
     dst[i] = acc;
@@ -164,21 +181,24 @@ fn dw_bwd_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 
 var<workgroup> partial: array<f32, 256>;
 
-// Weight gradient: one workgroup per weight (dd, kh, kw), threads striding over (n, oh, ow),
-// then a fixed tree. src = x, aux = grad (n, c*mult, oh, ow), dst = (c*mult, 1, kh, kw).
+// Weight gradient: one workgroup per weight (dd, kh, kw) and chunk of r0 windows, threads
+// striding over the chunk's (n, oh, ow), then a fixed tree. src = x, aux = grad
+// (n, c*mult, oh, ow), dst = (c*mult*kh*kw, r1 chunks), summed over the chunks by the host.
 @compute @workgroup_size(256)
 fn dw_bwd_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let o = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
-    let valid = o < p.total;
+    let g = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
+    let valid = g < p.total;
     let d = p.c * p.mult;
     var acc = 0.0;
     if (valid) {
+        let o = g / p.r1;
+        let ch = g % p.r1;
         let kw = o % p.kw;
         let kh = (o / p.kw) % p.kh;
         let dd = o / (p.kw * p.kh);
-        let windows = p.n * p.oh * p.ow;
-        for (var t = lid; t < windows; t += 256u) {
+        let end = min(p.n * p.oh * p.ow, (ch + 1u) * p.r0);
+        for (var t = ch * p.r0 + lid; t < end; t += 256u) {
             let ow = t % p.ow;
             let oh = (t / p.ow) % p.oh;
             let n = t / (p.ow * p.oh);
@@ -199,6 +219,6 @@ fn dw_bwd_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         workgroupBarrier();
     }
     if (valid && lid == 0u) {
-        dst[o] = partial[0];
+        dst[g] = partial[0];
     }
 }

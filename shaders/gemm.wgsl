@@ -23,7 +23,13 @@ struct Params {
     batch_start: u32,
     row_start: u32,
     col_start: u32,
-    _p1: u32,
+    // this dispatch's K range [k_start, k_end); from k_start > 0 on, the accumulators start
+    // from C, so a product split over K is bit-identical to an unsplit one
+    k_start: u32,
+    k_end: u32,
+    _p2: u32,
+    _p3: u32,
+    _p4: u32,
     a: Mat,
     b: Mat,
     c: Mat,
@@ -41,6 +47,21 @@ const BK: u32 = 16u;
 var<workgroup> As: array<f32, 1024>; // [BK][BM]
 var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
 
+// Row r of this thread's block of C as the previous K range left it (zeros for the first).
+fn c_row(c0: u32, r: u32, col: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    if (p.k_start == 0u || r >= p.m) {
+        return v;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        let c = col + j * 16u;
+        if (c < p.n) {
+            v[j] = C[c0 + r * p.c.row_stride + c * p.c.col_stride];
+        }
+    }
+    return v;
+}
+
 fn base(mat: Mat, b: u32) -> u32 {
     return mat.offset + (b / p.batch_inner) * mat.batch_outer + (b % p.batch_inner) * mat.batch_inner;
 }
@@ -55,12 +76,13 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let col0 = p.col_start + wid.x * BN;
     let tid = lid.y * 16u + lid.x;
 
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    let col = col0 + lid.x;
+    var acc0 = c_row(c0, row0 + lid.y, col);
+    var acc1 = c_row(c0, row0 + lid.y + 16u, col);
+    var acc2 = c_row(c0, row0 + lid.y + 32u, col);
+    var acc3 = c_row(c0, row0 + lid.y + 48u, col);
 
-    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+    for (var k0 = p.k_start; k0 < p.k_end; k0 += BK) {
         // 1024 elements of each tile, 4 per thread; out-of-range reads as 0. Neighbouring
         // threads take neighbouring addresses: along k when the operand is contiguous in k,
         // along its rows (A) or columns (B) otherwise (a uniform branch).
@@ -75,7 +97,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let gr = row0 + ar;
             let gk = k0 + ak;
             var av = 0.0;
-            if (gr < p.m && gk < p.k) {
+            if (gr < p.m && gk < p.k_end) {
                 av = A[a0 + gr * p.a.row_stride + gk * p.a.col_stride];
             }
             As[ak * BM + ar] = av;
@@ -89,7 +111,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let gc = col0 + bc;
             let gk2 = k0 + bk;
             var bv = 0.0;
-            if (gc < p.n && gk2 < p.k) {
+            if (gc < p.n && gk2 < p.k_end) {
                 bv = B[b0 + gk2 * p.b.row_stride + gc * p.b.col_stride];
             }
             Bs[bk * BN + bc] = bv;

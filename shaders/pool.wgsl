@@ -20,9 +20,11 @@ struct Params {
     // bit 0: count_include_pad, bit 1: divisor_override is set
     flags: u32,
     divisor: u32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
+    // this pass's rows [r0, r1) of the outer window loop; from r0 > 0 on, the kernel resumes
+    // from dst (and aux), and only the pass that ends at `r_end` finishes (divides)
+    r0: u32,
+    r1: u32,
+    r_end: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -56,7 +58,11 @@ fn max_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let plane = nc * p.h * p.w;
     var best = bitcast<f32>(0xff800000u); // -inf
     var arg = -1;
-    for (var kh = 0u; kh < p.kh; kh++) {
+    if (p.r0 > 0u) {
+        best = dst[i];
+        arg = i32(aux[i]);
+    }
+    for (var kh = p.r0; kh < p.r1; kh++) {
         let ih = i32(oh * p.sh + kh * p.dh) - i32(p.ph);
         if (ih < 0 || u32(ih) >= p.h) {
             continue;
@@ -101,7 +107,10 @@ fn max_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let me = f32(ih * p.w + iw);
     let obase = nc * p.oh * p.ow;
     var acc = 0.0;
-    for (var kh = 0u; kh < p.kh; kh++) {
+    if (p.r0 > 0u) {
+        acc = dst[i];
+    }
+    for (var kh = p.r0; kh < p.r1; kh++) {
         let oh = tap_source(ih, kh, p.ph, p.dh, p.sh, p.oh);
         if (oh < 0) {
             continue;
@@ -161,12 +170,15 @@ fn avg_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let plane = nc * p.h * p.w;
     let win = avg_window(oh, ow);
     var acc = 0.0;
-    for (var ih = win.h0; ih < win.h1; ih++) {
+    if (p.r0 > 0u) {
+        acc = dst[i];
+    }
+    for (var ih = min(win.h0 + p.r0, win.h1); ih < min(win.h0 + p.r1, win.h1); ih++) {
         for (var iw = win.w0; iw < win.w1; iw++) {
             acc += src[plane + ih * p.w + iw];
         }
     }
-    dst[i] = acc / win.divisor;
+    dst[i] = select(acc, acc / win.divisor, p.r1 == p.r_end);
 }
 
 // Outputs [lo, hi) whose window of size k may cover input i.
@@ -194,7 +206,10 @@ fn avg_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let rh = covering(ih, p.kh, p.sh, p.ph, p.oh);
     let rw = covering(iw, p.kw, p.sw, p.pw, p.ow);
     var acc = 0.0;
-    for (var oh = rh.x; oh < rh.y; oh++) {
+    if (p.r0 > 0u) {
+        acc = dst[i];
+    }
+    for (var oh = min(rh.x + p.r0, rh.y); oh < min(rh.x + p.r1, rh.y); oh++) {
         for (var ow = rw.x; ow < rw.y; ow++) {
             let win = avg_window(oh, ow);
             if (ih >= win.h0 && ih < win.h1 && iw >= win.w0 && iw < win.w1) {
@@ -229,12 +244,15 @@ fn adaptive_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let w0 = adaptive_start(ow, p.w, p.ow);
     let w1 = adaptive_end(ow, p.w, p.ow);
     var acc = 0.0;
-    for (var ih = h0; ih < h1; ih++) {
+    if (p.r0 > 0u) {
+        acc = dst[i];
+    }
+    for (var ih = min(h0 + p.r0, h1); ih < min(h0 + p.r1, h1); ih++) {
         for (var iw = w0; iw < w1; iw++) {
             acc += src[plane + ih * p.w + iw];
         }
     }
-    dst[i] = acc / f32((h1 - h0) * (w1 - w0));
+    dst[i] = select(acc, acc / f32((h1 - h0) * (w1 - w0)), p.r1 == p.r_end);
 }
 
 @compute @workgroup_size(WG)
@@ -253,7 +271,10 @@ fn adaptive_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let ow0 = max((iw * p.ow) / p.w, 1u) - 1u;
     let ow1 = min(((iw + 1u) * p.ow + p.w - 1u) / p.w, p.ow);
     var acc = 0.0;
-    for (var oh = oh0; oh < oh1; oh++) {
+    if (p.r0 > 0u) {
+        acc = dst[i];
+    }
+    for (var oh = min(oh0 + p.r0, oh1); oh < min(oh0 + p.r1, oh1); oh++) {
         let h0 = adaptive_start(oh, p.h, p.oh);
         let h1 = adaptive_end(oh, p.h, p.oh);
         if (ih < h0 || ih >= h1) {

@@ -6,6 +6,11 @@ struct Params {
     len: u32,
     inner: u32,
     op: u32,
+    // sum_wide: axis elements per workgroup, and workgroups per output (chunks)
+    chunk: u32,
+    chunks: u32,
+    _p0: u32,
+    _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,16 +37,22 @@ fn combine(acc: f32, v: f32) -> f32 {
 }
 var<workgroup> partial: array<f32, 256>;
 
-// One workgroup per output: threads stride over the axis, then a fixed tree.
+// (outer, len, inner) -> (outer, chunks, inner): one workgroup per chunk of `chunk` axis
+// elements, threads striding over it, then a fixed tree. The host bounds `chunk / 256` by the
+// loop budget and reduces the chunks in further passes.
 @compute @workgroup_size(256)
 fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
     let o = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
-    let valid = o < p.outer * p.inner;
+    let valid = o < p.outer * p.chunks * p.inner;
     var acc = identity();
     if (valid) {
-        let base = (o / p.inner) * p.len * p.inner + o % p.inner;
-        for (var k = lid; k < p.len; k += WG_REDUCE) {
+        let inner = o % p.inner;
+        let ch = (o / p.inner) % p.chunks;
+        let out = o / (p.inner * p.chunks);
+        let base = out * p.len * p.inner + inner;
+        let end = min(p.len, (ch + 1u) * p.chunk);
+        for (var k = ch * p.chunk + lid; k < end; k += WG_REDUCE) {
             acc = combine(acc, x[base + k * p.inner]);
         }
     }

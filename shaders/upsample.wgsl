@@ -13,8 +13,10 @@ struct Params {
     align_corners: u32,
     scale_h: f32,
     scale_w: f32,
-    _p0: u32,
-    _p1: u32,
+    // this pass's rows [r0, r1) of a backward kernel's outer loop; from r0 > 0 on, dst
+    // accumulates (the host splits loops past the per-invocation budget)
+    r0: u32,
+    r1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -98,7 +100,10 @@ fn nearest_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let b1 = nearest_first(iw + 1u, p.w, p.ow, p.scale_w);
     let obase = nc * p.oh * p.ow;
     var acc = 0.0;
-    for (var o = a0; o < a1; o++) {
+    if (p.r0 > 0u) {
+        acc = dst[i];
+    }
+    for (var o = min(a0 + p.r0, a1); o < min(a0 + p.r1, a1); o++) {
         for (var q = b0; q < b1; q++) {
             acc += src[obase + o * p.ow + q];
         }
@@ -159,7 +164,10 @@ fn bilinear_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let b1 = bilinear_first(iw + 1u, p.w, p.ow, p.scale_w);
     let obase = nc * p.oh * p.ow;
     var acc = 0.0;
-    for (var o = a0; o < a1; o++) {
+    if (p.r0 > 0u) {
+        acc = dst[i];
+    }
+    for (var o = min(a0 + p.r0, a1); o < min(a0 + p.r1, a1); o++) {
         let wh = bilinear_weight(ih, o, p.h, p.scale_h);
         if (wh == 0.0) {
             continue;

@@ -30,7 +30,7 @@ impl PartialEq for Device {
     }
 }
 
-static GPU: OnceLock<std::result::Result<Arc<GpuContext>, String>> = OnceLock::new();
+static GPU: OnceLock<Result<Arc<GpuContext>>> = OnceLock::new();
 
 impl Device {
     /// The CPU backend.
@@ -41,21 +41,31 @@ impl Device {
     /// The process-wide GPU context on the best adapter wgpu finds (hardware first; honours
     /// `WGPU_BACKEND`). Software adapters count: use [`Device::auto`] to avoid them.
     pub fn gpu() -> Result<Device> {
-        match GPU.get_or_init(|| GpuContext::new().map(Arc::new).map_err(|e| e.to_string())) {
+        match GPU.get_or_init(GpuContext::new) {
             Ok(ctx) => Ok(Device::Gpu(ctx.clone())),
-            Err(msg) => Err(Error::NoAdapter(msg.clone())),
+            Err(e) => Err(e.clone()),
         }
     }
 
     /// A new GPU context (not the shared one) with the given options.
     pub fn gpu_with(opts: crate::gpu::GpuOptions) -> Result<Device> {
-        Ok(Device::Gpu(Arc::new(GpuContext::with_options(opts)?)))
+        Ok(Device::Gpu(GpuContext::with_options(opts)?))
     }
 
     /// A hardware GPU when there is one, else the CPU backend, saying which on stderr. A software
-    /// adapter (lavapipe, llvmpipe) runs WGSL far slower than the CPU backend, so it is never chosen.
+    /// adapter (lavapipe, llvmpipe) runs WGSL far slower than the CPU backend, so it is never
+    /// chosen; nor is an adapter that fails the self-test.
     pub fn auto() -> Device {
-        match Device::gpu() {
+        Device::auto_from(Device::gpu())
+    }
+
+    /// [`Device::auto`] over a new context with the given options.
+    pub fn auto_with(opts: crate::gpu::GpuOptions) -> Device {
+        Device::auto_from(Device::gpu_with(opts))
+    }
+
+    fn auto_from(gpu: Result<Device>) -> Device {
+        match gpu {
             Ok(Device::Gpu(ctx)) if !ctx.adapter().is_software => {
                 eprintln!(
                     "convshade: using GPU {} ({})",

@@ -1,7 +1,7 @@
 //! Errors: every failure names the op (or file) it came from.
 
 /// Everything that can go wrong in convshade.
-#[derive(thiserror::Error)]
+#[derive(thiserror::Error, Clone)]
 pub enum Error {
     /// A bad argument or shape given to an op.
     #[error("{op}: {msg}")]
@@ -16,6 +16,9 @@ pub enum Error {
     /// No usable GPU adapter.
     #[error("no GPU adapter: {0}")]
     NoAdapter(String),
+    /// An adapter failed the self-test run when its context was created.
+    #[error("GPU adapter refused: {0}")]
+    AdapterRefused(String),
     /// An error reported by wgpu (validation, out of memory, device lost).
     #[error("gpu: {0}")]
     Gpu(String),

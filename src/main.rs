@@ -15,8 +15,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// List the adapters wgpu finds, the one chosen, and the limits that matter.
-    Info,
+    /// List the adapters wgpu finds with their self-test results, the one chosen, and the
+    /// limits that matter.
+    Info {
+        /// Run the self-test's loop canary with this many iterations instead of the kernels'
+        /// budget (probes a driver's loop limit).
+        #[arg(long)]
+        loop_cap: Option<usize>,
+    },
     /// Time each op on each device (device synced before the clock is read) and compare them.
     Bench {
         /// Devices to run on: cpu, gpu, or all available.
@@ -48,7 +54,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Info => info().map(|_| 0),
+        Cmd::Info { loop_cap } => info(loop_cap).map(|_| 0),
         Cmd::Verify { dir, device } => verify(&dir, &device),
         Cmd::Bench {
             device,
@@ -141,12 +147,32 @@ fn verify(dir: &std::path::Path, which: &str) -> convshade::Result<i32> {
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
-fn info() -> convshade::Result<()> {
+/// The self-test of adapter `index` of `enumerate_adapters`, in one line.
+fn self_test(index: usize, loop_cap: Option<usize>) -> String {
+    let opts = convshade::gpu::GpuOptions {
+        adapter: Some(index),
+        skip_self_test: true,
+        loop_cap,
+        ..Default::default()
+    };
+    match convshade::gpu::GpuContext::with_options(opts) {
+        Ok(ctx) => {
+            let r = ctx.run_self_test();
+            match r.failure {
+                None => format!("passed ({}) in {:.1} ms", r.passed.join(", "), r.millis),
+                Some(f) => format!("FAILED: {f} ({:.1} ms); this adapter is refused", r.millis),
+            }
+        }
+        Err(e) => format!("not run: {e}"),
+    }
+}
+
+fn info(loop_cap: Option<usize>) -> convshade::Result<()> {
     let adapters = convshade::gpu::enumerate_adapters();
     if adapters.is_empty() {
         println!("no adapters found");
     }
-    for a in &adapters {
+    for (i, a) in adapters.iter().enumerate() {
         println!(
             "adapter: {} | backend {} | type {}{} | driver {}",
             a.name,
@@ -155,6 +181,7 @@ fn info() -> convshade::Result<()> {
             if a.is_software { " (software)" } else { "" },
             a.driver
         );
+        println!("  self-test: {}", self_test(i, loop_cap));
     }
     match convshade::Device::gpu() {
         Ok(convshade::Device::Gpu(ctx)) => {

@@ -50,7 +50,7 @@ macro_rules! on_backend {
                 $crate::tensor::Storage::Cpu($body?)
             }
             $crate::tensor::Storage::Gpu($x) => {
-                let $be = $crate::gpu::GpuBackend::new($x.ctx().clone());
+                let $be = $crate::gpu::Checked($crate::gpu::GpuBackend::new($x.ctx().clone()));
                 $crate::tensor::Storage::Gpu($body?)
             }
         }
@@ -68,7 +68,7 @@ macro_rules! on_backend2 {
             ($crate::tensor::Storage::Gpu($x), $crate::tensor::Storage::Gpu($y))
                 if std::sync::Arc::ptr_eq($x.ctx(), $y.ctx()) =>
             {
-                let $be = $crate::gpu::GpuBackend::new($x.ctx().clone());
+                let $be = $crate::gpu::Checked($crate::gpu::GpuBackend::new($x.ctx().clone()));
                 $crate::tensor::Storage::Gpu($body?)
             }
             (l, r) => {
@@ -209,7 +209,7 @@ impl Tensor {
         shape.validate("full")?;
         let n = shape.elem_count();
         let storage = match device {
-            Device::Cpu => Storage::Cpu(vec![value; n]),
+            Device::Cpu => Storage::Cpu(crate::cpu::host_vec(n, value, "full")?),
             Device::Gpu(ctx) => {
                 Storage::Gpu(crate::gpu::GpuBackend::new(ctx.clone()).full(n, value)?)
             }
@@ -236,28 +236,40 @@ impl Tensor {
             "arange",
             "need finite start < end, got {start}..{end}"
         );
-        let n = (end - start).ceil() as usize;
-        Tensor::from_vec((0..n).map(|i| start + i as f32).collect(), [n], device)
+        let len = (end - start).ceil();
+        if len > crate::shape::MAX_ELEMENTS as f32 {
+            crate::bail!(
+                "arange",
+                "{start}..{end} has {len} elements, more than a tensor can hold"
+            );
+        }
+        let n = len as usize;
+        let mut data = crate::cpu::host_vec(n, 0.0, "arange")?;
+        for (i, v) in data.iter_mut().enumerate() {
+            *v = start + i as f32;
+        }
+        Tensor::from_vec(data, [n], device)
     }
 
     /// Uniform values in `[0, 1)` from a seeded ChaCha8 stream: the same seed gives the same
     /// values on every device and platform.
     pub fn rand(shape: impl Into<Shape>, seed: u64, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
+        shape.validate("rand")?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let data = (0..shape.elem_count())
-            .map(|_| rng.random::<f32>())
-            .collect();
+        let mut data = crate::cpu::host_vec(shape.elem_count(), 0.0, "rand")?;
+        data.iter_mut().for_each(|v| *v = rng.random::<f32>());
         Tensor::from_vec(data, shape, device)
     }
 
     /// Standard normal values from a seeded ChaCha8 stream.
     pub fn randn(shape: impl Into<Shape>, seed: u64, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
+        shape.validate("randn")?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let data = (0..shape.elem_count())
-            .map(|_| StandardNormal.sample(&mut rng))
-            .collect();
+        let mut data = crate::cpu::host_vec(shape.elem_count(), 0.0, "randn")?;
+        data.iter_mut()
+            .for_each(|v| *v = StandardNormal.sample(&mut rng));
         Tensor::from_vec(data, shape, device)
     }
 

@@ -13,6 +13,21 @@ use crate::backend::{
 use crate::shape::{ConvGeom, PoolGeom};
 use crate::Result;
 
+/// A host vector of `n` copies of `value`, or an `Err` naming `op` when the memory cannot be
+/// had (never an abort).
+pub(crate) fn host_vec(n: usize, value: f32, op: &'static str) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| crate::Error::Invalid {
+        op,
+        msg: format!(
+            "cannot allocate {n} elements ({} bytes) on the host",
+            n.saturating_mul(4)
+        ),
+    })?;
+    v.resize(n, value);
+    Ok(v)
+}
+
 /// Below this many elements, threading costs more than it saves.
 const PAR_MIN: usize = 1 << 14;
 
@@ -56,13 +71,13 @@ fn par_fill(out: &mut [f32], f: impl Fn(usize) -> f32 + Sync + Send) {
 /// Sums the middle axis of `(outer, len, inner)` with f64 accumulators, so long sums keep
 /// float32 accuracy (a plain f32 running sum stops growing at 2^24). Few outputs over a long
 /// axis are summed in parallel blocks.
-fn sum_axis(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<f32> {
+fn sum_axis(x: &[f32], outer: usize, len: usize, inner: usize) -> Result<Vec<f32>> {
     let outputs = outer * inner;
     // The path depends on the shape only (never on the thread count), so results do too.
     if outputs < FEW_OUTPUTS && len >= 2 * SUM_BLOCK {
         // Fixed blocks summed in parallel, then the block sums in order: the same result
         // whatever the thread count or scheduling.
-        return (0..outputs)
+        return Ok((0..outputs)
             .map(|o| {
                 let base = (o / inner) * len * inner + o % inner;
                 let blocks: Vec<f64> = (0..len.div_ceil(SUM_BLOCK))
@@ -75,9 +90,9 @@ fn sum_axis(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<f32> {
                     .collect();
                 blocks.iter().sum::<f64>() as f32
             })
-            .collect();
+            .collect());
     }
-    let mut out = vec![0.0f32; outputs];
+    let mut out = host_vec(outputs, 0.0, "sum")?;
     par_chunks(&mut out, inner, |o, row| {
         let base = o * len * inner;
         let mut acc = vec![0.0f64; inner];
@@ -93,7 +108,7 @@ fn sum_axis(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<f32> {
             *r = a as f32;
         }
     });
-    out
+    Ok(out)
 }
 
 /// Elements per parallel block of a long sum.
@@ -105,8 +120,8 @@ const FEW_OUTPUTS: usize = 16;
 const ELEMWISE_CHUNK: usize = 1 << 14;
 
 /// `f` over every element, in threaded chunks.
-fn map1(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
+fn map1(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Result<Vec<f32>> {
+    let mut out = host_vec(x.len(), 0.0, "unary")?;
     let run = |(o, i): (&mut [f32], &[f32])| {
         for (o, &i) in o.iter_mut().zip(i) {
             *o = f(i);
@@ -119,7 +134,7 @@ fn map1(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
     } else {
         run((&mut out, x));
     }
-    out
+    Ok(out)
 }
 
 /// `f(a, b)` with broadcasting: rows of the last axis are walked with that axis's strides
@@ -129,9 +144,9 @@ fn map2(
     b: &[f32],
     spec: &BroadcastSpec,
     f: impl Fn(f32, f32) -> f32 + Sync + Send,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
     let n = spec.len();
-    let mut out = vec![0.0; n];
+    let mut out = host_vec(n, 0.0, "binary")?;
     if spec.is_plain() {
         let run = |((o, x), y): ((&mut [f32], &[f32]), &[f32])| {
             for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
@@ -146,7 +161,7 @@ fn map2(
         } else {
             run(((&mut out, &a[..n]), &b[..n]));
         }
-        return out;
+        return Ok(out);
     }
     let dims = &spec.out;
     let last = dims.last().copied().unwrap_or(1);
@@ -163,7 +178,7 @@ fn map2(
         }
     };
     par_chunks(&mut out, last, row);
-    out
+    Ok(out)
 }
 
 /// Fills `out` in chunks of `chunk` elements (one plane, one row), threaded when large.
@@ -186,20 +201,20 @@ impl Backend for CpuBackend {
         // vectorizes it instead of matching on the op per element.
         use UnaryOp as U;
         Ok(match op {
-            U::Neg => map1(x, |v| U::Neg.apply(v)),
-            U::Square => map1(x, |v| U::Square.apply(v)),
-            U::Sqrt => map1(x, |v| U::Sqrt.apply(v)),
-            U::Exp => map1(x, |v| U::Exp.apply(v)),
-            U::Log => map1(x, |v| U::Log.apply(v)),
-            U::Relu => map1(x, |v| U::Relu.apply(v)),
-            U::LeakyRelu(a) => map1(x, |v| U::LeakyRelu(a).apply(v)),
-            U::Sigmoid => map1(x, |v| U::Sigmoid.apply(v)),
-            U::Tanh => map1(x, |v| U::Tanh.apply(v)),
-            U::AddScalar(s) => map1(x, |v| U::AddScalar(s).apply(v)),
-            U::MulScalar(s) => map1(x, |v| U::MulScalar(s).apply(v)),
-            U::RdivScalar(s) => map1(x, |v| U::RdivScalar(s).apply(v)),
-            U::PowScalar(p) => map1(x, |v| U::PowScalar(p).apply(v)),
-            U::Fill(c) => vec![c; n],
+            U::Neg => map1(x, |v| U::Neg.apply(v))?,
+            U::Square => map1(x, |v| U::Square.apply(v))?,
+            U::Sqrt => map1(x, |v| U::Sqrt.apply(v))?,
+            U::Exp => map1(x, |v| U::Exp.apply(v))?,
+            U::Log => map1(x, |v| U::Log.apply(v))?,
+            U::Relu => map1(x, |v| U::Relu.apply(v))?,
+            U::LeakyRelu(a) => map1(x, |v| U::LeakyRelu(a).apply(v))?,
+            U::Sigmoid => map1(x, |v| U::Sigmoid.apply(v))?,
+            U::Tanh => map1(x, |v| U::Tanh.apply(v))?,
+            U::AddScalar(s) => map1(x, |v| U::AddScalar(s).apply(v))?,
+            U::MulScalar(s) => map1(x, |v| U::MulScalar(s).apply(v))?,
+            U::RdivScalar(s) => map1(x, |v| U::RdivScalar(s).apply(v))?,
+            U::PowScalar(p) => map1(x, |v| U::PowScalar(p).apply(v))?,
+            U::Fill(c) => host_vec(n, c, "unary")?,
         })
     }
 
@@ -212,14 +227,16 @@ impl Backend for CpuBackend {
     ) -> Result<Vec<f32>> {
         use BinaryOp as B;
         Ok(match op {
-            B::Add => map2(a, b, spec, |u, v| B::Add.apply(u, v)),
-            B::Sub => map2(a, b, spec, |u, v| B::Sub.apply(u, v)),
-            B::Mul => map2(a, b, spec, |u, v| B::Mul.apply(u, v)),
-            B::Div => map2(a, b, spec, |u, v| B::Div.apply(u, v)),
-            B::ReluBackward => map2(a, b, spec, |u, v| B::ReluBackward.apply(u, v)),
-            B::LeakyReluBackward(s) => map2(a, b, spec, |u, v| B::LeakyReluBackward(s).apply(u, v)),
-            B::SigmoidBackward => map2(a, b, spec, |u, v| B::SigmoidBackward.apply(u, v)),
-            B::TanhBackward => map2(a, b, spec, |u, v| B::TanhBackward.apply(u, v)),
+            B::Add => map2(a, b, spec, |u, v| B::Add.apply(u, v))?,
+            B::Sub => map2(a, b, spec, |u, v| B::Sub.apply(u, v))?,
+            B::Mul => map2(a, b, spec, |u, v| B::Mul.apply(u, v))?,
+            B::Div => map2(a, b, spec, |u, v| B::Div.apply(u, v))?,
+            B::ReluBackward => map2(a, b, spec, |u, v| B::ReluBackward.apply(u, v))?,
+            B::LeakyReluBackward(s) => {
+                map2(a, b, spec, |u, v| B::LeakyReluBackward(s).apply(u, v))?
+            }
+            B::SigmoidBackward => map2(a, b, spec, |u, v| B::SigmoidBackward.apply(u, v))?,
+            B::TanhBackward => map2(a, b, spec, |u, v| B::TanhBackward.apply(u, v))?,
         })
     }
 
@@ -232,9 +249,9 @@ impl Backend for CpuBackend {
         op: ReduceOp,
     ) -> Result<Vec<f32>> {
         if op == ReduceOp::Sum {
-            return Ok(sum_axis(x, outer, len, inner));
+            return sum_axis(x, outer, len, inner);
         }
-        let mut out = vec![op.identity(); outer * inner];
+        let mut out = host_vec(outer * inner, op.identity(), "reduce_axis")?;
         par_chunks(&mut out, inner, |o, row| {
             let base = o * len * inner;
             for k in 0..len {
@@ -249,7 +266,7 @@ impl Backend for CpuBackend {
 
     fn copy_strided(&self, x: &Vec<f32>, spec: &StridedSpec) -> Result<Vec<f32>> {
         let n: usize = spec.out.iter().product();
-        let mut out = vec![0.0; n];
+        let mut out = host_vec(n, 0.0, "copy_strided")?;
         par_fill(&mut out, |i| {
             let mut rem = i;
             let mut src = spec.offset as isize;
@@ -263,7 +280,7 @@ impl Backend for CpuBackend {
     }
 
     fn gemm(&self, a: &Vec<f32>, b: &Vec<f32>, s: &GemmSpec) -> Result<Vec<f32>> {
-        let mut c = vec![0.0f32; s.c_len];
+        let mut c = host_vec(s.c_len, 0.0, "gemm")?;
         let cp = SyncPtr(c.as_mut_ptr());
         let run = |bi: usize| {
             let (ao, bo, co) = (
@@ -303,7 +320,7 @@ impl Backend for CpuBackend {
     fn im2col(&self, x: &Vec<f32>, g: &ConvGeom) -> Result<Vec<f32>> {
         let g = *g;
         let windows = g.row_count();
-        let mut cols = vec![0.0; g.row_len() * windows];
+        let mut cols = host_vec(g.row_len() * windows, 0.0, "im2col")?;
         par_chunks(&mut cols, windows, |row, out| {
             // row = (c, kh, kw); out: that tap for every (n, oh, ow)
             let kw = row % g.kw;
@@ -334,7 +351,7 @@ impl Backend for CpuBackend {
     fn col2im(&self, cols: &Vec<f32>, g: &ConvGeom) -> Result<Vec<f32>> {
         let g = *g;
         let windows = g.row_count();
-        let mut x = vec![0.0; g.n * g.c * g.h * g.w];
+        let mut x = host_vec(g.n * g.c * g.h * g.w, 0.0, "col2im")?;
         // One task per input plane scatters its taps in (kh, kw, oh, ow) order: every element
         // receives its contributions in (kh, kw) order, the order of the GPU's gather.
         par_chunks(&mut x, g.h * g.w, |nc, plane| {
@@ -371,7 +388,7 @@ impl Backend for CpuBackend {
     ) -> Result<Vec<f32>> {
         let g = *g;
         let d = g.c * mult;
-        let mut y = vec![0.0; g.n * d * g.oh * g.ow];
+        let mut y = host_vec(g.n * d * g.oh * g.ow, 0.0, "depthwise_conv2d")?;
         par_chunks(&mut y, g.oh * g.ow, |nd, out| {
             // nd = (n, d); channel d reads input channel d / mult
             let (n, dd) = (nd / d, nd % d);
@@ -408,7 +425,11 @@ impl Backend for CpuBackend {
     ) -> Result<Vec<f32>> {
         let g = *g;
         let d = g.c * mult;
-        let mut dx = vec![0.0; g.n * g.c * g.h * g.w];
+        let mut dx = host_vec(
+            g.n * g.c * g.h * g.w,
+            0.0,
+            "depthwise_conv2d_backward_input",
+        )?;
         par_chunks(&mut dx, g.h * g.w, |nc, plane| {
             let (n, c) = (nc / g.c, nc % g.c);
             for ih in 0..g.h {
@@ -446,7 +467,7 @@ impl Backend for CpuBackend {
     ) -> Result<Vec<f32>> {
         let g = *g;
         let d = g.c * mult;
-        let mut dw = vec![0.0; d * g.kh * g.kw];
+        let mut dw = host_vec(d * g.kh * g.kw, 0.0, "depthwise_conv2d_backward_weight")?;
         par_chunks(&mut dw, g.kh * g.kw, |dd, taps| {
             for (t, out) in taps.iter_mut().enumerate() {
                 let (kh, kw) = (t / g.kw, t % g.kw);
@@ -477,8 +498,8 @@ impl Backend for CpuBackend {
     fn max_pool2d(&self, x: &Vec<f32>, g: &PoolGeom) -> Result<(Vec<f32>, Vec<f32>)> {
         let g = *g;
         let plane_out = g.oh * g.ow;
-        let mut out = vec![0.0; g.n * g.c * plane_out];
-        let mut idx = vec![0.0; out.len()];
+        let mut out = host_vec(g.n * g.c * plane_out, 0.0, "max_pool2d")?;
+        let mut idx = host_vec(out.len(), 0.0, "max_pool2d")?;
         let work = |nc: usize, o: &mut [f32], ix: &mut [f32]| {
             let plane = &x[nc * g.h * g.w..][..g.h * g.w];
             for oh in 0..g.oh {
@@ -522,7 +543,7 @@ impl Backend for CpuBackend {
         g: &PoolGeom,
     ) -> Result<Vec<f32>> {
         let g = *g;
-        let mut dx = vec![0.0; g.n * g.c * g.h * g.w];
+        let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, "max_pool2d_backward")?;
         par_chunks(&mut dx, g.h * g.w, |nc, plane| {
             let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
             let ix = &indices[nc * g.oh * g.ow..][..g.oh * g.ow];
@@ -552,7 +573,7 @@ impl Backend for CpuBackend {
 
     fn avg_pool2d(&self, x: &Vec<f32>, g: &PoolGeom, opts: AvgPoolOpts) -> Result<Vec<f32>> {
         let g = *g;
-        let mut out = vec![0.0; g.n * g.c * g.oh * g.ow];
+        let mut out = host_vec(g.n * g.c * g.oh * g.ow, 0.0, "avg_pool2d")?;
         par_chunks(&mut out, g.oh * g.ow, |nc, o| {
             let plane = &x[nc * g.h * g.w..][..g.h * g.w];
             for oh in 0..g.oh {
@@ -578,7 +599,7 @@ impl Backend for CpuBackend {
         opts: AvgPoolOpts,
     ) -> Result<Vec<f32>> {
         let g = *g;
-        let mut dx = vec![0.0; g.n * g.c * g.h * g.w];
+        let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, "avg_pool2d_backward")?;
         par_chunks(&mut dx, g.h * g.w, |nc, plane| {
             let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
             for ih in 0..g.h {
@@ -607,7 +628,7 @@ impl Backend for CpuBackend {
     ) -> Result<Vec<f32>> {
         let (n, c, h, w) = dims;
         let (oh, ow) = out;
-        let mut y = vec![0.0; n * c * oh * ow];
+        let mut y = host_vec(n * c * oh * ow, 0.0, "adaptive_avg_pool2d")?;
         par_chunks(&mut y, oh * ow, |nc, o| {
             let plane = &x[nc * h * w..][..h * w];
             for i in 0..oh {
@@ -635,7 +656,7 @@ impl Backend for CpuBackend {
     ) -> Result<Vec<f32>> {
         let (n, c, h, w) = dims;
         let (oh, ow) = out;
-        let mut dx = vec![0.0; n * c * h * w];
+        let mut dx = host_vec(n * c * h * w, 0.0, "adaptive_avg_pool2d_backward")?;
         par_chunks(&mut dx, h * w, |nc, plane| {
             let go = &grad[nc * oh * ow..][..oh * ow];
             for ih in 0..h {
@@ -664,7 +685,7 @@ impl Backend for CpuBackend {
 
     fn upsample_nearest(&self, x: &Vec<f32>, g: &UpsampleGeom) -> Result<Vec<f32>> {
         let g = *g;
-        let mut y = vec![0.0; g.n * g.c * g.oh * g.ow];
+        let mut y = host_vec(g.n * g.c * g.oh * g.ow, 0.0, "upsample_nearest")?;
         let cols: Vec<usize> = (0..g.ow).map(|j| nearest_src(j, g.w, g.scale_w)).collect();
         par_chunks(&mut y, g.oh * g.ow, |nc, o| {
             let plane = &x[nc * g.h * g.w..][..g.h * g.w];
@@ -680,7 +701,7 @@ impl Backend for CpuBackend {
 
     fn upsample_nearest_backward(&self, grad: &Vec<f32>, g: &UpsampleGeom) -> Result<Vec<f32>> {
         let g = *g;
-        let mut dx = vec![0.0; g.n * g.c * g.h * g.w];
+        let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, "upsample_nearest_backward")?;
         par_chunks(&mut dx, g.h * g.w, |nc, plane| {
             let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
             for ih in 0..g.h {
@@ -702,7 +723,7 @@ impl Backend for CpuBackend {
 
     fn upsample_bilinear(&self, x: &Vec<f32>, g: &UpsampleGeom) -> Result<Vec<f32>> {
         let g = *g;
-        let mut y = vec![0.0; g.n * g.c * g.oh * g.ow];
+        let mut y = host_vec(g.n * g.c * g.oh * g.ow, 0.0, "upsample_bilinear")?;
         // Source columns and weights are the same for every row and plane: compute them once.
         let cols: Vec<_> = (0..g.ow)
             .map(|j| bilinear_src(j, g.w, g.scale_w, g.align_corners))
@@ -723,7 +744,7 @@ impl Backend for CpuBackend {
 
     fn upsample_bilinear_backward(&self, grad: &Vec<f32>, g: &UpsampleGeom) -> Result<Vec<f32>> {
         let g = *g;
-        let mut dx = vec![0.0; g.n * g.c * g.h * g.w];
+        let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, "upsample_bilinear_backward")?;
         par_chunks(&mut dx, g.h * g.w, |nc, plane| {
             let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
             for ih in 0..g.h {

@@ -20,10 +20,11 @@ pub(crate) enum Shader {
     Conv,
     Pool,
     Upsample,
+    SelfTest,
 }
 
 impl Shader {
-    pub(crate) const ALL: [Shader; 8] = [
+    pub(crate) const ALL: [Shader; 9] = [
         Shader::Unary,
         Shader::Binary,
         Shader::Reduce,
@@ -32,6 +33,7 @@ impl Shader {
         Shader::Conv,
         Shader::Pool,
         Shader::Upsample,
+        Shader::SelfTest,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Shader {
             Shader::Conv => "conv",
             Shader::Pool => "pool",
             Shader::Upsample => "upsample",
+            Shader::SelfTest => "selftest",
         }
     }
 
@@ -57,6 +60,7 @@ impl Shader {
             Shader::Conv => include_str!("../../shaders/conv.wgsl"),
             Shader::Pool => include_str!("../../shaders/pool.wgsl"),
             Shader::Upsample => include_str!("../../shaders/upsample.wgsl"),
+            Shader::SelfTest => include_str!("../../shaders/selftest.wgsl"),
         }
     }
 }
@@ -99,6 +103,9 @@ pub struct GpuLimits {
     pub max_storage_buffers_per_shader_stage: u32,
     pub max_compute_invocations_per_workgroup: u32,
     pub max_compute_workgroup_storage_size: u32,
+    pub min_storage_buffer_offset_alignment: u32,
+    /// Most loop iterations a kernel may run per invocation (see [`LOOP_CAP`]).
+    pub loop_cap: usize,
 }
 
 /// Freed buffers by size class, reused by later allocations.
@@ -141,6 +148,9 @@ pub struct GpuContext {
     stats: Mutex<PoolStats>,
     /// Batches whose submission reported an error.
     poisoned: Mutex<Vec<u64>>,
+    check: bool,
+    pub(crate) fault_op: Option<&'static str>,
+    self_test: Mutex<Option<super::selftest::SelfTestReport>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -194,12 +204,34 @@ fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
 }
 
 /// Settings of a GPU context beyond the adapter's own.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
     /// Use at most this many workgroups per dispatch dimension (below the adapter's limit), so
     /// the paths that split large work can be exercised on small inputs.
     pub max_workgroups_per_dimension: Option<u32>,
+    /// Most loop iterations any kernel runs per invocation (default [`LOOP_CAP`]); work needing
+    /// more is split into passes. Lower it to exercise the split paths on small inputs. The
+    /// self-test checks that the adapter runs a loop of this many iterations.
+    pub loop_cap: Option<usize>,
+    /// Shadow mode: every GPU op is also run on the CPU backend and compared; a mismatch is an
+    /// `Err`. `CONVSHADE_CHECK=1` turns it on for every context.
+    pub check: bool,
+    /// The adapter to open, as an index into [`enumerate_adapters`] (default: the best one).
+    pub adapter: Option<usize>,
+    /// Skip the self-test (for `convshade info`, which reports it instead of refusing).
+    pub skip_self_test: bool,
+    /// Test hook: corrupt this self-test canary's device result, to prove the refusal path.
+    #[doc(hidden)]
+    pub fault_self_test: Option<&'static str>,
+    /// Test hook: corrupt this op's GPU result in shadow mode, to prove the mismatch path.
+    #[doc(hidden)]
+    pub fault_op: Option<&'static str>,
 }
+
+/// Default per-invocation loop budget of every kernel. Mesa's llvmpipe and lavapipe before
+/// Mesa 23 stop every loop of a shader after 65,535 iterations in all (one counter shared by all
+/// loops of the shader), silently; this leaves a margin of 4x below that.
+pub const LOOP_CAP: usize = 16384;
 
 /// Buffer pool counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -212,22 +244,28 @@ pub struct PoolStats {
 
 impl GpuContext {
     /// Opens the best adapter wgpu finds (hardware before software, native APIs before GL).
-    pub fn new() -> Result<Self> {
+    pub fn new() -> Result<Arc<Self>> {
         Self::with_options(GpuOptions::default())
     }
 
     /// [`GpuContext::new`] with options.
-    pub fn with_options(opts: GpuOptions) -> Result<Self> {
+    /// Unless `skip_self_test` is set, the adapter must pass the self-test
+    /// ([`super::selftest`]): one that fails is refused with an `Err` naming the adapter, its
+    /// driver and the failed check.
+    pub fn with_options(opts: GpuOptions) -> Result<Arc<Self>> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
         let adapters = pollster::block_on(instance.enumerate_adapters(backends));
-        let adapter = adapters
-            .into_iter()
-            .max_by_key(|a| adapter_rank(&a.get_info()))
-            .ok_or_else(|| {
-                Error::NoAdapter(format!("wgpu found no adapter for backends {backends:?}"))
-            })?;
+        let adapter = match opts.adapter {
+            Some(i) => adapters.into_iter().nth(i),
+            None => adapters
+                .into_iter()
+                .max_by_key(|a| adapter_rank(&a.get_info())),
+        }
+        .ok_or_else(|| {
+            Error::NoAdapter(format!("wgpu found no adapter for backends {backends:?}"))
+        })?;
         let info = adapter.get_info();
         let alimits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -262,8 +300,14 @@ impl GpuContext {
             max_storage_buffers_per_shader_stage: alimits.max_storage_buffers_per_shader_stage,
             max_compute_invocations_per_workgroup: alimits.max_compute_invocations_per_workgroup,
             max_compute_workgroup_storage_size: alimits.max_compute_workgroup_storage_size,
+            min_storage_buffer_offset_alignment: alimits.min_storage_buffer_offset_alignment,
+            loop_cap: opts
+                .loop_cap
+                .unwrap_or(LOOP_CAP)
+                .max(super::loops::MIN_LOOP_CAP),
         };
-        Ok(GpuContext {
+        let check = opts.check || std::env::var("CONVSHADE_CHECK").is_ok_and(|v| v == "1");
+        let ctx = Arc::new(GpuContext {
             device,
             queue,
             adapter: AdapterSummary::from_info(&info),
@@ -281,7 +325,39 @@ impl GpuContext {
             lost,
             gl_serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
             stats: Mutex::new(PoolStats::default()),
-        })
+            check,
+            fault_op: opts.fault_op,
+            self_test: Mutex::new(None),
+        });
+        if !opts.skip_self_test {
+            let report = super::selftest::run(&ctx, opts.fault_self_test);
+            let failed = report.failure.clone();
+            *lock(&ctx.self_test) = Some(report);
+            if let Some(why) = failed {
+                return Err(Error::AdapterRefused(format!(
+                    "{} ({}, driver {}) failed the self-test: {why}",
+                    ctx.adapter.name, ctx.adapter.backend, ctx.adapter.driver
+                )));
+            }
+        }
+        Ok(ctx)
+    }
+
+    /// The self-test's result, once it has run (see [`GpuContext::run_self_test`]).
+    pub fn self_test(&self) -> Option<super::selftest::SelfTestReport> {
+        lock(&self.self_test).clone()
+    }
+
+    /// Runs the self-test now (again) and records its result.
+    pub fn run_self_test(self: &Arc<Self>) -> super::selftest::SelfTestReport {
+        let report = super::selftest::run(self, None);
+        *lock(&self.self_test) = Some(report.clone());
+        report
+    }
+
+    /// True in shadow mode: every op is checked against the CPU backend.
+    pub fn check_mode(&self) -> bool {
+        self.check
     }
 
     /// The adapter this context runs on.
@@ -492,6 +568,22 @@ impl GpuContext {
         written: &[u32],
         groups: [u32; 3],
     ) -> Result<()> {
+        let whole: Vec<(u32, &GpuBuffer, usize, usize)> =
+            bindings.iter().map(|&(i, b)| (i, b, 0, b.len)).collect();
+        self.dispatch_ranges(shader, entry, params, &whole, written, groups)
+    }
+
+    /// [`GpuContext::dispatch`] with each storage binding a range `(binding, buffer, offset,
+    /// len)` of its buffer, in elements; offsets must meet the adapter's alignment.
+    pub(crate) fn dispatch_ranges(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        params: &[u8],
+        bindings: &[(u32, &GpuBuffer, usize, usize)],
+        written: &[u32],
+        groups: [u32; 3],
+    ) -> Result<()> {
         let max = self.limits.max_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
             return Err(Error::Gpu(format!(
@@ -517,13 +609,13 @@ impl GpuContext {
                 binding: 0,
                 resource: uniform.as_entire_binding(),
             }];
-            for (binding, buf) in bindings {
+            for &(binding, buf, offset, len) in bindings {
                 entries.push(wgpu::BindGroupEntry {
-                    binding: *binding,
+                    binding,
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer: buf.raw(),
-                        offset: 0,
-                        size: wgpu::BufferSize::new(((buf.len.max(1)) * 4) as u64),
+                        offset: (offset * 4) as u64,
+                        size: wgpu::BufferSize::new((len.max(1) * 4) as u64),
                     }),
                 });
             }
@@ -536,7 +628,7 @@ impl GpuContext {
         status?;
         let mut pending = lock(&self.pending);
         // Checked under the lock, so no batch can fail between the check and the recording.
-        for (_, buf) in bindings {
+        for (_, buf, _, _) in bindings {
             self.ensure_valid(buf)?;
         }
         let epoch = pending.epoch;
@@ -558,7 +650,7 @@ impl GpuContext {
             }
         }
         // Only outputs carry the batch: inputs made earlier stay valid if this batch fails.
-        for (binding, buf) in bindings {
+        for (binding, buf, _, _) in bindings {
             if written.contains(binding) {
                 buf.epoch.store(epoch, Ordering::SeqCst);
             }
@@ -688,7 +780,7 @@ mod tests {
 
     #[test]
     fn a_failed_batch_fails_the_tensors_it_wrote_and_nothing_else() {
-        let Ok(ctx) = GpuContext::new().map(Arc::new) else {
+        let Ok(ctx) = GpuContext::new() else {
             eprintln!("!!! SKIPPING GPU CHECK: no GPU adapter !!!");
             return;
         };

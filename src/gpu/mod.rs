@@ -1,12 +1,22 @@
 //! The GPU backend: every primitive of [`Backend`] as a WGSL dispatch (kernels in `shaders/`).
 
 mod context;
+mod conv;
+mod gemm;
+mod loops;
+mod pool;
+mod reduce;
+pub mod selftest;
+mod shadow;
+mod upsample;
 
 pub(crate) use context::Shader;
 pub use context::{
     enumerate_adapters, shader_sources, AdapterSummary, GpuBuffer, GpuContext, GpuLimits,
-    GpuOptions, PoolStats,
+    GpuOptions, PoolStats, LOOP_CAP,
 };
+pub use selftest::SelfTestReport;
+pub(crate) use shadow::Checked;
 
 use std::sync::Arc;
 
@@ -21,8 +31,6 @@ use crate::{Error, Result};
 
 /// Threads per workgroup of the one-dimensional kernels (their `override WG`).
 const WG: usize = 256;
-/// Axis length from which a sum uses a whole workgroup per output.
-const WIDE_REDUCE_MIN: usize = 128;
 
 /// Workgroups for `n_groups` along x, spilling into y and then z past the per-dimension limit
 /// (kernels flatten the workgroup id and skip the surplus).
@@ -128,6 +136,9 @@ struct ReduceParams {
     len: u32,
     inner: u32,
     op: u32,
+    chunk: u32,
+    chunks: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -175,7 +186,9 @@ struct GemmParams {
     batch_start: u32,
     row_start: u32,
     col_start: u32,
-    _pad: u32,
+    k_start: u32,
+    k_end: u32,
+    _pad: [u32; 3],
     a: MatParams,
     b: MatParams,
     c: MatParams,
@@ -204,6 +217,10 @@ struct ConvParams {
     total: u32,
     /// depthwise: filters per input channel
     mult: u32,
+    /// this pass's rows of the outer tap loop (see `loops::row_passes`)
+    r0: u32,
+    r1: u32,
+    _pad: [u32; 2],
 }
 
 impl ConvParams {
@@ -230,6 +247,9 @@ impl ConvParams {
             ow: fit(g.ow, "conv2d")?,
             total: u32_of(total, "conv2d")?,
             mult: 1,
+            r0: 0,
+            r1: 0,
+            _pad: [0; 2],
         })
     }
 }
@@ -254,7 +274,10 @@ struct PoolParams {
     total: u32,
     flags: u32,
     divisor: u32,
-    _pad: [u32; 3],
+    /// this pass's rows of the outer window loop, and the row count (see `loops::row_passes`)
+    r0: u32,
+    r1: u32,
+    r_end: u32,
 }
 
 impl PoolParams {
@@ -288,7 +311,9 @@ impl PoolParams {
             total: u32_of(total, "pool")?,
             flags,
             divisor,
-            _pad: [0; 3],
+            r0: 0,
+            r1: 0,
+            r_end: 0,
         })
     }
 
@@ -331,7 +356,9 @@ struct UpsampleParams {
     align_corners: u32,
     scale_h: f32,
     scale_w: f32,
-    _pad: [u32; 2],
+    /// backward passes: this pass's rows of the outer loop
+    r0: u32,
+    r1: u32,
 }
 
 impl UpsampleParams {
@@ -347,7 +374,8 @@ impl UpsampleParams {
             align_corners: g.align_corners as u32,
             scale_h: g.scale_h,
             scale_w: g.scale_w,
-            _pad: [0; 2],
+            r0: 0,
+            r1: 0,
         })
     }
 }
@@ -363,6 +391,18 @@ impl GpuBackend {
         GpuBackend { ctx }
     }
 
+    fn cap(&self) -> usize {
+        self.ctx.limits.loop_cap
+    }
+
+    /// Workgroups for one thread per element of a `total`-element output.
+    fn threads(&self, total: usize) -> Result<[u32; 3]> {
+        grid(
+            total.div_ceil(WG),
+            self.ctx.limits.max_workgroups_per_dimension,
+        )
+    }
+
     /// One thread per element of a `total`-element output: `entry(src..) -> dst`.
     fn map_kernel<P: Pod>(
         &self,
@@ -372,6 +412,30 @@ impl GpuBackend {
         inputs: &[&GpuBuffer],
         total: usize,
     ) -> Result<GpuBuffer> {
+        self.map_passes(
+            shader,
+            entry,
+            *params,
+            |_, _, _| {},
+            inputs,
+            total,
+            &[(0, 0)],
+        )
+    }
+
+    /// [`GpuBackend::map_kernel`] in passes over the rows of the kernel's outer loop (`passes`
+    /// from `loops::row_passes`), each dispatch resuming from the output of the one before.
+    #[allow(clippy::too_many_arguments)]
+    fn map_passes<P: Pod>(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        params: P,
+        set_rows: impl Fn(&mut P, u32, u32),
+        inputs: &[&GpuBuffer],
+        total: usize,
+        passes: &[(u32, u32)],
+    ) -> Result<GpuBuffer> {
         let out = self.ctx.alloc(total, entry)?;
         let mut bindings: Vec<(u32, &GpuBuffer)> = inputs
             .iter()
@@ -380,46 +444,19 @@ impl GpuBackend {
             .collect();
         let out_binding = inputs.len() as u32 + 1;
         bindings.push((out_binding, &out));
-        let groups = grid(
-            total.div_ceil(WG),
-            self.ctx.limits.max_workgroups_per_dimension,
-        )?;
-        self.ctx.dispatch(
-            shader,
-            entry,
-            bytemuck::bytes_of(params),
-            &bindings,
-            &[out_binding],
-            groups,
-        )?;
-        Ok(out)
-    }
-
-    /// A depthwise kernel over `total` outputs: `src` at binding 1, `aux` at 3, output at 2.
-    fn depthwise(
-        &self,
-        entry: &'static str,
-        src: &GpuBuffer,
-        aux: &GpuBuffer,
-        g: &ConvGeom,
-        mult: usize,
-        total: usize,
-    ) -> Result<GpuBuffer> {
-        let mut p = ConvParams::new(g, total)?;
-        p.mult = fit(mult, "conv2d")?;
-        let out = self.ctx.alloc(total, "conv2d")?;
-        let groups = grid(
-            total.div_ceil(WG),
-            self.ctx.limits.max_workgroups_per_dimension,
-        )?;
-        self.ctx.dispatch(
-            Shader::Conv,
-            entry,
-            bytemuck::bytes_of(&p),
-            &[(1, src), (2, &out), (3, aux)],
-            &[2],
-            groups,
-        )?;
+        let groups = self.threads(total)?;
+        for &(r0, r1) in passes {
+            let mut p = params;
+            set_rows(&mut p, r0, r1);
+            self.ctx.dispatch(
+                shader,
+                entry,
+                bytemuck::bytes_of(&p),
+                &bindings,
+                &[out_binding],
+                groups,
+            )?;
+        }
         Ok(out)
     }
 
@@ -432,14 +469,13 @@ impl GpuBackend {
             alpha: value,
             _pad: 0,
         };
-        let groups = grid(n.div_ceil(WG), self.ctx.limits.max_workgroups_per_dimension)?;
         self.ctx.dispatch(
             Shader::Unary,
             "fill",
             bytemuck::bytes_of(&p),
             &[(2, &out)],
             &[2],
-            groups,
+            self.threads(n)?,
         )?;
         Ok(out)
     }
@@ -499,28 +535,7 @@ impl Backend for GpuBackend {
         inner: usize,
         op: ReduceOp,
     ) -> Result<GpuBuffer> {
-        let p = ReduceParams {
-            outer: u32_of(outer, "sum")?,
-            len: u32_of(len, "sum")?,
-            inner: u32_of(inner, "sum")?,
-            op: op.code(),
-        };
-        let outputs = outer * inner;
-        if len >= WIDE_REDUCE_MIN {
-            let out = self.ctx.alloc(outputs, "sum")?;
-            let groups = grid(outputs, self.ctx.limits.max_workgroups_per_dimension)?;
-            self.ctx.dispatch(
-                Shader::Reduce,
-                "sum_wide",
-                bytemuck::bytes_of(&p),
-                &[(1, x), (2, &out)],
-                &[2],
-                groups,
-            )?;
-            Ok(out)
-        } else {
-            self.map_kernel(Shader::Reduce, "sum_narrow", &p, &[x], outputs)
-        }
+        self.reduce(x, outer, len, inner, op)
     }
 
     fn copy_strided(&self, x: &GpuBuffer, spec: &StridedSpec) -> Result<GpuBuffer> {
@@ -543,46 +558,7 @@ impl Backend for GpuBackend {
     }
 
     fn gemm(&self, a: &GpuBuffer, b: &GpuBuffer, s: &GemmSpec) -> Result<GpuBuffer> {
-        let c = self.ctx.alloc(s.c_len, "matmul")?;
-        let max = self.ctx.limits.max_workgroups_per_dimension as usize;
-        // Rows, columns and batches beyond one dispatch are split into several.
-        let span = max * GEMM_TILE;
-        for batch_start in (0..s.batch).step_by(max) {
-            let batches = (s.batch - batch_start).min(max);
-            for row_start in (0..s.m).step_by(span) {
-                let rows = (s.m - row_start).min(span);
-                for col_start in (0..s.n).step_by(span) {
-                    let cols = (s.n - col_start).min(span);
-                    let p = GemmParams {
-                        m: u32_of(row_start + rows, "matmul")?,
-                        n: u32_of(col_start + cols, "matmul")?,
-                        k: u32_of(s.k, "matmul")?,
-                        batch_inner: u32_of(s.batch_inner, "matmul")?,
-                        batch_start: u32_of(batch_start, "matmul")?,
-                        row_start: u32_of(row_start, "matmul")?,
-                        col_start: u32_of(col_start, "matmul")?,
-                        _pad: 0,
-                        a: MatParams::new(&s.a)?,
-                        b: MatParams::new(&s.b)?,
-                        c: MatParams::new(&s.c)?,
-                    };
-                    let groups = [
-                        cols.div_ceil(GEMM_TILE) as u32,
-                        rows.div_ceil(GEMM_TILE) as u32,
-                        batches as u32,
-                    ];
-                    self.ctx.dispatch(
-                        Shader::Gemm,
-                        "gemm",
-                        bytemuck::bytes_of(&p),
-                        &[(1, a), (2, b), (3, &c)],
-                        &[3],
-                        groups,
-                    )?;
-                }
-            }
-        }
-        Ok(c)
+        self.gemm_split(a, b, s)
     }
 
     fn im2col(&self, x: &GpuBuffer, g: &ConvGeom) -> Result<GpuBuffer> {
@@ -597,14 +573,7 @@ impl Backend for GpuBackend {
     }
 
     fn col2im(&self, cols: &GpuBuffer, g: &ConvGeom) -> Result<GpuBuffer> {
-        let total = g.n * g.c * g.h * g.w;
-        self.map_kernel(
-            Shader::Conv,
-            "col2im",
-            &ConvParams::new(g, total)?,
-            &[cols],
-            total,
-        )
+        self.col2im_passes(cols, g)
     }
 
     fn depthwise_conv2d(
@@ -615,7 +584,7 @@ impl Backend for GpuBackend {
         mult: usize,
     ) -> Result<GpuBuffer> {
         let total = g.n * g.c * mult * g.oh * g.ow;
-        self.depthwise("dw_fwd", x, w, g, mult, total)
+        self.depthwise("dw_fwd", x, w, g, mult, total, g.kh)
     }
 
     fn depthwise_conv2d_backward_input(
@@ -625,7 +594,8 @@ impl Backend for GpuBackend {
         g: &ConvGeom,
         mult: usize,
     ) -> Result<GpuBuffer> {
-        self.depthwise("dw_bwd_input", grad, w, g, mult, g.n * g.c * g.h * g.w)
+        let total = g.n * g.c * g.h * g.w;
+        self.depthwise("dw_bwd_input", grad, w, g, mult, total, mult * g.kh)
     }
 
     fn depthwise_conv2d_backward_weight(
@@ -635,41 +605,11 @@ impl Backend for GpuBackend {
         g: &ConvGeom,
         mult: usize,
     ) -> Result<GpuBuffer> {
-        // one workgroup per weight, reducing over (n, oh, ow)
-        let total = g.c * mult * g.kh * g.kw;
-        let mut p = ConvParams::new(g, total)?;
-        p.mult = fit(mult, "conv2d")?;
-        let out = self.ctx.alloc(total, "conv2d")?;
-        let groups = grid(total, self.ctx.limits.max_workgroups_per_dimension)?;
-        self.ctx.dispatch(
-            Shader::Conv,
-            "dw_bwd_weight",
-            bytemuck::bytes_of(&p),
-            &[(1, x), (2, &out), (3, grad)],
-            &[2],
-            groups,
-        )?;
-        Ok(out)
+        self.depthwise_weight(x, grad, g, mult)
     }
 
     fn max_pool2d(&self, x: &GpuBuffer, g: &PoolGeom) -> Result<(GpuBuffer, GpuBuffer)> {
-        let total = g.n * g.c * g.oh * g.ow;
-        let out = self.ctx.alloc(total, "max_pool2d")?;
-        let idx = self.ctx.alloc(total, "max_pool2d")?;
-        let p = PoolParams::new(g, total, None)?;
-        let groups = grid(
-            total.div_ceil(WG),
-            self.ctx.limits.max_workgroups_per_dimension,
-        )?;
-        self.ctx.dispatch(
-            Shader::Pool,
-            "max_fwd",
-            bytemuck::bytes_of(&p),
-            &[(1, x), (2, &out), (3, &idx)],
-            &[2, 3],
-            groups,
-        )?;
-        Ok((out, idx))
+        self.max_pool_fwd(x, g)
     }
 
     fn max_pool2d_backward(
@@ -678,33 +618,13 @@ impl Backend for GpuBackend {
         indices: &GpuBuffer,
         g: &PoolGeom,
     ) -> Result<GpuBuffer> {
-        let total = g.n * g.c * g.h * g.w;
-        let out = self.ctx.alloc(total, "max_pool2d_backward")?;
-        let p = PoolParams::new(g, total, None)?;
-        let groups = grid(
-            total.div_ceil(WG),
-            self.ctx.limits.max_workgroups_per_dimension,
-        )?;
-        self.ctx.dispatch(
-            Shader::Pool,
-            "max_bwd",
-            bytemuck::bytes_of(&p),
-            &[(1, grad), (2, &out), (3, indices)],
-            &[2],
-            groups,
-        )?;
-        Ok(out)
+        self.max_pool_bwd(grad, indices, g)
     }
 
     fn avg_pool2d(&self, x: &GpuBuffer, g: &PoolGeom, opts: AvgPoolOpts) -> Result<GpuBuffer> {
         let total = g.n * g.c * g.oh * g.ow;
-        self.map_kernel(
-            Shader::Pool,
-            "avg_fwd",
-            &PoolParams::new(g, total, Some(opts))?,
-            &[x],
-            total,
-        )
+        let p = PoolParams::new(g, total, Some(opts))?;
+        self.pool_passes("avg_fwd", p, x, total, g.kh, g.kw)
     }
 
     fn avg_pool2d_backward(
@@ -714,13 +634,11 @@ impl Backend for GpuBackend {
         opts: AvgPoolOpts,
     ) -> Result<GpuBuffer> {
         let total = g.n * g.c * g.h * g.w;
-        self.map_kernel(
-            Shader::Pool,
-            "avg_bwd",
-            &PoolParams::new(g, total, Some(opts))?,
-            &[grad],
-            total,
-        )
+        let p = PoolParams::new(g, total, Some(opts))?;
+        // outputs whose windows can cover one input, per axis
+        let rows = (g.kh - 1) / g.sh + 1;
+        let cols = (g.kw - 1) / g.sw + 1;
+        self.pool_passes("avg_bwd", p, grad, total, rows, cols)
     }
 
     fn adaptive_avg_pool2d(
@@ -730,13 +648,11 @@ impl Backend for GpuBackend {
         out: (usize, usize),
     ) -> Result<GpuBuffer> {
         let total = dims.0 * dims.1 * out.0 * out.1;
-        self.map_kernel(
-            Shader::Pool,
-            "adaptive_fwd",
-            &PoolParams::adaptive(dims, out, total)?,
-            &[x],
-            total,
-        )
+        let p = PoolParams::adaptive(dims, out, total)?;
+        // the longest window per axis
+        let rows = (dims.2.div_ceil(out.0) + 1).min(dims.2);
+        let cols = (dims.3.div_ceil(out.1) + 1).min(dims.3);
+        self.pool_passes("adaptive_fwd", p, x, total, rows, cols)
     }
 
     fn adaptive_avg_pool2d_backward(
@@ -746,13 +662,11 @@ impl Backend for GpuBackend {
         out: (usize, usize),
     ) -> Result<GpuBuffer> {
         let total = dims.0 * dims.1 * dims.2 * dims.3;
-        self.map_kernel(
-            Shader::Pool,
-            "adaptive_bwd",
-            &PoolParams::adaptive(dims, out, total)?,
-            &[grad],
-            total,
-        )
+        let p = PoolParams::adaptive(dims, out, total)?;
+        // the most windows covering one input per axis (the kernel scans one extra each side)
+        let rows = (out.0.div_ceil(dims.2) + 2).min(out.0);
+        let cols = (out.1.div_ceil(dims.3) + 2).min(out.1);
+        self.pool_passes("adaptive_bwd", p, grad, total, rows, cols)
     }
 
     fn upsample_nearest(&self, x: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
@@ -767,14 +681,7 @@ impl Backend for GpuBackend {
     }
 
     fn upsample_nearest_backward(&self, grad: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
-        let total = g.n * g.c * g.h * g.w;
-        self.map_kernel(
-            Shader::Upsample,
-            "nearest_bwd",
-            &UpsampleParams::new(g, total)?,
-            &[grad],
-            total,
-        )
+        self.upsample_bwd("nearest_bwd", grad, g)
     }
 
     fn upsample_bilinear(&self, x: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
@@ -789,13 +696,6 @@ impl Backend for GpuBackend {
     }
 
     fn upsample_bilinear_backward(&self, grad: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
-        let total = g.n * g.c * g.h * g.w;
-        self.map_kernel(
-            Shader::Upsample,
-            "bilinear_bwd",
-            &UpsampleParams::new(g, total)?,
-            &[grad],
-            total,
-        )
+        self.upsample_bwd("bilinear_bwd", grad, g)
     }
 }

@@ -1,0 +1,58 @@
+// Canaries run when a GPU context is created, each checked against the same computation on the
+// host: the things drivers have got wrong (loops cut short, barriers in loops, multi-dimensional
+// grids, bindings at an offset). Integer arithmetic, so the expected values are exact.
+
+struct Params {
+    trips: u32,
+    rounds: u32,
+    n: u32,
+    _p0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+
+// One loop of `trips` iterations: the most any kernel runs per invocation.
+@compute @workgroup_size(64)
+fn canary_loop(@builtin(local_invocation_index) lid: u32) {
+    var acc = lid;
+    for (var k = 0u; k < p.trips; k++) {
+        acc = acc * 1664525u + 1013904223u + k;
+    }
+    dst[lid] = acc;
+}
+
+var<workgroup> ring: array<u32, 256>;
+
+// `rounds` rounds of exchange through workgroup memory, two barriers per round.
+@compute @workgroup_size(256)
+fn canary_barrier(@builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    var v = wid.x * 256u + lid;
+    for (var r = 0u; r < p.rounds; r++) {
+        ring[lid] = v;
+        workgroupBarrier();
+        v = v * 31u + ring[(lid + r + 1u) % 256u];
+        workgroupBarrier();
+    }
+    dst[wid.x * 256u + lid] = v;
+}
+
+// Every invocation of a 2-d or 3-d grid writes its coordinates at its flattened index.
+@compute @workgroup_size(64)
+fn canary_grid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let g = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
+    // (p.n is 0: every kernel's layout starts with the uniform at binding 0)
+    dst[g * 64u + lid] = (lid | (wid.x << 8u) | (wid.y << 12u) | (wid.z << 16u)
+        | (nwg.x << 20u) | (nwg.y << 24u) | (nwg.z << 28u)) + p.n;
+}
+
+// Reads a binding that starts at a non-zero offset of its buffer.
+@compute @workgroup_size(64)
+fn canary_offset(@builtin(local_invocation_index) lid: u32) {
+    if (lid < p.n) {
+        dst[lid] = src[lid] * 3u + 7u;
+    }
+}

@@ -1,0 +1,69 @@
+//! The strided batched GEMM, split over dispatch limits and the loop budget.
+
+use super::{loops, u32_of, GemmParams, GpuBackend, GpuBuffer, MatParams, Shader, GEMM_TILE};
+use crate::backend::GemmSpec;
+use crate::Result;
+
+/// K depth of one `shaders/gemm.wgsl` tile.
+const GEMM_BK: usize = 16;
+
+impl GpuBackend {
+    /// Rows, columns and batches beyond one dispatch are split into several; so is K beyond
+    /// the loop budget, each later K range resuming from C (bit-identical to one dispatch).
+    pub(super) fn gemm_split(
+        &self,
+        a: &GpuBuffer,
+        b: &GpuBuffer,
+        s: &GemmSpec,
+    ) -> Result<GpuBuffer> {
+        let c = self.ctx.alloc(s.c_len, "matmul")?;
+        let max = self.ctx.limits.max_workgroups_per_dimension as usize;
+        let span = max * GEMM_TILE;
+        let kc = loops::gemm_k_chunk(self.cap(), GEMM_BK);
+        let k_starts: Vec<usize> = if s.k == 0 {
+            vec![0]
+        } else {
+            (0..s.k).step_by(kc).collect()
+        };
+        for batch_start in (0..s.batch).step_by(max) {
+            let batches = (s.batch - batch_start).min(max);
+            for row_start in (0..s.m).step_by(span) {
+                let rows = (s.m - row_start).min(span);
+                for col_start in (0..s.n).step_by(span) {
+                    let cols = (s.n - col_start).min(span);
+                    for &k_start in &k_starts {
+                        let p = GemmParams {
+                            m: u32_of(row_start + rows, "matmul")?,
+                            n: u32_of(col_start + cols, "matmul")?,
+                            k: u32_of(s.k, "matmul")?,
+                            batch_inner: u32_of(s.batch_inner, "matmul")?,
+                            batch_start: u32_of(batch_start, "matmul")?,
+                            row_start: u32_of(row_start, "matmul")?,
+                            col_start: u32_of(col_start, "matmul")?,
+                            k_start: u32_of(k_start, "matmul")?,
+                            k_end: u32_of((k_start + kc).min(s.k), "matmul")?,
+                            _pad: [0; 3],
+                            a: MatParams::new(&s.a)?,
+                            b: MatParams::new(&s.b)?,
+                            c: MatParams::new(&s.c)?,
+                        };
+                        let groups = [
+                            cols.div_ceil(GEMM_TILE) as u32,
+                            rows.div_ceil(GEMM_TILE) as u32,
+                            batches as u32,
+                        ];
+                        self.ctx.dispatch(
+                            Shader::Gemm,
+                            "gemm",
+                            bytemuck::bytes_of(&p),
+                            &[(1, a), (2, b), (3, &c)],
+                            &[3],
+                            groups,
+                        )?;
+                    }
+                }
+            }
+        }
+        Ok(c)
+    }
+}

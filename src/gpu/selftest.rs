@@ -1,0 +1,237 @@
+//! The adapter self-test: a few small canary dispatches, run when a context is created, each
+//! compared with the same computation on the host. An adapter that fails one is refused.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{GpuBuffer, GpuContext, Shader};
+use crate::{Error, Result};
+
+/// What the self-test found.
+#[derive(Clone, Debug)]
+pub struct SelfTestReport {
+    /// The checks that passed.
+    pub passed: Vec<String>,
+    /// The first check that failed, with what it got.
+    pub failure: Option<String>,
+    /// Wall time of the whole test, shader compilation included.
+    pub millis: f64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    trips: u32,
+    rounds: u32,
+    n: u32,
+    _pad: u32,
+}
+
+const ROUNDS: u32 = 64;
+
+fn bits(v: &[u32]) -> &[f32] {
+    bytemuck::cast_slice(v)
+}
+
+/// Runs every canary; `fault` names one whose device result is corrupted (a test hook).
+pub(crate) fn run(ctx: &Arc<GpuContext>, fault: Option<&str>) -> SelfTestReport {
+    let start = Instant::now();
+    let mut passed = Vec::new();
+    let mut failure = None;
+    let trips = ctx.limits.loop_cap;
+    let checks: [(String, &str, Check); 5] = [
+        (format!("loop of {trips} iterations"), "loop", loop_canary),
+        (
+            format!("{ROUNDS} barrier rounds in a loop"),
+            "barrier",
+            barrier_canary,
+        ),
+        ("2-d grid".into(), "grid2", |c| grid_canary(c, [5, 3, 1])),
+        ("3-d grid".into(), "grid3", |c| grid_canary(c, [3, 2, 2])),
+        (
+            "read at a non-zero binding offset".into(),
+            "offset",
+            offset_canary,
+        ),
+    ];
+    for (what, key, check) in checks {
+        let outcome = check(ctx).and_then(|(mut got, want)| {
+            if fault == Some(key) {
+                got[0] ^= 1;
+            }
+            match got.iter().zip(&want).position(|(g, w)| g != w) {
+                None if got.len() == want.len() => Ok(()),
+                None => Err(format!("{} values, expected {}", got.len(), want.len())),
+                Some(i) => Err(format!(
+                    "element {i} is {:#010x}, expected {:#010x}",
+                    got[i], want[i]
+                )),
+            }
+        });
+        match outcome {
+            Ok(()) => passed.push(what),
+            Err(e) => {
+                failure = Some(format!("{what}: {e}"));
+                break;
+            }
+        }
+    }
+    SelfTestReport {
+        passed,
+        failure,
+        millis: start.elapsed().as_secs_f64() * 1e3,
+    }
+}
+
+/// A canary's device result and the host's expected values.
+type Check = fn(&Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>), String>;
+
+fn run_one(
+    ctx: &Arc<GpuContext>,
+    entry: &'static str,
+    p: Params,
+    bindings: &[(u32, &GpuBuffer, usize, usize)],
+    out: &GpuBuffer,
+    groups: [u32; 3],
+) -> std::result::Result<Vec<u32>, String> {
+    let go = || -> Result<Vec<u32>> {
+        ctx.dispatch_ranges(
+            Shader::SelfTest,
+            entry,
+            bytemuck::bytes_of(&p),
+            bindings,
+            &[2],
+            groups,
+        )?;
+        let v = ctx.read(out)?;
+        Ok(bytemuck::cast_slice::<f32, u32>(&v).to_vec())
+    };
+    go().map_err(|e: Error| e.to_string())
+}
+
+fn alloc(ctx: &Arc<GpuContext>, n: usize) -> std::result::Result<GpuBuffer, String> {
+    ctx.alloc(n, "self-test").map_err(|e| e.to_string())
+}
+
+fn loop_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
+    let trips = ctx.limits.loop_cap as u32;
+    let out = alloc(ctx, 64)?;
+    let p = Params {
+        trips,
+        rounds: 0,
+        n: 64,
+        _pad: 0,
+    };
+    let got = run_one(ctx, "canary_loop", p, &[(2, &out, 0, 64)], &out, [1, 1, 1])?;
+    let want = (0..64u32)
+        .map(|lid| {
+            (0..trips).fold(lid, |acc, k| {
+                acc.wrapping_mul(1664525)
+                    .wrapping_add(1013904223)
+                    .wrapping_add(k)
+            })
+        })
+        .collect();
+    Ok((got, want))
+}
+
+fn barrier_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
+    const GROUPS: u32 = 2;
+    let n = 256 * GROUPS as usize;
+    let out = alloc(ctx, n)?;
+    let p = Params {
+        trips: 0,
+        rounds: ROUNDS,
+        n: n as u32,
+        _pad: 0,
+    };
+    let got = run_one(
+        ctx,
+        "canary_barrier",
+        p,
+        &[(2, &out, 0, n)],
+        &out,
+        [GROUPS, 1, 1],
+    )?;
+    let mut want = Vec::with_capacity(n);
+    for g in 0..GROUPS {
+        let mut v: Vec<u32> = (0..256).map(|l| g * 256 + l).collect();
+        for r in 0..ROUNDS {
+            let ring = v.clone();
+            for (l, x) in v.iter_mut().enumerate() {
+                *x = x
+                    .wrapping_mul(31)
+                    .wrapping_add(ring[(l + r as usize + 1) % 256]);
+            }
+        }
+        want.extend(v);
+    }
+    Ok((got, want))
+}
+
+fn grid_canary(
+    ctx: &Arc<GpuContext>,
+    groups: [u32; 3],
+) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
+    let count = (groups[0] * groups[1] * groups[2]) as usize;
+    let out = alloc(ctx, count * 64)?;
+    let p = Params::zeroed();
+    let got = run_one(
+        ctx,
+        "canary_grid",
+        p,
+        &[(2, &out, 0, count * 64)],
+        &out,
+        groups,
+    )?;
+    let mut want = vec![0u32; count * 64];
+    for z in 0..groups[2] {
+        for y in 0..groups[1] {
+            for x in 0..groups[0] {
+                let g = ((z * groups[1] + y) * groups[0] + x) as usize;
+                for lid in 0..64u32 {
+                    want[g * 64 + lid as usize] = lid
+                        | x << 8
+                        | y << 12
+                        | z << 16
+                        | groups[0] << 20
+                        | groups[1] << 24
+                        | groups[2] << 28;
+                }
+            }
+        }
+    }
+    Ok((got, want))
+}
+
+fn offset_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
+    let skip = (ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let data: Vec<u32> = (0..(skip + 64) as u32)
+        .map(|i| i.wrapping_mul(2654435761))
+        .collect();
+    let src = ctx
+        .upload(bits(&data), "self-test")
+        .map_err(|e| e.to_string())?;
+    let out = alloc(ctx, 64)?;
+    let p = Params {
+        trips: 0,
+        rounds: 0,
+        n: 64,
+        _pad: 0,
+    };
+    let got = run_one(
+        ctx,
+        "canary_offset",
+        p,
+        &[(1, &src, skip, 64), (2, &out, 0, 64)],
+        &out,
+        [1, 1, 1],
+    )?;
+    let want = data[skip..]
+        .iter()
+        .map(|v| v.wrapping_mul(3).wrapping_add(7))
+        .collect();
+    Ok((got, want))
+}

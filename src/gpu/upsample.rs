@@ -1,0 +1,49 @@
+//! Upsampling's backward gathers in passes within the loop budget.
+
+use super::{loops, GpuBackend, GpuBuffer, Shader, UpsampleParams};
+use crate::backend::{bilinear_src, nearest_src, UpsampleGeom};
+use crate::Result;
+
+/// The most outputs along one axis that a backward kernel visits for one input: those whose
+/// source index is the input (nearest), or the input or the one before (bilinear).
+fn outputs_per_input(out: usize, input: usize, scale: f32, bilinear: bool, corners: bool) -> usize {
+    let mut count = vec![0usize; input + 1];
+    for o in 0..out {
+        let i = if bilinear {
+            bilinear_src(o, input, scale, corners).0
+        } else {
+            nearest_src(o, input, scale)
+        };
+        count[i.min(input)] += 1;
+    }
+    let most = if bilinear {
+        count.windows(2).map(|w| w[0] + w[1]).max().unwrap_or(0)
+    } else {
+        count.iter().copied().max().unwrap_or(0)
+    };
+    // one more for the kernel's float rounding of the source index
+    (most + 1).min(out)
+}
+
+impl GpuBackend {
+    /// `grad (n, c, oh, ow) -> (n, c, h, w)` for `nearest_bwd` or `bilinear_bwd`.
+    pub(super) fn upsample_bwd(
+        &self,
+        entry: &'static str,
+        grad: &GpuBuffer,
+        g: &UpsampleGeom,
+    ) -> Result<GpuBuffer> {
+        let total = g.n * g.c * g.h * g.w;
+        let bilinear = entry == "bilinear_bwd";
+        let rows = outputs_per_input(g.oh, g.h, g.scale_h, bilinear, g.align_corners);
+        let cols = outputs_per_input(g.ow, g.w, g.scale_w, bilinear, g.align_corners);
+        let fixed = loops::search_trips(g.oh, g.ow);
+        let passes = loops::row_passes("upsample", rows, cols, fixed, self.cap())?;
+        let set = |p: &mut UpsampleParams, r0, r1| {
+            p.r0 = r0;
+            p.r1 = r1;
+        };
+        let p = UpsampleParams::new(g, total)?;
+        self.map_passes(Shader::Upsample, entry, p, set, &[grad], total, &passes)
+    }
+}
