@@ -1,4 +1,5 @@
-// Elementwise functions of two tensors with broadcasting; opcodes mirror `BinaryOp::code`.
+// Elementwise functions of two tensors with broadcasting. The BINARY_* opcodes are generated from
+// `BINARY_OPCODES` in src/backend.rs; an opcode without a case gives NaN.
 
 struct Params {
     n: u32,
@@ -9,7 +10,7 @@ struct Params {
     _p0: u32,
     _p1: u32,
     _p2: u32,
-    // up to 8 dims, outermost first; strides are 0 on broadcast dims
+    // up to MAX_RANK (6) dims, outermost first; strides are 0 on broadcast dims
     dims: array<vec4<u32>, 2>,
     a_strides: array<vec4<u32>, 2>,
     b_strides: array<vec4<u32>, 2>,
@@ -20,31 +21,24 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
-override WG: u32 = 256u;
-
-// NaN test on the bits: drivers may fold float comparisons with NaN (GLSL promises nothing).
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
-
-
 fn apply(u: f32, v: f32) -> f32 {
     switch p.op {
-        case 0u: { return u + v; }
-        case 1u: { return u - v; }
-        case 2u: { return u * v; }
-        case 3u: { return u / v; }
-        case 4u: { return select(v, 0.0, u <= 0.0 && !is_nan(u)); }
-        case 5u: { return select(v * p.alpha, v, u > 0.0); }
-        case 6u: { return v * u * (1.0 - u); }
-        default: { return v * (1.0 - u * u); }
+        case BINARY_ADD: { return u + v; }
+        case BINARY_SUB: { return u - v; }
+        case BINARY_MUL: { return u * v; }
+        case BINARY_DIV: { return u / v; }
+        case BINARY_RELU_BACKWARD: { return select(v, 0.0, u <= 0.0 && !is_nan(u)); }
+        case BINARY_LEAKY_RELU_BACKWARD: { return select(v * p.alpha, v, u > 0.0); }
+        case BINARY_SIGMOID_BACKWARD: { return v * u * (1.0 - u); }
+        case BINARY_TANH_BACKWARD: { return v * (1.0 - u * u); }
+        default: { return nan(); }
     }
 }
 
 @compute @workgroup_size(WG)
 fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.n) {
         return;
     }

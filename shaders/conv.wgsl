@@ -3,45 +3,16 @@
 // neighbouring addresses. col2im is a gather: every input element sums, in (kh, kw) order, the
 // entries that read it, so no atomics are needed and results are bit-reproducible.
 
-struct Params {
-    n: u32,
-    c: u32,
-    h: u32,
-    w: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    pad_top: u32,
-    pad_left: u32,
-    dh: u32,
-    dw: u32,
-    oh: u32,
-    ow: u32,
-    total: u32,
-    // depthwise: filters per input channel
-    mult: u32,
-    // this pass's rows [r0, r1) of the outer tap loop; from r0 > 0 on, dst accumulates (the
-    // host splits loops past the per-invocation budget). dw_bwd_weight: r0 is the chunk of
-    // windows per workgroup, r1 the chunks per weight.
-    r0: u32,
-    r1: u32,
-    _p0: u32,
-    _p1: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: WindowParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 // depthwise kernels' second input (the weights, or the output gradient)
 @group(0) @binding(3) var<storage, read> aux: array<f32>;
 
-override WG: u32 = 256u;
-
 @compute @workgroup_size(WG)
 fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }
@@ -63,20 +34,10 @@ fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     dst[i] = v;
 }
 
-// Output position whose tap k reads input i, or -1: o * stride + k * dilation - pad == i.
-fn tap_source(i: u32, k: u32, pad: u32, dil: u32, stride: u32, out: u32) -> i32 {
-    let t = i32(i + pad) - i32(k * dil);
-    if (t < 0 || u32(t) % stride != 0u) {
-        return -1;
-    }
-    let o = u32(t) / stride;
-    return select(-1, i32(o), o < out);
-}
-
 @compute @workgroup_size(WG)
 fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }
@@ -111,7 +72,7 @@ fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn dw_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }
@@ -145,7 +106,7 @@ fn dw_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn dw_bwd_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }
@@ -179,15 +140,15 @@ fn dw_bwd_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     dst[i] = acc;
 }
 
-var<workgroup> partial: array<f32, 256>;
+var<workgroup> partial: array<f32, WG>;
 
 // Weight gradient: one workgroup per weight (dd, kh, kw) and chunk of r0 windows, threads
 // striding over the chunk's (n, oh, ow), then a fixed tree. src = x, aux = grad
 // (n, c*mult, oh, ow), dst = (c*mult*kh*kw, r1 chunks), summed over the chunks by the host.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn dw_bwd_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let g = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
+    let g = group_index(wid, nwg);
     let valid = g < p.total;
     let d = p.c * p.mult;
     var acc = 0.0;
@@ -198,7 +159,7 @@ fn dw_bwd_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         let kh = (o / p.kw) % p.kh;
         let dd = o / (p.kw * p.kh);
         let end = min(p.n * p.oh * p.ow, (ch + 1u) * p.r0);
-        for (var t = ch * p.r0 + lid; t < end; t += 256u) {
+        for (var t = ch * p.r0 + lid; t < end; t += WG) {
             let ow = t % p.ow;
             let oh = (t / p.ow) % p.oh;
             let n = t / (p.ow * p.oh);
@@ -212,7 +173,7 @@ fn dw_bwd_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
     partial[lid] = acc;
     workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s / 2u) {
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
         if (lid < s) {
             partial[lid] += partial[lid + s];
         }

@@ -13,12 +13,10 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-override WG: u32 = 256u;
-
 @compute @workgroup_size(WG)
 fn copy_strided(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.n) {
         return;
     }

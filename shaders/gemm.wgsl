@@ -1,8 +1,8 @@
 // Strided batched matrix product C[b] = A[b] (m, k) x B[b] (k, n).
 // Each operand is addressed through its own strides (src/backend.rs `MatLayout`), so transposed
 // operands, grouped convolution and per-image products need no copies.
-// A 64x64 output tile per workgroup of 16x16 threads, each thread computing a 4x4 block from
-// workgroup-memory tiles of depth 16.
+// A GEMM_TILE^2 output tile per workgroup of T x T threads (T = GEMM_TILE / 4), each thread
+// computing a 4x4 block from workgroup-memory tiles of depth GEMM_BK (pipeline constants).
 
 struct Mat {
     offset: u32,
@@ -40,12 +40,15 @@ struct Params {
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
+override BM: u32 = GEMM_TILE;
+override BN: u32 = GEMM_TILE;
+override BK: u32 = GEMM_BK;
+// threads per tile edge, and the tile elements each thread stages per operand
+override T: u32 = GEMM_TILE / 4u;
+override LOADS: u32 = GEMM_BK * GEMM_TILE / (T * T);
 
-var<workgroup> As: array<f32, 1024>; // [BK][BM]
-var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
+var<workgroup> As: array<f32, GEMM_BK * GEMM_TILE>; // [BK][BM]
+var<workgroup> Bs: array<f32, GEMM_BK * GEMM_TILE>; // [BK][BN]
 
 // Row r of this thread's block of C as the previous K range left it (zeros for the first).
 fn c_row(c0: u32, r: u32, col: u32) -> vec4<f32> {
@@ -54,7 +57,7 @@ fn c_row(c0: u32, r: u32, col: u32) -> vec4<f32> {
         return v;
     }
     for (var j = 0u; j < 4u; j++) {
-        let c = col + j * 16u;
+        let c = col + j * T;
         if (c < p.n) {
             v[j] = C[c0 + r * p.c.row_stride + c * p.c.col_stride];
         }
@@ -66,7 +69,7 @@ fn base(mat: Mat, b: u32) -> u32 {
     return mat.offset + (b / p.batch_inner) * mat.batch_outer + (b % p.batch_inner) * mat.batch_inner;
 }
 
-@compute @workgroup_size(16, 16, 1)
+@compute @workgroup_size(T, T, 1)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let bidx = wid.z + p.batch_start;
     let a0 = base(p.a, bidx);
@@ -74,20 +77,20 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let c0 = base(p.c, bidx);
     let row0 = p.row_start + wid.y * BM;
     let col0 = p.col_start + wid.x * BN;
-    let tid = lid.y * 16u + lid.x;
+    let tid = lid.y * T + lid.x;
 
     let col = col0 + lid.x;
     var acc0 = c_row(c0, row0 + lid.y, col);
-    var acc1 = c_row(c0, row0 + lid.y + 16u, col);
-    var acc2 = c_row(c0, row0 + lid.y + 32u, col);
-    var acc3 = c_row(c0, row0 + lid.y + 48u, col);
+    var acc1 = c_row(c0, row0 + lid.y + T, col);
+    var acc2 = c_row(c0, row0 + lid.y + 2u * T, col);
+    var acc3 = c_row(c0, row0 + lid.y + 3u * T, col);
 
     for (var k0 = p.k_start; k0 < p.k_end; k0 += BK) {
-        // 1024 elements of each tile, 4 per thread; out-of-range reads as 0. Neighbouring
+        // BK * BM elements of each tile, LOADS per thread; out-of-range reads as 0. Neighbouring
         // threads take neighbouring addresses: along k when the operand is contiguous in k,
         // along its rows (A) or columns (B) otherwise (a uniform branch).
-        for (var l = 0u; l < 4u; l++) {
-            let e = tid + l * 256u;
+        for (var l = 0u; l < LOADS; l++) {
+            let e = tid + l * T * T;
             var ak = e % BK;
             var ar = e / BK;
             if (p.a.col_stride != 1u) {
@@ -119,12 +122,12 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
             let ob = kk * BN + lid.x;
-            let bvec = vec4<f32>(Bs[ob], Bs[ob + 16u], Bs[ob + 32u], Bs[ob + 48u]);
+            let bvec = vec4<f32>(Bs[ob], Bs[ob + T], Bs[ob + 2u * T], Bs[ob + 3u * T]);
             let oa = kk * BM + lid.y;
             acc0 = fma(vec4<f32>(As[oa]), bvec, acc0);
-            acc1 = fma(vec4<f32>(As[oa + 16u]), bvec, acc1);
-            acc2 = fma(vec4<f32>(As[oa + 32u]), bvec, acc2);
-            acc3 = fma(vec4<f32>(As[oa + 48u]), bvec, acc3);
+            acc1 = fma(vec4<f32>(As[oa + T]), bvec, acc1);
+            acc2 = fma(vec4<f32>(As[oa + 2u * T]), bvec, acc2);
+            acc3 = fma(vec4<f32>(As[oa + 3u * T]), bvec, acc3);
         }
         workgroupBarrier();
     }
@@ -133,13 +136,13 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     // neighbouring columns.
     var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < 4u; i++) {
-        let r = row0 + lid.y + i * 16u;
+        let r = row0 + lid.y + i * T;
         if (r >= p.m) {
             continue;
         }
         let v = accs[i];
         for (var j = 0u; j < 4u; j++) {
-            let c = col0 + lid.x + j * 16u;
+            let c = col0 + lid.x + j * T;
             if (c < p.n) {
                 C[c0 + r * p.c.row_stride + c * p.c.col_stride] = v[j];
             }

@@ -1,54 +1,16 @@
 // Max, average and adaptive average pooling, forward and backward. Backward passes are gathers:
 // each input element sums the gradients of the windows that hold it, in a fixed order.
 
-struct Params {
-    n: u32,
-    c: u32,
-    h: u32,
-    w: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    ph: u32,
-    pw: u32,
-    dh: u32,
-    dw: u32,
-    oh: u32,
-    ow: u32,
-    total: u32,
-    // bit 0: count_include_pad, bit 1: divisor_override is set
-    flags: u32,
-    divisor: u32,
-    // this pass's rows [r0, r1) of the outer window loop; from r0 > 0 on, the kernel resumes
-    // from dst (and aux), and only the pass that ends at `r_end` finishes (divides)
-    r0: u32,
-    r1: u32,
-    r_end: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: WindowParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 // max pooling's flat h*w argmax per output (as f32): written forward, read backward
 @group(0) @binding(3) var<storage, read_write> aux: array<f32>;
 
-override WG: u32 = 256u;
-
-// NaN test on the bits: drivers may fold float comparisons with NaN (GLSL promises nothing).
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
-
-
-fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn max_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }
@@ -63,12 +25,12 @@ fn max_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         arg = i32(aux[i]);
     }
     for (var kh = p.r0; kh < p.r1; kh++) {
-        let ih = i32(oh * p.sh + kh * p.dh) - i32(p.ph);
+        let ih = i32(oh * p.sh + kh * p.dh) - i32(p.pad_top);
         if (ih < 0 || u32(ih) >= p.h) {
             continue;
         }
         for (var kw = 0u; kw < p.kw; kw++) {
-            let iw = i32(ow * p.sw + kw * p.dw) - i32(p.pw);
+            let iw = i32(ow * p.sw + kw * p.dw) - i32(p.pad_left);
             if (iw < 0 || u32(iw) >= p.w) {
                 continue;
             }
@@ -85,19 +47,10 @@ fn max_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     aux[i] = f32(arg);
 }
 
-fn tap_source(i: u32, k: u32, pad: u32, dil: u32, stride: u32, out: u32) -> i32 {
-    let t = i32(i + pad) - i32(k * dil);
-    if (t < 0 || u32(t) % stride != 0u) {
-        return -1;
-    }
-    let o = u32(t) / stride;
-    return select(-1, i32(o), o < out);
-}
-
 @compute @workgroup_size(WG)
 fn max_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }
@@ -111,12 +64,12 @@ fn max_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         acc = dst[i];
     }
     for (var kh = p.r0; kh < p.r1; kh++) {
-        let oh = tap_source(ih, kh, p.ph, p.dh, p.sh, p.oh);
+        let oh = tap_source(ih, kh, p.pad_top, p.dh, p.sh, p.oh);
         if (oh < 0) {
             continue;
         }
         for (var kw = 0u; kw < p.kw; kw++) {
-            let ow = tap_source(iw, kw, p.pw, p.dw, p.sw, p.ow);
+            let ow = tap_source(iw, kw, p.pad_left, p.dw, p.sw, p.ow);
             if (ow < 0) {
                 continue;
             }
@@ -129,7 +82,7 @@ fn max_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     dst[i] = acc;
 }
 
-struct Window {
+struct AvgWindow {
     h0: u32,
     h1: u32,
     w0: u32,
@@ -137,12 +90,12 @@ struct Window {
     divisor: f32,
 }
 
-// PyTorch's avg_pool2d window and divisor (see `avg_window` in src/cpu/mod.rs).
-fn avg_window(oh: u32, ow: u32) -> Window {
-    let hs = i32(oh * p.sh) - i32(p.ph);
-    let ws = i32(ow * p.sw) - i32(p.pw);
-    let he = min(hs + i32(p.kh), i32(p.h + p.ph));
-    let we = min(ws + i32(p.kw), i32(p.w + p.pw));
+// PyTorch's avg_pool2d window and divisor (see `avg_window` in src/cpu/pool.rs).
+fn avg_window(oh: u32, ow: u32) -> AvgWindow {
+    let hs = i32(oh * p.sh) - i32(p.pad_top);
+    let ws = i32(ow * p.sw) - i32(p.pad_left);
+    let he = min(hs + i32(p.kh), i32(p.h + p.pad_top));
+    let we = min(ws + i32(p.kw), i32(p.w + p.pad_left));
     let pool_size = (he - hs) * (we - ws);
     let h0 = u32(max(hs, 0));
     let w0 = u32(max(ws, 0));
@@ -154,13 +107,13 @@ fn avg_window(oh: u32, ow: u32) -> Window {
     } else if ((p.flags & 1u) != 0u) {
         divisor = f32(pool_size);
     }
-    return Window(h0, h1, w0, w1, divisor);
+    return AvgWindow(h0, h1, w0, w1, divisor);
 }
 
 @compute @workgroup_size(WG)
 fn avg_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }
@@ -195,7 +148,7 @@ fn covering(i: u32, k: u32, stride: u32, pad: u32, out: u32) -> vec2<u32> {
 @compute @workgroup_size(WG)
 fn avg_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }
@@ -203,8 +156,8 @@ fn avg_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let ih = (i / p.w) % p.h;
     let nc = i / (p.w * p.h);
     let obase = nc * p.oh * p.ow;
-    let rh = covering(ih, p.kh, p.sh, p.ph, p.oh);
-    let rw = covering(iw, p.kw, p.sw, p.pw, p.ow);
+    let rh = covering(ih, p.kh, p.sh, p.pad_top, p.oh);
+    let rw = covering(iw, p.kw, p.sw, p.pad_left, p.ow);
     var acc = 0.0;
     if (p.r0 > 0u) {
         acc = dst[i];
@@ -231,7 +184,7 @@ fn adaptive_end(o: u32, input: u32, out: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn adaptive_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }
@@ -258,7 +211,7 @@ fn adaptive_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(WG)
 fn adaptive_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }

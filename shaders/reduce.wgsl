@@ -1,5 +1,6 @@
 // Sum or maximum of the middle axis of (outer, len, inner) -> (outer, inner), always in the same
-// order so results are bit-reproducible. Opcodes mirror `ReduceOp::code`.
+// order so results are bit-reproducible. The REDUCE_* opcodes are generated from `REDUCE_OPCODES`
+// in src/backend.rs; an opcode without a case gives NaN.
 
 struct Params {
     outer: u32,
@@ -17,33 +18,32 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-const WG_REDUCE: u32 = 256u;
-
-// NaN test on the bits: drivers may fold float comparisons with NaN (GLSL promises nothing).
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
-
 fn identity() -> f32 {
-    return select(0.0, bitcast<f32>(0xff800000u), p.op == 1u);
+    switch p.op {
+        case REDUCE_SUM: { return 0.0; }
+        case REDUCE_MAX: { return bitcast<f32>(0xff800000u); }
+        default: { return nan(); }
+    }
 }
 
 // As ReduceOp::combine: NaN propagates through max.
 fn combine(acc: f32, v: f32) -> f32 {
-    if (p.op == 1u) {
-        return select(acc, v, v > acc || is_nan(v));
+    switch p.op {
+        case REDUCE_SUM: { return acc + v; }
+        case REDUCE_MAX: { return select(acc, v, v > acc || is_nan(v)); }
+        default: { return nan(); }
     }
-    return acc + v;
 }
-var<workgroup> partial: array<f32, 256>;
+
+var<workgroup> partial: array<f32, WG>;
 
 // (outer, len, inner) -> (outer, chunks, inner): one workgroup per chunk of `chunk` axis
-// elements, threads striding over it, then a fixed tree. The host bounds `chunk / 256` by the
+// elements, threads striding over it, then a fixed tree. The host bounds `chunk / WG` by the
 // loop budget and reduces the chunks in further passes.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let o = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
+    let o = group_index(wid, nwg);
     let valid = o < p.outer * p.chunks * p.inner;
     var acc = identity();
     if (valid) {
@@ -52,13 +52,13 @@ fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         let out = o / (p.inner * p.chunks);
         let base = out * p.len * p.inner + inner;
         let end = min(p.len, (ch + 1u) * p.chunk);
-        for (var k = ch * p.chunk + lid; k < end; k += WG_REDUCE) {
+        for (var k = ch * p.chunk + lid; k < end; k += WG) {
             acc = combine(acc, x[base + k * p.inner]);
         }
     }
     partial[lid] = acc;
     workgroupBarrier();
-    for (var s = WG_REDUCE / 2u; s > 0u; s = s / 2u) {
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
         if (lid < s) {
             partial[lid] = combine(partial[lid], partial[lid + s]);
         }
@@ -69,13 +69,11 @@ fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     }
 }
 
-override WG: u32 = 256u;
-
 // One thread per output: for short axes.
 @compute @workgroup_size(WG)
 fn sum_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let o = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    let o = thread_index(wid, nwg, lid);
     if (o >= p.outer * p.inner) {
         return;
     }

@@ -14,7 +14,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> dst: array<u32>;
 
 // One loop of `trips` iterations: the most any kernel runs per invocation.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn canary_loop(@builtin(local_invocation_index) lid: u32) {
     var acc = lid;
     for (var k = 0u; k < p.trips; k++) {
@@ -23,34 +23,33 @@ fn canary_loop(@builtin(local_invocation_index) lid: u32) {
     dst[lid] = acc;
 }
 
-var<workgroup> ring: array<u32, 256>;
+var<workgroup> ring: array<u32, WG>;
 
 // `rounds` rounds of exchange through workgroup memory, two barriers per round.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn canary_barrier(@builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-    var v = wid.x * 256u + lid;
+    var v = wid.x * WG + lid;
     for (var r = 0u; r < p.rounds; r++) {
         ring[lid] = v;
         workgroupBarrier();
-        v = v * 31u + ring[(lid + r + 1u) % 256u];
+        v = v * 31u + ring[(lid + r + 1u) % WG];
         workgroupBarrier();
     }
-    dst[wid.x * 256u + lid] = v;
+    dst[wid.x * WG + lid] = v;
 }
 
 // Every invocation of a 2-d or 3-d grid writes its coordinates at its flattened index.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn canary_grid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let g = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
     // (p.n is 0: every kernel's layout starts with the uniform at binding 0)
-    dst[g * 64u + lid] = (lid | (wid.x << 8u) | (wid.y << 12u) | (wid.z << 16u)
+    dst[thread_index(wid, nwg, lid)] = (lid | (wid.x << 8u) | (wid.y << 12u) | (wid.z << 16u)
         | (nwg.x << 20u) | (nwg.y << 24u) | (nwg.z << 28u)) + p.n;
 }
 
 // Reads a binding that starts at a non-zero offset of its buffer.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn canary_offset(@builtin(local_invocation_index) lid: u32) {
     if (lid < p.n) {
         dst[lid] = src[lid] * 3u + 7u;

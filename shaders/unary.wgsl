@@ -1,4 +1,5 @@
-// Elementwise functions of one tensor; opcodes mirror `UnaryOp::code` in src/backend.rs.
+// Elementwise functions of one tensor. The UNARY_* opcodes are generated from `UNARY_OPCODES`
+// in src/backend.rs; an opcode without a case gives NaN.
 
 struct Params {
     n: u32,
@@ -10,14 +11,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-
-override WG: u32 = 256u;
-
-// NaN test on the bits: drivers may fold float comparisons with NaN (GLSL promises nothing).
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
-
 
 // tanh without the overflow of (e^2x - 1) / (e^2x + 1) for large |x|, and without its
 // cancellation for tiny |x| (a Taylor polynomial there).
@@ -45,7 +38,7 @@ fn signed_pow(v: f32, e: f32) -> f32 {
         return pow(v, e);
     }
     if (e != floor(e)) {
-        return bitcast<f32>(0x7fc00000u);
+        return nan();
     }
     let m = pow(-v, e);
     let odd = abs(e - 2.0 * floor(e * 0.5)) == 1.0;
@@ -54,27 +47,26 @@ fn signed_pow(v: f32, e: f32) -> f32 {
 
 fn apply(v: f32) -> f32 {
     switch p.op {
-        case 0u: { return -v; }
-        case 1u: { return v * v; }
-        case 2u: { return sqrt(v); }
-        case 3u: { return exp(v); }
-        case 4u: { return log(v); }
-        case 5u: { return select(v, 0.0, v <= 0.0 && !is_nan(v)); }
-        case 6u: { return select(p.alpha * v, v, v > 0.0); }
-        case 7u: { return 1.0 / (1.0 + exp(-v)); }
-        case 8u: { return safe_tanh(v); }
-        case 9u: { return v + p.alpha; }
-        case 10u: { return v * p.alpha; }
-        case 11u: { return p.alpha / v; }
-        case 12u: { return signed_pow(v, p.alpha); }
-        default: { return p.alpha; }
+        case UNARY_NEG: { return -v; }
+        case UNARY_SQUARE: { return v * v; }
+        case UNARY_SQRT: { return sqrt(v); }
+        case UNARY_EXP: { return exp(v); }
+        case UNARY_LOG: { return log(v); }
+        case UNARY_RELU: { return select(v, 0.0, v <= 0.0 && !is_nan(v)); }
+        case UNARY_LEAKY_RELU: { return select(p.alpha * v, v, v > 0.0); }
+        case UNARY_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
+        case UNARY_TANH: { return safe_tanh(v); }
+        case UNARY_ADD_SCALAR: { return v + p.alpha; }
+        case UNARY_MUL_SCALAR: { return v * p.alpha; }
+        case UNARY_POW_SCALAR: { return signed_pow(v, p.alpha); }
+        default: { return nan(); }
     }
 }
 
 @compute @workgroup_size(WG)
 fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.n) {
         return;
     }
@@ -84,7 +76,7 @@ fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(WG)
 fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.n) {
         return;
     }

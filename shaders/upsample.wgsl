@@ -23,12 +23,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-override WG: u32 = 256u;
-
-fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
-}
-
 fn nearest_src(o: u32, input: u32, scale: f32) -> u32 {
     return min(u32(floor(f32(o) * scale)), input - 1u);
 }
@@ -57,7 +51,7 @@ fn bilinear_src(o: u32, input: u32, scale: f32) -> Lerp {
 @compute @workgroup_size(WG)
 fn nearest_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }
@@ -87,7 +81,7 @@ fn nearest_first(goal: u32, input: u32, out: u32, scale: f32) -> u32 {
 @compute @workgroup_size(WG)
 fn nearest_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }
@@ -114,7 +108,7 @@ fn nearest_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(WG)
 fn bilinear_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }
@@ -151,7 +145,7 @@ fn bilinear_weight(i: u32, o: u32, input: u32, scale: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn bilinear_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.total) {
         return;
     }

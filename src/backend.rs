@@ -1,7 +1,7 @@
 //! The primitives every backend implements. Tensor ops (`crate::ops`) validate their arguments,
 //! then call exactly these; the autograd rules are written in terms of the same primitives.
 
-use crate::shape::{ConvGeom, PoolGeom};
+use crate::shape::WindowGeom;
 use crate::Result;
 
 /// Elementwise functions of one tensor (and a scalar parameter where the op has one).
@@ -18,33 +18,91 @@ pub enum UnaryOp {
     Tanh,
     AddScalar(f32),
     MulScalar(f32),
-    /// `s / x`
-    RdivScalar(f32),
     /// `x ^ p`
     PowScalar(f32),
-    /// every element becomes the scalar
-    Fill(f32),
+}
+
+/// Unary opcodes: a name's index is its code, and the shaders see it as `UNARY_<NAME>` (the
+/// loader generates those constants from this table). A name missing here gets a code no
+/// shader case handles, so the GPU returns NaN rather than another op's result.
+pub(crate) const UNARY_OPCODES: [&str; 12] = [
+    "NEG",
+    "SQUARE",
+    "SQRT",
+    "EXP",
+    "LOG",
+    "RELU",
+    "LEAKY_RELU",
+    "SIGMOID",
+    "TANH",
+    "ADD_SCALAR",
+    "MUL_SCALAR",
+    "POW_SCALAR",
+];
+
+/// Binary opcodes, as [`UNARY_OPCODES`] (`BINARY_<NAME>` in the shaders).
+pub(crate) const BINARY_OPCODES: [&str; 8] = [
+    "ADD",
+    "SUB",
+    "MUL",
+    "DIV",
+    "RELU_BACKWARD",
+    "LEAKY_RELU_BACKWARD",
+    "SIGMOID_BACKWARD",
+    "TANH_BACKWARD",
+];
+
+/// Reduction opcodes, as [`UNARY_OPCODES`] (`REDUCE_<NAME>` in the shaders).
+pub(crate) const REDUCE_OPCODES: [&str; 2] = ["SUM", "MAX"];
+
+/// The code of `name` in `table`; `u32::MAX` (no shader case) for a name it lacks.
+fn opcode(table: &[&str], name: &str) -> u32 {
+    table
+        .iter()
+        .position(|&n| n == name)
+        .map_or(u32::MAX, |i| i as u32)
 }
 
 impl UnaryOp {
+    /// Every variant (with a placeholder parameter), for tests of the opcode tables.
+    #[cfg(test)]
+    pub(crate) const ALL: [UnaryOp; 12] = [
+        UnaryOp::Neg,
+        UnaryOp::Square,
+        UnaryOp::Sqrt,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Relu,
+        UnaryOp::LeakyRelu(0.5),
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::AddScalar(0.5),
+        UnaryOp::MulScalar(0.5),
+        UnaryOp::PowScalar(0.5),
+    ];
+
+    /// The name in [`UNARY_OPCODES`] and the scalar parameter.
+    fn name(self) -> (&'static str, f32) {
+        match self {
+            UnaryOp::Neg => ("NEG", 0.0),
+            UnaryOp::Square => ("SQUARE", 0.0),
+            UnaryOp::Sqrt => ("SQRT", 0.0),
+            UnaryOp::Exp => ("EXP", 0.0),
+            UnaryOp::Log => ("LOG", 0.0),
+            UnaryOp::Relu => ("RELU", 0.0),
+            UnaryOp::LeakyRelu(a) => ("LEAKY_RELU", a),
+            UnaryOp::Sigmoid => ("SIGMOID", 0.0),
+            UnaryOp::Tanh => ("TANH", 0.0),
+            UnaryOp::AddScalar(s) => ("ADD_SCALAR", s),
+            UnaryOp::MulScalar(s) => ("MUL_SCALAR", s),
+            UnaryOp::PowScalar(p) => ("POW_SCALAR", p),
+        }
+    }
+
     /// Opcode and parameter as the shader sees them (`shaders/unary.wgsl`).
     pub(crate) fn code(self) -> (u32, f32) {
-        match self {
-            UnaryOp::Neg => (0, 0.0),
-            UnaryOp::Square => (1, 0.0),
-            UnaryOp::Sqrt => (2, 0.0),
-            UnaryOp::Exp => (3, 0.0),
-            UnaryOp::Log => (4, 0.0),
-            UnaryOp::Relu => (5, 0.0),
-            UnaryOp::LeakyRelu(a) => (6, a),
-            UnaryOp::Sigmoid => (7, 0.0),
-            UnaryOp::Tanh => (8, 0.0),
-            UnaryOp::AddScalar(s) => (9, s),
-            UnaryOp::MulScalar(s) => (10, s),
-            UnaryOp::RdivScalar(s) => (11, s),
-            UnaryOp::PowScalar(p) => (12, p),
-            UnaryOp::Fill(v) => (13, v),
-        }
+        let (name, param) = self.name();
+        (opcode(&UNARY_OPCODES, name), param)
     }
 
     /// The scalar definition both backends follow (the WGSL mirrors it line by line).
@@ -75,9 +133,7 @@ impl UnaryOp {
             UnaryOp::Tanh => x.tanh(),
             UnaryOp::AddScalar(s) => x + s,
             UnaryOp::MulScalar(s) => x * s,
-            UnaryOp::RdivScalar(s) => s / x,
             UnaryOp::PowScalar(p) => x.powf(p),
-            UnaryOp::Fill(v) => v,
         }
     }
 }
@@ -101,17 +157,32 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
+    /// Every variant (with a placeholder parameter), for tests of the opcode tables.
+    #[cfg(test)]
+    pub(crate) const ALL: [BinaryOp; 8] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::ReluBackward,
+        BinaryOp::LeakyReluBackward(0.5),
+        BinaryOp::SigmoidBackward,
+        BinaryOp::TanhBackward,
+    ];
+
+    /// Opcode (from [`BINARY_OPCODES`]) and parameter as the shader sees them.
     pub(crate) fn code(self) -> (u32, f32) {
-        match self {
-            BinaryOp::Add => (0, 0.0),
-            BinaryOp::Sub => (1, 0.0),
-            BinaryOp::Mul => (2, 0.0),
-            BinaryOp::Div => (3, 0.0),
-            BinaryOp::ReluBackward => (4, 0.0),
-            BinaryOp::LeakyReluBackward(a) => (5, a),
-            BinaryOp::SigmoidBackward => (6, 0.0),
-            BinaryOp::TanhBackward => (7, 0.0),
-        }
+        let (name, param) = match self {
+            BinaryOp::Add => ("ADD", 0.0),
+            BinaryOp::Sub => ("SUB", 0.0),
+            BinaryOp::Mul => ("MUL", 0.0),
+            BinaryOp::Div => ("DIV", 0.0),
+            BinaryOp::ReluBackward => ("RELU_BACKWARD", 0.0),
+            BinaryOp::LeakyReluBackward(a) => ("LEAKY_RELU_BACKWARD", a),
+            BinaryOp::SigmoidBackward => ("SIGMOID_BACKWARD", 0.0),
+            BinaryOp::TanhBackward => ("TANH_BACKWARD", 0.0),
+        };
+        (opcode(&BINARY_OPCODES, name), param)
     }
 
     #[inline]
@@ -150,11 +221,13 @@ pub enum ReduceOp {
 }
 
 impl ReduceOp {
+    /// Opcode from [`REDUCE_OPCODES`].
     pub(crate) fn code(self) -> u32 {
-        match self {
-            ReduceOp::Sum => 0,
-            ReduceOp::Max => 1,
-        }
+        let name = match self {
+            ReduceOp::Sum => "SUM",
+            ReduceOp::Max => "MAX",
+        };
+        opcode(&REDUCE_OPCODES, name)
     }
     pub(crate) fn identity(self) -> f32 {
         match self {
@@ -236,6 +309,16 @@ impl MatLayout {
             batch_inner_stride: 0,
             row_stride: cols,
             col_stride: 1,
+        }
+    }
+    /// Offset 0 and the given strides, in field order: `(batch_outer, batch_inner, row, col)`.
+    pub const fn strided(batch_outer: usize, batch_inner: usize, row: usize, col: usize) -> Self {
+        MatLayout {
+            offset: 0,
+            batch_outer_stride: batch_outer,
+            batch_inner_stride: batch_inner,
+            row_stride: row,
+            col_stride: col,
         }
     }
     /// The same storage read as its transpose.
@@ -342,17 +425,17 @@ pub trait Backend {
     /// `(n, c, h, w) -> cols (c*kh*kw, n*oh*ow)`: row `(c, kh, kw)` holds that tap of every
     /// window, windows in (n, oh, ow) order, zeros for padding. (The public `im2row` is its
     /// transpose.) Each row is contiguous over the windows, so GEMMs and col2im read it in order.
-    fn im2col(&self, x: &Self::Storage, g: &ConvGeom) -> Result<Self::Storage>;
+    fn im2col(&self, x: &Self::Storage, g: &WindowGeom) -> Result<Self::Storage>;
     /// Adjoint of im2col: `cols (c*kh*kw, n*oh*ow) -> (n, c, h, w)`, each input element summing
     /// its taps in (kh, kw) order (so both backends add in the same order).
-    fn col2im(&self, cols: &Self::Storage, g: &ConvGeom) -> Result<Self::Storage>;
+    fn col2im(&self, cols: &Self::Storage, g: &WindowGeom) -> Result<Self::Storage>;
     /// Depthwise convolution (groups = c, `mult` filters per channel), directly, without im2col:
     /// `x (n, c, h, w)`, `w (c*mult, 1, kh, kw)` -> `(n, c*mult, oh, ow)`.
     fn depthwise_conv2d(
         &self,
         x: &Self::Storage,
         w: &Self::Storage,
-        g: &ConvGeom,
+        g: &WindowGeom,
         mult: usize,
     ) -> Result<Self::Storage>;
     /// Its input gradient, a gather: `grad (n, c*mult, oh, ow)`, `w` -> `(n, c, h, w)`, each
@@ -361,7 +444,7 @@ pub trait Backend {
         &self,
         grad: &Self::Storage,
         w: &Self::Storage,
-        g: &ConvGeom,
+        g: &WindowGeom,
         mult: usize,
     ) -> Result<Self::Storage>;
     /// Its weight gradient: `x`, `grad (n, c*mult, oh, ow)` -> `(c*mult, 1, kh, kw)`, each
@@ -370,31 +453,34 @@ pub trait Backend {
         &self,
         x: &Self::Storage,
         grad: &Self::Storage,
-        g: &ConvGeom,
+        g: &WindowGeom,
         mult: usize,
     ) -> Result<Self::Storage>;
     /// `(n, c, h, w) -> (n, c, oh, ow)` maxima and the flat `h*w` index of each (as f32).
-    fn max_pool2d(&self, x: &Self::Storage, g: &PoolGeom)
-        -> Result<(Self::Storage, Self::Storage)>;
+    fn max_pool2d(
+        &self,
+        x: &Self::Storage,
+        g: &WindowGeom,
+    ) -> Result<(Self::Storage, Self::Storage)>;
     /// `grad (n, c, oh, ow), indices -> (n, c, h, w)`, a gather over the windows holding each input.
     fn max_pool2d_backward(
         &self,
         grad: &Self::Storage,
         indices: &Self::Storage,
-        g: &PoolGeom,
+        g: &WindowGeom,
     ) -> Result<Self::Storage>;
     /// `(n, c, h, w) -> (n, c, oh, ow)` window means.
     fn avg_pool2d(
         &self,
         x: &Self::Storage,
-        g: &PoolGeom,
+        g: &WindowGeom,
         opts: AvgPoolOpts,
     ) -> Result<Self::Storage>;
     /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
     fn avg_pool2d_backward(
         &self,
         grad: &Self::Storage,
-        g: &PoolGeom,
+        g: &WindowGeom,
         opts: AvgPoolOpts,
     ) -> Result<Self::Storage>;
     /// `(n, c, h, w) -> (n, c, oh, ow)` with PyTorch's adaptive windows

@@ -171,8 +171,39 @@ pub(crate) fn broadcast_strides(src: &Shape, out: &Shape) -> Vec<usize> {
         .collect()
 }
 
-/// Output length of a convolution along one axis (PyTorch `F.conv2d`):
-/// `(in + pad_lo + pad_hi - dilation * (k - 1) - 1) / stride + 1`.
+/// Output length of a sliding window along one axis: the one formula of convolution and
+/// pooling, PyTorch's `pooling_output_shape` in signed arithmetic. Without `ceil_mode` it is
+/// `F.conv2d`'s `(in + pad_lo + pad_hi - dilation * (k - 1) - 1) / stride + 1`; with it, a last
+/// window that would start inside the right padding is dropped.
+#[allow(clippy::too_many_arguments)]
+pub fn window_out_len(
+    op: &'static str,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    (pad_lo, pad_hi): (usize, usize),
+    dilation: usize,
+    ceil_mode: bool,
+) -> Result<usize> {
+    check_window(op, kernel, stride, dilation)?;
+    let padded = add(op, add(op, input, pad_lo)?, pad_hi)?;
+    let span = window_span(op, kernel, dilation)?;
+    // signed: with ceil_mode a window may run past the padded input
+    let (st, lo) = (stride as i128, pad_lo as i128);
+    let num = padded as i128 - span as i128 + if ceil_mode { st - 1 } else { 0 };
+    let mut out = num.div_euclid(st) + 1;
+    if ceil_mode && out > 0 && (out - 1) * st >= input as i128 + lo {
+        out -= 1;
+    }
+    ensure!(
+        out > 0,
+        op,
+        "kernel extent {span} (kernel {kernel}, dilation {dilation}) is larger than the padded input {padded} (input {input}, padding {pad_lo}+{pad_hi})"
+    );
+    Ok(out as usize)
+}
+
+/// Output length of a convolution along one axis ([`window_out_len`] without ceil_mode).
 pub fn conv_out_len(
     op: &'static str,
     input: usize,
@@ -182,19 +213,11 @@ pub fn conv_out_len(
     pad_hi: usize,
     dilation: usize,
 ) -> Result<usize> {
-    check_window(op, kernel, stride, dilation)?;
-    let padded = add(op, add(op, input, pad_lo)?, pad_hi)?;
-    let span = window_span(op, kernel, dilation)?;
-    ensure!(
-        span <= padded,
-        op,
-        "kernel extent {span} (kernel {kernel}, dilation {dilation}) is larger than the padded input {padded} (input {input}, padding {pad_lo}+{pad_hi})"
-    );
-    Ok((padded - span) / stride + 1)
+    window_out_len(op, input, kernel, stride, (pad_lo, pad_hi), dilation, false)
 }
 
-/// Output length of max/avg pooling along one axis (PyTorch's `pooling_output_shape`),
-/// including ceil_mode's rule that a last window starting inside the right padding is dropped.
+/// Output length of max/avg pooling along one axis: [`window_out_len`] with the same padding
+/// on both sides, which PyTorch limits to half the kernel.
 pub fn pool_out_len(
     op: &'static str,
     input: usize,
@@ -204,27 +227,18 @@ pub fn pool_out_len(
     dilation: usize,
     ceil_mode: bool,
 ) -> Result<usize> {
-    check_window(op, kernel, stride, dilation)?;
+    check_pool_pad(op, kernel, pad)?;
+    window_out_len(op, input, kernel, stride, (pad, pad), dilation, ceil_mode)
+}
+
+/// PyTorch limits pooling's padding to half the kernel.
+fn check_pool_pad(op: &'static str, kernel: usize, pad: usize) -> Result<()> {
     ensure!(
         pad <= kernel / 2,
         op,
         "padding {pad} should be at most half of the kernel size {kernel}"
     );
-    let span = window_span(op, kernel, dilation)?;
-    let padded = add(op, input, pad.saturating_mul(2))?;
-    // PyTorch's formula in signed arithmetic: with ceil_mode a window may run past the input.
-    let (st, pd) = (stride as i128, pad as i128);
-    let num = padded as i128 - span as i128 + if ceil_mode { st - 1 } else { 0 };
-    let mut out = num.div_euclid(st) + 1;
-    if ceil_mode && out > 0 && (out - 1) * st >= input as i128 + pd {
-        out -= 1;
-    }
-    ensure!(
-        out > 0,
-        op,
-        "kernel extent {span} is larger than the padded input {padded}: output size would be {out}"
-    );
-    Ok(out as usize)
+    Ok(())
 }
 
 /// Source coordinate scale of `F.interpolate` along one axis (PyTorch's
@@ -285,10 +299,11 @@ pub fn upsample_out_len(op: &'static str, input: usize, factor: f64) -> Result<u
     Ok(out)
 }
 
-/// Everything a 2-D convolution or im2row needs to index its input. Padding may differ per side
-/// ("same" padding with an even kernel).
+/// A sliding window over `(n, c, h, w) -> (n, c, oh, ow)`: the one geometry of convolution,
+/// im2row and pooling. Padding may differ per side (convolution's "same" padding with an even
+/// kernel); indexing needs only the top and left padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvGeom {
+pub struct WindowGeom {
     pub n: usize,
     pub c: usize,
     pub h: usize,
@@ -305,10 +320,10 @@ pub struct ConvGeom {
     pub ow: usize,
 }
 
-impl ConvGeom {
-    /// Validates the arguments and computes the output size.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
+impl WindowGeom {
+    /// A convolution's window, padding `[top, bottom, left, right]`; validates the arguments
+    /// and computes the output size.
+    pub fn conv(
         op: &'static str,
         input: (usize, usize, usize, usize),
         kernel: (usize, usize),
@@ -316,61 +331,24 @@ impl ConvGeom {
         padding: [usize; 4],
         dilation: (usize, usize),
     ) -> Result<Self> {
-        let (n, c, h, w) = input;
-        let [pad_top, pad_bottom, pad_left, pad_right] = padding;
-        let oh = conv_out_len(op, h, kernel.0, stride.0, pad_top, pad_bottom, dilation.0)?;
-        let ow = conv_out_len(op, w, kernel.1, stride.1, pad_left, pad_right, dilation.1)?;
+        let [top, bottom, left, right] = padding;
+        let g = Self::sized(
+            op,
+            input,
+            kernel,
+            stride,
+            (top, bottom),
+            (left, right),
+            dilation,
+            false,
+        )?;
         // the row matrix (n*oh*ow, c*kh*kw) must be addressable
-        numel(op, &[n, oh, ow, c, kernel.0, kernel.1])?;
-        Ok(ConvGeom {
-            n,
-            c,
-            h,
-            w,
-            kh: kernel.0,
-            kw: kernel.1,
-            sh: stride.0,
-            sw: stride.1,
-            pad_top,
-            pad_left,
-            dh: dilation.0,
-            dw: dilation.1,
-            oh,
-            ow,
-        })
+        numel(op, &[g.n, g.oh, g.ow, g.c, g.kh, g.kw])?;
+        Ok(g)
     }
-    /// Columns of the row matrix: `c * kh * kw`.
-    pub fn row_len(&self) -> usize {
-        self.c * self.kh * self.kw
-    }
-    /// Rows of the row matrix: `n * oh * ow`.
-    pub fn row_count(&self) -> usize {
-        self.n * self.oh * self.ow
-    }
-}
 
-/// Pooling window geometry (max and average pooling share it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolGeom {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    pub ph: usize,
-    pub pw: usize,
-    pub dh: usize,
-    pub dw: usize,
-    pub oh: usize,
-    pub ow: usize,
-}
-
-impl PoolGeom {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    /// A pooling window, the same padding on both sides of each axis.
+    pub fn pool(
         op: &'static str,
         input: (usize, usize, usize, usize),
         kernel: (usize, usize),
@@ -379,11 +357,35 @@ impl PoolGeom {
         dilation: (usize, usize),
         ceil_mode: bool,
     ) -> Result<Self> {
-        let (n, c, h, w) = input;
-        let oh = pool_out_len(op, h, kernel.0, stride.0, padding.0, dilation.0, ceil_mode)?;
-        let ow = pool_out_len(op, w, kernel.1, stride.1, padding.1, dilation.1, ceil_mode)?;
-        numel(op, &[n, c, oh, ow])?;
-        Ok(PoolGeom {
+        let (ph, pw) = padding;
+        check_pool_pad(op, kernel.0, ph)?;
+        check_pool_pad(op, kernel.1, pw)?;
+        let g = Self::sized(
+            op,
+            input,
+            kernel,
+            stride,
+            (ph, ph),
+            (pw, pw),
+            dilation,
+            ceil_mode,
+        )?;
+        numel(op, &[g.n, g.c, g.oh, g.ow])?;
+        Ok(g)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sized(
+        op: &'static str,
+        (n, c, h, w): (usize, usize, usize, usize),
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        pad_h: (usize, usize),
+        pad_w: (usize, usize),
+        dilation: (usize, usize),
+        ceil_mode: bool,
+    ) -> Result<Self> {
+        Ok(WindowGeom {
             n,
             c,
             h,
@@ -392,13 +394,22 @@ impl PoolGeom {
             kw: kernel.1,
             sh: stride.0,
             sw: stride.1,
-            ph: padding.0,
-            pw: padding.1,
+            pad_top: pad_h.0,
+            pad_left: pad_w.0,
             dh: dilation.0,
             dw: dilation.1,
-            oh,
-            ow,
+            oh: window_out_len(op, h, kernel.0, stride.0, pad_h, dilation.0, ceil_mode)?,
+            ow: window_out_len(op, w, kernel.1, stride.1, pad_w, dilation.1, ceil_mode)?,
         })
+    }
+
+    /// Columns of the row matrix: `c * kh * kw`.
+    pub fn row_len(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    /// Rows of the row matrix: `n * oh * ow`.
+    pub fn row_count(&self) -> usize {
+        self.n * self.oh * self.ow
     }
 }
 

@@ -29,9 +29,33 @@ fn every_shader_file_is_registered() {
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).unwrap() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+        if stem == "prelude" {
+            continue;
+        }
         assert!(
             registered.contains(&stem.as_str()),
             "shaders/{stem}.wgsl is not compiled into the crate"
         );
+    }
+}
+
+#[test]
+fn every_module_starts_with_the_prelude() {
+    let prelude = include_str!("../shaders/prelude.wgsl");
+    for (name, src) in convshade::gpu::shader_sources() {
+        assert!(
+            src.contains(prelude),
+            "{name}.wgsl is compiled without the prelude"
+        );
+        // the prelude's helpers are defined once, not copied into modules
+        let body = src.replace(prelude, "");
+        for helper in [
+            "fn is_nan(",
+            "fn tap_source(",
+            "fn thread_index(",
+            "override WG",
+        ] {
+            assert!(!body.contains(helper), "{name}.wgsl defines {helper} again");
+        }
     }
 }

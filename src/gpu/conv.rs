@@ -1,20 +1,30 @@
-//! Convolution's gathers (col2im, depthwise) in passes within the loop budget.
+//! Convolution's kernels: im2col, and the gathers (col2im, depthwise) in passes within the loop
+//! budget.
 
-use super::{fit, grid, loops, ConvParams, GpuBackend, GpuBuffer, Shader, WG};
+use super::kernels::{Shader, WG};
+use super::launch::fit;
+use super::window::WindowParams;
+use super::{loops, GpuBackend, GpuBuffer};
 use crate::backend::ReduceOp;
-use crate::shape::ConvGeom;
+use crate::shape::WindowGeom;
 use crate::Result;
 
+const OP: &str = "conv2d";
+
 impl GpuBackend {
+    /// `(n, c, h, w) -> cols (c*kh*kw, n*oh*ow)`.
+    pub(super) fn im2col_op(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
+        let total = g.row_count() * g.row_len();
+        let p = WindowParams::new(g, total, OP)?;
+        self.map_kernel(Shader::Conv, "im2col", &p, &[x], total)
+    }
+
     /// `cols (c*kh*kw, n*oh*ow) -> (n, c, h, w)`, in passes over kh.
-    pub(super) fn col2im_passes(&self, cols: &GpuBuffer, g: &ConvGeom) -> Result<GpuBuffer> {
+    pub(super) fn col2im_passes(&self, cols: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
         let total = g.n * g.c * g.h * g.w;
-        let passes = loops::row_passes("conv2d", g.kh, g.kw, 0, self.cap())?;
-        let set = |p: &mut ConvParams, r0, r1| {
-            p.r0 = r0;
-            p.r1 = r1;
-        };
-        let p = ConvParams::new(g, total)?;
+        let passes = loops::row_passes(OP, g.kh, g.kw, 0, self.cap())?;
+        let p = WindowParams::new(g, total, OP)?;
+        let set = WindowParams::set_rows;
         self.map_passes(Shader::Conv, "col2im", p, set, &[cols], total, &passes)
     }
 
@@ -26,19 +36,18 @@ impl GpuBackend {
         entry: &'static str,
         src: &GpuBuffer,
         aux: &GpuBuffer,
-        g: &ConvGeom,
+        g: &WindowGeom,
         mult: usize,
         total: usize,
         rows: usize,
     ) -> Result<GpuBuffer> {
-        let mut p = ConvParams::new(g, total)?;
-        p.mult = fit(mult, "conv2d")?;
-        let passes = loops::row_passes("conv2d", rows, g.kw, 0, self.cap())?;
-        let out = self.ctx.alloc(total, "conv2d")?;
+        let mut p = WindowParams::new(g, total, OP)?;
+        p.mult = fit(mult, OP)?;
+        let passes = loops::row_passes(OP, rows, g.kw, 0, self.cap())?;
+        let out = self.ctx.alloc(total, OP)?;
         let groups = self.threads(total)?;
-        for (r0, r1) in passes {
-            p.r0 = r0;
-            p.r1 = r1;
+        for rows in passes {
+            p.set_rows(rows);
             self.ctx.dispatch(
                 Shader::Conv,
                 entry,
@@ -57,7 +66,7 @@ impl GpuBackend {
         &self,
         x: &GpuBuffer,
         grad: &GpuBuffer,
-        g: &ConvGeom,
+        g: &WindowGeom,
         mult: usize,
     ) -> Result<GpuBuffer> {
         let weights = g.c * mult * g.kh * g.kw;
@@ -65,19 +74,18 @@ impl GpuBackend {
         let chunk = WG * loops::reduce_stride_trips(self.cap());
         let chunks = windows.div_ceil(chunk).max(1);
         let total = weights * chunks;
-        let mut p = ConvParams::new(g, total)?;
-        p.mult = fit(mult, "conv2d")?;
-        p.r0 = fit(chunk, "conv2d")?;
-        p.r1 = fit(chunks, "conv2d")?;
+        let mut p = WindowParams::new(g, total, OP)?;
+        p.mult = fit(mult, OP)?;
+        p.set_rows((fit(chunk, OP)?, fit(chunks, OP)?));
         // (c*mult*kh*kw, chunks)
-        let out = self.ctx.alloc(total, "conv2d")?;
+        let out = self.ctx.alloc(total, OP)?;
         self.ctx.dispatch(
             Shader::Conv,
             "dw_bwd_weight",
             bytemuck::bytes_of(&p),
             &[(1, x), (2, &out), (3, grad)],
             &[2],
-            grid(total, self.ctx.limits.max_workgroups_per_dimension)?,
+            self.groups(total)?,
         )?;
         if chunks == 1 {
             return Ok(out);

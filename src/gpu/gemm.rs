@@ -1,11 +1,56 @@
 //! The strided batched GEMM, split over dispatch limits and the loop budget.
 
-use super::{loops, u32_of, GemmParams, GpuBackend, GpuBuffer, MatParams, Shader, GEMM_TILE};
-use crate::backend::GemmSpec;
+use bytemuck::{Pod, Zeroable};
+
+use super::kernels::{Shader, GEMM_BK, GEMM_TILE};
+use super::launch::u32_of;
+use super::{loops, GpuBackend, GpuBuffer};
+use crate::backend::{GemmSpec, MatLayout};
 use crate::Result;
 
-/// K depth of one `shaders/gemm.wgsl` tile.
-const GEMM_BK: usize = 16;
+/// One operand's `MatLayout` as the shader reads it (`Mat` in shaders/gemm.wgsl).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct MatParams {
+    pub offset: u32,
+    pub batch_outer: u32,
+    pub batch_inner: u32,
+    pub row_stride: u32,
+    pub col_stride: u32,
+    pub _pad: [u32; 3],
+}
+
+impl MatParams {
+    fn new(l: &MatLayout) -> Result<Self> {
+        Ok(MatParams {
+            offset: u32_of(l.offset, "gemm")?,
+            batch_outer: u32_of(l.batch_outer_stride, "gemm")?,
+            batch_inner: u32_of(l.batch_inner_stride, "gemm")?,
+            row_stride: u32_of(l.row_stride, "gemm")?,
+            col_stride: u32_of(l.col_stride, "gemm")?,
+            _pad: [0; 3],
+        })
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct GemmParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub batch_inner: u32,
+    pub batch_start: u32,
+    pub row_start: u32,
+    pub col_start: u32,
+    /// this dispatch's K range; later ranges resume from C
+    pub k_start: u32,
+    pub k_end: u32,
+    pub _pad: [u32; 3],
+    pub a: MatParams,
+    pub b: MatParams,
+    pub c: MatParams,
+}
 
 impl GpuBackend {
     /// Rows, columns and batches beyond one dispatch are split into several; so is K beyond

@@ -1,26 +1,25 @@
 //! Pooling dispatches in passes within the loop budget.
 
-use super::{loops, GpuBackend, GpuBuffer, PoolParams, Shader};
-use crate::shape::PoolGeom;
+use super::kernels::Shader;
+use super::window::WindowParams;
+use super::{loops, GpuBackend, GpuBuffer};
+use crate::backend::AvgPoolOpts;
+use crate::shape::WindowGeom;
 use crate::Result;
 
 impl GpuBackend {
     /// A one-input pooling kernel whose outer loop has at most `rows` rows of `cols` taps.
-    pub(super) fn pool_passes(
+    fn pool_passes(
         &self,
         entry: &'static str,
-        mut p: PoolParams,
+        mut p: WindowParams,
         src: &GpuBuffer,
         total: usize,
-        rows: usize,
-        cols: usize,
+        (rows, cols): (usize, usize),
     ) -> Result<GpuBuffer> {
         let passes = loops::row_passes(entry_op(entry), rows, cols, 0, self.cap())?;
         p.r_end = passes.last().map_or(0, |&(_, r1)| r1);
-        let set = |p: &mut PoolParams, r0, r1| {
-            p.r0 = r0;
-            p.r1 = r1;
-        };
+        let set = WindowParams::set_rows;
         self.map_passes(Shader::Pool, entry, p, set, &[src], total, &passes)
     }
 
@@ -28,25 +27,18 @@ impl GpuBackend {
     pub(super) fn max_pool_fwd(
         &self,
         x: &GpuBuffer,
-        g: &PoolGeom,
+        g: &WindowGeom,
     ) -> Result<(GpuBuffer, GpuBuffer)> {
         let total = g.n * g.c * g.oh * g.ow;
         let out = self.ctx.alloc(total, "max_pool2d")?;
         let idx = self.ctx.alloc(total, "max_pool2d")?;
-        let mut p = PoolParams::new(g, total, None)?;
-        let groups = self.threads(total)?;
-        for (r0, r1) in loops::row_passes("max_pool2d", g.kh, g.kw, 0, self.cap())? {
-            p.r0 = r0;
-            p.r1 = r1;
-            self.ctx.dispatch(
-                Shader::Pool,
-                "max_fwd",
-                bytemuck::bytes_of(&p),
-                &[(1, x), (2, &out), (3, &idx)],
-                &[2, 3],
-                groups,
-            )?;
-        }
+        self.max_pool_dispatch(
+            "max_fwd",
+            g,
+            total,
+            &[(1, x), (2, &out), (3, &idx)],
+            &[2, 3],
+        )?;
         Ok((out, idx))
     }
 
@@ -55,25 +47,89 @@ impl GpuBackend {
         &self,
         grad: &GpuBuffer,
         indices: &GpuBuffer,
-        g: &PoolGeom,
+        g: &WindowGeom,
     ) -> Result<GpuBuffer> {
         let total = g.n * g.c * g.h * g.w;
         let out = self.ctx.alloc(total, "max_pool2d_backward")?;
-        let mut p = PoolParams::new(g, total, None)?;
-        let groups = self.threads(total)?;
-        for (r0, r1) in loops::row_passes("max_pool2d", g.kh, g.kw, 0, self.cap())? {
-            p.r0 = r0;
-            p.r1 = r1;
-            self.ctx.dispatch(
-                Shader::Pool,
-                "max_bwd",
-                bytemuck::bytes_of(&p),
-                &[(1, grad), (2, &out), (3, indices)],
-                &[2],
-                groups,
-            )?;
-        }
+        let bindings = [(1, grad), (2, &out), (3, indices)];
+        self.max_pool_dispatch("max_bwd", g, total, &bindings, &[2])?;
         Ok(out)
+    }
+
+    fn max_pool_dispatch(
+        &self,
+        entry: &'static str,
+        g: &WindowGeom,
+        total: usize,
+        bindings: &[(u32, &GpuBuffer)],
+        written: &[u32],
+    ) -> Result<()> {
+        let mut p = WindowParams::new(g, total, "max_pool2d")?;
+        let groups = self.threads(total)?;
+        for rows in loops::row_passes("max_pool2d", g.kh, g.kw, 0, self.cap())? {
+            p.set_rows(rows);
+            let params = bytemuck::bytes_of(&p);
+            self.ctx
+                .dispatch(Shader::Pool, entry, params, bindings, written, groups)?;
+        }
+        Ok(())
+    }
+
+    /// `(n, c, h, w) -> (n, c, oh, ow)` window means.
+    pub(super) fn avg_pool_fwd(
+        &self,
+        x: &GpuBuffer,
+        g: &WindowGeom,
+        opts: AvgPoolOpts,
+    ) -> Result<GpuBuffer> {
+        let total = g.n * g.c * g.oh * g.ow;
+        let p = WindowParams::new(g, total, "avg_pool2d")?.with_avg(opts)?;
+        self.pool_passes("avg_fwd", p, x, total, (g.kh, g.kw))
+    }
+
+    /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
+    pub(super) fn avg_pool_bwd(
+        &self,
+        grad: &GpuBuffer,
+        g: &WindowGeom,
+        opts: AvgPoolOpts,
+    ) -> Result<GpuBuffer> {
+        let total = g.n * g.c * g.h * g.w;
+        let p = WindowParams::new(g, total, "avg_pool2d")?.with_avg(opts)?;
+        // outputs whose windows can cover one input, per axis
+        let rows = (g.kh - 1) / g.sh + 1;
+        let cols = (g.kw - 1) / g.sw + 1;
+        self.pool_passes("avg_bwd", p, grad, total, (rows, cols))
+    }
+
+    /// `(n, c, h, w) -> (n, c, oh, ow)` with PyTorch's adaptive windows.
+    pub(super) fn adaptive_fwd(
+        &self,
+        x: &GpuBuffer,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+    ) -> Result<GpuBuffer> {
+        let total = dims.0 * dims.1 * out.0 * out.1;
+        let p = WindowParams::adaptive(dims, out, total)?;
+        // the longest window per axis
+        let rows = (dims.2.div_ceil(out.0) + 1).min(dims.2);
+        let cols = (dims.3.div_ceil(out.1) + 1).min(dims.3);
+        self.pool_passes("adaptive_fwd", p, x, total, (rows, cols))
+    }
+
+    /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
+    pub(super) fn adaptive_bwd(
+        &self,
+        grad: &GpuBuffer,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+    ) -> Result<GpuBuffer> {
+        let total = dims.0 * dims.1 * dims.2 * dims.3;
+        let p = WindowParams::adaptive(dims, out, total)?;
+        // the most windows covering one input per axis (the kernel scans one extra each side)
+        let rows = (out.0.div_ceil(dims.2) + 2).min(out.0);
+        let cols = (out.1.div_ceil(dims.3) + 2).min(out.1);
+        self.pool_passes("adaptive_bwd", p, grad, total, (rows, cols))
     }
 }
 

@@ -1,8 +1,25 @@
 //! Reductions of one axis, in as many passes as the loop budget needs.
 
-use super::{grid, loops, u32_of, GpuBackend, GpuBuffer, ReduceParams, Shader, WG};
+use bytemuck::{Pod, Zeroable};
+
+use super::kernels::{Shader, WG};
+use super::launch::u32_of;
+use super::{loops, GpuBackend, GpuBuffer};
 use crate::backend::ReduceOp;
 use crate::Result;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct ReduceParams {
+    pub outer: u32,
+    pub len: u32,
+    pub inner: u32,
+    pub op: u32,
+    /// sum_wide: axis elements per workgroup, and workgroups per output
+    pub chunk: u32,
+    pub chunks: u32,
+    pub _pad: [u32; 2],
+}
 
 /// Axis length from which a reduction uses whole workgroups (shorter axes: one thread each).
 const WIDE_REDUCE_MIN: usize = 128;
@@ -44,7 +61,7 @@ impl GpuBackend {
             bytemuck::bytes_of(&p),
             &[(1, x), (2, &out)],
             &[2],
-            grid(groups, self.ctx.limits.max_workgroups_per_dimension)?,
+            self.groups(groups)?,
         )?;
         if chunks == 1 {
             return Ok(out);

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{GpuBuffer, GpuContext, Shader};
+use super::batch::BindingRange;
+use super::kernels::{Shader, WG};
+use super::{GpuBuffer, GpuContext};
 use crate::{Error, Result};
 
 /// What the self-test found.
@@ -22,11 +24,11 @@ pub struct SelfTestReport {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    trips: u32,
-    rounds: u32,
-    n: u32,
-    _pad: u32,
+pub(super) struct Params {
+    pub trips: u32,
+    pub rounds: u32,
+    pub n: u32,
+    pub _pad: u32,
 }
 
 const ROUNDS: u32 = 64;
@@ -92,7 +94,7 @@ fn run_one(
     ctx: &Arc<GpuContext>,
     entry: &'static str,
     p: Params,
-    bindings: &[(u32, &GpuBuffer, usize, usize)],
+    bindings: &[BindingRange],
     out: &GpuBuffer,
     groups: [u32; 3],
 ) -> std::result::Result<Vec<u32>, String> {
@@ -117,15 +119,15 @@ fn alloc(ctx: &Arc<GpuContext>, n: usize) -> std::result::Result<GpuBuffer, Stri
 
 fn loop_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
     let trips = ctx.limits.loop_cap as u32;
-    let out = alloc(ctx, 64)?;
+    let out = alloc(ctx, WG)?;
     let p = Params {
         trips,
         rounds: 0,
-        n: 64,
+        n: WG as u32,
         _pad: 0,
     };
-    let got = run_one(ctx, "canary_loop", p, &[(2, &out, 0, 64)], &out, [1, 1, 1])?;
-    let want = (0..64u32)
+    let got = run_one(ctx, "canary_loop", p, &[(2, &out, 0, WG)], &out, [1, 1, 1])?;
+    let want = (0..WG as u32)
         .map(|lid| {
             (0..trips).fold(lid, |acc, k| {
                 acc.wrapping_mul(1664525)
@@ -139,7 +141,7 @@ fn loop_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>
 
 fn barrier_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
     const GROUPS: u32 = 2;
-    let n = 256 * GROUPS as usize;
+    let n = WG * GROUPS as usize;
     let out = alloc(ctx, n)?;
     let p = Params {
         trips: 0,
@@ -157,13 +159,14 @@ fn barrier_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u
     )?;
     let mut want = Vec::with_capacity(n);
     for g in 0..GROUPS {
-        let mut v: Vec<u32> = (0..256).map(|l| g * 256 + l).collect();
+        let lanes = WG as u32;
+        let mut v: Vec<u32> = (0..lanes).map(|l| g * lanes + l).collect();
         for r in 0..ROUNDS {
             let ring = v.clone();
             for (l, x) in v.iter_mut().enumerate() {
                 *x = x
                     .wrapping_mul(31)
-                    .wrapping_add(ring[(l + r as usize + 1) % 256]);
+                    .wrapping_add(ring[(l + r as usize + 1) % WG]);
             }
         }
         want.extend(v);
@@ -176,23 +179,23 @@ fn grid_canary(
     groups: [u32; 3],
 ) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
     let count = (groups[0] * groups[1] * groups[2]) as usize;
-    let out = alloc(ctx, count * 64)?;
+    let out = alloc(ctx, count * WG)?;
     let p = Params::zeroed();
     let got = run_one(
         ctx,
         "canary_grid",
         p,
-        &[(2, &out, 0, count * 64)],
+        &[(2, &out, 0, count * WG)],
         &out,
         groups,
     )?;
-    let mut want = vec![0u32; count * 64];
+    let mut want = vec![0u32; count * WG];
     for z in 0..groups[2] {
         for y in 0..groups[1] {
             for x in 0..groups[0] {
                 let g = ((z * groups[1] + y) * groups[0] + x) as usize;
-                for lid in 0..64u32 {
-                    want[g * 64 + lid as usize] = lid
+                for lid in 0..WG as u32 {
+                    want[g * WG + lid as usize] = lid
                         | x << 8
                         | y << 12
                         | z << 16
@@ -208,24 +211,24 @@ fn grid_canary(
 
 fn offset_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
     let skip = (ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
-    let data: Vec<u32> = (0..(skip + 64) as u32)
+    let data: Vec<u32> = (0..(skip + WG) as u32)
         .map(|i| i.wrapping_mul(2654435761))
         .collect();
     let src = ctx
         .upload(bits(&data), "self-test")
         .map_err(|e| e.to_string())?;
-    let out = alloc(ctx, 64)?;
+    let out = alloc(ctx, WG)?;
     let p = Params {
         trips: 0,
         rounds: 0,
-        n: 64,
+        n: WG as u32,
         _pad: 0,
     };
     let got = run_one(
         ctx,
         "canary_offset",
         p,
-        &[(1, &src, skip, 64), (2, &out, 0, 64)],
+        &[(1, &src, skip, WG), (2, &out, 0, WG)],
         &out,
         [1, 1, 1],
     )?;

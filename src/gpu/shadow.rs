@@ -9,7 +9,7 @@ use crate::backend::{
     UpsampleGeom,
 };
 use crate::cpu::CpuBackend;
-use crate::shape::{ConvGeom, PoolGeom};
+use crate::shape::WindowGeom;
 use crate::{Error, Result};
 
 /// Largest difference allowed, relative to the largest magnitude of the CPU result: float32
@@ -105,14 +105,14 @@ impl Checked {
     }
 }
 
-fn conv_shapes(g: &ConvGeom) -> String {
+fn conv_shapes(g: &WindowGeom) -> String {
     format!(
         "input ({}, {}, {}, {}), kernel {}x{}, output {}x{}",
         g.n, g.c, g.h, g.w, g.kh, g.kw, g.oh, g.ow
     )
 }
 
-fn pool_shapes(g: &PoolGeom) -> String {
+fn pool_shapes(g: &WindowGeom) -> String {
     format!(
         "input ({}, {}, {}, {}), window {}x{}, output {}x{}",
         g.n, g.c, g.h, g.w, g.kh, g.kw, g.oh, g.ow
@@ -204,7 +204,7 @@ impl Backend for Checked {
         )
     }
 
-    fn im2col(&self, x: &GpuBuffer, g: &ConvGeom) -> Result<GpuBuffer> {
+    fn im2col(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
         self.checked(
             "im2col",
             || conv_shapes(g),
@@ -215,7 +215,7 @@ impl Backend for Checked {
         )
     }
 
-    fn col2im(&self, cols: &GpuBuffer, g: &ConvGeom) -> Result<GpuBuffer> {
+    fn col2im(&self, cols: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
         self.checked(
             "col2im",
             || conv_shapes(g),
@@ -230,7 +230,7 @@ impl Backend for Checked {
         &self,
         x: &GpuBuffer,
         w: &GpuBuffer,
-        g: &ConvGeom,
+        g: &WindowGeom,
         mult: usize,
     ) -> Result<GpuBuffer> {
         self.checked(
@@ -247,7 +247,7 @@ impl Backend for Checked {
         &self,
         grad: &GpuBuffer,
         w: &GpuBuffer,
-        g: &ConvGeom,
+        g: &WindowGeom,
         mult: usize,
     ) -> Result<GpuBuffer> {
         self.checked(
@@ -264,7 +264,7 @@ impl Backend for Checked {
         &self,
         x: &GpuBuffer,
         grad: &GpuBuffer,
-        g: &ConvGeom,
+        g: &WindowGeom,
         mult: usize,
     ) -> Result<GpuBuffer> {
         self.checked(
@@ -277,7 +277,7 @@ impl Backend for Checked {
         )
     }
 
-    fn max_pool2d(&self, x: &GpuBuffer, g: &PoolGeom) -> Result<(GpuBuffer, GpuBuffer)> {
+    fn max_pool2d(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<(GpuBuffer, GpuBuffer)> {
         let (out, idx) = self.0.max_pool2d(x, g)?;
         if !self.on() {
             return Ok((out, idx));
@@ -292,7 +292,7 @@ impl Backend for Checked {
         &self,
         grad: &GpuBuffer,
         indices: &GpuBuffer,
-        g: &PoolGeom,
+        g: &WindowGeom,
     ) -> Result<GpuBuffer> {
         self.checked(
             "max_pool2d_backward",
@@ -304,7 +304,7 @@ impl Backend for Checked {
         )
     }
 
-    fn avg_pool2d(&self, x: &GpuBuffer, g: &PoolGeom, opts: AvgPoolOpts) -> Result<GpuBuffer> {
+    fn avg_pool2d(&self, x: &GpuBuffer, g: &WindowGeom, opts: AvgPoolOpts) -> Result<GpuBuffer> {
         self.checked(
             "avg_pool2d",
             || pool_shapes(g),
@@ -318,7 +318,7 @@ impl Backend for Checked {
     fn avg_pool2d_backward(
         &self,
         grad: &GpuBuffer,
-        g: &PoolGeom,
+        g: &WindowGeom,
         opts: AvgPoolOpts,
     ) -> Result<GpuBuffer> {
         self.checked(

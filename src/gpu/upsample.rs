@@ -1,8 +1,49 @@
-//! Upsampling's backward gathers in passes within the loop budget.
+//! Upsampling kernels; the backward gathers run in passes within the loop budget.
 
-use super::{loops, GpuBackend, GpuBuffer, Shader, UpsampleParams};
+use bytemuck::{Pod, Zeroable};
+
+use super::kernels::Shader;
+use super::launch::{fit, u32_of};
+use super::{loops, GpuBackend, GpuBuffer};
 use crate::backend::{bilinear_src, nearest_src, UpsampleGeom};
 use crate::Result;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct UpsampleParams {
+    pub n: u32,
+    pub c: u32,
+    pub h: u32,
+    pub w: u32,
+    pub oh: u32,
+    pub ow: u32,
+    pub total: u32,
+    pub align_corners: u32,
+    pub scale_h: f32,
+    pub scale_w: f32,
+    /// backward passes: this pass's rows of the outer loop
+    pub r0: u32,
+    pub r1: u32,
+}
+
+impl UpsampleParams {
+    fn new(g: &UpsampleGeom, total: usize) -> Result<Self> {
+        Ok(UpsampleParams {
+            n: fit(g.n, "upsample")?,
+            c: fit(g.c, "upsample")?,
+            h: fit(g.h, "upsample")?,
+            w: fit(g.w, "upsample")?,
+            oh: fit(g.oh, "upsample")?,
+            ow: fit(g.ow, "upsample")?,
+            total: u32_of(total, "upsample")?,
+            align_corners: g.align_corners as u32,
+            scale_h: g.scale_h,
+            scale_w: g.scale_w,
+            r0: 0,
+            r1: 0,
+        })
+    }
+}
 
 /// The most outputs along one axis that a backward kernel visits for one input: those whose
 /// source index is the input (nearest), or the input or the one before (bilinear).
@@ -26,6 +67,18 @@ fn outputs_per_input(out: usize, input: usize, scale: f32, bilinear: bool, corne
 }
 
 impl GpuBackend {
+    /// `(n, c, h, w) -> (n, c, oh, ow)` for `nearest_fwd` or `bilinear_fwd`.
+    pub(super) fn upsample_fwd(
+        &self,
+        entry: &'static str,
+        x: &GpuBuffer,
+        g: &UpsampleGeom,
+    ) -> Result<GpuBuffer> {
+        let total = g.n * g.c * g.oh * g.ow;
+        let p = UpsampleParams::new(g, total)?;
+        self.map_kernel(Shader::Upsample, entry, &p, &[x], total)
+    }
+
     /// `grad (n, c, oh, ow) -> (n, c, h, w)` for `nearest_bwd` or `bilinear_bwd`.
     pub(super) fn upsample_bwd(
         &self,
@@ -39,7 +92,7 @@ impl GpuBackend {
         let cols = outputs_per_input(g.ow, g.w, g.scale_w, bilinear, g.align_corners);
         let fixed = loops::search_trips(g.oh, g.ow);
         let passes = loops::row_passes("upsample", rows, cols, fixed, self.cap())?;
-        let set = |p: &mut UpsampleParams, r0, r1| {
+        let set = |p: &mut UpsampleParams, (r0, r1)| {
             p.r0 = r0;
             p.r1 = r1;
         };

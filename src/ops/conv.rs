@@ -1,10 +1,10 @@
 //! 2-D convolution as im2row + GEMM, its backward as GEMM + row2im, and the tutorial helpers
 //! (corr2d, true convolution).
 
-use crate::backend::{Backend, GemmSpec, MatLayout};
-use crate::ops::matmul::gemm_raw;
-use crate::shape::{ConvGeom, Shape};
-use crate::tensor::{on_backend, on_backend2, Tensor};
+use crate::backend::Backend;
+use crate::ops::conv_gemm::{col2im_raw, im2col_raw, GroupedConv};
+use crate::shape::{Shape, WindowGeom};
+use crate::tensor::{on_backend2, Tensor};
 use crate::{bail, ensure, Error, Result};
 
 /// Zero padding of a convolution, as PyTorch's `padding=` accepts it.
@@ -89,7 +89,7 @@ impl From<(usize, usize)> for Pair {
 }
 
 /// `[top, bottom, left, right]` for the given padding mode.
-fn resolve_padding(
+pub(crate) fn resolve_padding(
     op: &'static str,
     p: Padding,
     kernel: (usize, usize),
@@ -112,21 +112,6 @@ fn resolve_padding(
     })
 }
 
-/// `(n, c, h, w) -> (c*kh*kw, n*oh*ow)`, no autograd record.
-fn im2col_raw(x: &Tensor, g: &ConvGeom) -> Result<Tensor> {
-    let st = on_backend!(x.storage(), s, be => be.im2col(s, g));
-    Ok(Tensor::from_storage(
-        st,
-        Shape::from([g.row_len(), g.row_count()]),
-    ))
-}
-
-/// `(c*kh*kw, n*oh*ow) -> (n, c, h, w)`, no autograd record.
-fn col2im_raw(cols: &Tensor, g: &ConvGeom) -> Result<Tensor> {
-    let st = on_backend!(cols.storage(), s, be => be.col2im(s, g));
-    Ok(Tensor::from_storage(st, Shape::from([g.n, g.c, g.h, g.w])))
-}
-
 /// Swaps the two axes of a 2-d tensor (a copy), no autograd record.
 fn transpose_raw(t: &Tensor) -> Result<Tensor> {
     let (r, c) = t.shape().dims2()?;
@@ -146,9 +131,9 @@ fn geometry(
     stride: (usize, usize),
     padding: Padding,
     dilation: (usize, usize),
-) -> Result<ConvGeom> {
+) -> Result<WindowGeom> {
     let pads = resolve_padding(op, padding, kernel, stride, dilation)?;
-    ConvGeom::new(op, dims, kernel, stride, pads, dilation)
+    WindowGeom::conv(op, dims, kernel, stride, pads, dilation)
 }
 
 /// `x (n, c, h, w) -> rows (n*oh*ow, c*kh*kw)`: every receptive field as a row, columns in
@@ -216,31 +201,62 @@ pub fn conv2d(
     opts: &Conv2dOptions,
 ) -> Result<Tensor> {
     const OP: &str = "conv2d";
-    input.check_same_device(OP, weight)?;
+    let (dims, (d, _, kh, kw)) = check_conv2d_args(OP, input, weight, bias, opts.groups)?;
+    let g = geometry(OP, dims, (kh, kw), opts.stride, opts.padding, opts.dilation)?;
+    crate::shape::numel(OP, &[g.n, d, g.oh, g.ow])?;
+    let groups = opts.groups;
+    if groups == g.c && groups > 1 {
+        // one input channel per group: direct kernels, no im2col
+        return depthwise(input, weight, bias, g, d / g.c);
+    }
+    let conv = GroupedConv::new(OP, g, groups, d);
+    let cols = im2col_raw(input, &g)?; // (c*kh*kw, n*oh*ow), kept for the weight gradient
+    let y = conv.forward(weight, &cols)?; // (n, d, oh, ow)
+    attach_conv(
+        y,
+        input,
+        weight,
+        bias,
+        move |gout, w| conv.input_grad(gout, w),
+        move |gout, _x| conv.weight_grad(gout, &cols),
+    )
+}
+
+/// `(n, c, h, w)` or `(d, c/groups, kh, kw)`.
+type Dims4 = (usize, usize, usize, usize);
+
+/// Checks devices and shapes of conv2d's arguments; returns the input's and the weight's dims.
+fn check_conv2d_args(
+    op: &'static str,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    groups: usize,
+) -> Result<(Dims4, Dims4)> {
+    input.check_same_device(op, weight)?;
     if let Some(b) = bias {
-        input.check_same_device(OP, b)?;
+        input.check_same_device(op, b)?;
     }
     let (n, c, h, w) = input.dims4().map_err(|_| Error::Invalid {
-        op: OP,
+        op,
         msg: format!("input must be (n, c, h, w), got {}", input.shape()),
     })?;
     let (d, cg, kh, kw) = weight.dims4().map_err(|_| Error::Invalid {
-        op: OP,
+        op,
         msg: format!(
             "weight must be (out_channels, in_channels/groups, kh, kw), got {}",
             weight.shape()
         ),
     })?;
-    let groups = opts.groups;
-    ensure!(groups > 0, OP, "groups must be positive, got 0");
+    ensure!(groups > 0, op, "groups must be positive, got 0");
     ensure!(
         c % groups == 0 && d % groups == 0,
-        OP,
+        op,
         "in_channels {c} and out_channels {d} must both be divisible by groups {groups}"
     );
     ensure!(
         cg * groups == c,
-        OP,
+        op,
         "weight {} expects {} input channels (in_channels/groups = {cg}, groups = {groups}) but input has {c}",
         weight.shape(),
         cg * groups
@@ -248,138 +264,12 @@ pub fn conv2d(
     if let Some(b) = bias {
         ensure!(
             b.dims() == [d],
-            OP,
+            op,
             "bias must have shape [{d}], got {}",
             b.shape()
         );
     }
-    let g = geometry(
-        OP,
-        (n, c, h, w),
-        (kh, kw),
-        opts.stride,
-        opts.padding,
-        opts.dilation,
-    )?;
-    crate::shape::numel(OP, &[n, d, g.oh, g.ow])?;
-    if groups == c && groups > 1 {
-        // one input channel per group: direct kernels, no im2col
-        return depthwise(input, weight, bias, g, d / c);
-    }
-    let (ohw, ckk, cgkk, dg) = (g.oh * g.ow, g.row_len(), cg * kh * kw, d / groups);
-
-    let nohw = n * ohw;
-    let cols = im2col_raw(input, &g)?; // (c*kh*kw, n*oh*ow)
-                                       // Per (image, group): out[n, g*dg.., :] (dg, ohw) = W_g (dg, cgkk) x cols_{g, n} (cgkk, ohw)
-    let spec = GemmSpec {
-        batch: n * groups,
-        batch_inner: groups,
-        m: dg,
-        n: ohw,
-        k: cgkk,
-        a: MatLayout {
-            offset: 0,
-            batch_outer_stride: 0,
-            batch_inner_stride: dg * cgkk,
-            row_stride: cgkk,
-            col_stride: 1,
-        },
-        b: MatLayout {
-            offset: 0,
-            batch_outer_stride: ohw,
-            batch_inner_stride: cgkk * nohw,
-            row_stride: nohw,
-            col_stride: 1,
-        },
-        c: MatLayout {
-            offset: 0,
-            batch_outer_stride: d * ohw,
-            batch_inner_stride: dg * ohw,
-            row_stride: ohw,
-            col_stride: 1,
-        },
-        c_len: n * d * ohw,
-    };
-    let y = gemm_raw(OP, weight, &cols, &spec, Shape::from([n, d, g.oh, g.ow]))?;
-    attach_conv(
-        y,
-        input,
-        weight,
-        bias,
-        move |gout, wt| {
-            // grad_cols[g*cgkk + k, n*ohw + j] = sum_i W[g*dg + i, k] * gout[n, g*dg + i, j]
-            let spec = GemmSpec {
-                batch: n * groups,
-                batch_inner: groups,
-                m: cgkk,
-                n: ohw,
-                k: dg,
-                a: MatLayout {
-                    offset: 0,
-                    batch_outer_stride: 0,
-                    batch_inner_stride: dg * cgkk,
-                    row_stride: 1,
-                    col_stride: cgkk,
-                },
-                b: MatLayout {
-                    offset: 0,
-                    batch_outer_stride: d * ohw,
-                    batch_inner_stride: dg * ohw,
-                    row_stride: ohw,
-                    col_stride: 1,
-                },
-                c: MatLayout {
-                    offset: 0,
-                    batch_outer_stride: ohw,
-                    batch_inner_stride: cgkk * nohw,
-                    row_stride: nohw,
-                    col_stride: 1,
-                },
-                c_len: ckk * nohw,
-            };
-            let grad_cols = gemm_raw(OP, wt, gout, &spec, Shape::from([ckk, nohw]))?;
-            col2im_raw(&grad_cols, &g)
-        },
-        move |gout, _x| {
-            // (d, n*ohw): each output channel's gradients of all images side by side.
-            let gp = if n == 1 {
-                gout.detach()
-            } else {
-                gout.reshape([n, d, ohw])?.permute(&[1, 0, 2])?
-            };
-            // W_g grad (dg, cgkk) = gp_g (dg, n*ohw) x cols_g^T (n*ohw, cgkk)
-            let spec = GemmSpec {
-                batch: groups,
-                batch_inner: 1,
-                m: dg,
-                n: cgkk,
-                k: n * ohw,
-                a: MatLayout {
-                    offset: 0,
-                    batch_outer_stride: dg * n * ohw,
-                    batch_inner_stride: 0,
-                    row_stride: n * ohw,
-                    col_stride: 1,
-                },
-                b: MatLayout {
-                    offset: 0,
-                    batch_outer_stride: cgkk * nohw,
-                    batch_inner_stride: 0,
-                    row_stride: 1,
-                    col_stride: nohw,
-                },
-                c: MatLayout {
-                    offset: 0,
-                    batch_outer_stride: dg * cgkk,
-                    batch_inner_stride: 0,
-                    row_stride: cgkk,
-                    col_stride: 1,
-                },
-                c_len: d * cgkk,
-            };
-            gemm_raw(OP, &gp, &cols, &spec, Shape::from([d, cg, kh, kw]))
-        },
-    )
+    Ok(((n, c, h, w), (d, cg, kh, kw)))
 }
 
 /// Adds the bias to a convolution's output `y` and records its backward: `grad_input(gout, w)`
@@ -446,7 +336,7 @@ fn depthwise(
     input: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
-    g: ConvGeom,
+    g: WindowGeom,
     mult: usize,
 ) -> Result<Tensor> {
     const OP: &str = "conv2d";

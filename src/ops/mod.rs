@@ -2,6 +2,7 @@
 //! rule beside its forward.
 
 pub mod conv;
+mod conv_gemm;
 pub mod elementwise;
 pub mod loss;
 pub mod matmul;

@@ -2,7 +2,7 @@
 
 use crate::backend::{AvgPoolOpts, Backend};
 use crate::ops::conv::Pair;
-use crate::shape::{PoolGeom, Shape};
+use crate::shape::{Shape, WindowGeom};
 use crate::tensor::{on_backend, Storage, Tensor};
 use crate::{ensure, Error, Result};
 
@@ -95,10 +95,10 @@ fn input_dims(op: &'static str, x: &Tensor) -> Result<(usize, usize, usize, usiz
     })
 }
 
-fn max_geom(x: &Tensor, o: &MaxPool2dOptions) -> Result<PoolGeom> {
+fn max_geom(x: &Tensor, o: &MaxPool2dOptions) -> Result<WindowGeom> {
     const OP: &str = "max_pool2d";
     let dims = input_dims(OP, x)?;
-    let g = PoolGeom::new(
+    let g = WindowGeom::pool(
         OP,
         dims,
         o.kernel,
@@ -150,7 +150,7 @@ pub fn max_pool2d_with_indices(x: &Tensor, opts: &MaxPool2dOptions) -> Result<(T
     Ok((y, idx))
 }
 
-fn on_backend2_idx(grad: &Tensor, idx: &Tensor, g: &PoolGeom) -> Result<Storage> {
+fn on_backend2_idx(grad: &Tensor, idx: &Tensor, g: &WindowGeom) -> Result<Storage> {
     Ok(
         crate::tensor::on_backend2!("max_pool2d", grad.storage(), idx.storage(), a, b, be => be.max_pool2d_backward(a, b, g)),
     )
@@ -163,7 +163,7 @@ pub fn avg_pool2d(x: &Tensor, opts: &AvgPool2dOptions) -> Result<Tensor> {
     if let Some(d) = opts.divisor_override {
         ensure!(d > 0, OP, "divisor_override must be positive, got 0");
     }
-    let g = PoolGeom::new(
+    let g = WindowGeom::pool(
         OP,
         dims,
         opts.kernel,

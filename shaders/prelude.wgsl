@@ -1,0 +1,73 @@
+// Prepended to every module by the loader (src/gpu/kernels.rs), after the opcode constants it
+// generates from the tables in src/backend.rs. The sizes are pipeline constants that Rust sets
+// (`kernels::CONSTANTS`); they have no defaults, so a pipeline without them fails to build.
+
+// Threads per workgroup of every one-dimensional kernel.
+override WG: u32;
+// GEMM: edge of a workgroup's output tile (each thread owns a 4x4 block of it), and the K depth
+// of the tiles staged in workgroup memory.
+override GEMM_TILE: u32;
+override GEMM_BK: u32;
+
+// Flat index of a workgroup in a 1-, 2- or 3-d grid (the host spills x into y and z).
+fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
+}
+
+// Flat index of a thread in a grid of WG-thread workgroups.
+fn thread_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return group_index(wid, nwg) * WG + lid;
+}
+
+// NaN test on the bits: drivers may fold float comparisons with NaN (GLSL promises nothing).
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn nan() -> f32 {
+    return bitcast<f32>(0x7fc00000u);
+}
+
+// Output position whose tap k reads input i, or -1: o * stride + k * dilation - pad == i.
+fn tap_source(i: u32, k: u32, pad: u32, dil: u32, stride: u32, out: u32) -> i32 {
+    let t = i32(i + pad) - i32(k * dil);
+    if (t < 0 || u32(t) % stride != 0u) {
+        return -1;
+    }
+    let o = u32(t) / stride;
+    return select(-1, i32(o), o < out);
+}
+
+// A sliding window over (n, c, h, w) -> (n, c, oh, ow), shared by convolution and pooling
+// (src/gpu/window.rs `WindowParams`).
+struct WindowParams {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    pad_top: u32,
+    pad_left: u32,
+    dh: u32,
+    dw: u32,
+    oh: u32,
+    ow: u32,
+    total: u32,
+    // depthwise: filters per input channel
+    mult: u32,
+    // avg pooling: bit 0 count_include_pad, bit 1 divisor_override is set
+    flags: u32,
+    divisor: u32,
+    // this pass's rows [r0, r1) of the outer window loop; from r0 > 0 on, dst accumulates (the
+    // host splits loops past the per-invocation budget), and only the pass ending at r_end
+    // finishes. dw_bwd_weight: r0 is the chunk of windows per workgroup, r1 the chunks.
+    r0: u32,
+    r1: u32,
+    r_end: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}

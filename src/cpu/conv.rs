@@ -1,0 +1,205 @@
+//! Convolution primitives: im2col, its adjoint col2im, and direct depthwise convolution with
+//! its gradients.
+
+use super::host::{host_vec, par_chunks};
+use crate::shape::WindowGeom;
+use crate::Result;
+
+/// `(n, c, h, w) -> cols (c*kh*kw, n*oh*ow)`, zeros for padding.
+pub(super) fn im2col(x: &[f32], g: &WindowGeom) -> Result<Vec<f32>> {
+    let g = *g;
+    let windows = g.row_count();
+    let mut cols = host_vec(g.row_len() * windows, 0.0, "im2col")?;
+    par_chunks(&mut cols, windows, |row, out| {
+        // row = (c, kh, kw); out: that tap for every (n, oh, ow)
+        let kw = row % g.kw;
+        let kh = (row / g.kw) % g.kh;
+        let c = row / (g.kw * g.kh);
+        for n in 0..g.n {
+            let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
+            let out = &mut out[n * g.oh * g.ow..][..g.oh * g.ow];
+            for oh in 0..g.oh {
+                let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
+                let dst = &mut out[oh * g.ow..][..g.ow];
+                if ih < 0 || ih as usize >= g.h {
+                    continue; // stays zero
+                }
+                let src = &plane[ih as usize * g.w..][..g.w];
+                for (ow, d) in dst.iter_mut().enumerate() {
+                    let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
+                    if iw >= 0 && (iw as usize) < g.w {
+                        *d = src[iw as usize];
+                    }
+                }
+            }
+        }
+    });
+    Ok(cols)
+}
+
+/// Adjoint of im2col: `cols (c*kh*kw, n*oh*ow) -> (n, c, h, w)`.
+pub(super) fn col2im(cols: &[f32], g: &WindowGeom) -> Result<Vec<f32>> {
+    let g = *g;
+    let windows = g.row_count();
+    let mut x = host_vec(g.n * g.c * g.h * g.w, 0.0, "col2im")?;
+    // One task per input plane scatters its taps in (kh, kw, oh, ow) order: every element
+    // receives its contributions in (kh, kw) order, the order of the GPU's gather.
+    par_chunks(&mut x, g.h * g.w, |nc, plane| {
+        let (n, c) = (nc / g.c, nc % g.c);
+        for kh in 0..g.kh {
+            for kw in 0..g.kw {
+                let row = &cols[((c * g.kh + kh) * g.kw + kw) * windows + n * g.oh * g.ow..]
+                    [..g.oh * g.ow];
+                for oh in 0..g.oh {
+                    let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
+                    if ih < 0 || ih as usize >= g.h {
+                        continue;
+                    }
+                    let dst = &mut plane[ih as usize * g.w..][..g.w];
+                    for (ow, &v) in row[oh * g.ow..][..g.ow].iter().enumerate() {
+                        let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
+                        if iw >= 0 && (iw as usize) < g.w {
+                            dst[iw as usize] += v;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(x)
+}
+
+/// `x (n, c, h, w)`, `w (c*mult, 1, kh, kw)` -> `(n, c*mult, oh, ow)`.
+pub(super) fn depthwise_conv2d(
+    x: &[f32],
+    w: &[f32],
+    g: &WindowGeom,
+    mult: usize,
+) -> Result<Vec<f32>> {
+    let g = *g;
+    let d = g.c * mult;
+    let mut y = host_vec(g.n * d * g.oh * g.ow, 0.0, "depthwise_conv2d")?;
+    par_chunks(&mut y, g.oh * g.ow, |nd, out| {
+        // nd = (n, d); channel d reads input channel d / mult
+        let (n, dd) = (nd / d, nd % d);
+        let plane = &x[(n * g.c + dd / mult) * g.h * g.w..][..g.h * g.w];
+        let k = &w[dd * g.kh * g.kw..][..g.kh * g.kw];
+        for kh in 0..g.kh {
+            for kw in 0..g.kw {
+                let wv = k[kh * g.kw + kw];
+                for oh in 0..g.oh {
+                    let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
+                    if ih < 0 || ih as usize >= g.h {
+                        continue;
+                    }
+                    let src = &plane[ih as usize * g.w..][..g.w];
+                    for (ow, o) in out[oh * g.ow..][..g.ow].iter_mut().enumerate() {
+                        let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
+                        if iw >= 0 && (iw as usize) < g.w {
+                            *o += src[iw as usize] * wv;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(y)
+}
+
+/// `grad (n, c*mult, oh, ow)`, `w` -> `(n, c, h, w)`, a gather summing over (m, kh, kw).
+pub(super) fn depthwise_conv2d_backward_input(
+    grad: &[f32],
+    w: &[f32],
+    g: &WindowGeom,
+    mult: usize,
+) -> Result<Vec<f32>> {
+    let g = *g;
+    let d = g.c * mult;
+    let mut dx = host_vec(
+        g.n * g.c * g.h * g.w,
+        0.0,
+        "depthwise_conv2d_backward_input",
+    )?;
+    par_chunks(&mut dx, g.h * g.w, |nc, plane| {
+        let (n, c) = (nc / g.c, nc % g.c);
+        for ih in 0..g.h {
+            for iw in 0..g.w {
+                let mut acc = 0.0;
+                for m in 0..mult {
+                    let dd = c * mult + m;
+                    let go = &grad[(n * d + dd) * g.oh * g.ow..][..g.oh * g.ow];
+                    for kh in 0..g.kh {
+                        let Some(oh) = conv_src(ih, kh, g.pad_top, g.dh, g.sh, g.oh) else {
+                            continue;
+                        };
+                        for kw in 0..g.kw {
+                            let Some(ow) = conv_src(iw, kw, g.pad_left, g.dw, g.sw, g.ow) else {
+                                continue;
+                            };
+                            acc += go[oh * g.ow + ow] * w[(dd * g.kh + kh) * g.kw + kw];
+                        }
+                    }
+                }
+                plane[ih * g.w + iw] = acc;
+            }
+        }
+    });
+    Ok(dx)
+}
+
+/// `x`, `grad (n, c*mult, oh, ow)` -> `(c*mult, 1, kh, kw)`, summed in f64 over
+/// (n, oh, ow).
+pub(super) fn depthwise_conv2d_backward_weight(
+    x: &[f32],
+    grad: &[f32],
+    g: &WindowGeom,
+    mult: usize,
+) -> Result<Vec<f32>> {
+    let g = *g;
+    let d = g.c * mult;
+    let mut dw = host_vec(d * g.kh * g.kw, 0.0, "depthwise_conv2d_backward_weight")?;
+    par_chunks(&mut dw, g.kh * g.kw, |dd, taps| {
+        for (t, out) in taps.iter_mut().enumerate() {
+            let (kh, kw) = (t / g.kw, t % g.kw);
+            let mut acc = 0.0f64;
+            for n in 0..g.n {
+                let plane = &x[(n * g.c + dd / mult) * g.h * g.w..][..g.h * g.w];
+                let go = &grad[(n * d + dd) * g.oh * g.ow..][..g.oh * g.ow];
+                for oh in 0..g.oh {
+                    let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
+                    if ih < 0 || ih as usize >= g.h {
+                        continue;
+                    }
+                    for ow in 0..g.ow {
+                        let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
+                        if iw >= 0 && (iw as usize) < g.w {
+                            acc += (plane[ih as usize * g.w + iw as usize] * go[oh * g.ow + ow])
+                                as f64;
+                        }
+                    }
+                }
+            }
+            *out = acc as f32;
+        }
+    });
+    Ok(dw)
+}
+
+/// The output position whose window tap `k` lands on input `i`, if any:
+/// `o * stride + k * dilation - pad == i`.
+#[inline]
+pub(super) fn conv_src(
+    i: usize,
+    k: usize,
+    pad: usize,
+    dilation: usize,
+    stride: usize,
+    out: usize,
+) -> Option<usize> {
+    let t = i as isize + pad as isize - (k * dilation) as isize;
+    if t < 0 || !(t as usize).is_multiple_of(stride) {
+        return None;
+    }
+    let o = t as usize / stride;
+    (o < out).then_some(o)
+}

@@ -1,0 +1,263 @@
+//! Max, average and adaptive average pooling, forward and backward. Backward passes are
+//! gathers: each input element sums the gradients of the windows that hold it.
+
+use rayon::prelude::*;
+
+use super::conv::conv_src;
+use super::host::{host_vec, par_chunks};
+use crate::backend::{adaptive_window, AvgPoolOpts};
+use crate::shape::WindowGeom;
+use crate::Result;
+
+/// `(n, c, h, w) -> (n, c, oh, ow)` maxima and the flat `h*w` index of each (as f32).
+pub(super) fn max_pool2d(x: &[f32], g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32>)> {
+    let g = *g;
+    let plane_out = g.oh * g.ow;
+    let mut out = host_vec(g.n * g.c * plane_out, 0.0, "max_pool2d")?;
+    let mut idx = host_vec(out.len(), 0.0, "max_pool2d")?;
+    let work = |nc: usize, o: &mut [f32], ix: &mut [f32]| {
+        let plane = &x[nc * g.h * g.w..][..g.h * g.w];
+        for oh in 0..g.oh {
+            for ow in 0..g.ow {
+                let (mut best, mut arg) = (f32::NEG_INFINITY, -1i64);
+                for kh in 0..g.kh {
+                    let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
+                    if ih < 0 || ih as usize >= g.h {
+                        continue;
+                    }
+                    for kw in 0..g.kw {
+                        let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
+                        if iw < 0 || iw as usize >= g.w {
+                            continue;
+                        }
+                        let i = ih as usize * g.w + iw as usize;
+                        let v = plane[i];
+                        // As PyTorch: NaN propagates, ties keep the first maximum.
+                        if v > best || v.is_nan() || arg < 0 {
+                            best = v;
+                            arg = i as i64;
+                        }
+                    }
+                }
+                o[oh * g.ow + ow] = best;
+                ix[oh * g.ow + ow] = arg as f32;
+            }
+        }
+    };
+    out.par_chunks_mut(plane_out)
+        .zip(idx.par_chunks_mut(plane_out))
+        .enumerate()
+        .for_each(|(nc, (o, ix))| work(nc, o, ix));
+    Ok((out, idx))
+}
+
+/// `grad (n, c, oh, ow)`, `indices` -> `(n, c, h, w)`.
+pub(super) fn max_pool2d_backward(
+    grad: &[f32],
+    indices: &[f32],
+    g: &WindowGeom,
+) -> Result<Vec<f32>> {
+    let g = *g;
+    let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, "max_pool2d_backward")?;
+    par_chunks(&mut dx, g.h * g.w, |nc, plane| {
+        let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
+        let ix = &indices[nc * g.oh * g.ow..][..g.oh * g.ow];
+        for ih in 0..g.h {
+            for iw in 0..g.w {
+                let me = (ih * g.w + iw) as f32;
+                let mut acc = 0.0;
+                for kh in 0..g.kh {
+                    let Some(oh) = conv_src(ih, kh, g.pad_top, g.dh, g.sh, g.oh) else {
+                        continue;
+                    };
+                    for kw in 0..g.kw {
+                        let Some(ow) = conv_src(iw, kw, g.pad_left, g.dw, g.sw, g.ow) else {
+                            continue;
+                        };
+                        if ix[oh * g.ow + ow] == me {
+                            acc += go[oh * g.ow + ow];
+                        }
+                    }
+                }
+                plane[ih * g.w + iw] = acc;
+            }
+        }
+    });
+    Ok(dx)
+}
+
+/// `(n, c, h, w) -> (n, c, oh, ow)` window means.
+pub(super) fn avg_pool2d(x: &[f32], g: &WindowGeom, opts: AvgPoolOpts) -> Result<Vec<f32>> {
+    let g = *g;
+    let mut out = host_vec(g.n * g.c * g.oh * g.ow, 0.0, "avg_pool2d")?;
+    par_chunks(&mut out, g.oh * g.ow, |nc, o| {
+        let plane = &x[nc * g.h * g.w..][..g.h * g.w];
+        for oh in 0..g.oh {
+            for ow in 0..g.ow {
+                let w = avg_window(&g, oh, ow, opts);
+                let mut acc = 0.0;
+                for ih in w.h0..w.h1 {
+                    for iw in w.w0..w.w1 {
+                        acc += plane[ih * g.w + iw];
+                    }
+                }
+                o[oh * g.ow + ow] = acc / w.divisor;
+            }
+        }
+    });
+    Ok(out)
+}
+
+/// `grad (n, c, oh, ow) -> (n, c, h, w)`.
+pub(super) fn avg_pool2d_backward(
+    grad: &[f32],
+    g: &WindowGeom,
+    opts: AvgPoolOpts,
+) -> Result<Vec<f32>> {
+    let g = *g;
+    let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, "avg_pool2d_backward")?;
+    par_chunks(&mut dx, g.h * g.w, |nc, plane| {
+        let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
+        for ih in 0..g.h {
+            for iw in 0..g.w {
+                let mut acc = 0.0;
+                for oh in windows_covering(ih, g.kh, g.sh, g.pad_top, g.oh) {
+                    for ow in windows_covering(iw, g.kw, g.sw, g.pad_left, g.ow) {
+                        let w = avg_window(&g, oh, ow, opts);
+                        if ih >= w.h0 && ih < w.h1 && iw >= w.w0 && iw < w.w1 {
+                            acc += go[oh * g.ow + ow] / w.divisor;
+                        }
+                    }
+                }
+                plane[ih * g.w + iw] = acc;
+            }
+        }
+    });
+    Ok(dx)
+}
+
+/// `(n, c, h, w) -> (n, c, oh, ow)` over PyTorch's adaptive windows.
+pub(super) fn adaptive_avg_pool2d(
+    x: &[f32],
+    dims: (usize, usize, usize, usize),
+    out: (usize, usize),
+) -> Result<Vec<f32>> {
+    let (n, c, h, w) = dims;
+    let (oh, ow) = out;
+    let mut y = host_vec(n * c * oh * ow, 0.0, "adaptive_avg_pool2d")?;
+    par_chunks(&mut y, oh * ow, |nc, o| {
+        let plane = &x[nc * h * w..][..h * w];
+        for i in 0..oh {
+            let (h0, h1) = adaptive_window(i, h, oh);
+            for j in 0..ow {
+                let (w0, w1) = adaptive_window(j, w, ow);
+                let mut acc = 0.0;
+                for ih in h0..h1 {
+                    for iw in w0..w1 {
+                        acc += plane[ih * w + iw];
+                    }
+                }
+                o[i * ow + j] = acc / ((h1 - h0) * (w1 - w0)) as f32;
+            }
+        }
+    });
+    Ok(y)
+}
+
+/// `grad (n, c, oh, ow) -> (n, c, h, w)`.
+pub(super) fn adaptive_avg_pool2d_backward(
+    grad: &[f32],
+    dims: (usize, usize, usize, usize),
+    out: (usize, usize),
+) -> Result<Vec<f32>> {
+    let (n, c, h, w) = dims;
+    let (oh, ow) = out;
+    let mut dx = host_vec(n * c * h * w, 0.0, "adaptive_avg_pool2d_backward")?;
+    par_chunks(&mut dx, h * w, |nc, plane| {
+        let go = &grad[nc * oh * ow..][..oh * ow];
+        for ih in 0..h {
+            let (oh0, oh1) = adaptive_range(ih, h, oh);
+            for iw in 0..w {
+                let (ow0, ow1) = adaptive_range(iw, w, ow);
+                let mut acc = 0.0;
+                for i in oh0..oh1 {
+                    let (h0, h1) = adaptive_window(i, h, oh);
+                    if ih < h0 || ih >= h1 {
+                        continue;
+                    }
+                    for j in ow0..ow1 {
+                        let (w0, w1) = adaptive_window(j, w, ow);
+                        if iw >= w0 && iw < w1 {
+                            acc += go[i * ow + j] / ((h1 - h0) * (w1 - w0)) as f32;
+                        }
+                    }
+                }
+                plane[ih * w + iw] = acc;
+            }
+        }
+    });
+    Ok(dx)
+}
+
+/// Outputs `[lo, hi)` whose (undilated) window of size `k` may cover input `i`.
+#[inline]
+fn windows_covering(
+    i: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    out: usize,
+) -> std::ops::Range<usize> {
+    let ip = i + pad;
+    let lo = if ip + 1 > k {
+        (ip + 1 - k).div_ceil(stride)
+    } else {
+        0
+    };
+    let hi = (ip / stride + 1).min(out);
+    lo..hi.max(lo)
+}
+
+/// An average-pooling window clipped to the input, and its divisor.
+struct AvgWindow {
+    h0: usize,
+    h1: usize,
+    w0: usize,
+    w1: usize,
+    divisor: f32,
+}
+
+/// PyTorch's avg_pool2d window: the divisor counts padding (clipped to `in + pad`) when
+/// `count_include_pad`, else only real input elements; `divisor_override` replaces both.
+#[inline]
+fn avg_window(g: &WindowGeom, oh: usize, ow: usize, opts: AvgPoolOpts) -> AvgWindow {
+    let hs = (oh * g.sh) as isize - g.pad_top as isize;
+    let ws = (ow * g.sw) as isize - g.pad_left as isize;
+    let he = (hs + g.kh as isize).min((g.h + g.pad_top) as isize);
+    let we = (ws + g.kw as isize).min((g.w + g.pad_left) as isize);
+    let pool_size = (he - hs) * (we - ws);
+    let h0 = hs.max(0) as usize;
+    let w0 = ws.max(0) as usize;
+    let h1 = (he.min(g.h as isize)).max(0) as usize;
+    let w1 = (we.min(g.w as isize)).max(0) as usize;
+    let divisor = match opts.divisor_override {
+        Some(d) => d as f32,
+        None if opts.count_include_pad => pool_size as f32,
+        None => ((h1 - h0) * (w1 - w0)) as f32,
+    };
+    AvgWindow {
+        h0,
+        h1: h1.max(h0),
+        w0,
+        w1: w1.max(w0),
+        divisor,
+    }
+}
+
+/// Adaptive-pool outputs whose window may contain input `i`.
+#[inline]
+fn adaptive_range(i: usize, input: usize, out: usize) -> (usize, usize) {
+    let lo = (i * out) / input;
+    let hi = (((i + 1) * out).div_ceil(input)).min(out);
+    (lo.saturating_sub(1), hi)
+}

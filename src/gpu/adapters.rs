@@ -1,0 +1,71 @@
+//! Adapter discovery and choice.
+
+use super::context::GpuOptions;
+use crate::{Error, Result};
+
+/// What `convshade info` and `Device::auto` need to know about an adapter.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub is_software: bool,
+}
+
+impl AdapterSummary {
+    pub(super) fn from_info(info: &wgpu::AdapterInfo) -> Self {
+        AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+            is_software: info.device_type == wgpu::DeviceType::Cpu,
+        }
+    }
+}
+
+/// All adapters wgpu finds for the backends `WGPU_BACKEND` allows.
+pub fn enumerate_adapters() -> Vec<AdapterSummary> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    pollster::block_on(instance.enumerate_adapters(backends))
+        .iter()
+        .map(|a| AdapterSummary::from_info(&a.get_info()))
+        .collect()
+}
+
+fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 5,
+        wgpu::DeviceType::IntegratedGpu => 4,
+        wgpu::DeviceType::VirtualGpu => 3,
+        wgpu::DeviceType::Other => 2,
+        wgpu::DeviceType::Cpu => 1,
+    };
+    // Native compute APIs over GL when both reach the same hardware.
+    let api = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 2,
+        _ => 1,
+    };
+    (ty, api)
+}
+
+/// The adapter `opts.adapter` names, else the best one (hardware before software, native APIs
+/// before GL).
+pub(super) fn pick(opts: &GpuOptions) -> Result<wgpu::Adapter> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    match opts.adapter {
+        Some(i) => adapters.into_iter().nth(i),
+        None => adapters
+            .into_iter()
+            .max_by_key(|a| adapter_rank(&a.get_info())),
+    }
+    .ok_or_else(|| Error::NoAdapter(format!("wgpu found no adapter for backends {backends:?}")))
+}

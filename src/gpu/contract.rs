@@ -1,0 +1,355 @@
+//! The Rust-WGSL contract, checked with naga: every Params struct has the size and field
+//! offsets of its WGSL twin, every opcode has its shader case, every pipeline constant is
+//! declared, and (on an adapter) an unknown opcode gives NaN.
+
+use std::mem::{offset_of, size_of};
+
+use super::elementwise::{BinaryParams, CopyParams, UnaryParams};
+use super::gemm::{GemmParams, MatParams};
+use super::kernels::{Shader, CONSTANTS};
+use super::reduce::ReduceParams;
+use super::selftest::Params as SelfTestParams;
+use super::upsample::UpsampleParams;
+use super::window::WindowParams;
+use crate::backend::{BinaryOp, ReduceOp, UnaryOp, BINARY_OPCODES, REDUCE_OPCODES, UNARY_OPCODES};
+
+/// `(size, [(field, offset)])` of a `#[repr(C)]` struct, padding fields left out.
+macro_rules! layout {
+    ($ty:ty { $($f:ident),* $(,)? }) => {
+        (size_of::<$ty>(), vec![$((stringify!($f), offset_of!($ty, $f))),*])
+    };
+}
+
+type Layout = (usize, Vec<(&'static str, usize)>);
+/// A shader, its opcode functions, its opcode table, and the variants' codes.
+type OpcodeCheck = (Shader, &'static [&'static str], &'static [&'static str], Vec<u32>);
+
+fn module(shader: Shader) -> naga::Module {
+    let src = shader.source();
+    naga::front::wgsl::parse_str(src)
+        .unwrap_or_else(|e| panic!("{}: {}", shader.name(), e.emit_to_string(src)))
+}
+
+/// `(span, [(member, offset)])` of the WGSL struct `name`, padding members left out.
+fn wgsl_layout(m: &naga::Module, name: &str) -> (u32, Vec<(String, u32)>) {
+    let ty = m
+        .types
+        .iter()
+        .find(|(_, t)| t.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no WGSL struct {name}"));
+    let naga::TypeInner::Struct { members, span } = &ty.1.inner else {
+        panic!("{name} is not a struct");
+    };
+    let fields = members
+        .iter()
+        .filter_map(|mb| {
+            let n = mb.name.clone()?;
+            (!n.starts_with('_')).then_some((n, mb.offset))
+        })
+        .collect();
+    (*span, fields)
+}
+
+#[test]
+fn params_structs_match_their_wgsl_twins() {
+    let cases: Vec<(Shader, &str, Layout)> = vec![
+        (
+            Shader::Unary,
+            "Params",
+            layout!(UnaryParams { n, op, alpha }),
+        ),
+        (
+            Shader::Binary,
+            "Params",
+            layout!(BinaryParams {
+                n,
+                op,
+                alpha,
+                rank,
+                plain,
+                dims,
+                a_strides,
+                b_strides
+            }),
+        ),
+        (
+            Shader::Reduce,
+            "Params",
+            layout!(ReduceParams {
+                outer,
+                len,
+                inner,
+                op,
+                chunk,
+                chunks
+            }),
+        ),
+        (
+            Shader::Copy,
+            "Params",
+            layout!(CopyParams {
+                n,
+                rank,
+                offset,
+                dims,
+                strides
+            }),
+        ),
+        (
+            Shader::Gemm,
+            "Mat",
+            layout!(MatParams {
+                offset,
+                batch_outer,
+                batch_inner,
+                row_stride,
+                col_stride
+            }),
+        ),
+        (
+            Shader::Gemm,
+            "Params",
+            layout!(GemmParams {
+                m,
+                n,
+                k,
+                batch_inner,
+                batch_start,
+                row_start,
+                col_start,
+                k_start,
+                k_end,
+                a,
+                b,
+                c
+            }),
+        ),
+        (
+            Shader::Conv,
+            "WindowParams",
+            layout!(WindowParams {
+                n,
+                c,
+                h,
+                w,
+                kh,
+                kw,
+                sh,
+                sw,
+                pad_top,
+                pad_left,
+                dh,
+                dw,
+                oh,
+                ow,
+                total,
+                mult,
+                flags,
+                divisor,
+                r0,
+                r1,
+                r_end
+            }),
+        ),
+        (
+            Shader::Upsample,
+            "Params",
+            layout!(UpsampleParams {
+                n,
+                c,
+                h,
+                w,
+                oh,
+                ow,
+                total,
+                align_corners,
+                scale_h,
+                scale_w,
+                r0,
+                r1
+            }),
+        ),
+        (
+            Shader::SelfTest,
+            "Params",
+            layout!(SelfTestParams { trips, rounds, n }),
+        ),
+    ];
+    for (shader, name, (size, fields)) in cases {
+        let m = module(shader);
+        let (span, wgsl) = wgsl_layout(&m, name);
+        let what = format!("{}.wgsl {name}", shader.name());
+        assert_eq!(span as usize, size, "{what}: size");
+        let rust: Vec<(String, u32)> = fields
+            .iter()
+            .map(|&(f, o)| (f.to_string(), o as u32))
+            .collect();
+        assert_eq!(wgsl, rust, "{what}: fields and offsets");
+    }
+}
+
+/// Every case value of the `switch`es in function `func` of `shader`.
+fn switch_cases(shader: Shader, func: &str) -> Vec<Vec<u32>> {
+    fn walk(block: &naga::Block, out: &mut Vec<Vec<u32>>) {
+        for st in block.iter() {
+            match st {
+                naga::Statement::Switch { cases, .. } => {
+                    out.push(
+                        cases
+                            .iter()
+                            .filter_map(|c| match c.value {
+                                naga::SwitchValue::U32(v) => Some(v),
+                                naga::SwitchValue::I32(v) => Some(v as u32),
+                                naga::SwitchValue::Default => None,
+                            })
+                            .collect(),
+                    );
+                    for c in cases {
+                        walk(&c.body, out);
+                    }
+                }
+                naga::Statement::Block(b) => walk(b, out),
+                naga::Statement::If { accept, reject, .. } => {
+                    walk(accept, out);
+                    walk(reject, out);
+                }
+                naga::Statement::Loop {
+                    body, continuing, ..
+                } => {
+                    walk(body, out);
+                    walk(continuing, out);
+                }
+                _ => {}
+            }
+        }
+    }
+    let m = module(shader);
+    let (_, f) = m
+        .functions
+        .iter()
+        .find(|(_, f)| f.name.as_deref() == Some(func))
+        .unwrap_or_else(|| panic!("{}.wgsl has no fn {func}", shader.name()));
+    let mut out = Vec::new();
+    walk(&f.body, &mut out);
+    out
+}
+
+#[test]
+fn every_opcode_has_its_shader_case() {
+    let unary: Vec<u32> = UnaryOp::ALL.iter().map(|op| op.code().0).collect();
+    let binary: Vec<u32> = BinaryOp::ALL.iter().map(|op| op.code().0).collect();
+    let reduce = vec![ReduceOp::Sum.code(), ReduceOp::Max.code()];
+    let checks: [OpcodeCheck; 3] = [
+        (Shader::Unary, &["apply"], &UNARY_OPCODES, unary),
+        (Shader::Binary, &["apply"], &BINARY_OPCODES, binary),
+        (
+            Shader::Reduce,
+            &["identity", "combine"],
+            &REDUCE_OPCODES,
+            reduce,
+        ),
+    ];
+    for (shader, funcs, table, mut codes) in checks {
+        // every variant has a code in the table, each its own
+        codes.sort();
+        let all: Vec<u32> = (0..table.len() as u32).collect();
+        assert_eq!(
+            codes,
+            all,
+            "{}: variants and opcode table differ",
+            shader.name()
+        );
+        for func in funcs {
+            let mut cases = switch_cases(shader, func);
+            assert_eq!(
+                cases.len(),
+                1,
+                "{}::{func}: one opcode switch",
+                shader.name()
+            );
+            cases[0].sort();
+            assert_eq!(
+                cases[0],
+                all,
+                "{}::{func}: a case per opcode",
+                shader.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_pipeline_constant_is_declared_and_set() {
+    let m = module(Shader::Unary);
+    let declared: Vec<(String, bool)> = m
+        .overrides
+        .iter()
+        .filter_map(|(_, o)| Some((o.name.clone()?, o.init.is_some())))
+        .collect();
+    for (name, _) in CONSTANTS {
+        assert!(
+            declared.iter().any(|(n, _)| n == name),
+            "{name} is set from Rust but no shader declares it"
+        );
+    }
+    for (name, has_default) in &declared {
+        if !has_default {
+            assert!(
+                CONSTANTS.iter().any(|(n, _)| n == name),
+                "override {name} has no default and Rust does not set it"
+            );
+        }
+    }
+}
+
+/// On an adapter: an opcode with no shader case gives NaN, never another op's result.
+#[test]
+fn unknown_opcodes_give_nan_on_the_gpu() {
+    let Some(ctx) = super::context::test_context() else {
+        return;
+    };
+    let x = ctx.upload(&[1.5, -2.0, 0.0, 3.0], "test").unwrap();
+    let unknown = UNARY_OPCODES.len() as u32;
+    let p = UnaryParams {
+        n: 4,
+        op: unknown,
+        alpha: 7.0,
+        _pad: 0,
+    };
+    let y = ctx.alloc(4, "test").unwrap();
+    let params = bytemuck::bytes_of(&p);
+    ctx.dispatch(
+        Shader::Unary,
+        "unary",
+        params,
+        &[(1, &x), (2, &y)],
+        &[2],
+        [1, 1, 1],
+    )
+    .unwrap();
+    let got = ctx.read(&y).unwrap();
+    assert!(got.iter().all(|v| v.is_nan()), "unary: {got:?}");
+
+    let p = ReduceParams {
+        outer: 1,
+        len: 4,
+        inner: 1,
+        op: REDUCE_OPCODES.len() as u32,
+        chunk: 0,
+        chunks: 1,
+        _pad: [0; 2],
+    };
+    let s = ctx.alloc(1, "test").unwrap();
+    let params = bytemuck::bytes_of(&p);
+    ctx.dispatch(
+        Shader::Reduce,
+        "sum_narrow",
+        params,
+        &[(1, &x), (2, &s)],
+        &[2],
+        [1, 1, 1],
+    )
+    .unwrap();
+    let got = ctx.read(&s).unwrap();
+    assert!(got[0].is_nan(), "reduce: {got:?}");
+}
