@@ -1,21 +1,6 @@
 // Elementwise functions of two tensors with broadcasting. The BINARY_* opcodes are generated from
 // `BINARY_OPCODES` in src/backend.rs; an opcode without a case gives NaN.
 
-struct Params {
-    n: u32,
-    op: u32,
-    alpha: f32,
-    rank: u32,
-    plain: u32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-    // up to MAX_RANK (6) dims, outermost first; strides are 0 on broadcast dims
-    dims: array<vec4<u32>, 2>,
-    a_strides: array<vec4<u32>, 2>,
-    b_strides: array<vec4<u32>, 2>,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;

@@ -1,14 +1,5 @@
 // Contiguous copy of a strided view: out[i0..ik] = x[offset + sum(ij * stride_j)].
 
-struct Params {
-    n: u32,
-    rank: u32,
-    offset: u32,
-    _p0: u32,
-    dims: array<vec4<u32>, 2>,
-    strides: array<vec4<u32>, 2>,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;

@@ -4,37 +4,6 @@
 // A GEMM_TILE^2 output tile per workgroup of T x T threads (T = GEMM_TILE / 4), each thread
 // computing a 4x4 block from workgroup-memory tiles of depth GEMM_BK (pipeline constants).
 
-struct Mat {
-    offset: u32,
-    batch_outer: u32,
-    batch_inner: u32,
-    row_stride: u32,
-    col_stride: u32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-}
-
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch_inner: u32,
-    batch_start: u32,
-    row_start: u32,
-    col_start: u32,
-    // this dispatch's K range [k_start, k_end); from k_start > 0 on, the accumulators start
-    // from C, so a product split over K is bit-identical to an unsplit one
-    k_start: u32,
-    k_end: u32,
-    _p2: u32,
-    _p3: u32,
-    _p4: u32,
-    a: Mat,
-    b: Mat,
-    c: Mat,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;

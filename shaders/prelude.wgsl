@@ -1,6 +1,7 @@
-// Prepended to every module by the loader (src/gpu/kernels.rs), after the opcode constants it
-// generates from the tables in src/backend.rs. The sizes are pipeline constants that Rust sets
-// (`kernels::CONSTANTS`); they have no defaults, so a pipeline without them fails to build.
+// Prepended to every module by the loader (src/gpu/kernels.rs), after what it generates: the
+// opcode constants (from the tables in src/backend.rs) and the module's uniform structs (from
+// their Rust declarations, src/gpu/uniforms.rs). The sizes are pipeline constants that Rust
+// sets (`kernels::CONSTANTS`); they have no defaults, so a pipeline without them fails to build.
 
 // Threads per workgroup of every one-dimensional kernel.
 override WG: u32;
@@ -36,38 +37,4 @@ fn tap_source(i: u32, k: u32, pad: u32, dil: u32, stride: u32, out: u32) -> i32 
     }
     let o = u32(t) / stride;
     return select(-1, i32(o), o < out);
-}
-
-// A sliding window over (n, c, h, w) -> (n, c, oh, ow), shared by convolution and pooling
-// (src/gpu/window.rs `WindowParams`).
-struct WindowParams {
-    n: u32,
-    c: u32,
-    h: u32,
-    w: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    pad_top: u32,
-    pad_left: u32,
-    dh: u32,
-    dw: u32,
-    oh: u32,
-    ow: u32,
-    total: u32,
-    // depthwise: filters per input channel
-    mult: u32,
-    // avg pooling: bit 0 count_include_pad, bit 1 divisor_override is set
-    flags: u32,
-    divisor: u32,
-    // this pass's rows [r0, r1) of the outer window loop; from r0 > 0 on, dst accumulates (the
-    // host splits loops past the per-invocation budget), and only the pass ending at r_end
-    // finishes. dw_bwd_weight: r0 is the chunk of windows per workgroup, r1 the chunks.
-    r0: u32,
-    r1: u32,
-    r_end: u32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
 }

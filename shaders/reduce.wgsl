@@ -2,18 +2,6 @@
 // order so results are bit-reproducible. The REDUCE_* opcodes are generated from `REDUCE_OPCODES`
 // in src/backend.rs; an opcode without a case gives NaN.
 
-struct Params {
-    outer: u32,
-    len: u32,
-    inner: u32,
-    op: u32,
-    // sum_wide: axis elements per workgroup, and workgroups per output (chunks)
-    chunk: u32,
-    chunks: u32,
-    _p0: u32,
-    _p1: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;

@@ -2,13 +2,6 @@
 // host: the things drivers have got wrong (loops cut short, barriers in loops, multi-dimensional
 // grids, bindings at an offset). Integer arithmetic, so the expected values are exact.
 
-struct Params {
-    trips: u32,
-    rounds: u32,
-    n: u32,
-    _p0: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<u32>;

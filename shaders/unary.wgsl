@@ -1,13 +1,6 @@
 // Elementwise functions of one tensor. The UNARY_* opcodes are generated from `UNARY_OPCODES`
 // in src/backend.rs; an opcode without a case gives NaN.
 
-struct Params {
-    n: u32,
-    op: u32,
-    alpha: f32,
-    _pad: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;

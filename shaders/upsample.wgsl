@@ -2,23 +2,6 @@
 // Backward passes are gathers over the outputs that read each input, found by binary search
 // (source indices are monotone in the output index).
 
-struct Params {
-    n: u32,
-    c: u32,
-    h: u32,
-    w: u32,
-    oh: u32,
-    ow: u32,
-    total: u32,
-    align_corners: u32,
-    scale_h: f32,
-    scale_w: f32,
-    // this pass's rows [r0, r1) of a backward kernel's outer loop; from r0 > 0 on, dst
-    // accumulates (the host splits loops past the per-invocation budget)
-    r0: u32,
-    r1: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;

@@ -2,27 +2,25 @@
 //! offsets of its WGSL twin, every opcode has its shader case, every pipeline constant is
 //! declared, and (on an adapter) an unknown opcode gives NaN.
 
-use std::mem::{offset_of, size_of};
+use std::mem::size_of;
 
 use super::elementwise::{BinaryParams, CopyParams, UnaryParams};
 use super::gemm::{GemmParams, MatParams};
 use super::kernels::{Shader, CONSTANTS};
 use super::reduce::ReduceParams;
 use super::selftest::Params as SelfTestParams;
+use super::uniforms::Uniform;
 use super::upsample::UpsampleParams;
 use super::window::WindowParams;
 use crate::backend::{BinaryOp, ReduceOp, UnaryOp, BINARY_OPCODES, REDUCE_OPCODES, UNARY_OPCODES};
 
-/// `(size, [(field, offset)])` of a `#[repr(C)]` struct, padding fields left out.
-macro_rules! layout {
-    ($ty:ty { $($f:ident),* $(,)? }) => {
-        (size_of::<$ty>(), vec![$((stringify!($f), offset_of!($ty, $f))),*])
-    };
-}
-
-type Layout = (usize, Vec<(&'static str, usize)>);
 /// A shader, its opcode functions, its opcode table, and the variants' codes.
-type OpcodeCheck = (Shader, &'static [&'static str], &'static [&'static str], Vec<u32>);
+type OpcodeCheck = (
+    Shader,
+    &'static [&'static str],
+    &'static [&'static str],
+    Vec<u32>,
+);
 
 fn module(shader: Shader) -> naga::Module {
     let src = shader.source();
@@ -50,142 +48,58 @@ fn wgsl_layout(m: &naga::Module, name: &str) -> (u32, Vec<(String, u32)>) {
     (*span, fields)
 }
 
+/// WGSL lays `U` out as `#[repr(C)]` does: the same size, every field at the same offset.
+fn check_layout<U: Uniform>(shader: Shader) {
+    let (span, wgsl) = wgsl_layout(&module(shader), U::WGSL_NAME);
+    let what = format!("{}.wgsl {}", shader.name(), U::WGSL_NAME);
+    assert_eq!(span as usize, size_of::<U>(), "{what}: size");
+    let rust: Vec<(String, u32)> = U::fields()
+        .into_iter()
+        .filter(|(name, ..)| !name.starts_with('_'))
+        .map(|(name, _, _, offset)| (name.to_string(), offset as u32))
+        .collect();
+    assert_eq!(wgsl, rust, "{what}: fields and offsets");
+}
+
 #[test]
-fn params_structs_match_their_wgsl_twins() {
-    let cases: Vec<(Shader, &str, Layout)> = vec![
-        (
-            Shader::Unary,
-            "Params",
-            layout!(UnaryParams { n, op, alpha }),
-        ),
-        (
-            Shader::Binary,
-            "Params",
-            layout!(BinaryParams {
-                n,
-                op,
-                alpha,
-                rank,
-                plain,
-                dims,
-                a_strides,
-                b_strides
-            }),
-        ),
-        (
-            Shader::Reduce,
-            "Params",
-            layout!(ReduceParams {
-                outer,
-                len,
-                inner,
-                op,
-                chunk,
-                chunks
-            }),
-        ),
-        (
-            Shader::Copy,
-            "Params",
-            layout!(CopyParams {
-                n,
-                rank,
-                offset,
-                dims,
-                strides
-            }),
-        ),
-        (
-            Shader::Gemm,
-            "Mat",
-            layout!(MatParams {
-                offset,
-                batch_outer,
-                batch_inner,
-                row_stride,
-                col_stride
-            }),
-        ),
-        (
-            Shader::Gemm,
-            "Params",
-            layout!(GemmParams {
-                m,
-                n,
-                k,
-                batch_inner,
-                batch_start,
-                row_start,
-                col_start,
-                k_start,
-                k_end,
-                a,
-                b,
-                c
-            }),
-        ),
-        (
-            Shader::Conv,
-            "WindowParams",
-            layout!(WindowParams {
-                n,
-                c,
-                h,
-                w,
-                kh,
-                kw,
-                sh,
-                sw,
-                pad_top,
-                pad_left,
-                dh,
-                dw,
-                oh,
-                ow,
-                total,
-                mult,
-                flags,
-                divisor,
-                r0,
-                r1,
-                r_end
-            }),
-        ),
-        (
-            Shader::Upsample,
-            "Params",
-            layout!(UpsampleParams {
-                n,
-                c,
-                h,
-                w,
-                oh,
-                ow,
-                total,
-                align_corners,
-                scale_h,
-                scale_w,
-                r0,
-                r1
-            }),
-        ),
-        (
-            Shader::SelfTest,
-            "Params",
-            layout!(SelfTestParams { trips, rounds, n }),
-        ),
-    ];
-    for (shader, name, (size, fields)) in cases {
-        let m = module(shader);
-        let (span, wgsl) = wgsl_layout(&m, name);
-        let what = format!("{}.wgsl {name}", shader.name());
-        assert_eq!(span as usize, size, "{what}: size");
-        let rust: Vec<(String, u32)> = fields
-            .iter()
-            .map(|&(f, o)| (f.to_string(), o as u32))
-            .collect();
-        assert_eq!(wgsl, rust, "{what}: fields and offsets");
+fn uniforms_have_the_same_layout_in_rust_and_wgsl() {
+    check_layout::<UnaryParams>(Shader::Unary);
+    check_layout::<BinaryParams>(Shader::Binary);
+    check_layout::<ReduceParams>(Shader::Reduce);
+    check_layout::<CopyParams>(Shader::Copy);
+    check_layout::<MatParams>(Shader::Gemm);
+    check_layout::<GemmParams>(Shader::Gemm);
+    check_layout::<WindowParams>(Shader::Conv);
+    check_layout::<WindowParams>(Shader::Pool);
+    check_layout::<UpsampleParams>(Shader::Upsample);
+    check_layout::<SelfTestParams>(Shader::SelfTest);
+}
+
+/// Misaligned on purpose (a vec4 array after three u32s): the check above must catch it.
+#[test]
+fn a_layout_mismatch_is_caught() {
+    super::uniforms::uniform! {
+        Skewed as "Skewed" {
+            a: u32,
+            b: u32,
+            c: u32,
+            dims: [[u32; 4]; 2],
+        }
     }
+    let src = format!(
+        "{}@group(0) @binding(0) var<uniform> p: Skewed;\n",
+        Skewed::wgsl()
+    );
+    let m = naga::front::wgsl::parse_str(&src).unwrap();
+    let (_, wgsl) = wgsl_layout(&m, "Skewed");
+    let rust: Vec<(String, u32)> = Skewed::fields()
+        .into_iter()
+        .map(|(n, _, _, o)| (n.to_string(), o as u32))
+        .collect();
+    assert_ne!(
+        wgsl, rust,
+        "WGSL aligns the array to 16 bytes, repr(C) to 4"
+    );
 }
 
 /// Every case value of the `switch`es in function `func` of `shader`.

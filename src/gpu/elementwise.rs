@@ -1,45 +1,44 @@
 //! Elementwise kernels (unary, broadcast binary, fill) and the strided copy.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::kernels::Shader;
 use super::launch::u32_of;
+use super::uniforms::uniform;
 use super::{GpuBackend, GpuBuffer};
 use crate::backend::{BinaryOp, BroadcastSpec, StridedSpec, UnaryOp, MAX_RANK};
 use crate::{Error, Result};
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct UnaryParams {
-    pub n: u32,
-    pub op: u32,
-    pub alpha: f32,
-    pub _pad: u32,
+uniform! {
+    UnaryParams as "Params" {
+        n: u32,
+        op: u32,
+        alpha: f32,
+        _pad: u32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct BinaryParams {
-    pub n: u32,
-    pub op: u32,
-    pub alpha: f32,
-    pub rank: u32,
-    pub plain: u32,
-    pub _pad: [u32; 3],
-    pub dims: [[u32; 4]; 2],
-    pub a_strides: [[u32; 4]; 2],
-    pub b_strides: [[u32; 4]; 2],
+uniform! {
+    BinaryParams as "Params" {
+        n: u32,
+        op: u32,
+        alpha: f32,
+        rank: u32,
+        plain: u32,
+        _pad: [u32; 3],
+        dims: [[u32; 4]; 2],
+        a_strides: [[u32; 4]; 2],
+        b_strides: [[u32; 4]; 2],
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct CopyParams {
-    pub n: u32,
-    pub rank: u32,
-    pub offset: u32,
-    pub _pad: u32,
-    pub dims: [[u32; 4]; 2],
-    pub strides: [[u32; 4]; 2],
+uniform! {
+    CopyParams as "Params" {
+        n: u32,
+        rank: u32,
+        offset: u32,
+        _pad: u32,
+        dims: [[u32; 4]; 2],
+        strides: [[u32; 4]; 2],
+    }
 }
 
 fn check_rank(op: &'static str, rank: usize) -> Result<()> {

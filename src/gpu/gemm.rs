@@ -1,23 +1,26 @@
 //! The strided batched GEMM, split over dispatch limits and the loop budget.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::kernels::{Shader, GEMM_BK, GEMM_TILE};
 use super::launch::u32_of;
+use super::uniforms::{uniform, WgslType};
 use super::{loops, GpuBackend, GpuBuffer};
 use crate::backend::{GemmSpec, MatLayout};
 use crate::Result;
 
-/// One operand's `MatLayout` as the shader reads it (`Mat` in shaders/gemm.wgsl).
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct MatParams {
-    pub offset: u32,
-    pub batch_outer: u32,
-    pub batch_inner: u32,
-    pub row_stride: u32,
-    pub col_stride: u32,
-    pub _pad: [u32; 3],
+uniform! {
+    /// One operand's `MatLayout` as the shader reads it.
+    MatParams as "Mat" {
+        offset: u32,
+        batch_outer: u32,
+        batch_inner: u32,
+        row_stride: u32,
+        col_stride: u32,
+        _pad: [u32; 3],
+    }
+}
+
+impl WgslType for MatParams {
+    const WGSL: &'static str = "Mat";
 }
 
 impl MatParams {
@@ -33,23 +36,23 @@ impl MatParams {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct GemmParams {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub batch_inner: u32,
-    pub batch_start: u32,
-    pub row_start: u32,
-    pub col_start: u32,
-    /// this dispatch's K range; later ranges resume from C
-    pub k_start: u32,
-    pub k_end: u32,
-    pub _pad: [u32; 3],
-    pub a: MatParams,
-    pub b: MatParams,
-    pub c: MatParams,
+uniform! {
+    GemmParams as "Params" {
+        m: u32,
+        n: u32,
+        k: u32,
+        batch_inner: u32,
+        batch_start: u32,
+        row_start: u32,
+        col_start: u32,
+        /// this dispatch's K range; later ranges resume from C
+        k_start: u32,
+        k_end: u32,
+        _pad: [u32; 3],
+        a: MatParams,
+        b: MatParams,
+        c: MatParams,
+    }
 }
 
 impl GpuBackend {

@@ -5,6 +5,13 @@
 use std::sync::OnceLock;
 
 use super::context::{lock, GpuContext};
+use super::elementwise::{BinaryParams, CopyParams, UnaryParams};
+use super::gemm::{GemmParams, MatParams};
+use super::reduce::ReduceParams;
+use super::selftest::Params as SelfTestParams;
+use super::uniforms::Uniform;
+use super::upsample::UpsampleParams;
+use super::window::WindowParams;
 use crate::backend::{BINARY_OPCODES, REDUCE_OPCODES, UNARY_OPCODES};
 use crate::Result;
 
@@ -80,14 +87,29 @@ impl Shader {
         }
     }
 
-    /// What the device compiles: the opcode constants, the prelude, then the module.
+    /// The uniform structs the module reads, declared from Rust.
+    fn uniforms(self) -> String {
+        match self {
+            Shader::Unary => UnaryParams::wgsl(),
+            Shader::Binary => BinaryParams::wgsl(),
+            Shader::Reduce => ReduceParams::wgsl(),
+            Shader::Copy => CopyParams::wgsl(),
+            Shader::Gemm => MatParams::wgsl() + &GemmParams::wgsl(),
+            Shader::Conv | Shader::Pool => WindowParams::wgsl(),
+            Shader::Upsample => UpsampleParams::wgsl(),
+            Shader::SelfTest => SelfTestParams::wgsl(),
+        }
+    }
+
+    /// What the device compiles: the opcode constants, the module's uniforms, the prelude,
+    /// then the module.
     pub(crate) fn source(self) -> &'static str {
         static SOURCES: OnceLock<Vec<String>> = OnceLock::new();
         let all = SOURCES.get_or_init(|| {
-            let head = format!("{}{PRELUDE}\n", opcode_constants());
+            let consts = opcode_constants();
             Shader::ALL
                 .iter()
-                .map(|s| format!("{head}{}", s.body()))
+                .map(|s| format!("{consts}{}{PRELUDE}\n{}", s.uniforms(), s.body()))
                 .collect()
         });
         &all[Shader::ALL.iter().position(|&s| s == self).unwrap_or(0)]

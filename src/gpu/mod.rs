@@ -18,6 +18,7 @@ mod pool;
 mod reduce;
 pub mod selftest;
 mod shadow;
+mod uniforms;
 mod upsample;
 mod window;
 

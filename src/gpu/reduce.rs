@@ -1,24 +1,23 @@
 //! Reductions of one axis, in as many passes as the loop budget needs.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::kernels::{Shader, WG};
 use super::launch::u32_of;
+use super::uniforms::uniform;
 use super::{loops, GpuBackend, GpuBuffer};
 use crate::backend::ReduceOp;
 use crate::Result;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct ReduceParams {
-    pub outer: u32,
-    pub len: u32,
-    pub inner: u32,
-    pub op: u32,
-    /// sum_wide: axis elements per workgroup, and workgroups per output
-    pub chunk: u32,
-    pub chunks: u32,
-    pub _pad: [u32; 2],
+uniform! {
+    ReduceParams as "Params" {
+        outer: u32,
+        len: u32,
+        inner: u32,
+        op: u32,
+        /// sum_wide: axis elements per workgroup, and workgroups per output
+        chunk: u32,
+        chunks: u32,
+        _pad: [u32; 2],
+    }
 }
 
 /// Axis length from which a reduction uses whole workgroups (shorter axes: one thread each).

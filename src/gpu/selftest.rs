@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytemuck::{Pod, Zeroable};
+use bytemuck::Zeroable;
 
 use super::batch::BindingRange;
 use super::kernels::{Shader, WG};
+use super::uniforms::uniform;
 use super::{GpuBuffer, GpuContext};
 use crate::{Error, Result};
 
@@ -22,13 +23,13 @@ pub struct SelfTestReport {
     pub millis: f64,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct Params {
-    pub trips: u32,
-    pub rounds: u32,
-    pub n: u32,
-    pub _pad: u32,
+uniform! {
+    Params as "Params" {
+        trips: u32,
+        rounds: u32,
+        n: u32,
+        _pad: u32,
+    }
 }
 
 const ROUNDS: u32 = 64;

@@ -1,29 +1,28 @@
 //! Upsampling kernels; the backward gathers run in passes within the loop budget.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::kernels::Shader;
 use super::launch::{fit, u32_of};
+use super::uniforms::uniform;
 use super::{loops, GpuBackend, GpuBuffer};
 use crate::backend::{bilinear_src, nearest_src, UpsampleGeom};
 use crate::Result;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct UpsampleParams {
-    pub n: u32,
-    pub c: u32,
-    pub h: u32,
-    pub w: u32,
-    pub oh: u32,
-    pub ow: u32,
-    pub total: u32,
-    pub align_corners: u32,
-    pub scale_h: f32,
-    pub scale_w: f32,
-    /// backward passes: this pass's rows of the outer loop
-    pub r0: u32,
-    pub r1: u32,
+uniform! {
+    UpsampleParams as "Params" {
+        n: u32,
+        c: u32,
+        h: u32,
+        w: u32,
+        oh: u32,
+        ow: u32,
+        total: u32,
+        align_corners: u32,
+        scale_h: f32,
+        scale_w: f32,
+        /// backward passes: this pass's rows of the outer loop
+        r0: u32,
+        r1: u32,
+    }
 }
 
 impl UpsampleParams {

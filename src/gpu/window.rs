@@ -1,41 +1,42 @@
 //! The uniform of every sliding-window kernel (convolution and pooling): one struct for one
 //! geometry, mirrored by `WindowParams` in shaders/prelude.wgsl.
 
-use bytemuck::{Pod, Zeroable};
+use bytemuck::Zeroable;
 
 use super::launch::{fit, u32_of};
+use super::uniforms::uniform;
 use crate::backend::AvgPoolOpts;
 use crate::shape::WindowGeom;
 use crate::Result;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct WindowParams {
-    pub n: u32,
-    pub c: u32,
-    pub h: u32,
-    pub w: u32,
-    pub kh: u32,
-    pub kw: u32,
-    pub sh: u32,
-    pub sw: u32,
-    pub pad_top: u32,
-    pub pad_left: u32,
-    pub dh: u32,
-    pub dw: u32,
-    pub oh: u32,
-    pub ow: u32,
-    pub total: u32,
-    /// depthwise: filters per input channel
-    pub mult: u32,
-    /// avg pooling: bit 0 count_include_pad, bit 1 divisor_override is set
-    pub flags: u32,
-    pub divisor: u32,
-    /// this pass's rows of the outer window loop, and the row count (`loops::row_passes`)
-    pub r0: u32,
-    pub r1: u32,
-    pub r_end: u32,
-    pub _pad: [u32; 3],
+uniform! {
+    WindowParams as "WindowParams" {
+        n: u32,
+        c: u32,
+        h: u32,
+        w: u32,
+        kh: u32,
+        kw: u32,
+        sh: u32,
+        sw: u32,
+        pad_top: u32,
+        pad_left: u32,
+        dh: u32,
+        dw: u32,
+        oh: u32,
+        ow: u32,
+        total: u32,
+        /// depthwise: filters per input channel
+        mult: u32,
+        /// avg pooling: bit 0 count_include_pad, bit 1 divisor_override is set
+        flags: u32,
+        divisor: u32,
+        /// this pass's rows of the outer window loop, and the row count (`loops::row_passes`)
+        r0: u32,
+        r1: u32,
+        r_end: u32,
+        _pad: [u32; 3],
+    }
 }
 
 /// Bound on the largest index a window kernel computes (`o * stride + k * dilation` per axis).
