@@ -21,12 +21,9 @@ fn apply(u: f32, v: f32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.n) {
-        return;
-    }
+fn binary(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.n) { return; }
     if (p.plain == 1u) {
         y[i] = apply(a[i], b[i]);
         return;

@@ -10,12 +10,9 @@
 @group(0) @binding(3) var<storage, read> aux: array<f32>;
 
 @compute @workgroup_size(WG)
-fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn im2col(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let windows = p.n * p.oh * p.ow;
     let t = i % windows;
     let row = i / windows;
@@ -35,12 +32,9 @@ fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 }
 
 @compute @workgroup_size(WG)
-fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn col2im(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let iw = i % p.w;
     let ih = (i / p.w) % p.h;
     let c = (i / (p.w * p.h)) % p.c;
@@ -70,12 +64,9 @@ fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 // Depthwise convolution (groups = c, mult filters per channel) without im2col.
 // Forward: src = x (n, c, h, w), aux = w (c*mult, 1, kh, kw), dst = (n, c*mult, oh, ow).
 @compute @workgroup_size(WG)
-fn dw_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn dw_fwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let d = p.c * p.mult;
     let ow = i % p.ow;
     let oh = (i / p.ow) % p.oh;
@@ -104,12 +95,9 @@ fn dw_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 // Input gradient, a gather: src = grad (n, c*mult, oh, ow), aux = w, dst = (n, c, h, w); each
 // element sums over (m, kh, kw) in that order.
 @compute @workgroup_size(WG)
-fn dw_bwd_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn dw_bwd_input(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let d = p.c * p.mult;
     let iw = i % p.w;
     let ih = (i / p.w) % p.h;
@@ -146,9 +134,8 @@ var<workgroup> partial: array<f32, WG>;
 // striding over the chunk's (n, oh, ow), then a fixed tree. src = x, aux = grad
 // (n, c*mult, oh, ow), dst = (c*mult*kh*kw, r1 chunks), summed over the chunks by the host.
 @compute @workgroup_size(WG)
-fn dw_bwd_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-    let g = group_index(wid, nwg);
+fn dw_bwd_weight(th: Thread) {
+    let g = group_index(th);
     let valid = g < p.total;
     let d = p.c * p.mult;
     var acc = 0.0;
@@ -159,7 +146,7 @@ fn dw_bwd_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         let kh = (o / p.kw) % p.kh;
         let dd = o / (p.kw * p.kh);
         let end = min(p.n * p.oh * p.ow, (ch + 1u) * p.r0);
-        for (var t = ch * p.r0 + lid; t < end; t += WG) {
+        for (var t = ch * p.r0 + th.lid; t < end; t += WG) {
             let ow = t % p.ow;
             let oh = (t / p.ow) % p.oh;
             let n = t / (p.ow * p.oh);
@@ -171,15 +158,15 @@ fn dw_bwd_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             }
         }
     }
-    partial[lid] = acc;
+    partial[th.lid] = acc;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
+        if (th.lid < s) {
+            partial[th.lid] += partial[th.lid + s];
         }
         workgroupBarrier();
     }
-    if (valid && lid == 0u) {
+    if (valid && th.lid == 0u) {
         dst[g] = partial[0];
     }
 }

@@ -5,12 +5,9 @@
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
 @compute @workgroup_size(WG)
-fn copy_strided(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.n) {
-        return;
-    }
+fn copy_strided(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.n) { return; }
     var rem = i;
     var src = p.offset;
     for (var d = i32(p.rank) - 1; d >= 0; d--) {

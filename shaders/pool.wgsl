@@ -8,12 +8,9 @@
 @group(0) @binding(3) var<storage, read_write> aux: array<f32>;
 
 @compute @workgroup_size(WG)
-fn max_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn max_fwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let ow = i % p.ow;
     let oh = (i / p.ow) % p.oh;
     let nc = i / (p.ow * p.oh);
@@ -48,12 +45,9 @@ fn max_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 }
 
 @compute @workgroup_size(WG)
-fn max_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn max_bwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let iw = i % p.w;
     let ih = (i / p.w) % p.h;
     let nc = i / (p.w * p.h);
@@ -111,12 +105,9 @@ fn avg_window(oh: u32, ow: u32) -> AvgWindow {
 }
 
 @compute @workgroup_size(WG)
-fn avg_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn avg_fwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let ow = i % p.ow;
     let oh = (i / p.ow) % p.oh;
     let nc = i / (p.ow * p.oh);
@@ -146,12 +137,9 @@ fn covering(i: u32, k: u32, stride: u32, pad: u32, out: u32) -> vec2<u32> {
 }
 
 @compute @workgroup_size(WG)
-fn avg_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn avg_bwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let iw = i % p.w;
     let ih = (i / p.w) % p.h;
     let nc = i / (p.w * p.h);
@@ -182,12 +170,9 @@ fn adaptive_end(o: u32, input: u32, out: u32) -> u32 {
 }
 
 @compute @workgroup_size(WG)
-fn adaptive_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn adaptive_fwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let ow = i % p.ow;
     let oh = (i / p.ow) % p.oh;
     let nc = i / (p.ow * p.oh);
@@ -209,12 +194,9 @@ fn adaptive_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 @compute @workgroup_size(WG)
-fn adaptive_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn adaptive_bwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let iw = i % p.w;
     let ih = (i / p.w) % p.h;
     let nc = i / (p.w * p.h);

@@ -10,14 +10,26 @@ override WG: u32;
 override GEMM_TILE: u32;
 override GEMM_BK: u32;
 
+// Where an invocation of a one-dimensional kernel is: every such entry point takes one.
+struct Thread {
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+}
+
 // Flat index of a workgroup in a 1-, 2- or 3-d grid (the host spills x into y and z).
-fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
+fn group_index(t: Thread) -> u32 {
+    return (t.wid.z * t.nwg.y + t.wid.y) * t.nwg.x + t.wid.x;
 }
 
 // Flat index of a thread in a grid of WG-thread workgroups.
-fn thread_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return group_index(wid, nwg) * WG + lid;
+fn thread_index(t: Thread) -> u32 {
+    return group_index(t) * WG + t.lid;
+}
+
+// (plane, y, x) of flat index i over planes of h x w, x fastest.
+fn plane_pos(i: u32, h: u32, w: u32) -> vec3<u32> {
+    return vec3<u32>(i / (w * h), (i / w) % h, i % w);
 }
 
 // NaN test on the bits: drivers may fold float comparisons with NaN (GLSL promises nothing).

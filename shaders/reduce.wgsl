@@ -29,9 +29,8 @@ var<workgroup> partial: array<f32, WG>;
 // elements, threads striding over it, then a fixed tree. The host bounds `chunk / WG` by the
 // loop budget and reduces the chunks in further passes.
 @compute @workgroup_size(WG)
-fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-    let o = group_index(wid, nwg);
+fn sum_wide(th: Thread) {
+    let o = group_index(th);
     let valid = o < p.outer * p.chunks * p.inner;
     var acc = identity();
     if (valid) {
@@ -40,28 +39,27 @@ fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         let out = o / (p.inner * p.chunks);
         let base = out * p.len * p.inner + inner;
         let end = min(p.len, (ch + 1u) * p.chunk);
-        for (var k = ch * p.chunk + lid; k < end; k += WG) {
+        for (var k = ch * p.chunk + th.lid; k < end; k += WG) {
             acc = combine(acc, x[base + k * p.inner]);
         }
     }
-    partial[lid] = acc;
+    partial[th.lid] = acc;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            partial[lid] = combine(partial[lid], partial[lid + s]);
+        if (th.lid < s) {
+            partial[th.lid] = combine(partial[th.lid], partial[th.lid + s]);
         }
         workgroupBarrier();
     }
-    if (valid && lid == 0u) {
+    if (valid && th.lid == 0u) {
         y[o] = partial[0];
     }
 }
 
 // One thread per output: for short axes.
 @compute @workgroup_size(WG)
-fn sum_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let o = thread_index(wid, nwg, lid);
+fn sum_narrow(th: Thread) {
+    let o = thread_index(th);
     if (o >= p.outer * p.inner) {
         return;
     }

@@ -34,11 +34,12 @@ fn canary_barrier(@builtin(workgroup_id) wid: vec3<u32>,
 
 // Every invocation of a 2-d or 3-d grid writes its coordinates at its flattened index.
 @compute @workgroup_size(WG)
-fn canary_grid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
+fn canary_grid(th: Thread) {
     // (p.n is 0: every kernel's layout starts with the uniform at binding 0)
-    dst[thread_index(wid, nwg, lid)] = (lid | (wid.x << 8u) | (wid.y << 12u) | (wid.z << 16u)
-        | (nwg.x << 20u) | (nwg.y << 24u) | (nwg.z << 28u)) + p.n;
+    let w = th.wid;
+    let n = th.nwg;
+    dst[thread_index(th)] = (th.lid | (w.x << 8u) | (w.y << 12u) | (w.z << 16u)
+        | (n.x << 20u) | (n.y << 24u) | (n.z << 28u)) + p.n;
 }
 
 // Reads a binding that starts at a non-zero offset of its buffer.

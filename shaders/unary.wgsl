@@ -57,21 +57,15 @@ fn apply(v: f32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-         @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.n) {
-        return;
-    }
+fn unary(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.n) { return; }
     y[i] = apply(x[i]);
 }
 
 @compute @workgroup_size(WG)
-fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.n) {
-        return;
-    }
+fn fill(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.n) { return; }
     y[i] = p.alpha;
 }

@@ -32,12 +32,9 @@ fn bilinear_src(o: u32, input: u32, scale: f32) -> Lerp {
 }
 
 @compute @workgroup_size(WG)
-fn nearest_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn nearest_fwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let ow = i % p.ow;
     let oh = (i / p.ow) % p.oh;
     let nc = i / (p.ow * p.oh);
@@ -62,12 +59,9 @@ fn nearest_first(goal: u32, input: u32, out: u32, scale: f32) -> u32 {
 }
 
 @compute @workgroup_size(WG)
-fn nearest_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn nearest_bwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let iw = i % p.w;
     let ih = (i / p.w) % p.h;
     let nc = i / (p.w * p.h);
@@ -89,12 +83,9 @@ fn nearest_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 }
 
 @compute @workgroup_size(WG)
-fn bilinear_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn bilinear_fwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let ow = i % p.ow;
     let oh = (i / p.ow) % p.oh;
     let nc = i / (p.ow * p.oh);
@@ -126,12 +117,9 @@ fn bilinear_weight(i: u32, o: u32, input: u32, scale: f32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn bilinear_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = thread_index(wid, nwg, lid);
-    if (i >= p.total) {
-        return;
-    }
+fn bilinear_bwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
     let iw = i % p.w;
     let ih = (i / p.w) % p.h;
     let nc = i / (p.w * p.h);

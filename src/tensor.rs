@@ -50,7 +50,7 @@ macro_rules! on_backend {
                 $crate::tensor::Storage::Cpu($body?)
             }
             $crate::tensor::Storage::Gpu($x) => {
-                let $be = $crate::gpu::Checked($crate::gpu::GpuBackend::new($x.ctx().clone()));
+                let $be = $crate::gpu::GpuBackend::new($x.ctx().clone());
                 $crate::tensor::Storage::Gpu($body?)
             }
         }
@@ -68,7 +68,7 @@ macro_rules! on_backend2 {
             ($crate::tensor::Storage::Gpu($x), $crate::tensor::Storage::Gpu($y))
                 if std::sync::Arc::ptr_eq($x.ctx(), $y.ctx()) =>
             {
-                let $be = $crate::gpu::Checked($crate::gpu::GpuBackend::new($x.ctx().clone()));
+                let $be = $crate::gpu::GpuBackend::new($x.ctx().clone());
                 $crate::tensor::Storage::Gpu($body?)
             }
             (l, r) => {

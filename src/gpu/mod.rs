@@ -27,7 +27,6 @@ pub use buffers::{GpuBuffer, PoolStats};
 pub use context::{GpuContext, GpuLimits, GpuOptions, LOOP_CAP};
 pub use kernels::shader_sources;
 pub use selftest::SelfTestReport;
-pub(crate) use shadow::Checked;
 
 use std::sync::Arc;
 
@@ -35,8 +34,10 @@ use crate::backend::{
     AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, GemmSpec, ReduceOp, StridedSpec, UnaryOp,
     UpsampleGeom,
 };
+use crate::cpu::CpuBackend;
 use crate::shape::WindowGeom;
 use crate::Result;
+use shadow::{adaptive_shapes, conv_shapes, pool_shapes, upsample_shapes, A, E};
 
 /// The GPU backend: a handle on one context.
 #[derive(Clone, Debug)]
@@ -50,11 +51,19 @@ impl GpuBackend {
     }
 }
 
+// Every primitive goes through `checked`, which in shadow mode runs it on the CPU too.
 impl Backend for GpuBackend {
     type Storage = GpuBuffer;
 
     fn unary(&self, x: &GpuBuffer, n: usize, op: UnaryOp) -> Result<GpuBuffer> {
-        self.unary_op(x, n, op)
+        self.checked(
+            "unary",
+            || format!("{n} elements ({op:?})"),
+            &[x],
+            E,
+            |g| g.unary_op(x, n, op),
+            |c, h| c.unary(&h[0], n, op),
+        )
     }
 
     fn binary(
@@ -64,7 +73,14 @@ impl Backend for GpuBackend {
         op: BinaryOp,
         spec: &BroadcastSpec,
     ) -> Result<GpuBuffer> {
-        self.binary_op(a, b, op, spec)
+        self.checked(
+            "binary",
+            || format!("output {:?} ({op:?})", spec.out),
+            &[a, b],
+            E,
+            |g| g.binary_op(a, b, op, spec),
+            |c, h| c.binary(&h[0], &h[1], op, spec),
+        )
     }
 
     fn reduce_axis(
@@ -75,23 +91,58 @@ impl Backend for GpuBackend {
         inner: usize,
         op: ReduceOp,
     ) -> Result<GpuBuffer> {
-        self.reduce(x, outer, len, inner, op)
+        self.checked(
+            "reduce",
+            || format!("(outer, len, inner) = ({outer}, {len}, {inner}) ({op:?})"),
+            &[x],
+            A,
+            |g| g.reduce(x, outer, len, inner, op),
+            |c, h| c.reduce_axis(&h[0], outer, len, inner, op),
+        )
     }
 
     fn copy_strided(&self, x: &GpuBuffer, spec: &StridedSpec) -> Result<GpuBuffer> {
-        self.copy(x, spec)
+        self.checked(
+            "copy",
+            || format!("output {:?}", spec.out),
+            &[x],
+            0.0,
+            |g| g.copy(x, spec),
+            |c, h| c.copy_strided(&h[0], spec),
+        )
     }
 
     fn gemm(&self, a: &GpuBuffer, b: &GpuBuffer, s: &GemmSpec) -> Result<GpuBuffer> {
-        self.gemm_split(a, b, s)
+        self.checked(
+            "matmul",
+            || format!("{} x ({}, {}) x ({}, {})", s.batch, s.m, s.k, s.k, s.n),
+            &[a, b],
+            A,
+            |g| g.gemm_split(a, b, s),
+            |c, h| c.gemm(&h[0], &h[1], s),
+        )
     }
 
     fn im2col(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
-        self.im2col_op(x, g)
+        self.checked(
+            "im2col",
+            || conv_shapes(g),
+            &[x],
+            0.0,
+            |b| b.im2col_op(x, g),
+            |c, h| c.im2col(&h[0], g),
+        )
     }
 
     fn col2im(&self, cols: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
-        self.col2im_passes(cols, g)
+        self.checked(
+            "col2im",
+            || conv_shapes(g),
+            &[cols],
+            A,
+            |b| b.col2im_passes(cols, g),
+            |c, h| c.col2im(&h[0], g),
+        )
     }
 
     fn depthwise_conv2d(
@@ -101,8 +152,14 @@ impl Backend for GpuBackend {
         g: &WindowGeom,
         mult: usize,
     ) -> Result<GpuBuffer> {
-        let total = g.n * g.c * mult * g.oh * g.ow;
-        self.depthwise("dw_fwd", x, w, g, mult, total, g.kh)
+        self.checked(
+            "depthwise_conv2d",
+            || conv_shapes(g),
+            &[x, w],
+            A,
+            |b| b.dw_forward(x, w, g, mult),
+            |c, h| c.depthwise_conv2d(&h[0], &h[1], g, mult),
+        )
     }
 
     fn depthwise_conv2d_backward_input(
@@ -112,8 +169,14 @@ impl Backend for GpuBackend {
         g: &WindowGeom,
         mult: usize,
     ) -> Result<GpuBuffer> {
-        let total = g.n * g.c * g.h * g.w;
-        self.depthwise("dw_bwd_input", grad, w, g, mult, total, mult * g.kh)
+        self.checked(
+            "depthwise_conv2d_backward_input",
+            || conv_shapes(g),
+            &[grad, w],
+            A,
+            |b| b.dw_backward_input(grad, w, g, mult),
+            |c, h| c.depthwise_conv2d_backward_input(&h[0], &h[1], g, mult),
+        )
     }
 
     fn depthwise_conv2d_backward_weight(
@@ -123,11 +186,25 @@ impl Backend for GpuBackend {
         g: &WindowGeom,
         mult: usize,
     ) -> Result<GpuBuffer> {
-        self.depthwise_weight(x, grad, g, mult)
+        self.checked(
+            "depthwise_conv2d_backward_weight",
+            || conv_shapes(g),
+            &[x, grad],
+            A,
+            |b| b.depthwise_weight(x, grad, g, mult),
+            |c, h| c.depthwise_conv2d_backward_weight(&h[0], &h[1], g, mult),
+        )
     }
 
     fn max_pool2d(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<(GpuBuffer, GpuBuffer)> {
-        self.max_pool_fwd(x, g)
+        let (out, idx) = self.max_pool_fwd(x, g)?;
+        if !self.on() {
+            return Ok((out, idx));
+        }
+        let (want, want_idx) = CpuBackend.max_pool2d(&self.host(&[x])?[0], g)?;
+        let out = self.verify("max_pool2d", pool_shapes(g), out, want, 0.0)?;
+        let idx = self.verify("max_pool2d indices", pool_shapes(g), idx, want_idx, 0.0)?;
+        Ok((out, idx))
     }
 
     fn max_pool2d_backward(
@@ -136,11 +213,25 @@ impl Backend for GpuBackend {
         indices: &GpuBuffer,
         g: &WindowGeom,
     ) -> Result<GpuBuffer> {
-        self.max_pool_bwd(grad, indices, g)
+        self.checked(
+            "max_pool2d_backward",
+            || pool_shapes(g),
+            &[grad, indices],
+            A,
+            |b| b.max_pool_bwd(grad, indices, g),
+            |c, h| c.max_pool2d_backward(&h[0], &h[1], g),
+        )
     }
 
     fn avg_pool2d(&self, x: &GpuBuffer, g: &WindowGeom, opts: AvgPoolOpts) -> Result<GpuBuffer> {
-        self.avg_pool_fwd(x, g, opts)
+        self.checked(
+            "avg_pool2d",
+            || pool_shapes(g),
+            &[x],
+            A,
+            |b| b.avg_pool_fwd(x, g, opts),
+            |c, h| c.avg_pool2d(&h[0], g, opts),
+        )
     }
 
     fn avg_pool2d_backward(
@@ -149,7 +240,14 @@ impl Backend for GpuBackend {
         g: &WindowGeom,
         opts: AvgPoolOpts,
     ) -> Result<GpuBuffer> {
-        self.avg_pool_bwd(grad, g, opts)
+        self.checked(
+            "avg_pool2d_backward",
+            || pool_shapes(g),
+            &[grad],
+            A,
+            |b| b.avg_pool_bwd(grad, g, opts),
+            |c, h| c.avg_pool2d_backward(&h[0], g, opts),
+        )
     }
 
     fn adaptive_avg_pool2d(
@@ -158,7 +256,14 @@ impl Backend for GpuBackend {
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<GpuBuffer> {
-        self.adaptive_fwd(x, dims, out)
+        self.checked(
+            "adaptive_avg_pool2d",
+            || adaptive_shapes(dims, out),
+            &[x],
+            A,
+            |b| b.adaptive_fwd(x, dims, out),
+            |c, h| c.adaptive_avg_pool2d(&h[0], dims, out),
+        )
     }
 
     fn adaptive_avg_pool2d_backward(
@@ -167,22 +272,57 @@ impl Backend for GpuBackend {
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<GpuBuffer> {
-        self.adaptive_bwd(grad, dims, out)
+        self.checked(
+            "adaptive_avg_pool2d_backward",
+            || adaptive_shapes(dims, out),
+            &[grad],
+            A,
+            |b| b.adaptive_bwd(grad, dims, out),
+            |c, h| c.adaptive_avg_pool2d_backward(&h[0], dims, out),
+        )
     }
 
     fn upsample_nearest(&self, x: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
-        self.upsample_fwd("nearest_fwd", x, g)
+        self.checked(
+            "upsample_nearest",
+            || upsample_shapes(g),
+            &[x],
+            0.0,
+            |b| b.upsample_fwd("nearest_fwd", x, g),
+            |c, h| c.upsample_nearest(&h[0], g),
+        )
     }
 
     fn upsample_nearest_backward(&self, grad: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
-        self.upsample_bwd("nearest_bwd", grad, g)
+        self.checked(
+            "upsample_nearest_backward",
+            || upsample_shapes(g),
+            &[grad],
+            A,
+            |b| b.upsample_bwd("nearest_bwd", grad, g),
+            |c, h| c.upsample_nearest_backward(&h[0], g),
+        )
     }
 
     fn upsample_bilinear(&self, x: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
-        self.upsample_fwd("bilinear_fwd", x, g)
+        self.checked(
+            "upsample_bilinear",
+            || upsample_shapes(g),
+            &[x],
+            E,
+            |b| b.upsample_fwd("bilinear_fwd", x, g),
+            |c, h| c.upsample_bilinear(&h[0], g),
+        )
     }
 
     fn upsample_bilinear_backward(&self, grad: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
-        self.upsample_bwd("bilinear_bwd", grad, g)
+        self.checked(
+            "upsample_bilinear_backward",
+            || upsample_shapes(g),
+            &[grad],
+            A,
+            |b| b.upsample_bwd("bilinear_bwd", grad, g),
+            |c, h| c.upsample_bilinear_backward(&h[0], g),
+        )
     }
 }

@@ -131,8 +131,7 @@ pub fn max_pool2d_with_indices(x: &Tensor, opts: &MaxPool2dOptions) -> Result<(T
             (Storage::Cpu(o), Storage::Cpu(i))
         }
         Storage::Gpu(s) => {
-            let (o, i) = crate::gpu::Checked(crate::gpu::GpuBackend::new(s.ctx().clone()))
-                .max_pool2d(s, &g)?;
+            let (o, i) = crate::gpu::GpuBackend::new(s.ctx().clone()).max_pool2d(s, &g)?;
             (Storage::Gpu(o), Storage::Gpu(i))
         }
     };
