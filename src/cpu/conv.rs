@@ -128,17 +128,9 @@ pub(super) fn depthwise_conv2d_backward_input(
                 for m in 0..mult {
                     let dd = c * mult + m;
                     let go = &grad[(n * d + dd) * g.oh * g.ow..][..g.oh * g.ow];
-                    for kh in 0..g.kh {
-                        let Some(oh) = conv_src(ih, kh, g.pad_top, g.dh, g.sh, g.oh) else {
-                            continue;
-                        };
-                        for kw in 0..g.kw {
-                            let Some(ow) = conv_src(iw, kw, g.pad_left, g.dw, g.sw, g.ow) else {
-                                continue;
-                            };
-                            acc += go[oh * g.ow + ow] * w[(dd * g.kh + kh) * g.kw + kw];
-                        }
-                    }
+                    taps_reading(&g, ih, iw, |kh, kw, oh, ow| {
+                        acc += go[oh * g.ow + ow] * w[(dd * g.kh + kh) * g.kw + kw];
+                    });
                 }
                 plane[ih * g.w + iw] = acc;
             }
@@ -185,10 +177,31 @@ pub(super) fn depthwise_conv2d_backward_weight(
     Ok(dw)
 }
 
+/// Calls `f(kh, kw, oh, ow)` for every window tap of `g` that reads input `(ih, iw)`, in
+/// (kh, kw) order: the order in which both backends' gathers sum.
+#[inline]
+pub(super) fn taps_reading(
+    g: &WindowGeom,
+    ih: usize,
+    iw: usize,
+    mut f: impl FnMut(usize, usize, usize, usize),
+) {
+    for kh in 0..g.kh {
+        let Some(oh) = conv_src(ih, kh, g.pad_top, g.dh, g.sh, g.oh) else {
+            continue;
+        };
+        for kw in 0..g.kw {
+            if let Some(ow) = conv_src(iw, kw, g.pad_left, g.dw, g.sw, g.ow) {
+                f(kh, kw, oh, ow);
+            }
+        }
+    }
+}
+
 /// The output position whose window tap `k` lands on input `i`, if any:
 /// `o * stride + k * dilation - pad == i`.
 #[inline]
-pub(super) fn conv_src(
+fn conv_src(
     i: usize,
     k: usize,
     pad: usize,

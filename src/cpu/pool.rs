@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::conv::conv_src;
+use super::conv::taps_reading;
 use super::host::{host_vec, par_chunks};
 use crate::backend::{adaptive_window, AvgPoolOpts};
 use crate::shape::WindowGeom;
@@ -66,19 +66,11 @@ pub(super) fn max_pool2d_backward(
             for iw in 0..g.w {
                 let me = (ih * g.w + iw) as f32;
                 let mut acc = 0.0;
-                for kh in 0..g.kh {
-                    let Some(oh) = conv_src(ih, kh, g.pad_top, g.dh, g.sh, g.oh) else {
-                        continue;
-                    };
-                    for kw in 0..g.kw {
-                        let Some(ow) = conv_src(iw, kw, g.pad_left, g.dw, g.sw, g.ow) else {
-                            continue;
-                        };
-                        if ix[oh * g.ow + ow] == me {
-                            acc += go[oh * g.ow + ow];
-                        }
+                taps_reading(&g, ih, iw, |_, _, oh, ow| {
+                    if ix[oh * g.ow + ow] == me {
+                        acc += go[oh * g.ow + ow];
                     }
-                }
+                });
                 plane[ih * g.w + iw] = acc;
             }
         }

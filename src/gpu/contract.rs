@@ -223,28 +223,14 @@ fn unknown_opcodes_give_nan_on_the_gpu() {
         return;
     };
     let x = ctx.upload(&[1.5, -2.0, 0.0, 3.0], "test").unwrap();
-    let unknown = UNARY_OPCODES.len() as u32;
-    let p = UnaryParams {
+    // one thread per output over x: (shader, entry, params, outputs)
+    let unary = UnaryParams {
         n: 4,
-        op: unknown,
+        op: UNARY_OPCODES.len() as u32,
         alpha: 7.0,
         _pad: 0,
     };
-    let y = ctx.alloc(4, "test").unwrap();
-    let params = bytemuck::bytes_of(&p);
-    ctx.dispatch(
-        Shader::Unary,
-        "unary",
-        params,
-        &[(1, &x), (2, &y)],
-        &[2],
-        [1, 1, 1],
-    )
-    .unwrap();
-    let got = ctx.read(&y).unwrap();
-    assert!(got.iter().all(|v| v.is_nan()), "unary: {got:?}");
-
-    let p = ReduceParams {
+    let reduce = ReduceParams {
         outer: 1,
         len: 4,
         inner: 1,
@@ -253,17 +239,15 @@ fn unknown_opcodes_give_nan_on_the_gpu() {
         chunks: 1,
         _pad: [0; 2],
     };
-    let s = ctx.alloc(1, "test").unwrap();
-    let params = bytemuck::bytes_of(&p);
-    ctx.dispatch(
-        Shader::Reduce,
-        "sum_narrow",
-        params,
-        &[(1, &x), (2, &s)],
-        &[2],
-        [1, 1, 1],
-    )
-    .unwrap();
-    let got = ctx.read(&s).unwrap();
-    assert!(got[0].is_nan(), "reduce: {got:?}");
+    let cases: [(Shader, &str, &[u8], usize); 2] = [
+        (Shader::Unary, "unary", bytemuck::bytes_of(&unary), 4),
+        (Shader::Reduce, "sum_narrow", bytemuck::bytes_of(&reduce), 1),
+    ];
+    for (shader, entry, params, n) in cases {
+        let y = ctx.alloc(n, "test").unwrap();
+        ctx.dispatch(shader, entry, params, &[(1, &x), (2, &y)], &[2], [1, 1, 1])
+            .unwrap();
+        let got = ctx.read(&y).unwrap();
+        assert!(got.iter().all(|v| v.is_nan()), "{entry}: {got:?}");
+    }
 }
