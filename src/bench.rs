@@ -114,7 +114,19 @@ fn conv_case(
 
 /// The cases, sized for a real device or (`quick`) for a software adapter.
 pub fn cases(quick: bool) -> Vec<BenchCase> {
-    let s = |full: usize, small: usize| if quick { small } else { full };
+    let mut v = matmul_cases(quick);
+    v.extend(conv_cases(quick));
+    v.extend(pool_and_map_cases(quick));
+    v
+}
+
+/// The full size, or the small one for `--quick`.
+fn sizer(quick: bool) -> impl Fn(usize, usize) -> usize {
+    move |full, small| if quick { small } else { full }
+}
+
+fn matmul_cases(quick: bool) -> Vec<BenchCase> {
+    let s = sizer(quick);
     let mut v = Vec::new();
     for m in [s(512, 128), s(1024, 256), s(2048, 384)] {
         v.push(BenchCase {
@@ -128,42 +140,55 @@ pub fn cases(quick: bool) -> Vec<BenchCase> {
             }),
         });
     }
+    v
+}
+
+fn conv_cases(quick: bool) -> Vec<BenchCase> {
+    let s = sizer(quick);
     let n = s(32, 4);
-    v.push(conv_case(
-        "conv2d 3x3 64->64 fwd",
-        [n, 64, s(56, 28), s(56, 28)],
-        [64, 64, 3, 3],
-        Conv2dOptions::new().padding(1),
-        false,
-    ));
-    v.push(conv_case(
-        "conv2d 3x3 64->64 fwd+bwd",
-        [n, 64, s(56, 28), s(56, 28)],
-        [64, 64, 3, 3],
-        Conv2dOptions::new().padding(1),
-        true,
-    ));
-    v.push(conv_case(
-        "conv2d 7x7/2 3->64 fwd",
-        [n.min(8), 3, s(224, 64), s(224, 64)],
-        [64, 3, 7, 7],
-        Conv2dOptions::new().stride(2).padding(3),
-        false,
-    ));
-    v.push(conv_case(
-        "conv2d dw 3x3 128 fwd",
-        [n, 128, s(56, 28), s(56, 28)],
-        [128, 1, 3, 3],
-        Conv2dOptions::new().padding(1).groups(128),
-        false,
-    ));
-    v.push(conv_case(
-        "conv2d 5x5 1->6 fwd+bwd",
-        [s(256, 32), 1, 28, 28],
-        [6, 1, 5, 5],
-        Conv2dOptions::new().padding(2),
-        true,
-    ));
+    vec![
+        conv_case(
+            "conv2d 3x3 64->64 fwd",
+            [n, 64, s(56, 28), s(56, 28)],
+            [64, 64, 3, 3],
+            Conv2dOptions::new().padding(1),
+            false,
+        ),
+        conv_case(
+            "conv2d 3x3 64->64 fwd+bwd",
+            [n, 64, s(56, 28), s(56, 28)],
+            [64, 64, 3, 3],
+            Conv2dOptions::new().padding(1),
+            true,
+        ),
+        conv_case(
+            "conv2d 7x7/2 3->64 fwd",
+            [n.min(8), 3, s(224, 64), s(224, 64)],
+            [64, 3, 7, 7],
+            Conv2dOptions::new().stride(2).padding(3),
+            false,
+        ),
+        conv_case(
+            "conv2d dw 3x3 128 fwd",
+            [n, 128, s(56, 28), s(56, 28)],
+            [128, 1, 3, 3],
+            Conv2dOptions::new().padding(1).groups(128),
+            false,
+        ),
+        conv_case(
+            "conv2d 5x5 1->6 fwd+bwd",
+            [s(256, 32), 1, 28, 28],
+            [6, 1, 5, 5],
+            Conv2dOptions::new().padding(2),
+            true,
+        ),
+    ]
+}
+
+fn pool_and_map_cases(quick: bool) -> Vec<BenchCase> {
+    let s = sizer(quick);
+    let n = s(32, 4);
+    let mut v = Vec::new();
     let pool_dims = [n, 64, s(112, 56), s(112, 56)];
     let pool_elems = pool_dims.iter().product::<usize>() as f64;
     v.push(BenchCase {

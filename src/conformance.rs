@@ -261,6 +261,54 @@ impl Attrs<'_> {
 
 fn check_case(dir: &Path, case: &CaseSpec, device: &Device, max_error: &mut f32) -> Result<()> {
     let name = case.name.as_str();
+    check_signature(case)?;
+    let inputs = load_inputs(dir, case, device)?;
+    let output = run_op(case, &inputs)?;
+    let mut compared = 0;
+    let mut check = |what: &str, got: &Tensor, file: &str| -> Result<()> {
+        compared += 1;
+        compare_array(dir, case, what, got, file, max_error)
+    };
+    for (key, file) in &case.expected {
+        if key != "output" {
+            return Err(invalid(name, format!("unknown expected array {key:?}")));
+        }
+        check("output", &output, file)?;
+    }
+    if let Some(go) = &case.grad_output {
+        let go = Tensor::from_ndarray(&read_npy(dir.join(go))?, device)?;
+        if go.shape() != output.shape() {
+            return Err(invalid(
+                name,
+                format!(
+                    "grad_output shape {} differs from output {}",
+                    go.shape(),
+                    output.shape()
+                ),
+            ));
+        }
+        let grads = output.mul(&go)?.sum_all()?.backward()?;
+        for (key, file) in &case.expected_grads {
+            let t = inputs.get(key).ok_or_else(|| {
+                invalid(name, format!("expected gradient of unknown input {key:?}"))
+            })?;
+            let g = grads
+                .get(t)
+                .ok_or_else(|| invalid(name, format!("no gradient reached input {key:?}")))?;
+            check(&format!("grad of {key}"), g, file)?;
+        }
+    } else if !case.expected_grads.is_empty() {
+        return Err(invalid(name, "expected_grads given without grad_output"));
+    }
+    if compared == 0 {
+        return Err(invalid(name, "the case compares nothing"));
+    }
+    Ok(())
+}
+
+/// The case's op is known and its inputs and attrs are the op's.
+fn check_signature(case: &CaseSpec) -> Result<()> {
+    let name = case.name.as_str();
     let (required, optional, attr_names) =
         op_signature(&case.op).ok_or_else(|| invalid(name, format!("unknown op {:?}", case.op)))?;
     for key in case.attrs.keys() {
@@ -284,6 +332,11 @@ fn check_case(dir: &Path, case: &CaseSpec, device: &Device, max_error: &mut f32)
             return Err(invalid(name, format!("op {} needs input {key:?}", case.op)));
         }
     }
+    Ok(())
+}
+
+/// Every input array of the case on `device`, each requiring a gradient.
+fn load_inputs(dir: &Path, case: &CaseSpec, device: &Device) -> Result<BTreeMap<String, Tensor>> {
     let mut inputs: BTreeMap<String, Tensor> = BTreeMap::new();
     for (key, file) in &case.inputs {
         let a = read_npy(dir.join(file))?;
@@ -292,12 +345,18 @@ fn check_case(dir: &Path, case: &CaseSpec, device: &Device, max_error: &mut f32)
             Tensor::from_ndarray(&a, device)?.requires_grad_(),
         );
     }
+    Ok(inputs)
+}
+
+/// Runs the case's op on its inputs (the signature already checked).
+fn run_op(case: &CaseSpec, inputs: &BTreeMap<String, Tensor>) -> Result<Tensor> {
+    let name = case.name.as_str();
     let attrs = Attrs {
         case: name,
         map: &case.attrs,
     };
     let x = &inputs["input"];
-    let output = match case.op.as_str() {
+    Ok(match case.op.as_str() {
         "conv2d" => {
             let (ph, pw) = attrs.pair("padding", (0, 0))?;
             let opts = Conv2dOptions::new()
@@ -358,84 +417,57 @@ fn check_case(dir: &Path, case: &CaseSpec, device: &Device, max_error: &mut f32)
         "relu" => x.relu()?,
         "linear" => x.linear(&inputs["weight"], inputs.get("bias"))?,
         _ => unreachable!("op_signature accepted it"),
-    };
+    })
+}
 
-    let mut compared = 0;
-    let mut check = |what: &str, got: &Tensor, file: &str| -> Result<()> {
-        let want = read_npy(dir.join(file))?;
-        if got.dims() != want.shape() {
-            return Err(invalid(
-                name,
-                format!(
-                    "{what}: shape {} but expected {:?}",
-                    got.shape(),
-                    want.shape()
-                ),
-            ));
-        }
-        let g = got.to_vec()?;
-        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let mut err = 0f32;
-        for (a, b) in g.iter().zip(want.iter()) {
-            // equal values, infinities and NaN where NaN is expected included, match exactly
-            let d = if a == b || a.is_nan() && b.is_nan() {
-                0.0
-            } else {
-                (a - b).abs()
-            };
-            err = if d.is_nan() { f32::NAN } else { err.max(d) };
-            if err.is_nan() {
-                break;
-            }
-        }
-        *max_error = if max_error.is_nan() {
-            err
+/// Compares `got` with the expected array in `file` within the case's tolerance, and records
+/// the largest error.
+fn compare_array(
+    dir: &Path,
+    case: &CaseSpec,
+    what: &str,
+    got: &Tensor,
+    file: &str,
+    max_error: &mut f32,
+) -> Result<()> {
+    let name = case.name.as_str();
+    let want = read_npy(dir.join(file))?;
+    if got.dims() != want.shape() {
+        return Err(invalid(
+            name,
+            format!(
+                "{what}: shape {} but expected {:?}",
+                got.shape(),
+                want.shape()
+            ),
+        ));
+    }
+    let g = got.to_vec()?;
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let mut err = 0f32;
+    for (a, b) in g.iter().zip(want.iter()) {
+        // equal values, infinities and NaN where NaN is expected included, match exactly
+        let d = if a == b || a.is_nan() && b.is_nan() {
+            0.0
         } else {
-            max_error.max(err)
+            (a - b).abs()
         };
-        compared += 1;
-        let allowed = case.tolerance.atol + case.tolerance.rtol * scale;
-        if err.is_nan() || err > allowed {
-            return Err(invalid(
-                name,
-                format!("{what}: max error {err:.3e} exceeds {allowed:.3e}"),
-            ));
+        err = if d.is_nan() { f32::NAN } else { err.max(d) };
+        if err.is_nan() {
+            break;
         }
-        Ok(())
+    }
+    *max_error = if max_error.is_nan() {
+        err
+    } else {
+        max_error.max(err)
     };
-    for (key, file) in &case.expected {
-        if key != "output" {
-            return Err(invalid(name, format!("unknown expected array {key:?}")));
-        }
-        check("output", &output, file)?;
-    }
-    if let Some(go) = &case.grad_output {
-        let go = Tensor::from_ndarray(&read_npy(dir.join(go))?, device)?;
-        if go.shape() != output.shape() {
-            return Err(invalid(
-                name,
-                format!(
-                    "grad_output shape {} differs from output {}",
-                    go.shape(),
-                    output.shape()
-                ),
-            ));
-        }
-        let grads = output.mul(&go)?.sum_all()?.backward()?;
-        for (key, file) in &case.expected_grads {
-            let t = inputs.get(key).ok_or_else(|| {
-                invalid(name, format!("expected gradient of unknown input {key:?}"))
-            })?;
-            let g = grads
-                .get(t)
-                .ok_or_else(|| invalid(name, format!("no gradient reached input {key:?}")))?;
-            check(&format!("grad of {key}"), g, file)?;
-        }
-    } else if !case.expected_grads.is_empty() {
-        return Err(invalid(name, "expected_grads given without grad_output"));
-    }
-    if compared == 0 {
-        return Err(invalid(name, "the case compares nothing"));
+    let allowed = case.tolerance.atol + case.tolerance.rtol * scale;
+    if err.is_nan() || err > allowed {
+        return Err(invalid(
+            name,
+            format!("{what}: max error {err:.3e} exceeds {allowed:.3e}"),
+        ));
     }
     Ok(())
 }
