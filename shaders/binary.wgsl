@@ -1,5 +1,5 @@
 // Elementwise functions of two tensors with broadcasting. The BINARY_* opcodes are generated from
-// `BINARY_OPCODES` in src/backend.rs; an opcode without a case gives NaN.
+// `BINARY_OPCODES` in src/backend/opcodes.rs; an opcode without a case gives NaN.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;

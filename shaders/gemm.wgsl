@@ -1,5 +1,5 @@
 // Strided batched matrix product C[b] = A[b] (m, k) x B[b] (k, n).
-// Each operand is addressed through its own strides (src/backend.rs `MatLayout`), so transposed
+// Each operand is addressed through its own strides (src/backend/mod.rs `MatLayout`), so transposed
 // operands, grouped convolution and per-image products need no copies.
 // A GEMM_TILE^2 output tile per workgroup of T x T threads (T = GEMM_TILE / 4), each thread
 // computing a 4x4 block from workgroup-memory tiles of depth GEMM_BK (pipeline constants).

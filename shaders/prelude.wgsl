@@ -1,7 +1,8 @@
 // Prepended to every module by the loader (src/gpu/kernels.rs), after what it generates: the
-// opcode constants (from the tables in src/backend.rs) and the module's uniform structs (from
-// their Rust declarations, src/gpu/uniforms.rs). The sizes are pipeline constants that Rust
-// sets (`kernels::CONSTANTS`); they have no defaults, so a pipeline without them fails to build.
+// opcode constants (from the tables in src/backend/opcodes.rs) and the module's uniform
+// structs (from their Rust declarations, src/gpu/uniforms.rs). The sizes are pipeline constants
+// that Rust sets (`kernels::CONSTANTS`); they have no defaults, so a pipeline without them fails
+// to build.
 
 // Threads per workgroup of every one-dimensional kernel.
 override WG: u32;
@@ -25,11 +26,6 @@ fn group_index(t: Thread) -> u32 {
 // Flat index of a thread in a grid of WG-thread workgroups.
 fn thread_index(t: Thread) -> u32 {
     return group_index(t) * WG + t.lid;
-}
-
-// (plane, y, x) of flat index i over planes of h x w, x fastest.
-fn plane_pos(i: u32, h: u32, w: u32) -> vec3<u32> {
-    return vec3<u32>(i / (w * h), (i / w) % h, i % w);
 }
 
 // NaN test on the bits: drivers may fold float comparisons with NaN (GLSL promises nothing).

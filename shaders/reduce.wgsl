@@ -1,6 +1,6 @@
 // Sum or maximum of the middle axis of (outer, len, inner) -> (outer, inner), always in the same
 // order so results are bit-reproducible. The REDUCE_* opcodes are generated from `REDUCE_OPCODES`
-// in src/backend.rs; an opcode without a case gives NaN.
+// in src/backend/opcodes.rs; an opcode without a case gives NaN.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -1,5 +1,5 @@
 // Elementwise functions of one tensor. The UNARY_* opcodes are generated from `UNARY_OPCODES`
-// in src/backend.rs; an opcode without a case gives NaN.
+// in src/backend/opcodes.rs; an opcode without a case gives NaN.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -40,7 +40,7 @@ fn every_shader_file_is_registered() {
 }
 
 #[test]
-fn every_module_starts_with_the_prelude() {
+fn every_module_includes_the_prelude_once() {
     let prelude = include_str!("../shaders/prelude.wgsl");
     for (name, src) in convshade::gpu::shader_sources() {
         assert!(

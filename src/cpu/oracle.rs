@@ -16,8 +16,12 @@ pub fn conv2d_direct(
 ) -> (Vec<f32>, (usize, usize, usize, usize)) {
     let (n, c, h, w) = xdims;
     let (d, cg, kh, kw) = wdims;
-    let oh = (h + padding[0] + padding[1] - dilation.0 * (kh - 1) - 1) / stride.0 + 1;
-    let ow = (w + padding[2] + padding[3] - dilation.1 * (kw - 1) - 1) / stride.1 + 1;
+    let out_len = |input, k, s, lo, hi, dil| {
+        crate::shape::conv_out_len("conv2d_direct", input, k, s, lo, hi, dil)
+            .expect("a valid convolution")
+    };
+    let oh = out_len(h, kh, stride.0, padding[0], padding[1], dilation.0);
+    let ow = out_len(w, kw, stride.1, padding[2], padding[3], dilation.1);
     let dg = d / groups;
     let mut out = vec![0.0f32; n * d * oh * ow];
     for b in 0..n {

@@ -12,6 +12,7 @@ use super::selftest::Params as SelfTestParams;
 use super::uniforms::Uniform;
 use super::upsample::UpsampleParams;
 use super::window::WindowParams;
+use super::GpuBuffer;
 use crate::backend::{BinaryOp, ReduceOp, UnaryOp, BINARY_OPCODES, REDUCE_OPCODES, UNARY_OPCODES};
 
 /// A shader, its opcode functions, its opcode table, and the variants' codes.
@@ -194,23 +195,25 @@ fn every_opcode_has_its_shader_case() {
 
 #[test]
 fn every_pipeline_constant_is_declared_and_set() {
-    let m = module(Shader::Unary);
-    let declared: Vec<(String, bool)> = m
-        .overrides
-        .iter()
-        .filter_map(|(_, o)| Some((o.name.clone()?, o.init.is_some())))
-        .collect();
-    for (name, _) in CONSTANTS {
-        assert!(
-            declared.iter().any(|(n, _)| n == name),
-            "{name} is set from Rust but no shader declares it"
-        );
-    }
-    for (name, has_default) in &declared {
-        if !has_default {
+    for shader in Shader::ALL {
+        let m = module(shader);
+        let declared: Vec<(String, bool)> = m
+            .overrides
+            .iter()
+            .filter_map(|(_, o)| Some((o.name.clone()?, o.init.is_some())))
+            .collect();
+        for (name, _) in CONSTANTS {
             assert!(
-                CONSTANTS.iter().any(|(n, _)| n == name),
-                "override {name} has no default and Rust does not set it"
+                declared.iter().any(|(n, _)| n == name),
+                "{name} is set from Rust but {}.wgsl does not declare it",
+                shader.name()
+            );
+        }
+        for (name, has_default) in &declared {
+            assert!(
+                *has_default || CONSTANTS.iter().any(|(n, _)| n == name),
+                "{}.wgsl: override {name} has no default and Rust does not set it",
+                shader.name()
             );
         }
     }
@@ -239,13 +242,32 @@ fn unknown_opcodes_give_nan_on_the_gpu() {
         chunks: 1,
         _pad: [0; 2],
     };
-    let cases: [(Shader, &str, &[u8], usize); 2] = [
+    let binary = BinaryParams {
+        n: 4,
+        op: BINARY_OPCODES.len() as u32,
+        alpha: 7.0,
+        rank: 1,
+        plain: 1,
+        _pad: [0; 3],
+        dims: [[4, 0, 0, 0], [0; 4]],
+        a_strides: [[1, 0, 0, 0], [0; 4]],
+        b_strides: [[1, 0, 0, 0], [0; 4]],
+    };
+    let cases: [(Shader, &str, &[u8], usize); 3] = [
         (Shader::Unary, "unary", bytemuck::bytes_of(&unary), 4),
+        (Shader::Binary, "binary", bytemuck::bytes_of(&binary), 4),
         (Shader::Reduce, "sum_narrow", bytemuck::bytes_of(&reduce), 1),
     ];
     for (shader, entry, params, n) in cases {
         let y = ctx.alloc(n, "test").unwrap();
-        ctx.dispatch(shader, entry, params, &[(1, &x), (2, &y)], &[2], [1, 1, 1])
+        // binary reads x twice (bindings 1 and 2) and writes binding 3
+        let bindings: Vec<(u32, &GpuBuffer)> = if shader == Shader::Binary {
+            vec![(1, &x), (2, &x), (3, &y)]
+        } else {
+            vec![(1, &x), (2, &y)]
+        };
+        let out = bindings.len() as u32;
+        ctx.dispatch(shader, entry, params, &bindings, &[out], [1, 1, 1])
             .unwrap();
         let got = ctx.read(&y).unwrap();
         assert!(got.iter().all(|v| v.is_nan()), "{entry}: {got:?}");

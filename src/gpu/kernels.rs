@@ -1,6 +1,6 @@
-//! The shader registry: every WGSL module of `shaders/` with the prelude and the generated
-//! opcode constants in front, the sizes the shaders take as pipeline constants, and the
-//! pipeline cache.
+//! The shader registry: every WGSL module of `shaders/` with, in front, the opcode constants
+//! and uniform structs generated from their Rust declarations and the prelude; the sizes the
+//! shaders take as pipeline constants; and the pipeline cache.
 
 use std::sync::OnceLock;
 
@@ -123,7 +123,7 @@ fn opcode_constants() -> String {
         ("BINARY", &BINARY_OPCODES),
         ("REDUCE", &REDUCE_OPCODES),
     ];
-    let mut out = String::from("// Generated from the opcode tables in src/backend.rs.\n");
+    let mut out = String::from("// Generated from the opcode tables in src/backend/opcodes.rs.\n");
     for (prefix, names) in tables {
         for (code, name) in names.iter().enumerate() {
             out.push_str(&format!("const {prefix}_{name}: u32 = {code}u;\n"));

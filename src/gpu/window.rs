@@ -1,5 +1,5 @@
 //! The uniform of every sliding-window kernel (convolution and pooling): one struct for one
-//! geometry, mirrored by `WindowParams` in shaders/prelude.wgsl.
+//! geometry (`shape::WindowGeom`); its WGSL twin is generated from this declaration.
 
 use bytemuck::Zeroable;
 
