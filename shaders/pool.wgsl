@@ -11,10 +11,8 @@
 fn max_fwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let ow = i % p.ow;
-    let oh = (i / p.ow) % p.oh;
-    let nc = i / (p.ow * p.oh);
-    let plane = nc * p.h * p.w;
+    let o = pos_in(i, p.oh, p.ow);
+    let plane = o.plane * p.h * p.w;
     var best = bitcast<f32>(0xff800000u); // -inf
     var arg = -1;
     if (p.r0 > 0u) {
@@ -22,12 +20,12 @@ fn max_fwd(th: Thread) {
         arg = i32(aux[i]);
     }
     for (var kh = p.r0; kh < p.r1; kh++) {
-        let ih = i32(oh * p.sh + kh * p.dh) - i32(p.pad_top);
+        let ih = i32(o.y * p.sh + kh * p.dh) - i32(p.pad_top);
         if (ih < 0 || u32(ih) >= p.h) {
             continue;
         }
         for (var kw = 0u; kw < p.kw; kw++) {
-            let iw = i32(ow * p.sw + kw * p.dw) - i32(p.pad_left);
+            let iw = i32(o.x * p.sw + kw * p.dw) - i32(p.pad_left);
             if (iw < 0 || u32(iw) >= p.w) {
                 continue;
             }
@@ -48,22 +46,20 @@ fn max_fwd(th: Thread) {
 fn max_bwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let iw = i % p.w;
-    let ih = (i / p.w) % p.h;
-    let nc = i / (p.w * p.h);
-    let me = f32(ih * p.w + iw);
-    let obase = nc * p.oh * p.ow;
+    let at = pos_in(i, p.h, p.w);
+    let me = f32(at.y * p.w + at.x);
+    let obase = at.plane * p.oh * p.ow;
     var acc = 0.0;
     if (p.r0 > 0u) {
         acc = dst[i];
     }
     for (var kh = p.r0; kh < p.r1; kh++) {
-        let oh = tap_source(ih, kh, p.pad_top, p.dh, p.sh, p.oh);
+        let oh = tap_source(at.y, kh, p.pad_top, p.dh, p.sh, p.oh);
         if (oh < 0) {
             continue;
         }
         for (var kw = 0u; kw < p.kw; kw++) {
-            let ow = tap_source(iw, kw, p.pad_left, p.dw, p.sw, p.ow);
+            let ow = tap_source(at.x, kw, p.pad_left, p.dw, p.sw, p.ow);
             if (ow < 0) {
                 continue;
             }
@@ -108,11 +104,9 @@ fn avg_window(oh: u32, ow: u32) -> AvgWindow {
 fn avg_fwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let ow = i % p.ow;
-    let oh = (i / p.ow) % p.oh;
-    let nc = i / (p.ow * p.oh);
-    let plane = nc * p.h * p.w;
-    let win = avg_window(oh, ow);
+    let o = pos_in(i, p.oh, p.ow);
+    let plane = o.plane * p.h * p.w;
+    let win = avg_window(o.y, o.x);
     var acc = 0.0;
     if (p.r0 > 0u) {
         acc = dst[i];
@@ -140,12 +134,10 @@ fn covering(i: u32, k: u32, stride: u32, pad: u32, out: u32) -> vec2<u32> {
 fn avg_bwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let iw = i % p.w;
-    let ih = (i / p.w) % p.h;
-    let nc = i / (p.w * p.h);
-    let obase = nc * p.oh * p.ow;
-    let rh = covering(ih, p.kh, p.sh, p.pad_top, p.oh);
-    let rw = covering(iw, p.kw, p.sw, p.pad_left, p.ow);
+    let at = pos_in(i, p.h, p.w);
+    let obase = at.plane * p.oh * p.ow;
+    let rh = covering(at.y, p.kh, p.sh, p.pad_top, p.oh);
+    let rw = covering(at.x, p.kw, p.sw, p.pad_left, p.ow);
     var acc = 0.0;
     if (p.r0 > 0u) {
         acc = dst[i];
@@ -153,7 +145,7 @@ fn avg_bwd(th: Thread) {
     for (var oh = min(rh.x + p.r0, rh.y); oh < min(rh.x + p.r1, rh.y); oh++) {
         for (var ow = rw.x; ow < rw.y; ow++) {
             let win = avg_window(oh, ow);
-            if (ih >= win.h0 && ih < win.h1 && iw >= win.w0 && iw < win.w1) {
+            if (at.y >= win.h0 && at.y < win.h1 && at.x >= win.w0 && at.x < win.w1) {
                 acc += src[obase + oh * p.ow + ow] / win.divisor;
             }
         }
@@ -173,14 +165,12 @@ fn adaptive_end(o: u32, input: u32, out: u32) -> u32 {
 fn adaptive_fwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let ow = i % p.ow;
-    let oh = (i / p.ow) % p.oh;
-    let nc = i / (p.ow * p.oh);
-    let plane = nc * p.h * p.w;
-    let h0 = adaptive_start(oh, p.h, p.oh);
-    let h1 = adaptive_end(oh, p.h, p.oh);
-    let w0 = adaptive_start(ow, p.w, p.ow);
-    let w1 = adaptive_end(ow, p.w, p.ow);
+    let o = pos_in(i, p.oh, p.ow);
+    let plane = o.plane * p.h * p.w;
+    let h0 = adaptive_start(o.y, p.h, p.oh);
+    let h1 = adaptive_end(o.y, p.h, p.oh);
+    let w0 = adaptive_start(o.x, p.w, p.ow);
+    let w1 = adaptive_end(o.x, p.w, p.ow);
     var acc = 0.0;
     if (p.r0 > 0u) {
         acc = dst[i];
@@ -197,14 +187,12 @@ fn adaptive_fwd(th: Thread) {
 fn adaptive_bwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let iw = i % p.w;
-    let ih = (i / p.w) % p.h;
-    let nc = i / (p.w * p.h);
-    let obase = nc * p.oh * p.ow;
-    let oh0 = max((ih * p.oh) / p.h, 1u) - 1u;
-    let oh1 = min(((ih + 1u) * p.oh + p.h - 1u) / p.h, p.oh);
-    let ow0 = max((iw * p.ow) / p.w, 1u) - 1u;
-    let ow1 = min(((iw + 1u) * p.ow + p.w - 1u) / p.w, p.ow);
+    let at = pos_in(i, p.h, p.w);
+    let obase = at.plane * p.oh * p.ow;
+    let oh0 = max((at.y * p.oh) / p.h, 1u) - 1u;
+    let oh1 = min(((at.y + 1u) * p.oh + p.h - 1u) / p.h, p.oh);
+    let ow0 = max((at.x * p.ow) / p.w, 1u) - 1u;
+    let ow1 = min(((at.x + 1u) * p.ow + p.w - 1u) / p.w, p.ow);
     var acc = 0.0;
     if (p.r0 > 0u) {
         acc = dst[i];
@@ -212,13 +200,13 @@ fn adaptive_bwd(th: Thread) {
     for (var oh = min(oh0 + p.r0, oh1); oh < min(oh0 + p.r1, oh1); oh++) {
         let h0 = adaptive_start(oh, p.h, p.oh);
         let h1 = adaptive_end(oh, p.h, p.oh);
-        if (ih < h0 || ih >= h1) {
+        if (at.y < h0 || at.y >= h1) {
             continue;
         }
         for (var ow = ow0; ow < ow1; ow++) {
             let w0 = adaptive_start(ow, p.w, p.ow);
             let w1 = adaptive_end(ow, p.w, p.ow);
-            if (iw >= w0 && iw < w1) {
+            if (at.x >= w0 && at.x < w1) {
                 acc += src[obase + oh * p.ow + ow] / f32((h1 - h0) * (w1 - w0));
             }
         }

@@ -28,6 +28,17 @@ fn thread_index(t: Thread) -> u32 {
     return group_index(t) * WG + t.lid;
 }
 
+// Where flat index i of an (planes, h, w) array is: x fastest.
+struct Pos {
+    plane: u32,
+    y: u32,
+    x: u32,
+}
+
+fn pos_in(i: u32, h: u32, w: u32) -> Pos {
+    return Pos(i / (w * h), (i / w) % h, i % w);
+}
+
 // NaN test on the bits: drivers may fold float comparisons with NaN (GLSL promises nothing).
 fn is_nan(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;

@@ -35,12 +35,10 @@ fn bilinear_src(o: u32, input: u32, scale: f32) -> Lerp {
 fn nearest_fwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let ow = i % p.ow;
-    let oh = (i / p.ow) % p.oh;
-    let nc = i / (p.ow * p.oh);
-    let sh = nearest_src(oh, p.h, p.scale_h);
-    let sw = nearest_src(ow, p.w, p.scale_w);
-    dst[i] = src[(nc * p.h + sh) * p.w + sw];
+    let o = pos_in(i, p.oh, p.ow);
+    let sh = nearest_src(o.y, p.h, p.scale_h);
+    let sw = nearest_src(o.x, p.w, p.scale_w);
+    dst[i] = src[(o.plane * p.h + sh) * p.w + sw];
 }
 
 // First output o in [0, out) with nearest_src(o) >= goal.
@@ -62,14 +60,12 @@ fn nearest_first(goal: u32, input: u32, out: u32, scale: f32) -> u32 {
 fn nearest_bwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let iw = i % p.w;
-    let ih = (i / p.w) % p.h;
-    let nc = i / (p.w * p.h);
-    let a0 = nearest_first(ih, p.h, p.oh, p.scale_h);
-    let a1 = nearest_first(ih + 1u, p.h, p.oh, p.scale_h);
-    let b0 = nearest_first(iw, p.w, p.ow, p.scale_w);
-    let b1 = nearest_first(iw + 1u, p.w, p.ow, p.scale_w);
-    let obase = nc * p.oh * p.ow;
+    let at = pos_in(i, p.h, p.w);
+    let a0 = nearest_first(at.y, p.h, p.oh, p.scale_h);
+    let a1 = nearest_first(at.y + 1u, p.h, p.oh, p.scale_h);
+    let b0 = nearest_first(at.x, p.w, p.ow, p.scale_w);
+    let b1 = nearest_first(at.x + 1u, p.w, p.ow, p.scale_w);
+    let obase = at.plane * p.oh * p.ow;
     var acc = 0.0;
     if (p.r0 > 0u) {
         acc = dst[i];
@@ -86,12 +82,10 @@ fn nearest_bwd(th: Thread) {
 fn bilinear_fwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let ow = i % p.ow;
-    let oh = (i / p.ow) % p.oh;
-    let nc = i / (p.ow * p.oh);
-    let base = nc * p.h * p.w;
-    let y = bilinear_src(oh, p.h, p.scale_h);
-    let x = bilinear_src(ow, p.w, p.scale_w);
+    let o = pos_in(i, p.oh, p.ow);
+    let base = o.plane * p.h * p.w;
+    let y = bilinear_src(o.y, p.h, p.scale_h);
+    let x = bilinear_src(o.x, p.w, p.scale_w);
     dst[i] = y.l0 * (x.l0 * src[base + y.i0 * p.w + x.i0] + x.l1 * src[base + y.i0 * p.w + x.i1])
            + y.l1 * (x.l0 * src[base + y.i1 * p.w + x.i0] + x.l1 * src[base + y.i1 * p.w + x.i1]);
 }
@@ -120,25 +114,23 @@ fn bilinear_weight(i: u32, o: u32, input: u32, scale: f32) -> f32 {
 fn bilinear_bwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let iw = i % p.w;
-    let ih = (i / p.w) % p.h;
-    let nc = i / (p.w * p.h);
-    let a0 = bilinear_first(max(ih, 1u) - 1u, p.h, p.oh, p.scale_h);
-    let a1 = bilinear_first(ih + 1u, p.h, p.oh, p.scale_h);
-    let b0 = bilinear_first(max(iw, 1u) - 1u, p.w, p.ow, p.scale_w);
-    let b1 = bilinear_first(iw + 1u, p.w, p.ow, p.scale_w);
-    let obase = nc * p.oh * p.ow;
+    let at = pos_in(i, p.h, p.w);
+    let a0 = bilinear_first(max(at.y, 1u) - 1u, p.h, p.oh, p.scale_h);
+    let a1 = bilinear_first(at.y + 1u, p.h, p.oh, p.scale_h);
+    let b0 = bilinear_first(max(at.x, 1u) - 1u, p.w, p.ow, p.scale_w);
+    let b1 = bilinear_first(at.x + 1u, p.w, p.ow, p.scale_w);
+    let obase = at.plane * p.oh * p.ow;
     var acc = 0.0;
     if (p.r0 > 0u) {
         acc = dst[i];
     }
     for (var o = min(a0 + p.r0, a1); o < min(a0 + p.r1, a1); o++) {
-        let wh = bilinear_weight(ih, o, p.h, p.scale_h);
+        let wh = bilinear_weight(at.y, o, p.h, p.scale_h);
         if (wh == 0.0) {
             continue;
         }
         for (var q = b0; q < b1; q++) {
-            acc += wh * bilinear_weight(iw, q, p.w, p.scale_w) * src[obase + o * p.ow + q];
+            acc += wh * bilinear_weight(at.x, q, p.w, p.scale_w) * src[obase + o * p.ow + q];
         }
     }
     dst[i] = acc;
