@@ -318,6 +318,8 @@ mod tests {
             });
             // a scoped error of this thread comes back here, and names its own call
             for _ in 0..20 {
+                // device calls are serialized on GL, as everywhere in the context
+                let _serial = ctx.serial();
                 let (_, status) = ctx.scoped(|| {
                     ctx.device.create_buffer(&wgpu::BufferDescriptor {
                         label: Some("mine"),
