@@ -242,3 +242,48 @@ fn a_lenet_style_network_runs_forward_and_backward_on_every_device() {
         assert!((l - losses[0]).abs() < 1e-4, "{losses:?}");
     }
 }
+
+#[test]
+fn learning_the_edge_kernel_by_gradient_descent() {
+    for dev in devices() {
+        let mut img = vec![1.0f32; 48];
+        for r in 0..6 {
+            for c in 2..6 {
+                img[r * 8 + c] = 0.0;
+            }
+        }
+        let x = Tensor::from_vec(img, [1, 1, 6, 8], &dev).unwrap();
+        let k = Tensor::from_vec(vec![1.0, -1.0], [1, 1, 1, 2], &dev).unwrap();
+        let target = conv2d(&x, &k, None, &Conv2dOptions::default()).unwrap();
+        let kernel = Var::new(
+            &Tensor::rand([1, 1, 1, 2], 42, &dev)
+                .unwrap()
+                .sub_scalar(0.5)
+                .unwrap(),
+        );
+        let mut losses = vec![];
+        for _ in 0..10 {
+            let pred = conv2d(&x, &kernel.as_tensor(), None, &Conv2dOptions::default()).unwrap();
+            let loss = pred
+                .sub(&target)
+                .unwrap()
+                .square()
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let grads = loss.backward().unwrap();
+            let step = grads.get_var(&kernel).unwrap().mul_scalar(3e-2).unwrap();
+            kernel.set(&kernel.as_tensor().sub(&step).unwrap()).unwrap();
+            losses.push(loss.to_scalar().unwrap());
+        }
+        assert!(
+            losses.windows(2).all(|w| w[1] < w[0]),
+            "{dev:?}: loss not decreasing: {losses:?}"
+        );
+        let learned = kernel.as_tensor().to_vec().unwrap();
+        assert!(
+            (learned[0] - 1.0).abs() < 0.05 && (learned[1] + 1.0).abs() < 0.05,
+            "{dev:?}: {learned:?}"
+        );
+    }
+}
