@@ -28,43 +28,23 @@ impl GpuBackend {
         self.map_passes(Shader::Conv, "col2im", p, set, &[cols], total, &passes)
     }
 
-    /// Depthwise forward: `x (n, c, h, w)`, `w (c*mult, 1, kh, kw)` -> `(n, c*mult, oh, ow)`.
-    pub(super) fn dw_forward(
-        &self,
-        x: &GpuBuffer,
-        w: &GpuBuffer,
-        g: &WindowGeom,
-        mult: usize,
-    ) -> Result<GpuBuffer> {
-        let total = g.n * g.c * mult * g.oh * g.ow;
-        self.depthwise("dw_fwd", x, w, g, mult, total, g.kh)
-    }
-
-    /// Depthwise input gradient: `grad (n, c*mult, oh, ow)`, `w` -> `(n, c, h, w)`.
-    pub(super) fn dw_backward_input(
-        &self,
-        grad: &GpuBuffer,
-        w: &GpuBuffer,
-        g: &WindowGeom,
-        mult: usize,
-    ) -> Result<GpuBuffer> {
-        let total = g.n * g.c * g.h * g.w;
-        self.depthwise("dw_bwd_input", grad, w, g, mult, total, mult * g.kh)
-    }
-
-    /// A depthwise gather over `total` outputs whose outer loop has `rows` rows of kw taps:
-    /// `src` at binding 1, `aux` at 3, output at 2.
-    #[allow(clippy::too_many_arguments)]
-    fn depthwise(
+    /// A depthwise gather, `src` at binding 1, `aux` at 3, output at 2, in passes over its
+    /// outer loop. `dw_fwd`: `x (n, c, h, w)`, `w (c*mult, 1, kh, kw)` -> `(n, c*mult, oh, ow)`,
+    /// rows kh. `dw_bwd_input`: `grad (n, c*mult, oh, ow)`, `w` -> `(n, c, h, w)`, rows
+    /// (m, kh).
+    pub(super) fn depthwise(
         &self,
         entry: &'static str,
         src: &GpuBuffer,
         aux: &GpuBuffer,
         g: &WindowGeom,
         mult: usize,
-        total: usize,
-        rows: usize,
     ) -> Result<GpuBuffer> {
+        let (total, rows) = if entry == "dw_fwd" {
+            (g.n * g.c * mult * g.oh * g.ow, g.kh)
+        } else {
+            (g.n * g.c * g.h * g.w, mult * g.kh)
+        };
         let mut p = WindowParams::new(g, total, OP)?;
         p.mult = fit(mult, OP)?;
         let passes = loops::row_passes(OP, rows, g.kw, 0, self.cap())?;
@@ -114,6 +94,6 @@ impl GpuBackend {
         if chunks == 1 {
             return Ok(out);
         }
-        self.reduce(&out, weights, chunks, 1, ReduceOp::Sum)
+        self.reduce(&out, (weights, chunks, 1), ReduceOp::Sum)
     }
 }

@@ -96,7 +96,7 @@ impl Backend for GpuBackend {
             || format!("(outer, len, inner) = ({outer}, {len}, {inner}) ({op:?})"),
             &[x],
             A,
-            |g| g.reduce(x, outer, len, inner, op),
+            |g| g.reduce(x, (outer, len, inner), op),
             |c, h| c.reduce_axis(&h[0], outer, len, inner, op),
         )
     }
@@ -157,7 +157,7 @@ impl Backend for GpuBackend {
             || conv_shapes(g),
             &[x, w],
             A,
-            |b| b.dw_forward(x, w, g, mult),
+            |b| b.depthwise("dw_fwd", x, w, g, mult),
             |c, h| c.depthwise_conv2d(&h[0], &h[1], g, mult),
         )
     }
@@ -174,7 +174,7 @@ impl Backend for GpuBackend {
             || conv_shapes(g),
             &[grad, w],
             A,
-            |b| b.dw_backward_input(grad, w, g, mult),
+            |b| b.depthwise("dw_bwd_input", grad, w, g, mult),
             |c, h| c.depthwise_conv2d_backward_input(&h[0], &h[1], g, mult),
         )
     }
@@ -261,7 +261,7 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[x],
             A,
-            |b| b.adaptive_fwd(x, dims, out),
+            |b| b.adaptive("adaptive_fwd", x, dims, out),
             |c, h| c.adaptive_avg_pool2d(&h[0], dims, out),
         )
     }
@@ -277,7 +277,7 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[grad],
             A,
-            |b| b.adaptive_bwd(grad, dims, out),
+            |b| b.adaptive("adaptive_bwd", grad, dims, out),
             |c, h| c.adaptive_avg_pool2d_backward(&h[0], dims, out),
         )
     }
@@ -288,7 +288,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[x],
             0.0,
-            |b| b.upsample_fwd("nearest_fwd", x, g),
+            |b| b.upsample("nearest_fwd", x, g),
             |c, h| c.upsample_nearest(&h[0], g),
         )
     }
@@ -299,7 +299,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[grad],
             A,
-            |b| b.upsample_bwd("nearest_bwd", grad, g),
+            |b| b.upsample("nearest_bwd", grad, g),
             |c, h| c.upsample_nearest_backward(&h[0], g),
         )
     }
@@ -310,7 +310,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[x],
             E,
-            |b| b.upsample_fwd("bilinear_fwd", x, g),
+            |b| b.upsample("bilinear_fwd", x, g),
             |c, h| c.upsample_bilinear(&h[0], g),
         )
     }
@@ -321,7 +321,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[grad],
             A,
-            |b| b.upsample_bwd("bilinear_bwd", grad, g),
+            |b| b.upsample("bilinear_bwd", grad, g),
             |c, h| c.upsample_bilinear_backward(&h[0], g),
         )
     }

@@ -102,34 +102,32 @@ impl GpuBackend {
         self.pool_passes("avg_bwd", p, grad, total, (rows, cols))
     }
 
-    /// `(n, c, h, w) -> (n, c, oh, ow)` with PyTorch's adaptive windows.
-    pub(super) fn adaptive_fwd(
+    /// Adaptive average pooling, `adaptive_fwd` (`(n, c, h, w) -> (n, c, oh, ow)` with
+    /// PyTorch's windows) or `adaptive_bwd` (`grad (n, c, oh, ow) -> (n, c, h, w)`).
+    pub(super) fn adaptive(
         &self,
-        x: &GpuBuffer,
+        entry: &'static str,
+        src: &GpuBuffer,
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<GpuBuffer> {
-        let total = dims.0 * dims.1 * out.0 * out.1;
+        let (total, rows, cols) = if entry == "adaptive_fwd" {
+            // the longest window per axis
+            (
+                dims.0 * dims.1 * out.0 * out.1,
+                (dims.2.div_ceil(out.0) + 1).min(dims.2),
+                (dims.3.div_ceil(out.1) + 1).min(dims.3),
+            )
+        } else {
+            // the most windows covering one input per axis (the kernel scans one extra each side)
+            (
+                dims.0 * dims.1 * dims.2 * dims.3,
+                (out.0.div_ceil(dims.2) + 2).min(out.0),
+                (out.1.div_ceil(dims.3) + 2).min(out.1),
+            )
+        };
         let p = WindowParams::adaptive(dims, out, total)?;
-        // the longest window per axis
-        let rows = (dims.2.div_ceil(out.0) + 1).min(dims.2);
-        let cols = (dims.3.div_ceil(out.1) + 1).min(dims.3);
-        self.pool_passes("adaptive_fwd", p, x, total, (rows, cols))
-    }
-
-    /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
-    pub(super) fn adaptive_bwd(
-        &self,
-        grad: &GpuBuffer,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
-    ) -> Result<GpuBuffer> {
-        let total = dims.0 * dims.1 * dims.2 * dims.3;
-        let p = WindowParams::adaptive(dims, out, total)?;
-        // the most windows covering one input per axis (the kernel scans one extra each side)
-        let rows = (out.0.div_ceil(dims.2) + 2).min(out.0);
-        let cols = (out.1.div_ceil(dims.3) + 2).min(out.1);
-        self.pool_passes("adaptive_bwd", p, grad, total, (rows, cols))
+        self.pool_passes(entry, p, src, total, (rows, cols))
     }
 }
 

@@ -30,9 +30,7 @@ impl GpuBackend {
     pub(super) fn reduce(
         &self,
         x: &GpuBuffer,
-        outer: usize,
-        len: usize,
-        inner: usize,
+        (outer, len, inner): (usize, usize, usize),
         op: ReduceOp,
     ) -> Result<GpuBuffer> {
         // (MIN_LOOP_CAP > WIDE_REDUCE_MIN: the narrow loop always fits.)
@@ -66,6 +64,6 @@ impl GpuBackend {
             return Ok(out);
         }
         // (outer, chunks, inner)
-        self.reduce(&out, outer, chunks, inner, op)
+        self.reduce(&out, (outer, chunks, inner), op)
     }
 }

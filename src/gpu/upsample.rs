@@ -1,5 +1,7 @@
 //! Upsampling kernels; the backward gathers run in passes within the loop budget.
 
+use bytemuck::Zeroable;
+
 use super::kernels::Shader;
 use super::launch::{fit, u32_of};
 use super::uniforms::uniform;
@@ -27,20 +29,23 @@ uniform! {
 
 impl UpsampleParams {
     fn new(g: &UpsampleGeom, total: usize) -> Result<Self> {
-        Ok(UpsampleParams {
-            n: fit(g.n, "upsample")?,
-            c: fit(g.c, "upsample")?,
-            h: fit(g.h, "upsample")?,
-            w: fit(g.w, "upsample")?,
-            oh: fit(g.oh, "upsample")?,
-            ow: fit(g.ow, "upsample")?,
-            total: u32_of(total, "upsample")?,
-            align_corners: g.align_corners as u32,
-            scale_h: g.scale_h,
-            scale_w: g.scale_w,
-            r0: 0,
-            r1: 0,
-        })
+        let mut p = UpsampleParams::zeroed();
+        let sizes = [
+            (&mut p.n, g.n),
+            (&mut p.c, g.c),
+            (&mut p.h, g.h),
+            (&mut p.w, g.w),
+            (&mut p.oh, g.oh),
+            (&mut p.ow, g.ow),
+        ];
+        for (field, v) in sizes {
+            *field = fit(v, "upsample")?;
+        }
+        p.total = u32_of(total, "upsample")?;
+        p.align_corners = g.align_corners as u32;
+        p.scale_h = g.scale_h;
+        p.scale_w = g.scale_w;
+        Ok(p)
     }
 }
 
@@ -66,25 +71,20 @@ fn outputs_per_input(out: usize, input: usize, scale: f32, bilinear: bool, corne
 }
 
 impl GpuBackend {
-    /// `(n, c, h, w) -> (n, c, oh, ow)` for `nearest_fwd` or `bilinear_fwd`.
-    pub(super) fn upsample_fwd(
+    /// `nearest_fwd`/`bilinear_fwd`: `(n, c, h, w) -> (n, c, oh, ow)`, one pass;
+    /// `nearest_bwd`/`bilinear_bwd`: `grad (n, c, oh, ow) -> (n, c, h, w)`, in passes over the
+    /// outputs that read each input.
+    pub(super) fn upsample(
         &self,
         entry: &'static str,
-        x: &GpuBuffer,
+        src: &GpuBuffer,
         g: &UpsampleGeom,
     ) -> Result<GpuBuffer> {
-        let total = g.n * g.c * g.oh * g.ow;
-        let p = UpsampleParams::new(g, total)?;
-        self.map_kernel(Shader::Upsample, entry, &p, &[x], total)
-    }
-
-    /// `grad (n, c, oh, ow) -> (n, c, h, w)` for `nearest_bwd` or `bilinear_bwd`.
-    pub(super) fn upsample_bwd(
-        &self,
-        entry: &'static str,
-        grad: &GpuBuffer,
-        g: &UpsampleGeom,
-    ) -> Result<GpuBuffer> {
+        if entry.ends_with("_fwd") {
+            let total = g.n * g.c * g.oh * g.ow;
+            let p = UpsampleParams::new(g, total)?;
+            return self.map_kernel(Shader::Upsample, entry, &p, &[src], total);
+        }
         let total = g.n * g.c * g.h * g.w;
         let bilinear = entry == "bilinear_bwd";
         let rows = outputs_per_input(g.oh, g.h, g.scale_h, bilinear, g.align_corners);
@@ -96,6 +96,6 @@ impl GpuBackend {
             p.r1 = r1;
         };
         let p = UpsampleParams::new(g, total)?;
-        self.map_passes(Shader::Upsample, entry, p, set, &[grad], total, &passes)
+        self.map_passes(Shader::Upsample, entry, p, set, &[src], total, &passes)
     }
 }
