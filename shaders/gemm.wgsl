@@ -9,15 +9,12 @@
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 
-override BM: u32 = GEMM_TILE;
-override BN: u32 = GEMM_TILE;
-override BK: u32 = GEMM_BK;
 // threads per tile edge, and the tile elements each thread stages per operand
 override T: u32 = GEMM_TILE / 4u;
 override LOADS: u32 = GEMM_BK * GEMM_TILE / (T * T);
 
-var<workgroup> As: array<f32, GEMM_BK * GEMM_TILE>; // [BK][BM]
-var<workgroup> Bs: array<f32, GEMM_BK * GEMM_TILE>; // [BK][BN]
+var<workgroup> As: array<f32, GEMM_BK * GEMM_TILE>; // [GEMM_BK][GEMM_TILE]
+var<workgroup> Bs: array<f32, GEMM_BK * GEMM_TILE>; // [GEMM_BK][GEMM_TILE]
 
 // Row r of this thread's block of C as the previous K range left it (zeros for the first).
 fn c_row(c0: u32, r: u32, col: u32) -> vec4<f32> {
@@ -44,8 +41,8 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let a0 = base(p.a, bidx);
     let b0 = base(p.b, bidx);
     let c0 = base(p.c, bidx);
-    let row0 = p.row_start + wid.y * BM;
-    let col0 = p.col_start + wid.x * BN;
+    let row0 = p.row_start + wid.y * GEMM_TILE;
+    let col0 = p.col_start + wid.x * GEMM_TILE;
     let tid = lid.y * T + lid.x;
 
     let col = col0 + lid.x;
@@ -54,17 +51,17 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var acc2 = c_row(c0, row0 + lid.y + 2u * T, col);
     var acc3 = c_row(c0, row0 + lid.y + 3u * T, col);
 
-    for (var k0 = p.k_start; k0 < p.k_end; k0 += BK) {
-        // BK * BM elements of each tile, LOADS per thread; out-of-range reads as 0. Neighbouring
-        // threads take neighbouring addresses: along k when the operand is contiguous in k,
-        // along its rows (A) or columns (B) otherwise (a uniform branch).
+    for (var k0 = p.k_start; k0 < p.k_end; k0 += GEMM_BK) {
+        // GEMM_BK * GEMM_TILE elements of each tile, LOADS per thread; out-of-range reads as 0.
+        // Neighbouring threads take neighbouring addresses: along k when the operand is
+        // contiguous in k, along its rows (A) or columns (B) otherwise (a uniform branch).
         for (var l = 0u; l < LOADS; l++) {
             let e = tid + l * T * T;
-            var ak = e % BK;
-            var ar = e / BK;
+            var ak = e % GEMM_BK;
+            var ar = e / GEMM_BK;
             if (p.a.col_stride != 1u) {
-                ar = e % BM;
-                ak = e / BM;
+                ar = e % GEMM_TILE;
+                ak = e / GEMM_TILE;
             }
             let gr = row0 + ar;
             let gk = k0 + ak;
@@ -72,13 +69,13 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             if (gr < p.m && gk < p.k_end) {
                 av = A[a0 + gr * p.a.row_stride + gk * p.a.col_stride];
             }
-            As[ak * BM + ar] = av;
+            As[ak * GEMM_TILE + ar] = av;
 
-            var bc = e % BN;
-            var bk = e / BN;
+            var bc = e % GEMM_TILE;
+            var bk = e / GEMM_TILE;
             if (p.b.col_stride != 1u) {
-                bk = e % BK;
-                bc = e / BK;
+                bk = e % GEMM_BK;
+                bc = e / GEMM_BK;
             }
             let gc = col0 + bc;
             let gk2 = k0 + bk;
@@ -86,13 +83,13 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             if (gc < p.n && gk2 < p.k_end) {
                 bv = B[b0 + gk2 * p.b.row_stride + gc * p.b.col_stride];
             }
-            Bs[bk * BN + bc] = bv;
+            Bs[bk * GEMM_TILE + bc] = bv;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            let ob = kk * BN + lid.x;
+        for (var kk = 0u; kk < GEMM_BK; kk++) {
+            let ob = kk * GEMM_TILE + lid.x;
             let bvec = vec4<f32>(Bs[ob], Bs[ob + T], Bs[ob + 2u * T], Bs[ob + 3u * T]);
-            let oa = kk * BM + lid.y;
+            let oa = kk * GEMM_TILE + lid.y;
             acc0 = fma(vec4<f32>(As[oa]), bvec, acc0);
             acc1 = fma(vec4<f32>(As[oa + T]), bvec, acc1);
             acc2 = fma(vec4<f32>(As[oa + 2u * T]), bvec, acc2);

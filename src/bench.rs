@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::shape::conv_out_len;
 use crate::{
     avg_pool2d, conv2d, max_pool2d, upsample, AvgPool2dOptions, Conv2dOptions, Device,
     MaxPool2dOptions, Result, Tensor, UpsampleOptions, UpsampleSize,
@@ -80,16 +79,18 @@ fn conv_case(
     opts: Conv2dOptions,
     backward: bool,
 ) -> BenchCase {
-    const OP: &str = "bench";
     let (n, c, h, wd) = (x[0], x[1], x[2], x[3]);
     let (d, _, kh, kw) = (w[0], w[1], w[2], w[3]);
-    // conv2d's own padding and size rules; an invalid case fails when run, with conv2d's error
-    let (stride, dil) = (opts.stride, opts.dilation);
-    let pad = crate::ops::conv::resolve_padding(OP, opts.padding, (kh, kw), stride, dil)
-        .unwrap_or([0; 4]);
-    let out = |len, k, s, lo, hi, dl| conv_out_len(OP, len, k, s, lo, hi, dl).unwrap_or(0);
-    let oh = out(h, kh, stride.0, pad[0], pad[1], dil.0);
-    let ow = out(wd, kw, stride.1, pad[2], pad[3], dil.1);
+    // conv2d's own geometry; an invalid case fails when run, with conv2d's error
+    let (oh, ow) = crate::ops::conv::geometry(
+        "bench",
+        (n, c, h, wd),
+        (kh, kw),
+        opts.stride,
+        opts.padding,
+        opts.dilation,
+    )
+    .map_or((0, 0), |g| (g.oh, g.ow));
     let fwd = 2.0 * (n * d * oh * ow * (c / opts.groups) * kh * kw) as f64;
     let bytes = 4.0 * (n * c * h * wd + d * (c / opts.groups) * kh * kw + n * d * oh * ow) as f64;
     BenchCase {

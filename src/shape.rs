@@ -403,6 +403,22 @@ impl WindowGeom {
         })
     }
 
+    /// The input row that output row `oh` reads at tap `kh`, or `None` in the padding.
+    #[inline]
+    pub fn input_row(&self, oh: usize, kh: usize) -> Option<usize> {
+        (oh * self.sh + kh * self.dh)
+            .checked_sub(self.pad_top)
+            .filter(|&i| i < self.h)
+    }
+
+    /// The input column that output column `ow` reads at tap `kw`, or `None` in the padding.
+    #[inline]
+    pub fn input_col(&self, ow: usize, kw: usize) -> Option<usize> {
+        (ow * self.sw + kw * self.dw)
+            .checked_sub(self.pad_left)
+            .filter(|&i| i < self.w)
+    }
+
     /// Columns of the row matrix: `c * kh * kw`.
     pub fn row_len(&self) -> usize {
         self.c * self.kh * self.kw

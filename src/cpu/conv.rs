@@ -19,16 +19,14 @@ pub(super) fn im2col(x: &[f32], g: &WindowGeom) -> Result<Vec<f32>> {
             let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
             let out = &mut out[n * g.oh * g.ow..][..g.oh * g.ow];
             for oh in 0..g.oh {
-                let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
                 let dst = &mut out[oh * g.ow..][..g.ow];
-                if ih < 0 || ih as usize >= g.h {
+                let Some(ih) = g.input_row(oh, kh) else {
                     continue; // stays zero
-                }
-                let src = &plane[ih as usize * g.w..][..g.w];
+                };
+                let src = &plane[ih * g.w..][..g.w];
                 for (ow, d) in dst.iter_mut().enumerate() {
-                    let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
-                    if iw >= 0 && (iw as usize) < g.w {
-                        *d = src[iw as usize];
+                    if let Some(iw) = g.input_col(ow, kw) {
+                        *d = src[iw];
                     }
                 }
             }
@@ -51,15 +49,13 @@ pub(super) fn col2im(cols: &[f32], g: &WindowGeom) -> Result<Vec<f32>> {
                 let row = &cols[((c * g.kh + kh) * g.kw + kw) * windows + n * g.oh * g.ow..]
                     [..g.oh * g.ow];
                 for oh in 0..g.oh {
-                    let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
-                    if ih < 0 || ih as usize >= g.h {
+                    let Some(ih) = g.input_row(oh, kh) else {
                         continue;
-                    }
-                    let dst = &mut plane[ih as usize * g.w..][..g.w];
+                    };
+                    let dst = &mut plane[ih * g.w..][..g.w];
                     for (ow, &v) in row[oh * g.ow..][..g.ow].iter().enumerate() {
-                        let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
-                        if iw >= 0 && (iw as usize) < g.w {
-                            dst[iw as usize] += v;
+                        if let Some(iw) = g.input_col(ow, kw) {
+                            dst[iw] += v;
                         }
                     }
                 }
@@ -88,15 +84,13 @@ pub(super) fn depthwise_conv2d(
             for kw in 0..g.kw {
                 let wv = k[kh * g.kw + kw];
                 for oh in 0..g.oh {
-                    let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
-                    if ih < 0 || ih as usize >= g.h {
+                    let Some(ih) = g.input_row(oh, kh) else {
                         continue;
-                    }
-                    let src = &plane[ih as usize * g.w..][..g.w];
+                    };
+                    let src = &plane[ih * g.w..][..g.w];
                     for (ow, o) in out[oh * g.ow..][..g.ow].iter_mut().enumerate() {
-                        let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
-                        if iw >= 0 && (iw as usize) < g.w {
-                            *o += src[iw as usize] * wv;
+                        if let Some(iw) = g.input_col(ow, kw) {
+                            *o += src[iw] * wv;
                         }
                     }
                 }
@@ -158,15 +152,12 @@ pub(super) fn depthwise_conv2d_backward_weight(
                 let plane = &x[(n * g.c + dd / mult) * g.h * g.w..][..g.h * g.w];
                 let go = &grad[(n * d + dd) * g.oh * g.ow..][..g.oh * g.ow];
                 for oh in 0..g.oh {
-                    let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
-                    if ih < 0 || ih as usize >= g.h {
+                    let Some(ih) = g.input_row(oh, kh) else {
                         continue;
-                    }
+                    };
                     for ow in 0..g.ow {
-                        let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
-                        if iw >= 0 && (iw as usize) < g.w {
-                            acc += (plane[ih as usize * g.w + iw as usize] * go[oh * g.ow + ow])
-                                as f64;
+                        if let Some(iw) = g.input_col(ow, kw) {
+                            acc += (plane[ih * g.w + iw] * go[oh * g.ow + ow]) as f64;
                         }
                     }
                 }

@@ -16,12 +16,10 @@ pub fn conv2d_direct(
 ) -> (Vec<f32>, (usize, usize, usize, usize)) {
     let (n, c, h, w) = xdims;
     let (d, cg, kh, kw) = wdims;
-    let out_len = |input, k, s, lo, hi, dil| {
-        crate::shape::conv_out_len("conv2d_direct", input, k, s, lo, hi, dil)
-            .expect("a valid convolution")
-    };
-    let oh = out_len(h, kh, stride.0, padding[0], padding[1], dilation.0);
-    let ow = out_len(w, kw, stride.1, padding[2], padding[3], dilation.1);
+    let g =
+        crate::shape::WindowGeom::conv("conv2d_direct", xdims, (kh, kw), stride, padding, dilation)
+            .expect("a valid convolution");
+    let (oh, ow) = (g.oh, g.ow);
     let dg = d / groups;
     let mut out = vec![0.0f32; n * d * oh * ow];
     for b in 0..n {

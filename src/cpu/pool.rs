@@ -21,16 +21,14 @@ pub(super) fn max_pool2d(x: &[f32], g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32
             for ow in 0..g.ow {
                 let (mut best, mut arg) = (f32::NEG_INFINITY, -1i64);
                 for kh in 0..g.kh {
-                    let ih = (oh * g.sh + kh * g.dh) as isize - g.pad_top as isize;
-                    if ih < 0 || ih as usize >= g.h {
+                    let Some(ih) = g.input_row(oh, kh) else {
                         continue;
-                    }
+                    };
                     for kw in 0..g.kw {
-                        let iw = (ow * g.sw + kw * g.dw) as isize - g.pad_left as isize;
-                        if iw < 0 || iw as usize >= g.w {
+                        let Some(iw) = g.input_col(ow, kw) else {
                             continue;
-                        }
-                        let i = ih as usize * g.w + iw as usize;
+                        };
+                        let i = ih * g.w + iw;
                         let v = plane[i];
                         // As PyTorch: NaN propagates, ties keep the first maximum.
                         if v > best || v.is_nan() || arg < 0 {

@@ -49,18 +49,9 @@ impl GpuBackend {
         p.mult = fit(mult, OP)?;
         let passes = loops::row_passes(OP, rows, g.kw, 0, self.cap())?;
         let out = self.ctx.alloc(total, OP)?;
-        let groups = self.threads(total)?;
-        for rows in passes {
-            p.set_rows(rows);
-            self.ctx.dispatch(
-                Shader::Conv,
-                entry,
-                bytemuck::bytes_of(&p),
-                &[(1, src), (2, &out), (3, aux)],
-                &[2],
-                groups,
-            )?;
-        }
+        let bindings = [(1, src), (2, &out), (3, aux)];
+        let set = WindowParams::set_rows;
+        self.dispatch_passes(Shader::Conv, entry, p, set, &bindings, &[2], total, &passes)?;
         Ok(out)
     }
 

@@ -112,7 +112,8 @@ impl Shader {
                 .map(|s| format!("{consts}{}{PRELUDE}\n{}", s.uniforms(), s.body()))
                 .collect()
         });
-        &all[Shader::ALL.iter().position(|&s| s == self).unwrap_or(0)]
+        // ALL lists the variants in declaration order
+        &all[self as usize]
     }
 }
 

@@ -94,19 +94,35 @@ impl GpuBackend {
             .collect();
         let out_binding = inputs.len() as u32 + 1;
         bindings.push((out_binding, &out));
+        let written = [out_binding];
+        self.dispatch_passes(
+            shader, entry, params, set_rows, &bindings, &written, total, passes,
+        )?;
+        Ok(out)
+    }
+
+    /// One thread per element of a `total`-element output, one dispatch per pass of `passes`
+    /// (`set_rows` writes its rows into `params`); every pass after the first resumes from the
+    /// outputs in `written`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dispatch_passes<P: Pod>(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        mut params: P,
+        set_rows: impl Fn(&mut P, (u32, u32)),
+        bindings: &[(u32, &GpuBuffer)],
+        written: &[u32],
+        total: usize,
+        passes: &[(u32, u32)],
+    ) -> Result<()> {
         let groups = self.threads(total)?;
         for &rows in passes {
-            let mut p = params;
-            set_rows(&mut p, rows);
-            self.ctx.dispatch(
-                shader,
-                entry,
-                bytemuck::bytes_of(&p),
-                &bindings,
-                &[out_binding],
-                groups,
-            )?;
+            set_rows(&mut params, rows);
+            let bytes = bytemuck::bytes_of(&params);
+            self.ctx
+                .dispatch(shader, entry, bytes, bindings, written, groups)?;
         }
-        Ok(out)
+        Ok(())
     }
 }

@@ -37,7 +37,7 @@ use crate::backend::{
 use crate::cpu::CpuBackend;
 use crate::shape::WindowGeom;
 use crate::Result;
-use shadow::{adaptive_shapes, conv_shapes, pool_shapes, upsample_shapes, A, E};
+use shadow::{adaptive_shapes, upsample_shapes, window_shapes, A, E};
 
 /// The GPU backend: a handle on one context.
 #[derive(Clone, Debug)]
@@ -126,7 +126,7 @@ impl Backend for GpuBackend {
     fn im2col(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
         self.checked(
             "im2col",
-            || conv_shapes(g),
+            || window_shapes(g),
             &[x],
             0.0,
             |b| b.im2col_op(x, g),
@@ -137,7 +137,7 @@ impl Backend for GpuBackend {
     fn col2im(&self, cols: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
         self.checked(
             "col2im",
-            || conv_shapes(g),
+            || window_shapes(g),
             &[cols],
             A,
             |b| b.col2im_passes(cols, g),
@@ -154,7 +154,7 @@ impl Backend for GpuBackend {
     ) -> Result<GpuBuffer> {
         self.checked(
             "depthwise_conv2d",
-            || conv_shapes(g),
+            || window_shapes(g),
             &[x, w],
             A,
             |b| b.depthwise("dw_fwd", x, w, g, mult),
@@ -171,7 +171,7 @@ impl Backend for GpuBackend {
     ) -> Result<GpuBuffer> {
         self.checked(
             "depthwise_conv2d_backward_input",
-            || conv_shapes(g),
+            || window_shapes(g),
             &[grad, w],
             A,
             |b| b.depthwise("dw_bwd_input", grad, w, g, mult),
@@ -188,7 +188,7 @@ impl Backend for GpuBackend {
     ) -> Result<GpuBuffer> {
         self.checked(
             "depthwise_conv2d_backward_weight",
-            || conv_shapes(g),
+            || window_shapes(g),
             &[x, grad],
             A,
             |b| b.depthwise_weight(x, grad, g, mult),
@@ -202,8 +202,8 @@ impl Backend for GpuBackend {
             return Ok((out, idx));
         }
         let (want, want_idx) = CpuBackend.max_pool2d(&self.host(&[x])?[0], g)?;
-        let out = self.verify("max_pool2d", pool_shapes(g), out, want, 0.0)?;
-        let idx = self.verify("max_pool2d indices", pool_shapes(g), idx, want_idx, 0.0)?;
+        let out = self.verify("max_pool2d", window_shapes(g), out, want, 0.0)?;
+        let idx = self.verify("max_pool2d indices", window_shapes(g), idx, want_idx, 0.0)?;
         Ok((out, idx))
     }
 
@@ -215,7 +215,7 @@ impl Backend for GpuBackend {
     ) -> Result<GpuBuffer> {
         self.checked(
             "max_pool2d_backward",
-            || pool_shapes(g),
+            || window_shapes(g),
             &[grad, indices],
             A,
             |b| b.max_pool_bwd(grad, indices, g),
@@ -226,7 +226,7 @@ impl Backend for GpuBackend {
     fn avg_pool2d(&self, x: &GpuBuffer, g: &WindowGeom, opts: AvgPoolOpts) -> Result<GpuBuffer> {
         self.checked(
             "avg_pool2d",
-            || pool_shapes(g),
+            || window_shapes(g),
             &[x],
             A,
             |b| b.avg_pool_fwd(x, g, opts),
@@ -242,7 +242,7 @@ impl Backend for GpuBackend {
     ) -> Result<GpuBuffer> {
         self.checked(
             "avg_pool2d_backward",
-            || pool_shapes(g),
+            || window_shapes(g),
             &[grad],
             A,
             |b| b.avg_pool_bwd(grad, g, opts),

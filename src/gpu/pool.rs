@@ -64,14 +64,19 @@ impl GpuBackend {
         bindings: &[(u32, &GpuBuffer)],
         written: &[u32],
     ) -> Result<()> {
-        let mut p = WindowParams::new(g, total, "max_pool2d")?;
-        let groups = self.threads(total)?;
-        for rows in loops::row_passes("max_pool2d", g.kh, g.kw, 0, self.cap())? {
-            p.set_rows(rows);
-            let params = bytemuck::bytes_of(&p);
-            self.ctx
-                .dispatch(Shader::Pool, entry, params, bindings, written, groups)?;
-        }
+        let p = WindowParams::new(g, total, "max_pool2d")?;
+        let passes = loops::row_passes("max_pool2d", g.kh, g.kw, 0, self.cap())?;
+        let set = WindowParams::set_rows;
+        self.dispatch_passes(
+            Shader::Pool,
+            entry,
+            p,
+            set,
+            bindings,
+            written,
+            total,
+            &passes,
+        )?;
         Ok(())
     }
 

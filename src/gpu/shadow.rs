@@ -100,14 +100,8 @@ impl GpuBackend {
     }
 }
 
-pub(super) fn conv_shapes(g: &WindowGeom) -> String {
-    format!(
-        "input ({}, {}, {}, {}), kernel {}x{}, output {}x{}",
-        g.n, g.c, g.h, g.w, g.kh, g.kw, g.oh, g.ow
-    )
-}
-
-pub(super) fn pool_shapes(g: &WindowGeom) -> String {
+/// A window op's shapes: convolution and pooling share the geometry.
+pub(super) fn window_shapes(g: &WindowGeom) -> String {
     format!(
         "input ({}, {}, {}, {}), window {}x{}, output {}x{}",
         g.n, g.c, g.h, g.w, g.kh, g.kw, g.oh, g.ow

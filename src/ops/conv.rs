@@ -124,7 +124,7 @@ fn transpose_raw(t: &Tensor) -> Result<Tensor> {
 
 /// Validates kernel/stride/padding/dilation for `(n, c, h, w)` and returns the geometry (the
 /// per-axis checks live in `shape::conv_out_len`).
-fn geometry(
+pub(crate) fn geometry(
     op: &'static str,
     dims: (usize, usize, usize, usize),
     kernel: (usize, usize),
