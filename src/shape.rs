@@ -406,17 +406,16 @@ impl WindowGeom {
     /// The input row that output row `oh` reads at tap `kh`, or `None` in the padding.
     #[inline]
     pub fn input_row(&self, oh: usize, kh: usize) -> Option<usize> {
-        (oh * self.sh + kh * self.dh)
-            .checked_sub(self.pad_top)
-            .filter(|&i| i < self.h)
+        let i = (oh * self.sh + kh * self.dh) as isize - self.pad_top as isize;
+        (i >= 0 && (i as usize) < self.h).then_some(i as usize)
     }
 
     /// The input column that output column `ow` reads at tap `kw`, or `None` in the padding.
     #[inline]
     pub fn input_col(&self, ow: usize, kw: usize) -> Option<usize> {
-        (ow * self.sw + kw * self.dw)
-            .checked_sub(self.pad_left)
-            .filter(|&i| i < self.w)
+        // the same signed arithmetic as the loops it serves had inline, which vectorizes
+        let i = (ow * self.sw + kw * self.dw) as isize - self.pad_left as isize;
+        (i >= 0 && (i as usize) < self.w).then_some(i as usize)
     }
 
     /// Columns of the row matrix: `c * kh * kw`.
