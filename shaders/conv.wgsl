@@ -1,7 +1,8 @@
 // im2col and its adjoint col2im for 2-D convolution. Cols are (c*kh*kw, n*oh*ow): row (c, kh, kw)
 // holds that tap of every window, windows in (n, oh, ow) order, so neighbouring invocations touch
 // neighbouring addresses. col2im is a gather: every input element sums, in (kh, kw) order, the
-// entries that read it, so no atomics are needed and results are bit-reproducible.
+// entries that read it, so no atomics are needed and results are bit-reproducible. Kernels whose
+// window loop runs in several passes (rows r0..r1 of r_end) resume from what the last pass wrote.
 
 @group(0) @binding(0) var<uniform> p: WindowParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -19,14 +20,12 @@ fn im2col(th: Thread) {
     let kw = row % p.kw;
     let kh = (row / p.kw) % p.kh;
     let c = row / (p.kw * p.kh);
-    let ow = t % p.ow;
-    let oh = (t / p.ow) % p.oh;
-    let n = t / (p.ow * p.oh);
-    let ih = i32(oh * p.sh + kh * p.dh) - i32(p.pad_top);
-    let iw = i32(ow * p.sw + kw * p.dw) - i32(p.pad_left);
+    let o = pos_in(t, p.oh, p.ow);
+    let ih = tap_input(o.y, kh, p.sh, p.dh, p.pad_top, p.h);
+    let iw = tap_input(o.x, kw, p.sw, p.dw, p.pad_left, p.w);
     var v = 0.0;
-    if (ih >= 0 && u32(ih) < p.h && iw >= 0 && u32(iw) < p.w) {
-        v = src[((n * p.c + c) * p.h + u32(ih)) * p.w + u32(iw)];
+    if (ih >= 0 && iw >= 0) {
+        v = src[((o.plane * p.c + c) * p.h + u32(ih)) * p.w + u32(iw)];
     }
     dst[i] = v;
 }
@@ -35,27 +34,19 @@ fn im2col(th: Thread) {
 fn col2im(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let iw = i % p.w;
-    let ih = (i / p.w) % p.h;
-    let c = (i / (p.w * p.h)) % p.c;
-    let n = i / (p.w * p.h * p.c);
+    let at = pos_in(i, p.h, p.w);
+    let c = at.plane % p.c;
+    let n = at.plane / p.c;
     let windows = p.n * p.oh * p.ow;
-    var acc = 0.0;
-    if (p.r0 > 0u) {
-        acc = dst[i];
-    }
+    var acc = select(0.0, dst[i], p.r0 > 0u);
     for (var kh = p.r0; kh < p.r1; kh++) {
-        let oh = tap_source(ih, kh, p.pad_top, p.dh, p.sh, p.oh);
-        if (oh < 0) {
-            continue;
-        }
-        for (var kw = 0u; kw < p.kw; kw++) {
-            let ow = tap_source(iw, kw, p.pad_left, p.dw, p.sw, p.ow);
-            if (ow < 0) {
-                continue;
+        let oh = tap_source(at.y, kh, p.pad_top, p.dh, p.sh, p.oh);
+        for (var kw = 0u; kw < p.kw && oh >= 0; kw++) {
+            let ow = tap_source(at.x, kw, p.pad_left, p.dw, p.sw, p.ow);
+            if (ow >= 0) {
+                let t = (n * p.oh + u32(oh)) * p.ow + u32(ow);
+                acc += src[((c * p.kh + kh) * p.kw + kw) * windows + t];
             }
-            let t = (n * p.oh + u32(oh)) * p.ow + u32(ow);
-            acc += src[((c * p.kh + kh) * p.kw + kw) * windows + t];
         }
     }
     dst[i] = acc;
@@ -67,24 +58,16 @@ fn col2im(th: Thread) {
 fn dw_fwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let d = p.c * p.mult;
-    let ow = i % p.ow;
-    let oh = (i / p.ow) % p.oh;
-    let dd = (i / (p.ow * p.oh)) % d;
-    let n = i / (p.ow * p.oh * d);
-    let plane = (n * p.c + dd / p.mult) * p.h * p.w;
-    var acc = 0.0;
-    if (p.r0 > 0u) {
-        acc = dst[i];
-    }
+    let o = pos_in(i, p.oh, p.ow);
+    // o.plane = (n, dd); channel dd reads input channel dd / mult
+    let dd = o.plane % (p.c * p.mult);
+    let plane = (o.plane / (p.c * p.mult) * p.c + dd / p.mult) * p.h * p.w;
+    var acc = select(0.0, dst[i], p.r0 > 0u);
     for (var kh = p.r0; kh < p.r1; kh++) {
-        let ih = i32(oh * p.sh + kh * p.dh) - i32(p.pad_top);
-        if (ih < 0 || u32(ih) >= p.h) {
-            continue;
-        }
-        for (var kw = 0u; kw < p.kw; kw++) {
-            let iw = i32(ow * p.sw + kw * p.dw) - i32(p.pad_left);
-            if (iw >= 0 && u32(iw) < p.w) {
+        let ih = tap_input(o.y, kh, p.sh, p.dh, p.pad_top, p.h);
+        for (var kw = 0u; kw < p.kw && ih >= 0; kw++) {
+            let iw = tap_input(o.x, kw, p.sw, p.dw, p.pad_left, p.w);
+            if (iw >= 0) {
                 acc += src[plane + u32(ih) * p.w + u32(iw)] * aux[(dd * p.kh + kh) * p.kw + kw];
             }
         }
@@ -98,31 +81,22 @@ fn dw_fwd(th: Thread) {
 fn dw_bwd_input(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
-    let d = p.c * p.mult;
-    let iw = i % p.w;
-    let ih = (i / p.w) % p.h;
-    let c = (i / (p.w * p.h)) % p.c;
-    let n = i / (p.w * p.h * p.c);
-    var acc = 0.0;
-    if (p.r0 > 0u) {
-        acc = dst[i];
-    }
+    let at = pos_in(i, p.h, p.w);
+    // at.plane = (n, c); channel c feeds output channels c*mult .. c*mult + mult
+    let c = at.plane % p.c;
+    let n = at.plane / p.c;
+    var acc = select(0.0, dst[i], p.r0 > 0u);
     // rows are (m, kh) pairs in that order
     for (var r = p.r0; r < p.r1; r++) {
-        let m = r / p.kh;
         let kh = r % p.kh;
-        let dd = c * p.mult + m;
-        let go = (n * d + dd) * p.oh * p.ow;
-        let oh = tap_source(ih, kh, p.pad_top, p.dh, p.sh, p.oh);
-        if (oh < 0) {
-            continue;
-        }
-        for (var kw = 0u; kw < p.kw; kw++) {
-            let ow = tap_source(iw, kw, p.pad_left, p.dw, p.sw, p.ow);
-            if (ow < 0) {
-                continue;
+        let dd = c * p.mult + r / p.kh;
+        let go = (n * p.c * p.mult + dd) * p.oh * p.ow;
+        let oh = tap_source(at.y, kh, p.pad_top, p.dh, p.sh, p.oh);
+        for (var kw = 0u; kw < p.kw && oh >= 0; kw++) {
+            let ow = tap_source(at.x, kw, p.pad_left, p.dw, p.sw, p.ow);
+            if (ow >= 0) {
+                acc += src[go + u32(oh) * p.ow + u32(ow)] * aux[(dd * p.kh + kh) * p.kw + kw];
             }
-            acc += src[go + u32(oh) * p.ow + u32(ow)] * aux[(dd * p.kh + kh) * p.kw + kw];
         }
     }
     dst[i] = acc;
@@ -147,14 +121,12 @@ fn dw_bwd_weight(th: Thread) {
         let dd = o / (p.kw * p.kh);
         let end = min(p.n * p.oh * p.ow, (ch + 1u) * p.r0);
         for (var t = ch * p.r0 + th.lid; t < end; t += WG) {
-            let ow = t % p.ow;
-            let oh = (t / p.ow) % p.oh;
-            let n = t / (p.ow * p.oh);
-            let ih = i32(oh * p.sh + kh * p.dh) - i32(p.pad_top);
-            let iw = i32(ow * p.sw + kw * p.dw) - i32(p.pad_left);
-            if (ih >= 0 && u32(ih) < p.h && iw >= 0 && u32(iw) < p.w) {
-                let xv = src[((n * p.c + dd / p.mult) * p.h + u32(ih)) * p.w + u32(iw)];
-                acc += xv * aux[((n * d + dd) * p.oh + oh) * p.ow + ow];
+            let w = pos_in(t, p.oh, p.ow);
+            let ih = tap_input(w.y, kh, p.sh, p.dh, p.pad_top, p.h);
+            let iw = tap_input(w.x, kw, p.sw, p.dw, p.pad_left, p.w);
+            if (ih >= 0 && iw >= 0) {
+                let xv = src[((w.plane * p.c + dd / p.mult) * p.h + u32(ih)) * p.w + u32(iw)];
+                acc += xv * aux[((w.plane * d + dd) * p.oh + w.y) * p.ow + w.x];
             }
         }
     }

@@ -35,6 +35,26 @@ fn base(mat: Mat, b: u32) -> u32 {
     return mat.offset + (b / p.batch_inner) * mat.batch_outer + (b % p.batch_inner) * mat.batch_inner;
 }
 
+// Slot (j, k) of a GEMM_BK x GEMM_TILE staging tile that load e of a workgroup fills:
+// neighbouring loads take neighbouring k when the operand is contiguous in k, else neighbouring j.
+fn tile_slot(e: u32, k_contiguous: bool) -> vec2<u32> {
+    if (k_contiguous) {
+        return vec2<u32>(e / GEMM_BK, e % GEMM_BK);
+    }
+    return vec2<u32>(e % GEMM_TILE, e / GEMM_TILE);
+}
+
+// A[r, k] and B[k, c] of this batch entry, 0 outside the matrix or past this pass's K range.
+fn a_at(a0: u32, r: u32, k: u32) -> f32 {
+    if (r >= p.m || k >= p.k_end) { return 0.0; }
+    return A[a0 + r * p.a.row_stride + k * p.a.col_stride];
+}
+
+fn b_at(b0: u32, k: u32, c: u32) -> f32 {
+    if (c >= p.n || k >= p.k_end) { return 0.0; }
+    return B[b0 + k * p.b.row_stride + c * p.b.col_stride];
+}
+
 @compute @workgroup_size(T, T, 1)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let bidx = wid.z + p.batch_start;
@@ -52,38 +72,14 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var acc3 = c_row(c0, row0 + lid.y + 3u * T, col);
 
     for (var k0 = p.k_start; k0 < p.k_end; k0 += GEMM_BK) {
-        // GEMM_BK * GEMM_TILE elements of each tile, LOADS per thread; out-of-range reads as 0.
-        // Neighbouring threads take neighbouring addresses: along k when the operand is
-        // contiguous in k, along its rows (A) or columns (B) otherwise (a uniform branch).
+        // GEMM_BK * GEMM_TILE elements of each tile, LOADS per thread (a uniform branch picks
+        // the slot order that keeps neighbouring threads on neighbouring addresses).
         for (var l = 0u; l < LOADS; l++) {
             let e = tid + l * T * T;
-            var ak = e % GEMM_BK;
-            var ar = e / GEMM_BK;
-            if (p.a.col_stride != 1u) {
-                ar = e % GEMM_TILE;
-                ak = e / GEMM_TILE;
-            }
-            let gr = row0 + ar;
-            let gk = k0 + ak;
-            var av = 0.0;
-            if (gr < p.m && gk < p.k_end) {
-                av = A[a0 + gr * p.a.row_stride + gk * p.a.col_stride];
-            }
-            As[ak * GEMM_TILE + ar] = av;
-
-            var bc = e % GEMM_TILE;
-            var bk = e / GEMM_TILE;
-            if (p.b.col_stride != 1u) {
-                bk = e % GEMM_BK;
-                bc = e / GEMM_BK;
-            }
-            let gc = col0 + bc;
-            let gk2 = k0 + bk;
-            var bv = 0.0;
-            if (gc < p.n && gk2 < p.k_end) {
-                bv = B[b0 + gk2 * p.b.row_stride + gc * p.b.col_stride];
-            }
-            Bs[bk * GEMM_TILE + bc] = bv;
+            let at = tile_slot(e, p.a.col_stride == 1u);
+            As[at.y * GEMM_TILE + at.x] = a_at(a0, row0 + at.x, k0 + at.y);
+            let bt = tile_slot(e, p.b.col_stride != 1u);
+            Bs[bt.y * GEMM_TILE + bt.x] = b_at(b0, k0 + bt.y, col0 + bt.x);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < GEMM_BK; kk++) {

@@ -1,5 +1,6 @@
 // Max, average and adaptive average pooling, forward and backward. Backward passes are gathers:
-// each input element sums the gradients of the windows that hold it, in a fixed order.
+// each input element sums the gradients of the windows that hold it, in a fixed order. Window
+// loops that run in several passes (rows r0..r1 of r_end) resume from what the last pass wrote.
 
 @group(0) @binding(0) var<uniform> p: WindowParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -20,21 +21,17 @@ fn max_fwd(th: Thread) {
         arg = i32(aux[i]);
     }
     for (var kh = p.r0; kh < p.r1; kh++) {
-        let ih = i32(o.y * p.sh + kh * p.dh) - i32(p.pad_top);
-        if (ih < 0 || u32(ih) >= p.h) {
-            continue;
-        }
-        for (var kw = 0u; kw < p.kw; kw++) {
-            let iw = i32(o.x * p.sw + kw * p.dw) - i32(p.pad_left);
-            if (iw < 0 || u32(iw) >= p.w) {
-                continue;
-            }
-            let idx = u32(ih) * p.w + u32(iw);
-            let v = src[plane + idx];
-            // as PyTorch: NaN propagates, ties keep the first maximum
-            if (v > best || is_nan(v) || arg < 0) {
-                best = v;
-                arg = i32(idx);
+        let ih = tap_input(o.y, kh, p.sh, p.dh, p.pad_top, p.h);
+        for (var kw = 0u; kw < p.kw && ih >= 0; kw++) {
+            let iw = tap_input(o.x, kw, p.sw, p.dw, p.pad_left, p.w);
+            if (iw >= 0) {
+                let idx = u32(ih) * p.w + u32(iw);
+                let v = src[plane + idx];
+                // as PyTorch: NaN propagates, ties keep the first maximum
+                if (v > best || is_nan(v) || arg < 0) {
+                    best = v;
+                    arg = i32(idx);
+                }
             }
         }
     }
@@ -49,22 +46,13 @@ fn max_bwd(th: Thread) {
     let at = pos_in(i, p.h, p.w);
     let me = f32(at.y * p.w + at.x);
     let obase = at.plane * p.oh * p.ow;
-    var acc = 0.0;
-    if (p.r0 > 0u) {
-        acc = dst[i];
-    }
+    var acc = select(0.0, dst[i], p.r0 > 0u);
     for (var kh = p.r0; kh < p.r1; kh++) {
         let oh = tap_source(at.y, kh, p.pad_top, p.dh, p.sh, p.oh);
-        if (oh < 0) {
-            continue;
-        }
-        for (var kw = 0u; kw < p.kw; kw++) {
+        for (var kw = 0u; kw < p.kw && oh >= 0; kw++) {
             let ow = tap_source(at.x, kw, p.pad_left, p.dw, p.sw, p.ow);
-            if (ow < 0) {
-                continue;
-            }
             let o = obase + u32(oh) * p.ow + u32(ow);
-            if (aux[o] == me) {
+            if (ow >= 0 && aux[o] == me) {
                 acc += src[o];
             }
         }
@@ -107,10 +95,7 @@ fn avg_fwd(th: Thread) {
     let o = pos_in(i, p.oh, p.ow);
     let plane = o.plane * p.h * p.w;
     let win = avg_window(o.y, o.x);
-    var acc = 0.0;
-    if (p.r0 > 0u) {
-        acc = dst[i];
-    }
+    var acc = select(0.0, dst[i], p.r0 > 0u);
     for (var ih = min(win.h0 + p.r0, win.h1); ih < min(win.h0 + p.r1, win.h1); ih++) {
         for (var iw = win.w0; iw < win.w1; iw++) {
             acc += src[plane + ih * p.w + iw];
@@ -138,10 +123,7 @@ fn avg_bwd(th: Thread) {
     let obase = at.plane * p.oh * p.ow;
     let rh = covering(at.y, p.kh, p.sh, p.pad_top, p.oh);
     let rw = covering(at.x, p.kw, p.sw, p.pad_left, p.ow);
-    var acc = 0.0;
-    if (p.r0 > 0u) {
-        acc = dst[i];
-    }
+    var acc = select(0.0, dst[i], p.r0 > 0u);
     for (var oh = min(rh.x + p.r0, rh.y); oh < min(rh.x + p.r1, rh.y); oh++) {
         for (var ow = rw.x; ow < rw.y; ow++) {
             let win = avg_window(oh, ow);
@@ -171,10 +153,7 @@ fn adaptive_fwd(th: Thread) {
     let h1 = adaptive_end(o.y, p.h, p.oh);
     let w0 = adaptive_start(o.x, p.w, p.ow);
     let w1 = adaptive_end(o.x, p.w, p.ow);
-    var acc = 0.0;
-    if (p.r0 > 0u) {
-        acc = dst[i];
-    }
+    var acc = select(0.0, dst[i], p.r0 > 0u);
     for (var ih = min(h0 + p.r0, h1); ih < min(h0 + p.r1, h1); ih++) {
         for (var iw = w0; iw < w1; iw++) {
             acc += src[plane + ih * p.w + iw];
@@ -193,10 +172,7 @@ fn adaptive_bwd(th: Thread) {
     let oh1 = min(((at.y + 1u) * p.oh + p.h - 1u) / p.h, p.oh);
     let ow0 = max((at.x * p.ow) / p.w, 1u) - 1u;
     let ow1 = min(((at.x + 1u) * p.ow + p.w - 1u) / p.w, p.ow);
-    var acc = 0.0;
-    if (p.r0 > 0u) {
-        acc = dst[i];
-    }
+    var acc = select(0.0, dst[i], p.r0 > 0u);
     for (var oh = min(oh0 + p.r0, oh1); oh < min(oh0 + p.r1, oh1); oh++) {
         let h0 = adaptive_start(oh, p.h, p.oh);
         let h1 = adaptive_end(oh, p.h, p.oh);

@@ -48,6 +48,13 @@ fn nan() -> f32 {
     return bitcast<f32>(0x7fc00000u);
 }
 
+// Input position that output o's tap k reads, or -1 in the padding:
+// o * stride + k * dilation - pad.
+fn tap_input(o: u32, k: u32, stride: u32, dil: u32, pad: u32, len: u32) -> i32 {
+    let t = i32(o * stride + k * dil) - i32(pad);
+    return select(-1, t, t >= 0 && t < i32(len));
+}
+
 // Output position whose tap k reads input i, or -1: o * stride + k * dilation - pad == i.
 fn tap_source(i: u32, k: u32, pad: u32, dil: u32, stride: u32, out: u32) -> i32 {
     let t = i32(i + pad) - i32(k * dil);

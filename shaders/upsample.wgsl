@@ -1,6 +1,7 @@
 // F.interpolate: nearest (PyTorch's legacy floor rule) and bilinear, forward and backward.
 // Backward passes are gathers over the outputs that read each input, found by binary search
-// (source indices are monotone in the output index).
+// (source indices are monotone in the output index). Gathers that run in several passes (rows
+// r0..r1 of r_end) resume from what the last pass wrote.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -41,13 +42,15 @@ fn nearest_fwd(th: Thread) {
     dst[i] = src[(o.plane * p.h + sh) * p.w + sw];
 }
 
-// First output o in [0, out) with nearest_src(o) >= goal.
-fn nearest_first(goal: u32, input: u32, out: u32, scale: f32) -> u32 {
+// First output o in [0, out) whose first source index (nearest, or bilinear's i0) is >= goal.
+fn first_reader(goal: u32, input: u32, out: u32, scale: f32, bilinear: bool) -> u32 {
     var lo = 0u;
     var hi = out;
     while (lo < hi) {
         let mid = (lo + hi) / 2u;
-        if (nearest_src(mid, input, scale) >= goal) {
+        let near = nearest_src(mid, input, scale);
+        let s = select(near, bilinear_src(mid, input, scale).i0, bilinear);
+        if (s >= goal) {
             hi = mid;
         } else {
             lo = mid + 1u;
@@ -61,15 +64,12 @@ fn nearest_bwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
     let at = pos_in(i, p.h, p.w);
-    let a0 = nearest_first(at.y, p.h, p.oh, p.scale_h);
-    let a1 = nearest_first(at.y + 1u, p.h, p.oh, p.scale_h);
-    let b0 = nearest_first(at.x, p.w, p.ow, p.scale_w);
-    let b1 = nearest_first(at.x + 1u, p.w, p.ow, p.scale_w);
+    let a0 = first_reader(at.y, p.h, p.oh, p.scale_h, false);
+    let a1 = first_reader(at.y + 1u, p.h, p.oh, p.scale_h, false);
+    let b0 = first_reader(at.x, p.w, p.ow, p.scale_w, false);
+    let b1 = first_reader(at.x + 1u, p.w, p.ow, p.scale_w, false);
     let obase = at.plane * p.oh * p.ow;
-    var acc = 0.0;
-    if (p.r0 > 0u) {
-        acc = dst[i];
-    }
+    var acc = select(0.0, dst[i], p.r0 > 0u);
     for (var o = min(a0 + p.r0, a1); o < min(a0 + p.r1, a1); o++) {
         for (var q = b0; q < b1; q++) {
             acc += src[obase + o * p.ow + q];
@@ -90,20 +90,6 @@ fn bilinear_fwd(th: Thread) {
            + y.l1 * (x.l0 * src[base + y.i1 * p.w + x.i0] + x.l1 * src[base + y.i1 * p.w + x.i1]);
 }
 
-fn bilinear_first(goal: u32, input: u32, out: u32, scale: f32) -> u32 {
-    var lo = 0u;
-    var hi = out;
-    while (lo < hi) {
-        let mid = (lo + hi) / 2u;
-        if (bilinear_src(mid, input, scale).i0 >= goal) {
-            hi = mid;
-        } else {
-            lo = mid + 1u;
-        }
-    }
-    return lo;
-}
-
 // Weight with which output o reads input i along one axis.
 fn bilinear_weight(i: u32, o: u32, input: u32, scale: f32) -> f32 {
     let l = bilinear_src(o, input, scale);
@@ -115,15 +101,12 @@ fn bilinear_bwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
     let at = pos_in(i, p.h, p.w);
-    let a0 = bilinear_first(max(at.y, 1u) - 1u, p.h, p.oh, p.scale_h);
-    let a1 = bilinear_first(at.y + 1u, p.h, p.oh, p.scale_h);
-    let b0 = bilinear_first(max(at.x, 1u) - 1u, p.w, p.ow, p.scale_w);
-    let b1 = bilinear_first(at.x + 1u, p.w, p.ow, p.scale_w);
+    let a0 = first_reader(max(at.y, 1u) - 1u, p.h, p.oh, p.scale_h, true);
+    let a1 = first_reader(at.y + 1u, p.h, p.oh, p.scale_h, true);
+    let b0 = first_reader(max(at.x, 1u) - 1u, p.w, p.ow, p.scale_w, true);
+    let b1 = first_reader(at.x + 1u, p.w, p.ow, p.scale_w, true);
     let obase = at.plane * p.oh * p.ow;
-    var acc = 0.0;
-    if (p.r0 > 0u) {
-        acc = dst[i];
-    }
+    var acc = select(0.0, dst[i], p.r0 > 0u);
     for (var o = min(a0 + p.r0, a1); o < min(a0 + p.r1, a1); o++) {
         let wh = bilinear_weight(at.y, o, p.h, p.scale_h);
         if (wh == 0.0) {

@@ -82,15 +82,8 @@ fn conv_case(
     let (n, c, h, wd) = (x[0], x[1], x[2], x[3]);
     let (d, _, kh, kw) = (w[0], w[1], w[2], w[3]);
     // conv2d's own geometry; an invalid case fails when run, with conv2d's error
-    let (oh, ow) = crate::ops::conv::geometry(
-        "bench",
-        (n, c, h, wd),
-        (kh, kw),
-        opts.stride,
-        opts.padding,
-        opts.dilation,
-    )
-    .map_or((0, 0), |g| (g.oh, g.ow));
+    let (oh, ow) = crate::ops::conv::geometry("bench", (n, c, h, wd), (kh, kw), &opts)
+        .map_or((0, 0), |g| (g.oh, g.ow));
     let fwd = 2.0 * (n * d * oh * ow * (c / opts.groups) * kh * kw) as f64;
     let bytes = 4.0 * (n * c * h * wd + d * (c / opts.groups) * kh * kw + n * d * oh * ow) as f64;
     BenchCase {
@@ -146,44 +139,53 @@ fn matmul_cases(quick: bool) -> Vec<BenchCase> {
 
 fn conv_cases(quick: bool) -> Vec<BenchCase> {
     let s = sizer(quick);
-    let n = s(32, 4);
-    vec![
-        conv_case(
-            "conv2d 3x3 64->64 fwd",
-            [n, 64, s(56, 28), s(56, 28)],
+    let (n, side) = (s(32, 4), s(56, 28));
+    let same = Conv2dOptions::new().padding(1);
+    // (name, input, weight, options, with backward)
+    let table = [
+        (
+            "3x3 64->64",
+            [n, 64, side, side],
             [64, 64, 3, 3],
-            Conv2dOptions::new().padding(1),
+            same,
             false,
         ),
-        conv_case(
-            "conv2d 3x3 64->64 fwd+bwd",
-            [n, 64, s(56, 28), s(56, 28)],
+        (
+            "3x3 64->64",
+            [n, 64, side, side],
             [64, 64, 3, 3],
-            Conv2dOptions::new().padding(1),
+            same,
             true,
         ),
-        conv_case(
-            "conv2d 7x7/2 3->64 fwd",
+        (
+            "7x7/2 3->64",
             [n.min(8), 3, s(224, 64), s(224, 64)],
             [64, 3, 7, 7],
             Conv2dOptions::new().stride(2).padding(3),
             false,
         ),
-        conv_case(
-            "conv2d dw 3x3 128 fwd",
-            [n, 128, s(56, 28), s(56, 28)],
+        (
+            "dw 3x3 128",
+            [n, 128, side, side],
             [128, 1, 3, 3],
-            Conv2dOptions::new().padding(1).groups(128),
+            same.groups(128),
             false,
         ),
-        conv_case(
-            "conv2d 5x5 1->6 fwd+bwd",
+        (
+            "5x5 1->6",
             [s(256, 32), 1, 28, 28],
             [6, 1, 5, 5],
             Conv2dOptions::new().padding(2),
             true,
         ),
-    ]
+    ];
+    table
+        .into_iter()
+        .map(|(name, x, w, opts, bwd)| {
+            let pass = if bwd { "fwd+bwd" } else { "fwd" };
+            conv_case(&format!("conv2d {name} {pass}"), x, w, opts, bwd)
+        })
+        .collect()
 }
 
 fn pool_and_map_cases(quick: bool) -> Vec<BenchCase> {

@@ -278,14 +278,9 @@ fn check_case(dir: &Path, case: &CaseSpec, device: &Device, max_error: &mut f32)
     if let Some(go) = &case.grad_output {
         let go = Tensor::from_ndarray(&read_npy(dir.join(go))?, device)?;
         if go.shape() != output.shape() {
-            return Err(invalid(
-                name,
-                format!(
-                    "grad_output shape {} differs from output {}",
-                    go.shape(),
-                    output.shape()
-                ),
-            ));
+            let (gs, os) = (go.shape(), output.shape());
+            let msg = format!("grad_output shape {gs} differs from output {os}");
+            return Err(invalid(name, msg));
         }
         let grads = output.mul(&go)?.sum_all()?.backward()?;
         for (key, file) in &case.expected_grads {
@@ -433,13 +428,10 @@ fn compare_array(
     let name = case.name.as_str();
     let want = read_npy(dir.join(file))?;
     if got.dims() != want.shape() {
+        let (gs, ws) = (got.shape(), want.shape());
         return Err(invalid(
             name,
-            format!(
-                "{what}: shape {} but expected {:?}",
-                got.shape(),
-                want.shape()
-            ),
+            format!("{what}: shape {gs} but expected {ws:?}"),
         ));
     }
     let g = got.to_vec()?;

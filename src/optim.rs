@@ -31,6 +31,26 @@ fn with_decay(g: &Tensor, w: &Tensor, wd: f32) -> Result<Tensor> {
     }
 }
 
+/// One step over every parameter that has a gradient: `update(g, state)` gives what to subtract
+/// from the parameter, `g` already carrying the weight decay.
+fn step_each<S>(
+    params: &[Var],
+    state: &mut [S],
+    grads: &GradStore,
+    weight_decay: f32,
+    mut update: impl FnMut(Tensor, &mut S) -> Result<Tensor>,
+) -> Result<()> {
+    no_grad(|| {
+        for (p, s) in params.iter().zip(state.iter_mut()) {
+            let Some(g) = grads.get_var(p) else { continue };
+            let w = p.as_tensor();
+            let g = with_decay(g, &w, weight_decay)?;
+            p.set(&w.sub(&update(g, s)?)?)?;
+        }
+        Ok(())
+    })
+}
+
 /// `torch.optim.SGD`.
 pub struct Sgd {
     params: Vec<Var>,
@@ -77,27 +97,28 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
-        no_grad(|| {
-            for (p, vel) in self.params.iter().zip(self.velocity.iter_mut()) {
-                let Some(g) = grads.get_var(p) else { continue };
-                let w = p.as_tensor();
-                let mut g = with_decay(g, &w, self.weight_decay)?;
-                if self.momentum != 0.0 {
+        let (lr, momentum, nesterov) = (self.lr, self.momentum, self.nesterov);
+        step_each(
+            &self.params,
+            &mut self.velocity,
+            grads,
+            self.weight_decay,
+            |mut g, vel| {
+                if momentum != 0.0 {
                     let buf = match vel.take() {
-                        Some(v) => v.mul_scalar(self.momentum)?.add(&g)?,
+                        Some(v) => v.mul_scalar(momentum)?.add(&g)?,
                         None => g.clone(),
                     };
-                    g = if self.nesterov {
-                        g.add(&buf.mul_scalar(self.momentum)?)?
+                    g = if nesterov {
+                        g.add(&buf.mul_scalar(momentum)?)?
                     } else {
                         buf.clone()
                     };
                     *vel = Some(buf);
                 }
-                p.set(&w.sub(&g.mul_scalar(self.lr)?)?)?;
-            }
-            Ok(())
-        })
+                g.mul_scalar(lr)
+            },
+        )
     }
     fn learning_rate(&self) -> f32 {
         self.lr
@@ -165,31 +186,30 @@ impl Adam {
 
 impl Optimizer for Adam {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
-        no_grad(|| {
-            for (p, mom) in self.params.iter().zip(self.moments.iter_mut()) {
-                let Some(g) = grads.get_var(p) else { continue };
-                let w = p.as_tensor();
-                let g = with_decay(g, &w, self.weight_decay)?;
+        let (lr, beta1, beta2, eps) = (self.lr, self.beta1, self.beta2, self.eps);
+        step_each(
+            &self.params,
+            &mut self.moments,
+            grads,
+            self.weight_decay,
+            |g, mom| {
                 let (m, v, t) = match mom.take() {
                     Some((m, v, t)) => (m, v, t + 1),
                     None => (g.mul_scalar(0.0)?, g.mul_scalar(0.0)?, 1),
                 };
-                let c1 = 1.0 - self.beta1.powi(t);
-                let c2 = 1.0 - self.beta2.powi(t);
-                let m = m
-                    .mul_scalar(self.beta1)?
-                    .add(&g.mul_scalar(1.0 - self.beta1)?)?;
+                let c1 = 1.0 - beta1.powi(t);
+                let c2 = 1.0 - beta2.powi(t);
+                let m = m.mul_scalar(beta1)?.add(&g.mul_scalar(1.0 - beta1)?)?;
                 let v = v
-                    .mul_scalar(self.beta2)?
-                    .add(&g.square()?.mul_scalar(1.0 - self.beta2)?)?;
+                    .mul_scalar(beta2)?
+                    .add(&g.square()?.mul_scalar(1.0 - beta2)?)?;
                 // p -= lr * (m / c1) / (sqrt(v / c2) + eps)
-                let denom = v.mul_scalar(1.0 / c2)?.sqrt()?.add_scalar(self.eps)?;
-                let update = m.mul_scalar(self.lr / c1)?.div(&denom)?;
-                p.set(&w.sub(&update)?)?;
+                let denom = v.mul_scalar(1.0 / c2)?.sqrt()?.add_scalar(eps)?;
+                let update = m.mul_scalar(lr / c1)?.div(&denom)?;
                 *mom = Some((m, v, t));
-            }
-            Ok(())
-        })
+                Ok(update)
+            },
+        )
     }
     fn learning_rate(&self) -> f32 {
         self.lr

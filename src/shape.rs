@@ -331,17 +331,7 @@ impl WindowGeom {
         padding: [usize; 4],
         dilation: (usize, usize),
     ) -> Result<Self> {
-        let [top, bottom, left, right] = padding;
-        let g = Self::sized(
-            op,
-            input,
-            kernel,
-            stride,
-            (top, bottom),
-            (left, right),
-            dilation,
-            false,
-        )?;
+        let g = Self::sized(op, input, kernel, stride, padding, dilation, false)?;
         // the row matrix (n*oh*ow, c*kh*kw) must be addressable
         numel(op, &[g.n, g.oh, g.ow, g.c, g.kh, g.kw])?;
         Ok(g)
@@ -365,8 +355,7 @@ impl WindowGeom {
             input,
             kernel,
             stride,
-            (ph, ph),
-            (pw, pw),
+            [ph, ph, pw, pw],
             dilation,
             ceil_mode,
         )?;
@@ -374,17 +363,17 @@ impl WindowGeom {
         Ok(g)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// `padding` is `[top, bottom, left, right]`.
     fn sized(
         op: &'static str,
         (n, c, h, w): (usize, usize, usize, usize),
         kernel: (usize, usize),
         stride: (usize, usize),
-        pad_h: (usize, usize),
-        pad_w: (usize, usize),
+        [top, bottom, left, right]: [usize; 4],
         dilation: (usize, usize),
         ceil_mode: bool,
     ) -> Result<Self> {
+        let (pad_h, pad_w) = ((top, bottom), (left, right));
         Ok(WindowGeom {
             n,
             c,

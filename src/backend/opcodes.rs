@@ -1,56 +1,106 @@
 //! The elementwise and reduction ops, their scalar definitions (the CPU backend's, mirrored
 //! by the shaders), and the opcode tables the shaders' constants are generated from.
 
-/// Elementwise functions of one tensor (and a scalar parameter where the op has one).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    Neg,
-    Square,
-    Sqrt,
-    Exp,
-    Log,
-    Relu,
-    LeakyRelu(f32),
-    Sigmoid,
-    Tanh,
-    AddScalar(f32),
-    MulScalar(f32),
-    /// `x ^ p`
-    PowScalar(f32),
+/// Declares an elementwise op enum from one list: each variant with its opcode name and, where
+/// it has one, its `f32` parameter. From that list come the enum, the opcode table (a name's
+/// index is its code, and the shaders see it as `<PREFIX>_<NAME>`: the loader generates those
+/// constants), `name()` and, for tests, `ALL`. A code no shader case handles gives NaN on the GPU.
+macro_rules! opcode_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $ty:ident, table $table:ident {
+            $($(#[$vmeta:meta])* $var:ident $(($param:ident))? = $name:literal,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub enum $ty {
+            $($(#[$vmeta])* $var $((param_type!($param)))?,)*
+        }
+
+        pub(crate) const $table: [&str; [$($name),*].len()] = [$($name),*];
+
+        impl $ty {
+            /// Every variant (with a placeholder parameter), for tests of the opcode tables.
+            #[cfg(test)]
+            pub(crate) const ALL: [$ty; [$($name),*].len()] =
+                [$($ty::$var $((placeholder!($param)))?),*];
+
+            /// The name in the opcode table and the scalar parameter (0 where there is none).
+            fn name(self) -> (&'static str, f32) {
+                match self {
+                    $($ty::$var $(($param))? => ($name, param_or_zero!($($param)?)),)*
+                }
+            }
+
+            /// Opcode and parameter as the shader sees them.
+            pub(crate) fn code(self) -> (u32, f32) {
+                let (name, param) = self.name();
+                (opcode(&$table, name), param)
+            }
+        }
+    };
 }
 
-/// Unary opcodes: a name's index is its code, and the shaders see it as `UNARY_<NAME>` (the
-/// loader generates those constants from this table). A name missing here gets a code no
-/// shader case handles, so the GPU returns NaN rather than another op's result.
-pub(crate) const UNARY_OPCODES: [&str; 12] = [
-    "NEG",
-    "SQUARE",
-    "SQRT",
-    "EXP",
-    "LOG",
-    "RELU",
-    "LEAKY_RELU",
-    "SIGMOID",
-    "TANH",
-    "ADD_SCALAR",
-    "MUL_SCALAR",
-    "POW_SCALAR",
-];
+macro_rules! param_type {
+    ($p:ident) => {
+        f32
+    };
+}
 
-/// Binary opcodes, as [`UNARY_OPCODES`] (`BINARY_<NAME>` in the shaders).
-pub(crate) const BINARY_OPCODES: [&str; 8] = [
-    "ADD",
-    "SUB",
-    "MUL",
-    "DIV",
-    "RELU_BACKWARD",
-    "LEAKY_RELU_BACKWARD",
-    "SIGMOID_BACKWARD",
-    "TANH_BACKWARD",
-];
+#[cfg(test)]
+macro_rules! placeholder {
+    ($p:ident) => {
+        0.5
+    };
+}
 
-/// Reduction opcodes, as [`UNARY_OPCODES`] (`REDUCE_<NAME>` in the shaders).
-pub(crate) const REDUCE_OPCODES: [&str; 2] = ["SUM", "MAX"];
+macro_rules! param_or_zero {
+    () => {
+        0.0
+    };
+    ($p:ident) => {
+        $p
+    };
+}
+
+opcode_enum! {
+    /// Elementwise functions of one tensor (and a scalar parameter where the op has one).
+    pub enum UnaryOp, table UNARY_OPCODES {
+        Neg = "NEG",
+        Square = "SQUARE",
+        Sqrt = "SQRT",
+        Exp = "EXP",
+        Log = "LOG",
+        Relu = "RELU",
+        LeakyRelu(slope) = "LEAKY_RELU",
+        Sigmoid = "SIGMOID",
+        Tanh = "TANH",
+        AddScalar(s) = "ADD_SCALAR",
+        MulScalar(s) = "MUL_SCALAR",
+        /// `x ^ p`
+        PowScalar(p) = "POW_SCALAR",
+    }
+}
+
+opcode_enum! {
+    /// Elementwise functions of two tensors. The `*Backward` ops take the forward input or
+    /// output as `a` and the upstream gradient as `b`.
+    pub enum BinaryOp, table BINARY_OPCODES {
+        Add = "ADD",
+        Sub = "SUB",
+        Mul = "MUL",
+        Div = "DIV",
+        /// `b` where `a > 0` (or NaN), else 0: relu's gradient, 0 at exactly 0 as in PyTorch.
+        ReluBackward = "RELU_BACKWARD",
+        /// `b * (a > 0 ? 1 : alpha)`
+        LeakyReluBackward(alpha) = "LEAKY_RELU_BACKWARD",
+        /// `b * a * (1 - a)` with `a` the sigmoid output
+        SigmoidBackward = "SIGMOID_BACKWARD",
+        /// `b * (1 - a^2)` with `a` the tanh output
+        TanhBackward = "TANH_BACKWARD",
+    }
+}
 
 /// The code of `name` in `table`; `u32::MAX` (no shader case) for a name it lacks.
 fn opcode(table: &[&str], name: &str) -> u32 {
@@ -61,47 +111,6 @@ fn opcode(table: &[&str], name: &str) -> u32 {
 }
 
 impl UnaryOp {
-    /// Every variant (with a placeholder parameter), for tests of the opcode tables.
-    #[cfg(test)]
-    pub(crate) const ALL: [UnaryOp; 12] = [
-        UnaryOp::Neg,
-        UnaryOp::Square,
-        UnaryOp::Sqrt,
-        UnaryOp::Exp,
-        UnaryOp::Log,
-        UnaryOp::Relu,
-        UnaryOp::LeakyRelu(0.5),
-        UnaryOp::Sigmoid,
-        UnaryOp::Tanh,
-        UnaryOp::AddScalar(0.5),
-        UnaryOp::MulScalar(0.5),
-        UnaryOp::PowScalar(0.5),
-    ];
-
-    /// The name in [`UNARY_OPCODES`] and the scalar parameter.
-    fn name(self) -> (&'static str, f32) {
-        match self {
-            UnaryOp::Neg => ("NEG", 0.0),
-            UnaryOp::Square => ("SQUARE", 0.0),
-            UnaryOp::Sqrt => ("SQRT", 0.0),
-            UnaryOp::Exp => ("EXP", 0.0),
-            UnaryOp::Log => ("LOG", 0.0),
-            UnaryOp::Relu => ("RELU", 0.0),
-            UnaryOp::LeakyRelu(a) => ("LEAKY_RELU", a),
-            UnaryOp::Sigmoid => ("SIGMOID", 0.0),
-            UnaryOp::Tanh => ("TANH", 0.0),
-            UnaryOp::AddScalar(s) => ("ADD_SCALAR", s),
-            UnaryOp::MulScalar(s) => ("MUL_SCALAR", s),
-            UnaryOp::PowScalar(p) => ("POW_SCALAR", p),
-        }
-    }
-
-    /// Opcode and parameter as the shader sees them (`shaders/unary.wgsl`).
-    pub(crate) fn code(self) -> (u32, f32) {
-        let (name, param) = self.name();
-        (opcode(&UNARY_OPCODES, name), param)
-    }
-
     /// The scalar definition both backends follow (the WGSL mirrors it line by line).
     #[inline]
     pub(crate) fn apply(self, x: f32) -> f32 {
@@ -112,20 +121,8 @@ impl UnaryOp {
             UnaryOp::Exp => x.exp(),
             UnaryOp::Log => x.ln(),
             // `x <= 0` rather than `x > 0`: NaN propagates, as in PyTorch.
-            UnaryOp::Relu => {
-                if x <= 0.0 {
-                    0.0
-                } else {
-                    x
-                }
-            }
-            UnaryOp::LeakyRelu(a) => {
-                if x > 0.0 {
-                    x
-                } else {
-                    a * x
-                }
-            }
+            UnaryOp::Relu => select(x <= 0.0, 0.0, x),
+            UnaryOp::LeakyRelu(a) => select(x > 0.0, x, a * x),
             UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             UnaryOp::Tanh => x.tanh(),
             UnaryOp::AddScalar(s) => x + s,
@@ -135,53 +132,17 @@ impl UnaryOp {
     }
 }
 
-/// Elementwise functions of two tensors. The `*Backward` ops take the forward input or output
-/// as `a` and the upstream gradient as `b`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    /// `b` where `a > 0` (or NaN), else 0: relu's gradient, 0 at exactly 0 as in PyTorch.
-    ReluBackward,
-    /// `b * (a > 0 ? 1 : alpha)`
-    LeakyReluBackward(f32),
-    /// `b * a * (1 - a)` with `a` the sigmoid output
-    SigmoidBackward,
-    /// `b * (1 - a^2)` with `a` the tanh output
-    TanhBackward,
+/// `if cond { t } else { f }`, written like the WGSL it mirrors (argument order aside).
+#[inline]
+fn select(cond: bool, t: f32, f: f32) -> f32 {
+    if cond {
+        t
+    } else {
+        f
+    }
 }
 
 impl BinaryOp {
-    /// Every variant (with a placeholder parameter), for tests of the opcode tables.
-    #[cfg(test)]
-    pub(crate) const ALL: [BinaryOp; 8] = [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Div,
-        BinaryOp::ReluBackward,
-        BinaryOp::LeakyReluBackward(0.5),
-        BinaryOp::SigmoidBackward,
-        BinaryOp::TanhBackward,
-    ];
-
-    /// Opcode (from [`BINARY_OPCODES`]) and parameter as the shader sees them.
-    pub(crate) fn code(self) -> (u32, f32) {
-        let (name, param) = match self {
-            BinaryOp::Add => ("ADD", 0.0),
-            BinaryOp::Sub => ("SUB", 0.0),
-            BinaryOp::Mul => ("MUL", 0.0),
-            BinaryOp::Div => ("DIV", 0.0),
-            BinaryOp::ReluBackward => ("RELU_BACKWARD", 0.0),
-            BinaryOp::LeakyReluBackward(a) => ("LEAKY_RELU_BACKWARD", a),
-            BinaryOp::SigmoidBackward => ("SIGMOID_BACKWARD", 0.0),
-            BinaryOp::TanhBackward => ("TANH_BACKWARD", 0.0),
-        };
-        (opcode(&BINARY_OPCODES, name), param)
-    }
-
     #[inline]
     pub(crate) fn apply(self, a: f32, b: f32) -> f32 {
         match self {
@@ -189,25 +150,16 @@ impl BinaryOp {
             BinaryOp::Sub => a - b,
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
-            BinaryOp::ReluBackward => {
-                if a <= 0.0 {
-                    0.0
-                } else {
-                    b
-                }
-            }
-            BinaryOp::LeakyReluBackward(s) => {
-                if a > 0.0 {
-                    b
-                } else {
-                    b * s
-                }
-            }
+            BinaryOp::ReluBackward => select(a <= 0.0, 0.0, b),
+            BinaryOp::LeakyReluBackward(s) => select(a > 0.0, b, b * s),
             BinaryOp::SigmoidBackward => b * a * (1.0 - a),
             BinaryOp::TanhBackward => b * (1.0 - a * a),
         }
     }
 }
+
+/// Reduction opcodes, as the elementwise tables (`REDUCE_<NAME>` in the shaders).
+pub(crate) const REDUCE_OPCODES: [&str; 2] = ["SUM", "MAX"];
 
 /// How a reduction combines values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,13 +188,7 @@ impl ReduceOp {
     pub(crate) fn combine(self, acc: f32, v: f32) -> f32 {
         match self {
             ReduceOp::Sum => acc + v,
-            ReduceOp::Max => {
-                if v > acc || v.is_nan() {
-                    v
-                } else {
-                    acc
-                }
-            }
+            ReduceOp::Max => select(v > acc || v.is_nan(), v, acc),
         }
     }
 }

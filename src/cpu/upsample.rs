@@ -24,21 +24,38 @@ pub(super) fn upsample_nearest(x: &[f32], g: &UpsampleGeom) -> Result<Vec<f32>> 
 
 /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
 pub(super) fn upsample_nearest_backward(grad: &[f32], g: &UpsampleGeom) -> Result<Vec<f32>> {
-    let g = *g;
-    let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, "upsample_nearest_backward")?;
+    let rows: Vec<_> = (0..g.h)
+        .map(|ih| nearest_range(ih, g.h, g.oh, g.scale_h))
+        .collect();
+    let cols: Vec<_> = (0..g.w)
+        .map(|iw| nearest_range(iw, g.w, g.ow, g.scale_w))
+        .collect();
+    gather_backward(grad, g, "upsample_nearest_backward", |go, ih, iw| {
+        let ((a0, a1), (b0, b1)) = (rows[ih], cols[iw]);
+        let mut acc = 0.0;
+        for i in a0..a1 {
+            for j in b0..b1 {
+                acc += go[i * g.ow + j];
+            }
+        }
+        acc
+    })
+}
+
+/// `grad (n, c, oh, ow) -> (n, c, h, w)`: input element `(ih, iw)` of every plane is
+/// `cell(go, ih, iw)`, `go` that plane's output gradient.
+fn gather_backward(
+    grad: &[f32],
+    g: &UpsampleGeom,
+    op: &'static str,
+    cell: impl Fn(&[f32], usize, usize) -> f32 + Sync,
+) -> Result<Vec<f32>> {
+    let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, op)?;
     par_chunks(&mut dx, g.h * g.w, |nc, plane| {
         let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
-        for ih in 0..g.h {
-            let (a0, a1) = nearest_range(ih, g.h, g.oh, g.scale_h);
-            for iw in 0..g.w {
-                let (b0, b1) = nearest_range(iw, g.w, g.ow, g.scale_w);
-                let mut acc = 0.0;
-                for i in a0..a1 {
-                    for j in b0..b1 {
-                        acc += go[i * g.ow + j];
-                    }
-                }
-                plane[ih * g.w + iw] = acc;
+        for (ih, row) in plane.chunks_exact_mut(g.w).enumerate() {
+            for (iw, v) in row.iter_mut().enumerate() {
+                *v = cell(go, ih, iw);
             }
         }
     });
@@ -68,73 +85,48 @@ pub(super) fn upsample_bilinear(x: &[f32], g: &UpsampleGeom) -> Result<Vec<f32>>
 
 /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
 pub(super) fn upsample_bilinear_backward(grad: &[f32], g: &UpsampleGeom) -> Result<Vec<f32>> {
-    let g = *g;
-    let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, "upsample_bilinear_backward")?;
-    par_chunks(&mut dx, g.h * g.w, |nc, plane| {
-        let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
-        for ih in 0..g.h {
-            let (a0, a1) = bilinear_range(ih, g.h, g.oh, g.scale_h, g.align_corners);
-            for iw in 0..g.w {
-                let (b0, b1) = bilinear_range(iw, g.w, g.ow, g.scale_w, g.align_corners);
-                let mut acc = 0.0;
-                for i in a0..a1 {
-                    let wh = bilinear_weight(ih, i, g.h, g.scale_h, g.align_corners);
-                    if wh == 0.0 {
-                        continue;
-                    }
-                    for j in b0..b1 {
-                        let ww = bilinear_weight(iw, j, g.w, g.scale_w, g.align_corners);
-                        acc += wh * ww * go[i * g.ow + j];
-                    }
-                }
-                plane[ih * g.w + iw] = acc;
+    let ac = g.align_corners;
+    gather_backward(grad, g, "upsample_bilinear_backward", |go, ih, iw| {
+        let (a0, a1) = bilinear_range(ih, g.h, g.oh, g.scale_h, ac);
+        let (b0, b1) = bilinear_range(iw, g.w, g.ow, g.scale_w, ac);
+        let mut acc = 0.0;
+        for i in a0..a1 {
+            let wh = bilinear_weight(ih, i, g.h, g.scale_h, ac);
+            if wh == 0.0 {
+                continue;
+            }
+            for j in b0..b1 {
+                acc += wh * bilinear_weight(iw, j, g.w, g.scale_w, ac) * go[i * g.ow + j];
             }
         }
-    });
-    Ok(dx)
+        acc
+    })
+}
+
+/// First `o` in `[0, out)` with `reaches(o)`, for a `reaches` that is monotone in `o`.
+fn first_output(out: usize, reaches: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, out);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if reaches(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
 }
 
 /// Outputs `[lo, hi)` of nearest upsampling that read input `i` (`nearest_src(o) == i`).
-#[inline]
 fn nearest_range(i: usize, input: usize, out: usize, scale: f32) -> (usize, usize) {
-    // nearest_src is monotone in o: find the first o with src >= i and the first with src > i.
-    let first = |target: usize| {
-        let (mut lo, mut hi) = (0, out);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if nearest_src(mid, input, scale) >= target {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        lo
-    };
+    let first = |target| first_output(out, |o| nearest_src(o, input, scale) >= target);
     (first(i), first(i + 1))
 }
 
 /// Outputs `[lo, hi)` of bilinear interpolation that may read input `i` (i0 or i1 equal to i).
-#[inline]
-fn bilinear_range(
-    i: usize,
-    input: usize,
-    out: usize,
-    scale: f32,
-    align_corners: bool,
-) -> (usize, usize) {
+fn bilinear_range(i: usize, input: usize, out: usize, scale: f32, ac: bool) -> (usize, usize) {
     // i0 is monotone in o and i1 is i0 or i0 + 1: outputs with i0 in [i - 1, i].
-    let first = |target: usize| {
-        let (mut lo, mut hi) = (0, out);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if bilinear_src(mid, input, scale, align_corners).0 >= target {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        lo
-    };
+    let first = |target| first_output(out, |o| bilinear_src(o, input, scale, ac).0 >= target);
     (first(i.saturating_sub(1)), first(i + 1))
 }
 

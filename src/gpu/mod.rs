@@ -229,7 +229,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[x],
             A,
-            |b| b.avg_pool_fwd(x, g, opts),
+            |b| b.avg_pool(false, x, g, opts),
             |c, h| c.avg_pool2d(&h[0], g, opts),
         )
     }
@@ -245,7 +245,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[grad],
             A,
-            |b| b.avg_pool_bwd(grad, g, opts),
+            |b| b.avg_pool(true, grad, g, opts),
             |c, h| c.avg_pool2d_backward(&h[0], g, opts),
         )
     }

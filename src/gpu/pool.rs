@@ -80,31 +80,26 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// `(n, c, h, w) -> (n, c, oh, ow)` window means.
-    pub(super) fn avg_pool_fwd(
+    /// Average pooling: forward (`(n, c, h, w) -> (n, c, oh, ow)` window means) or backward
+    /// (`grad (n, c, oh, ow) -> (n, c, h, w)`).
+    pub(super) fn avg_pool(
         &self,
-        x: &GpuBuffer,
+        backward: bool,
+        src: &GpuBuffer,
         g: &WindowGeom,
         opts: AvgPoolOpts,
     ) -> Result<GpuBuffer> {
-        let total = g.n * g.c * g.oh * g.ow;
+        let (entry, total, rows) = match backward {
+            false => ("avg_fwd", g.n * g.c * g.oh * g.ow, (g.kh, g.kw)),
+            // outputs whose windows can cover one input, per axis
+            true => (
+                "avg_bwd",
+                g.n * g.c * g.h * g.w,
+                ((g.kh - 1) / g.sh + 1, (g.kw - 1) / g.sw + 1),
+            ),
+        };
         let p = WindowParams::new(g, total, "avg_pool2d")?.with_avg(opts)?;
-        self.pool_passes("avg_fwd", p, x, total, (g.kh, g.kw))
-    }
-
-    /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
-    pub(super) fn avg_pool_bwd(
-        &self,
-        grad: &GpuBuffer,
-        g: &WindowGeom,
-        opts: AvgPoolOpts,
-    ) -> Result<GpuBuffer> {
-        let total = g.n * g.c * g.h * g.w;
-        let p = WindowParams::new(g, total, "avg_pool2d")?.with_avg(opts)?;
-        // outputs whose windows can cover one input, per axis
-        let rows = (g.kh - 1) / g.sh + 1;
-        let cols = (g.kw - 1) / g.sw + 1;
-        self.pool_passes("avg_bwd", p, grad, total, (rows, cols))
+        self.pool_passes(entry, p, src, total, rows)
     }
 
     /// Adaptive average pooling, `adaptive_fwd` (`(n, c, h, w) -> (n, c, oh, ow)` with

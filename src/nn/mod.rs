@@ -24,6 +24,29 @@ fn uniform_init(shape: &[usize], fan_in: usize, seed: u64, device: &Device) -> R
         .sub_scalar(bound)
 }
 
+/// A layer's weight (`shape`, out channels first) and optional bias, both `U(-bound, bound)`
+/// for its `fan_in`; the bias draws from a seed of its own.
+fn init_weight_and_bias(
+    shape: &[usize],
+    fan_in: usize,
+    bias: bool,
+    seed: u64,
+    device: &Device,
+) -> Result<(Var, Option<Var>)> {
+    let weight = Var::new(&uniform_init(shape, fan_in, seed, device)?);
+    let bias_seed = seed ^ 0x9e37_79b9;
+    let bias = match bias {
+        true => Some(Var::new(&uniform_init(
+            &shape[..1],
+            fan_in,
+            bias_seed,
+            device,
+        )?)),
+        false => None,
+    };
+    Ok((weight, bias))
+}
+
 /// A layer's weight followed by its bias, if any.
 fn weight_and_bias(weight: &Var, bias: &Option<Var>) -> Vec<Var> {
     std::iter::once(weight.clone())
@@ -63,22 +86,8 @@ impl Conv2d {
         );
         let cg = in_channels / opts.groups;
         let fan_in = cg * kh * kw;
-        let weight = Var::new(&uniform_init(
-            &[out_channels, cg, kh, kw],
-            fan_in,
-            seed,
-            device,
-        )?);
-        let bias = if bias {
-            Some(Var::new(&uniform_init(
-                &[out_channels],
-                fan_in,
-                seed ^ 0x9e37_79b9,
-                device,
-            )?))
-        } else {
-            None
-        };
+        let (weight, bias) =
+            init_weight_and_bias(&[out_channels, cg, kh, kw], fan_in, bias, seed, device)?;
         Ok(Conv2d { weight, bias, opts })
     }
 }
@@ -112,22 +121,8 @@ impl Linear {
             "Linear",
             "feature counts must be positive, got {in_features} -> {out_features}"
         );
-        let weight = Var::new(&uniform_init(
-            &[out_features, in_features],
-            in_features,
-            seed,
-            device,
-        )?);
-        let bias = if bias {
-            Some(Var::new(&uniform_init(
-                &[out_features],
-                in_features,
-                seed ^ 0x9e37_79b9,
-                device,
-            )?))
-        } else {
-            None
-        };
+        let shape = [out_features, in_features];
+        let (weight, bias) = init_weight_and_bias(&shape, in_features, bias, seed, device)?;
         Ok(Linear { weight, bias })
     }
 }

@@ -55,21 +55,11 @@ impl Conv2dOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn stride(mut self, s: impl Into<Pair>) -> Self {
-        self.stride = s.into().0;
-        self
-    }
-    pub fn padding(mut self, p: impl Into<Padding>) -> Self {
-        self.padding = p.into();
-        self
-    }
-    pub fn dilation(mut self, d: impl Into<Pair>) -> Self {
-        self.dilation = d.into().0;
-        self
-    }
-    pub fn groups(mut self, g: usize) -> Self {
-        self.groups = g;
-        self
+    setters! {
+        stride(s: impl Into<Pair>) = s.into().0;
+        padding(p: impl Into<Padding>) = p.into();
+        dilation(d: impl Into<Pair>) = d.into().0;
+        groups(g: usize) = g;
     }
 }
 
@@ -128,12 +118,22 @@ pub(crate) fn geometry(
     op: &'static str,
     dims: (usize, usize, usize, usize),
     kernel: (usize, usize),
-    stride: (usize, usize),
-    padding: Padding,
-    dilation: (usize, usize),
+    opts: &Conv2dOptions,
 ) -> Result<WindowGeom> {
-    let pads = resolve_padding(op, padding, kernel, stride, dilation)?;
-    WindowGeom::conv(op, dims, kernel, stride, pads, dilation)
+    let pads = resolve_padding(op, opts.padding, kernel, opts.stride, opts.dilation)?;
+    WindowGeom::conv(op, dims, kernel, opts.stride, pads, opts.dilation)
+}
+
+/// im2row's and row2im's window options: a convolution's, without groups.
+fn unfold_options(
+    stride: impl Into<Pair>,
+    padding: impl Into<Padding>,
+    dilation: impl Into<Pair>,
+) -> Conv2dOptions {
+    Conv2dOptions::new()
+        .stride(stride)
+        .padding(padding)
+        .dilation(dilation)
 }
 
 /// `x (n, c, h, w) -> rows (n*oh*ow, c*kh*kw)`: every receptive field as a row, columns in
@@ -146,14 +146,8 @@ pub fn im2row(
     dilation: impl Into<Pair>,
 ) -> Result<Tensor> {
     let dims = x.shape().dims4_for("im2row")?;
-    let g = geometry(
-        "im2row",
-        dims,
-        kernel.into().0,
-        stride.into().0,
-        padding.into(),
-        dilation.into().0,
-    )?;
+    let opts = unfold_options(stride, padding, dilation);
+    let g = geometry("im2row", dims, kernel.into().0, &opts)?;
     let y = transpose_raw(&im2col_raw(x, &g)?)?;
     Ok(y.attach(&[x], move |gr| {
         Ok(vec![Some(col2im_raw(&transpose_raw(gr)?, &g)?)])
@@ -170,14 +164,8 @@ pub fn row2im(
     padding: impl Into<Padding>,
     dilation: impl Into<Pair>,
 ) -> Result<Tensor> {
-    let g = geometry(
-        "row2im",
-        input_shape,
-        kernel.into().0,
-        stride.into().0,
-        padding.into(),
-        dilation.into().0,
-    )?;
+    let opts = unfold_options(stride, padding, dilation);
+    let g = geometry("row2im", input_shape, kernel.into().0, &opts)?;
     ensure!(
         rows.dims() == [g.row_count(), g.row_len()],
         "row2im",
@@ -202,7 +190,7 @@ pub fn conv2d(
 ) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let (dims, (d, _, kh, kw)) = check_conv2d_args(OP, input, weight, bias, opts.groups)?;
-    let g = geometry(OP, dims, (kh, kw), opts.stride, opts.padding, opts.dilation)?;
+    let g = geometry(OP, dims, (kh, kw), opts)?;
     crate::shape::numel(OP, &[g.n, d, g.oh, g.ow])?;
     let groups = opts.groups;
     if groups == g.c && groups > 1 {

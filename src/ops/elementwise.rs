@@ -42,6 +42,24 @@ impl Tensor {
         Ok(y.attach(&[self], move |g| Ok(vec![Some(rule(&x, &yc, g)?)])))
     }
 
+    /// A unary op whose gradient is the binary op `grad(saved, upstream)`, `saved` its input
+    /// or its output.
+    fn unary_with_backward(
+        &self,
+        op: UnaryOp,
+        saved: Saved,
+        grad: BinaryOp,
+        name: &'static str,
+    ) -> Result<Tensor> {
+        self.unary_op(op, move |x, y, g| {
+            let s = match saved {
+                Saved::Input => x,
+                Saved::Output => y,
+            };
+            s.binary_raw(g, grad, name)
+        })
+    }
+
     pub fn neg(&self) -> Result<Tensor> {
         self.unary_op(UnaryOp::Neg, |_, _, g| g.unary_raw(UnaryOp::Neg))
     }
@@ -58,9 +76,7 @@ impl Tensor {
         })
     }
     pub fn exp(&self) -> Result<Tensor> {
-        self.unary_op(UnaryOp::Exp, |_, y, g| {
-            g.binary_raw(y, BinaryOp::Mul, "exp")
-        })
+        self.unary_with_backward(UnaryOp::Exp, Saved::Output, BinaryOp::Mul, "exp")
     }
     /// Natural logarithm.
     pub fn log(&self) -> Result<Tensor> {
@@ -70,9 +86,7 @@ impl Tensor {
     }
     /// `max(x, 0)`; the gradient at exactly 0 is 0, as in PyTorch.
     pub fn relu(&self) -> Result<Tensor> {
-        self.unary_op(UnaryOp::Relu, |x, _, g| {
-            x.binary_raw(g, BinaryOp::ReluBackward, "relu")
-        })
+        self.unary_with_backward(UnaryOp::Relu, Saved::Input, BinaryOp::ReluBackward, "relu")
     }
     /// `x` where positive, `slope * x` elsewhere.
     pub fn leaky_relu(&self, slope: f32) -> Result<Tensor> {
@@ -81,19 +95,15 @@ impl Tensor {
             "leaky_relu",
             "negative slope must be finite, got {slope}"
         );
-        self.unary_op(UnaryOp::LeakyRelu(slope), move |x, _, g| {
-            x.binary_raw(g, BinaryOp::LeakyReluBackward(slope), "leaky_relu")
-        })
+        let grad = BinaryOp::LeakyReluBackward(slope);
+        self.unary_with_backward(UnaryOp::LeakyRelu(slope), Saved::Input, grad, "leaky_relu")
     }
     pub fn sigmoid(&self) -> Result<Tensor> {
-        self.unary_op(UnaryOp::Sigmoid, |_, y, g| {
-            y.binary_raw(g, BinaryOp::SigmoidBackward, "sigmoid")
-        })
+        let grad = BinaryOp::SigmoidBackward;
+        self.unary_with_backward(UnaryOp::Sigmoid, Saved::Output, grad, "sigmoid")
     }
     pub fn tanh(&self) -> Result<Tensor> {
-        self.unary_op(UnaryOp::Tanh, |_, y, g| {
-            y.binary_raw(g, BinaryOp::TanhBackward, "tanh")
-        })
+        self.unary_with_backward(UnaryOp::Tanh, Saved::Output, BinaryOp::TanhBackward, "tanh")
     }
     pub fn add_scalar(&self, s: f32) -> Result<Tensor> {
         self.unary_op(UnaryOp::AddScalar(s), |_, _, g| Ok(g.clone()))
@@ -178,4 +188,11 @@ impl Tensor {
             Ok((ga, gb))
         })
     }
+}
+
+/// Which tensor a unary op's backward reads besides the upstream gradient.
+#[derive(Clone, Copy)]
+enum Saved {
+    Input,
+    Output,
 }

@@ -1,6 +1,18 @@
 //! Public tensor ops by family: argument checks, dispatch to the backend, and each op's backward
 //! rule beside its forward.
 
+/// Builder setters of an options struct: `field(value)` stores `conv` of the argument.
+macro_rules! setters {
+    ($($field:ident($arg:ident: $ty:ty) = $conv:expr;)*) => {
+        $(
+            pub fn $field(mut self, $arg: $ty) -> Self {
+                self.$field = $conv;
+                self
+            }
+        )*
+    };
+}
+
 pub mod conv;
 mod conv_gemm;
 pub mod elementwise;

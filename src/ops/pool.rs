@@ -26,21 +26,11 @@ impl MaxPool2dOptions {
             ceil_mode: false,
         }
     }
-    pub fn stride(mut self, s: impl Into<Pair>) -> Self {
-        self.stride = Some(s.into().0);
-        self
-    }
-    pub fn padding(mut self, p: impl Into<Pair>) -> Self {
-        self.padding = p.into().0;
-        self
-    }
-    pub fn dilation(mut self, d: impl Into<Pair>) -> Self {
-        self.dilation = d.into().0;
-        self
-    }
-    pub fn ceil_mode(mut self, c: bool) -> Self {
-        self.ceil_mode = c;
-        self
+    setters! {
+        stride(s: impl Into<Pair>) = Some(s.into().0);
+        padding(p: impl Into<Pair>) = p.into().0;
+        dilation(d: impl Into<Pair>) = d.into().0;
+        ceil_mode(c: bool) = c;
     }
 }
 
@@ -66,25 +56,12 @@ impl AvgPool2dOptions {
             divisor_override: None,
         }
     }
-    pub fn stride(mut self, s: impl Into<Pair>) -> Self {
-        self.stride = Some(s.into().0);
-        self
-    }
-    pub fn padding(mut self, p: impl Into<Pair>) -> Self {
-        self.padding = p.into().0;
-        self
-    }
-    pub fn ceil_mode(mut self, c: bool) -> Self {
-        self.ceil_mode = c;
-        self
-    }
-    pub fn count_include_pad(mut self, c: bool) -> Self {
-        self.count_include_pad = c;
-        self
-    }
-    pub fn divisor_override(mut self, d: usize) -> Self {
-        self.divisor_override = Some(d);
-        self
+    setters! {
+        stride(s: impl Into<Pair>) = Some(s.into().0);
+        padding(p: impl Into<Pair>) = p.into().0;
+        ceil_mode(c: bool) = c;
+        count_include_pad(c: bool) = c;
+        divisor_override(d: usize) = Some(d);
     }
 }
 
