@@ -7,6 +7,7 @@ use std::mem::size_of;
 use super::elementwise::{BinaryParams, CopyParams, UnaryParams};
 use super::gemm::{GemmParams, MatParams};
 use super::kernels::{Shader, CONSTANTS};
+use super::peak::PeakParams;
 use super::reduce::ReduceParams;
 use super::selftest::Params as SelfTestParams;
 use super::uniforms::Uniform;
@@ -74,6 +75,7 @@ fn uniforms_have_the_same_layout_in_rust_and_wgsl() {
     check_layout::<WindowParams>(Shader::Pool);
     check_layout::<UpsampleParams>(Shader::Upsample);
     check_layout::<SelfTestParams>(Shader::SelfTest);
+    check_layout::<PeakParams>(Shader::Peak);
 }
 
 /// Misaligned on purpose (a vec4 array after three u32s): the check above must catch it.

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use super::context::{lock, GpuContext};
 use super::elementwise::{BinaryParams, CopyParams, UnaryParams};
 use super::gemm::{GemmParams, MatParams};
+use super::peak::PeakParams;
 use super::reduce::ReduceParams;
 use super::selftest::Params as SelfTestParams;
 use super::uniforms::Uniform;
@@ -43,10 +44,11 @@ pub(crate) enum Shader {
     Pool,
     Upsample,
     SelfTest,
+    Peak,
 }
 
 impl Shader {
-    pub(crate) const ALL: [Shader; 9] = [
+    pub(crate) const ALL: [Shader; 10] = [
         Shader::Unary,
         Shader::Binary,
         Shader::Reduce,
@@ -56,6 +58,7 @@ impl Shader {
         Shader::Pool,
         Shader::Upsample,
         Shader::SelfTest,
+        Shader::Peak,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -69,6 +72,7 @@ impl Shader {
             Shader::Pool => "pool",
             Shader::Upsample => "upsample",
             Shader::SelfTest => "selftest",
+            Shader::Peak => "peak",
         }
     }
 
@@ -84,6 +88,7 @@ impl Shader {
             Shader::Pool => include_str!("../../shaders/pool.wgsl"),
             Shader::Upsample => include_str!("../../shaders/upsample.wgsl"),
             Shader::SelfTest => include_str!("../../shaders/selftest.wgsl"),
+            Shader::Peak => include_str!("../../shaders/peak.wgsl"),
         }
     }
 
@@ -98,6 +103,7 @@ impl Shader {
             Shader::Conv | Shader::Pool => WindowParams::wgsl(),
             Shader::Upsample => UpsampleParams::wgsl(),
             Shader::SelfTest => SelfTestParams::wgsl(),
+            Shader::Peak => PeakParams::wgsl(),
         }
     }
 

@@ -14,6 +14,7 @@ mod gemm;
 mod kernels;
 mod launch;
 mod loops;
+mod peak;
 mod pool;
 mod reduce;
 pub mod selftest;

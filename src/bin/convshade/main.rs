@@ -1,5 +1,8 @@
 //! The `convshade` command.
 
+mod bench;
+mod plot;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -23,24 +26,9 @@ enum Cmd {
         #[arg(long)]
         loop_cap: Option<usize>,
     },
-    /// Time each op on each device (device synced before the clock is read) and compare them.
-    Bench {
-        /// Devices to run on: cpu, gpu, or all available.
-        #[arg(long, default_value = "all", value_parser = ["cpu", "gpu", "all"])]
-        device: String,
-        /// Only cases whose name contains this.
-        #[arg(long)]
-        filter: Option<String>,
-        /// Smaller sizes (software adapters, quick looks).
-        #[arg(long)]
-        quick: bool,
-        /// Time budget per case and device, in milliseconds.
-        #[arg(long, default_value_t = 500)]
-        budget_ms: u64,
-        /// Also write the results as JSON to this file.
-        #[arg(long)]
-        json: Option<std::path::PathBuf>,
-    },
+    /// Time the standard suite on each device, against the measured peak and, with
+    /// `--compare`, another engine's report (tools/bench_torch.py writes PyTorch's).
+    Bench(bench::BenchArgs),
     /// Run a `convshade-cases/1` directory (PyTorch reference outputs and gradients).
     Verify {
         /// The directory holding manifest.json.
@@ -56,19 +44,7 @@ fn main() {
     let result = match cli.cmd {
         Cmd::Info { loop_cap } => info(loop_cap).map(|_| 0),
         Cmd::Verify { dir, device } => verify(&dir, &device),
-        Cmd::Bench {
-            device,
-            filter,
-            quick,
-            budget_ms,
-            json,
-        } => bench(
-            &device,
-            filter.as_deref(),
-            quick,
-            budget_ms,
-            json.as_deref(),
-        ),
+        Cmd::Bench(args) => bench::bench(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -79,7 +55,7 @@ fn main() {
     }
 }
 
-fn devices(which: &str) -> convshade::Result<Vec<convshade::Device>> {
+pub(crate) fn devices(which: &str) -> convshade::Result<Vec<convshade::Device>> {
     Ok(match which {
         "cpu" => vec![convshade::Device::cpu()],
         "gpu" => vec![convshade::Device::gpu()?],
@@ -92,49 +68,6 @@ fn devices(which: &str) -> convshade::Result<Vec<convshade::Device>> {
             d
         }
     })
-}
-
-fn bench(
-    which: &str,
-    filter: Option<&str>,
-    quick: bool,
-    budget_ms: u64,
-    json: Option<&std::path::Path>,
-) -> convshade::Result<i32> {
-    use convshade::bench;
-    let devs = devices(which)?;
-    let cfg = bench::BenchConfig {
-        budget: std::time::Duration::from_millis(budget_ms),
-        quick,
-        ..Default::default()
-    };
-    println!(
-        "{:<40} {:<28} {:>13} {:>17} {:>13}",
-        "case", "device", "median", "compute", "memory"
-    );
-    let results = bench::run(&devs, &cfg, filter, |r| {
-        println!("{}", bench::format_row(r))
-    })?;
-    if devs.len() == 2 {
-        println!();
-        println!("GPU time relative to CPU (below 1: the GPU is faster)");
-        for pair in results.chunks(2) {
-            if let [c, g] = pair {
-                println!("{:<40} {:>8.2}x", c.case, g.median_ms / c.median_ms);
-            }
-        }
-    }
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&results).map_err(|e| convshade::Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
-        std::fs::write(path, text).map_err(|e| convshade::Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
-    }
-    Ok(0)
 }
 
 /// Runs a case directory; exit status 1 when any case failed.
