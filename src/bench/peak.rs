@@ -106,42 +106,49 @@ mod x86 {
     pub(super) const CHAINS_512: usize = 16;
     pub(super) const CHAINS_256: usize = 12;
 
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn fma512(iters: u64) -> f32 {
-        // inputs the compiler cannot see, so the chains cannot be folded
-        let m = _mm512_set1_ps(black_box(0.999_999));
-        let c = _mm512_set1_ps(black_box(1e-6));
-        let mut acc = [_mm512_set1_ps(black_box(0.5)); CHAINS_512];
-        for _ in 0..iters {
-            for a in &mut acc {
-                *a = _mm512_fmadd_ps(*a, m, c);
+    /// An FMA kernel over one vector type: `chains` accumulators of `lanes` f32 each.
+    macro_rules! fma_kernel {
+        ($name:ident, $feature:literal, $chains:expr, $lanes:literal,
+         $set1:ident, $fmadd:ident, $add:ident) => {
+            #[target_feature(enable = $feature)]
+            pub(super) unsafe fn $name(iters: u64) -> f32 {
+                // inputs the compiler cannot see, so the chains cannot be folded
+                let m = $set1(black_box(0.999_999));
+                let c = $set1(black_box(1e-6));
+                let mut acc = [$set1(black_box(0.5)); $chains];
+                for _ in 0..iters {
+                    for a in &mut acc {
+                        *a = $fmadd(*a, m, c);
+                    }
+                }
+                let mut sum = acc[0];
+                for a in &acc[1..] {
+                    sum = $add(sum, *a);
+                }
+                let lanes: [f32; $lanes] = std::mem::transmute(sum);
+                lanes.iter().sum()
             }
-        }
-        let mut sum = _mm512_setzero_ps();
-        for a in acc {
-            sum = _mm512_add_ps(sum, a);
-        }
-        _mm512_reduce_add_ps(sum)
+        };
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn fma256(iters: u64) -> f32 {
-        let m = _mm256_set1_ps(black_box(0.999_999));
-        let c = _mm256_set1_ps(black_box(1e-6));
-        let mut acc = [_mm256_set1_ps(black_box(0.5)); CHAINS_256];
-        for _ in 0..iters {
-            for a in &mut acc {
-                *a = _mm256_fmadd_ps(*a, m, c);
-            }
-        }
-        let mut lanes = [0.0f32; 8];
-        let mut sum = _mm256_setzero_ps();
-        for a in acc {
-            sum = _mm256_add_ps(sum, a);
-        }
-        _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
-        lanes.iter().sum()
-    }
+    fma_kernel!(
+        fma512,
+        "avx512f",
+        CHAINS_512,
+        16,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_add_ps
+    );
+    fma_kernel!(
+        fma256,
+        "avx2,fma",
+        CHAINS_256,
+        8,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_add_ps
+    );
 }
 
 /// Where no SIMD kernel is written: independent `mul_add` chains the compiler may vectorize.

@@ -94,6 +94,7 @@ pub(crate) fn draw(path: &Path, report: &Report, others: &[Report]) -> Result<()
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
