@@ -171,7 +171,7 @@ pub(super) fn depthwise_conv2d_backward_weight(
 /// Calls `f(kh, kw, oh, ow)` for every window tap of `g` that reads input `(ih, iw)`, in
 /// (kh, kw) order: the order in which both backends' gathers sum.
 #[inline]
-pub(super) fn taps_reading(
+fn taps_reading(
     g: &WindowGeom,
     ih: usize,
     iw: usize,

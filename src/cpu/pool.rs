@@ -1,9 +1,9 @@
-//! Max, average and adaptive average pooling, forward and backward. Backward passes are
-//! gathers: each input element sums the gradients of the windows that hold it.
+//! Max, average and adaptive average pooling, forward and backward. The max and average
+//! backward passes scatter each output's gradient in the order that makes every input's sum
+//! bit-identical to the GPU's gather; adaptive pooling's backward is a gather.
 
 use rayon::prelude::*;
 
-use super::conv::taps_reading;
 use super::host::{host_vec, par_chunks};
 use crate::backend::{adaptive_window, AvgPoolOpts};
 use crate::shape::WindowGeom;
@@ -49,7 +49,8 @@ pub(super) fn max_pool2d(x: &[f32], g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32
     Ok((out, idx))
 }
 
-/// `grad (n, c, oh, ow)`, `indices` -> `(n, c, h, w)`.
+/// `grad (n, c, oh, ow)`, `indices` -> `(n, c, h, w)`: each output's gradient added to its
+/// argmax, one pass over the outputs.
 pub(super) fn max_pool2d_backward(
     grad: &[f32],
     indices: &[f32],
@@ -60,16 +61,12 @@ pub(super) fn max_pool2d_backward(
     par_chunks(&mut dx, g.h * g.w, |nc, plane| {
         let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
         let ix = &indices[nc * g.oh * g.ow..][..g.oh * g.ow];
-        for ih in 0..g.h {
-            for iw in 0..g.w {
-                let me = (ih * g.w + iw) as f32;
-                let mut acc = 0.0;
-                taps_reading(&g, ih, iw, |_, _, oh, ow| {
-                    if ix[oh * g.ow + ow] == me {
-                        acc += go[oh * g.ow + ow];
-                    }
-                });
-                plane[ih * g.w + iw] = acc;
+        // Outputs in reverse order: an input's windows then arrive in (kh, kw) order (tap kh
+        // of input row ih is output row (ih + pad - kh * dh) / sh, which falls as kh rises),
+        // the order in which the GPU's gather sums them, so both give the same bits.
+        for (&i, &v) in ix.iter().zip(go).rev() {
+            if let Some(d) = plane.get_mut(i as usize).filter(|_| i >= 0.0) {
+                *d += v;
             }
         }
     });
@@ -98,7 +95,8 @@ pub(super) fn avg_pool2d(x: &[f32], g: &WindowGeom, opts: AvgPoolOpts) -> Result
     Ok(out)
 }
 
-/// `grad (n, c, oh, ow) -> (n, c, h, w)`.
+/// `grad (n, c, oh, ow) -> (n, c, h, w)`: each output's share added to its window, one
+/// pass over the outputs.
 pub(super) fn avg_pool2d_backward(
     grad: &[f32],
     g: &WindowGeom,
@@ -108,18 +106,17 @@ pub(super) fn avg_pool2d_backward(
     let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, "avg_pool2d_backward")?;
     par_chunks(&mut dx, g.h * g.w, |nc, plane| {
         let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
-        for ih in 0..g.h {
-            for iw in 0..g.w {
-                let mut acc = 0.0;
-                for oh in windows_covering(ih, g.kh, g.sh, g.pad_top, g.oh) {
-                    for ow in windows_covering(iw, g.kw, g.sw, g.pad_left, g.ow) {
-                        let w = avg_window(&g, oh, ow, opts);
-                        if ih >= w.h0 && ih < w.h1 && iw >= w.w0 && iw < w.w1 {
-                            acc += go[oh * g.ow + ow] / w.divisor;
-                        }
+        // Outputs in (oh, ow) order: every input receives its windows' shares in the order
+        // the GPU's gather sums them.
+        for oh in 0..g.oh {
+            for ow in 0..g.ow {
+                let w = avg_window(&g, oh, ow, opts);
+                let share = go[oh * g.ow + ow] / w.divisor;
+                for ih in w.h0..w.h1 {
+                    for d in &mut plane[ih * g.w..][w.w0..w.w1] {
+                        *d += share;
                     }
                 }
-                plane[ih * g.w + iw] = acc;
             }
         }
     });
@@ -187,25 +184,6 @@ pub(super) fn adaptive_avg_pool2d_backward(
         }
     });
     Ok(dx)
-}
-
-/// Outputs `[lo, hi)` whose (undilated) window of size `k` may cover input `i`.
-#[inline]
-fn windows_covering(
-    i: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    out: usize,
-) -> std::ops::Range<usize> {
-    let ip = i + pad;
-    let lo = if ip + 1 > k {
-        (ip + 1 - k).div_ceil(stride)
-    } else {
-        0
-    };
-    let hi = (ip / stride + 1).min(out);
-    lo..hi.max(lo)
 }
 
 /// An average-pooling window clipped to the input, and its divisor.

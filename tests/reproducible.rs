@@ -1,0 +1,90 @@
+//! Bit-reproducibility across devices and thread counts of the backward passes that sum several
+//! contributions per element: the CPU's pooling scatters add them in the order the GPU's
+//! gathers do, so both give the same bits, on any number of rayon threads.
+
+mod common;
+
+use convshade::{avg_pool2d, max_pool2d, AvgPool2dOptions, Device, MaxPool2dOptions, Tensor};
+
+type Op = Box<dyn Fn(&[Tensor]) -> convshade::Result<Tensor> + Send + Sync>;
+
+/// Pools whose windows overlap, so inputs receive up to 9 (or, dilated, 4) window gradients.
+fn overlapping_pools() -> Vec<(&'static str, Op)> {
+    vec![
+        (
+            "max 3x3/1",
+            Box::new(|t| max_pool2d(&t[0], &MaxPool2dOptions::new(3).stride(1))),
+        ),
+        (
+            "max 3x3/2 pad 1 dilation 2",
+            Box::new(|t| {
+                let o = MaxPool2dOptions::new(3).stride(2).padding(1).dilation(2);
+                max_pool2d(&t[0], &o)
+            }),
+        ),
+        (
+            "avg 3x3/1 pad 1",
+            Box::new(|t| avg_pool2d(&t[0], &AvgPool2dOptions::new(3).stride(1).padding(1))),
+        ),
+        (
+            "avg 3x3/2 pad 1 ceil, no pad count",
+            Box::new(|t| {
+                let o = AvgPool2dOptions::new(3)
+                    .stride(2)
+                    .padding(1)
+                    .ceil_mode(true)
+                    .count_include_pad(false);
+                avg_pool2d(&t[0], &o)
+            }),
+        ),
+    ]
+}
+
+fn grad_bits(dev: &Device, f: &Op) -> Vec<u32> {
+    // a scale that makes the window sums round differently in another order
+    let x: Vec<f32> = common::randv(2 * 3 * 19 * 17, 21)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * (1.0 + (i % 7) as f32 * 1e3))
+        .collect();
+    let (_, g) = common::run_op(dev, &[(vec![2, 3, 19, 17], x)], f.as_ref());
+    let g = g[0].as_ref().expect("an input gradient").to_vec().unwrap();
+    g.iter().map(|v| v.to_bits()).collect()
+}
+
+fn on_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+#[test]
+fn cpu_pool_gradients_are_the_same_bits_on_1_2_and_4_threads() {
+    for (name, f) in overlapping_pools() {
+        let one = on_threads(1, || grad_bits(&Device::cpu(), &f));
+        for n in [2, 4] {
+            assert_eq!(
+                on_threads(n, || grad_bits(&Device::cpu(), &f)),
+                one,
+                "{name}, {n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cpu_and_gpu_pool_gradients_are_the_same_bits() {
+    let Some(gpu) = common::gpu() else { return };
+    for (name, f) in overlapping_pools() {
+        let (cpu, gpu) = (grad_bits(&Device::cpu(), &f), grad_bits(&gpu, &f));
+        let differ = cpu.iter().zip(&gpu).filter(|(a, b)| a != b).count();
+        assert_eq!(
+            differ,
+            0,
+            "{name}: {differ} of {} elements differ",
+            cpu.len()
+        );
+    }
+}
