@@ -1,6 +1,7 @@
 //! Bit-reproducibility across devices and thread counts of the backward passes that sum several
 //! contributions per element: the CPU's pooling scatters add them in the order the GPU's
-//! gathers do, so both give the same bits, on any number of rayon threads.
+//! gathers do, so both give the same bits, on any number of rayon threads; the conv bias
+//! gradient is one ordered f64 sum whatever the thread count.
 
 mod common;
 
@@ -86,5 +87,42 @@ fn cpu_and_gpu_pool_gradients_are_the_same_bits() {
             "{name}: {differ} of {} elements differ",
             cpu.len()
         );
+    }
+}
+
+/// conv2d's bias gradient sums each output plane in f64, then the images in order: the same
+/// bits on any number of threads, and those of that sum written out here.
+#[test]
+fn cpu_conv_bias_gradient_is_the_ordered_f64_sum_on_any_thread_count() {
+    let (n, d, side) = (5, 7, 12);
+    let up: Vec<f32> = common::randv(n * d * side * side, 3)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * (1.0 + (i % 5) as f32 * 1e4))
+        .collect();
+    let bias_grad = || {
+        let cpu = Device::cpu();
+        let x = Tensor::randn([n, 2, side, side], 1, &cpu).unwrap();
+        let w = Tensor::randn([d, 2, 3, 3], 2, &cpu).unwrap();
+        let b = Tensor::zeros([d], &cpu).unwrap().requires_grad_();
+        let opts = convshade::Conv2dOptions::new().padding(1);
+        let y = convshade::conv2d(&x, &w, Some(&b), &opts).unwrap();
+        let g = Tensor::from_vec(up.clone(), y.dims().to_vec(), &cpu).unwrap();
+        let grads = y.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+        let got = grads.get(&b).unwrap().to_vec().unwrap();
+        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    };
+    let plane = side * side;
+    let want: Vec<u32> = (0..d)
+        .map(|c| {
+            let per_image = (0..n).map(|i| {
+                let p = &up[(i * d + c) * plane..][..plane];
+                p.iter().fold(0.0f64, |a, &v| a + v as f64) as f32
+            });
+            (per_image.fold(0.0f64, |a, v| a + v as f64) as f32).to_bits()
+        })
+        .collect();
+    for threads in [1, 2, 4] {
+        assert_eq!(on_threads(threads, bias_grad), want, "{threads} threads");
     }
 }

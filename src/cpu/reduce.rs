@@ -10,6 +10,8 @@ use crate::Result;
 const SUM_BLOCK: usize = 1 << 14;
 /// Up to this many outputs, a long sum is split into blocks across threads.
 const FEW_OUTPUTS: usize = 16;
+/// Rows per task when reducing contiguous rows.
+const ROWS_PER_TASK: usize = 64;
 
 /// `(outer, len, inner) -> (outer, inner)`, combining in index order; sums go through
 /// `sum_axis`.
@@ -61,6 +63,19 @@ fn sum_axis(x: &[f32], outer: usize, len: usize, inner: usize) -> Result<Vec<f32
             .collect());
     }
     let mut out = host_vec(outputs, 0.0, "sum")?;
+    if inner == 1 {
+        // contiguous rows (a conv bias gradient's planes): tasks of many rows, each summed in
+        // order as below
+        out.par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(t, sums)| {
+                for (j, r) in sums.iter_mut().enumerate() {
+                    let row = &x[(t * ROWS_PER_TASK + j) * len..][..len];
+                    *r = row.iter().fold(0.0f64, |a, &v| a + v as f64) as f32;
+                }
+            });
+        return Ok(out);
+    }
     par_chunks(&mut out, inner, |o, row| {
         let base = o * len * inner;
         let mut acc = vec![0.0f64; inner];
