@@ -392,6 +392,18 @@ impl WindowGeom {
         })
     }
 
+    /// The taps `kh` of output row `oh` that read inside the input (the rest read padding).
+    #[inline]
+    pub fn row_taps(&self, oh: usize) -> std::ops::Range<usize> {
+        inside_taps(oh * self.sh, self.pad_top, self.dh, self.h, self.kh)
+    }
+
+    /// The taps `kw` of output column `ow` that read inside the input.
+    #[inline]
+    pub fn col_taps(&self, ow: usize) -> std::ops::Range<usize> {
+        inside_taps(ow * self.sw, self.pad_left, self.dw, self.w, self.kw)
+    }
+
     /// The input row that output row `oh` reads at tap `kh`, or `None` in the padding.
     #[inline]
     pub fn input_row(&self, oh: usize, kh: usize) -> Option<usize> {
@@ -417,9 +429,57 @@ impl WindowGeom {
     }
 }
 
+/// Taps `k < taps` with `0 <= at + k * dil - pad < len`: a window's taps inside the input.
+#[inline]
+fn inside_taps(
+    at: usize,
+    pad: usize,
+    dil: usize,
+    len: usize,
+    taps: usize,
+) -> std::ops::Range<usize> {
+    let start = at as isize - pad as isize;
+    let (dil, last) = (dil as isize, len as isize - 1);
+    let lo = if start >= 0 {
+        0
+    } else {
+        (-start + dil - 1) / dil
+    };
+    let hi = if start > last {
+        0
+    } else {
+        (last - start) / dil + 1
+    };
+    let hi = (hi as usize).min(taps);
+    (lo as usize).min(hi)..hi
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inside_taps_are_the_taps_that_read_the_input() {
+        // every small window geometry, against the per-tap test
+        for (h, k, s, p, d) in (1..6).flat_map(|h| {
+            (1..4).flat_map(move |k| {
+                (1..3).flat_map(move |s| {
+                    (0..3).flat_map(move |p| (1..3).map(move |d| (h, k, s, p, d)))
+                })
+            })
+        }) {
+            let Ok(g) = WindowGeom::conv("t", (1, 1, h, h), (k, k), (s, s), [p, p, p, p], (d, d))
+            else {
+                continue;
+            };
+            for o in 0..g.oh {
+                let rows: Vec<usize> = (0..k).filter(|&t| g.input_row(o, t).is_some()).collect();
+                let cols: Vec<usize> = (0..k).filter(|&t| g.input_col(o, t).is_some()).collect();
+                assert_eq!(g.row_taps(o).collect::<Vec<_>>(), rows, "{g:?} row {o}");
+                assert_eq!(g.col_taps(o).collect::<Vec<_>>(), cols, "{g:?} col {o}");
+            }
+        }
+    }
 
     #[test]
     fn conv_lengths_follow_pytorch() {

@@ -15,20 +15,18 @@ pub(super) fn max_pool2d(x: &[f32], g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32
     let plane_out = g.oh * g.ow;
     let mut out = host_vec(g.n * g.c * plane_out, 0.0, "max_pool2d")?;
     let mut idx = host_vec(out.len(), 0.0, "max_pool2d")?;
+    // the taps inside the input, per output row and column: the same for every plane
+    let rows: Vec<_> = (0..g.oh).map(|oh| g.row_taps(oh)).collect();
+    let cols: Vec<_> = (0..g.ow).map(|ow| g.col_taps(ow)).collect();
     let work = |nc: usize, o: &mut [f32], ix: &mut [f32]| {
         let plane = &x[nc * g.h * g.w..][..g.h * g.w];
-        for oh in 0..g.oh {
-            for ow in 0..g.ow {
+        for (oh, taps_h) in rows.iter().enumerate() {
+            for (ow, taps_w) in cols.iter().enumerate() {
                 let (mut best, mut arg) = (f32::NEG_INFINITY, -1i64);
-                for kh in 0..g.kh {
-                    let Some(ih) = g.input_row(oh, kh) else {
-                        continue;
-                    };
-                    for kw in 0..g.kw {
-                        let Some(iw) = g.input_col(ow, kw) else {
-                            continue;
-                        };
-                        let i = ih * g.w + iw;
+                for kh in taps_h.clone() {
+                    let ih = oh * g.sh + kh * g.dh - g.pad_top;
+                    for kw in taps_w.clone() {
+                        let i = ih * g.w + ow * g.sw + kw * g.dw - g.pad_left;
                         let v = plane[i];
                         // As PyTorch: NaN propagates, ties keep the first maximum.
                         if v > best || v.is_nan() || arg < 0 {
