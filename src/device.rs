@@ -8,7 +8,7 @@ use crate::{Error, Result};
 /// A compute device. Cloning is cheap; a GPU device may be used from several threads.
 #[derive(Clone)]
 pub enum Device {
-    /// The CPU backend (plain loops, rayon, matrixmultiply).
+    /// The CPU backend (plain loops, rayon, the `gemm` crate).
     Cpu,
     /// A wgpu adapter.
     Gpu(Arc<GpuContext>),

@@ -32,6 +32,15 @@ pub(crate) enum Storage {
     Gpu(GpuBuffer),
 }
 
+impl Drop for Storage {
+    /// A host buffer goes back to the CPU backend's buffer cache for the next tensor of its size.
+    fn drop(&mut self) {
+        if let Storage::Cpu(v) = self {
+            crate::cpu::recycle(std::mem::take(v));
+        }
+    }
+}
+
 impl Storage {
     pub(crate) fn device(&self) -> Device {
         match self {

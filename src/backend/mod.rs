@@ -1,7 +1,10 @@
 //! The primitives every backend implements. Tensor ops (`crate::ops`) validate their arguments,
 //! then call exactly these; the autograd rules are written in terms of the same primitives.
 
+mod conv;
 mod opcodes;
+
+pub use conv::ConvSpec;
 
 pub use opcodes::{BinaryOp, ReduceOp, UnaryOp};
 pub(crate) use opcodes::{BINARY_OPCODES, REDUCE_OPCODES, UNARY_OPCODES};
@@ -188,6 +191,36 @@ pub trait Backend {
     /// Adjoint of im2col: `cols (c*kh*kw, n*oh*ow) -> (n, c, h, w)`, each input element summing
     /// its taps in (kh, kw) order (so both backends add in the same order).
     fn col2im(&self, cols: &Self::Storage, g: &WindowGeom) -> Result<Self::Storage>;
+    /// `x (n, c, h, w)`, `w (d, c/groups, kh, kw)`, `bias (d)` -> `(n, d, oh, ow)`. By default
+    /// im2col and one GEMM per (image, group), then the bias.
+    fn conv2d(
+        &self,
+        x: &Self::Storage,
+        w: &Self::Storage,
+        bias: Option<&Self::Storage>,
+        s: &ConvSpec,
+    ) -> Result<Self::Storage> {
+        conv::forward_by_im2col(self, x, w, bias, s)
+    }
+    /// conv2d's input gradient: `grad (n, d, oh, ow)`, `w` -> `(n, c, h, w)`.
+    fn conv2d_backward_input(
+        &self,
+        grad: &Self::Storage,
+        w: &Self::Storage,
+        s: &ConvSpec,
+    ) -> Result<Self::Storage> {
+        conv::input_grad_by_col2im(self, grad, w, s)
+    }
+    /// conv2d's weight gradient: `x`, `grad (n, d, oh, ow)` -> `(d, c/groups, kh, kw)`, each
+    /// weight summing over (n, oh, ow).
+    fn conv2d_backward_weight(
+        &self,
+        x: &Self::Storage,
+        grad: &Self::Storage,
+        s: &ConvSpec,
+    ) -> Result<Self::Storage> {
+        conv::weight_grad_by_im2col(self, x, grad, s)
+    }
     /// Depthwise convolution (groups = c, `mult` filters per channel), directly, without im2col:
     /// `x (n, c, h, w)`, `w (c*mult, 1, kh, kw)` -> `(n, c*mult, oh, ow)`.
     fn depthwise_conv2d(

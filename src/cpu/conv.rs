@@ -1,209 +1,212 @@
-//! Convolution primitives: im2col, its adjoint col2im, and direct depthwise convolution with
-//! its gradients.
+//! Convolution as one GEMM per (image, group) over that image's im2col columns, built in a
+//! per-thread scratch buffer that is reused across calls and small enough to stay in cache: no
+//! column matrix of the whole batch exists. Images run in parallel. The weight gradient sums
+//! fixed chunks of images (chosen by the shape alone) into partials added in order, so results
+//! never depend on the thread count.
 
-use super::host::{host_vec, par_chunks};
-use crate::shape::WindowGeom;
+use rayon::prelude::*;
+
+use super::gemm::{sgemm, Mat, Threads};
+use super::host::{host_vec, with_scratch};
+use super::unfold::{col2im_image, im2col_image};
+use crate::backend::ConvSpec;
 use crate::Result;
 
-/// `(n, c, h, w) -> cols (c*kh*kw, n*oh*ow)`, zeros for padding.
-pub(super) fn im2col(x: &[f32], g: &WindowGeom) -> Result<Vec<f32>> {
-    let g = *g;
-    let windows = g.row_count();
-    let mut cols = host_vec(g.row_len() * windows, 0.0, "im2col")?;
-    par_chunks(&mut cols, windows, |row, out| {
-        // row = (c, kh, kw); out: that tap for every (n, oh, ow)
-        let kw = row % g.kw;
-        let kh = (row / g.kw) % g.kh;
-        let c = row / (g.kw * g.kh);
-        for n in 0..g.n {
-            let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-            let out = &mut out[n * g.oh * g.ow..][..g.oh * g.ow];
-            for oh in 0..g.oh {
-                let dst = &mut out[oh * g.ow..][..g.ow];
-                let Some(ih) = g.input_row(oh, kh) else {
-                    continue; // stays zero
-                };
-                let src = &plane[ih * g.w..][..g.w];
-                for (ow, d) in dst.iter_mut().enumerate() {
-                    if let Some(iw) = g.input_col(ow, kw) {
-                        *d = src[iw];
-                    }
-                }
-            }
-        }
-    });
-    Ok(cols)
+/// The most partial weight gradients, and the most elements they may hold together.
+const MAX_PARTIALS: usize = 16;
+const PARTIALS_BUDGET: usize = 1 << 24;
+
+/// The sizes every loop below uses.
+struct Dims {
+    /// Elements of one input image `(c, h, w)` and of one input plane.
+    chw: usize,
+    hw: usize,
+    ohw: usize,
+    dg: usize,
+    cg: usize,
+    cgkk: usize,
+    /// A 1x1 window with stride 1 and no padding: the input is its own column matrix.
+    pointwise: bool,
+    /// Elements of one image's columns `(cgkk, ohw)` (0 when pointwise).
+    scratch: usize,
 }
 
-/// Adjoint of im2col: `cols (c*kh*kw, n*oh*ow) -> (n, c, h, w)`.
-pub(super) fn col2im(cols: &[f32], g: &WindowGeom) -> Result<Vec<f32>> {
-    let g = *g;
-    let windows = g.row_count();
-    let mut x = host_vec(g.n * g.c * g.h * g.w, 0.0, "col2im")?;
-    // One task per input plane scatters its taps in (kh, kw, oh, ow) order: every element
-    // receives its contributions in (kh, kw) order, the order of the GPU's gather.
-    par_chunks(&mut x, g.h * g.w, |nc, plane| {
-        let (n, c) = (nc / g.c, nc % g.c);
-        for kh in 0..g.kh {
-            for kw in 0..g.kw {
-                let row = &cols[((c * g.kh + kh) * g.kw + kw) * windows + n * g.oh * g.ow..]
-                    [..g.oh * g.ow];
-                for oh in 0..g.oh {
-                    let Some(ih) = g.input_row(oh, kh) else {
-                        continue;
-                    };
-                    let dst = &mut plane[ih * g.w..][..g.w];
-                    for (ow, &v) in row[oh * g.ow..][..g.ow].iter().enumerate() {
-                        if let Some(iw) = g.input_col(ow, kw) {
-                            dst[iw] += v;
-                        }
-                    }
-                }
-            }
+impl Dims {
+    fn of(s: &ConvSpec) -> Self {
+        let g = &s.g;
+        let pointwise = g.kh == 1
+            && g.kw == 1
+            && g.sh == 1
+            && g.sw == 1
+            && g.pad_top == 0
+            && g.pad_left == 0
+            && (g.oh, g.ow) == (g.h, g.w);
+        let (ohw, cgkk) = (s.ohw(), s.cgkk());
+        Dims {
+            chw: g.c * g.h * g.w,
+            hw: g.h * g.w,
+            ohw,
+            dg: s.dg(),
+            cg: s.cg(),
+            cgkk,
+            pointwise,
+            scratch: if pointwise { 0 } else { cgkk * ohw },
         }
-    });
-    Ok(x)
+    }
+
+    /// Group `grp`'s channels of one image `x (c, h, w)`: `(cg, h, w)`.
+    fn group<'a>(&self, x: &'a [f32], grp: usize) -> &'a [f32] {
+        &x[grp * self.cg * self.hw..][..self.cg * self.hw]
+    }
+
+    /// The column matrix `(cgkk, ohw)` of one image's group: the input itself when pointwise,
+    /// else its im2col in `cols`.
+    fn columns<'a>(&self, s: &ConvSpec, xg: &'a [f32], cols: &'a mut [f32]) -> &'a [f32] {
+        if self.pointwise {
+            xg
+        } else {
+            im2col_image(xg, &s.g, cols);
+            cols
+        }
+    }
 }
 
-/// `x (n, c, h, w)`, `w (c*mult, 1, kh, kw)` -> `(n, c*mult, oh, ow)`.
-pub(super) fn depthwise_conv2d(
-    x: &[f32],
-    w: &[f32],
-    g: &WindowGeom,
-    mult: usize,
-) -> Result<Vec<f32>> {
-    let g = *g;
-    let d = g.c * mult;
-    let mut y = host_vec(g.n * d * g.oh * g.ow, 0.0, "depthwise_conv2d")?;
-    par_chunks(&mut y, g.oh * g.ow, |nd, out| {
-        // nd = (n, d); channel d reads input channel d / mult
-        let (n, dd) = (nd / d, nd % d);
-        let plane = &x[(n * g.c + dd / mult) * g.h * g.w..][..g.h * g.w];
-        let k = &w[dd * g.kh * g.kw..][..g.kh * g.kw];
-        for kh in 0..g.kh {
-            for kw in 0..g.kw {
-                let wv = k[kh * g.kw + kw];
-                for oh in 0..g.oh {
-                    let Some(ih) = g.input_row(oh, kh) else {
-                        continue;
-                    };
-                    let src = &plane[ih * g.w..][..g.w];
-                    for (ow, o) in out[oh * g.ow..][..g.ow].iter_mut().enumerate() {
-                        if let Some(iw) = g.input_col(ow, kw) {
-                            *o += src[iw] * wv;
-                        }
-                    }
+/// `x (n, c, h, w)`, `w (d, c/groups, kh, kw)`, `bias (d)` -> `(n, d, oh, ow)`.
+pub(super) fn conv2d(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &ConvSpec) -> Result<Vec<f32>> {
+    const OP: &str = "conv2d";
+    let z = Dims::of(s);
+    let mut y = host_vec(s.out_len(), 0.0, OP)?;
+    if y.is_empty() {
+        return Ok(y);
+    }
+    let threads = Threads::for_tasks(s.g.n);
+    y.par_chunks_mut(s.d * z.ohw)
+        .enumerate()
+        .try_for_each(|(n, yn)| {
+            // yn: (d, oh, ow) of image n, starting from the bias
+            if let Some(b) = bias {
+                for (row, &bv) in yn.chunks_exact_mut(z.ohw).zip(b) {
+                    row.fill(bv);
                 }
             }
-        }
-    });
+            with_scratch(z.scratch, OP, |scratch| {
+                for grp in 0..s.groups {
+                    let cols = z.columns(s, z.group(&x[n * z.chw..], grp), scratch);
+                    // y_{n, g} (dg, ohw) (+)= W_g (dg, cgkk) x cols (cgkk, ohw)
+                    // SAFETY: each operand spans exactly the slice it is made from.
+                    unsafe {
+                        sgemm(
+                            (z.dg, z.ohw, z.cgkk),
+                            Mat::rows(&w[grp * z.dg * z.cgkk..], z.cgkk),
+                            Mat::rows(cols, z.ohw),
+                            Mat::rows_mut(&mut yn[grp * z.dg * z.ohw..], z.ohw),
+                            bias.is_some(),
+                            threads,
+                        );
+                    }
+                }
+            })
+        })?;
     Ok(y)
 }
 
-/// `grad (n, c*mult, oh, ow)`, `w` -> `(n, c, h, w)`, a gather summing over (m, kh, kw).
-pub(super) fn depthwise_conv2d_backward_input(
-    grad: &[f32],
-    w: &[f32],
-    g: &WindowGeom,
-    mult: usize,
-) -> Result<Vec<f32>> {
-    let g = *g;
-    let d = g.c * mult;
-    let mut dx = host_vec(
-        g.n * g.c * g.h * g.w,
-        0.0,
-        "depthwise_conv2d_backward_input",
-    )?;
-    par_chunks(&mut dx, g.h * g.w, |nc, plane| {
-        let (n, c) = (nc / g.c, nc % g.c);
-        for ih in 0..g.h {
-            for iw in 0..g.w {
-                let mut acc = 0.0;
-                for m in 0..mult {
-                    let dd = c * mult + m;
-                    let go = &grad[(n * d + dd) * g.oh * g.ow..][..g.oh * g.ow];
-                    taps_reading(&g, ih, iw, |kh, kw, oh, ow| {
-                        acc += go[oh * g.ow + ow] * w[(dd * g.kh + kh) * g.kw + kw];
-                    });
-                }
-                plane[ih * g.w + iw] = acc;
-            }
-        }
-    });
-    Ok(dx)
-}
-
-/// `x`, `grad (n, c*mult, oh, ow)` -> `(c*mult, 1, kh, kw)`, summed in f64 over
-/// (n, oh, ow).
-pub(super) fn depthwise_conv2d_backward_weight(
-    x: &[f32],
-    grad: &[f32],
-    g: &WindowGeom,
-    mult: usize,
-) -> Result<Vec<f32>> {
-    let g = *g;
-    let d = g.c * mult;
-    let mut dw = host_vec(d * g.kh * g.kw, 0.0, "depthwise_conv2d_backward_weight")?;
-    par_chunks(&mut dw, g.kh * g.kw, |dd, taps| {
-        for (t, out) in taps.iter_mut().enumerate() {
-            let (kh, kw) = (t / g.kw, t % g.kw);
-            let mut acc = 0.0f64;
-            for n in 0..g.n {
-                let plane = &x[(n * g.c + dd / mult) * g.h * g.w..][..g.h * g.w];
-                let go = &grad[(n * d + dd) * g.oh * g.ow..][..g.oh * g.ow];
-                for oh in 0..g.oh {
-                    let Some(ih) = g.input_row(oh, kh) else {
-                        continue;
-                    };
-                    for ow in 0..g.ow {
-                        if let Some(iw) = g.input_col(ow, kw) {
-                            acc += (plane[ih * g.w + iw] * go[oh * g.ow + ow]) as f64;
+/// `grad (n, d, oh, ow)`, `w (d, c/groups, kh, kw)` -> the input gradient `(n, c, h, w)`:
+/// per (image, group) `W_g^T x grad` into columns, then col2im.
+pub(super) fn conv2d_backward_input(grad: &[f32], w: &[f32], s: &ConvSpec) -> Result<Vec<f32>> {
+    const OP: &str = "conv2d_backward_input";
+    let z = Dims::of(s);
+    let mut dx = host_vec(s.g.n * z.chw, 0.0, OP)?;
+    if dx.is_empty() || s.out_len() == 0 {
+        return Ok(dx);
+    }
+    let threads = Threads::for_tasks(s.g.n);
+    dx.par_chunks_mut(z.chw)
+        .enumerate()
+        .try_for_each(|(n, dxn)| {
+            with_scratch(z.scratch, OP, |cols| {
+                for grp in 0..s.groups {
+                    let go = Mat::rows(&grad[(n * s.d + grp * z.dg) * z.ohw..], z.ohw); // (dg, ohw)
+                    let wt = Mat::rows(&w[grp * z.dg * z.cgkk..], z.cgkk).t(); // (cgkk, dg)
+                    let dxg = &mut dxn[grp * z.cg * z.hw..][..z.cg * z.hw];
+                    // SAFETY: each operand spans exactly the slice it is made from.
+                    unsafe {
+                        if z.pointwise {
+                            sgemm(
+                                (z.cg, z.ohw, z.dg),
+                                wt,
+                                go,
+                                Mat::rows_mut(dxg, z.ohw),
+                                false,
+                                threads,
+                            );
+                        } else {
+                            sgemm(
+                                (z.cgkk, z.ohw, z.dg),
+                                wt,
+                                go,
+                                Mat::rows_mut(cols, z.ohw),
+                                false,
+                                threads,
+                            );
+                            col2im_image(cols, &s.g, dxg);
                         }
                     }
                 }
+            })
+        })?;
+    Ok(dx)
+}
+
+/// `x (n, c, h, w)`, `grad (n, d, oh, ow)` -> the weight gradient `(d, c/groups, kh, kw)`:
+/// per group the sum over images of `grad_{n, g} x cols_{n, g}^T`.
+pub(super) fn conv2d_backward_weight(x: &[f32], grad: &[f32], s: &ConvSpec) -> Result<Vec<f32>> {
+    const OP: &str = "conv2d_backward_weight";
+    let z = Dims::of(s);
+    let (n_img, wlen) = (s.g.n, s.d * z.cgkk);
+    if wlen == 0 || n_img == 0 || z.ohw == 0 {
+        return host_vec(wlen, 0.0, OP);
+    }
+    // Fixed chunks of consecutive images, by the shape alone: each sums into its own partial.
+    let per = n_img.div_ceil((PARTIALS_BUDGET / wlen).clamp(1, MAX_PARTIALS.min(n_img)));
+    let chunks = n_img.div_ceil(per);
+    let threads = Threads::for_tasks(chunks);
+    let mut partials = host_vec(chunks * wlen, 0.0, OP)?;
+    partials
+        .par_chunks_mut(wlen)
+        .enumerate()
+        .try_for_each(|(j, part)| {
+            with_scratch(z.scratch, OP, |scratch| {
+                for (i, n) in (j * per..((j + 1) * per).min(n_img)).enumerate() {
+                    for grp in 0..s.groups {
+                        let cols = z.columns(s, z.group(&x[n * z.chw..], grp), scratch);
+                        // dW_g (dg, cgkk) (+)= grad_{n, g} (dg, ohw) x cols^T (ohw, cgkk)
+                        // SAFETY: each operand spans exactly the slice it is made from.
+                        unsafe {
+                            sgemm(
+                                (z.dg, z.cgkk, z.ohw),
+                                Mat::rows(&grad[(n * s.d + grp * z.dg) * z.ohw..], z.ohw),
+                                Mat::rows(cols, z.ohw).t(),
+                                Mat::rows_mut(&mut part[grp * z.dg * z.cgkk..], z.cgkk),
+                                i > 0,
+                                threads,
+                            );
+                        }
+                    }
+                }
+            })
+        })?;
+    if chunks == 1 {
+        return Ok(partials);
+    }
+    // the partials added in chunk order
+    let mut dw = host_vec(wlen, 0.0, OP)?;
+    const BLOCK: usize = 1 << 12;
+    dw.par_chunks_mut(BLOCK).enumerate().for_each(|(b, out)| {
+        for part in partials.chunks_exact(wlen) {
+            for (o, p) in out.iter_mut().zip(&part[b * BLOCK..]) {
+                *o += p;
             }
-            *out = acc as f32;
         }
     });
     Ok(dw)
-}
-
-/// Calls `f(kh, kw, oh, ow)` for every window tap of `g` that reads input `(ih, iw)`, in
-/// (kh, kw) order: the order in which both backends' gathers sum.
-#[inline]
-fn taps_reading(
-    g: &WindowGeom,
-    ih: usize,
-    iw: usize,
-    mut f: impl FnMut(usize, usize, usize, usize),
-) {
-    for kh in 0..g.kh {
-        let Some(oh) = conv_src(ih, kh, g.pad_top, g.dh, g.sh, g.oh) else {
-            continue;
-        };
-        for kw in 0..g.kw {
-            if let Some(ow) = conv_src(iw, kw, g.pad_left, g.dw, g.sw, g.ow) {
-                f(kh, kw, oh, ow);
-            }
-        }
-    }
-}
-
-/// The output position whose window tap `k` lands on input `i`, if any:
-/// `o * stride + k * dilation - pad == i`.
-#[inline]
-fn conv_src(
-    i: usize,
-    k: usize,
-    pad: usize,
-    dilation: usize,
-    stride: usize,
-    out: usize,
-) -> Option<usize> {
-    let t = i as isize + pad as isize - (k * dilation) as isize;
-    if t < 0 || !(t as usize).is_multiple_of(stride) {
-        return None;
-    }
-    let o = t as usize / stride;
-    (o < out).then_some(o)
 }

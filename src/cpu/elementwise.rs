@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::host::{host_vec, par_chunks, par_fill, PAR_MIN};
+use super::host::{host_vec, par_chunks, PAR_MIN};
 use crate::backend::{BinaryOp, BroadcastSpec, StridedSpec, UnaryOp};
 use crate::Result;
 
@@ -46,18 +46,34 @@ pub(super) fn binary(a: &[f32], b: &[f32], op: BinaryOp, spec: &BroadcastSpec) -
     })
 }
 
-/// Contiguous copy of a strided view (permute, slice, expand).
+/// Contiguous copy of a strided view (permute, slice, expand): rows of the last axis, each
+/// row's start found once from the full strides.
 pub(super) fn copy_strided(x: &[f32], spec: &StridedSpec) -> Result<Vec<f32>> {
     let n: usize = spec.out.iter().product();
     let mut out = host_vec(n, 0.0, "copy_strided")?;
-    par_fill(&mut out, |i| {
-        let mut rem = i;
-        let mut src = spec.offset as isize;
-        for d in (0..spec.out.len()).rev() {
-            src += (rem % spec.out[d]) as isize * spec.strides[d];
-            rem /= spec.out[d];
+    let (dims, strides) = (&spec.out, &spec.strides);
+    let Some((&last, &step)) = dims.last().zip(strides.last()) else {
+        if let Some(o) = out.first_mut() {
+            *o = x[spec.offset]; // a scalar
         }
-        x[src as usize]
+        return Ok(out);
+    };
+    par_chunks(&mut out, last, |r, o| {
+        let mut rem = r;
+        let mut src = spec.offset as isize;
+        for d in (0..dims.len() - 1).rev() {
+            src += (rem % dims[d]) as isize * strides[d];
+            rem /= dims[d];
+        }
+        match step {
+            1 => o.copy_from_slice(&x[src as usize..][..o.len()]),
+            0 => o.fill(x[src as usize]),
+            _ => {
+                for (j, o) in o.iter_mut().enumerate() {
+                    *o = x[(src + j as isize * step) as usize];
+                }
+            }
+        }
     });
     Ok(out)
 }

@@ -5,16 +5,35 @@ use rayon::prelude::*;
 use crate::Result;
 
 /// A host vector of `n` copies of `value`, or an `Err` naming `op` when the memory cannot be
-/// had (never an abort).
+/// had (never an abort). Large vectors come from the buffer cache when it has one of that
+/// length; fresh zeros come from the allocator already zeroed (the OS's zero pages, no fill).
 pub(crate) fn host_vec(n: usize, value: f32, op: &'static str) -> Result<Vec<f32>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| crate::Error::Invalid {
+    if let Some(mut v) = super::recycle::take(n) {
+        v.fill(value);
+        return Ok(v);
+    }
+    let no_memory = || crate::Error::Invalid {
         op,
         msg: format!(
             "cannot allocate {n} elements ({} bytes) on the host",
             n.saturating_mul(4)
         ),
-    })?;
+    };
+    if value.to_bits() == 0 && n > 0 {
+        let layout = std::alloc::Layout::array::<f32>(n).map_err(|_| no_memory())?;
+        // SAFETY: the layout has a non-zero size; a null result is handled; the memory comes
+        // from the global allocator with the layout of `[f32; n]`, as `Vec<f32>` requires, and
+        // all-zero bytes are `n` valid 0.0 values.
+        unsafe {
+            let p = std::alloc::alloc_zeroed(layout) as *mut f32;
+            if p.is_null() {
+                return Err(no_memory());
+            }
+            return Ok(Vec::from_raw_parts(p, n, n));
+        }
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| no_memory())?;
     v.resize(n, value);
     Ok(v)
 }
@@ -35,26 +54,61 @@ impl SyncPtr {
     }
 }
 
-/// Fills `out[i] = f(i)`, threaded when large.
-pub(super) fn par_fill(out: &mut [f32], f: impl Fn(usize) -> f32 + Sync + Send) {
-    if out.len() >= PAR_MIN {
-        out.par_iter_mut().enumerate().for_each(|(i, o)| *o = f(i));
-    } else {
-        out.iter_mut().enumerate().for_each(|(i, o)| *o = f(i));
-    }
-}
+/// Fewest elements one task of `par_chunks` takes: small chunks (a row, a small plane) are
+/// grouped, so tasks stay few and large.
+const TASK_MIN: usize = 1 << 12;
 
-/// Fills `out` in chunks of `chunk` elements (one plane, one row), threaded when large.
+/// Fills `out` in chunks of `chunk` elements (one plane, one row), threaded when large. Each
+/// chunk is computed the same way whatever the grouping, so results do not depend on it.
 pub(super) fn par_chunks(
     out: &mut [f32],
     chunk: usize,
     f: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) {
-    if out.len() >= PAR_MIN {
-        out.par_chunks_mut(chunk)
+    if out.len() >= PAR_MIN && chunk > 0 {
+        let group = (TASK_MIN / chunk).max(1);
+        out.par_chunks_mut(chunk * group)
+            .enumerate()
+            .for_each(|(t, block)| {
+                for (i, c) in block.chunks_mut(chunk).enumerate() {
+                    f(t * group + i, c);
+                }
+            });
+    } else {
+        out.chunks_mut(chunk.max(1))
             .enumerate()
             .for_each(|(i, c)| f(i, c));
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
     }
+}
+
+thread_local! {
+    /// Each thread's scratch buffer (im2col columns), kept between calls.
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch buffer of `len` elements (contents unspecified), grown
+/// when needed and kept for the next call; an `Err` naming `op` when it cannot grow.
+pub(super) fn with_scratch<R>(
+    len: usize,
+    op: &'static str,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> Result<R> {
+    // Taken out while in use: a nested call on this thread (rayon may run another task here
+    // while `f` waits) gets a buffer of its own instead of a borrow conflict.
+    let mut buf = SCRATCH.take();
+    if buf.len() < len {
+        buf.try_reserve_exact(len - buf.len())
+            .map_err(|_| crate::Error::Invalid {
+                op,
+                msg: format!(
+                    "cannot allocate a scratch buffer of {len} elements ({} bytes) on the host",
+                    len.saturating_mul(4)
+                ),
+            })?;
+        buf.resize(len, 0.0);
+    }
+    let r = f(&mut buf[..len]);
+    let kept = SCRATCH.take();
+    SCRATCH.set(if kept.len() > buf.len() { kept } else { buf });
+    Ok(r)
 }

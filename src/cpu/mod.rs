@@ -1,21 +1,26 @@
-//! The CPU backend: plain loops over contiguous `Vec<f32>` buffers, threaded with rayon, and a
-//! packed, threaded GEMM from `matrixmultiply`. One file per op family, as in `shaders/`.
+//! The CPU backend: plain loops over contiguous `Vec<f32>` buffers, threaded with rayon, and
+//! packed SIMD GEMMs from the `gemm` crate. One file per op family, as in `shaders/`.
 
 mod conv;
+mod depthwise;
 mod elementwise;
 mod gemm;
 mod host;
 #[doc(hidden)]
 pub mod oracle;
 mod pool;
+mod recycle;
 mod reduce;
+mod unfold;
 mod upsample;
 
 pub(crate) use host::host_vec;
+pub(crate) use recycle::give as recycle;
+pub use recycle::release_cached_host_memory;
 
 use crate::backend::{
-    AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, GemmSpec, ReduceOp, StridedSpec, UnaryOp,
-    UpsampleGeom,
+    AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, ConvSpec, GemmSpec, ReduceOp, StridedSpec,
+    UnaryOp, UpsampleGeom,
 };
 use crate::shape::WindowGeom;
 use crate::Result;
@@ -61,11 +66,39 @@ impl Backend for CpuBackend {
     }
 
     fn im2col(&self, x: &Vec<f32>, g: &WindowGeom) -> Result<Vec<f32>> {
-        conv::im2col(x, g)
+        unfold::im2col(x, g)
     }
 
     fn col2im(&self, cols: &Vec<f32>, g: &WindowGeom) -> Result<Vec<f32>> {
-        conv::col2im(cols, g)
+        unfold::col2im(cols, g)
+    }
+
+    fn conv2d(
+        &self,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        bias: Option<&Vec<f32>>,
+        s: &ConvSpec,
+    ) -> Result<Vec<f32>> {
+        conv::conv2d(x, w, bias.map(|b| &b[..]), s)
+    }
+
+    fn conv2d_backward_input(
+        &self,
+        grad: &Vec<f32>,
+        w: &Vec<f32>,
+        s: &ConvSpec,
+    ) -> Result<Vec<f32>> {
+        conv::conv2d_backward_input(grad, w, s)
+    }
+
+    fn conv2d_backward_weight(
+        &self,
+        x: &Vec<f32>,
+        grad: &Vec<f32>,
+        s: &ConvSpec,
+    ) -> Result<Vec<f32>> {
+        conv::conv2d_backward_weight(x, grad, s)
     }
 
     fn depthwise_conv2d(
@@ -75,7 +108,7 @@ impl Backend for CpuBackend {
         g: &WindowGeom,
         mult: usize,
     ) -> Result<Vec<f32>> {
-        conv::depthwise_conv2d(x, w, g, mult)
+        depthwise::depthwise_conv2d(x, w, g, mult)
     }
 
     fn depthwise_conv2d_backward_input(
@@ -85,7 +118,7 @@ impl Backend for CpuBackend {
         g: &WindowGeom,
         mult: usize,
     ) -> Result<Vec<f32>> {
-        conv::depthwise_conv2d_backward_input(grad, w, g, mult)
+        depthwise::depthwise_conv2d_backward_input(grad, w, g, mult)
     }
 
     fn depthwise_conv2d_backward_weight(
@@ -95,7 +128,7 @@ impl Backend for CpuBackend {
         g: &WindowGeom,
         mult: usize,
     ) -> Result<Vec<f32>> {
-        conv::depthwise_conv2d_backward_weight(x, grad, g, mult)
+        depthwise::depthwise_conv2d_backward_weight(x, grad, g, mult)
     }
 
     fn max_pool2d(&self, x: &Vec<f32>, g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32>)> {

@@ -2,9 +2,11 @@
 //! (corr2d, true convolution).
 
 use crate::backend::Backend;
-use crate::ops::conv_gemm::{col2im_raw, im2col_raw, GroupedConv};
+use crate::backend::ConvSpec;
+use crate::cpu::CpuBackend;
+use crate::ops::unfold::{col2im_raw, im2col_raw};
 use crate::shape::{Shape, WindowGeom};
-use crate::tensor::{on_backend2, Tensor};
+use crate::tensor::{on_backend2, Storage, Tensor};
 use crate::{bail, ensure, Error, Result};
 
 /// Zero padding of a convolution, as PyTorch's `padding=` accepts it.
@@ -197,17 +199,57 @@ pub fn conv2d(
         // one input channel per group: direct kernels, no im2col
         return depthwise(input, weight, bias, g, d / g.c);
     }
-    let conv = GroupedConv::new(OP, g, groups, d);
-    let cols = im2col_raw(input, &g)?; // (c*kh*kw, n*oh*ow), kept for the weight gradient
-    let y = conv.forward(weight, &cols)?; // (n, d, oh, ow)
+    let spec = ConvSpec { g, groups, d };
+    let y = conv_forward_raw(input, weight, bias, &spec)?;
     attach_conv(
         y,
         input,
         weight,
         bias,
-        move |gout, w| conv.input_grad(gout, w),
-        move |gout, _x| conv.weight_grad(gout, &cols),
+        move |gout, w| {
+            let st = on_backend2!(OP, gout.storage(), w.storage(), go, ws, be => be.conv2d_backward_input(go, ws, &spec));
+            Ok(Tensor::from_storage(st, Shape::from([g.n, g.c, g.h, g.w])))
+        },
+        move |gout, x| {
+            let st = on_backend2!(OP, x.storage(), gout.storage(), xs, go, be => be.conv2d_backward_weight(xs, go, &spec));
+            Ok(Tensor::from_storage(
+                st,
+                Shape::from([d, g.c / groups, g.kh, g.kw]),
+            ))
+        },
     )
+}
+
+/// The backend's conv2d primitive, the bias included: `(n, d, oh, ow)`, no autograd record.
+fn conv_forward_raw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, s: &ConvSpec) -> Result<Tensor> {
+    const OP: &str = "conv2d";
+    let shape = Shape::from([s.g.n, s.d, s.g.oh, s.g.ow]);
+    let st = match (x.storage(), w.storage(), bias.map(|b| b.storage())) {
+        (Storage::Cpu(x), Storage::Cpu(w), None) => Storage::Cpu(CpuBackend.conv2d(x, w, None, s)?),
+        (Storage::Cpu(x), Storage::Cpu(w), Some(Storage::Cpu(b))) => {
+            Storage::Cpu(CpuBackend.conv2d(x, w, Some(b), s)?)
+        }
+        (Storage::Gpu(xs), Storage::Gpu(ws), b) => {
+            let b = match b {
+                None => None,
+                Some(Storage::Gpu(b)) => Some(b),
+                Some(_) => return Err(mismatch(OP, x, bias.unwrap_or(w))),
+            };
+            let be = crate::gpu::GpuBackend::new(xs.ctx().clone());
+            Storage::Gpu(be.conv2d(xs, ws, b, s)?)
+        }
+        _ => return Err(mismatch(OP, x, w)),
+    };
+    Ok(Tensor::from_storage(st, shape))
+}
+
+/// The device-mismatch error between `a` and `b`.
+fn mismatch(op: &'static str, a: &Tensor, b: &Tensor) -> Error {
+    Error::DeviceMismatch {
+        op,
+        lhs: a.device().name(),
+        rhs: b.device().name(),
+    }
 }
 
 /// `(n, c, h, w)` or `(d, c/groups, kh, kw)`.
@@ -260,7 +302,7 @@ fn check_conv2d_args(
     Ok(((n, c, h, w), (d, cg, kh, kw)))
 }
 
-/// Adds the bias to a convolution's output `y` and records its backward: `grad_input(gout, w)`
+/// Records the backward of a convolution's output `y` (bias included): `grad_input(gout, w)`
 /// and `grad_weight(gout, x)` run only for inputs that need a gradient; the bias gradient is
 /// the same for every path.
 fn attach_conv(
@@ -271,7 +313,6 @@ fn attach_conv(
     grad_input: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
     grad_weight: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
 ) -> Result<Tensor> {
-    let y = add_bias(y, bias)?;
     let (x, w) = (input.clone(), weight.clone());
     let has_bias = bias.is_some();
     let inputs: Vec<&Tensor> = [Some(input), Some(weight), bias]
@@ -330,7 +371,10 @@ fn depthwise(
     const OP: &str = "conv2d";
     let d = g.c * mult;
     let st = on_backend2!(OP, input.storage(), weight.storage(), x, w, be => be.depthwise_conv2d(x, w, &g, mult));
-    let y = Tensor::from_storage(st, Shape::from([g.n, d, g.oh, g.ow]));
+    let y = add_bias(
+        Tensor::from_storage(st, Shape::from([g.n, d, g.oh, g.ow])),
+        bias,
+    )?;
     attach_conv(
         y,
         input,

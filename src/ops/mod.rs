@@ -14,13 +14,13 @@ macro_rules! setters {
 }
 
 pub mod conv;
-mod conv_gemm;
 pub mod elementwise;
 pub mod layout;
 pub mod loss;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
+mod unfold;
 pub mod upsample;
 
 pub use conv::{conv2d, convolve2d, corr2d, im2row, row2im, Conv2dOptions, Padding};

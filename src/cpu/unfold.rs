@@ -1,0 +1,130 @@
+//! im2col and its adjoint col2im, one tap row at a time: the whole-batch primitives and the
+//! per-image columns the convolution builds in its scratch buffers share the same row loops.
+
+use std::ops::Range;
+
+use super::host::{host_vec, par_chunks};
+use crate::shape::WindowGeom;
+use crate::Result;
+
+/// `(n, c, h, w) -> cols (c*kh*kw, n*oh*ow)`, zeros for padding.
+pub(super) fn im2col(x: &[f32], g: &WindowGeom) -> Result<Vec<f32>> {
+    let g = *g;
+    let (windows, ohw, hw) = (g.row_count(), g.oh * g.ow, g.h * g.w);
+    let mut cols = host_vec(g.row_len() * windows, 0.0, "im2col")?;
+    par_chunks(&mut cols, windows, |row, out| {
+        // row = (c, kh, kw); out: that tap for every (n, oh, ow)
+        let (c, kh, kw) = (row / (g.kw * g.kh), (row / g.kw) % g.kh, row % g.kw);
+        for n in 0..g.n {
+            let plane = &x[(n * g.c + c) * hw..][..hw];
+            unfold_row(plane, &g, (kh, kw), &mut out[n * ohw..][..ohw]);
+        }
+    });
+    Ok(cols)
+}
+
+/// Adjoint of im2col: `cols (c*kh*kw, n*oh*ow) -> (n, c, h, w)`.
+pub(super) fn col2im(cols: &[f32], g: &WindowGeom) -> Result<Vec<f32>> {
+    let g = *g;
+    let (windows, ohw) = (g.row_count(), g.oh * g.ow);
+    let mut x = host_vec(g.n * g.c * g.h * g.w, 0.0, "col2im")?;
+    // One task per input plane adds its taps in (kh, kw, oh, ow) order: every element
+    // receives its contributions in (kh, kw) order, the order of the GPU's gather.
+    par_chunks(&mut x, g.h * g.w, |nc, plane| {
+        let (n, c) = (nc / g.c, nc % g.c);
+        for kh in 0..g.kh {
+            for kw in 0..g.kw {
+                let row = ((c * g.kh + kh) * g.kw + kw) * windows + n * ohw;
+                fold_row(&cols[row..][..ohw], &g, (kh, kw), plane);
+            }
+        }
+    });
+    Ok(x)
+}
+
+/// The columns of one image's channels `x (cg, h, w)` -> `cols (cg*kh*kw, oh*ow)`; every
+/// element of `cols` is written.
+pub(super) fn im2col_image(x: &[f32], g: &WindowGeom, cols: &mut [f32]) {
+    let (hw, ohw, taps) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
+    for (row, dst) in cols.chunks_exact_mut(ohw).enumerate() {
+        let (c, t) = (row / taps, row % taps);
+        unfold_row(&x[c * hw..][..hw], g, (t / g.kw, t % g.kw), dst);
+    }
+}
+
+/// Adds one image's columns `cols (cg*kh*kw, oh*ow)` into its channels `x (cg, h, w)`, each
+/// element's taps in (kh, kw) order.
+pub(super) fn col2im_image(cols: &[f32], g: &WindowGeom, x: &mut [f32]) {
+    let (hw, ohw, taps) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
+    for (row, src) in cols.chunks_exact(ohw).enumerate() {
+        let (c, t) = (row / taps, row % taps);
+        fold_row(src, g, (t / g.kw, t % g.kw), &mut x[c * hw..][..hw]);
+    }
+}
+
+/// Tap `(kh, kw)` of every window over one plane `(h, w)` -> `dst (oh, ow)`, zeros where the
+/// tap reads padding.
+fn unfold_row(plane: &[f32], g: &WindowGeom, (kh, kw): (usize, usize), dst: &mut [f32]) {
+    let cols = inside(g.ow, kw * g.dw, g.pad_left, g.sw, g.w);
+    for (oh, out) in dst.chunks_exact_mut(g.ow).enumerate() {
+        let Some(ih) = g.input_row(oh, kh).filter(|_| !cols.is_empty()) else {
+            out.fill(0.0);
+            continue;
+        };
+        out[..cols.start].fill(0.0);
+        out[cols.end..].fill(0.0);
+        let src = &plane[ih * g.w..][..g.w];
+        let first = cols.start * g.sw + kw * g.dw - g.pad_left;
+        let inner = &mut out[cols.clone()];
+        if g.sw == 1 {
+            inner.copy_from_slice(&src[first..][..inner.len()]);
+        } else {
+            for (o, s) in inner.iter_mut().zip(src[first..].iter().step_by(g.sw)) {
+                *o = *s;
+            }
+        }
+    }
+}
+
+/// The adjoint of `unfold_row`: adds `src (oh, ow)` into the plane `(h, w)` at tap `(kh, kw)`.
+fn fold_row(src: &[f32], g: &WindowGeom, (kh, kw): (usize, usize), plane: &mut [f32]) {
+    let cols = inside(g.ow, kw * g.dw, g.pad_left, g.sw, g.w);
+    if cols.is_empty() {
+        return;
+    }
+    for (oh, row) in src.chunks_exact(g.ow).enumerate() {
+        let Some(ih) = g.input_row(oh, kh) else {
+            continue;
+        };
+        let first = cols.start * g.sw + kw * g.dw - g.pad_left;
+        let dst = &mut plane[ih * g.w..][first..];
+        let row = &row[cols.clone()];
+        if g.sw == 1 {
+            for (d, v) in dst.iter_mut().zip(row) {
+                *d += v;
+            }
+        } else {
+            for (d, v) in dst.iter_mut().step_by(g.sw).zip(row) {
+                *d += v;
+            }
+        }
+    }
+}
+
+/// The outputs `o < outs` whose tap at offset `tap` (`k * dilation`) reads inside an input
+/// of `len`: `0 <= o * stride + tap - pad < len`.
+pub(super) fn inside(
+    outs: usize,
+    tap: usize,
+    pad: usize,
+    stride: usize,
+    len: usize,
+) -> Range<usize> {
+    let lo = pad.saturating_sub(tap).div_ceil(stride);
+    let hi = if len + pad > tap {
+        ((len + pad - tap - 1) / stride + 1).min(outs)
+    } else {
+        0
+    };
+    lo.min(hi)..hi
+}
