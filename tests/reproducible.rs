@@ -1,7 +1,8 @@
 //! Bit-reproducibility across devices and thread counts of the backward passes that sum several
 //! contributions per element: the CPU's pooling scatters add them in the order the GPU's
 //! gathers do, so both give the same bits, on any number of rayon threads; the conv bias
-//! gradient is one ordered f64 sum whatever the thread count.
+//! gradient is one ordered f64 sum whatever the thread count; the CPU convolution and matmul
+//! give the same bits on any number of threads.
 
 mod common;
 
@@ -124,5 +125,67 @@ fn cpu_conv_bias_gradient_is_the_ordered_f64_sum_on_any_thread_count() {
         .collect();
     for threads in [1, 2, 4] {
         assert_eq!(on_threads(threads, bias_grad), want, "{threads} threads");
+    }
+}
+
+/// The bits of conv2d's output and of its input, weight and bias gradients on the CPU.
+fn cpu_conv_bits(x: [usize; 4], d: usize, k: usize, opts: convshade::Conv2dOptions) -> Vec<u32> {
+    let cpu = Device::cpu();
+    let [n, c, h, wd] = x;
+    let xv = Tensor::randn(x, 11, &cpu).unwrap().requires_grad_();
+    let w = Tensor::randn([d, c / opts.groups, k, k], 12, &cpu)
+        .unwrap()
+        .requires_grad_();
+    let b = Tensor::randn([d], 13, &cpu).unwrap().requires_grad_();
+    let y = convshade::conv2d(&xv, &w, Some(&b), &opts).unwrap();
+    let up = Tensor::randn(y.dims().to_vec(), 14, &cpu).unwrap();
+    let grads = y.mul(&up).unwrap().sum_all().unwrap().backward().unwrap();
+    let mut bits = Vec::new();
+    for t in [
+        &y,
+        grads.get(&xv).unwrap(),
+        grads.get(&w).unwrap(),
+        grads.get(&b).unwrap(),
+    ] {
+        bits.extend(t.to_vec().unwrap().iter().map(|v| v.to_bits()));
+    }
+    assert!(bits.len() > n * d * h.min(wd));
+    bits
+}
+
+/// One image (each product threaded), a few (one image per thread), many (the weight gradient
+/// summed in chunks of images), groups, stride and a pointwise 1x1: the CPU convolution gives
+/// the same bits on 1, 2 and 4 threads, and so does a threaded matmul.
+#[test]
+fn cpu_conv2d_and_matmul_are_the_same_bits_on_1_2_and_4_threads() {
+    use convshade::Conv2dOptions as O;
+    let cases: Vec<([usize; 4], usize, usize, O)> = vec![
+        ([1, 8, 40, 40], 16, 3, O::new().padding(1)),
+        ([3, 4, 17, 13], 6, 3, O::new().stride(2).padding(1)),
+        ([37, 4, 9, 9], 8, 3, O::new().padding(1).groups(2)),
+        ([5, 16, 12, 12], 8, 1, O::new()),
+    ];
+    for (x, d, k, opts) in cases {
+        let one = on_threads(1, || cpu_conv_bits(x, d, k, opts));
+        for threads in [2, 4] {
+            assert!(
+                on_threads(threads, || cpu_conv_bits(x, d, k, opts)) == one,
+                "{x:?} d {d} k {k}, {threads} threads"
+            );
+        }
+    }
+    let matmul_bits = || {
+        let cpu = Device::cpu();
+        let a = Tensor::randn([300, 257], 1, &cpu).unwrap();
+        let b = Tensor::randn([257, 411], 2, &cpu).unwrap();
+        let y = a.matmul(&b).unwrap().to_vec().unwrap();
+        y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    };
+    let one = on_threads(1, matmul_bits);
+    for threads in [2, 4] {
+        assert!(
+            on_threads(threads, matmul_bits) == one,
+            "matmul, {threads} threads"
+        );
     }
 }

@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use super::host::{host_vec, par_chunks};
+use super::unfold::inside;
 use crate::backend::{adaptive_window, AvgPoolOpts};
 use crate::shape::WindowGeom;
 use crate::Result;
@@ -15,28 +16,36 @@ pub(super) fn max_pool2d(x: &[f32], g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32
     let plane_out = g.oh * g.ow;
     let mut out = host_vec(g.n * g.c * plane_out, 0.0, "max_pool2d")?;
     let mut idx = host_vec(out.len(), 0.0, "max_pool2d")?;
-    // the taps inside the input, per output row and column: the same for every plane
+    // the taps inside the input per output row, and per column tap the outputs that read
+    // inside: the same for every plane
     let rows: Vec<_> = (0..g.oh).map(|oh| g.row_taps(oh)).collect();
-    let cols: Vec<_> = (0..g.ow).map(|ow| g.col_taps(ow)).collect();
+    let cols: Vec<_> = (0..g.kw)
+        .map(|kw| inside(g.ow, kw * g.dw, g.pad_left, g.sw, g.w))
+        .collect();
     let work = |nc: usize, o: &mut [f32], ix: &mut [f32]| {
         let plane = &x[nc * g.h * g.w..][..g.h * g.w];
+        // one output row at a time, its taps in (kh, kw) order for every output
         for (oh, taps_h) in rows.iter().enumerate() {
-            for (ow, taps_w) in cols.iter().enumerate() {
-                let (mut best, mut arg) = (f32::NEG_INFINITY, -1i64);
-                for kh in taps_h.clone() {
-                    let ih = oh * g.sh + kh * g.dh - g.pad_top;
-                    for kw in taps_w.clone() {
-                        let i = ih * g.w + ow * g.sw + kw * g.dw - g.pad_left;
-                        let v = plane[i];
+            let best = &mut o[oh * g.ow..][..g.ow];
+            let arg = &mut ix[oh * g.ow..][..g.ow];
+            best.fill(f32::NEG_INFINITY);
+            arg.fill(-1.0);
+            for kh in taps_h.clone() {
+                let ih = oh * g.sh + kh * g.dh - g.pad_top;
+                for (kw, outs) in cols.iter().enumerate() {
+                    for ow in outs.clone() {
+                        let iw = ow * g.sw + kw * g.dw - g.pad_left;
+                        let v = plane[ih * g.w + iw];
                         // As PyTorch: NaN propagates, ties keep the first maximum.
-                        if v > best || v.is_nan() || arg < 0 {
-                            best = v;
-                            arg = i as i64;
-                        }
+                        let take = v > best[ow] || v.is_nan() || arg[ow] < 0.0;
+                        best[ow] = if take { v } else { best[ow] };
+                        arg[ow] = if take {
+                            (ih * g.w + iw) as f32
+                        } else {
+                            arg[ow]
+                        };
                     }
                 }
-                o[oh * g.ow + ow] = best;
-                ix[oh * g.ow + ow] = arg as f32;
             }
         }
     };
