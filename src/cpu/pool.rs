@@ -32,17 +32,21 @@ pub(super) fn max_pool2d(x: &[f32], g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32
             arg.fill(-1.0);
             for kh in taps_h.clone() {
                 let ih = oh * g.sh + kh * g.dh - g.pad_top;
-                for (kw, outs) in cols.iter().enumerate() {
-                    for ow in outs.clone() {
-                        let iw = ow * g.sw + kw * g.dw - g.pad_left;
-                        let v = plane[ih * g.w + iw];
-                        // As PyTorch: NaN propagates, ties keep the first maximum.
-                        let take = v > best[ow] || v.is_nan() || arg[ow] < 0.0;
-                        best[ow] = if take { v } else { best[ow] };
-                        arg[ow] = if take {
-                            (ih * g.w + iw) as f32
+                let src = &plane[ih * g.w..][..g.w];
+                for (kw, outs) in cols.iter().enumerate().filter(|(_, o)| !o.is_empty()) {
+                    let first = outs.start * g.sw + kw * g.dw - g.pad_left;
+                    let taps = src[first..].iter().step_by(g.sw);
+                    let at = (first..).step_by(g.sw);
+                    let slots = best[outs.clone()].iter_mut().zip(&mut arg[outs.clone()]);
+                    for (((b, a), &v), iw) in slots.zip(taps).zip(at) {
+                        // As PyTorch: NaN propagates, ties keep the first maximum. `|`, not
+                        // `||`: no branch to mispredict. Indices are below 2^24.
+                        let take = (v > *b) | v.is_nan() | (*a < 0.0);
+                        *b = if take { v } else { *b };
+                        *a = if take {
+                            (ih * g.w + iw) as i32 as f32
                         } else {
-                            arg[ow]
+                            *a
                         };
                     }
                 }
