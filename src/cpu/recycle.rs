@@ -58,3 +58,25 @@ pub fn release_cached_host_memory() -> usize {
     };
     guard.take().map_or(0, |c| c.bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_given_buffer_is_taken_back_once_and_refilled_by_host_vec() {
+        // a length no other test allocates
+        let len = MIN_LEN + 12_347;
+        give(vec![7.0; len]);
+        let v = take(len).expect("the cached buffer");
+        assert_eq!(v.len(), len);
+        assert!(take(len).is_none());
+        give(v);
+        let z = super::super::host_vec(len, 0.5, "test").unwrap();
+        assert!(z.iter().all(|&x| x == 0.5));
+        assert!(take(len).is_none(), "host_vec took the cached buffer");
+        // small buffers are not kept
+        give(vec![1.0; 16]);
+        assert!(take(16).is_none());
+    }
+}
