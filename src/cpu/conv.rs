@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{sgemm, Mat, Threads};
-use super::host::{host_vec, with_scratch};
+use super::host::{host_vec, host_vec_for_overwrite, with_scratch};
 use super::unfold::{col2im_image, im2col_image};
 use crate::backend::ConvSpec;
 use crate::Result;
@@ -65,7 +65,7 @@ impl Dims {
         if self.pointwise {
             xg
         } else {
-            im2col_image(xg, &s.g, cols);
+            im2col_image(xg, &s.g, cols, self.ohw);
             cols
         }
     }
@@ -75,7 +75,8 @@ impl Dims {
 pub(super) fn conv2d(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &ConvSpec) -> Result<Vec<f32>> {
     const OP: &str = "conv2d";
     let z = Dims::of(s);
-    let mut y = host_vec(s.out_len(), 0.0, OP)?;
+    // every row is written: filled with the bias, or overwritten by its group's product
+    let mut y = host_vec_for_overwrite(s.out_len(), OP)?;
     if y.is_empty() {
         return Ok(y);
     }
@@ -115,14 +116,18 @@ pub(super) fn conv2d(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &ConvSpec) -
 pub(super) fn conv2d_backward_input(grad: &[f32], w: &[f32], s: &ConvSpec) -> Result<Vec<f32>> {
     const OP: &str = "conv2d_backward_input";
     let z = Dims::of(s);
-    let mut dx = host_vec(s.g.n * z.chw, 0.0, OP)?;
+    let mut dx = host_vec_for_overwrite(s.g.n * z.chw, OP)?;
     if dx.is_empty() || s.out_len() == 0 {
+        dx.fill(0.0);
         return Ok(dx);
     }
     let threads = Threads::for_tasks(s.g.n);
     dx.par_chunks_mut(z.chw)
         .enumerate()
         .try_for_each(|(n, dxn)| {
+            if !z.pointwise {
+                dxn.fill(0.0); // col2im adds into it
+            }
             with_scratch(z.scratch, OP, |cols| {
                 for grp in 0..s.groups {
                     let go = Mat::rows(&grad[(n * s.d + grp * z.dg) * z.ohw..], z.ohw); // (dg, ohw)
@@ -170,7 +175,8 @@ pub(super) fn conv2d_backward_weight(x: &[f32], grad: &[f32], s: &ConvSpec) -> R
     let per = n_img.div_ceil((PARTIALS_BUDGET / wlen).clamp(1, MAX_PARTIALS.min(n_img)));
     let chunks = n_img.div_ceil(per);
     let threads = Threads::for_tasks(chunks);
-    let mut partials = host_vec(chunks * wlen, 0.0, OP)?;
+    // each partial is overwritten by its first image's product
+    let mut partials = host_vec_for_overwrite(chunks * wlen, OP)?;
     partials
         .par_chunks_mut(wlen)
         .enumerate()

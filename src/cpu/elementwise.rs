@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::host::{host_vec, par_chunks, PAR_MIN};
+use super::host::{host_vec_for_overwrite, par_chunks, PAR_MIN};
 use crate::backend::{BinaryOp, BroadcastSpec, StridedSpec, UnaryOp};
 use crate::Result;
 
@@ -50,7 +50,7 @@ pub(super) fn binary(a: &[f32], b: &[f32], op: BinaryOp, spec: &BroadcastSpec) -
 /// row's start found once from the full strides.
 pub(super) fn copy_strided(x: &[f32], spec: &StridedSpec) -> Result<Vec<f32>> {
     let n: usize = spec.out.iter().product();
-    let mut out = host_vec(n, 0.0, "copy_strided")?;
+    let mut out = host_vec_for_overwrite(n, "copy_strided")?;
     let (dims, strides) = (&spec.out, &spec.strides);
     let Some((&last, &step)) = dims.last().zip(strides.last()) else {
         if let Some(o) = out.first_mut() {
@@ -80,7 +80,7 @@ pub(super) fn copy_strided(x: &[f32], spec: &StridedSpec) -> Result<Vec<f32>> {
 
 /// `f` over every element, in threaded chunks.
 fn map1(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Result<Vec<f32>> {
-    let mut out = host_vec(x.len(), 0.0, "unary")?;
+    let mut out = host_vec_for_overwrite(x.len(), "unary")?;
     let run = |(o, i): (&mut [f32], &[f32])| {
         for (o, &i) in o.iter_mut().zip(i) {
             *o = f(i);
@@ -105,7 +105,7 @@ fn map2(
     f: impl Fn(f32, f32) -> f32 + Sync + Send,
 ) -> Result<Vec<f32>> {
     let n = spec.len();
-    let mut out = host_vec(n, 0.0, "binary")?;
+    let mut out = host_vec_for_overwrite(n, "binary")?;
     if spec.is_plain() {
         let run = |((o, x), y): ((&mut [f32], &[f32]), &[f32])| {
             for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::host::{host_vec, SyncPtr};
+use super::host::{host_vec_for_overwrite, SyncPtr};
 use crate::backend::GemmSpec;
 use crate::Result;
 
@@ -122,8 +122,10 @@ pub(super) unsafe fn sgemm(
 /// Strided batched matrix product: many small products run one batch per task, the others
 /// one after the other, each threaded.
 pub(super) fn gemm(a: &[f32], b: &[f32], s: &GemmSpec) -> Result<Vec<f32>> {
-    let mut c = host_vec(s.c_len, 0.0, "gemm")?;
+    // every element is written: by exactly one (batch, row, column) of the product
+    let mut c = host_vec_for_overwrite(s.c_len, "gemm")?;
     if s.batch == 0 || s.m == 0 || s.n == 0 {
+        c.fill(0.0);
         return Ok(c);
     }
     let cp = SyncPtr(c.as_mut_ptr());

@@ -9,9 +9,23 @@ use crate::Result;
 /// length; fresh zeros come from the allocator already zeroed (the OS's zero pages, no fill).
 pub(crate) fn host_vec(n: usize, value: f32, op: &'static str) -> Result<Vec<f32>> {
     if let Some(mut v) = super::recycle::take(n) {
-        v.fill(value);
+        par_chunks(&mut v, TASK_MIN, |_, c| c.fill(value));
         return Ok(v);
     }
+    fresh_vec(n, value, op)
+}
+
+/// A host vector of `n` elements whose values are unspecified (a cached buffer's old values, or
+/// zeros): only for outputs the caller writes in full.
+pub(super) fn host_vec_for_overwrite(n: usize, op: &'static str) -> Result<Vec<f32>> {
+    match super::recycle::take(n) {
+        Some(v) => Ok(v),
+        None => fresh_vec(n, 0.0, op),
+    }
+}
+
+/// Fresh memory from the allocator.
+fn fresh_vec(n: usize, value: f32, op: &'static str) -> Result<Vec<f32>> {
     let no_memory = || crate::Error::Invalid {
         op,
         msg: format!(

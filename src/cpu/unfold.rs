@@ -42,12 +42,15 @@ pub(super) fn col2im(cols: &[f32], g: &WindowGeom) -> Result<Vec<f32>> {
     Ok(x)
 }
 
-/// The columns of one image's channels `x (cg, h, w)` -> `cols (cg*kh*kw, oh*ow)`; every
-/// element of `cols` is written.
-pub(super) fn im2col_image(x: &[f32], g: &WindowGeom, cols: &mut [f32]) {
+/// The columns of one image's channels `x (cg, h, w)` -> `cols (cg*kh*kw, oh*ow)`, row `r` at
+/// `cols[r * stride..]` (`stride >= oh*ow`, so several images' columns can sit side by side);
+/// every element of those rows is written.
+pub(super) fn im2col_image(x: &[f32], g: &WindowGeom, cols: &mut [f32], stride: usize) {
     let (hw, ohw, taps) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
-    for (row, dst) in cols.chunks_exact_mut(ohw).enumerate() {
+    let rows = x.len() / hw * taps;
+    for row in 0..rows {
         let (c, t) = (row / taps, row % taps);
+        let dst = &mut cols[row * stride..][..ohw];
         unfold_row(&x[c * hw..][..hw], g, (t / g.kw, t % g.kw), dst);
     }
 }
@@ -66,6 +69,9 @@ pub(super) fn col2im_image(cols: &[f32], g: &WindowGeom, x: &mut [f32]) {
 /// tap reads padding.
 fn unfold_row(plane: &[f32], g: &WindowGeom, (kh, kw): (usize, usize), dst: &mut [f32]) {
     let cols = inside(g.ow, kw * g.dw, g.pad_left, g.sw, g.w);
+    if g.sh == 1 && g.sw == 1 && g.ow == g.w && !cols.is_empty() {
+        return unfold_shifted(plane, g, (kh, kw), cols, dst);
+    }
     for (oh, out) in dst.chunks_exact_mut(g.ow).enumerate() {
         let Some(ih) = g.input_row(oh, kh).filter(|_| !cols.is_empty()) else {
             out.fill(0.0);
@@ -82,6 +88,39 @@ fn unfold_row(plane: &[f32], g: &WindowGeom, (kh, kw): (usize, usize), dst: &mut
             for (o, s) in inner.iter_mut().zip(src[first..].iter().step_by(g.sw)) {
                 *o = *s;
             }
+        }
+    }
+}
+
+/// `unfold_row` at stride 1 with as many output as input columns ("same" padding): the tap
+/// reads the plane shifted by a constant, so one copy fills every row, and only the padding
+/// between rows (`ow - cols.len()` elements, usually one) is zeroed after it. Short rows made
+/// the per-row copies and fills, each a library call, the larger part of im2col.
+fn unfold_shifted(
+    plane: &[f32],
+    g: &WindowGeom,
+    (kh, kw): (usize, usize),
+    cols: Range<usize>,
+    dst: &mut [f32],
+) {
+    let ow = g.ow;
+    let rows = inside(g.oh, kh * g.dh, g.pad_top, 1, g.h);
+    if rows.is_empty() {
+        dst.fill(0.0);
+        return;
+    }
+    let (d0, d1) = (rows.start * ow + cols.start, (rows.end - 1) * ow + cols.end);
+    let s0 = (rows.start + kh * g.dh - g.pad_top) * g.w + cols.start + kw * g.dw - g.pad_left;
+    dst[..d0].fill(0.0);
+    dst[d1..].fill(0.0);
+    dst[d0..d1].copy_from_slice(&plane[s0..][..d1 - d0]);
+    let gap = ow - cols.len();
+    for oh in rows.start..rows.end - 1 {
+        let p = oh * ow + cols.end;
+        match gap {
+            0 => {}
+            1 => dst[p] = 0.0,
+            _ => dst[p..p + gap].fill(0.0),
         }
     }
 }
