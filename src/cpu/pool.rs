@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::host::{host_vec, par_chunks};
+use super::host::{host_vec, host_vec_for_overwrite, par_chunks};
 use super::unfold::inside;
 use crate::backend::{adaptive_window, AvgPoolOpts};
 use crate::shape::WindowGeom;
@@ -14,8 +14,9 @@ use crate::Result;
 pub(super) fn max_pool2d(x: &[f32], g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32>)> {
     let g = *g;
     let plane_out = g.oh * g.ow;
-    let mut out = host_vec(g.n * g.c * plane_out, 0.0, "max_pool2d")?;
-    let mut idx = host_vec(out.len(), 0.0, "max_pool2d")?;
+    // every output row is filled before its taps are compared
+    let mut out = host_vec_for_overwrite(g.n * g.c * plane_out, "max_pool2d")?;
+    let mut idx = host_vec_for_overwrite(out.len(), "max_pool2d")?;
     // the taps inside the input per output row, and per column tap the outputs that read
     // inside: the same for every plane
     let rows: Vec<_> = (0..g.oh).map(|oh| g.row_taps(oh)).collect();
@@ -68,8 +69,10 @@ pub(super) fn max_pool2d_backward(
     g: &WindowGeom,
 ) -> Result<Vec<f32>> {
     let g = *g;
-    let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, "max_pool2d_backward")?;
+    // each plane is zeroed by its own task, while it is in cache
+    let mut dx = host_vec_for_overwrite(g.n * g.c * g.h * g.w, "max_pool2d_backward")?;
     par_chunks(&mut dx, g.h * g.w, |nc, plane| {
+        plane.fill(0.0);
         let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
         let ix = &indices[nc * g.oh * g.ow..][..g.oh * g.ow];
         // Outputs in reverse order: an input's windows then arrive in (kh, kw) order (tap kh
@@ -87,7 +90,7 @@ pub(super) fn max_pool2d_backward(
 /// `(n, c, h, w) -> (n, c, oh, ow)` window means.
 pub(super) fn avg_pool2d(x: &[f32], g: &WindowGeom, opts: AvgPoolOpts) -> Result<Vec<f32>> {
     let g = *g;
-    let mut out = host_vec(g.n * g.c * g.oh * g.ow, 0.0, "avg_pool2d")?;
+    let mut out = host_vec_for_overwrite(g.n * g.c * g.oh * g.ow, "avg_pool2d")?; // every output written
     par_chunks(&mut out, g.oh * g.ow, |nc, o| {
         let plane = &x[nc * g.h * g.w..][..g.h * g.w];
         for oh in 0..g.oh {
@@ -114,8 +117,10 @@ pub(super) fn avg_pool2d_backward(
     opts: AvgPoolOpts,
 ) -> Result<Vec<f32>> {
     let g = *g;
-    let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, "avg_pool2d_backward")?;
+    // each plane is zeroed by its own task, while it is in cache
+    let mut dx = host_vec_for_overwrite(g.n * g.c * g.h * g.w, "avg_pool2d_backward")?;
     par_chunks(&mut dx, g.h * g.w, |nc, plane| {
+        plane.fill(0.0);
         let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
         // Outputs in (oh, ow) order: every input receives its windows' shares in the order
         // the GPU's gather sums them.
