@@ -433,3 +433,27 @@ fn autograd_edge_cases() {
         .to_string();
     assert!(e.contains("flip") && e.contains("more than once"), "{e}");
 }
+
+/// A binary op's backward computes only the gradients of inputs that record one: the other is
+/// absent from the store, and the one asked for is still right (d(a/b)/db = -a/b^2).
+#[test]
+fn binary_backward_computes_only_the_gradients_asked_for() {
+    let a = Tensor::from_vec(vec![1.0, -2.0, 3.0, 4.0], [2, 2], &cpu()).unwrap();
+    let b = Tensor::from_vec(vec![2.0, 4.0, -1.0, 0.5], [2, 2], &cpu()).unwrap();
+    let (av, bv) = (a.to_vec().unwrap(), b.to_vec().unwrap());
+    let ga = a.requires_grad_();
+    let grads = ga.mul(&b).unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(&b).is_none());
+    assert_eq!(grads.get(&ga).unwrap().to_vec().unwrap(), bv);
+    let gb = b.requires_grad_();
+    let grads = a.div(&gb).unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(&a).is_none());
+    let want: Vec<f32> = av.iter().zip(&bv).map(|(x, y)| -x / (y * y)).collect();
+    assert_close(
+        &grads.get(&gb).unwrap().to_vec().unwrap(),
+        &want,
+        1e-6,
+        0.0,
+        "d(a/b)/db",
+    );
+}

@@ -142,51 +142,75 @@ impl Tensor {
         rhs: &Tensor,
         op: BinaryOp,
         name: &'static str,
-        rule: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<(Tensor, Tensor)> + Send + Sync + 'static,
+        rule: impl Fn(&Tensor, &Tensor, &Tensor, Need) -> Result<Grads2> + Send + Sync + 'static,
     ) -> Result<Tensor> {
         let y = self.binary_raw(rhs, op, name)?;
         let (a, b) = (self.clone(), rhs.clone());
         Ok(y.attach(&[self, rhs], move |g| {
-            let (ga, gb) = rule(&a, &b, g)?;
+            // only the gradients of inputs that record one are computed
+            let need = Need(a.requires_grad(), b.requires_grad());
+            let (ga, gb) = rule(&a, &b, g, need)?;
             Ok(vec![
-                Some(ga.sum_to(a.shape())?),
-                Some(gb.sum_to(b.shape())?),
+                ga.map(|t| t.sum_to(a.shape())).transpose()?,
+                gb.map(|t| t.sum_to(b.shape())).transpose()?,
             ])
         }))
     }
 
     /// `self + rhs` with broadcasting.
     pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary_op(rhs, BinaryOp::Add, "add", |_, _, g| {
-            Ok((g.clone(), g.clone()))
+        self.binary_op(rhs, BinaryOp::Add, "add", |_, _, g, need| {
+            need.each(|| Ok(g.clone()), || Ok(g.clone()))
         })
     }
     /// `self - rhs` with broadcasting.
     pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary_op(rhs, BinaryOp::Sub, "sub", |_, _, g| {
-            Ok((g.clone(), g.unary_raw(UnaryOp::Neg)?))
+        self.binary_op(rhs, BinaryOp::Sub, "sub", |_, _, g, need| {
+            need.each(|| Ok(g.clone()), || g.unary_raw(UnaryOp::Neg))
         })
     }
     /// `self * rhs` with broadcasting.
     pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary_op(rhs, BinaryOp::Mul, "mul", |a, b, g| {
-            Ok((
-                g.binary_raw(b, BinaryOp::Mul, "mul")?,
-                g.binary_raw(a, BinaryOp::Mul, "mul")?,
-            ))
+        self.binary_op(rhs, BinaryOp::Mul, "mul", |a, b, g, need| {
+            need.each(
+                || g.binary_raw(b, BinaryOp::Mul, "mul"),
+                || g.binary_raw(a, BinaryOp::Mul, "mul"),
+            )
         })
     }
     /// `self / rhs` with broadcasting.
     pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary_op(rhs, BinaryOp::Div, "div", |a, b, g| {
+        self.binary_op(rhs, BinaryOp::Div, "div", |a, b, g, need| {
             let ga = g.binary_raw(b, BinaryOp::Div, "div")?;
             // d(a/b)/db = -a / b^2 = -(g/b) * a / b
-            let gb = ga
-                .binary_raw(a, BinaryOp::Mul, "div")?
-                .binary_raw(b, BinaryOp::Div, "div")?
-                .unary_raw(UnaryOp::Neg)?;
-            Ok((ga, gb))
+            let gb = || {
+                ga.binary_raw(a, BinaryOp::Mul, "div")?
+                    .binary_raw(b, BinaryOp::Div, "div")?
+                    .unary_raw(UnaryOp::Neg)
+            };
+            need.each(|| Ok(ga.clone()), gb)
         })
+    }
+}
+
+/// The gradients of a binary op's two inputs, `None` where not needed.
+type Grads2 = (Option<Tensor>, Option<Tensor>);
+
+/// Which of a binary op's two inputs need a gradient.
+#[derive(Clone, Copy)]
+struct Need(bool, bool);
+
+impl Need {
+    /// Runs each input's rule only where that input needs it.
+    fn each(
+        self,
+        first: impl FnOnce() -> Result<Tensor>,
+        second: impl FnOnce() -> Result<Tensor>,
+    ) -> Result<Grads2> {
+        Ok((
+            self.0.then(first).transpose()?,
+            self.1.then(second).transpose()?,
+        ))
     }
 }
 
