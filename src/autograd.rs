@@ -63,8 +63,9 @@ impl GradStore {
     }
 }
 
-/// Computes the gradient of `loss` (seeded with ones) with respect to every tensor it depends on.
-pub(crate) fn backward(loss: &Tensor) -> Result<GradStore> {
+/// Computes the gradient of `loss` with respect to every tensor it depends on, seeded with
+/// `seed` (ones when `None`).
+pub(crate) fn backward(loss: &Tensor, seed: Option<&Tensor>) -> Result<GradStore> {
     // Reverse topological order by an iterative DFS (deep graphs must not overflow the stack).
     let mut order: Vec<Tensor> = Vec::new();
     let mut seen: HashSet<TensorId> = HashSet::new();
@@ -88,7 +89,11 @@ pub(crate) fn backward(loss: &Tensor) -> Result<GradStore> {
     }
     let mut store = GradStore::default();
     crate::no_grad(|| -> Result<()> {
-        store.grads.insert(loss.id(), loss.ones_like()?);
+        let seed = match seed {
+            Some(g) => g.detach(),
+            None => loss.ones_like()?,
+        };
+        store.grads.insert(loss.id(), seed);
         for t in order.iter().rev() {
             let Some(node) = t.node() else { continue };
             // An intermediate's gradient is needed only to pass it on: drop it now (as PyTorch

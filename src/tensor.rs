@@ -350,7 +350,21 @@ impl Tensor {
 
     /// Gradients of this tensor (seeded with ones) with respect to everything it depends on.
     pub fn backward(&self) -> Result<GradStore> {
-        autograd::backward(self)
+        autograd::backward(self, None)
+    }
+
+    /// Gradients with respect to everything this tensor depends on, for the upstream gradient
+    /// `grad` (PyTorch's `y.backward(grad)`): `grad` has this tensor's shape and device.
+    pub fn backward_with(&self, grad: &Tensor) -> Result<GradStore> {
+        self.check_same_device("backward_with", grad)?;
+        crate::ensure!(
+            grad.shape() == self.shape(),
+            "backward_with",
+            "the gradient's shape {} differs from the tensor's {}",
+            grad.shape(),
+            self.shape()
+        );
+        autograd::backward(self, Some(grad))
     }
 
     pub(crate) fn check_same_device(&self, op: &'static str, other: &Tensor) -> Result<()> {

@@ -457,3 +457,26 @@ fn binary_backward_computes_only_the_gradients_asked_for() {
         "d(a/b)/db",
     );
 }
+
+/// `backward_with(up)` gives the gradients of `sum(y * up)`, and refuses a gradient of another
+/// shape.
+#[test]
+fn backward_with_seeds_the_upstream_gradient() {
+    let x = Tensor::from_vec(randv(12, 5), [3, 4], &cpu())
+        .unwrap()
+        .requires_grad_();
+    let up = Tensor::from_vec(randv(12, 6), [3, 4], &cpu()).unwrap();
+    let y = x.mul(&x).unwrap();
+    let direct = y.backward_with(&up).unwrap();
+    let via_sum = y.mul(&up).unwrap().sum_all().unwrap().backward().unwrap();
+    let got = direct.get(&x).unwrap().to_vec().unwrap();
+    assert_eq!(got, via_sum.get(&x).unwrap().to_vec().unwrap());
+    let want: Vec<f32> = (x.to_vec().unwrap().iter().zip(up.to_vec().unwrap()))
+        .map(|(a, u)| 2.0 * a * u)
+        .collect();
+    assert_close(&got, &want, 1e-6, 0.0, "d(x^2)/dx * up");
+    let Err(err) = y.backward_with(&Tensor::zeros([4, 3], &cpu()).unwrap()) else {
+        panic!("a (4, 3) gradient for a (3, 4) tensor was accepted");
+    };
+    assert!(err.to_string().contains("backward_with"), "{err}");
+}

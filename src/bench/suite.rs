@@ -91,7 +91,7 @@ fn gemm(name: &str, m: usize, k: usize, n: usize) -> BenchCase {
 }
 
 /// `y = conv2d(x, w, b)`; with `backward`, the gradients of x, w and b for a random upstream
-/// gradient `up`, through `sum(y * up)`.
+/// gradient `up` (`y.backward_with(up)`, as PyTorch's `y.backward(up)`).
 fn conv_case(shape: &str, s: &ConvShape, backward: bool) -> BenchCase {
     let [n, c, h, w] = s.x;
     let (d, (kh, kw), opts) = (s.d, s.k, s.opts);
@@ -116,7 +116,7 @@ fn conv_case(shape: &str, s: &ConvShape, backward: bool) -> BenchCase {
             Ok(Box::new(move || {
                 let y = conv2d(&x.get(), &wt.get(), Some(&b.get()), &opts)?;
                 if backward {
-                    y.mul(&up)?.sum_all()?.backward()?;
+                    y.backward_with(&up)?;
                 }
                 Ok(())
             }))
@@ -163,7 +163,7 @@ fn pool_case(kind: &'static str, dims: [usize; 4], backward: bool) -> BenchCase 
             Ok(Box::new(move || {
                 let y = pool(&x.get())?;
                 if backward {
-                    y.mul(&up)?.sum_all()?.backward()?;
+                    y.backward_with(&up)?;
                 }
                 Ok(())
             }))

@@ -216,3 +216,79 @@ pub(super) fn conv2d_backward_weight(x: &[f32], grad: &[f32], s: &ConvSpec) -> R
     });
     Ok(dw)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::conv::{forward_by_im2col, input_grad_by_col2im, weight_grad_by_im2col};
+    use crate::cpu::CpuBackend;
+    use crate::shape::WindowGeom;
+
+    fn close(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * scale, "{what}[{i}]: {g} vs {w}");
+        }
+    }
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    /// The per-image kernels (shifted "same" copies, pointwise, strided rows, one image or
+    /// many, groups) against the whole-batch im2col-GEMM default on the same backend.
+    #[test]
+    fn per_image_convolution_matches_the_im2col_gemm_default() {
+        // (n, c, h, w), d, (kh, kw), stride, [top, bottom, left, right], dilation, groups
+        type Case = (
+            [usize; 4],
+            usize,
+            (usize, usize),
+            (usize, usize),
+            [usize; 4],
+            (usize, usize),
+            usize,
+        );
+        let cases: [Case; 7] = [
+            ([3, 4, 7, 9], 6, (3, 3), (1, 1), [1, 1, 1, 1], (1, 1), 1),
+            ([2, 3, 7, 9], 4, (3, 2), (1, 1), [2, 2, 0, 1], (2, 1), 1),
+            ([2, 4, 7, 9], 6, (2, 3), (1, 1), [0, 1, 2, 0], (1, 1), 2),
+            ([2, 5, 6, 5], 3, (1, 1), (1, 1), [0, 0, 0, 0], (1, 1), 1),
+            ([3, 3, 11, 10], 5, (3, 3), (2, 2), [1, 1, 1, 1], (1, 1), 1),
+            ([1, 6, 12, 12], 4, (3, 3), (1, 1), [1, 1, 1, 1], (1, 1), 1),
+            ([2, 2, 2, 3], 3, (5, 5), (1, 1), [2, 2, 2, 2], (1, 1), 1),
+        ];
+        for (x, d, k, stride, pads, dil, groups) in cases {
+            let [n, c, h, w] = x;
+            let g = WindowGeom::conv("test", (n, c, h, w), k, stride, pads, dil).unwrap();
+            let s = ConvSpec { g, groups, d };
+            let xs = values(n * c * h * w, 1);
+            let ws = values(d * (c / groups) * k.0 * k.1, 2);
+            let bs = values(d, 3);
+            let up = values(s.out_len(), 4);
+            let what =
+                format!("{x:?} d {d} k {k:?} s {stride:?} p {pads:?} dil {dil:?} g {groups}");
+            let want = forward_by_im2col(&CpuBackend, &xs, &ws, Some(&bs), &s).unwrap();
+            close(
+                &conv2d(&xs, &ws, Some(&bs), &s).unwrap(),
+                &want,
+                &format!("y {what}"),
+            );
+            let want = input_grad_by_col2im(&CpuBackend, &up, &ws, &s).unwrap();
+            close(
+                &conv2d_backward_input(&up, &ws, &s).unwrap(),
+                &want,
+                &format!("dx {what}"),
+            );
+            let want = weight_grad_by_im2col(&CpuBackend, &xs, &up, &s).unwrap();
+            close(
+                &conv2d_backward_weight(&xs, &up, &s).unwrap(),
+                &want,
+                &format!("dw {what}"),
+            );
+        }
+    }
+}

@@ -57,11 +57,18 @@ pub(super) fn im2col_image(x: &[f32], g: &WindowGeom, cols: &mut [f32], stride: 
 
 /// Adds one image's columns `cols (cg*kh*kw, oh*ow)` into its channels `x (cg, h, w)`, each
 /// element's taps in (kh, kw) order.
-pub(super) fn col2im_image(cols: &[f32], g: &WindowGeom, x: &mut [f32]) {
+/// `cols` is scratch: its padding taps may be zeroed on the way.
+pub(super) fn col2im_image(cols: &mut [f32], g: &WindowGeom, x: &mut [f32]) {
     let (hw, ohw, taps) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
-    for (row, src) in cols.chunks_exact(ohw).enumerate() {
+    let shifted = g.sh == 1 && g.sw == 1 && g.ow == g.w;
+    for (row, src) in cols.chunks_exact_mut(ohw).enumerate() {
         let (c, t) = (row / taps, row % taps);
-        fold_row(src, g, (t / g.kw, t % g.kw), &mut x[c * hw..][..hw]);
+        let (tap, plane) = ((t / g.kw, t % g.kw), &mut x[c * hw..][..hw]);
+        if shifted {
+            fold_shifted(src, g, tap, plane);
+        } else {
+            fold_row(src, g, tap, plane);
+        }
     }
 }
 
@@ -147,6 +154,32 @@ fn fold_row(src: &[f32], g: &WindowGeom, (kh, kw): (usize, usize), plane: &mut [
                 *d += v;
             }
         }
+    }
+}
+
+/// `fold_row` where `unfold_shifted` applies: the taps that read padding between rows are
+/// zeroed in `src`, then one add over the shifted block serves every row (each element still
+/// receives its taps in (kh, kw) order).
+fn fold_shifted(src: &mut [f32], g: &WindowGeom, (kh, kw): (usize, usize), plane: &mut [f32]) {
+    let ow = g.ow;
+    let cols = inside(ow, kw * g.dw, g.pad_left, 1, g.w);
+    let rows = inside(g.oh, kh * g.dh, g.pad_top, 1, g.h);
+    if rows.is_empty() || cols.is_empty() {
+        return;
+    }
+    let (d0, d1) = (rows.start * ow + cols.start, (rows.end - 1) * ow + cols.end);
+    let s0 = (rows.start + kh * g.dh - g.pad_top) * g.w + cols.start + kw * g.dw - g.pad_left;
+    let gap = ow - cols.len();
+    for oh in rows.start..rows.end - 1 {
+        let p = oh * ow + cols.end;
+        match gap {
+            0 => {}
+            1 => src[p] = 0.0,
+            _ => src[p..p + gap].fill(0.0),
+        }
+    }
+    for (d, v) in plane[s0..][..d1 - d0].iter_mut().zip(&src[d0..d1]) {
+        *d += v;
     }
 }
 
