@@ -73,14 +73,18 @@ fn report_json_round_trips_and_reads_other_engines() {
     assert_eq!((r.median_ms, r.min_ms, r.max_ms), (2.0, 1.0, 4.0));
     assert_eq!(r.runs, 15);
     assert_eq!(r.gflops, Some(500.0));
-    let pool = BenchResult::from_samples("max_pool_fwd", "gpu", &[0.003, 0.001], 1, None);
+    assert_eq!(r.gbps, None);
+    let pool = BenchResult::from_samples("max_pool_fwd", "gpu", &[0.003, 0.001], 1, None)
+        .with_bytes(Some(4e6));
     assert_eq!(pool.median_ms, 2.0);
     assert_eq!(pool.gflops, None);
+    assert_eq!(pool.gbps, Some(2.0)); // 4 MB in 2 ms
     let peaks = Peaks {
         cpu: Some(100.0),
         gpu: None,
     };
-    let report = Report::new(&[Device::cpu()], peaks, vec![r, pool]);
+    let mut report = Report::new(&[Device::cpu()], peaks, vec![r, pool]);
+    report.peak_copy_gbps.cpu = Some(30.0);
     assert_eq!(report.engine, "convshade");
     assert!(report.adapter.is_none());
     assert!(report.host.cores >= 1);
@@ -97,6 +101,9 @@ fn report_json_round_trips_and_reads_other_engines() {
     let t = Report::from_json(torch, "torch.json").unwrap();
     assert_eq!(t.find("gemm_256", "cpu").unwrap().median_ms, 0.5);
     assert_eq!(t.find("max_pool_fwd", "cpu").unwrap().gflops, None);
+    // reports without byte counts or a copy bandwidth still read
+    assert_eq!(t.find("max_pool_fwd", "cpu").unwrap().gbps, None);
+    assert_eq!(t.peak_copy_gbps, Peaks::default());
     assert!(t.find("gemm_256", "gpu").is_none());
     let e = Report::from_json(r#"{"engine": "torch"}"#, "bad.json").unwrap_err();
     assert!(e.to_string().contains("bad.json"), "{e}");
@@ -124,7 +131,14 @@ fn a_quick_filtered_run_works_on_both_devices() {
                     let flops = r.gflops.unwrap() * 1e9 * r.median_ms / 1e3;
                     assert!((flops - 504.0).abs() < 1e-6 * 504.0, "{flops}");
                 }
-                _ => assert_eq!(r.gflops, None),
+                _ => {
+                    assert_eq!(r.gflops, None);
+                    // max_pool_fwd reads the input and writes the output and its indices:
+                    // 4 * (64*32*28*28 + 2 * 64*32*14*14) bytes
+                    let bytes = r.gbps.unwrap() * 1e9 * r.median_ms / 1e3;
+                    let want = 4.0 * (64.0 * 32.0 * 784.0 + 2.0 * 64.0 * 32.0 * 196.0);
+                    assert!((bytes - want).abs() < 1e-6 * want, "{bytes}");
+                }
             }
         }
     }
@@ -179,6 +193,8 @@ fn the_command_writes_json_and_a_chart_with_a_comparison() {
 fn peaks_are_measured_and_positive() {
     let cpu = peak::cpu_peak_gflops(Duration::from_millis(20));
     assert!(cpu.is_finite() && cpu > 0.1, "{cpu}");
+    let copy = peak::cpu_copy_gbps(Duration::from_millis(20));
+    assert!(copy.is_finite() && copy > 0.1, "{copy}");
     assert_eq!(
         peak::gpu_peak_gflops(&Device::cpu(), Duration::ZERO).unwrap(),
         None

@@ -57,6 +57,21 @@ def conv(spec, backward, dev):
     return 3.0 * fwd, run
 
 
+POOLS = {"max_pool": (64, 32, 28, 28), "avg_pool": (8, 64, 56, 56)}
+
+
+def pool_bytes(name):
+    """The least traffic of a pooling run in bytes, counted as convshade's suite counts it
+    (src/bench/suite.rs, pool_bytes); None for other cases."""
+    for kind, (n, c, h, w) in POOLS.items():
+        if name.startswith(kind):
+            inp, out = n * c * h * w, n * c * ((h + 1) // 2) * ((w + 1) // 2)
+            idx = out if kind == "max_pool" else 0
+            bwd = out + idx + inp if name.endswith("fwd_bwd") else 0
+            return 4.0 * (inp + out + idx + bwd)
+    return None
+
+
 def pool(kind, backward, dev):
     if kind == "max_pool":
         x, f = randn(64, 32, 28, 28, dev=dev, grad=True), lambda t: F.max_pool2d(t, 2)
@@ -142,9 +157,11 @@ def run_case(name, build, dev, cfg):
     s = sorted(per_run)
     k = len(s)
     median = s[k // 2] if k % 2 else (s[k // 2 - 1] + s[k // 2]) / 2
+    moved = pool_bytes(name)
     return {"case": name, "device": "gpu" if dev.type == "cuda" else "cpu",
             "median_ms": median * 1e3, "min_ms": s[0] * 1e3, "max_ms": s[-1] * 1e3,
-            "runs": k * inner, "gflops": None if flops is None else flops / median / 1e9}
+            "runs": k * inner, "gflops": None if flops is None else flops / median / 1e9,
+            "gbps": None if moved is None else moved / median / 1e9}
 
 
 def host():
@@ -178,6 +195,8 @@ def main():
     for name, build in cases:
         r = run_case(name, build, dev, cfg)
         g = "-" if r["gflops"] is None else f"{r['gflops']:.1f} GFLOP/s"
+        if r["gbps"] is not None:
+            g = f"{r['gbps']:.1f} GB/s"
         print(f"{name:18s} {r['device']:4s} {r['median_ms']:10.3f} ms  {g}", flush=True)
         results.append(r)
     adapter = None
@@ -185,7 +204,8 @@ def main():
         adapter = {"name": torch.cuda.get_device_name(), "backend": "CUDA",
                    "device_type": "DiscreteGpu", "driver": torch.version.cuda or ""}
     report = {"engine": "torch", "version": torch.__version__, "adapter": adapter,
-              "host": host(), "peak_gflops": {"cpu": None, "gpu": None}, "results": results}
+              "host": host(), "peak_gflops": {"cpu": None, "gpu": None},
+              "peak_copy_gbps": {"cpu": None, "gpu": None}, "results": results}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

@@ -82,13 +82,10 @@ pub fn run_case(case: &BenchCase, dev: &Device, cfg: &BenchConfig) -> Result<Ben
     while per_run.is_empty() || (per_run.len() < cfg.samples && start.elapsed() < cfg.budget) {
         per_run.push(time_runs(&mut op, dev, inner)?);
     }
-    Ok(BenchResult::from_samples(
-        &case.name,
-        device_kind(dev),
-        &per_run,
-        inner,
-        case.flops,
-    ))
+    Ok(
+        BenchResult::from_samples(&case.name, device_kind(dev), &per_run, inner, case.flops)
+            .with_bytes(case.bytes),
+    )
 }
 
 /// Every case of the suite that `keep` accepts, on every device; `on_start(case, device)` is

@@ -90,6 +90,29 @@ pub fn cpu_peak_gflops(min_time: Duration) -> f64 {
     best
 }
 
+/// Host copy bandwidth in GB/s, bytes read plus bytes written: every core copies its share of a
+/// 64 MiB buffer (past the caches) into another, the best of repeats over at least `min_time`.
+pub fn cpu_copy_gbps(min_time: Duration) -> f64 {
+    const LEN: usize = 16 << 20; // f32s
+    let src = vec![1.0f32; LEN];
+    let mut dst = vec![0.0f32; LEN]; // both written once, so no page is first touched in timing
+    let share = LEN.div_ceil(cores());
+    let mut best = 0.0f64;
+    let start = Instant::now();
+    while start.elapsed() < min_time || best == 0.0 {
+        let t0 = Instant::now();
+        std::thread::scope(|s| {
+            for (d, from) in dst.chunks_mut(share).zip(src.chunks(share)) {
+                s.spawn(move || d.copy_from_slice(black_box(from)));
+            }
+        });
+        let secs = t0.elapsed().as_secs_f64();
+        best = best.max(2.0 * 4.0 * LEN as f64 / secs / 1e9);
+    }
+    black_box(&dst);
+    best
+}
+
 /// GFLOP/s of a WGSL FMA kernel on `dev`'s adapter; `None` on the CPU device.
 pub fn gpu_peak_gflops(dev: &Device, min_time: Duration) -> Result<Option<f64>> {
     match dev {

@@ -6,12 +6,15 @@
 //!  "adapter": {"name": "...", "backend": "Vulkan", "device_type": "Cpu", "driver": "..."},
 //!  "host": {"cpu": "...", "cores": 2, "simd": "avx512f"},
 //!  "peak_gflops": {"cpu": 180.5, "gpu": null},
+//!  "peak_copy_gbps": {"cpu": 37.5, "gpu": null},
 //!  "results": [{"case": "gemm_256", "device": "cpu", "median_ms": 0.3, "min_ms": 0.29,
-//!               "max_ms": 0.35, "runs": 400, "gflops": 110.2}]}
+//!               "max_ms": 0.35, "runs": 400, "gflops": 110.2, "gbps": null}]}
 //! ```
 //!
 //! `adapter` is null without a GPU; a `gflops` is null for cases without a FLOP count
-//! (pooling); a peak is null where it was not measured.
+//! (pooling), a `gbps` (the least traffic a run must make, over its time) for cases without a
+//! byte count (all but pooling); a peak is null where it was not measured. `peak_copy_gbps` and
+//! `gbps` may be absent (older reports).
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +33,8 @@ pub struct BenchResult {
     /// Timed runs in all (samples times the calibrated inner loop).
     pub runs: usize,
     pub gflops: Option<f64>,
+    #[serde(default)]
+    pub gbps: Option<f64>,
 }
 
 impl BenchResult {
@@ -56,6 +61,15 @@ impl BenchResult {
             max_ms: s[s.len() - 1] * 1e3,
             runs: s.len() * inner,
             gflops: flops.map(|f| f / median / 1e9),
+            gbps: None,
+        }
+    }
+
+    /// With the GB/s of `bytes` moved per run at the median time.
+    pub fn with_bytes(self, bytes: Option<f64>) -> Self {
+        BenchResult {
+            gbps: bytes.map(|b| b / (self.median_ms * 1e-3) / 1e9),
+            ..self
         }
     }
 }
@@ -81,7 +95,7 @@ pub struct Host {
     pub simd: String,
 }
 
-/// Measured attainable f32 GFLOP/s per device.
+/// A measured peak per device: attainable f32 GFLOP/s, or copy GB/s (read plus write).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Peaks {
     pub cpu: Option<f64>,
@@ -107,6 +121,8 @@ pub struct Report {
     pub adapter: Option<AdapterJson>,
     pub host: Host,
     pub peak_gflops: Peaks,
+    #[serde(default)]
+    pub peak_copy_gbps: Peaks,
     pub results: Vec<BenchResult>,
 }
 
@@ -131,6 +147,7 @@ impl Report {
             adapter,
             host: host(),
             peak_gflops,
+            peak_copy_gbps: Peaks::default(),
             results,
         }
     }

@@ -16,6 +16,9 @@ pub struct BenchCase {
     pub name: String,
     /// Floating-point operations of one run; `None` for data-movement ops (pooling).
     pub flops: Option<f64>,
+    /// Bytes a run must read and write at the least; `None` except for pooling (bound by
+    /// memory, read against the copy bandwidth).
+    pub bytes: Option<f64>,
     /// Builds the inputs on a device and returns the op to time.
     pub build: BuildFn,
 }
@@ -82,6 +85,7 @@ fn gemm(name: &str, m: usize, k: usize, n: usize) -> BenchCase {
     BenchCase {
         name: name.into(),
         flops: Some(2.0 * (m * k * n) as f64),
+        bytes: None,
         build: Box::new(move |dev| {
             let a = Tensor::randn([m, k], 1, dev)?;
             let b = Tensor::randn([k, n], 2, dev)?;
@@ -103,6 +107,7 @@ fn conv_case(shape: &str, s: &ConvShape, backward: bool) -> BenchCase {
         name: format!("conv_{shape}_{}", suffix(backward)),
         // the input and weight gradients are one product each, as large as the forward
         flops: Some(if backward { 3.0 * fwd } else { fwd }),
+        bytes: None,
         build: Box::new(move |dev| {
             let [x, wt, b] = inputs(
                 [
@@ -147,11 +152,30 @@ fn inputs<const N: usize>(ts: [Tensor; N], backward: bool) -> [Input; N] {
     })
 }
 
+/// The least traffic of a pooling run, in bytes of f32: the forward reads the input and writes
+/// the output (max pooling also its indices); the backward reads the upstream gradient (and the
+/// indices) and writes the input gradient. Both pools here halve each side.
+pub fn pool_bytes(kind: &str, [n, c, h, w]: [usize; 4], backward: bool) -> f64 {
+    let (input, output) = (
+        (n * c * h * w) as f64,
+        (n * c * h.div_ceil(2) * w.div_ceil(2)) as f64,
+    );
+    let indices = if kind == "max_pool" { output } else { 0.0 };
+    let fwd = input + output + indices;
+    let bwd = if backward {
+        output + indices + input
+    } else {
+        0.0
+    };
+    4.0 * (fwd + bwd)
+}
+
 /// max_pool: 2x2 stride 2; avg_pool: 3x3 stride 2 pad 1.
 fn pool_case(kind: &'static str, dims: [usize; 4], backward: bool) -> BenchCase {
     BenchCase {
         name: format!("{kind}_{}", suffix(backward)),
         flops: None,
+        bytes: Some(pool_bytes(kind, dims, backward)),
         build: Box::new(move |dev| {
             let [x] = inputs([Tensor::randn(dims, 1, dev)?], backward);
             let pool = move |x: &Tensor| match kind {
@@ -195,6 +219,7 @@ fn net_case(train: bool) -> BenchCase {
         name: if train { "train_step" } else { "infer_step" }.into(),
         // backward: an input and a weight gradient product per layer (none into the images)
         flops: Some(if train { 3.0 * fwd } else { fwd }),
+        bytes: None,
         build: Box::new(move |dev| {
             let net = bench_net(dev)?;
             let x = Tensor::randn([BATCH, 1, 28, 28], 4, dev)?;

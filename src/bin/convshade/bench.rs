@@ -77,10 +77,10 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<i32> {
     } else {
         BenchConfig::full()
     };
-    let peaks = if args.peak {
+    let (peaks, copy) = if args.peak {
         measure_peaks(&devices, args.quick)?
     } else {
-        Peaks::default()
+        (Peaks::default(), Peaks::default())
     };
     let total = bench::suite().iter().filter(|c| keep(&c.name)).count() * devices.len();
     let bar = ProgressBar::new(total as u64).with_style(
@@ -92,7 +92,8 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<i32> {
         bar.inc(1);
     });
     bar.finish_and_clear();
-    let report = Report::new(&devices, peaks, results?);
+    let mut report = Report::new(&devices, peaks, results?);
+    report.peak_copy_gbps = copy;
     println!("{}", table(&report, &others));
     if let Some(a) = &report.adapter {
         println!("gpu: {} ({}, {})", a.name, a.backend, a.driver);
@@ -108,7 +109,8 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn measure_peaks(devices: &[convshade::Device], quick: bool) -> Result<Peaks> {
+/// The FMA peak of every device, and the host's copy bandwidth.
+fn measure_peaks(devices: &[convshade::Device], quick: bool) -> Result<(Peaks, Peaks)> {
     let time = Duration::from_millis(if quick { 200 } else { 1000 });
     let mut peaks = Peaks {
         cpu: Some(peak::cpu_peak_gflops(time)),
@@ -119,19 +121,25 @@ fn measure_peaks(devices: &[convshade::Device], quick: bool) -> Result<Peaks> {
             peaks.gpu = Some(g);
         }
     }
+    let copy = Peaks {
+        cpu: Some(peak::cpu_copy_gbps(time)),
+        gpu: None,
+    };
     let show = |p: Option<f64>| p.map_or("-".into(), |g| format!("{g:.1} GFLOP/s"));
     println!(
-        "peak f32: cpu {} ({} threads, {}), gpu {}",
+        "peak f32: cpu {} ({} threads, {}), gpu {}; host copy {:.1} GB/s",
         show(peaks.cpu),
         peak::cores(),
         peak::simd(),
-        show(peaks.gpu)
+        show(peaks.gpu),
+        copy.cpu.unwrap_or(0.0)
     );
-    Ok(peaks)
+    Ok((peaks, copy))
 }
 
-/// case, device, median (min-max), GFLOP/s, % of peak, GPU/CPU, then convshade / other per
-/// compared report.
+/// case, device, median (min-max), GFLOP/s, GB/s, % of peak (FLOP/s against the FMA peak, or
+/// for pooling GB/s against the copy bandwidth), GPU/CPU, then convshade / other per compared
+/// report.
 fn table(report: &Report, others: &[Report]) -> Table {
     let mut t = Table::new();
     t.load_preset(ASCII_MARKDOWN);
@@ -140,6 +148,7 @@ fn table(report: &Report, others: &[Report]) -> Table {
         "device".into(),
         "median ms (min-max)".into(),
         "GFLOP/s".into(),
+        "GB/s".into(),
         "% of peak".into(),
         "GPU / CPU".into(),
     ];
@@ -155,9 +164,13 @@ fn table(report: &Report, others: &[Report]) -> Table {
             _ => "-".into(),
         };
         let pct = match (r.gflops, report.peak_gflops.of(&r.device)) {
-            (Some(g), Some(p)) => format!("{:.1}%", 100.0 * g / p),
-            _ => "-".into(),
-        };
+            (Some(g), Some(p)) => Some(g / p),
+            _ => r
+                .gbps
+                .zip(report.peak_copy_gbps.of(&r.device))
+                .map(|(g, p)| g / p),
+        }
+        .map_or("-".into(), |f| format!("{:.1}%", 100.0 * f));
         let mut row = vec![
             Cell::new(&r.case),
             Cell::new(&r.device),
@@ -168,6 +181,7 @@ fn table(report: &Report, others: &[Report]) -> Table {
                 ms(r.max_ms)
             )),
             Cell::new(r.gflops.map_or("-".into(), |g| format!("{g:.1}"))),
+            Cell::new(r.gbps.map_or("-".into(), |g| format!("{g:.1}"))),
             Cell::new(pct),
             Cell::new(gpu_cpu),
         ];
