@@ -76,8 +76,8 @@ pub(super) fn col2im_image(cols: &mut [f32], g: &WindowGeom, x: &mut [f32]) {
 /// tap reads padding.
 fn unfold_row(plane: &[f32], g: &WindowGeom, (kh, kw): (usize, usize), dst: &mut [f32]) {
     let cols = inside(g.ow, kw * g.dw, g.pad_left, g.sw, g.w);
-    if g.sh == 1 && g.sw == 1 && g.ow == g.w && !cols.is_empty() {
-        return unfold_shifted(plane, g, (kh, kw), cols, dst);
+    if g.sh == 1 && g.sw == 1 && g.ow == g.w {
+        return unfold_shifted(plane, g, (kh, kw), dst);
     }
     for (oh, out) in dst.chunks_exact_mut(g.ow).enumerate() {
         let Some(ih) = g.input_row(oh, kh).filter(|_| !cols.is_empty()) else {
@@ -99,37 +99,66 @@ fn unfold_row(plane: &[f32], g: &WindowGeom, (kh, kw): (usize, usize), dst: &mut
     }
 }
 
-/// `unfold_row` at stride 1 with as many output as input columns ("same" padding): the tap
-/// reads the plane shifted by a constant, so one copy fills every row, and only the padding
-/// between rows (`ow - cols.len()` elements, usually one) is zeroed after it. Short rows made
-/// the per-row copies and fills, each a library call, the larger part of im2col.
-fn unfold_shifted(
-    plane: &[f32],
-    g: &WindowGeom,
-    (kh, kw): (usize, usize),
+/// A tap's block at stride 1 with as many output as input columns ("same" padding): the tap
+/// reads the plane shifted by a constant, so windows `d0..d1` (row-major over `(oh, ow)`) read
+/// the plane from `s0` on, except the padding between rows. `None` when the tap reads only
+/// padding.
+struct Shifted {
+    rows: Range<usize>,
     cols: Range<usize>,
-    dst: &mut [f32],
-) {
-    let ow = g.ow;
-    let rows = inside(g.oh, kh * g.dh, g.pad_top, 1, g.h);
-    if rows.is_empty() {
-        dst.fill(0.0);
-        return;
+    d0: usize,
+    d1: usize,
+    s0: usize,
+}
+
+impl Shifted {
+    fn of(g: &WindowGeom, (kh, kw): (usize, usize)) -> Option<Self> {
+        let cols = inside(g.ow, kw * g.dw, g.pad_left, 1, g.w);
+        let rows = inside(g.oh, kh * g.dh, g.pad_top, 1, g.h);
+        if rows.is_empty() || cols.is_empty() {
+            return None;
+        }
+        let (d0, d1) = (
+            rows.start * g.ow + cols.start,
+            (rows.end - 1) * g.ow + cols.end,
+        );
+        let s0 = (rows.start + kh * g.dh - g.pad_top) * g.w + cols.start + kw * g.dw - g.pad_left;
+        Some(Shifted {
+            rows,
+            cols,
+            d0,
+            d1,
+            s0,
+        })
     }
-    let (d0, d1) = (rows.start * ow + cols.start, (rows.end - 1) * ow + cols.end);
-    let s0 = (rows.start + kh * g.dh - g.pad_top) * g.w + cols.start + kw * g.dw - g.pad_left;
-    dst[..d0].fill(0.0);
-    dst[d1..].fill(0.0);
-    dst[d0..d1].copy_from_slice(&plane[s0..][..d1 - d0]);
-    let gap = ow - cols.len();
-    for oh in rows.start..rows.end - 1 {
-        let p = oh * ow + cols.end;
-        match gap {
-            0 => {}
-            1 => dst[p] = 0.0,
-            _ => dst[p..p + gap].fill(0.0),
+
+    /// Zeroes the windows between rows that read padding: `ow - cols.len()` after each row but
+    /// the last, usually one (a single store, not a library call).
+    fn zero_between_rows(&self, ow: usize, buf: &mut [f32]) {
+        let gap = ow - self.cols.len();
+        for oh in self.rows.start..self.rows.end - 1 {
+            let p = oh * ow + self.cols.end;
+            match gap {
+                0 => {}
+                1 => buf[p] = 0.0,
+                _ => buf[p..p + gap].fill(0.0),
+            }
         }
     }
+}
+
+/// `unfold_row` where `Shifted` applies: one copy fills every row, then the padding is
+/// zeroed. With short rows, per-row copies and fills (each a library call) were the larger
+/// part of im2col.
+fn unfold_shifted(plane: &[f32], g: &WindowGeom, tap: (usize, usize), dst: &mut [f32]) {
+    let Some(b) = Shifted::of(g, tap) else {
+        dst.fill(0.0);
+        return;
+    };
+    dst[..b.d0].fill(0.0);
+    dst[b.d1..].fill(0.0);
+    dst[b.d0..b.d1].copy_from_slice(&plane[b.s0..][..b.d1 - b.d0]);
+    b.zero_between_rows(g.ow, dst);
 }
 
 /// The adjoint of `unfold_row`: adds `src (oh, ow)` into the plane `(h, w)` at tap `(kh, kw)`.
@@ -157,28 +186,18 @@ fn fold_row(src: &[f32], g: &WindowGeom, (kh, kw): (usize, usize), plane: &mut [
     }
 }
 
-/// `fold_row` where `unfold_shifted` applies: the taps that read padding between rows are
-/// zeroed in `src`, then one add over the shifted block serves every row (each element still
-/// receives its taps in (kh, kw) order).
-fn fold_shifted(src: &mut [f32], g: &WindowGeom, (kh, kw): (usize, usize), plane: &mut [f32]) {
-    let ow = g.ow;
-    let cols = inside(ow, kw * g.dw, g.pad_left, 1, g.w);
-    let rows = inside(g.oh, kh * g.dh, g.pad_top, 1, g.h);
-    if rows.is_empty() || cols.is_empty() {
+/// `fold_row` where `Shifted` applies: the taps that read padding between rows are zeroed in
+/// `src`, then one add over the shifted block serves every row (each element still receives
+/// its taps in (kh, kw) order).
+fn fold_shifted(src: &mut [f32], g: &WindowGeom, tap: (usize, usize), plane: &mut [f32]) {
+    let Some(b) = Shifted::of(g, tap) else {
         return;
-    }
-    let (d0, d1) = (rows.start * ow + cols.start, (rows.end - 1) * ow + cols.end);
-    let s0 = (rows.start + kh * g.dh - g.pad_top) * g.w + cols.start + kw * g.dw - g.pad_left;
-    let gap = ow - cols.len();
-    for oh in rows.start..rows.end - 1 {
-        let p = oh * ow + cols.end;
-        match gap {
-            0 => {}
-            1 => src[p] = 0.0,
-            _ => src[p..p + gap].fill(0.0),
-        }
-    }
-    for (d, v) in plane[s0..][..d1 - d0].iter_mut().zip(&src[d0..d1]) {
+    };
+    b.zero_between_rows(g.ow, src);
+    for (d, v) in plane[b.s0..][..b.d1 - b.d0]
+        .iter_mut()
+        .zip(&src[b.d0..b.d1])
+    {
         *d += v;
     }
 }
