@@ -354,3 +354,49 @@ fn host_allocations_that_cannot_be_made_are_errors() {
         Ok(_) => panic!("a 256 GiB result was allocated"),
     }
 }
+
+/// Every dispatch of a batch reads its own params from the uniform ring: 1,100 chained
+/// `add_scalar`s with different scalars (past two automatic submits) give the CPU's values, in
+/// three submits; one training step of the bench CNN submits a few command buffers at most.
+#[test]
+fn each_dispatch_reads_its_own_params_and_batches_stay_few() {
+    if gpu().is_none() {
+        return;
+    }
+    // a context of its own: other tests' submits would count on the shared one
+    let dev = Device::gpu_with(GpuOptions::default()).unwrap();
+    let Device::Gpu(ctx) = &dev else {
+        unreachable!("gpu() gives a GPU device")
+    };
+    let v = randv(1000, 9);
+    let mut g = Tensor::from_vec(v.clone(), [1000], &dev).unwrap();
+    let mut c = Tensor::from_vec(v, [1000], &Device::cpu()).unwrap();
+    dev.sync().unwrap();
+    let before = ctx.pool_stats().submits;
+    for i in 0..1100 {
+        let s = (i % 7) as f32 * 0.25 - 0.75;
+        g = g.add_scalar(s).unwrap();
+        c = c.add_scalar(s).unwrap();
+    }
+    dev.sync().unwrap();
+    assert_eq!(ctx.pool_stats().submits - before, 3);
+    close(&g, &c, 1e-6, 0.0, "1,100 add_scalar");
+
+    use convshade::nn::Module;
+    use convshade::Optimizer;
+    let net = convshade::bench::suite::bench_net(&dev).unwrap();
+    let x = Tensor::randn([64, 1, 28, 28], 4, &dev).unwrap();
+    let labels: Vec<usize> = (0..64).map(|i| i % 10).collect();
+    let targets = convshade::one_hot(&labels, 10, &dev).unwrap();
+    let mut sgd = convshade::Sgd::new(net.parameters(), 0.01).unwrap();
+    let step = |sgd: &mut convshade::Sgd| {
+        let loss = convshade::cross_entropy(&net.forward(&x).unwrap(), &targets).unwrap();
+        sgd.step(&loss.backward().unwrap()).unwrap();
+        dev.sync().unwrap();
+    };
+    step(&mut sgd);
+    let before = ctx.pool_stats().submits;
+    step(&mut sgd);
+    let submits = ctx.pool_stats().submits - before;
+    assert!((1..=3).contains(&submits), "{submits} submits for one step");
+}

@@ -82,10 +82,23 @@ pub fn run_case(case: &BenchCase, dev: &Device, cfg: &BenchConfig) -> Result<Ben
     while per_run.is_empty() || (per_run.len() < cfg.samples && start.elapsed() < cfg.budget) {
         per_run.push(time_runs(&mut op, dev, inner)?);
     }
-    Ok(
-        BenchResult::from_samples(&case.name, device_kind(dev), &per_run, inner, case.flops)
-            .with_bytes(case.bytes),
-    )
+    let submits = submits_of_one_run(&mut op, dev)?;
+    Ok(BenchResult {
+        submits,
+        ..BenchResult::from_samples(&case.name, device_kind(dev), &per_run, inner, case.flops)
+            .with_bytes(case.bytes)
+    })
+}
+
+/// The GPU command buffers one more run submits, its sync included; `None` on the CPU.
+fn submits_of_one_run(op: &mut BenchOp, dev: &Device) -> Result<Option<usize>> {
+    let Device::Gpu(ctx) = dev else {
+        return Ok(None);
+    };
+    dev.sync()?;
+    let before = ctx.pool_stats().submits;
+    time_runs(op, dev, 1)?;
+    Ok(Some(ctx.pool_stats().submits - before))
 }
 
 /// Every case of the suite that `keep` accepts, on every device; `on_start(case, device)` is

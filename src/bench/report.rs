@@ -35,6 +35,9 @@ pub struct BenchResult {
     pub gflops: Option<f64>,
     #[serde(default)]
     pub gbps: Option<f64>,
+    /// GPU command-buffer submits of one run, its closing sync included (`None` on the CPU).
+    #[serde(default)]
+    pub submits: Option<usize>,
 }
 
 impl BenchResult {
@@ -62,6 +65,7 @@ impl BenchResult {
             runs: s.len() * inner,
             gflops: flops.map(|f| f / median / 1e9),
             gbps: None,
+            submits: None,
         }
     }
 

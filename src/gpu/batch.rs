@@ -10,8 +10,11 @@ use super::context::{lock, GpuContext};
 use super::kernels::Shader;
 use crate::{Error, Result};
 
-/// Pending dispatches before an automatic submit, to bound the encoder's size.
-const MAX_PENDING: usize = 512;
+/// Pending dispatches before an automatic submit, to bound the encoder's size; also the uniform
+/// ring's slot count.
+pub(super) const MAX_PENDING: usize = 512;
+/// The largest `params` a ring slot holds; larger ones get a buffer of their own.
+pub(super) const MAX_PARAMS: u64 = 256;
 
 /// The encoder that ops record into, and its batch number. Every buffer a batch touches
 /// remembers that number, so when a batch fails (wgpu reports an encoder's errors only when it is
@@ -58,6 +61,7 @@ impl GpuContext {
         pending.epoch += 1;
         // Recording errors surface when the encoder is finished: they fail this batch.
         let (_, status) = self.scoped(|| self.queue.submit(Some(enc.finish())));
+        lock(&self.stats).submits += 1;
         status.inspect_err(|_| lock(&self.poisoned).push(epoch))
     }
 
@@ -98,12 +102,15 @@ impl GpuContext {
         }
         let _serial = self.serial();
         let pipeline = self.pipeline(shader, entry)?;
-        // Resources first, in this thread's error scopes: a failure here returns before the
-        // shared encoder is touched, so other pending work is unaffected.
-        let (bind_group, status) =
-            self.scoped(|| self.bind_group(&pipeline, entry, params, bindings));
-        status?;
         let mut pending = lock(&self.pending);
+        // Resources first, in this thread's error scopes: a failure here returns before the
+        // shared encoder is touched, so other pending work is unaffected. The params go to this
+        // dispatch's ring slot: the queue writes them before the batch runs, and after the
+        // batches submitted earlier, which used the same slots.
+        let slot = pending.ops as u64 * self.uniform_slot;
+        let (bind_group, status) =
+            self.scoped(|| self.bind_group(&pipeline, entry, (params, slot), bindings));
+        status?;
         // Checked under the lock, so no batch can fail between the check and the recording.
         for (_, buf, _, _) in bindings {
             self.ensure_valid(buf)?;
@@ -142,19 +149,30 @@ impl GpuContext {
         &self,
         pipeline: &wgpu::ComputePipeline,
         entry: &'static str,
-        params: &[u8],
+        (params, slot): (&[u8], u64),
         bindings: &[BindingRange],
     ) -> wgpu::BindGroup {
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: params,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let own;
+        let uniform = if params.len() as u64 <= MAX_PARAMS && !params.is_empty() {
+            self.queue.write_buffer(&self.uniforms, slot, params);
+            wgpu::BufferBinding {
+                buffer: &self.uniforms,
+                offset: slot,
+                size: wgpu::BufferSize::new(params.len() as u64),
+            }
+        } else {
+            own = self
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("params"),
+                    contents: params,
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
+            own.as_entire_buffer_binding()
+        };
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
-            resource: uniform.as_entire_binding(),
+            resource: wgpu::BindingResource::Buffer(uniform),
         }];
         for &(binding, buf, offset, len) in bindings {
             entries.push(wgpu::BindGroupEntry {

@@ -24,6 +24,8 @@ pub struct PoolStats {
     pub created: usize,
     /// Allocations served by a freed buffer.
     pub reused: usize,
+    /// Command buffers submitted to the queue.
+    pub submits: usize,
 }
 
 fn size_class(bytes: u64) -> u64 {

@@ -78,6 +78,10 @@ pub struct GpuContext {
     pub(super) check: bool,
     pub(crate) fault_op: Option<&'static str>,
     pub(super) self_test: Mutex<Option<SelfTestReport>>,
+    /// One uniform slot per dispatch of a batch (`uniform_slot` bytes each), written with the
+    /// queue as the dispatch is recorded: no uniform buffer is created per dispatch.
+    pub(super) uniforms: wgpu::Buffer,
+    pub(super) uniform_slot: u64,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -118,6 +122,15 @@ impl GpuContext {
         .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", info.name)))?;
         let (errors, lost) = error_sinks(&device);
         let check = opts.check || std::env::var("CONVSHADE_CHECK").is_ok_and(|v| v == "1");
+        let uniform_slot = super::batch::MAX_PARAMS.next_multiple_of(u64::from(
+            alimits.min_uniform_buffer_offset_alignment.max(16),
+        ));
+        let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params ring"),
+            size: uniform_slot * super::batch::MAX_PENDING as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         let ctx = Arc::new(GpuContext {
             device,
             queue,
@@ -135,6 +148,8 @@ impl GpuContext {
             check,
             fault_op: opts.fault_op,
             self_test: Mutex::new(None),
+            uniforms,
+            uniform_slot,
         });
         if !opts.skip_self_test {
             ctx.refuse_unless_self_test_passes(opts.fault_self_test)?;
@@ -176,7 +191,8 @@ impl GpuContext {
         &self.adapter
     }
 
-    /// How many buffers were created and how many allocations reused a freed one.
+    /// How many buffers were created, how many allocations reused a freed one, and how many
+    /// command buffers were submitted.
     pub fn pool_stats(&self) -> PoolStats {
         *lock(&self.stats)
     }

@@ -138,8 +138,8 @@ fn measure_peaks(devices: &[convshade::Device], quick: bool) -> Result<(Peaks, P
 }
 
 /// case, device, median (min-max), GFLOP/s, GB/s, % of peak (FLOP/s against the FMA peak, or
-/// for pooling GB/s against the copy bandwidth), GPU/CPU, then convshade / other per compared
-/// report.
+/// for pooling GB/s against the copy bandwidth), GPU/CPU, GPU submits per run, then convshade /
+/// other per compared report.
 fn table(report: &Report, others: &[Report]) -> Table {
     let mut t = Table::new();
     t.load_preset(ASCII_MARKDOWN);
@@ -151,6 +151,7 @@ fn table(report: &Report, others: &[Report]) -> Table {
         "GB/s".into(),
         "% of peak".into(),
         "GPU / CPU".into(),
+        "submits".into(),
     ];
     header.extend(
         others
@@ -184,6 +185,7 @@ fn table(report: &Report, others: &[Report]) -> Table {
             Cell::new(r.gbps.map_or("-".into(), |g| format!("{g:.1}"))),
             Cell::new(pct),
             Cell::new(gpu_cpu),
+            Cell::new(r.submits.map_or("-".into(), |s| s.to_string())),
         ];
         for o in others {
             let ratio = o
