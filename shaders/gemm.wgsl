@@ -1,6 +1,9 @@
 // Strided batched matrix product C[b] = A[b] (m, k) x B[b] (k, n).
 // Each operand is addressed through its own strides (src/backend/mod.rs `MatLayout`), so transposed
 // operands, grouped convolution and per-image products need no copies.
+// With p.win.on, B is instead the im2col columns of an input x (n, c, h, w), gathered as the
+// tile is loaded (an implicit-GEMM convolution: batch entry = (image, group), k = (c, kh, kw)
+// within the group, column = (oh, ow)); no column matrix exists in memory.
 // A GEMM_TILE^2 output tile per workgroup of T x T threads (T = GEMM_TILE / 4), each thread
 // computing a 4x4 block from workgroup-memory tiles of depth GEMM_BK (pipeline constants).
 
@@ -52,14 +55,44 @@ fn a_at(a0: u32, r: u32, k: u32) -> f32 {
 
 fn b_at(b0: u32, k: u32, c: u32) -> f32 {
     if (c >= p.n || k >= p.k_end) { return 0.0; }
+    if (p.win.on != 0u) {
+        return x_at(b0, k, c);
+    }
     return B[b0 + k * p.b.row_stride + c * p.b.col_stride];
+}
+
+// Column c = (oh, ow) of row k = (ci, kh, kw) of the implicit columns, from the group's
+// channels of one image starting at x0; 0 in the padding.
+fn x_at(x0: u32, k: u32, c: u32) -> f32 {
+    let taps = p.win.kh * p.win.kw;
+    let ci = k / taps;
+    let t = k % taps;
+    let oh = c / p.win.ow;
+    let ow = c % p.win.ow;
+    let ih = i32(oh * p.win.sh + (t / p.win.kw) * p.win.dh) - i32(p.win.pad_top);
+    let iw = i32(ow * p.win.sw + (t % p.win.kw) * p.win.dw) - i32(p.win.pad_left);
+    if (ih < 0 || iw < 0 || u32(ih) >= p.win.h || u32(iw) >= p.win.w) {
+        return 0.0;
+    }
+    return B[x0 + (ci * p.win.h + u32(ih)) * p.win.w + u32(iw)];
+}
+
+// Where batch entry b's B starts: its strided base, or for implicit columns the first channel
+// of group (b % groups) of image (b / groups).
+fn b_base(b: u32) -> u32 {
+    if (p.win.on != 0u) {
+        let img = b / p.batch_inner;
+        let grp = b % p.batch_inner;
+        return (img * p.win.c + grp * p.win.cg) * p.win.h * p.win.w;
+    }
+    return base(p.b, b);
 }
 
 @compute @workgroup_size(T, T, 1)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let bidx = wid.z + p.batch_start;
     let a0 = base(p.a, bidx);
-    let b0 = base(p.b, bidx);
+    let b0 = b_base(bidx);
     let c0 = base(p.c, bidx);
     let row0 = p.row_start + wid.y * GEMM_TILE;
     let col0 = p.col_start + wid.x * GEMM_TILE;

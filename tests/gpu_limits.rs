@@ -238,3 +238,52 @@ fn long_sums_keep_float32_accuracy_on_both_devices() {
     let b = v.sum_all().unwrap().to_scalar().unwrap();
     assert_eq!(a.to_bits(), b.to_bits());
 }
+
+/// conv2d's GPU forward is an implicit GEMM: it allocates one buffer, its output (the im2col
+/// path allocated the column matrix too), and it matches the CPU with groups, stride, dilation
+/// and asymmetric padding, its sum over (c, kh, kw) split into K ranges by a loop cap of 64.
+#[test]
+fn gpu_conv2d_forward_needs_no_column_matrix() {
+    if gpu().is_none() {
+        return;
+    }
+    let dev = Device::gpu_with(convshade::gpu::GpuOptions {
+        loop_cap: Some(64),
+        ..Default::default()
+    })
+    .unwrap();
+    let Device::Gpu(ctx) = &dev else {
+        unreachable!("a GPU context")
+    };
+    let opts = convshade::Conv2dOptions::new()
+        .stride((2, 1))
+        .padding(convshade::Padding::Explicit([2, 1, 0, 3]))
+        .dilation((1, 2))
+        .groups(2);
+    let x = Tensor::from_vec(randv(3 * 12 * 15 * 13, 7), [3, 12, 15, 13], &dev).unwrap();
+    let w = Tensor::from_vec(randv(10 * 6 * 3 * 3, 8), [10, 6, 3, 3], &dev).unwrap();
+    dev.sync().unwrap();
+    // allocations: buffers created plus freed ones reused
+    let allocs = || ctx.pool_stats().created + ctx.pool_stats().reused;
+    let before = allocs();
+    let y = convshade::conv2d(&x, &w, None, &opts).unwrap();
+    dev.sync().unwrap();
+    assert_eq!(allocs() - before, 1, "buffers for one forward");
+    let cpu = Device::cpu();
+    let yc = convshade::conv2d(
+        &Tensor::from_vec(x.to_vec().unwrap(), [3, 12, 15, 13], &cpu).unwrap(),
+        &Tensor::from_vec(w.to_vec().unwrap(), [10, 6, 3, 3], &cpu).unwrap(),
+        None,
+        &opts,
+    )
+    .unwrap();
+    close(&y, &yc, 1e-4, 1e-4, "implicit conv2d forward");
+    let inputs = vec![
+        (vec![3, 12, 15, 13], randv(3 * 12 * 15 * 13, 7)),
+        (vec![10, 6, 3, 3], randv(10 * 6 * 3 * 3, 8)),
+        (vec![10], randv(10, 9)),
+    ];
+    compare_on(&dev, "conv2d, loop cap 64", &inputs, &|t| {
+        convshade::conv2d(&t[0], &t[1], Some(&t[2]), &opts)
+    });
+}

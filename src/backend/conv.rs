@@ -74,6 +74,19 @@ impl ConvSpec {
     }
 }
 
+impl ConvSpec {
+    /// The forward product per (image, group): `y_{n, g} (dg, ohw) = W_g (dg, cgkk) x
+    /// cols_{g, n} (cgkk, ohw)`, `cols` laid out as im2col writes it.
+    pub fn forward_gemm(&self) -> GemmSpec {
+        let mut spec = self.per_image_group(
+            (self.dg(), self.ohw(), self.cgkk()),
+            [self.weight_layout(), self.cols_layout(), self.out_layout()],
+        );
+        spec.c_len = self.out_len();
+        spec
+    }
+}
+
 /// conv2d's forward as im2col and one GEMM per (image, group), then the bias.
 pub(crate) fn forward_by_im2col<B: Backend + ?Sized>(
     be: &B,
@@ -83,13 +96,17 @@ pub(crate) fn forward_by_im2col<B: Backend + ?Sized>(
     s: &ConvSpec,
 ) -> Result<B::Storage> {
     let cols = be.im2col(x, &s.g)?; // (c*kh*kw, n*oh*ow)
-                                    // per (image, group): y_{n, g} (dg, ohw) = W_g (dg, cgkk) x cols_{g, n} (cgkk, ohw)
-    let mut spec = s.per_image_group(
-        (s.dg(), s.ohw(), s.cgkk()),
-        [s.weight_layout(), s.cols_layout(), s.out_layout()],
-    );
-    spec.c_len = s.out_len();
-    let y = be.gemm(w, &cols, &spec)?; // (n, d, oh, ow)
+    let y = be.gemm(w, &cols, &s.forward_gemm())?; // (n, d, oh, ow)
+    add_bias(be, y, bias, s)
+}
+
+/// `y (n, d, oh, ow) + bias (d)`.
+pub(crate) fn add_bias<B: Backend + ?Sized>(
+    be: &B,
+    y: B::Storage,
+    bias: Option<&B::Storage>,
+    s: &ConvSpec,
+) -> Result<B::Storage> {
     let Some(b) = bias else {
         return Ok(y);
     };

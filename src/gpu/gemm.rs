@@ -1,10 +1,10 @@
 //! The strided batched GEMM, split over dispatch limits and the loop budget.
 
 use super::kernels::{Shader, GEMM_BK, GEMM_TILE};
-use super::launch::u32_of;
+use super::launch::{fit, u32_of};
 use super::uniforms::{uniform, WgslType};
 use super::{loops, GpuBackend, GpuBuffer};
-use crate::backend::{GemmSpec, MatLayout};
+use crate::backend::{ConvSpec, GemmSpec, MatLayout};
 use crate::Result;
 
 uniform! {
@@ -52,17 +52,98 @@ uniform! {
         a: MatParams,
         b: MatParams,
         c: MatParams,
+        win: WinParams,
+    }
+}
+
+uniform! {
+    /// An implicit im2col operand: when `on`, B is the columns of the input `x (n, c, h, w)`
+    /// under this window, gathered as the tile is loaded (no column matrix in memory).
+    WinParams as "Win" {
+        on: u32,
+        c: u32,
+        h: u32,
+        w: u32,
+        kh: u32,
+        kw: u32,
+        sh: u32,
+        sw: u32,
+        pad_top: u32,
+        pad_left: u32,
+        dh: u32,
+        dw: u32,
+        ow: u32,
+        cg: u32,
+        _pad: [u32; 2],
+    }
+}
+
+impl WgslType for WinParams {
+    const WGSL: &'static str = "Win";
+}
+
+impl WinParams {
+    /// B as an ordinary strided operand.
+    fn off() -> Self {
+        bytemuck::Zeroable::zeroed()
+    }
+
+    /// B as the implicit columns of `x` for convolution `s`.
+    pub(super) fn of(s: &ConvSpec) -> Result<Self> {
+        let g = &s.g;
+        let f = |v: usize| fit(v, "conv2d");
+        // every input index must fit the shader's u32 arithmetic
+        u32_of(g.n * g.c * g.h * g.w, "conv2d")?;
+        Ok(WinParams {
+            on: 1,
+            c: f(g.c)?,
+            h: f(g.h)?,
+            w: f(g.w)?,
+            kh: f(g.kh)?,
+            kw: f(g.kw)?,
+            sh: f(g.sh)?,
+            sw: f(g.sw)?,
+            pad_top: f(g.pad_top)?,
+            pad_left: f(g.pad_left)?,
+            dh: f(g.dh)?,
+            dw: f(g.dw)?,
+            ow: f(g.ow)?,
+            cg: f(s.cg())?,
+            _pad: [0; 2],
+        })
     }
 }
 
 impl GpuBackend {
-    /// Rows, columns and batches beyond one dispatch are split into several; so is K beyond
-    /// the loop budget, each later K range resuming from C (bit-identical to one dispatch).
-    pub(super) fn gemm_split(
+    /// conv2d's forward as an implicit GEMM: the im2col gather runs inside the tile loads, so
+    /// GPU memory holds only the input, the weights, the output and the tiles.
+    pub(super) fn conv_implicit(
+        &self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        s: &ConvSpec,
+    ) -> Result<GpuBuffer> {
+        self.gemm_split(w, x, &s.forward_gemm(), WinParams::of(s)?)
+    }
+
+    /// The strided batched GEMM: [`GpuBackend::gemm_split`] with B an ordinary operand.
+    pub(super) fn gemm_strided(
         &self,
         a: &GpuBuffer,
         b: &GpuBuffer,
         s: &GemmSpec,
+    ) -> Result<GpuBuffer> {
+        self.gemm_split(a, b, s, WinParams::off())
+    }
+
+    /// Rows, columns and batches beyond one dispatch are split into several; so is K beyond
+    /// the loop budget, each later K range resuming from C (bit-identical to one dispatch).
+    fn gemm_split(
+        &self,
+        a: &GpuBuffer,
+        b: &GpuBuffer,
+        s: &GemmSpec,
+        win: WinParams,
     ) -> Result<GpuBuffer> {
         let c = self.ctx.alloc(s.c_len, "matmul")?;
         let max = self.ctx.limits.max_workgroups_per_dimension as usize;
@@ -94,6 +175,7 @@ impl GpuBackend {
                             a: MatParams::new(&s.a)?,
                             b: MatParams::new(&s.b)?,
                             c: MatParams::new(&s.c)?,
+                            win,
                         };
                         let groups = [
                             cols.div_ceil(GEMM_TILE) as u32,

@@ -32,8 +32,8 @@ pub use selftest::SelfTestReport;
 use std::sync::Arc;
 
 use crate::backend::{
-    AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, GemmSpec, ReduceOp, StridedSpec, UnaryOp,
-    UpsampleGeom,
+    AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, ConvSpec, GemmSpec, ReduceOp, StridedSpec,
+    UnaryOp, UpsampleGeom,
 };
 use crate::cpu::CpuBackend;
 use crate::shape::WindowGeom;
@@ -119,9 +119,27 @@ impl Backend for GpuBackend {
             || format!("{} x ({}, {}) x ({}, {})", s.batch, s.m, s.k, s.k, s.n),
             &[a, b],
             A,
-            |g| g.gemm_split(a, b, s),
+            |g| g.gemm_strided(a, b, s),
             |c, h| c.gemm(&h[0], &h[1], s),
         )
+    }
+
+    fn conv2d(
+        &self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        bias: Option<&GpuBuffer>,
+        s: &ConvSpec,
+    ) -> Result<GpuBuffer> {
+        let y = self.checked(
+            "conv2d",
+            || window_shapes(&s.g),
+            &[x, w],
+            A,
+            |g| g.conv_implicit(x, w, s),
+            |c, h| c.conv2d(&h[0], &h[1], None, s),
+        )?;
+        crate::backend::conv::add_bias(self, y, bias, s)
     }
 
     fn im2col(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
