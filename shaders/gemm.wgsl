@@ -1,9 +1,14 @@
 // Strided batched matrix product C[b] = A[b] (m, k) x B[b] (k, n).
 // Each operand is addressed through its own strides (src/backend/mod.rs `MatLayout`), so transposed
 // operands, grouped convolution and per-image products need no copies.
-// With p.win.on, B is instead the im2col columns of an input x (n, c, h, w), gathered as the
-// tile is loaded (an implicit-GEMM convolution: batch entry = (image, group), k = (c, kh, kw)
-// within the group, column = (oh, ow)); no column matrix exists in memory.
+// Implicit-GEMM convolution (p.win.mode), the im2col gather inside the tile loads so no column
+// matrix exists in memory, over an input x (n, c, h, w):
+// - mode 1, forward: B is x's columns; batch entry = (image, group), k = (c, kh, kw) within
+//   the group, column = (oh, ow).
+// - mode 2, weight gradient: batch entry = group; A is the output gradient (n, d, oh, ow) read
+//   with images side by side (k = (image, oh, ow)), B the transposed columns (column =
+//   (c, kh, kw)).
+// The operands' batch strides (p.a, p.b) locate each entry's first filter and channel.
 // A GEMM_TILE^2 output tile per workgroup of T x T threads (T = GEMM_TILE / 4), each thread
 // computing a 4x4 block from workgroup-memory tiles of depth GEMM_BK (pipeline constants).
 
@@ -50,13 +55,20 @@ fn tile_slot(e: u32, k_contiguous: bool) -> vec2<u32> {
 // A[r, k] and B[k, c] of this batch entry, 0 outside the matrix or past this pass's K range.
 fn a_at(a0: u32, r: u32, k: u32) -> f32 {
     if (r >= p.m || k >= p.k_end) { return 0.0; }
+    if (p.win.mode == 2u) {
+        return A[a0 + ((k / p.win.ohw) * p.win.d + r) * p.win.ohw + k % p.win.ohw];
+    }
     return A[a0 + r * p.a.row_stride + k * p.a.col_stride];
 }
 
 fn b_at(b0: u32, k: u32, c: u32) -> f32 {
     if (c >= p.n || k >= p.k_end) { return 0.0; }
-    if (p.win.on != 0u) {
+    if (p.win.mode == 1u) {
         return x_at(b0, k, c);
+    }
+    if (p.win.mode == 2u) {
+        // row k = (image, window), column c = tap
+        return x_at(b0 + (k / p.win.ohw) * p.win.c * p.win.h * p.win.w, c, k % p.win.ohw);
     }
     return B[b0 + k * p.b.row_stride + c * p.b.col_stride];
 }
@@ -77,22 +89,11 @@ fn x_at(x0: u32, k: u32, c: u32) -> f32 {
     return B[x0 + (ci * p.win.h + u32(ih)) * p.win.w + u32(iw)];
 }
 
-// Where batch entry b's B starts: its strided base, or for implicit columns the first channel
-// of group (b % groups) of image (b / groups).
-fn b_base(b: u32) -> u32 {
-    if (p.win.on != 0u) {
-        let img = b / p.batch_inner;
-        let grp = b % p.batch_inner;
-        return (img * p.win.c + grp * p.win.cg) * p.win.h * p.win.w;
-    }
-    return base(p.b, b);
-}
-
 @compute @workgroup_size(T, T, 1)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let bidx = wid.z + p.batch_start;
     let a0 = base(p.a, bidx);
-    let b0 = b_base(bidx);
+    let b0 = base(p.b, bidx);
     let c0 = base(p.c, bidx);
     let row0 = p.row_start + wid.y * GEMM_TILE;
     let col0 = p.col_start + wid.x * GEMM_TILE;

@@ -239,8 +239,8 @@ fn long_sums_keep_float32_accuracy_on_both_devices() {
     assert_eq!(a.to_bits(), b.to_bits());
 }
 
-/// conv2d's GPU forward is an implicit GEMM: it allocates one buffer, its output (the im2col
-/// path allocated the column matrix too), and it matches the CPU with groups, stride, dilation
+/// conv2d's GPU forward and weight gradient are implicit GEMMs: each allocates one buffer, its
+/// result (the im2col path allocated the column matrix, and a permuted output gradient, too), and it matches the CPU with groups, stride, dilation
 /// and asymmetric padding, its sum over (c, kh, kw) split into K ranges by a loop cap of 64.
 #[test]
 fn gpu_conv2d_forward_needs_no_column_matrix() {
@@ -269,6 +269,16 @@ fn gpu_conv2d_forward_needs_no_column_matrix() {
     let y = convshade::conv2d(&x, &w, None, &opts).unwrap();
     dev.sync().unwrap();
     assert_eq!(allocs() - before, 1, "buffers for one forward");
+    // the weight gradient alone: its own buffer, no columns and no permuted copy
+    let wv = w.requires_grad_();
+    let y2 = convshade::conv2d(&x, &wv, None, &opts).unwrap();
+    let up = Tensor::from_vec(randv(y2.elem_count(), 10), y2.dims().to_vec(), &dev).unwrap();
+    dev.sync().unwrap();
+    let before = allocs();
+    let grads = y2.backward_with(&up).unwrap();
+    dev.sync().unwrap();
+    assert_eq!(allocs() - before, 1, "buffers for one weight gradient");
+    assert_eq!(grads.get(&wv).unwrap().dims(), [10, 6, 3, 3]);
     let cpu = Device::cpu();
     let yc = convshade::conv2d(
         &Tensor::from_vec(x.to_vec().unwrap(), [3, 12, 15, 13], &cpu).unwrap(),

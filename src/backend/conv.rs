@@ -85,6 +85,24 @@ impl ConvSpec {
         spec.c_len = self.out_len();
         spec
     }
+
+    /// The weight gradient per group: `W_g grad (dg, cgkk) = gp_g (dg, n*ohw) x cols_g^T
+    /// (n*ohw, cgkk)`, `gp (d, n*ohw)` the output gradient with images side by side.
+    pub fn weight_grad_gemm(&self) -> GemmSpec {
+        let (dg, cgkk) = (self.dg(), self.cgkk());
+        let nohw = self.g.n * self.ohw();
+        GemmSpec {
+            batch: self.groups,
+            batch_inner: 1,
+            m: dg,
+            n: cgkk,
+            k: nohw,
+            a: MatLayout::strided(dg * nohw, 0, nohw, 1),
+            b: MatLayout::strided(cgkk * nohw, 0, 1, nohw),
+            c: MatLayout::strided(dg * cgkk, 0, cgkk, 1),
+            c_len: self.d * cgkk,
+        }
+    }
 }
 
 /// conv2d's forward as im2col and one GEMM per (image, group), then the bias.
@@ -143,8 +161,7 @@ pub(crate) fn weight_grad_by_im2col<B: Backend + ?Sized>(
     gout: &B::Storage,
     s: &ConvSpec,
 ) -> Result<B::Storage> {
-    let (n, d, dg, cgkk, ohw) = (s.g.n, s.d, s.dg(), s.cgkk(), s.ohw());
-    let nohw = n * ohw;
+    let (n, d, ohw) = (s.g.n, s.d, s.ohw());
     let cols = be.im2col(x, &s.g)?;
     // (d, n*ohw): each output channel's gradients of all images side by side, so one GEMM
     // per group sums over the whole batch.
@@ -162,17 +179,5 @@ pub(crate) fn weight_grad_by_im2col<B: Backend + ?Sized>(
         )?;
         &permuted
     };
-    // per group: W_g grad (dg, cgkk) = gp_g (dg, n*ohw) x cols_g^T (n*ohw, cgkk)
-    let spec = GemmSpec {
-        batch: s.groups,
-        batch_inner: 1,
-        m: dg,
-        n: cgkk,
-        k: nohw,
-        a: MatLayout::strided(dg * nohw, 0, nohw, 1),
-        b: MatLayout::strided(cgkk * nohw, 0, 1, nohw),
-        c: MatLayout::strided(dg * cgkk, 0, cgkk, 1),
-        c_len: d * cgkk,
-    };
-    be.gemm(gp, &cols, &spec)
+    be.gemm(gp, &cols, &s.weight_grad_gemm())
 }

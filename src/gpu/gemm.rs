@@ -57,10 +57,13 @@ uniform! {
 }
 
 uniform! {
-    /// An implicit im2col operand: when `on`, B is the columns of the input `x (n, c, h, w)`
-    /// under this window, gathered as the tile is loaded (no column matrix in memory).
+    /// Implicit convolution operands, gathered as the tiles are loaded (no column matrix in
+    /// memory), for `x (n, c, h, w)` under this window and `d` filters. `mode` 0: ordinary
+    /// strided operands; 1 (forward): B is the columns of `x`, batch entry (image, group);
+    /// 2 (weight gradient): A is the output gradient with images side by side and B the
+    /// transposed columns of `x`, batch entry = group.
     WinParams as "Win" {
-        on: u32,
+        mode: u32,
         c: u32,
         h: u32,
         w: u32,
@@ -74,7 +77,8 @@ uniform! {
         dw: u32,
         ow: u32,
         cg: u32,
-        _pad: [u32; 2],
+        d: u32,
+        ohw: u32,
     }
 }
 
@@ -88,14 +92,15 @@ impl WinParams {
         bytemuck::Zeroable::zeroed()
     }
 
-    /// B as the implicit columns of `x` for convolution `s`.
-    pub(super) fn of(s: &ConvSpec) -> Result<Self> {
+    /// The implicit operands of convolution `s` in `mode` (1 forward, 2 weight gradient).
+    pub(super) fn of(s: &ConvSpec, mode: u32) -> Result<Self> {
         let g = &s.g;
         let f = |v: usize| fit(v, "conv2d");
-        // every input index must fit the shader's u32 arithmetic
+        // every input and output index must fit the shader's u32 arithmetic
         u32_of(g.n * g.c * g.h * g.w, "conv2d")?;
+        u32_of(s.out_len(), "conv2d")?;
         Ok(WinParams {
-            on: 1,
+            mode,
             c: f(g.c)?,
             h: f(g.h)?,
             w: f(g.w)?,
@@ -109,7 +114,8 @@ impl WinParams {
             dw: f(g.dw)?,
             ow: f(g.ow)?,
             cg: f(s.cg())?,
-            _pad: [0; 2],
+            d: f(s.d)?,
+            ohw: f(s.ohw())?,
         })
     }
 }
@@ -123,7 +129,27 @@ impl GpuBackend {
         w: &GpuBuffer,
         s: &ConvSpec,
     ) -> Result<GpuBuffer> {
-        self.gemm_split(w, x, &s.forward_gemm(), WinParams::of(s)?)
+        let g = &s.g;
+        let mut spec = s.forward_gemm();
+        // batch entry (image, group) reads x from its image's group of channels
+        spec.b = MatLayout::strided(g.c * g.h * g.w, s.cg() * g.h * g.w, s.ohw(), 1);
+        self.gemm_split(w, x, &spec, WinParams::of(s, 1)?)
+    }
+
+    /// conv2d's weight gradient as an implicit GEMM per group: the output gradient read with
+    /// images side by side and the input's columns gathered in the tile loads, no copies.
+    pub(super) fn conv_weight_implicit(
+        &self,
+        x: &GpuBuffer,
+        gout: &GpuBuffer,
+        s: &ConvSpec,
+    ) -> Result<GpuBuffer> {
+        let (g, ohw) = (&s.g, s.ohw());
+        let mut spec = s.weight_grad_gemm();
+        // group b reads its filters' gradients and its channels of every image
+        spec.a = MatLayout::strided(s.dg() * ohw, 0, ohw, 1);
+        spec.b = MatLayout::strided(s.cg() * g.h * g.w, 0, 1, g.n * ohw);
+        self.gemm_split(gout, x, &spec, WinParams::of(s, 2)?)
     }
 
     /// The strided batched GEMM: [`GpuBackend::gemm_split`] with B an ordinary operand.

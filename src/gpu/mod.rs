@@ -142,6 +142,22 @@ impl Backend for GpuBackend {
         crate::backend::conv::add_bias(self, y, bias, s)
     }
 
+    fn conv2d_backward_weight(
+        &self,
+        x: &GpuBuffer,
+        grad: &GpuBuffer,
+        s: &ConvSpec,
+    ) -> Result<GpuBuffer> {
+        self.checked(
+            "conv2d_backward_weight",
+            || window_shapes(&s.g),
+            &[x, grad],
+            A,
+            |g| g.conv_weight_implicit(x, grad, s),
+            |c, h| c.conv2d_backward_weight(&h[0], &h[1], s),
+        )
+    }
+
     fn im2col(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
         self.checked(
             "im2col",
