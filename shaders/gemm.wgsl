@@ -1,7 +1,7 @@
 // Strided batched matrix product C[b] = A[b] (m, k) x B[b] (k, n).
 // Each operand is addressed through its own strides (src/backend/mod.rs `MatLayout`), so transposed
 // operands, grouped convolution and per-image products need no copies.
-// Implicit-GEMM convolution (p.win.mode), the im2col gather inside the tile loads so no column
+// Implicit-GEMM convolution (entry points conv_fwd and conv_wgrad), the im2col gather inside the tile loads so no column
 // matrix exists in memory, over an input x (n, c, h, w):
 // - mode 1, forward: B is x's columns; batch entry = (image, group), k = (c, kh, kw) within
 //   the group, column = (oh, ow).
@@ -53,20 +53,20 @@ fn tile_slot(e: u32, k_contiguous: bool) -> vec2<u32> {
 }
 
 // A[r, k] and B[k, c] of this batch entry, 0 outside the matrix or past this pass's K range.
-fn a_at(a0: u32, r: u32, k: u32) -> f32 {
+fn a_at(a0: u32, r: u32, k: u32, mode: u32) -> f32 {
     if (r >= p.m || k >= p.k_end) { return 0.0; }
-    if (p.win.mode == 2u) {
+    if (mode == 2u) {
         return A[a0 + ((k / p.win.ohw) * p.win.d + r) * p.win.ohw + k % p.win.ohw];
     }
     return A[a0 + r * p.a.row_stride + k * p.a.col_stride];
 }
 
-fn b_at(b0: u32, k: u32, c: u32) -> f32 {
+fn b_at(b0: u32, k: u32, c: u32, mode: u32) -> f32 {
     if (c >= p.n || k >= p.k_end) { return 0.0; }
-    if (p.win.mode == 1u) {
+    if (mode == 1u) {
         return x_at(b0, k, c);
     }
-    if (p.win.mode == 2u) {
+    if (mode == 2u) {
         // row k = (image, window), column c = tap
         return x_at(b0 + (k / p.win.ohw) * p.win.c * p.win.h * p.win.w, c, k % p.win.ohw);
     }
@@ -89,8 +89,26 @@ fn x_at(x0: u32, k: u32, c: u32) -> f32 {
     return B[x0 + (ci * p.win.h + u32(ih)) * p.win.w + u32(iw)];
 }
 
+// One entry point per operand mode, each calling the tile loop with its mode as a constant:
+// the driver's compiler inlines it and drops the other modes' branches from the tile loads.
 @compute @workgroup_size(T, T, 1)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm_tile(wid, lid, 0u);
+}
+
+@compute @workgroup_size(T, T, 1)
+fn conv_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm_tile(wid, lid, 1u);
+}
+
+@compute @workgroup_size(T, T, 1)
+fn conv_wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm_tile(wid, lid, 2u);
+}
+
+// The output tile of workgroup wid, operands read as `mode` says (0: strided; 1, 2: see the
+// top of this file).
+fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
     let bidx = wid.z + p.batch_start;
     let a0 = base(p.a, bidx);
     let b0 = base(p.b, bidx);
@@ -111,9 +129,9 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         for (var l = 0u; l < LOADS; l++) {
             let e = tid + l * T * T;
             let at = tile_slot(e, p.a.col_stride == 1u);
-            As[at.y * GEMM_TILE + at.x] = a_at(a0, row0 + at.x, k0 + at.y);
+            As[at.y * GEMM_TILE + at.x] = a_at(a0, row0 + at.x, k0 + at.y, mode);
             let bt = tile_slot(e, p.b.col_stride != 1u);
-            Bs[bt.y * GEMM_TILE + bt.x] = b_at(b0, k0 + bt.y, col0 + bt.x);
+            Bs[bt.y * GEMM_TILE + bt.x] = b_at(b0, k0 + bt.y, col0 + bt.x, mode);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < GEMM_BK; kk++) {

@@ -210,7 +210,7 @@ impl GpuBackend {
                         ];
                         self.ctx.dispatch(
                             Shader::Gemm,
-                            "gemm",
+                            ["gemm", "conv_fwd", "conv_wgrad"][win.mode as usize],
                             bytemuck::bytes_of(&p),
                             &[(1, a), (2, b), (3, &c)],
                             &[3],
