@@ -1,16 +1,13 @@
 // Strided batched matrix product C[b] = A[b] (m, k) x B[b] (k, n).
 // Each operand is addressed through its own strides (src/backend/mod.rs `MatLayout`), so transposed
 // operands, grouped convolution and per-image products need no copies.
-// Implicit-GEMM convolution (entry points conv_fwd, conv_wgrad and conv_dgrad), the im2col gather inside the tile loads so no column
+// Implicit-GEMM convolution (entry points conv_fwd and conv_wgrad), the im2col gather inside the tile loads so no column
 // matrix exists in memory, over an input x (n, c, h, w):
 // - mode 1, forward: B is x's columns; batch entry = (image, group), k = (c, kh, kw) within
 //   the group, column = (oh, ow).
 // - mode 2, weight gradient: batch entry = group; A is the output gradient (n, d, oh, ow) read
 //   with images side by side (k = (image, oh, ow)), B the transposed columns (column =
 //   (c, kh, kw)).
-// - mode 3, input gradient: batch entry = (image, group), rows = input channels of the group,
-//   k = (filter, kh, kw), column = (ih, iw); A is the weights, B the output gradient at the
-//   window each tap maps (ih, iw) to (a gather: no col2im, no atomics).
 // The operands' batch strides (p.a, p.b) locate each entry's first filter and channel.
 // A GEMM_TILE^2 output tile per workgroup of T x T threads (T = GEMM_TILE / 4), each thread
 // computing a 4x4 block from workgroup-memory tiles of depth GEMM_BK (pipeline constants).
@@ -61,11 +58,6 @@ fn a_at(a0: u32, r: u32, k: u32, mode: u32) -> f32 {
     if (mode == 2u) {
         return A[a0 + ((k / p.win.ohw) * p.win.d + r) * p.win.ohw + k % p.win.ohw];
     }
-    if (mode == 3u) {
-        // the weights (d, cg, kh, kw) read as (ci, (dd, kh, kw))
-        let taps = p.win.kh * p.win.kw;
-        return A[a0 + (k / taps) * p.win.cg * taps + r * taps + k % taps];
-    }
     return A[a0 + r * p.a.row_stride + k * p.a.col_stride];
 }
 
@@ -77,9 +69,6 @@ fn b_at(b0: u32, k: u32, c: u32, mode: u32) -> f32 {
     if (mode == 2u) {
         // row k = (image, window), column c = tap
         return x_at(b0 + (k / p.win.ohw) * p.win.c * p.win.h * p.win.w, c, k % p.win.ohw);
-    }
-    if (mode == 3u) {
-        return grad_at(b0, k, c);
     }
     return B[b0 + k * p.b.row_stride + c * p.b.col_stride];
 }
@@ -100,25 +89,6 @@ fn x_at(x0: u32, k: u32, c: u32) -> f32 {
     return B[x0 + (ci * p.win.h + u32(ih)) * p.win.w + u32(iw)];
 }
 
-// Row k = (dd, kh, kw), column c = (ih, iw) of the input gradient's implicit operand: the output
-// gradient at the window whose tap (kh, kw) reads input (ih, iw), from filter dd of the group
-// starting at g0; 0 where no window does.
-fn grad_at(g0: u32, k: u32, c: u32) -> f32 {
-    let taps = p.win.kh * p.win.kw;
-    let t = k % taps;
-    let th = i32(c / p.win.w + p.win.pad_top) - i32((t / p.win.kw) * p.win.dh);
-    let tw = i32(c % p.win.w + p.win.pad_left) - i32((t % p.win.kw) * p.win.dw);
-    if (th < 0 || tw < 0 || u32(th) % p.win.sh != 0u || u32(tw) % p.win.sw != 0u) {
-        return 0.0;
-    }
-    let oh = u32(th) / p.win.sh;
-    let ow = u32(tw) / p.win.sw;
-    if (oh >= p.win.ohw / p.win.ow || ow >= p.win.ow) {
-        return 0.0;
-    }
-    return B[g0 + (k / taps) * p.win.ohw + oh * p.win.ow + ow];
-}
-
 // One entry point per operand mode, each calling the tile loop with its mode as a constant:
 // the driver's compiler inlines it and drops the other modes' branches from the tile loads.
 @compute @workgroup_size(T, T, 1)
@@ -134,11 +104,6 @@ fn conv_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
 @compute @workgroup_size(T, T, 1)
 fn conv_wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     gemm_tile(wid, lid, 2u);
-}
-
-@compute @workgroup_size(T, T, 1)
-fn conv_dgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    gemm_tile(wid, lid, 3u);
 }
 
 // The output tile of workgroup wid, operands read as `mode` says (0: strided; 1, 2: see the

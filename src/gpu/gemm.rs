@@ -61,8 +61,7 @@ uniform! {
     /// memory), for `x (n, c, h, w)` under this window and `d` filters. `mode` 0: ordinary
     /// strided operands; 1 (forward): B is the columns of `x`, batch entry (image, group);
     /// 2 (weight gradient): A is the output gradient with images side by side and B the
-    /// transposed columns of `x`, batch entry = group; 3 (input gradient): A is the weights
-    /// and B the output gradient gathered per input position, batch entry (image, group).
+    /// transposed columns of `x`, batch entry = group.
     WinParams as "Win" {
         mode: u32,
         c: u32,
@@ -135,32 +134,6 @@ impl GpuBackend {
         // batch entry (image, group) reads x from its image's group of channels
         spec.b = MatLayout::strided(g.c * g.h * g.w, s.cg() * g.h * g.w, s.ohw(), 1);
         self.gemm_split(w, x, &spec, WinParams::of(s, 1)?)
-    }
-
-    /// conv2d's input gradient as an implicit GEMM per (image, group): `dx_{n, g} (cg, h*w) =
-    /// W_g (cg, dg*kh*kw) x G (dg*kh*kw, h*w)`, G gathering the output gradient at the window
-    /// each tap maps an input position to, so neither columns nor col2im are needed.
-    pub(super) fn conv_input_implicit(
-        &self,
-        gout: &GpuBuffer,
-        w: &GpuBuffer,
-        s: &ConvSpec,
-    ) -> Result<GpuBuffer> {
-        let (g, ohw, hw) = (&s.g, s.ohw(), s.g.h * s.g.w);
-        let (cg, dg, cgkk) = (s.cg(), s.dg(), s.cgkk());
-        let spec = GemmSpec {
-            batch: g.n * s.groups,
-            batch_inner: s.groups,
-            m: cg,
-            n: hw,
-            k: dg * g.kh * g.kw,
-            // strides that locate each entry's first filter, output gradient and input channel
-            a: MatLayout::strided(0, dg * cgkk, g.kh * g.kw, 1),
-            b: MatLayout::strided(s.d * ohw, dg * ohw, ohw, 1),
-            c: MatLayout::strided(g.c * hw, cg * hw, hw, 1),
-            c_len: g.n * g.c * hw,
-        };
-        self.gemm_split(w, gout, &spec, WinParams::of(s, 3)?)
     }
 
     /// conv2d's weight gradient as an implicit GEMM per group: the output gradient read with
@@ -237,7 +210,7 @@ impl GpuBackend {
                         ];
                         self.ctx.dispatch(
                             Shader::Gemm,
-                            ["gemm", "conv_fwd", "conv_wgrad", "conv_dgrad"][win.mode as usize],
+                            ["gemm", "conv_fwd", "conv_wgrad"][win.mode as usize],
                             bytemuck::bytes_of(&p),
                             &[(1, a), (2, b), (3, &c)],
                             &[3],

@@ -142,22 +142,6 @@ impl Backend for GpuBackend {
         crate::backend::conv::add_bias(self, y, bias, s)
     }
 
-    fn conv2d_backward_input(
-        &self,
-        grad: &GpuBuffer,
-        w: &GpuBuffer,
-        s: &ConvSpec,
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "conv2d_backward_input",
-            || window_shapes(&s.g),
-            &[grad, w],
-            A,
-            |g| g.conv_input_implicit(grad, w, s),
-            |c, h| c.conv2d_backward_input(&h[0], &h[1], s),
-        )
-    }
-
     fn conv2d_backward_weight(
         &self,
         x: &GpuBuffer,
