@@ -1,13 +1,13 @@
 // Strided batched matrix product C[b] = A[b] (m, k) x B[b] (k, n).
 // Each operand is addressed through its own strides (src/backend/mod.rs `MatLayout`), so transposed
 // operands, grouped convolution and per-image products need no copies.
-// Implicit-GEMM convolution (entry points conv_fwd and conv_wgrad), the im2col gather inside the tile loads so no column
-// matrix exists in memory, over an input x (n, c, h, w):
-// - mode 1, forward: B is x's columns; batch entry = (image, group), k = (c, kh, kw) within
+// Implicit-GEMM convolution, the im2col gather inside the tile loads so no column matrix exists
+// in memory, over an input x (n, c, h, w) with the window p.win:
+// - mode 1 (conv_fwd): B is x's columns; batch entry = (image, group), k = (c, kh, kw) within
 //   the group, column = (oh, ow).
-// - mode 2, weight gradient: batch entry = group; A is the output gradient (n, d, oh, ow) read
-//   with images side by side (k = (image, oh, ow)), B the transposed columns (column =
-//   (c, kh, kw)).
+// - mode 2 (conv_wgrad): batch entry = group; A is the output gradient (n, d, oh, ow) read with
+//   images side by side (k = (image, oh, ow), p.a_image apart), B the transposed columns
+//   (column = (c, kh, kw), images p.b_image apart).
 // The operands' batch strides (p.a, p.b) locate each entry's first filter and channel.
 // A GEMM_TILE^2 output tile per workgroup of T x T threads (T = GEMM_TILE / 4), each thread
 // computing a 4x4 block from workgroup-memory tiles of depth GEMM_BK (pipeline constants).
@@ -56,7 +56,8 @@ fn tile_slot(e: u32, k_contiguous: bool) -> vec2<u32> {
 fn a_at(a0: u32, r: u32, k: u32, mode: u32) -> f32 {
     if (r >= p.m || k >= p.k_end) { return 0.0; }
     if (mode == 2u) {
-        return A[a0 + ((k / p.win.ohw) * p.win.d + r) * p.win.ohw + k % p.win.ohw];
+        let ohw = p.win.oh * p.win.ow;
+        return A[a0 + (k / ohw) * p.a_image + r * p.a.row_stride + k % ohw];
     }
     return A[a0 + r * p.a.row_stride + k * p.a.col_stride];
 }
@@ -68,7 +69,8 @@ fn b_at(b0: u32, k: u32, c: u32, mode: u32) -> f32 {
     }
     if (mode == 2u) {
         // row k = (image, window), column c = tap
-        return x_at(b0 + (k / p.win.ohw) * p.win.c * p.win.h * p.win.w, c, k % p.win.ohw);
+        let ohw = p.win.oh * p.win.ow;
+        return x_at(b0 + (k / ohw) * p.b_image, c, k % ohw);
     }
     return B[b0 + k * p.b.row_stride + c * p.b.col_stride];
 }

@@ -368,14 +368,18 @@ impl Tensor {
     }
 
     pub(crate) fn check_same_device(&self, op: &'static str, other: &Tensor) -> Result<()> {
-        let (a, b) = (self.device(), other.device());
-        if a != b {
-            return Err(Error::DeviceMismatch {
-                op,
-                lhs: a.name(),
-                rhs: b.name(),
-            });
+        if self.device() != other.device() {
+            return Err(self.device_mismatch(op, other));
         }
         Ok(())
+    }
+
+    /// The error of `op` given this tensor and `other` on different devices.
+    pub(crate) fn device_mismatch(&self, op: &'static str, other: &Tensor) -> Error {
+        Error::DeviceMismatch {
+            op,
+            lhs: self.device().name(),
+            rhs: other.device().name(),
+        }
     }
 }

@@ -240,8 +240,9 @@ fn long_sums_keep_float32_accuracy_on_both_devices() {
 }
 
 /// conv2d's GPU forward and weight gradient are implicit GEMMs: each allocates one buffer, its
-/// result (the im2col path allocated the column matrix, and a permuted output gradient, too), and it matches the CPU with groups, stride, dilation
-/// and asymmetric padding, its sum over (c, kh, kw) split into K ranges by a loop cap of 64.
+/// result (the im2col path allocated the column matrix, and a permuted output gradient, too);
+/// and they match the CPU with groups, stride, dilation and asymmetric padding, their sums
+/// split into K ranges by a loop cap of 64.
 #[test]
 fn gpu_conv2d_forward_needs_no_column_matrix() {
     if gpu().is_none() {
@@ -281,8 +282,8 @@ fn gpu_conv2d_forward_needs_no_column_matrix() {
     assert_eq!(grads.get(&wv).unwrap().dims(), [10, 6, 3, 3]);
     let cpu = Device::cpu();
     let yc = convshade::conv2d(
-        &Tensor::from_vec(x.to_vec().unwrap(), [3, 12, 15, 13], &cpu).unwrap(),
-        &Tensor::from_vec(w.to_vec().unwrap(), [10, 6, 3, 3], &cpu).unwrap(),
+        &x.to_device(&cpu).unwrap(),
+        &w.to_device(&cpu).unwrap(),
         None,
         &opts,
     )

@@ -72,9 +72,7 @@ impl ConvSpec {
             c_len: 0, // set by the caller
         }
     }
-}
 
-impl ConvSpec {
     /// The forward product per (image, group): `y_{n, g} (dg, ohw) = W_g (dg, cgkk) x
     /// cols_{g, n} (cgkk, ohw)`, `cols` laid out as im2col writes it.
     pub fn forward_gemm(&self) -> GemmSpec {

@@ -74,15 +74,14 @@ fn time_runs(op: &mut BenchOp, dev: &Device, n: usize) -> Result<f64> {
 pub fn run_case(case: &BenchCase, dev: &Device, cfg: &BenchConfig) -> Result<BenchResult> {
     let mut op = (case.build)(dev)?;
     let start = Instant::now();
-    // the warm-up run also sizes the inner loop
-    let once = time_runs(&mut op, dev, 1)?;
+    // the warm-up run also sizes the inner loop and counts the GPU's submits
+    let (once, submits) = warm_up(&mut op, dev)?;
     let inner = (cfg.min_sample.as_secs_f64() / once.max(1e-9)).ceil() as usize;
     let inner = inner.clamp(1, 1 << 20);
     let mut per_run = Vec::with_capacity(cfg.samples);
     while per_run.is_empty() || (per_run.len() < cfg.samples && start.elapsed() < cfg.budget) {
         per_run.push(time_runs(&mut op, dev, inner)?);
     }
-    let submits = submits_of_one_run(&mut op, dev)?;
     Ok(BenchResult {
         submits,
         ..BenchResult::from_samples(&case.name, device_kind(dev), &per_run, inner, case.flops)
@@ -90,15 +89,16 @@ pub fn run_case(case: &BenchCase, dev: &Device, cfg: &BenchConfig) -> Result<Ben
     })
 }
 
-/// The GPU command buffers one more run submits, its sync included; `None` on the CPU.
-fn submits_of_one_run(op: &mut BenchOp, dev: &Device) -> Result<Option<usize>> {
+/// One untimed run: its seconds, and on the GPU the command buffers it submitted, its sync
+/// included (the inputs' uploads are submitted before it starts).
+fn warm_up(op: &mut BenchOp, dev: &Device) -> Result<(f64, Option<usize>)> {
     let Device::Gpu(ctx) = dev else {
-        return Ok(None);
+        return Ok((time_runs(op, dev, 1)?, None));
     };
     dev.sync()?;
     let before = ctx.pool_stats().submits;
-    time_runs(op, dev, 1)?;
-    Ok(Some(ctx.pool_stats().submits - before))
+    let once = time_runs(op, dev, 1)?;
+    Ok((once, Some(ctx.pool_stats().submits - before)))
 }
 
 /// Every case of the suite that `keep` accepts, on every device; `on_start(case, device)` is

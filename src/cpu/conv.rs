@@ -65,7 +65,7 @@ impl Dims {
         if self.pointwise {
             xg
         } else {
-            im2col_image(xg, &s.g, cols, self.ohw);
+            im2col_image(xg, &s.g, cols);
             cols
         }
     }
@@ -133,28 +133,21 @@ pub(super) fn conv2d_backward_input(grad: &[f32], w: &[f32], s: &ConvSpec) -> Re
                     let go = Mat::rows(&grad[(n * s.d + grp * z.dg) * z.ohw..], z.ohw); // (dg, ohw)
                     let wt = Mat::rows(&w[grp * z.dg * z.cgkk..], z.cgkk).t(); // (cgkk, dg)
                     let dxg = &mut dxn[grp * z.cg * z.hw..][..z.cg * z.hw];
+                    // pointwise: the product is the gradient itself (cgkk = cg); else columns
+                    let dst = if z.pointwise { &mut *dxg } else { &mut *cols };
                     // SAFETY: each operand spans exactly the slice it is made from.
                     unsafe {
-                        if z.pointwise {
-                            sgemm(
-                                (z.cg, z.ohw, z.dg),
-                                wt,
-                                go,
-                                Mat::rows_mut(dxg, z.ohw),
-                                false,
-                                threads,
-                            );
-                        } else {
-                            sgemm(
-                                (z.cgkk, z.ohw, z.dg),
-                                wt,
-                                go,
-                                Mat::rows_mut(cols, z.ohw),
-                                false,
-                                threads,
-                            );
-                            col2im_image(cols, &s.g, dxg);
-                        }
+                        sgemm(
+                            (z.cgkk, z.ohw, z.dg),
+                            wt,
+                            go,
+                            Mat::rows_mut(dst, z.ohw),
+                            false,
+                            threads,
+                        );
+                    }
+                    if !z.pointwise {
+                        col2im_image(cols, &s.g, dxg);
                     }
                 }
             })

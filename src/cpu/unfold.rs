@@ -42,15 +42,12 @@ pub(super) fn col2im(cols: &[f32], g: &WindowGeom) -> Result<Vec<f32>> {
     Ok(x)
 }
 
-/// The columns of one image's channels `x (cg, h, w)` -> `cols (cg*kh*kw, oh*ow)`, row `r` at
-/// `cols[r * stride..]` (`stride >= oh*ow`, so several images' columns can sit side by side);
-/// every element of those rows is written.
-pub(super) fn im2col_image(x: &[f32], g: &WindowGeom, cols: &mut [f32], stride: usize) {
+/// The columns of one image's channels `x (cg, h, w)` -> `cols (cg*kh*kw, oh*ow)`; every
+/// element of `cols` is written.
+pub(super) fn im2col_image(x: &[f32], g: &WindowGeom, cols: &mut [f32]) {
     let (hw, ohw, taps) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
-    let rows = x.len() / hw * taps;
-    for row in 0..rows {
+    for (row, dst) in cols.chunks_exact_mut(ohw).enumerate() {
         let (c, t) = (row / taps, row % taps);
-        let dst = &mut cols[row * stride..][..ohw];
         unfold_row(&x[c * hw..][..hw], g, (t / g.kw, t % g.kw), dst);
     }
 }
@@ -60,7 +57,7 @@ pub(super) fn im2col_image(x: &[f32], g: &WindowGeom, cols: &mut [f32], stride: 
 /// `cols` is scratch: its padding taps may be zeroed on the way.
 pub(super) fn col2im_image(cols: &mut [f32], g: &WindowGeom, x: &mut [f32]) {
     let (hw, ohw, taps) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
-    let shifted = g.sh == 1 && g.sw == 1 && g.ow == g.w;
+    let shifted = Shifted::applies(g);
     for (row, src) in cols.chunks_exact_mut(ohw).enumerate() {
         let (c, t) = (row / taps, row % taps);
         let (tap, plane) = ((t / g.kw, t % g.kw), &mut x[c * hw..][..hw]);
@@ -75,10 +72,10 @@ pub(super) fn col2im_image(cols: &mut [f32], g: &WindowGeom, x: &mut [f32]) {
 /// Tap `(kh, kw)` of every window over one plane `(h, w)` -> `dst (oh, ow)`, zeros where the
 /// tap reads padding.
 fn unfold_row(plane: &[f32], g: &WindowGeom, (kh, kw): (usize, usize), dst: &mut [f32]) {
-    let cols = inside(g.ow, kw * g.dw, g.pad_left, g.sw, g.w);
-    if g.sh == 1 && g.sw == 1 && g.ow == g.w {
+    if Shifted::applies(g) {
         return unfold_shifted(plane, g, (kh, kw), dst);
     }
+    let cols = inside(g.ow, kw * g.dw, g.pad_left, g.sw, g.w);
     for (oh, out) in dst.chunks_exact_mut(g.ow).enumerate() {
         let Some(ih) = g.input_row(oh, kh).filter(|_| !cols.is_empty()) else {
             out.fill(0.0);
@@ -112,6 +109,11 @@ struct Shifted {
 }
 
 impl Shifted {
+    /// Stride 1 with as many output as input columns.
+    fn applies(g: &WindowGeom) -> bool {
+        g.sh == 1 && g.sw == 1 && g.ow == g.w
+    }
+
     fn of(g: &WindowGeom, (kh, kw): (usize, usize)) -> Option<Self> {
         let cols = inside(g.ow, kw * g.dw, g.pad_left, 1, g.w);
         let rows = inside(g.oh, kh * g.dh, g.pad_top, 1, g.h);

@@ -5,7 +5,7 @@
 use std::mem::size_of;
 
 use super::elementwise::{BinaryParams, CopyParams, UnaryParams};
-use super::gemm::{GemmParams, MatParams, WinParams};
+use super::gemm::{GemmParams, MatParams};
 use super::kernels::{Shader, CONSTANTS};
 use super::peak::PeakParams;
 use super::reduce::ReduceParams;
@@ -70,7 +70,7 @@ fn uniforms_have_the_same_layout_in_rust_and_wgsl() {
     check_layout::<ReduceParams>(Shader::Reduce);
     check_layout::<CopyParams>(Shader::Copy);
     check_layout::<MatParams>(Shader::Gemm);
-    check_layout::<WinParams>(Shader::Gemm);
+    check_layout::<WindowParams>(Shader::Gemm);
     check_layout::<GemmParams>(Shader::Gemm);
     check_layout::<WindowParams>(Shader::Conv);
     check_layout::<WindowParams>(Shader::Pool);

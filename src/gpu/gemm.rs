@@ -1,8 +1,11 @@
 //! The strided batched GEMM, split over dispatch limits and the loop budget.
 
+use bytemuck::Zeroable;
+
 use super::kernels::{Shader, GEMM_BK, GEMM_TILE};
-use super::launch::{fit, u32_of};
+use super::launch::u32_of;
 use super::uniforms::{uniform, WgslType};
+use super::window::WindowParams;
 use super::{loops, GpuBackend, GpuBuffer};
 use crate::backend::{ConvSpec, GemmSpec, MatLayout};
 use crate::Result;
@@ -48,76 +51,49 @@ uniform! {
         /// this dispatch's K range; later ranges resume from C
         k_start: u32,
         k_end: u32,
-        _pad: [u32; 3],
+        /// conv_wgrad: A's and B's stride between images along k
+        a_image: u32,
+        b_image: u32,
+        _pad: u32,
         a: MatParams,
         b: MatParams,
         c: MatParams,
-        win: WinParams,
+        /// the convolution of the conv_* entry points
+        win: WindowParams,
     }
 }
 
-uniform! {
-    /// Implicit convolution operands, gathered as the tiles are loaded (no column matrix in
-    /// memory), for `x (n, c, h, w)` under this window and `d` filters. `mode` 0: ordinary
-    /// strided operands; 1 (forward): B is the columns of `x`, batch entry (image, group);
-    /// 2 (weight gradient): A is the output gradient with images side by side and B the
-    /// transposed columns of `x`, batch entry = group.
-    WinParams as "Win" {
-        mode: u32,
-        c: u32,
-        h: u32,
-        w: u32,
-        kh: u32,
-        kw: u32,
-        sh: u32,
-        sw: u32,
-        pad_top: u32,
-        pad_left: u32,
-        dh: u32,
-        dw: u32,
-        ow: u32,
-        cg: u32,
-        d: u32,
-        ohw: u32,
+impl WgslType for WindowParams {
+    const WGSL: &'static str = "WindowParams";
+}
+
+/// The kernel's entry points: strided operands, or a convolution's operands gathered as the
+/// tiles are loaded (see shaders/gemm.wgsl).
+#[derive(Clone, Copy)]
+enum Entry {
+    Strided,
+    ConvForward,
+    ConvWeightGrad,
+}
+
+impl Entry {
+    fn name(self) -> &'static str {
+        match self {
+            Entry::Strided => "gemm",
+            Entry::ConvForward => "conv_fwd",
+            Entry::ConvWeightGrad => "conv_wgrad",
+        }
     }
 }
 
-impl WgslType for WinParams {
-    const WGSL: &'static str = "Win";
-}
-
-impl WinParams {
-    /// B as an ordinary strided operand.
-    fn off() -> Self {
-        bytemuck::Zeroable::zeroed()
-    }
-
-    /// The implicit operands of convolution `s` in `mode` (1 forward, 2 weight gradient).
-    pub(super) fn of(s: &ConvSpec, mode: u32) -> Result<Self> {
-        let g = &s.g;
-        let f = |v: usize| fit(v, "conv2d");
-        // every input and output index must fit the shader's u32 arithmetic
-        u32_of(g.n * g.c * g.h * g.w, "conv2d")?;
-        u32_of(s.out_len(), "conv2d")?;
-        Ok(WinParams {
-            mode,
-            c: f(g.c)?,
-            h: f(g.h)?,
-            w: f(g.w)?,
-            kh: f(g.kh)?,
-            kw: f(g.kw)?,
-            sh: f(g.sh)?,
-            sw: f(g.sw)?,
-            pad_top: f(g.pad_top)?,
-            pad_left: f(g.pad_left)?,
-            dh: f(g.dh)?,
-            dw: f(g.dw)?,
-            ow: f(g.ow)?,
-            cg: f(s.cg())?,
-            d: f(s.d)?,
-            ohw: f(s.ohw())?,
-        })
-    }
+/// The window and image strides of convolution `s` for the implicit entry points.
+fn conv_params(s: &ConvSpec) -> Result<(WindowParams, [usize; 2])> {
+    let g = &s.g;
+    // every input index must fit the shader's u32 arithmetic (outputs: `total`)
+    u32_of(g.n * g.c * g.h * g.w, "conv2d")?;
+    let win = WindowParams::new(g, s.out_len(), "conv2d")?;
+    // along k of the weight gradient: one image of the output gradient, one of the input
+    Ok((win, [s.d * s.ohw(), g.c * g.h * g.w]))
 }
 
 impl GpuBackend {
@@ -133,7 +109,8 @@ impl GpuBackend {
         let mut spec = s.forward_gemm();
         // batch entry (image, group) reads x from its image's group of channels
         spec.b = MatLayout::strided(g.c * g.h * g.w, s.cg() * g.h * g.w, s.ohw(), 1);
-        self.gemm_split(w, x, &spec, WinParams::of(s, 1)?)
+        let (win, _) = conv_params(s)?;
+        self.gemm_split(w, x, &spec, Entry::ConvForward, (win, [0, 0]))
     }
 
     /// conv2d's weight gradient as an implicit GEMM per group: the output gradient read with
@@ -149,7 +126,8 @@ impl GpuBackend {
         // group b reads its filters' gradients and its channels of every image
         spec.a = MatLayout::strided(s.dg() * ohw, 0, ohw, 1);
         spec.b = MatLayout::strided(s.cg() * g.h * g.w, 0, 1, g.n * ohw);
-        self.gemm_split(gout, x, &spec, WinParams::of(s, 2)?)
+        let conv = conv_params(s)?;
+        self.gemm_split(gout, x, &spec, Entry::ConvWeightGrad, conv)
     }
 
     /// The strided batched GEMM: [`GpuBackend::gemm_split`] with B an ordinary operand.
@@ -159,7 +137,7 @@ impl GpuBackend {
         b: &GpuBuffer,
         s: &GemmSpec,
     ) -> Result<GpuBuffer> {
-        self.gemm_split(a, b, s, WinParams::off())
+        self.gemm_split(a, b, s, Entry::Strided, (WindowParams::zeroed(), [0, 0]))
     }
 
     /// Rows, columns and batches beyond one dispatch are split into several; so is K beyond
@@ -169,7 +147,8 @@ impl GpuBackend {
         a: &GpuBuffer,
         b: &GpuBuffer,
         s: &GemmSpec,
-        win: WinParams,
+        entry: Entry,
+        (win, [a_image, b_image]): (WindowParams, [usize; 2]),
     ) -> Result<GpuBuffer> {
         let c = self.ctx.alloc(s.c_len, "matmul")?;
         let max = self.ctx.limits.max_workgroups_per_dimension as usize;
@@ -197,7 +176,9 @@ impl GpuBackend {
                             col_start: u32_of(col_start, "matmul")?,
                             k_start: u32_of(k_start, "matmul")?,
                             k_end: u32_of((k_start + kc).min(s.k), "matmul")?,
-                            _pad: [0; 3],
+                            a_image: u32_of(a_image, "matmul")?,
+                            b_image: u32_of(b_image, "matmul")?,
+                            _pad: 0,
                             a: MatParams::new(&s.a)?,
                             b: MatParams::new(&s.b)?,
                             c: MatParams::new(&s.c)?,
@@ -210,7 +191,7 @@ impl GpuBackend {
                         ];
                         self.ctx.dispatch(
                             Shader::Gemm,
-                            ["gemm", "conv_fwd", "conv_wgrad"][win.mode as usize],
+                            entry.name(),
                             bytemuck::bytes_of(&p),
                             &[(1, a), (2, b), (3, &c)],
                             &[3],

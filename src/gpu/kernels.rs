@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use super::context::{lock, GpuContext};
 use super::elementwise::{BinaryParams, CopyParams, UnaryParams};
-use super::gemm::{GemmParams, MatParams, WinParams};
+use super::gemm::{GemmParams, MatParams};
 use super::peak::PeakParams;
 use super::reduce::ReduceParams;
 use super::selftest::Params as SelfTestParams;
@@ -99,7 +99,7 @@ impl Shader {
             Shader::Binary => BinaryParams::wgsl(),
             Shader::Reduce => ReduceParams::wgsl(),
             Shader::Copy => CopyParams::wgsl(),
-            Shader::Gemm => MatParams::wgsl() + &WinParams::wgsl() + &GemmParams::wgsl(),
+            Shader::Gemm => MatParams::wgsl() + &WindowParams::wgsl() + &GemmParams::wgsl(),
             Shader::Conv | Shader::Pool => WindowParams::wgsl(),
             Shader::Upsample => UpsampleParams::wgsl(),
             Shader::SelfTest => SelfTestParams::wgsl(),

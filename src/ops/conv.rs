@@ -233,23 +233,14 @@ fn conv_forward_raw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, s: &ConvSpec)
             let b = match b {
                 None => None,
                 Some(Storage::Gpu(b)) => Some(b),
-                Some(_) => return Err(mismatch(OP, x, bias.unwrap_or(w))),
+                Some(_) => return Err(x.device_mismatch(OP, bias.unwrap_or(w))),
             };
             let be = crate::gpu::GpuBackend::new(xs.ctx().clone());
             Storage::Gpu(be.conv2d(xs, ws, b, s)?)
         }
-        _ => return Err(mismatch(OP, x, w)),
+        _ => return Err(x.device_mismatch(OP, w)),
     };
     Ok(Tensor::from_storage(st, shape))
-}
-
-/// The device-mismatch error between `a` and `b`.
-fn mismatch(op: &'static str, a: &Tensor, b: &Tensor) -> Error {
-    Error::DeviceMismatch {
-        op,
-        lhs: a.device().name(),
-        rhs: b.device().name(),
-    }
 }
 
 /// `(n, c, h, w)` or `(d, c/groups, kh, kw)`.
