@@ -8,48 +8,62 @@
 // - mode 2 (conv_wgrad): batch entry = group; A is the output gradient (n, d, oh, ow) read with
 //   images side by side (k = (image, oh, ow), p.a_image apart), B the transposed columns
 //   (column = (c, kh, kw), images p.b_image apart).
+// - mode 3 (conv_dgrad): a stride-1 input gradient as the forward convolution of the output
+//   gradient (B, gathered as in mode 1) with the weights transposed and flipped: A[r = ci,
+//   k = (co, t)] = w[co, ci, taps - 1 - t], filters p.a_image apart.
+// - mode 4 (conv_dgrad_strided): any input gradient; batch entry = (image, group), A[r = ci,
+//   k = (co, t)] = w[co, ci, t], B row k, column (ih, iw) the output gradient at the window
+//   whose tap t reads input (ih, iw) (a gather: no columns, no col2im, no atomics).
 // The operands' batch strides (p.a, p.b) locate each entry's first filter and channel.
-// A GEMM_TILE^2 output tile per workgroup of T x T threads (T = GEMM_TILE / 4), each thread
-// computing a 4x4 block from workgroup-memory tiles of depth GEMM_BK (pipeline constants).
+//
+// Tiling (sizes are pipeline constants, picked per adapter by src/gpu/tiles.rs): a workgroup of
+// GEMM_TX x GEMM_TY threads computes a GEMM_BM x GEMM_BN tile of C, each thread an 8x8 block
+// held in vec4s. A and B are staged GEMM_BK deep in workgroup memory, K-major
+// ([k][row] and [k][column], one vec4 of padding per k row against bank conflicts), so each
+// thread reads its rows and columns as vec4s. The next K tile is fetched into registers while
+// the current one is multiplied.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
+// per-row bias of the epilogue (p.epilogue bit 0); any read-only buffer where unused
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-// threads per tile edge, and the tile elements each thread stages per operand
-override T: u32 = GEMM_TILE / 4u;
-override LOADS: u32 = GEMM_BK * GEMM_TILE / (T * T);
+// each thread computes an 8x8 block of C
+override GEMM_BM: u32 = GEMM_TY * 8u;
+override GEMM_BN: u32 = GEMM_TX * 8u;
+override THREADS: u32 = GEMM_TX * GEMM_TY;
+// tile elements each thread stages per operand
+override A_LOADS: u32 = GEMM_BK * GEMM_BM / THREADS;
+override B_LOADS: u32 = GEMM_BK * GEMM_BN / THREADS;
+// vec4s per k row of a staged tile
+override A_ROW: u32 = GEMM_BM / 4u + 1u;
+override B_ROW: u32 = GEMM_BN / 4u + 1u;
+// the register arrays' capacity: the host keeps every tile within it
+const MAX_LOADS: u32 = 32u;
 
-var<workgroup> As: array<f32, GEMM_BK * GEMM_TILE>; // [GEMM_BK][GEMM_TILE]
-var<workgroup> Bs: array<f32, GEMM_BK * GEMM_TILE>; // [GEMM_BK][GEMM_TILE]
-
-// Row r of this thread's block of C as the previous K range left it (zeros for the first).
-fn c_row(c0: u32, r: u32, col: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    if (p.k_start == 0u || r >= p.m) {
-        return v;
-    }
-    for (var j = 0u; j < 4u; j++) {
-        let c = col + j * T;
-        if (c < p.n) {
-            v[j] = C[c0 + r * p.c.row_stride + c * p.c.col_stride];
-        }
-    }
-    return v;
-}
+var<workgroup> As: array<vec4<f32>, GEMM_BK * A_ROW>; // [GEMM_BK][GEMM_BM / 4 + 1]
+var<workgroup> Bs: array<vec4<f32>, GEMM_BK * B_ROW>; // [GEMM_BK][GEMM_BN / 4 + 1]
 
 fn base(mat: Mat, b: u32) -> u32 {
     return mat.offset + (b / p.batch_inner) * mat.batch_outer + (b % p.batch_inner) * mat.batch_inner;
 }
 
-// Slot (j, k) of a GEMM_BK x GEMM_TILE staging tile that load e of a workgroup fills:
-// neighbouring loads take neighbouring k when the operand is contiguous in k, else neighbouring j.
-fn tile_slot(e: u32, k_contiguous: bool) -> vec2<u32> {
-    if (k_contiguous) {
+// (row, k) of A's tile and (k, column) of B's that load e fills: neighbouring loads take
+// neighbouring addresses of the operand (along k when it is contiguous in k).
+fn a_slot(e: u32) -> vec2<u32> {
+    if (p.a.col_stride == 1u) {
         return vec2<u32>(e / GEMM_BK, e % GEMM_BK);
     }
-    return vec2<u32>(e % GEMM_TILE, e / GEMM_TILE);
+    return vec2<u32>(e % GEMM_BM, e / GEMM_BM);
+}
+
+fn b_slot(e: u32) -> vec2<u32> {
+    if (p.b.col_stride == 1u) {
+        return vec2<u32>(e / GEMM_BN, e % GEMM_BN);
+    }
+    return vec2<u32>(e % GEMM_BK, e / GEMM_BK);
 }
 
 // A[r, k] and B[k, c] of this batch entry, 0 outside the matrix or past this pass's K range.
@@ -59,13 +73,24 @@ fn a_at(a0: u32, r: u32, k: u32, mode: u32) -> f32 {
         let ohw = p.win.oh * p.win.ow;
         return A[a0 + (k / ohw) * p.a_image + r * p.a.row_stride + k % ohw];
     }
+    if (mode == 3u || mode == 4u) {
+        let taps = p.win.kh * p.win.kw;
+        var t = k % taps;
+        if (mode == 3u) {
+            t = taps - 1u - t;
+        }
+        return A[a0 + (k / taps) * p.a_image + r * taps + t];
+    }
     return A[a0 + r * p.a.row_stride + k * p.a.col_stride];
 }
 
 fn b_at(b0: u32, k: u32, c: u32, mode: u32) -> f32 {
     if (c >= p.n || k >= p.k_end) { return 0.0; }
-    if (mode == 1u) {
+    if (mode == 1u || mode == 3u) {
         return x_at(b0, k, c);
+    }
+    if (mode == 4u) {
+        return grad_at(b0, k, c);
     }
     if (mode == 2u) {
         // row k = (image, window), column c = tap
@@ -91,77 +116,210 @@ fn x_at(x0: u32, k: u32, c: u32) -> f32 {
     return B[x0 + (ci * p.win.h + u32(ih)) * p.win.w + u32(iw)];
 }
 
+// Row k = (co, t), column c = (ih, iw) of mode 4's B: the output gradient of filter co (rows
+// p.b.row_stride apart from g0) at the window whose tap t reads input (ih, iw); 0 where none does.
+fn grad_at(g0: u32, k: u32, c: u32) -> f32 {
+    let taps = p.win.kh * p.win.kw;
+    let t = k % taps;
+    let th = i32(c / p.win.w + p.win.pad_top) - i32((t / p.win.kw) * p.win.dh);
+    let tw = i32(c % p.win.w + p.win.pad_left) - i32((t % p.win.kw) * p.win.dw);
+    if (th < 0 || tw < 0 || u32(th) % p.win.sh != 0u || u32(tw) % p.win.sw != 0u) {
+        return 0.0;
+    }
+    let oh = u32(th) / p.win.sh;
+    let ow = u32(tw) / p.win.sw;
+    if (oh >= p.win.oh || ow >= p.win.ow) {
+        return 0.0;
+    }
+    return B[g0 + (k / taps) * p.b.row_stride + oh * p.win.ow + ow];
+}
+
 // One entry point per operand mode, each calling the tile loop with its mode as a constant:
 // the driver's compiler inlines it and drops the other modes' branches from the tile loads.
-@compute @workgroup_size(T, T, 1)
+@compute @workgroup_size(GEMM_TX, GEMM_TY, 1)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     gemm_tile(wid, lid, 0u);
 }
 
-@compute @workgroup_size(T, T, 1)
+@compute @workgroup_size(GEMM_TX, GEMM_TY, 1)
 fn conv_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     gemm_tile(wid, lid, 1u);
 }
 
-@compute @workgroup_size(T, T, 1)
+@compute @workgroup_size(GEMM_TX, GEMM_TY, 1)
 fn conv_wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     gemm_tile(wid, lid, 2u);
 }
 
-// The output tile of workgroup wid, operands read as `mode` says (0: strided; 1, 2: see the
-// top of this file).
+@compute @workgroup_size(GEMM_TX, GEMM_TY, 1)
+fn conv_dgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm_tile(wid, lid, 3u);
+}
+
+@compute @workgroup_size(GEMM_TX, GEMM_TY, 1)
+fn conv_dgrad_strided(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm_tile(wid, lid, 4u);
+}
+
+// Row q of this thread's 8x8 block: C row 4 * (ty + (q / 4) * TY) + q % 4; its columns
+// 4 * (tx + j * TX) + 0..3 for j = 0, 1. Neighbouring threads hold neighbouring vec4s of the
+// staged tiles.
+fn block_row(row0: u32, ty: u32, q: u32) -> u32 {
+    return row0 + 4u * (ty + (q / 4u) * GEMM_TY) + q % 4u;
+}
+
+fn block_col(col0: u32, tx: u32, j: u32) -> u32 {
+    return col0 + 4u * (tx + j * GEMM_TX);
+}
+
+// Kernel-wide loops only (the loop budget, src/gpu/loops.rs, counts them): C's block is read and
+// written element by element without loops.
+
+// C[r, c] of this batch entry, 0 past the matrix.
+fn c_at(c0: u32, r: u32, c: u32) -> f32 {
+    if (r < p.m && c < p.n) {
+        return C[c0 + r * p.c.row_stride + c * p.c.col_stride];
+    }
+    return 0.0;
+}
+
+fn c_vec(c0: u32, r: u32, c: u32) -> vec4<f32> {
+    return vec4<f32>(c_at(c0, r, c), c_at(c0, r, c + 1u), c_at(c0, r, c + 2u), c_at(c0, r, c + 3u));
+}
+
+// The epilogue of one element on the last K range (`add`: its row's bias), then the store where it
+// lies inside the matrix.
+fn store_at(c0: u32, r: u32, c: u32, v: f32, add: f32) {
+    if (c >= p.n) {
+        return;
+    }
+    var y = v;
+    if (p.k_end >= p.k) {
+        // no bias adds nothing, not even to -0
+        if ((p.epilogue & 1u) != 0u) {
+            y += add;
+        }
+        // as the unary ReLU: NaN stays NaN, -0 becomes 0
+        if ((p.epilogue & 2u) != 0u && y <= 0.0 && !is_nan(y)) {
+            y = 0.0;
+        }
+    }
+    C[c0 + r * p.c.row_stride + c * p.c.col_stride] = y;
+}
+
+// One row of the block (two vec4s from columns cols.x and cols.y) through the epilogue.
+fn store_row(c0: u32, r: u32, cols: vec2<u32>, v0: vec4<f32>, v1: vec4<f32>, entry: u32) {
+    if (r >= p.m) {
+        return;
+    }
+    var add = 0.0;
+    if ((p.epilogue & 1u) != 0u) {
+        add = bias[entry * p.bias_stride + r];
+    }
+    store_at(c0, r, cols.x, v0.x, add);
+    store_at(c0, r, cols.x + 1u, v0.y, add);
+    store_at(c0, r, cols.x + 2u, v0.z, add);
+    store_at(c0, r, cols.x + 3u, v0.w, add);
+    store_at(c0, r, cols.y, v1.x, add);
+    store_at(c0, r, cols.y + 1u, v1.y, add);
+    store_at(c0, r, cols.y + 2u, v1.z, add);
+    store_at(c0, r, cols.y + 3u, v1.w, add);
+}
+
+// The output tile of workgroup wid, operands read as `mode` says (0: strided; 1-4: see the
+// top of this file). The block's accumulators are named, not an indexed array, so that every
+// compiler keeps them in registers.
 fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
     let bidx = wid.z + p.batch_start;
     let a0 = base(p.a, bidx);
     let b0 = base(p.b, bidx);
     let c0 = base(p.c, bidx);
-    let row0 = p.row_start + wid.y * GEMM_TILE;
-    let col0 = p.col_start + wid.x * GEMM_TILE;
-    let tid = lid.y * T + lid.x;
+    let row0 = p.row_start + wid.y * GEMM_BM;
+    let col0 = p.col_start + wid.x * GEMM_BN;
+    let tid = lid.y * GEMM_TX + lid.x;
+    let cols = vec2<u32>(block_col(col0, lid.x, 0u), block_col(col0, lid.x, 1u));
 
-    let col = col0 + lid.x;
-    var acc0 = c_row(c0, row0 + lid.y, col);
-    var acc1 = c_row(c0, row0 + lid.y + T, col);
-    var acc2 = c_row(c0, row0 + lid.y + 2u * T, col);
-    var acc3 = c_row(c0, row0 + lid.y + 3u * T, col);
+    // acc_q_j: row q, vec4 j; a later K range resumes from C
+    var acc00 = vec4<f32>(0.0); var acc01 = vec4<f32>(0.0);
+    var acc10 = vec4<f32>(0.0); var acc11 = vec4<f32>(0.0);
+    var acc20 = vec4<f32>(0.0); var acc21 = vec4<f32>(0.0);
+    var acc30 = vec4<f32>(0.0); var acc31 = vec4<f32>(0.0);
+    var acc40 = vec4<f32>(0.0); var acc41 = vec4<f32>(0.0);
+    var acc50 = vec4<f32>(0.0); var acc51 = vec4<f32>(0.0);
+    var acc60 = vec4<f32>(0.0); var acc61 = vec4<f32>(0.0);
+    var acc70 = vec4<f32>(0.0); var acc71 = vec4<f32>(0.0);
+    if (p.k_start > 0u) {
+        let r = array<u32, 8>(block_row(row0, lid.y, 0u), block_row(row0, lid.y, 1u),
+            block_row(row0, lid.y, 2u), block_row(row0, lid.y, 3u), block_row(row0, lid.y, 4u),
+            block_row(row0, lid.y, 5u), block_row(row0, lid.y, 6u), block_row(row0, lid.y, 7u));
+        acc00 = c_vec(c0, r[0], cols.x); acc01 = c_vec(c0, r[0], cols.y);
+        acc10 = c_vec(c0, r[1], cols.x); acc11 = c_vec(c0, r[1], cols.y);
+        acc20 = c_vec(c0, r[2], cols.x); acc21 = c_vec(c0, r[2], cols.y);
+        acc30 = c_vec(c0, r[3], cols.x); acc31 = c_vec(c0, r[3], cols.y);
+        acc40 = c_vec(c0, r[4], cols.x); acc41 = c_vec(c0, r[4], cols.y);
+        acc50 = c_vec(c0, r[5], cols.x); acc51 = c_vec(c0, r[5], cols.y);
+        acc60 = c_vec(c0, r[6], cols.x); acc61 = c_vec(c0, r[6], cols.y);
+        acc70 = c_vec(c0, r[7], cols.x); acc71 = c_vec(c0, r[7], cols.y);
+    }
+
+    // the first K tile into registers
+    var ra: array<f32, MAX_LOADS>;
+    var rb: array<f32, MAX_LOADS>;
+    for (var l = 0u; l < A_LOADS; l++) {
+        let s = a_slot(tid + l * THREADS);
+        ra[l] = a_at(a0, row0 + s.x, p.k_start + s.y, mode);
+    }
+    for (var l = 0u; l < B_LOADS; l++) {
+        let s = b_slot(tid + l * THREADS);
+        rb[l] = b_at(b0, p.k_start + s.x, col0 + s.y, mode);
+    }
 
     for (var k0 = p.k_start; k0 < p.k_end; k0 += GEMM_BK) {
-        // GEMM_BK * GEMM_TILE elements of each tile, LOADS per thread (a uniform branch picks
-        // the slot order that keeps neighbouring threads on neighbouring addresses).
-        for (var l = 0u; l < LOADS; l++) {
-            let e = tid + l * T * T;
-            let at = tile_slot(e, p.a.col_stride == 1u);
-            As[at.y * GEMM_TILE + at.x] = a_at(a0, row0 + at.x, k0 + at.y, mode);
-            let bt = tile_slot(e, p.b.col_stride != 1u);
-            Bs[bt.y * GEMM_TILE + bt.x] = b_at(b0, k0 + bt.y, col0 + bt.x, mode);
+        for (var l = 0u; l < A_LOADS; l++) {
+            let s = a_slot(tid + l * THREADS);
+            As[s.y * A_ROW + s.x / 4u][s.x % 4u] = ra[l];
+        }
+        for (var l = 0u; l < B_LOADS; l++) {
+            let s = b_slot(tid + l * THREADS);
+            Bs[s.x * B_ROW + s.y / 4u][s.y % 4u] = rb[l];
         }
         workgroupBarrier();
+        // the next K tile's loads are in flight while this one is multiplied
+        let k1 = k0 + GEMM_BK;
+        if (k1 < p.k_end) {
+            for (var l = 0u; l < A_LOADS; l++) {
+                let s = a_slot(tid + l * THREADS);
+                ra[l] = a_at(a0, row0 + s.x, k1 + s.y, mode);
+            }
+            for (var l = 0u; l < B_LOADS; l++) {
+                let s = b_slot(tid + l * THREADS);
+                rb[l] = b_at(b0, k1 + s.x, col0 + s.y, mode);
+            }
+        }
         for (var kk = 0u; kk < GEMM_BK; kk++) {
-            let ob = kk * GEMM_TILE + lid.x;
-            let bvec = vec4<f32>(Bs[ob], Bs[ob + T], Bs[ob + 2u * T], Bs[ob + 3u * T]);
-            let oa = kk * GEMM_TILE + lid.y;
-            acc0 = fma(vec4<f32>(As[oa]), bvec, acc0);
-            acc1 = fma(vec4<f32>(As[oa + T]), bvec, acc1);
-            acc2 = fma(vec4<f32>(As[oa + 2u * T]), bvec, acc2);
-            acc3 = fma(vec4<f32>(As[oa + 3u * T]), bvec, acc3);
+            let b0v = Bs[kk * B_ROW + lid.x];
+            let b1v = Bs[kk * B_ROW + lid.x + GEMM_TX];
+            let a0v = As[kk * A_ROW + lid.y];
+            let a1v = As[kk * A_ROW + lid.y + GEMM_TY];
+            acc00 = fma(vec4<f32>(a0v.x), b0v, acc00); acc01 = fma(vec4<f32>(a0v.x), b1v, acc01);
+            acc10 = fma(vec4<f32>(a0v.y), b0v, acc10); acc11 = fma(vec4<f32>(a0v.y), b1v, acc11);
+            acc20 = fma(vec4<f32>(a0v.z), b0v, acc20); acc21 = fma(vec4<f32>(a0v.z), b1v, acc21);
+            acc30 = fma(vec4<f32>(a0v.w), b0v, acc30); acc31 = fma(vec4<f32>(a0v.w), b1v, acc31);
+            acc40 = fma(vec4<f32>(a1v.x), b0v, acc40); acc41 = fma(vec4<f32>(a1v.x), b1v, acc41);
+            acc50 = fma(vec4<f32>(a1v.y), b0v, acc50); acc51 = fma(vec4<f32>(a1v.y), b1v, acc51);
+            acc60 = fma(vec4<f32>(a1v.z), b0v, acc60); acc61 = fma(vec4<f32>(a1v.z), b1v, acc61);
+            acc70 = fma(vec4<f32>(a1v.w), b0v, acc70); acc71 = fma(vec4<f32>(a1v.w), b1v, acc71);
         }
         workgroupBarrier();
     }
 
-    // Thread (ty, tx) owns rows ty + 16i and columns tx + 16j: neighbouring threads write
-    // neighbouring columns.
-    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var i = 0u; i < 4u; i++) {
-        let r = row0 + lid.y + i * T;
-        if (r >= p.m) {
-            continue;
-        }
-        let v = accs[i];
-        for (var j = 0u; j < 4u; j++) {
-            let c = col0 + lid.x + j * T;
-            if (c < p.n) {
-                C[c0 + r * p.c.row_stride + c * p.c.col_stride] = v[j];
-            }
-        }
-    }
+    let entry = bidx % p.batch_inner;
+    store_row(c0, block_row(row0, lid.y, 0u), cols, acc00, acc01, entry);
+    store_row(c0, block_row(row0, lid.y, 1u), cols, acc10, acc11, entry);
+    store_row(c0, block_row(row0, lid.y, 2u), cols, acc20, acc21, entry);
+    store_row(c0, block_row(row0, lid.y, 3u), cols, acc30, acc31, entry);
+    store_row(c0, block_row(row0, lid.y, 4u), cols, acc40, acc41, entry);
+    store_row(c0, block_row(row0, lid.y, 5u), cols, acc50, acc51, entry);
+    store_row(c0, block_row(row0, lid.y, 6u), cols, acc60, acc61, entry);
+    store_row(c0, block_row(row0, lid.y, 7u), cols, acc70, acc71, entry);
 }

@@ -6,9 +6,10 @@
 
 // Threads per workgroup of every one-dimensional kernel.
 override WG: u32;
-// GEMM: edge of a workgroup's output tile (each thread owns a 4x4 block of it), and the K depth
-// of the tiles staged in workgroup memory.
-override GEMM_TILE: u32;
+// GEMM tiling (src/gpu/tiles.rs): threads per workgroup along columns and rows (each computes
+// an 8x8 block of C), and the K depth of the tiles staged in workgroup memory.
+override GEMM_TX: u32;
+override GEMM_TY: u32;
 override GEMM_BK: u32;
 
 // Where an invocation of a one-dimensional kernel is: every such entry point takes one.

@@ -239,12 +239,14 @@ fn long_sums_keep_float32_accuracy_on_both_devices() {
     assert_eq!(a.to_bits(), b.to_bits());
 }
 
-/// conv2d's GPU forward and weight gradient are implicit GEMMs: each allocates one buffer, its
-/// result (the im2col path allocated the column matrix, and a permuted output gradient, too);
-/// and they match the CPU with groups, stride, dilation and asymmetric padding, their sums
-/// split into K ranges by a loop cap of 64.
+/// conv2d's GPU forward and both gradients are implicit GEMMs: each allocates one buffer, its
+/// result (the im2col path allocated the column matrix, a permuted output gradient or the
+/// columns for col2im, too); and they match the CPU with groups, stride, dilation and
+/// asymmetric padding, with a bias (fused into the forward's epilogue), their sums split into K
+/// ranges by a low loop cap. The stride-1 input gradient runs as a forward convolution of the
+/// output gradient with flipped weights; the strided one gathers; both are covered.
 #[test]
-fn gpu_conv2d_forward_needs_no_column_matrix() {
+fn gpu_conv2d_needs_no_column_matrix() {
     if gpu().is_none() {
         return;
     }
@@ -256,45 +258,52 @@ fn gpu_conv2d_forward_needs_no_column_matrix() {
     let Device::Gpu(ctx) = &dev else {
         unreachable!("a GPU context")
     };
-    let opts = convshade::Conv2dOptions::new()
+    let strided = convshade::Conv2dOptions::new()
         .stride((2, 1))
         .padding(convshade::Padding::Explicit([2, 1, 0, 3]))
         .dilation((1, 2))
         .groups(2);
-    let x = Tensor::from_vec(randv(3 * 12 * 15 * 13, 7), [3, 12, 15, 13], &dev).unwrap();
-    let w = Tensor::from_vec(randv(10 * 6 * 3 * 3, 8), [10, 6, 3, 3], &dev).unwrap();
-    dev.sync().unwrap();
-    // allocations: buffers created plus freed ones reused
-    let allocs = || ctx.pool_stats().created + ctx.pool_stats().reused;
-    let before = allocs();
-    let y = convshade::conv2d(&x, &w, None, &opts).unwrap();
-    dev.sync().unwrap();
-    assert_eq!(allocs() - before, 1, "buffers for one forward");
-    // the weight gradient alone: its own buffer, no columns and no permuted copy
-    let wv = w.requires_grad_();
-    let y2 = convshade::conv2d(&x, &wv, None, &opts).unwrap();
-    let up = Tensor::from_vec(randv(y2.elem_count(), 10), y2.dims().to_vec(), &dev).unwrap();
-    dev.sync().unwrap();
-    let before = allocs();
-    let grads = y2.backward_with(&up).unwrap();
-    dev.sync().unwrap();
-    assert_eq!(allocs() - before, 1, "buffers for one weight gradient");
-    assert_eq!(grads.get(&wv).unwrap().dims(), [10, 6, 3, 3]);
-    let cpu = Device::cpu();
-    let yc = convshade::conv2d(
-        &x.to_device(&cpu).unwrap(),
-        &w.to_device(&cpu).unwrap(),
-        None,
-        &opts,
-    )
-    .unwrap();
-    close(&y, &yc, 1e-4, 1e-4, "implicit conv2d forward");
-    let inputs = vec![
-        (vec![3, 12, 15, 13], randv(3 * 12 * 15 * 13, 7)),
-        (vec![10, 6, 3, 3], randv(10 * 6 * 3 * 3, 8)),
-        (vec![10], randv(10, 9)),
-    ];
-    compare_on(&dev, "conv2d, loop cap 64", &inputs, &|t| {
-        convshade::conv2d(&t[0], &t[1], Some(&t[2]), &opts)
-    });
+    let unit = convshade::Conv2dOptions::new()
+        .padding(convshade::Padding::Explicit([0, 2, 1, 3]))
+        .dilation((2, 1))
+        .groups(2);
+    for (name, opts) in [("strided", strided), ("stride 1", unit)] {
+        let x = Tensor::from_vec(randv(3 * 12 * 15 * 13, 7), [3, 12, 15, 13], &dev).unwrap();
+        let w = Tensor::from_vec(randv(10 * 6 * 3 * 3, 8), [10, 6, 3, 3], &dev).unwrap();
+        dev.sync().unwrap();
+        // allocations: buffers created plus freed ones reused
+        let allocs = || ctx.pool_stats().created + ctx.pool_stats().reused;
+        let before = allocs();
+        let y = convshade::conv2d(&x, &w, None, &opts).unwrap();
+        dev.sync().unwrap();
+        assert_eq!(allocs() - before, 1, "{name}: buffers for one forward");
+        let up = Tensor::from_vec(randv(y.elem_count(), 10), y.dims().to_vec(), &dev).unwrap();
+        // each gradient alone: its own buffer, no columns and no permuted copy
+        for (wrt, dims) in [(0, [3, 12, 15, 13]), (1, [10, 6, 3, 3])] {
+            let (xv, wv) = if wrt == 0 {
+                (x.requires_grad_(), w.clone())
+            } else {
+                (x.clone(), w.requires_grad_())
+            };
+            let y2 = convshade::conv2d(&xv, &wv, None, &opts).unwrap();
+            dev.sync().unwrap();
+            let before = allocs();
+            let grads = y2.backward_with(&up).unwrap();
+            dev.sync().unwrap();
+            assert_eq!(allocs() - before, 1, "{name}: buffers for gradient {wrt}");
+            let g = grads.get(if wrt == 0 { &xv } else { &wv }).unwrap();
+            assert_eq!(g.dims(), dims);
+        }
+        let inputs = vec![
+            (vec![3, 12, 15, 13], randv(3 * 12 * 15 * 13, 7)),
+            (vec![10, 6, 3, 3], randv(10 * 6 * 3 * 3, 8)),
+            (vec![10], randv(10, 9)),
+        ];
+        compare_on(
+            &dev,
+            &format!("conv2d {name}, loop cap 64"),
+            &inputs,
+            &|t| convshade::conv2d(&t[0], &t[1], Some(&t[2]), &opts),
+        );
+    }
 }

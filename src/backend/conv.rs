@@ -43,6 +43,34 @@ impl ConvSpec {
         self.g.n * self.d * self.ohw()
     }
 
+    /// A stride-1 input gradient as a forward convolution: of the output gradient
+    /// `(n, d, oh, ow)`, padded by `dilation * (k - 1) - padding` at the top and left, with the
+    /// weights transposed per group and flipped, giving `(n, c, h, w)`. `None` for other strides
+    /// or for a padding past the dilated kernel's extent.
+    pub fn input_grad_as_forward(&self) -> Option<ConvSpec> {
+        let g = &self.g;
+        if g.sh != 1 || g.sw != 1 {
+            return None;
+        }
+        let pad_top = (g.dh * g.kh.saturating_sub(1)).checked_sub(g.pad_top)?;
+        let pad_left = (g.dw * g.kw.saturating_sub(1)).checked_sub(g.pad_left)?;
+        let t = WindowGeom {
+            c: self.d,
+            h: g.oh,
+            w: g.ow,
+            pad_top,
+            pad_left,
+            oh: g.h,
+            ow: g.w,
+            ..*g
+        };
+        Some(ConvSpec {
+            g: t,
+            groups: self.groups,
+            d: g.c,
+        })
+    }
+
     /// `W_g (dg, cgkk)` for batch (image, group): the same for every image.
     fn weight_layout(&self) -> MatLayout {
         MatLayout::strided(0, self.dg() * self.cgkk(), self.cgkk(), 1)

@@ -191,16 +191,22 @@ pub trait Backend {
     /// Adjoint of im2col: `cols (c*kh*kw, n*oh*ow) -> (n, c, h, w)`, each input element summing
     /// its taps in (kh, kw) order (so both backends add in the same order).
     fn col2im(&self, cols: &Self::Storage, g: &WindowGeom) -> Result<Self::Storage>;
-    /// `x (n, c, h, w)`, `w (d, c/groups, kh, kw)`, `bias (d)` -> `(n, d, oh, ow)`. By default
-    /// im2col and one GEMM per (image, group), then the bias.
+    /// `x (n, c, h, w)`, `w (d, c/groups, kh, kw)`, `bias (d)` -> `(n, d, oh, ow)`, then a ReLU
+    /// where `relu` is set. By default im2col and one GEMM per (image, group), then the bias and
+    /// the ReLU.
     fn conv2d(
         &self,
         x: &Self::Storage,
         w: &Self::Storage,
         bias: Option<&Self::Storage>,
         s: &ConvSpec,
+        relu: bool,
     ) -> Result<Self::Storage> {
-        conv::forward_by_im2col(self, x, w, bias, s)
+        let y = conv::forward_by_im2col(self, x, w, bias, s)?;
+        if relu {
+            return self.unary(&y, s.out_len(), UnaryOp::Relu);
+        }
+        Ok(y)
     }
     /// conv2d's input gradient: `grad (n, d, oh, ow)`, `w` -> `(n, c, h, w)`.
     fn conv2d_backward_input(

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::gemm::{sgemm, Mat, Threads};
 use super::host::{host_vec, host_vec_for_overwrite, with_scratch};
 use super::unfold::{col2im_image, im2col_image};
-use crate::backend::ConvSpec;
+use crate::backend::{ConvSpec, UnaryOp};
 use crate::Result;
 
 /// The most partial weight gradients, and the most elements they may hold together.
@@ -71,8 +71,15 @@ impl Dims {
     }
 }
 
-/// `x (n, c, h, w)`, `w (d, c/groups, kh, kw)`, `bias (d)` -> `(n, d, oh, ow)`.
-pub(super) fn conv2d(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &ConvSpec) -> Result<Vec<f32>> {
+/// `x (n, c, h, w)`, `w (d, c/groups, kh, kw)`, `bias (d)` -> `(n, d, oh, ow)`, then a ReLU
+/// where `relu` is set (per image, while its output is in cache).
+pub(super) fn conv2d(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    s: &ConvSpec,
+    relu: bool,
+) -> Result<Vec<f32>> {
     const OP: &str = "conv2d";
     let z = Dims::of(s);
     // every row is written: filled with the bias, or overwritten by its group's product
@@ -105,6 +112,9 @@ pub(super) fn conv2d(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &ConvSpec) -
                             threads,
                         );
                     }
+                }
+                if relu {
+                    yn.iter_mut().for_each(|v| *v = UnaryOp::Relu.apply(*v));
                 }
             })
         })?;
@@ -266,7 +276,7 @@ mod tests {
                 format!("{x:?} d {d} k {k:?} s {stride:?} p {pads:?} dil {dil:?} g {groups}");
             let want = forward_by_im2col(&CpuBackend, &xs, &ws, Some(&bs), &s).unwrap();
             close(
-                &conv2d(&xs, &ws, Some(&bs), &s).unwrap(),
+                &conv2d(&xs, &ws, Some(&bs), &s, false).unwrap(),
                 &want,
                 &format!("y {what}"),
             );

@@ -79,8 +79,9 @@ impl Backend for CpuBackend {
         w: &Vec<f32>,
         bias: Option<&Vec<f32>>,
         s: &ConvSpec,
+        relu: bool,
     ) -> Result<Vec<f32>> {
-        conv::conv2d(x, w, bias.map(|b| &b[..]), s)
+        conv::conv2d(x, w, bias.map(|b| &b[..]), s, relu)
     }
 
     fn conv2d_backward_input(

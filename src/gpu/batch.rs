@@ -8,6 +8,7 @@ use wgpu::util::DeviceExt;
 use super::buffers::GpuBuffer;
 use super::context::{lock, GpuContext};
 use super::kernels::Shader;
+use super::tiles::GemmTiles;
 use crate::{Error, Result};
 
 /// Pending dispatches before an automatic submit, to bound the encoder's size; also the uniform
@@ -77,15 +78,16 @@ impl GpuContext {
         groups: [u32; 3],
     ) -> Result<()> {
         let whole: Vec<BindingRange> = bindings.iter().map(|&(i, b)| (i, b, 0, b.len)).collect();
-        self.dispatch_ranges(shader, entry, params, &whole, written, groups)
+        let tiles = self.limits.gemm.large;
+        self.dispatch_ranges((shader, entry, tiles), params, &whole, written, groups)
     }
 
-    /// [`GpuContext::dispatch`] with each storage binding a range `(binding, buffer, offset,
-    /// len)` of its buffer, in elements; offsets must meet the adapter's alignment.
+    /// [`GpuContext::dispatch`] with the GEMM tiling of the pipeline named, and each storage
+    /// binding a range `(binding, buffer, offset, len)` of its buffer, in elements; offsets must
+    /// meet the adapter's alignment.
     pub(crate) fn dispatch_ranges(
         &self,
-        shader: Shader,
-        entry: &'static str,
+        (shader, entry, tiles): (Shader, &'static str, GemmTiles),
         params: &[u8],
         bindings: &[BindingRange],
         written: &[u32],
@@ -101,7 +103,7 @@ impl GpuContext {
             return Ok(());
         }
         let _serial = self.serial();
-        let pipeline = self.pipeline(shader, entry)?;
+        let pipeline = self.pipeline(shader, entry, tiles)?;
         let mut pending = lock(&self.pending);
         // Resources first, in this thread's error scopes: a failure here returns before the
         // shared encoder is touched, so other pending work is unaffected. The params go to this

@@ -10,6 +10,7 @@ use super::batch::Pending;
 use super::buffers::{BufferPool, PoolStats};
 use super::kernels::Shader;
 use super::selftest::SelfTestReport;
+use super::tiles::{GemmTiles, GemmTiling};
 use crate::{Error, Result};
 
 /// The limits that decide how work is split.
@@ -24,6 +25,8 @@ pub struct GpuLimits {
     pub min_storage_buffer_offset_alignment: u32,
     /// Most loop iterations a kernel may run per invocation (see [`LOOP_CAP`]).
     pub loop_cap: usize,
+    /// The GEMM kernel's tilings.
+    pub gemm: GemmTiling,
 }
 
 /// Settings of a GPU context beyond the adapter's own.
@@ -39,10 +42,16 @@ pub struct GpuOptions {
     /// Shadow mode: every GPU op is also run on the CPU backend and compared; a mismatch is an
     /// `Err`. `CONVSHADE_CHECK=1` turns it on for every context.
     pub check: bool,
+    /// One GEMM tiling for every product (default: a large and a small one by adapter type
+    /// and limits, `GemmTiling::for_adapter`).
+    pub gemm_tiles: Option<GemmTiles>,
     /// The adapter to open, as an index into [`enumerate_adapters`] (default: the best one).
     pub adapter: Option<usize>,
     /// Skip the self-test (for `convshade info`, which reports it instead of refusing).
     pub skip_self_test: bool,
+    /// Run the plain kernels even where the adapter has subgroup operations (to test and
+    /// compare both paths).
+    pub no_subgroups: bool,
     /// Test hook: corrupt this self-test canary's device result, to prove the refusal path.
     #[doc(hidden)]
     pub fault_self_test: Option<&'static str>,
@@ -62,7 +71,7 @@ pub struct GpuContext {
     pub(super) queue: wgpu::Queue,
     pub(crate) adapter: AdapterSummary,
     pub(crate) limits: GpuLimits,
-    pub(super) pipelines: Mutex<HashMap<(Shader, &'static str), wgpu::ComputePipeline>>,
+    pub(super) pipelines: Mutex<HashMap<(Shader, &'static str, GemmTiles), wgpu::ComputePipeline>>,
     pub(super) modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
     pub(super) pool: Mutex<BufferPool>,
     pub(super) pending: Mutex<Pending>,
@@ -82,6 +91,8 @@ pub struct GpuContext {
     /// queue as the dispatch is recorded: no uniform buffer is created per dispatch.
     pub(super) uniforms: wgpu::Buffer,
     pub(super) uniform_slot: u64,
+    /// The device has `Features::SUBGROUP` enabled.
+    pub(super) subgroups: bool,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -113,9 +124,16 @@ impl GpuContext {
         let adapter = adapters::pick(&opts)?;
         let info = adapter.get_info();
         let alimits = adapter.limits();
+        // subgroup operations where the adapter has them (reductions use them, src/gpu/reduce.rs)
+        let features =
+            if !opts.no_subgroups && adapter.features().contains(wgpu::Features::SUBGROUP) {
+                wgpu::Features::SUBGROUP
+            } else {
+                wgpu::Features::empty()
+            };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("convshade"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: alimits.clone(),
             ..Default::default()
         }))
@@ -131,11 +149,12 @@ impl GpuContext {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let limits = GpuLimits::new(&alimits, &opts, info.device_type == wgpu::DeviceType::Cpu)?;
         let ctx = Arc::new(GpuContext {
             device,
             queue,
             adapter: AdapterSummary::from_info(&info),
-            limits: GpuLimits::new(&alimits, &opts),
+            limits,
             pipelines: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
             pool: Mutex::new(BufferPool::default()),
@@ -150,6 +169,7 @@ impl GpuContext {
             self_test: Mutex::new(None),
             uniforms,
             uniform_slot,
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
         });
         if !opts.skip_self_test {
             ctx.refuse_unless_self_test_passes(opts.fault_self_test)?;
@@ -195,6 +215,12 @@ impl GpuContext {
     /// command buffers were submitted.
     pub fn pool_stats(&self) -> PoolStats {
         *lock(&self.stats)
+    }
+
+    /// True where the kernels use subgroup operations (the adapter has them and
+    /// `GpuOptions::no_subgroups` is off).
+    pub fn uses_subgroups(&self) -> bool {
+        self.subgroups
     }
 
     /// The adapter limits in force.
@@ -246,8 +272,13 @@ impl GpuContext {
 }
 
 impl GpuLimits {
-    fn new(a: &wgpu::Limits, opts: &GpuOptions) -> Self {
-        GpuLimits {
+    fn new(a: &wgpu::Limits, opts: &GpuOptions, software: bool) -> Result<Self> {
+        let gemm = match opts.gemm_tiles {
+            Some(t) => GemmTiling::uniform(t),
+            None => GemmTiling::for_adapter(software, a),
+        };
+        gemm.check(a)?;
+        Ok(GpuLimits {
             max_buffer_size: a.max_buffer_size,
             max_storage_buffer_binding_size: a.max_storage_buffer_binding_size,
             max_workgroups_per_dimension: opts
@@ -262,8 +293,10 @@ impl GpuLimits {
             loop_cap: opts
                 .loop_cap
                 .unwrap_or(LOOP_CAP)
-                .max(super::loops::MIN_LOOP_CAP),
-        }
+                .max(super::loops::MIN_LOOP_CAP)
+                .max(gemm.min_loop_cap()),
+            gemm,
+        })
     }
 }
 

@@ -6,10 +6,11 @@ use std::mem::size_of;
 
 use super::elementwise::{BinaryParams, CopyParams, UnaryParams};
 use super::gemm::{GemmParams, MatParams};
-use super::kernels::{Shader, CONSTANTS};
+use super::kernels::{constants, Shader};
 use super::peak::PeakParams;
 use super::reduce::ReduceParams;
 use super::selftest::Params as SelfTestParams;
+use super::tiles::GemmTiling;
 use super::uniforms::Uniform;
 use super::upsample::UpsampleParams;
 use super::window::WindowParams;
@@ -198,6 +199,7 @@ fn every_opcode_has_its_shader_case() {
 
 #[test]
 fn every_pipeline_constant_is_declared_and_set() {
+    let constants = constants(&GemmTiling::HARDWARE.large);
     for shader in Shader::ALL {
         let m = module(shader);
         let declared: Vec<(String, bool)> = m
@@ -205,7 +207,7 @@ fn every_pipeline_constant_is_declared_and_set() {
             .iter()
             .filter_map(|(_, o)| Some((o.name.clone()?, o.init.is_some())))
             .collect();
-        for (name, _) in CONSTANTS {
+        for (name, _) in &constants {
             assert!(
                 declared.iter().any(|(n, _)| n == name),
                 "{name} is set from Rust but {}.wgsl does not declare it",
@@ -214,7 +216,7 @@ fn every_pipeline_constant_is_declared_and_set() {
         }
         for (name, has_default) in &declared {
             assert!(
-                *has_default || CONSTANTS.iter().any(|(n, _)| n == name),
+                *has_default || constants.iter().any(|(n, _)| n == name),
                 "{}.wgsl: override {name} has no default and Rust does not set it",
                 shader.name()
             );

@@ -10,6 +10,7 @@ use super::gemm::{GemmParams, MatParams};
 use super::peak::PeakParams;
 use super::reduce::ReduceParams;
 use super::selftest::Params as SelfTestParams;
+use super::tiles::GemmTiles;
 use super::uniforms::Uniform;
 use super::upsample::UpsampleParams;
 use super::window::WindowParams;
@@ -18,17 +19,14 @@ use crate::Result;
 
 /// Threads per workgroup of the one-dimensional kernels (`override WG`).
 pub(crate) const WG: usize = 256;
-/// Output tile edge of the GEMM kernel (`override GEMM_TILE`); each thread owns a 4x4 block.
-pub(crate) const GEMM_TILE: usize = 64;
-/// K depth of one GEMM tile (`override GEMM_BK`).
-pub(crate) const GEMM_BK: usize = 16;
 
-/// The values of the prelude's `override`s, set on every pipeline.
-pub(crate) const CONSTANTS: [(&str, f64); 3] = [
-    ("WG", WG as f64),
-    ("GEMM_TILE", GEMM_TILE as f64),
-    ("GEMM_BK", GEMM_BK as f64),
-];
+/// The values of the prelude's `override`s, set on every pipeline: `WG` and the context's GEMM
+/// tiling.
+pub(crate) fn constants(tiles: &GemmTiles) -> Vec<(&'static str, f64)> {
+    let mut c = vec![("WG", WG as f64)];
+    c.extend(tiles.constants());
+    c
+}
 
 const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 
@@ -38,6 +36,8 @@ pub(crate) enum Shader {
     Unary,
     Binary,
     Reduce,
+    /// reduce.wgsl with its subgroup entry point (adapters with `Features::SUBGROUP` only)
+    ReduceSubgroups,
     Copy,
     Gemm,
     Conv,
@@ -48,10 +48,11 @@ pub(crate) enum Shader {
 }
 
 impl Shader {
-    pub(crate) const ALL: [Shader; 10] = [
+    pub(crate) const ALL: [Shader; 11] = [
         Shader::Unary,
         Shader::Binary,
         Shader::Reduce,
+        Shader::ReduceSubgroups,
         Shader::Copy,
         Shader::Gemm,
         Shader::Conv,
@@ -66,6 +67,7 @@ impl Shader {
             Shader::Unary => "unary",
             Shader::Binary => "binary",
             Shader::Reduce => "reduce",
+            Shader::ReduceSubgroups => "reduce_subgroups",
             Shader::Copy => "copy",
             Shader::Gemm => "gemm",
             Shader::Conv => "conv",
@@ -79,6 +81,11 @@ impl Shader {
     /// The module's own text, as in `shaders/`.
     fn body(self) -> &'static str {
         match self {
+            Shader::ReduceSubgroups => concat!(
+                include_str!("../../shaders/reduce.wgsl"),
+                "\n",
+                include_str!("../../shaders/reduce_subgroups.wgsl")
+            ),
             Shader::Unary => include_str!("../../shaders/unary.wgsl"),
             Shader::Binary => include_str!("../../shaders/binary.wgsl"),
             Shader::Reduce => include_str!("../../shaders/reduce.wgsl"),
@@ -97,7 +104,7 @@ impl Shader {
         match self {
             Shader::Unary => UnaryParams::wgsl(),
             Shader::Binary => BinaryParams::wgsl(),
-            Shader::Reduce => ReduceParams::wgsl(),
+            Shader::Reduce | Shader::ReduceSubgroups => ReduceParams::wgsl(),
             Shader::Copy => CopyParams::wgsl(),
             Shader::Gemm => MatParams::wgsl() + &WindowParams::wgsl() + &GemmParams::wgsl(),
             Shader::Conv | Shader::Pool => WindowParams::wgsl(),
@@ -107,8 +114,8 @@ impl Shader {
         }
     }
 
-    /// What the device compiles: the opcode constants, the module's uniforms, the prelude,
-    /// then the module.
+    /// What the device compiles: the opcode constants, the module's uniforms, the prelude, then
+    /// the module.
     pub(crate) fn source(self) -> &'static str {
         static SOURCES: OnceLock<Vec<String>> = OnceLock::new();
         let all = SOURCES.get_or_init(|| {
@@ -145,13 +152,15 @@ pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
 }
 
 impl GpuContext {
-    /// The compute pipeline of `entry` in `shader`, compiled once.
+    /// The compute pipeline of `entry` in `shader` with GEMM tiling `tiles`, compiled once.
     pub(super) fn pipeline(
         &self,
         shader: Shader,
         entry: &'static str,
+        tiles: GemmTiles,
     ) -> Result<wgpu::ComputePipeline> {
-        if let Some(p) = lock(&self.pipelines).get(&(shader, entry)) {
+        let key = (shader, entry, tiles);
+        if let Some(p) = lock(&self.pipelines).get(&key) {
             return Ok(p.clone());
         }
         let module = {
@@ -175,14 +184,14 @@ impl GpuContext {
                     module: &module,
                     entry_point: Some(entry),
                     compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &CONSTANTS,
+                        constants: &constants(&tiles),
                         ..Default::default()
                     },
                     cache: None,
                 })
         });
         status?;
-        lock(&self.pipelines).insert((shader, entry), pipeline.clone());
+        lock(&self.pipelines).insert(key, pipeline.clone());
         Ok(pipeline)
     }
 }

@@ -5,6 +5,7 @@
 //! work needing more is split into passes, each resuming where the last one stopped, so a split
 //! result is bit-identical to an unsplit one.
 
+use super::tiles::GemmTiles;
 use crate::{Error, Result};
 
 /// The smallest budget a context accepts: every kernel's fixed loops (the reduction tree, the
@@ -58,18 +59,21 @@ pub(crate) fn row_passes(
 /// Elements per thread of one pass of a workgroup reduction (256 threads striding over a
 /// chunk, then an 8-step tree), within `cap`.
 pub(crate) fn reduce_stride_trips(cap: usize) -> usize {
-    cap.saturating_sub(16).clamp(1, 64)
+    // 80 left for the tree (8) or the subgroups' butterfly (at most 7) and in-order pass (at
+    // most 63)
+    cap.saturating_sub(80).clamp(1, 64)
 }
 
-/// The GEMM's K range per dispatch within `cap`: per 16-deep K tile the kernel runs its tile
-/// loop (1), its load loop (4) and its multiply loop (16); loading and storing its block of C
-/// run 36 more.
-pub(crate) fn gemm_k_chunk(cap: usize, bk: usize) -> usize {
-    bk * (cap.saturating_sub(40) / 21).max(1)
+/// The GEMM's K range per dispatch within `cap` (at least one K tile: a context's cap is never
+/// below the GEMM's `fixed + per_tile`, see `GpuLimits`).
+pub(crate) fn gemm_k_chunk(cap: usize, t: &GemmTiles) -> usize {
+    let (fixed, per_tile) = t.trips();
+    t.bk as usize * (cap.saturating_sub(fixed) / per_tile).max(1)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::tiles::GemmTiling;
     use super::*;
 
     #[test]
@@ -90,9 +94,20 @@ mod tests {
     #[test]
     fn chunks_fit_the_cap() {
         for cap in [MIN_LOOP_CAP, 1000, 16384, 65535] {
-            assert!(reduce_stride_trips(cap) + 9 <= cap);
-            let k = gemm_k_chunk(cap, 16);
-            assert!(k / 16 * 21 + 40 <= cap, "cap {cap}: k chunk {k}");
+            assert!(reduce_stride_trips(cap) + 80 <= cap);
+            for t in [GemmTiling::HARDWARE, GemmTiling::SOFTWARE]
+                .iter()
+                .flat_map(|t| [t.large, t.small])
+            {
+                let (fixed, per_tile) = t.trips();
+                let cap = cap.max(fixed + per_tile);
+                let k = gemm_k_chunk(cap, &t);
+                assert!(k.is_multiple_of(t.bk as usize) && k > 0);
+                assert!(
+                    k / t.bk as usize * per_tile + fixed <= cap,
+                    "cap {cap}: k chunk {k}"
+                );
+            }
             assert!(search_trips(1 << 31, 1 << 31) < cap);
         }
     }

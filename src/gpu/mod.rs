@@ -19,6 +19,7 @@ mod pool;
 mod reduce;
 pub mod selftest;
 mod shadow;
+mod tiles;
 mod uniforms;
 mod upsample;
 mod window;
@@ -28,6 +29,7 @@ pub use buffers::{GpuBuffer, PoolStats};
 pub use context::{GpuContext, GpuLimits, GpuOptions, LOOP_CAP};
 pub use kernels::shader_sources;
 pub use selftest::SelfTestReport;
+pub use tiles::{GemmTiles, GemmTiling};
 
 use std::sync::Arc;
 
@@ -130,16 +132,33 @@ impl Backend for GpuBackend {
         w: &GpuBuffer,
         bias: Option<&GpuBuffer>,
         s: &ConvSpec,
+        relu: bool,
     ) -> Result<GpuBuffer> {
-        let y = self.checked(
+        let inputs: Vec<&GpuBuffer> = [x, w].into_iter().chain(bias).collect();
+        self.checked(
             "conv2d",
             || window_shapes(&s.g),
-            &[x, w],
+            &inputs,
             A,
-            |g| g.conv_implicit(x, w, s),
-            |c, h| c.conv2d(&h[0], &h[1], None, s),
-        )?;
-        crate::backend::conv::add_bias(self, y, bias, s)
+            |g| g.conv_implicit(x, w, bias, relu, s),
+            |c, h| c.conv2d(&h[0], &h[1], h.get(2), s, relu),
+        )
+    }
+
+    fn conv2d_backward_input(
+        &self,
+        grad: &GpuBuffer,
+        w: &GpuBuffer,
+        s: &ConvSpec,
+    ) -> Result<GpuBuffer> {
+        self.checked(
+            "conv2d_backward_input",
+            || window_shapes(&s.g),
+            &[grad, w],
+            A,
+            |g| g.conv_input_implicit(grad, w, s),
+            |c, h| c.conv2d_backward_input(&h[0], &h[1], s),
+        )
     }
 
     fn conv2d_backward_weight(

@@ -52,9 +52,14 @@ impl GpuBackend {
         p.chunks = u32_of(chunks, "sum")?;
         let groups = outer * chunks * inner;
         let out = self.ctx.alloc(groups, "sum")?;
+        let (shader, entry) = if self.ctx.subgroups {
+            (Shader::ReduceSubgroups, "sum_wide_subgroups")
+        } else {
+            (Shader::Reduce, "sum_wide")
+        };
         self.ctx.dispatch(
-            Shader::Reduce,
-            "sum_wide",
+            shader,
+            entry,
             bytemuck::bytes_of(&p),
             &[(1, x), (2, &out)],
             &[2],

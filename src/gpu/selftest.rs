@@ -101,8 +101,7 @@ fn run_one(
 ) -> std::result::Result<Vec<u32>, String> {
     let go = || -> Result<Vec<u32>> {
         ctx.dispatch_ranges(
-            Shader::SelfTest,
-            entry,
+            (Shader::SelfTest, entry, ctx.limits.gemm.large),
             bytemuck::bytes_of(&p),
             bindings,
             &[2],

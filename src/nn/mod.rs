@@ -2,8 +2,9 @@
 
 use crate::ops::conv::Pair;
 use crate::{
-    adaptive_avg_pool2d, avg_pool2d, conv2d, ensure, max_pool2d, upsample, AvgPool2dOptions,
-    Conv2dOptions, Device, MaxPool2dOptions, Result, Tensor, UpsampleOptions, Var,
+    adaptive_avg_pool2d, avg_pool2d, conv2d, conv2d_relu, ensure, max_pool2d, upsample,
+    AvgPool2dOptions, Conv2dOptions, Device, MaxPool2dOptions, Result, Tensor, UpsampleOptions,
+    Var,
 };
 
 /// A layer or a network: a function of one tensor with trainable parameters.
@@ -12,6 +13,15 @@ pub trait Module: Send + Sync {
     /// Trainable parameters, in a stable order.
     fn parameters(&self) -> Vec<Var> {
         Vec::new()
+    }
+    /// The layer followed by a ReLU as one fused op, where it has one (`Conv2d`); `None`
+    /// otherwise. `Sequential` uses it for a layer followed by a [`ReLU`].
+    fn forward_relu(&self, _x: &Tensor) -> Option<Result<Tensor>> {
+        None
+    }
+    /// True for [`ReLU`], which `Sequential` fuses into the layer before it where it can.
+    fn is_relu(&self) -> bool {
+        false
     }
 }
 
@@ -100,6 +110,15 @@ impl Module for Conv2d {
     fn parameters(&self) -> Vec<Var> {
         weight_and_bias(&self.weight, &self.bias)
     }
+    fn forward_relu(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        let b = self.bias.as_ref().map(Var::as_tensor);
+        Some(conv2d_relu(
+            x,
+            &self.weight.as_tensor(),
+            b.as_ref(),
+            &self.opts,
+        ))
+    }
 }
 
 /// `nn.Linear`: `(n, in) -> (n, out)`.
@@ -175,6 +194,9 @@ impl Module for ReLU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.relu()
     }
+    fn is_relu(&self) -> bool {
+        true
+    }
 }
 
 /// `nn.LeakyReLU`.
@@ -239,10 +261,26 @@ impl Sequential {
 }
 
 impl Module for Sequential {
+    /// The layers in order; a layer followed by a `ReLU` runs as one fused op where it has
+    /// one (`Module::forward_relu`): same results, one pass fewer.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
-        for layer in &self.layers {
-            h = layer.forward(&h)?;
+        let mut i = 0;
+        while i < self.layers.len() {
+            let next_is_relu = self.layers.get(i + 1).is_some_and(|l| l.is_relu());
+            match next_is_relu
+                .then(|| self.layers[i].forward_relu(&h))
+                .flatten()
+            {
+                Some(fused) => {
+                    h = fused?;
+                    i += 2;
+                }
+                None => {
+                    h = self.layers[i].forward(&h)?;
+                    i += 1;
+                }
+            }
         }
         Ok(h)
     }

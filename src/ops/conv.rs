@@ -190,6 +190,28 @@ pub fn conv2d(
     bias: Option<&Tensor>,
     opts: &Conv2dOptions,
 ) -> Result<Tensor> {
+    conv2d_act(input, weight, bias, opts, false)
+}
+
+/// `F.relu(F.conv2d(...))` as one op: the GPU applies the ReLU in the convolution's epilogue,
+/// so the pre-activation is never written. Same results and gradients as the two ops
+/// (`nn::Sequential` fuses a `Conv2d` followed by a `ReLU` into it).
+pub fn conv2d_relu(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    opts: &Conv2dOptions,
+) -> Result<Tensor> {
+    conv2d_act(input, weight, bias, opts, true)
+}
+
+fn conv2d_act(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    opts: &Conv2dOptions,
+    relu: bool,
+) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let (dims, (d, _, kh, kw)) = check_conv2d_args(OP, input, weight, bias, opts.groups)?;
     let g = geometry(OP, dims, (kh, kw), opts)?;
@@ -197,15 +219,19 @@ pub fn conv2d(
     let groups = opts.groups;
     if groups == g.c && groups > 1 {
         // one input channel per group: direct kernels, no im2col
-        return depthwise(input, weight, bias, g, d / g.c);
+        let y = depthwise(input, weight, bias, g, d / g.c)?;
+        return if relu { y.relu() } else { Ok(y) };
     }
     let spec = ConvSpec { g, groups, d };
-    let y = conv_forward_raw(input, weight, bias, &spec)?;
+    let y = conv_forward_raw(input, weight, bias, &spec, relu)?;
+    // the ReLU's gradient mask is its output: y > 0 exactly where its input was
+    let mask = relu.then(|| y.detach());
     attach_conv(
         y,
         input,
         weight,
         bias,
+        mask,
         move |gout, w| {
             let st = on_backend2!(OP, gout.storage(), w.storage(), go, ws, be => be.conv2d_backward_input(go, ws, &spec));
             Ok(Tensor::from_storage(st, Shape::from([g.n, g.c, g.h, g.w])))
@@ -221,13 +247,21 @@ pub fn conv2d(
 }
 
 /// The backend's conv2d primitive, the bias included: `(n, d, oh, ow)`, no autograd record.
-fn conv_forward_raw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, s: &ConvSpec) -> Result<Tensor> {
+fn conv_forward_raw(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    s: &ConvSpec,
+    relu: bool,
+) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let shape = Shape::from([s.g.n, s.d, s.g.oh, s.g.ow]);
     let st = match (x.storage(), w.storage(), bias.map(|b| b.storage())) {
-        (Storage::Cpu(x), Storage::Cpu(w), None) => Storage::Cpu(CpuBackend.conv2d(x, w, None, s)?),
+        (Storage::Cpu(x), Storage::Cpu(w), None) => {
+            Storage::Cpu(CpuBackend.conv2d(x, w, None, s, relu)?)
+        }
         (Storage::Cpu(x), Storage::Cpu(w), Some(Storage::Cpu(b))) => {
-            Storage::Cpu(CpuBackend.conv2d(x, w, Some(b), s)?)
+            Storage::Cpu(CpuBackend.conv2d(x, w, Some(b), s, relu)?)
         }
         (Storage::Gpu(xs), Storage::Gpu(ws), b) => {
             let b = match b {
@@ -236,7 +270,7 @@ fn conv_forward_raw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, s: &ConvSpec)
                 Some(_) => return Err(x.device_mismatch(OP, bias.unwrap_or(w))),
             };
             let be = crate::gpu::GpuBackend::new(xs.ctx().clone());
-            Storage::Gpu(be.conv2d(xs, ws, b, s)?)
+            Storage::Gpu(be.conv2d(xs, ws, b, s, relu)?)
         }
         _ => return Err(x.device_mismatch(OP, w)),
     };
@@ -293,14 +327,16 @@ fn check_conv2d_args(
     Ok(((n, c, h, w), (d, cg, kh, kw)))
 }
 
-/// Records the backward of a convolution's output `y` (bias included): `grad_input(gout, w)`
-/// and `grad_weight(gout, x)` run only for inputs that need a gradient; the bias gradient is
-/// the same for every path.
+/// Records the backward of a convolution's output `y` (bias included, and a fused ReLU whose
+/// output is `relu_out`): `grad_input(gout, w)` and `grad_weight(gout, x)` run only for inputs
+/// that need a gradient, on the output gradient through the ReLU; the bias gradient is the same
+/// for every path.
 fn attach_conv(
     y: Tensor,
     input: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
+    relu_out: Option<Tensor>,
     grad_input: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
     grad_weight: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
 ) -> Result<Tensor> {
@@ -311,7 +347,16 @@ fn attach_conv(
         .flatten()
         .collect();
     Ok(y.attach(&inputs, move |gout| {
-        // gout: (n, d, oh, ow)
+        // gout: (n, d, oh, ow), then through the ReLU
+        let masked;
+        let gout = match &relu_out {
+            Some(r) => {
+                masked =
+                    r.binary_raw(gout, crate::backend::BinaryOp::ReluBackward, "conv2d_relu")?;
+                &masked
+            }
+            None => gout,
+        };
         let gx = x
             .requires_grad()
             .then(|| grad_input(gout, &w))
@@ -371,6 +416,7 @@ fn depthwise(
         input,
         weight,
         bias,
+        None,
         move |gout, w| {
             let st = on_backend2!(OP, gout.storage(), w.storage(), go, ws, be => be.depthwise_conv2d_backward_input(go, ws, &g, mult));
             Ok(Tensor::from_storage(st, Shape::from([g.n, g.c, g.h, g.w])))

@@ -23,7 +23,7 @@ pub mod reduce;
 mod unfold;
 pub mod upsample;
 
-pub use conv::{conv2d, convolve2d, corr2d, im2row, row2im, Conv2dOptions, Padding};
+pub use conv::{conv2d, conv2d_relu, convolve2d, corr2d, im2row, row2im, Conv2dOptions, Padding};
 pub use loss::{cross_entropy, mse_loss, one_hot};
 pub use pool::{
     adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices, AvgPool2dOptions,

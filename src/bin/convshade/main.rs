@@ -142,6 +142,19 @@ fn info(loop_cap: Option<usize>) -> convshade::Result<()> {
                 "  workgroup storage size:           {}",
                 l.max_compute_workgroup_storage_size
             );
+            let tile = |t: convshade::gpu::GemmTiles| {
+                let (m, n) = t.tile();
+                format!("{m}x{n}, {} deep", t.bk)
+            };
+            println!(
+                "  GEMM tiles:                       {} (large), {} (small)",
+                tile(l.gemm.large),
+                tile(l.gemm.small)
+            );
+            println!(
+                "  subgroup operations:              {}",
+                if ctx.uses_subgroups() { "used" } else { "none" }
+            );
         }
         Ok(_) => {}
         Err(e) => println!("Device::gpu(): {e}"),
