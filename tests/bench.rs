@@ -10,10 +10,11 @@ use convshade::bench::{self, peak, report::Peaks, BenchConfig, BenchResult, Repo
 use convshade::Device;
 
 /// The standard suite, as its issue names it.
-const SUITE: [&str; 20] = [
+const SUITE: [&str; 21] = [
     "gemm_256",
     "gemm_512",
     "gemm_1024",
+    "gemm_4096",
     "gemm_im2row",
     "conv_S1_fwd",
     "conv_S1_fwd_bwd",

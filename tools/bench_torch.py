@@ -118,7 +118,7 @@ def infer_step(dev):
 
 
 def suite():
-    cases = [(f"gemm_{n}", lambda d, n=n: gemm(n, n, n, d)) for n in (256, 512, 1024)]
+    cases = [(f"gemm_{n}", lambda d, n=n: gemm(n, n, n, d)) for n in (256, 512, 1024, 4096)]
     cases.append(("gemm_im2row", lambda d: gemm(3136, 576, 64, d)))
     for spec in CONVS:
         for bwd in (False, True):

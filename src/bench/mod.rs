@@ -112,6 +112,9 @@ pub fn run(
     let mut out = Vec::new();
     for case in suite().into_iter().filter(|c| keep(&c.name)) {
         for dev in devices {
+            if case.hardware_only && matches!(dev, Device::Gpu(c) if c.adapter().is_software) {
+                continue;
+            }
             on_start(&case.name, dev);
             out.push(run_case(&case, dev, cfg)?);
         }

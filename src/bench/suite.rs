@@ -21,6 +21,8 @@ pub struct BenchCase {
     pub bytes: Option<f64>,
     /// Builds the inputs on a device and returns the op to time.
     pub build: BuildFn,
+    /// Skipped on software adapters, which would take minutes per run (gemm_4096).
+    pub hardware_only: bool,
 }
 
 /// A convolution of the suite: input (n, c, h, w), d filters of (kh, kw).
@@ -57,6 +59,10 @@ pub fn suite() -> Vec<BenchCase> {
         gemm("gemm_256", 256, 256, 256),
         gemm("gemm_512", 512, 512, 512),
         gemm("gemm_1024", 1024, 1024, 1024),
+        BenchCase {
+            hardware_only: true,
+            ..gemm("gemm_4096", 4096, 4096, 4096)
+        },
         gemm("gemm_im2row", 3136, 576, 64),
     ];
     for (name, s) in conv_shapes() {
@@ -86,6 +92,7 @@ fn gemm(name: &str, m: usize, k: usize, n: usize) -> BenchCase {
         name: name.into(),
         flops: Some(2.0 * (m * k * n) as f64),
         bytes: None,
+        hardware_only: false,
         build: Box::new(move |dev| {
             let a = Tensor::randn([m, k], 1, dev)?;
             let b = Tensor::randn([k, n], 2, dev)?;
@@ -108,6 +115,7 @@ fn conv_case(shape: &str, s: &ConvShape, backward: bool) -> BenchCase {
         // the input and weight gradients are one product each, as large as the forward
         flops: Some(if backward { 3.0 * fwd } else { fwd }),
         bytes: None,
+        hardware_only: false,
         build: Box::new(move |dev| {
             let [x, wt, b] = inputs(
                 [
@@ -176,6 +184,7 @@ fn pool_case(kind: &'static str, dims: [usize; 4], backward: bool) -> BenchCase 
         name: format!("{kind}_{}", suffix(backward)),
         flops: None,
         bytes: Some(pool_bytes(kind, dims, backward)),
+        hardware_only: false,
         build: Box::new(move |dev| {
             let [x] = inputs([Tensor::randn(dims, 1, dev)?], backward);
             let pool = move |x: &Tensor| match kind {
@@ -220,6 +229,7 @@ fn net_case(train: bool) -> BenchCase {
         // backward: an input and a weight gradient product per layer (none into the images)
         flops: Some(if train { 3.0 * fwd } else { fwd }),
         bytes: None,
+        hardware_only: false,
         build: Box::new(move |dev| {
             let net = bench_net(dev)?;
             let x = Tensor::randn([BATCH, 1, 28, 28], 4, dev)?;
