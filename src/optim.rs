@@ -1,4 +1,5 @@
-//! Optimizers: SGD (momentum, Nesterov, weight decay) and Adam, with PyTorch's update rules.
+//! Optimizers: SGD (momentum, Nesterov, weight decay), Adam and AdamW, with PyTorch's update
+//! rules.
 
 use crate::{ensure, no_grad, GradStore, Result, Tensor, Var};
 
@@ -32,12 +33,13 @@ fn with_decay(g: &Tensor, w: &Tensor, wd: f32) -> Result<Tensor> {
 }
 
 /// One step over every parameter that has a gradient: `update(g, state)` gives what to subtract
-/// from the parameter, `g` already carrying the weight decay.
+/// from the parameter, `g` already carrying the L2 weight decay; the parameter is first scaled
+/// by `shrink` (decoupled weight decay, `1 - lr * wd`; 1 for none).
 fn step_each<S>(
     params: &[Var],
     state: &mut [S],
     grads: &GradStore,
-    weight_decay: f32,
+    (weight_decay, shrink): (f32, f32),
     mut update: impl FnMut(Tensor, &mut S) -> Result<Tensor>,
 ) -> Result<()> {
     no_grad(|| {
@@ -45,6 +47,11 @@ fn step_each<S>(
             let Some(g) = grads.get_var(p) else { continue };
             let w = p.as_tensor();
             let g = with_decay(g, &w, weight_decay)?;
+            let w = if shrink == 1.0 {
+                w
+            } else {
+                w.mul_scalar(shrink)?
+            };
             p.set(&w.sub(&update(g, s)?)?)?;
         }
         Ok(())
@@ -102,7 +109,7 @@ impl Optimizer for Sgd {
             &self.params,
             &mut self.velocity,
             grads,
-            self.weight_decay,
+            (self.weight_decay, 1.0),
             |mut g, vel| {
                 if momentum != 0.0 {
                     let buf = match vel.take() {
@@ -141,6 +148,8 @@ pub struct Adam {
     /// Per parameter: first and second moments and its own step count (a parameter without a
     /// gradient in a step does not advance, as in PyTorch).
     moments: Vec<Option<(Tensor, Tensor, i32)>>,
+    /// AdamW: the weight decay scales the parameters instead of joining the gradient.
+    decoupled: bool,
 }
 
 impl Adam {
@@ -156,6 +165,7 @@ impl Adam {
             eps: 1e-8,
             weight_decay: 0.0,
             moments: vec![None; n],
+            decoupled: false,
         })
     }
     pub fn betas(mut self, b1: f32, b2: f32) -> Result<Adam> {
@@ -187,29 +197,28 @@ impl Adam {
 impl Optimizer for Adam {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         let (lr, beta1, beta2, eps) = (self.lr, self.beta1, self.beta2, self.eps);
-        step_each(
-            &self.params,
-            &mut self.moments,
-            grads,
-            self.weight_decay,
-            |g, mom| {
-                let (m, v, t) = match mom.take() {
-                    Some((m, v, t)) => (m, v, t + 1),
-                    None => (g.mul_scalar(0.0)?, g.mul_scalar(0.0)?, 1),
-                };
-                let c1 = 1.0 - beta1.powi(t);
-                let c2 = 1.0 - beta2.powi(t);
-                let m = m.mul_scalar(beta1)?.add(&g.mul_scalar(1.0 - beta1)?)?;
-                let v = v
-                    .mul_scalar(beta2)?
-                    .add(&g.square()?.mul_scalar(1.0 - beta2)?)?;
-                // p -= lr * (m / c1) / (sqrt(v / c2) + eps)
-                let denom = v.mul_scalar(1.0 / c2)?.sqrt()?.add_scalar(eps)?;
-                let update = m.mul_scalar(lr / c1)?.div(&denom)?;
-                *mom = Some((m, v, t));
-                Ok(update)
-            },
-        )
+        let decay = if self.decoupled {
+            (0.0, 1.0 - lr * self.weight_decay)
+        } else {
+            (self.weight_decay, 1.0)
+        };
+        step_each(&self.params, &mut self.moments, grads, decay, |g, mom| {
+            let (m, v, t) = match mom.take() {
+                Some((m, v, t)) => (m, v, t + 1),
+                None => (g.mul_scalar(0.0)?, g.mul_scalar(0.0)?, 1),
+            };
+            let c1 = 1.0 - beta1.powi(t);
+            let c2 = 1.0 - beta2.powi(t);
+            let m = m.mul_scalar(beta1)?.add(&g.mul_scalar(1.0 - beta1)?)?;
+            let v = v
+                .mul_scalar(beta2)?
+                .add(&g.square()?.mul_scalar(1.0 - beta2)?)?;
+            // p -= lr * (m / c1) / (sqrt(v / c2) + eps)
+            let denom = v.mul_scalar(1.0 / c2)?.sqrt()?.add_scalar(eps)?;
+            let update = m.mul_scalar(lr / c1)?.div(&denom)?;
+            *mom = Some((m, v, t));
+            Ok(update)
+        })
     }
     fn learning_rate(&self) -> f32 {
         self.lr
@@ -218,5 +227,40 @@ impl Optimizer for Adam {
         check_lr("adam", lr)?;
         self.lr = lr;
         Ok(())
+    }
+}
+
+/// `torch.optim.AdamW`: Adam with decoupled weight decay (`p *= 1 - lr * wd` before the Adam
+/// update); defaults betas (0.9, 0.999), eps 1e-8, weight decay 0.01.
+pub struct AdamW(Adam);
+
+impl AdamW {
+    pub fn new(params: Vec<Var>, lr: f32) -> Result<AdamW> {
+        check_lr("adamw", lr)?;
+        let mut adam = Adam::new(params, lr)?;
+        adam.weight_decay = 0.01;
+        adam.decoupled = true;
+        Ok(AdamW(adam))
+    }
+    pub fn betas(self, b1: f32, b2: f32) -> Result<AdamW> {
+        self.0.betas(b1, b2).map(AdamW)
+    }
+    pub fn eps(self, eps: f32) -> Result<AdamW> {
+        self.0.eps(eps).map(AdamW)
+    }
+    pub fn weight_decay(self, wd: f32) -> Result<AdamW> {
+        self.0.weight_decay(wd).map(AdamW)
+    }
+}
+
+impl Optimizer for AdamW {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.0.step(grads)
+    }
+    fn learning_rate(&self) -> f32 {
+        self.0.lr
+    }
+    fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        self.0.set_learning_rate(lr)
     }
 }
