@@ -1,5 +1,9 @@
 //! Layers with parameters and a `Sequential` container, PyTorch-style.
 
+mod dropout;
+
+pub use dropout::Dropout;
+
 use crate::ops::conv::Pair;
 use crate::{
     adaptive_avg_pool2d, avg_pool2d, conv2d, conv2d_relu, ensure, max_pool2d, upsample,
@@ -23,6 +27,9 @@ pub trait Module: Send + Sync {
     fn is_relu(&self) -> bool {
         false
     }
+    /// Training (`true`, the default) or evaluation mode, as PyTorch's `train()`/`eval()`:
+    /// [`Dropout`] passes its input through in evaluation. Containers pass it on.
+    fn set_training(&mut self, _training: bool) {}
 }
 
 /// `U(-bound, bound)` with PyTorch's default bound for conv and linear layers, `1/sqrt(fan_in)`
@@ -283,6 +290,11 @@ impl Module for Sequential {
             }
         }
         Ok(h)
+    }
+    fn set_training(&mut self, training: bool) {
+        self.layers
+            .iter_mut()
+            .for_each(|l| l.set_training(training));
     }
     fn parameters(&self) -> Vec<Var> {
         self.layers.iter().flat_map(|l| l.parameters()).collect()
