@@ -37,6 +37,63 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     logp.mul(targets)?.sum_all()?.mul_scalar(-1.0 / n as f32)
 }
 
+/// How a loss reduces over the batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    #[default]
+    Mean,
+    Sum,
+}
+
+/// Options of [`cross_entropy_labels`]: PyTorch's `label_smoothing` and `reduction`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CrossEntropyOptions {
+    /// In `[0, 1]`: the target becomes `(1 - s) * one_hot + s / classes`.
+    pub label_smoothing: f32,
+    pub reduction: Reduction,
+}
+
+/// `F.cross_entropy(logits, labels, label_smoothing=s, reduction=...)` for `logits (n, classes)`
+/// and class indices: per row `-sum_c q_c * log_softmax(logits)_c` with `q = (1 - s) * one_hot +
+/// s / classes`, then the batch mean or sum.
+pub fn cross_entropy_labels(
+    logits: &Tensor,
+    labels: &[usize],
+    opts: CrossEntropyOptions,
+) -> Result<Tensor> {
+    const OP: &str = "cross_entropy";
+    let (n, classes) = logits.shape().dims2().map_err(|_| crate::Error::Invalid {
+        op: OP,
+        msg: format!("logits must be (n, classes), got {}", logits.shape()),
+    })?;
+    ensure!(
+        labels.len() == n,
+        OP,
+        "{} labels for {n} rows of logits",
+        labels.len()
+    );
+    if let Some((i, l)) = labels.iter().enumerate().find(|(_, &l)| l >= classes) {
+        return Err(crate::Error::Invalid {
+            op: OP,
+            msg: format!("label {l} at position {i} is not below {classes} classes"),
+        });
+    }
+    let s = opts.label_smoothing;
+    ensure!(
+        (0.0..=1.0).contains(&s),
+        OP,
+        "label_smoothing must lie in [0, 1], got {s}"
+    );
+    let q = one_hot(labels, classes, &logits.device())?
+        .mul_scalar(1.0 - s)?
+        .add_scalar(s / classes as f32)?;
+    let total = logits.log_softmax(1)?.mul(&q)?.sum_all()?.neg()?;
+    match opts.reduction {
+        Reduction::Sum => Ok(total),
+        Reduction::Mean => total.mul_scalar(1.0 / n as f32),
+    }
+}
+
 /// One-hot rows `(n, classes)` for integer labels.
 pub fn one_hot(labels: &[usize], classes: usize, device: &crate::Device) -> Result<Tensor> {
     ensure!(classes > 0, "one_hot", "need at least one class");

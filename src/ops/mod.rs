@@ -13,6 +13,7 @@ macro_rules! setters {
     };
 }
 
+pub mod activation;
 pub mod conv;
 pub mod elementwise;
 pub mod layout;
@@ -24,7 +25,9 @@ mod unfold;
 pub mod upsample;
 
 pub use conv::{conv2d, conv2d_relu, convolve2d, corr2d, im2row, row2im, Conv2dOptions, Padding};
-pub use loss::{cross_entropy, mse_loss, one_hot};
+pub use loss::{
+    cross_entropy, cross_entropy_labels, mse_loss, one_hot, CrossEntropyOptions, Reduction,
+};
 pub use pool::{
     adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices, AvgPool2dOptions,
     MaxPool2dOptions,
