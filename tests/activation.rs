@@ -114,6 +114,8 @@ fn cross_entropy_with_label_smoothing_matches_pytorchs_formula() {
     }
 }
 
+type Op = dyn Fn(&[Tensor]) -> convshade::Result<Tensor>;
+
 #[test]
 fn gradients_are_right_and_the_gpu_agrees() {
     let x = vec![(vec![3, 5], randv(15, 9))];
@@ -121,7 +123,7 @@ fn gradients_are_right_and_the_gpu_agrees() {
         label_smoothing: 0.1,
         reduction: Reduction::Mean,
     };
-    let cases: Vec<(&str, Box<dyn Fn(&[Tensor]) -> convshade::Result<Tensor>>)> = vec![
+    let cases: Vec<(&str, Box<Op>)> = vec![
         ("log_softmax", Box::new(|t| t[0].log_softmax(1))),
         ("softmax axis 0", Box::new(|t| t[0].softmax(0))),
         ("silu", Box::new(|t| t[0].silu())),
