@@ -120,3 +120,5 @@ pub fn load_idx_labels(path: impl AsRef<Path>) -> Result<Vec<usize>> {
     }
     Ok(data.into_iter().map(usize::from).collect())
 }
+
+pub use crate::weights::{load_safetensors, save_safetensors};

@@ -50,6 +50,7 @@ pub mod optim;
 pub mod schedule;
 pub mod shape;
 pub mod tensor;
+pub mod weights;
 
 pub use autograd::{no_grad, GradStore, Var};
 pub use device::Device;

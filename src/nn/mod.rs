@@ -1,8 +1,10 @@
 //! Layers with parameters and a `Sequential` container, PyTorch-style.
 
 mod dropout;
+mod state;
 
 pub use dropout::Dropout;
+pub use state::StateDict;
 
 use crate::ops::conv::Pair;
 use crate::{
@@ -26,6 +28,21 @@ pub trait Module: Send + Sync {
     /// True for [`ReLU`], which `Sequential` fuses into the layer before it where it can.
     fn is_relu(&self) -> bool {
         false
+    }
+    /// The module's tensors under their PyTorch names (`weight`, `bias`; containers prefix
+    /// their children's with the child's index, `0.weight`).
+    fn named_state(&self) -> Vec<(String, Var)> {
+        Vec::new()
+    }
+    /// `(name, tensor)` for every parameter, keyed as PyTorch's `state_dict()` keys the same
+    /// model.
+    fn state_dict(&self) -> StateDict {
+        state::state_dict(self)
+    }
+    /// Loads a state dict strictly: a missing, unexpected or mis-shaped key is an `Err` naming
+    /// it, and then nothing is changed. Values move to each parameter's device.
+    fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        state::load_state_dict(self, state)
     }
     /// Training (`true`, the default) or evaluation mode, as PyTorch's `train()`/`eval()`:
     /// [`Dropout`] passes its input through in evaluation. Containers pass it on.
@@ -68,6 +85,13 @@ fn init_weight_and_bias(
 fn weight_and_bias(weight: &Var, bias: &Option<Var>) -> Vec<Var> {
     std::iter::once(weight.clone())
         .chain(bias.clone())
+        .collect()
+}
+
+/// `weight` and `bias` under their PyTorch names.
+fn named_weight_and_bias(weight: &Var, bias: &Option<Var>) -> Vec<(String, Var)> {
+    std::iter::once(("weight".to_string(), weight.clone()))
+        .chain(bias.clone().map(|b| ("bias".to_string(), b)))
         .collect()
 }
 
@@ -117,6 +141,9 @@ impl Module for Conv2d {
     fn parameters(&self) -> Vec<Var> {
         weight_and_bias(&self.weight, &self.bias)
     }
+    fn named_state(&self) -> Vec<(String, Var)> {
+        named_weight_and_bias(&self.weight, &self.bias)
+    }
     fn forward_relu(&self, x: &Tensor) -> Option<Result<Tensor>> {
         let b = self.bias.as_ref().map(Var::as_tensor);
         Some(conv2d_relu(
@@ -160,6 +187,9 @@ impl Module for Linear {
     }
     fn parameters(&self) -> Vec<Var> {
         weight_and_bias(&self.weight, &self.bias)
+    }
+    fn named_state(&self) -> Vec<(String, Var)> {
+        named_weight_and_bias(&self.weight, &self.bias)
     }
 }
 
@@ -295,6 +325,17 @@ impl Module for Sequential {
         self.layers
             .iter_mut()
             .for_each(|l| l.set_training(training));
+    }
+    fn named_state(&self) -> Vec<(String, Var)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                l.named_state()
+                    .into_iter()
+                    .map(move |(k, v)| (format!("{i}.{k}"), v))
+            })
+            .collect()
     }
     fn parameters(&self) -> Vec<Var> {
         self.layers.iter().flat_map(|l| l.parameters()).collect()
