@@ -1,10 +1,24 @@
 //! Edge detection with a [1, -1] kernel, then learning that kernel back by gradient descent
-//! (the classic corr2d tutorial). Runs on `CONVSHADE_DEVICE` (cpu, gpu or auto; default auto).
+//! (the classic corr2d tutorial). `--device cpu|gpu|auto` (default: `CONVSHADE_DEVICE`, else
+//! auto); `gpu` fails where there is no adapter.
 
+use clap::Parser;
 use convshade::{conv2d, corr2d, Conv2dOptions, Device, Result, Tensor, Var};
 
+/// The corr2d tutorial: edge detection with a [1, -1] kernel, and learning it back.
+#[derive(Parser)]
+struct Args {
+    /// Device to run on (default: CONVSHADE_DEVICE, else auto)
+    #[arg(long, value_parser = ["cpu", "gpu", "auto"])]
+    device: Option<String>,
+}
+
 fn main() -> Result<()> {
-    let dev = Device::from_env()?;
+    let args = Args::parse();
+    let dev = match &args.device {
+        Some(d) => Device::from_name(d)?,
+        None => Device::from_env()?,
+    };
     println!("device: {}", dev.name());
 
     // corr2d of the tutorial: arange(9) by arange(4)

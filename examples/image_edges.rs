@@ -1,17 +1,34 @@
 //! Edges of a real photograph: a grayscale PNG in, Sobel gradient magnitude out as a PNG.
 //! `cargo run --release --example image_edges -- [INPUT.png] [OUTPUT.png]`; the default input
-//! is data/images/china_gray.png. Runs on `CONVSHADE_DEVICE` (default auto).
+//! is data/images/china_gray.png. `--device cpu|gpu|auto` (default: `CONVSHADE_DEVICE`, else
+//! auto).
 
+use clap::Parser;
 use convshade::{conv2d, Conv2dOptions, Device, Error, Result, Tensor};
+
+/// Sobel edges of a grayscale PNG, written as a PNG.
+#[derive(Parser)]
+struct Args {
+    /// Input image (default: data/images/china_gray.png)
+    input: Option<String>,
+    /// Output image (default: target/china_edges.png)
+    output: Option<String>,
+    /// Device to run on (default: CONVSHADE_DEVICE, else auto)
+    #[arg(long, value_parser = ["cpu", "gpu", "auto"])]
+    device: Option<String>,
+}
 
 const DEFAULT_INPUT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/images/china_gray.png");
 const DEFAULT_OUTPUT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/china_edges.png");
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let input = args.first().map_or(DEFAULT_INPUT, String::as_str);
-    let output = args.get(1).map_or(DEFAULT_OUTPUT, String::as_str);
-    let dev = Device::from_env()?;
+    let args = Args::parse();
+    let input = args.input.as_deref().unwrap_or(DEFAULT_INPUT);
+    let output = args.output.as_deref().unwrap_or(DEFAULT_OUTPUT);
+    let dev = match &args.device {
+        Some(d) => Device::from_name(d)?,
+        None => Device::from_env()?,
+    };
     println!("device: {}", dev.name());
 
     let img = image::open(input)

@@ -4,9 +4,12 @@
 //! By default it uses the UCI 8x8 digits shipped in data/digits (1500 train, 297 test). With
 //! `-- --mnist DIR` it reads MNIST's IDX files from DIR instead (train-images-idx3-ubyte,
 //! train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each optionally
-//! .gz). `--epochs N` sets the number of epochs. Runs on `CONVSHADE_DEVICE` (default auto).
+//! .gz). `--epochs N` sets the number of epochs; `--device cpu|gpu|auto` (default:
+//! `CONVSHADE_DEVICE`, else auto).
 
 use std::path::{Path, PathBuf};
+
+use clap::Parser;
 
 use convshade::nn::{Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
 use convshade::{
@@ -95,25 +98,31 @@ fn mnist(dir: &Path) -> Result<Data> {
     Ok(Data { side, train, test })
 }
 
+/// A small CNN trained on handwritten digits.
+#[derive(Parser)]
+struct Args {
+    /// Read MNIST's IDX files (plain or .gz) from this folder instead of the bundled digits
+    #[arg(long)]
+    mnist: Option<PathBuf>,
+    /// Epochs to train
+    #[arg(long, default_value_t = 8)]
+    epochs: usize,
+    /// Device to run on (default: CONVSHADE_DEVICE, else auto)
+    #[arg(long, value_parser = ["cpu", "gpu", "auto"])]
+    device: Option<String>,
+}
+
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-    };
-    let data = match flag("--mnist") {
-        Some(dir) => mnist(Path::new(dir))?,
+    let args = Args::parse();
+    let data = match &args.mnist {
+        Some(dir) => mnist(dir)?,
         None => bundled_digits()?,
     };
-    let epochs: usize = match flag("--epochs") {
-        Some(e) => e.parse().map_err(|_| Error::Invalid {
-            op: "train_digits",
-            msg: format!("--epochs needs a whole number, got {e:?}"),
-        })?,
-        None => 8,
+    let epochs = args.epochs;
+    let dev = match &args.device {
+        Some(d) => Device::from_name(d)?,
+        None => Device::from_env()?,
     };
-    let dev = Device::from_env()?;
     println!(
         "device: {}; {} training and {} test images of {s}x{s}",
         dev.name(),
