@@ -1,8 +1,10 @@
 //! Layers with parameters and a `Sequential` container, PyTorch-style.
 
+mod batchnorm;
 mod dropout;
 mod state;
 
+pub use batchnorm::BatchNorm2d;
 pub use dropout::Dropout;
 pub use state::StateDict;
 
