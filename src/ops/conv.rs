@@ -247,7 +247,7 @@ fn conv2d_act(
 }
 
 /// The backend's conv2d primitive, the bias included: `(n, d, oh, ow)`, no autograd record.
-fn conv_forward_raw(
+pub(crate) fn conv_forward_raw(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
@@ -331,7 +331,7 @@ fn check_conv2d_args(
 /// output is `relu_out`): `grad_input(gout, w)` and `grad_weight(gout, x)` run only for inputs
 /// that need a gradient, on the output gradient through the ReLU; the bias gradient is the same
 /// for every path.
-fn attach_conv(
+pub(crate) fn attach_conv(
     y: Tensor,
     input: &Tensor,
     weight: &Tensor,
@@ -374,7 +374,7 @@ fn attach_conv(
 }
 
 /// `y (n, d, oh, ow) + bias (d)`, with no autograd record: conv2d's backward covers the bias.
-fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+pub(crate) fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {
         Some(b) => {
             let d = y.dims()[1];

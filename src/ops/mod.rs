@@ -15,6 +15,7 @@ macro_rules! setters {
 
 pub mod activation;
 pub mod conv;
+pub mod conv_transpose;
 pub mod elementwise;
 pub mod layout;
 pub mod loss;
@@ -25,6 +26,7 @@ mod unfold;
 pub mod upsample;
 
 pub use conv::{conv2d, conv2d_relu, convolve2d, corr2d, im2row, row2im, Conv2dOptions, Padding};
+pub use conv_transpose::{conv_transpose2d, ConvTranspose2dOptions};
 pub use loss::{
     cross_entropy, cross_entropy_labels, mse_loss, one_hot, CrossEntropyOptions, Reduction,
 };
