@@ -4,6 +4,7 @@
 mod common;
 
 use common::{assert_close, check_op, gpu, gradcheck, randv};
+use convshade::nn::{ConvTranspose2d, Module};
 use convshade::{conv_transpose2d, ConvTranspose2dOptions, Device, Tensor};
 
 type Case = (&'static str, [usize; 4], [usize; 4], ConvTranspose2dOptions);
@@ -152,4 +153,32 @@ fn bad_arguments_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("bias must have shape [1]"), "{e}");
+}
+
+#[test]
+fn the_layer_is_the_op_with_its_parameters() {
+    let cpu = Device::cpu();
+    let o = ConvTranspose2dOptions::new().stride((2, 2)).groups(2);
+    let layer = ConvTranspose2d::new(4, 6, (3, 3), o, true, 7, &cpu).unwrap();
+    assert_eq!(layer.weight.as_tensor().dims(), [4, 3, 3, 3]);
+    let keys: Vec<String> = layer.state_dict().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["weight", "bias"]);
+    // U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = 3 * 3 * 3
+    let bound = 1.0 / 27f32.sqrt();
+    assert!(layer
+        .weight
+        .as_tensor()
+        .to_vec()
+        .unwrap()
+        .iter()
+        .all(|v| v.abs() <= bound));
+    let x = Tensor::from_vec(randv(2 * 4 * 3 * 3, 8), [2, 4, 3, 3], &cpu).unwrap();
+    let b = layer.bias.as_ref().unwrap().as_tensor();
+    let want = conv_transpose2d(&x, &layer.weight.as_tensor(), Some(&b), &o).unwrap();
+    assert_eq!(
+        layer.forward(&x).unwrap().to_vec().unwrap(),
+        want.to_vec().unwrap()
+    );
+    assert_eq!(want.dims(), [2, 6, 7, 7]);
+    assert!(ConvTranspose2d::new(3, 6, (3, 3), o, true, 7, &cpu).is_err());
 }

@@ -1,10 +1,12 @@
 //! Layers with parameters and a `Sequential` container, PyTorch-style.
 
 mod batchnorm;
+mod conv_transpose;
 mod dropout;
 mod state;
 
 pub use batchnorm::BatchNorm2d;
+pub use conv_transpose::ConvTranspose2d;
 pub use dropout::Dropout;
 pub use state::StateDict;
 
