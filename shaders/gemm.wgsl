@@ -213,7 +213,7 @@ fn store_row(c0: u32, r: u32, cols: vec2<u32>, v0: vec4<f32>, v1: vec4<f32>, ent
         return;
     }
     var add = 0.0;
-    if ((p.epilogue & 1u) != 0u) {
+    if (p.k_end >= p.k && (p.epilogue & 1u) != 0u) {
         add = bias[entry * p.bias_stride + r];
     }
     store_at(c0, r, cols.x, v0.x, add);

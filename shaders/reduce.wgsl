@@ -28,22 +28,27 @@ var<workgroup> partial: array<f32, WG>;
 // (outer, len, inner) -> (outer, chunks, inner): one workgroup per chunk of `chunk` axis
 // elements, threads striding over it, then a fixed tree. The host bounds `chunk / WG` by the
 // loop budget and reduces the chunks in further passes.
-@compute @workgroup_size(WG)
-fn sum_wide(th: Thread) {
-    let o = group_index(th);
-    let valid = o < p.outer * p.chunks * p.inner;
+// Thread `lid`'s share of output `o`'s chunk (the identity past the outputs).
+fn chunk_share(o: u32, lid: u32) -> f32 {
     var acc = identity();
-    if (valid) {
+    if (o < p.outer * p.chunks * p.inner) {
         let inner = o % p.inner;
         let ch = (o / p.inner) % p.chunks;
         let out = o / (p.inner * p.chunks);
         let base = out * p.len * p.inner + inner;
         let end = min(p.len, (ch + 1u) * p.chunk);
-        for (var k = ch * p.chunk + th.lid; k < end; k += WG) {
+        for (var k = ch * p.chunk + lid; k < end; k += WG) {
             acc = combine(acc, x[base + k * p.inner]);
         }
     }
-    partial[th.lid] = acc;
+    return acc;
+}
+
+@compute @workgroup_size(WG)
+fn sum_wide(th: Thread) {
+    let o = group_index(th);
+    let valid = o < p.outer * p.chunks * p.inner;
+    partial[th.lid] = chunk_share(o, th.lid);
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s / 2u) {
         if (th.lid < s) {

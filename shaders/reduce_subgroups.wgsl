@@ -20,17 +20,7 @@ fn sum_wide_subgroups(
 ) {
     let o = group_index(th);
     let valid = o < p.outer * p.chunks * p.inner;
-    var acc = identity();
-    if (valid) {
-        let inner = o % p.inner;
-        let ch = (o / p.inner) % p.chunks;
-        let out = o / (p.inner * p.chunks);
-        let base = out * p.len * p.inner + inner;
-        let end = min(p.len, (ch + 1u) * p.chunk);
-        for (var k = ch * p.chunk + th.lid; k < end; k += WG) {
-            acc = combine(acc, x[base + k * p.inner]);
-        }
-    }
+    var acc = chunk_share(o, th.lid);
     // every lane ends with its subgroup's result (a + b = b + a exactly, so lanes agree)
     for (var m = 1u; m < lanes; m = m * 2u) {
         acc = combine(acc, subgroupShuffleXor(acc, m));

@@ -46,26 +46,20 @@ impl Dataset {
     /// `(n, 1, rows, cols)`, and labels. Errors name the file.
     pub fn from_idx(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<Dataset> {
         let (images, labels) = (images.as_ref(), labels.as_ref());
-        let (dims, px) = crate::io::read_idx(images)?;
-        let [n, h, w] = dims[..] else {
-            return Err(Error::Format {
-                path: images.display().to_string(),
-                msg: format!("images must have 3 dimensions (n, rows, cols), found {dims:?}"),
-            });
-        };
+        let (dims, x) = crate::io::read_idx_images(images)?;
         let y = crate::io::load_idx_labels(labels)?;
-        if y.len() != n {
+        if y.len() != dims[0] {
             return Err(Error::Format {
                 path: labels.display().to_string(),
                 msg: format!(
-                    "{} labels for the {n} images of {}",
+                    "{} labels for the {} images of {}",
                     y.len(),
+                    dims[0],
                     images.display()
                 ),
             });
         }
-        let x = px.iter().map(|&b| b as f32 / 255.0).collect();
-        Dataset::new(x, [n, 1, h, w], y)
+        Dataset::new(x, dims, y)
     }
 
     pub fn len(&self) -> usize {
@@ -135,7 +129,7 @@ impl DataLoader {
         self
     }
 
-    /// Batches in epoch `epoch` of `data`.
+    /// Batches per epoch of `data`.
     pub fn num_batches(&self, data: &Dataset) -> usize {
         if self.drop_last {
             data.len() / self.batch_size

@@ -90,9 +90,9 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<u8>)> {
     Ok((dims, bytes[header..].to_vec()))
 }
 
-/// MNIST-style images `(n, rows, cols)` from an IDX file as a tensor `(n, 1, rows, cols)` scaled
-/// to `[0, 1]`.
-pub fn load_idx_images(path: impl AsRef<Path>, device: &Device) -> Result<Tensor> {
+/// MNIST-style images `(n, rows, cols)` from an IDX file, scaled to `[0, 1]`: their dims as
+/// `(n, 1, rows, cols)` and the values.
+pub fn read_idx_images(path: impl AsRef<Path>) -> Result<([usize; 4], Vec<f32>)> {
     let path = path.as_ref();
     let (dims, data) = read_idx(path)?;
     let [n, h, w] = dims[..] else {
@@ -101,11 +101,16 @@ pub fn load_idx_images(path: impl AsRef<Path>, device: &Device) -> Result<Tensor
             msg: format!("images must have 3 dimensions (n, rows, cols), found {dims:?}"),
         });
     };
-    Tensor::from_vec(
-        data.iter().map(|&b| b as f32 / 255.0).collect(),
+    Ok((
         [n, 1, h, w],
-        device,
-    )
+        data.iter().map(|&b| b as f32 / 255.0).collect(),
+    ))
+}
+
+/// [`read_idx_images`] as a tensor `(n, 1, rows, cols)`.
+pub fn load_idx_images(path: impl AsRef<Path>, device: &Device) -> Result<Tensor> {
+    let (dims, values) = read_idx_images(path)?;
+    Tensor::from_vec(values, dims, device)
 }
 
 /// MNIST-style labels from a one-dimensional IDX file.

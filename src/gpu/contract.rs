@@ -278,3 +278,19 @@ fn unknown_opcodes_give_nan_on_the_gpu() {
         assert!(got.iter().all(|v| v.is_nan()), "{entry}: {got:?}");
     }
 }
+
+/// The GEMM's register arrays hold as many elements as the host's tilings may stage
+/// (`tiles::MAX_LOADS`, checked by `GemmTiles::check`).
+#[test]
+fn gemm_register_capacity_matches_the_host() {
+    let m = module(Shader::Gemm);
+    let (_, c) = m
+        .constants
+        .iter()
+        .find(|(_, c)| c.name.as_deref() == Some("MAX_LOADS"))
+        .expect("gemm.wgsl declares MAX_LOADS");
+    let naga::Expression::Literal(naga::Literal::U32(v)) = m.global_expressions[c.init] else {
+        panic!("MAX_LOADS is not a u32 literal");
+    };
+    assert_eq!(v, super::tiles::MAX_LOADS);
+}

@@ -17,7 +17,7 @@ const BLOCK: u32 = 8;
 
 /// The register arrays' capacity in the kernel (`MAX_LOADS`): tile elements each thread stages
 /// per operand.
-const MAX_LOADS: u32 = 32;
+pub(super) const MAX_LOADS: u32 = 32;
 
 /// An adapter's two tilings: `large` for products with at least two of its tiles each way per
 /// batch entry, `small` for the rest (convolutions' per-image products, narrow layers), whose
@@ -44,7 +44,8 @@ impl GemmTiling {
     };
     /// Software adapters (lavapipe, llvmpipe) run a workgroup's invocations in SIMD batches on
     /// one CPU thread, switching between them at every barrier, and load per lane: 64x128 tiles
-    /// 16 deep and 32x64 ones 8 deep, measured best on lavapipe (Mesa 22.3) among 16 tilings for
+    /// 16 deep and 32x64 ones 8 deep, the best of about 15 tilings measured on lavapipe (Mesa
+    /// 22.3) for
     /// gemm_1024, conv_S3_fwd_bwd, conv_S4_fwd_bwd and train_step (8 deep fits the least loop
     /// budget a context accepts; 16 deep was no faster).
     pub const SOFTWARE: GemmTiling = GemmTiling {

@@ -1,6 +1,7 @@
 //! `nn.ConvTranspose2d`.
 
-use super::{named_weight_and_bias, uniform_init, weight_and_bias, Module};
+use super::{init_weight_and_bias, named_weight_and_bias, weight_and_bias, Module};
+use crate::ops::conv::Pair;
 use crate::{conv_transpose2d, ensure, ConvTranspose2dOptions, Device, Result, Tensor, Var};
 
 /// `in_channels -> out_channels` by [`conv_transpose2d`]: weight `(in, out/groups, kh, kw)` and
@@ -16,13 +17,13 @@ impl ConvTranspose2d {
     pub fn new(
         in_channels: usize,
         out_channels: usize,
-        kernel: (usize, usize),
+        kernel: impl Into<Pair>,
         opts: ConvTranspose2dOptions,
         bias: bool,
         seed: u64,
         device: &Device,
     ) -> Result<ConvTranspose2d> {
-        let (kh, kw) = kernel;
+        let (kh, kw) = kernel.into().0;
         let g = opts.groups;
         ensure!(
             in_channels > 0 && out_channels > 0 && kh > 0 && kw > 0 && g > 0,
@@ -35,21 +36,13 @@ impl ConvTranspose2d {
             "in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {g}"
         );
         let fan_in = out_channels / g * kh * kw;
-        let weight = Var::new(&uniform_init(
+        let (weight, bias) = init_weight_and_bias(
             &[in_channels, out_channels / g, kh, kw],
             fan_in,
+            bias.then_some(out_channels),
             seed,
             device,
-        )?);
-        let bias = match bias {
-            true => Some(Var::new(&uniform_init(
-                &[out_channels],
-                fan_in,
-                seed ^ 0x9e37_79b9,
-                device,
-            )?)),
-            false => None,
-        };
+        )?;
         Ok(ConvTranspose2d { weight, bias, opts })
     }
 }

@@ -62,25 +62,20 @@ fn uniform_init(shape: &[usize], fan_in: usize, seed: u64, device: &Device) -> R
         .sub_scalar(bound)
 }
 
-/// A layer's weight (`shape`, out channels first) and optional bias, both `U(-bound, bound)`
-/// for its `fan_in`; the bias draws from a seed of its own.
+/// A layer's weight (`shape`) and optional bias (`bias` elements), both `U(-bound, bound)` for
+/// its `fan_in`; the bias draws from a seed of its own.
 fn init_weight_and_bias(
     shape: &[usize],
     fan_in: usize,
-    bias: bool,
+    bias: Option<usize>,
     seed: u64,
     device: &Device,
 ) -> Result<(Var, Option<Var>)> {
     let weight = Var::new(&uniform_init(shape, fan_in, seed, device)?);
     let bias_seed = seed ^ 0x9e37_79b9;
     let bias = match bias {
-        true => Some(Var::new(&uniform_init(
-            &shape[..1],
-            fan_in,
-            bias_seed,
-            device,
-        )?)),
-        false => None,
+        Some(len) => Some(Var::new(&uniform_init(&[len], fan_in, bias_seed, device)?)),
+        None => None,
     };
     Ok((weight, bias))
 }
@@ -131,8 +126,13 @@ impl Conv2d {
         );
         let cg = in_channels / opts.groups;
         let fan_in = cg * kh * kw;
-        let (weight, bias) =
-            init_weight_and_bias(&[out_channels, cg, kh, kw], fan_in, bias, seed, device)?;
+        let (weight, bias) = init_weight_and_bias(
+            &[out_channels, cg, kh, kw],
+            fan_in,
+            bias.then_some(out_channels),
+            seed,
+            device,
+        )?;
         Ok(Conv2d { weight, bias, opts })
     }
 }
@@ -179,7 +179,13 @@ impl Linear {
             "feature counts must be positive, got {in_features} -> {out_features}"
         );
         let shape = [out_features, in_features];
-        let (weight, bias) = init_weight_and_bias(&shape, in_features, bias, seed, device)?;
+        let (weight, bias) = init_weight_and_bias(
+            &shape,
+            in_features,
+            bias.then_some(out_features),
+            seed,
+            device,
+        )?;
         Ok(Linear { weight, bias })
     }
 }

@@ -3,7 +3,7 @@
 //! a weight gradient), so both devices use their implicit GEMMs.
 
 use crate::backend::{Backend, ConvSpec};
-use crate::ops::conv::{add_bias, attach_conv, conv_forward_raw};
+use crate::ops::conv::{add_bias, attach_conv, conv_forward_raw, Pair};
 use crate::shape::{Shape, WindowGeom};
 use crate::tensor::{on_backend2, Tensor};
 use crate::{ensure, Error, Result};
@@ -35,25 +35,12 @@ impl ConvTranspose2dOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn stride(mut self, s: (usize, usize)) -> Self {
-        self.stride = s;
-        self
-    }
-    pub fn padding(mut self, p: (usize, usize)) -> Self {
-        self.padding = p;
-        self
-    }
-    pub fn output_padding(mut self, p: (usize, usize)) -> Self {
-        self.output_padding = p;
-        self
-    }
-    pub fn dilation(mut self, d: (usize, usize)) -> Self {
-        self.dilation = d;
-        self
-    }
-    pub fn groups(mut self, g: usize) -> Self {
-        self.groups = g;
-        self
+    setters! {
+        stride(s: impl Into<Pair>) = s.into().0;
+        padding(p: impl Into<Pair>) = p.into().0;
+        output_padding(p: impl Into<Pair>) = p.into().0;
+        dilation(d: impl Into<Pair>) = d.into().0;
+        groups(g: usize) = g;
     }
 }
 
