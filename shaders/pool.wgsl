@@ -1,4 +1,4 @@
-// Max, average and adaptive average pooling, forward and backward. Backward passes are gathers:
+// Max, average, adaptive average and adaptive max pooling, forward and backward. Backward passes are gathers:
 // each input element sums the gradients of the windows that hold it, in a fixed order. Window
 // loops that run in several passes (rows r0..r1 of r_end) resume from what the last pass wrote.
 
@@ -184,6 +184,60 @@ fn adaptive_bwd(th: Thread) {
             let w1 = adaptive_end(ow, p.w, p.ow);
             if (at.x >= w0 && at.x < w1) {
                 acc += src[obase + oh * p.ow + ow] / f32((h1 - h0) * (w1 - w0));
+            }
+        }
+    }
+    dst[i] = acc;
+}
+
+@compute @workgroup_size(WG)
+fn adaptive_max_fwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
+    let o = pos_in(i, p.oh, p.ow);
+    let plane = o.plane * p.h * p.w;
+    let h0 = adaptive_start(o.y, p.h, p.oh);
+    let h1 = adaptive_end(o.y, p.h, p.oh);
+    let w0 = adaptive_start(o.x, p.w, p.ow);
+    let w1 = adaptive_end(o.x, p.w, p.ow);
+    var best = bitcast<f32>(0xff800000u); // -inf
+    var arg = -1;
+    if (p.r0 > 0u) {
+        best = dst[i];
+        arg = i32(aux[i]);
+    }
+    for (var ih = min(h0 + p.r0, h1); ih < min(h0 + p.r1, h1); ih++) {
+        for (var iw = w0; iw < w1; iw++) {
+            let idx = ih * p.w + iw;
+            let v = src[plane + idx];
+            // as PyTorch: NaN propagates, ties keep the first maximum
+            if (v > best || is_nan(v) || arg < 0) {
+                best = v;
+                arg = i32(idx);
+            }
+        }
+    }
+    dst[i] = best;
+    aux[i] = f32(arg);
+}
+
+@compute @workgroup_size(WG)
+fn adaptive_max_bwd(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
+    let at = pos_in(i, p.h, p.w);
+    let me = f32(at.y * p.w + at.x);
+    let obase = at.plane * p.oh * p.ow;
+    let oh0 = max((at.y * p.oh) / p.h, 1u) - 1u;
+    let oh1 = min(((at.y + 1u) * p.oh + p.h - 1u) / p.h, p.oh);
+    let ow0 = max((at.x * p.ow) / p.w, 1u) - 1u;
+    let ow1 = min(((at.x + 1u) * p.ow + p.w - 1u) / p.w, p.ow);
+    var acc = select(0.0, dst[i], p.r0 > 0u);
+    for (var oh = min(oh0 + p.r0, oh1); oh < min(oh0 + p.r1, oh1); oh++) {
+        for (var ow = ow0; ow < ow1; ow++) {
+            let o = obase + oh * p.ow + ow;
+            if (aux[o] == me) {
+                acc += src[o];
             }
         }
     }

@@ -38,6 +38,27 @@ fn signed_pow(v: f32, e: f32) -> f32 {
     return select(m, -m, odd);
 }
 
+// The error function, as `erf` in src/backend/opcodes.rs: a rational approximation on [-4, 4].
+fn erf(v: f32) -> f32 {
+    if (is_nan(v)) {
+        return v;
+    }
+    let x = clamp(v, -4.0, 4.0);
+    let x2 = x * x;
+    var p = x2 * -2.72614225801306e-10 + 2.77068142495902e-08;
+    p = x2 * p + -2.10102402082508e-06;
+    p = x2 * p + -5.69250639462346e-05;
+    p = x2 * p + -7.34990630326855e-04;
+    p = x2 * p + -2.95459980854025e-03;
+    p = x2 * p + -1.60960333262415e-02;
+    p = x * p;
+    var q = x2 * -1.45660718464996e-05 + -2.13374055278905e-04;
+    q = x2 * q + -1.68282697438203e-03;
+    q = x2 * q + -7.37332916720468e-03;
+    q = x2 * q + -1.42647390514189e-02;
+    return p / q;
+}
+
 fn apply(v: f32) -> f32 {
     switch p.op {
         case UNARY_NEG: { return -v; }
@@ -52,6 +73,7 @@ fn apply(v: f32) -> f32 {
         case UNARY_ADD_SCALAR: { return v + p.alpha; }
         case UNARY_MUL_SCALAR: { return v * p.alpha; }
         case UNARY_POW_SCALAR: { return signed_pow(v, p.alpha); }
+        case UNARY_ERF: { return erf(v); }
         default: { return nan(); }
     }
 }

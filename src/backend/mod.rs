@@ -3,8 +3,11 @@
 
 pub(crate) mod conv;
 mod opcodes;
+mod pad;
 
 pub use conv::ConvSpec;
+pub(crate) use pad::{pad_readers, pad_source};
+pub use pad::{PadGeom, PadKind};
 
 pub use opcodes::{BinaryOp, ReduceOp, UnaryOp};
 pub(crate) use opcodes::{BINARY_OPCODES, REDUCE_OPCODES, UNARY_OPCODES};
@@ -296,6 +299,28 @@ pub trait Backend {
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<Self::Storage>;
+    /// `(n, c, h, w) -> (n, c, oh, ow)` maxima over the adaptive windows and the flat `h*w`
+    /// index of each (as f32).
+    fn adaptive_max_pool2d(
+        &self,
+        x: &Self::Storage,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+    ) -> Result<(Self::Storage, Self::Storage)>;
+    /// `grad (n, c, oh, ow), indices -> (n, c, h, w)`, a gather over the windows holding each
+    /// input.
+    fn adaptive_max_pool2d_backward(
+        &self,
+        grad: &Self::Storage,
+        indices: &Self::Storage,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+    ) -> Result<Self::Storage>;
+    /// `(planes, h, w) -> (planes, oh, ow)` padded as `g` says.
+    fn pad2d(&self, x: &Self::Storage, g: &PadGeom) -> Result<Self::Storage>;
+    /// `grad (planes, oh, ow) -> (planes, h, w)`: each input sums the outputs that read it, in
+    /// raster order (`pad_readers`).
+    fn pad2d_backward(&self, grad: &Self::Storage, g: &PadGeom) -> Result<Self::Storage>;
     /// `(n, c, h, w) -> (n, c, oh, ow)`, source index `min(floor(dst * scale), in - 1)`.
     fn upsample_nearest(&self, x: &Self::Storage, g: &UpsampleGeom) -> Result<Self::Storage>;
     /// `grad (n, c, oh, ow) -> (n, c, h, w)`.

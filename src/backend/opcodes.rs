@@ -80,6 +80,8 @@ opcode_enum! {
         MulScalar(s) = "MUL_SCALAR",
         /// `x ^ p`
         PowScalar(p) = "POW_SCALAR",
+        /// the error function
+        Erf = "ERF",
     }
 }
 
@@ -128,8 +130,40 @@ impl UnaryOp {
             UnaryOp::AddScalar(s) => x + s,
             UnaryOp::MulScalar(s) => x * s,
             UnaryOp::PowScalar(p) => x.powf(p),
+            UnaryOp::Erf => erf(x),
         }
     }
+}
+
+/// The error function in f32 to a few ulp: a rational approximation on [-4, 4] (Eigen's
+/// `generic_fast_erf_float`), where beyond 4 erf is +-1 in f32. NaN propagates.
+#[inline]
+pub(crate) fn erf(x: f32) -> f32 {
+    // numerator (odd, from x^13 down) and denominator (even, from x^8 down) coefficients
+    const P: [f64; 7] = [
+        -2.72614225801306e-10,
+        2.77068142495902e-08,
+        -2.10102402082508e-06,
+        -5.69250639462346e-05,
+        -7.34990630326855e-04,
+        -2.95459980854025e-03,
+        -1.60960333262415e-02,
+    ];
+    const Q: [f64; 5] = [
+        -1.45660718464996e-05,
+        -2.13374055278905e-04,
+        -1.68282697438203e-03,
+        -7.37332916720468e-03,
+        -1.42647390514189e-02,
+    ];
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let horner = |c: &[f64]| {
+        c[1..]
+            .iter()
+            .fold(c[0] as f32, |acc, &k| x2 * acc + k as f32)
+    };
+    x * horner(&P) / horner(&Q)
 }
 
 /// `if cond { t } else { f }`, written like the WGSL it mirrors (argument order aside).

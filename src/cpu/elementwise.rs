@@ -28,6 +28,7 @@ pub(super) fn unary(x: &[f32], n: usize, op: UnaryOp) -> Result<Vec<f32>> {
         U::AddScalar(s) => map1(x, |v| U::AddScalar(s).apply(v))?,
         U::MulScalar(s) => map1(x, |v| U::MulScalar(s).apply(v))?,
         U::PowScalar(p) => map1(x, |v| U::PowScalar(p).apply(v))?,
+        U::Erf => map1(x, |v| U::Erf.apply(v))?,
     })
 }
 

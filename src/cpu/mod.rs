@@ -8,6 +8,7 @@ mod gemm;
 mod host;
 #[doc(hidden)]
 pub mod oracle;
+mod pad;
 mod pool;
 mod recycle;
 mod reduce;
@@ -19,8 +20,8 @@ pub(crate) use recycle::give as recycle;
 pub use recycle::release_cached_host_memory;
 
 use crate::backend::{
-    AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, ConvSpec, GemmSpec, ReduceOp, StridedSpec,
-    UnaryOp, UpsampleGeom,
+    AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, ConvSpec, GemmSpec, PadGeom, ReduceOp,
+    StridedSpec, UnaryOp, UpsampleGeom,
 };
 use crate::shape::WindowGeom;
 use crate::Result;
@@ -174,6 +175,33 @@ impl Backend for CpuBackend {
         out: (usize, usize),
     ) -> Result<Vec<f32>> {
         pool::adaptive_avg_pool2d_backward(grad, dims, out)
+    }
+
+    fn adaptive_max_pool2d(
+        &self,
+        x: &Vec<f32>,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        pool::adaptive_max_pool2d(x, dims, out)
+    }
+
+    fn adaptive_max_pool2d_backward(
+        &self,
+        grad: &Vec<f32>,
+        indices: &Vec<f32>,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+    ) -> Result<Vec<f32>> {
+        pool::adaptive_max_pool2d_backward(grad, indices, dims, out)
+    }
+
+    fn pad2d(&self, x: &Vec<f32>, g: &PadGeom) -> Result<Vec<f32>> {
+        pad::pad2d(x, g)
+    }
+
+    fn pad2d_backward(&self, grad: &Vec<f32>, g: &PadGeom) -> Result<Vec<f32>> {
+        pad::pad2d_backward(grad, g)
     }
 
     fn upsample_nearest(&self, x: &Vec<f32>, g: &UpsampleGeom) -> Result<Vec<f32>> {

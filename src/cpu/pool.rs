@@ -202,6 +202,81 @@ pub(super) fn adaptive_avg_pool2d_backward(
     Ok(dx)
 }
 
+/// `(n, c, h, w) -> (n, c, oh, ow)` maxima over PyTorch's adaptive windows and the flat `h*w`
+/// index of each (as f32), taps in raster order as `max_pool2d`.
+pub(super) fn adaptive_max_pool2d(
+    x: &[f32],
+    dims: (usize, usize, usize, usize),
+    out: (usize, usize),
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (n, c, h, w) = dims;
+    let (oh, ow) = out;
+    let mut y = host_vec_for_overwrite(n * c * oh * ow, "adaptive_max_pool2d")?;
+    let mut idx = host_vec_for_overwrite(y.len(), "adaptive_max_pool2d")?;
+    let work = |nc: usize, o: &mut [f32], ix: &mut [f32]| {
+        let plane = &x[nc * h * w..][..h * w];
+        for i in 0..oh {
+            let (h0, h1) = adaptive_window(i, h, oh);
+            for j in 0..ow {
+                let (w0, w1) = adaptive_window(j, w, ow);
+                let (mut best, mut arg) = (f32::NEG_INFINITY, -1i64);
+                for ih in h0..h1 {
+                    for iw in w0..w1 {
+                        let v = plane[ih * w + iw];
+                        // as PyTorch: NaN propagates, ties keep the first maximum
+                        if v > best || v.is_nan() || arg < 0 {
+                            best = v;
+                            arg = (ih * w + iw) as i64;
+                        }
+                    }
+                }
+                o[i * ow + j] = best;
+                ix[i * ow + j] = arg as f32;
+            }
+        }
+    };
+    let chunk = (oh * ow).max(1);
+    y.par_chunks_mut(chunk)
+        .zip(idx.par_chunks_mut(chunk))
+        .enumerate()
+        .for_each(|(nc, (o, ix))| work(nc, o, ix));
+    Ok((y, idx))
+}
+
+/// `grad (n, c, oh, ow), indices -> (n, c, h, w)`: each input sums the gradients of the windows
+/// whose maximum it is.
+pub(super) fn adaptive_max_pool2d_backward(
+    grad: &[f32],
+    indices: &[f32],
+    dims: (usize, usize, usize, usize),
+    out: (usize, usize),
+) -> Result<Vec<f32>> {
+    let (n, c, h, w) = dims;
+    let (oh, ow) = out;
+    let mut dx = host_vec(n * c * h * w, 0.0, "adaptive_max_pool2d_backward")?;
+    par_chunks(&mut dx, h * w, |nc, plane| {
+        let go = &grad[nc * oh * ow..][..oh * ow];
+        let gi = &indices[nc * oh * ow..][..oh * ow];
+        for ih in 0..h {
+            let (oh0, oh1) = adaptive_range(ih, h, oh);
+            for iw in 0..w {
+                let (ow0, ow1) = adaptive_range(iw, w, ow);
+                let me = (ih * w + iw) as f32;
+                let mut acc = 0.0;
+                for i in oh0..oh1 {
+                    for j in ow0..ow1 {
+                        if gi[i * ow + j] == me {
+                            acc += go[i * ow + j];
+                        }
+                    }
+                }
+                plane[ih * w + iw] = acc;
+            }
+        }
+    });
+    Ok(dx)
+}
+
 /// An average-pooling window clipped to the input, and its divisor.
 struct AvgWindow {
     h0: usize,

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use super::context::{lock, GpuContext};
 use super::elementwise::{BinaryParams, CopyParams, UnaryParams};
 use super::gemm::{GemmParams, MatParams};
+use super::pad::PadParams;
 use super::peak::PeakParams;
 use super::reduce::ReduceParams;
 use super::selftest::Params as SelfTestParams;
@@ -43,12 +44,13 @@ pub(crate) enum Shader {
     Conv,
     Pool,
     Upsample,
+    Pad,
     SelfTest,
     Peak,
 }
 
 impl Shader {
-    pub(crate) const ALL: [Shader; 11] = [
+    pub(crate) const ALL: [Shader; 12] = [
         Shader::Unary,
         Shader::Binary,
         Shader::Reduce,
@@ -58,6 +60,7 @@ impl Shader {
         Shader::Conv,
         Shader::Pool,
         Shader::Upsample,
+        Shader::Pad,
         Shader::SelfTest,
         Shader::Peak,
     ];
@@ -73,6 +76,7 @@ impl Shader {
             Shader::Conv => "conv",
             Shader::Pool => "pool",
             Shader::Upsample => "upsample",
+            Shader::Pad => "pad",
             Shader::SelfTest => "selftest",
             Shader::Peak => "peak",
         }
@@ -94,6 +98,7 @@ impl Shader {
             Shader::Conv => include_str!("../../shaders/conv.wgsl"),
             Shader::Pool => include_str!("../../shaders/pool.wgsl"),
             Shader::Upsample => include_str!("../../shaders/upsample.wgsl"),
+            Shader::Pad => include_str!("../../shaders/pad.wgsl"),
             Shader::SelfTest => include_str!("../../shaders/selftest.wgsl"),
             Shader::Peak => include_str!("../../shaders/peak.wgsl"),
         }
@@ -109,6 +114,7 @@ impl Shader {
             Shader::Gemm => MatParams::wgsl() + &WindowParams::wgsl() + &GemmParams::wgsl(),
             Shader::Conv | Shader::Pool => WindowParams::wgsl(),
             Shader::Upsample => UpsampleParams::wgsl(),
+            Shader::Pad => PadParams::wgsl(),
             Shader::SelfTest => SelfTestParams::wgsl(),
             Shader::Peak => PeakParams::wgsl(),
         }

@@ -1,5 +1,5 @@
 //! The GPU backend: every primitive of [`Backend`] as a WGSL dispatch (kernels in `shaders/`),
-//! by family like the shaders: elementwise, reduce, gemm, conv, pool, upsample. The context,
+//! by family like the shaders: elementwise, reduce, gemm, conv, pool, upsample, pad. The context,
 //! the shader registry and the buffer pool live in context, kernels and buffers.
 
 mod adapters;
@@ -14,6 +14,7 @@ mod gemm;
 mod kernels;
 mod launch;
 mod loops;
+mod pad;
 mod peak;
 mod pool;
 mod reduce;
@@ -34,13 +35,13 @@ pub use tiles::{GemmTiles, GemmTiling};
 use std::sync::Arc;
 
 use crate::backend::{
-    AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, ConvSpec, GemmSpec, ReduceOp, StridedSpec,
-    UnaryOp, UpsampleGeom,
+    AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, ConvSpec, GemmSpec, PadGeom, ReduceOp,
+    StridedSpec, UnaryOp, UpsampleGeom,
 };
 use crate::cpu::CpuBackend;
 use crate::shape::WindowGeom;
 use crate::Result;
-use shadow::{adaptive_shapes, upsample_shapes, window_shapes, A, E};
+use shadow::{adaptive_shapes, pad_shapes, upsample_shapes, window_shapes, A, E};
 
 /// The GPU backend: a handle on one context.
 #[derive(Clone, Debug)]
@@ -334,6 +335,58 @@ impl Backend for GpuBackend {
             |b| b.adaptive("adaptive_bwd", grad, dims, out),
             |c, h| c.adaptive_avg_pool2d_backward(&h[0], dims, out),
         )
+    }
+
+    fn adaptive_max_pool2d(
+        &self,
+        x: &GpuBuffer,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+    ) -> Result<(GpuBuffer, GpuBuffer)> {
+        let (y, idx) = self.adaptive_max_fwd(x, dims, out)?;
+        if !self.on() {
+            return Ok((y, idx));
+        }
+        let (want, want_idx) = CpuBackend.adaptive_max_pool2d(&self.host(&[x])?[0], dims, out)?;
+        let shapes = || adaptive_shapes(dims, out);
+        let y = self.verify("adaptive_max_pool2d", shapes(), y, want, 0.0)?;
+        let idx = self.verify("adaptive_max_pool2d indices", shapes(), idx, want_idx, 0.0)?;
+        Ok((y, idx))
+    }
+
+    fn adaptive_max_pool2d_backward(
+        &self,
+        grad: &GpuBuffer,
+        indices: &GpuBuffer,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+    ) -> Result<GpuBuffer> {
+        self.checked(
+            "adaptive_max_pool2d_backward",
+            || adaptive_shapes(dims, out),
+            &[grad, indices],
+            A,
+            |b| b.adaptive_max_bwd(grad, indices, dims, out),
+            |c, h| c.adaptive_max_pool2d_backward(&h[0], &h[1], dims, out),
+        )
+    }
+
+    fn pad2d(&self, x: &GpuBuffer, g: &PadGeom) -> Result<GpuBuffer> {
+        let run = |b: &Self| b.pad("pad_fwd", x, g);
+        self.checked(
+            "pad",
+            || pad_shapes(g),
+            &[x],
+            0.0,
+            run,
+            |c, h| c.pad2d(&h[0], g),
+        )
+    }
+
+    fn pad2d_backward(&self, grad: &GpuBuffer, g: &PadGeom) -> Result<GpuBuffer> {
+        let run = |b: &Self| b.pad("pad_bwd", grad, g);
+        let cpu = |c: &CpuBackend, h: &[Vec<f32>]| c.pad2d_backward(&h[0], g);
+        self.checked("pad_backward", || pad_shapes(g), &[grad], A, run, cpu)
     }
 
     fn upsample_nearest(&self, x: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {

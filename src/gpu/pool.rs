@@ -126,14 +126,101 @@ impl GpuBackend {
                 (out.1.div_ceil(dims.3) + 2).min(out.1),
             )
         };
-        let p = WindowParams::adaptive(dims, out, total)?;
+        let p = WindowParams::adaptive(dims, out, total, entry_op(entry))?;
         self.pool_passes(entry, p, src, total, (rows, cols))
+    }
+}
+
+impl GpuBackend {
+    /// Adaptive max pooling: maxima `(n, c, oh, ow)` and their flat `h*w` indices, in passes
+    /// over each window's rows.
+    pub(super) fn adaptive_max_fwd(
+        &self,
+        x: &GpuBuffer,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+    ) -> Result<(GpuBuffer, GpuBuffer)> {
+        const OP: &str = "adaptive_max_pool2d";
+        let total = dims.0 * dims.1 * out.0 * out.1;
+        let y = self.ctx.alloc(total, OP)?;
+        let idx = self.ctx.alloc(total, OP)?;
+        // the longest window per axis
+        let rows = (dims.2.div_ceil(out.0) + 1).min(dims.2);
+        let cols = (dims.3.div_ceil(out.1) + 1).min(dims.3);
+        let bindings = [(1, x), (2, &y), (3, &idx)];
+        self.adaptive_max_dispatch(
+            "adaptive_max_fwd",
+            dims,
+            out,
+            total,
+            (rows, cols),
+            &bindings,
+        )?;
+        Ok((y, idx))
+    }
+
+    /// `grad (n, c, oh, ow), indices -> (n, c, h, w)`.
+    pub(super) fn adaptive_max_bwd(
+        &self,
+        grad: &GpuBuffer,
+        indices: &GpuBuffer,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+    ) -> Result<GpuBuffer> {
+        let total = dims.0 * dims.1 * dims.2 * dims.3;
+        let dx = self.ctx.alloc(total, "adaptive_max_pool2d_backward")?;
+        // the most windows covering one input per axis (the kernel scans one extra each side)
+        let rows = (out.0.div_ceil(dims.2) + 2).min(out.0);
+        let cols = (out.1.div_ceil(dims.3) + 2).min(out.1);
+        let bindings = [(1, grad), (2, &dx), (3, indices)];
+        self.adaptive_max_dispatch(
+            "adaptive_max_bwd",
+            dims,
+            out,
+            total,
+            (rows, cols),
+            &bindings,
+        )?;
+        Ok(dx)
+    }
+
+    fn adaptive_max_dispatch(
+        &self,
+        entry: &'static str,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+        total: usize,
+        (rows, cols): (usize, usize),
+        bindings: &[(u32, &GpuBuffer)],
+    ) -> Result<()> {
+        let op = entry_op(entry);
+        let passes = loops::row_passes(op, rows, cols, 0, self.cap())?;
+        let mut p = WindowParams::adaptive(dims, out, total, op)?;
+        p.r_end = passes.last().map_or(0, |&(_, r1)| r1);
+        let set = WindowParams::set_rows;
+        let written = if entry == "adaptive_max_fwd" {
+            &[2, 3][..]
+        } else {
+            &[2][..]
+        };
+        self.dispatch_passes(
+            Shader::Pool,
+            entry,
+            p,
+            set,
+            bindings,
+            written,
+            total,
+            &passes,
+        )
     }
 }
 
 /// The public op a pooling kernel serves, for error messages.
 fn entry_op(entry: &str) -> &'static str {
-    if entry.starts_with("adaptive") {
+    if entry.starts_with("adaptive_max") {
+        "adaptive_max_pool2d"
+    } else if entry.starts_with("adaptive") {
         "adaptive_avg_pool2d"
     } else {
         "avg_pool2d"

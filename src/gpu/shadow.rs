@@ -115,6 +115,13 @@ pub(super) fn upsample_shapes(g: &UpsampleGeom) -> String {
     )
 }
 
+pub(super) fn pad_shapes(g: &crate::backend::PadGeom) -> String {
+    format!(
+        "{} planes of {}x{} padded to {}x{}, {:?}",
+        g.planes, g.h, g.w, g.oh, g.ow, g.kind
+    )
+}
+
 pub(super) fn adaptive_shapes(dims: (usize, usize, usize, usize), out: (usize, usize)) -> String {
     format!("input {dims:?}, output {}x{}", out.0, out.1)
 }

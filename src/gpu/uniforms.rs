@@ -12,6 +12,9 @@ pub(super) trait WgslType {
 impl WgslType for u32 {
     const WGSL: &'static str = "u32";
 }
+impl WgslType for i32 {
+    const WGSL: &'static str = "i32";
+}
 impl WgslType for f32 {
     const WGSL: &'static str = "f32";
 }

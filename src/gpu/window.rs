@@ -85,19 +85,19 @@ impl WindowParams {
         Ok(self)
     }
 
-    /// Adaptive pooling: only the sizes matter.
+    /// Adaptive pooling: only the sizes matter; `op` names the public op in errors.
     pub(super) fn adaptive(
         (n, c, h, w): (usize, usize, usize, usize),
         out: (usize, usize),
         total: usize,
+        op: &'static str,
     ) -> Result<Self> {
-        const OP: &str = "adaptive_avg_pool2d";
         // window bounds are computed as o * h and (i + 1) * oh in u32
         fit(
             (h + 1)
                 .saturating_mul(out.0 + 1)
                 .max((w + 1).saturating_mul(out.1 + 1)),
-            OP,
+            op,
         )?;
         let mut p = WindowParams::zeroed();
         for (field, v) in [
@@ -108,9 +108,9 @@ impl WindowParams {
             (&mut p.oh, out.0),
             (&mut p.ow, out.1),
         ] {
-            *field = fit(v, OP)?;
+            *field = fit(v, op)?;
         }
-        p.total = u32_of(total, OP)?;
+        p.total = u32_of(total, op)?;
         Ok(p)
     }
 

@@ -1,5 +1,5 @@
 //! Activations built from the elementwise and reduction ops (so both devices and autograd come
-//! with them): softmax and log_softmax along an axis, SiLU, GELU's tanh form.
+//! with them): softmax and log_softmax along an axis, SiLU, GELU exact and in its tanh form.
 
 use crate::{ensure, Result, Tensor};
 
@@ -32,6 +32,15 @@ impl Tensor {
     /// `F.silu`: `x * sigmoid(x)`.
     pub fn silu(&self) -> Result<Tensor> {
         self.mul(&self.sigmoid()?)
+    }
+
+    /// `F.gelu(x)`: `x/2 * (1 + erf(x / sqrt(2)))`.
+    pub fn gelu(&self) -> Result<Tensor> {
+        let cdf = self
+            .mul_scalar(std::f32::consts::FRAC_1_SQRT_2)?
+            .erf()?
+            .add_scalar(1.0)?;
+        self.mul_scalar(0.5)?.mul(&cdf)
     }
 
     /// `F.gelu(x, approximate='tanh')`: `x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))`.

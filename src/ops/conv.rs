@@ -4,6 +4,7 @@
 use crate::backend::Backend;
 use crate::backend::ConvSpec;
 use crate::cpu::CpuBackend;
+use crate::ops::pad::{pad_for_conv, PaddingMode};
 use crate::ops::unfold::{col2im_raw, im2col_raw};
 use crate::shape::{Shape, WindowGeom};
 use crate::tensor::{on_backend2, Storage, Tensor};
@@ -33,13 +34,16 @@ impl From<(usize, usize)> for Padding {
     }
 }
 
-/// Options of [`conv2d`], with PyTorch's defaults (stride 1, no padding, dilation 1, 1 group).
+/// Options of [`conv2d`], with PyTorch's defaults (stride 1, no padding, dilation 1, 1 group,
+/// zero padding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dOptions {
     pub stride: (usize, usize),
     pub padding: Padding,
     pub dilation: (usize, usize),
     pub groups: usize,
+    /// What the padding holds: zeros, or the input reflected, replicated or wrapped around.
+    pub padding_mode: PaddingMode,
 }
 
 impl Default for Conv2dOptions {
@@ -49,6 +53,7 @@ impl Default for Conv2dOptions {
             padding: Padding::Valid,
             dilation: (1, 1),
             groups: 1,
+            padding_mode: PaddingMode::Zeros,
         }
     }
 }
@@ -62,6 +67,7 @@ impl Conv2dOptions {
         padding(p: impl Into<Padding>) = p.into();
         dilation(d: impl Into<Pair>) = d.into().0;
         groups(g: usize) = g;
+        padding_mode(m: PaddingMode) = m;
     }
 }
 
@@ -214,6 +220,19 @@ fn conv2d_act(
 ) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let (dims, (d, _, kh, kw)) = check_conv2d_args(OP, input, weight, bias, opts.groups)?;
+    if opts.padding_mode != PaddingMode::Zeros {
+        // as PyTorch: pad by the mode, then convolve without padding
+        let pads = resolve_padding(OP, opts.padding, (kh, kw), opts.stride, opts.dilation)?;
+        if pads != [0; 4] {
+            let padded = pad_for_conv(input, pads, opts.padding_mode)?;
+            let o = Conv2dOptions {
+                padding: Padding::Valid,
+                padding_mode: PaddingMode::Zeros,
+                ..*opts
+            };
+            return conv2d_act(&padded, weight, bias, &o, relu);
+        }
+    }
     let g = geometry(OP, dims, (kh, kw), opts)?;
     crate::shape::numel(OP, &[g.n, d, g.oh, g.ow])?;
     let groups = opts.groups;

@@ -105,6 +105,18 @@ impl Tensor {
     pub fn tanh(&self) -> Result<Tensor> {
         self.unary_with_backward(UnaryOp::Tanh, Saved::Output, BinaryOp::TanhBackward, "tanh")
     }
+    /// `torch.erf`; its gradient is `2/sqrt(pi) * exp(-x^2)`.
+    pub fn erf(&self) -> Result<Tensor> {
+        const TWO_OVER_SQRT_PI: f32 = std::f32::consts::FRAC_2_SQRT_PI;
+        self.unary_op(UnaryOp::Erf, |x, _, g| {
+            let d = x
+                .unary_raw(UnaryOp::Square)?
+                .unary_raw(UnaryOp::MulScalar(-1.0))?
+                .unary_raw(UnaryOp::Exp)?
+                .unary_raw(UnaryOp::MulScalar(TWO_OVER_SQRT_PI))?;
+            d.binary_raw(g, BinaryOp::Mul, "erf")
+        })
+    }
     pub fn add_scalar(&self, s: f32) -> Result<Tensor> {
         self.unary_op(UnaryOp::AddScalar(s), |_, _, g| Ok(g.clone()))
     }

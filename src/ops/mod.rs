@@ -20,6 +20,7 @@ pub mod elementwise;
 pub mod layout;
 pub mod loss;
 pub mod matmul;
+pub mod pad;
 pub mod pool;
 pub mod reduce;
 mod unfold;
@@ -30,8 +31,9 @@ pub use conv_transpose::{conv_transpose2d, ConvTranspose2dOptions};
 pub use loss::{
     cross_entropy, cross_entropy_labels, mse_loss, one_hot, CrossEntropyOptions, Reduction,
 };
+pub use pad::{pad, PadMode, PaddingMode};
 pub use pool::{
-    adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices, AvgPool2dOptions,
-    MaxPool2dOptions,
+    adaptive_avg_pool2d, adaptive_max_pool2d, adaptive_max_pool2d_with_indices, avg_pool2d,
+    max_pool2d, max_pool2d_with_indices, AvgPool2dOptions, MaxPool2dOptions,
 };
 pub use upsample::{upsample, UpsampleMode, UpsampleOptions, UpsampleSize};

@@ -1,4 +1,4 @@
-//! Max, average and adaptive average pooling (PyTorch semantics, including ceil_mode).
+//! Max, average and adaptive average and max pooling (PyTorch semantics, including ceil_mode).
 
 use crate::backend::{AvgPoolOpts, Backend};
 use crate::ops::conv::Pair;
@@ -184,4 +184,55 @@ pub fn adaptive_avg_pool2d(x: &Tensor, out: impl Into<Pair>) -> Result<Tensor> {
             Shape::from([dims.0, dims.1, dims.2, dims.3]),
         ))])
     }))
+}
+
+/// `F.adaptive_max_pool2d`: `(n, c, h, w) -> (n, c, oh, ow)` maxima over the windows
+/// `[floor(i*h/oh), ceil((i+1)*h/oh))`.
+pub fn adaptive_max_pool2d(x: &Tensor, out: impl Into<Pair>) -> Result<Tensor> {
+    Ok(adaptive_max_pool2d_with_indices(x, out)?.0)
+}
+
+/// `F.adaptive_max_pool2d(..., return_indices=True)`: the maxima and the flat `h*w` index of each
+/// within its input plane (as f32 values, exact below 2^24).
+pub fn adaptive_max_pool2d_with_indices(
+    x: &Tensor,
+    out: impl Into<Pair>,
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "adaptive_max_pool2d";
+    let dims = input_dims(OP, x)?;
+    let out = out.into().0;
+    ensure!(
+        out.0 > 0 && out.1 > 0,
+        OP,
+        "output size must be positive, got {out:?}"
+    );
+    crate::shape::numel(OP, &[dims.0, dims.1, out.0, out.1])?;
+    ensure!(
+        dims.2 * dims.3 <= 1 << 24,
+        OP,
+        "planes of {} elements are too large for f32 indices",
+        dims.2 * dims.3
+    );
+    let (y, idx) = match x.storage() {
+        Storage::Cpu(s) => {
+            let (o, i) = crate::cpu::CpuBackend.adaptive_max_pool2d(s, dims, out)?;
+            (Storage::Cpu(o), Storage::Cpu(i))
+        }
+        Storage::Gpu(s) => {
+            let be = crate::gpu::GpuBackend::new(s.ctx().clone());
+            let (o, i) = be.adaptive_max_pool2d(s, dims, out)?;
+            (Storage::Gpu(o), Storage::Gpu(i))
+        }
+    };
+    let shape = Shape::from([dims.0, dims.1, out.0, out.1]);
+    let idx = Tensor::from_storage(idx, shape.clone());
+    let ic = idx.clone();
+    let y = Tensor::from_storage(y, shape).attach(&[x], move |gr| {
+        let st = crate::tensor::on_backend2!(OP, gr.storage(), ic.storage(), a, b, be => be.adaptive_max_pool2d_backward(a, b, dims, out));
+        Ok(vec![Some(Tensor::from_storage(
+            st,
+            Shape::from([dims.0, dims.1, dims.2, dims.3]),
+        ))])
+    });
+    Ok((y, idx))
 }
