@@ -27,17 +27,31 @@ fn assert_suite_passes(device: Device) {
 fn pytorch_suite_passes_on_cpu() {
     let suite = load_suite(SUITE).unwrap();
     assert!(
-        suite.cases.len() >= 40,
+        suite.cases.len() >= 150,
         "suite has {} cases",
         suite.cases.len()
     );
     // every op of the format is covered
     for op in [
         "conv2d",
+        "conv_transpose2d",
+        "pad",
         "max_pool2d",
         "avg_pool2d",
+        "adaptive_avg_pool2d",
+        "adaptive_max_pool2d",
+        "batch_norm2d",
         "upsample",
         "relu",
+        "leaky_relu",
+        "sigmoid",
+        "tanh",
+        "silu",
+        "gelu",
+        "softmax",
+        "log_softmax",
+        "cross_entropy",
+        "mse_loss",
         "linear",
     ] {
         assert!(suite.cases.iter().any(|c| c.op == op), "no {op} case");
@@ -92,7 +106,7 @@ fn unknown_ops_attrs_and_bad_arrays_are_failed_cases_with_reasons() {
         &dir,
         &[
             relu_case("relu", "{}"),
-            relu_case("gelu", "{}"),
+            relu_case("hardswish", "{}"),
             relu_case("relu", r#"{"inplace": true}"#),
         ],
     );
@@ -172,7 +186,7 @@ fn malformed_manifests_are_errors_naming_the_file() {
 #[test]
 fn verify_command_prints_a_line_per_case_and_the_count() {
     let dir = scratch("cli");
-    write_manifest(&dir, &[relu_case("relu", "{}"), relu_case("softmax", "{}")]);
+    write_manifest(&dir, &[relu_case("relu", "{}"), relu_case("elu", "{}")]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_convshade"))
         .args(["verify", dir.to_str().unwrap(), "--device", "cpu"])
         .output()

@@ -19,6 +19,13 @@ How the reference is computed, for every case:
      stored reference with the case's tolerance; a case that a correct float32
      implementation could fail is an error.
 
+This file holds the cases of the first ops (conv2d, max_pool2d, avg_pool2d, upsample, relu,
+linear).  cases_layers.py holds those added for layers and training (conv2d padding_mode,
+conv_transpose2d, pad, pool dilation/divisor_override, adaptive pools, batch_norm2d,
+activations, softmax/log_softmax, cross_entropy, mse_loss); they come after these in the
+manifest.  Beyond `output`, `expected` holds batch_norm2d's updated running statistics in
+training; `expected_grads` names only the differentiable inputs; losses are 0-d.
+
 Usage:  python3 tools/gen_cases.py --out tests/conformance [--seed 0]
 """
 
@@ -27,11 +34,14 @@ import json
 import os
 import shutil
 import sys
-import zlib
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+sys.dont_write_bytecode = True  # importing the modules below must leave no __pycache__ in tools/
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import cases_layers as layers  # noqa: E402
+from cases_common import Rng, max_err_ratio, pair, save_npy  # noqa: E402
 
 FORMAT = "convshade-cases/1"
 
@@ -49,26 +59,9 @@ SELF_CHECK_MARGIN = 0.25
 
 # --------------------------------------------------------------------------------------
 # Case descriptions.  Each builder returns a dict with
-#   op, attrs (written out in full), inputs: {name: float32 tensor}
+#   op, attrs (written out in full), inputs: {name: float32 tensor}, doc,
+#   and optionally grad_inputs: the inputs that get a gradient (default: all)
 # --------------------------------------------------------------------------------------
-
-class Rng:
-    """float32 random tensors from a generator seeded per case."""
-
-    def __init__(self, seed, name):
-        self.g = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
-
-    def randn(self, *shape, scale=1.0, shift=0.0):
-        t = torch.randn(*shape, generator=self.g, dtype=torch.float32)
-        return (t * scale + shift).to(torch.float32)
-
-    def rand(self, *shape):
-        return torch.rand(*shape, generator=self.g, dtype=torch.float32)
-
-
-def pair(v):
-    return [v, v] if isinstance(v, int) else list(v)
-
 
 CASES = []  # list of (name, builder(rng) -> dict)
 
@@ -296,6 +289,9 @@ linear("linear_large_k", 8, 257, 9, doc="N=8, 257 -> 9 (long reduction)")
 linear("linear_out1", 5, 6, 1, doc="single output feature")
 linear("linear_in1_nobias", 6, 1, 4, bias=False, doc="single input feature, no bias")
 
+# The layer and training ops, after these so the manifest keeps its first cases in place.
+CASES += layers.CASES
+
 
 # --------------------------------------------------------------------------------------
 # Reference computation
@@ -305,16 +301,18 @@ def run_op(op, attrs, inputs):
     """Forward of `op` with torch.nn.functional; inputs is a dict of tensors."""
     x = inputs["input"]
     if op == "conv2d":
+        x, padding = layers.conv_pre_pad(x, attrs)  # padding_mode other than "zeros"
         return F.conv2d(x, inputs["weight"], inputs.get("bias"), stride=attrs["stride"],
-                        padding=attrs["padding"], dilation=attrs["dilation"],
+                        padding=padding, dilation=attrs["dilation"],
                         groups=attrs["groups"])
     if op == "max_pool2d":
         return F.max_pool2d(x, attrs["kernel"], attrs["stride"], attrs["padding"],
-                            ceil_mode=attrs["ceil_mode"])
+                            dilation=attrs.get("dilation", 1), ceil_mode=attrs["ceil_mode"])
     if op == "avg_pool2d":
         return F.avg_pool2d(x, attrs["kernel"], attrs["stride"], attrs["padding"],
                             ceil_mode=attrs["ceil_mode"],
-                            count_include_pad=attrs["count_include_pad"])
+                            count_include_pad=attrs["count_include_pad"],
+                            divisor_override=attrs.get("divisor_override"))
     if op == "upsample":
         if attrs["mode"] == "nearest":
             return F.interpolate(x, size=attrs["size"], mode="nearest")
@@ -324,15 +322,19 @@ def run_op(op, attrs, inputs):
         return F.relu(x)
     if op == "linear":
         return F.linear(x, inputs["weight"], inputs.get("bias"))
-    raise ValueError(op)
+    return layers.run_op(op, attrs, inputs)
 
 
-def forward_backward(op, attrs, inputs32, grad_out32, dtype):
-    """Run op forward+backward in `dtype` from float32 inputs; returns (out, {name: grad})."""
-    leaves = {k: v.to(dtype).detach().requires_grad_(True) for k, v in inputs32.items()}
+def forward_backward(op, attrs, inputs32, grad_out32, dtype, grad_names):
+    """Run op forward+backward in `dtype` from float32 inputs; returns
+    (out, {name: grad} for grad_names, {name: extra expected array})."""
+    # Copies: batch_norm2d updates its running statistics in place.
+    leaves = {k: v.to(dtype).detach().clone().requires_grad_(k in grad_names)
+              for k, v in inputs32.items()}
     out = run_op(op, attrs, leaves)
     out.backward(grad_out32.to(dtype))
-    return out.detach(), {k: v.grad.detach() for k, v in leaves.items()}
+    return (out.detach(), {k: leaves[k].grad.detach() for k in grad_names},
+            layers.extra_expected(op, attrs, leaves))
 
 
 def reduction_length(op, attrs, inputs, out_shape):
@@ -346,7 +348,7 @@ def reduction_length(op, attrs, inputs, out_shape):
     if op == "linear":
         n, fin = inputs["input"].shape
         return max(fin, n, out_shape[1])
-    return 0
+    return layers.reduction_length(op, attrs, inputs, out_shape)
 
 
 def check_nearest_rule(attrs, in_hw):
@@ -359,17 +361,6 @@ def check_nearest_rule(attrs, in_hw):
         want = [min(d * in_s // out_s, in_s - 1) for d in range(out_s)]
         if got != want:
             raise SystemExit(f"nearest {in_s}->{out_s}: PyTorch {got} != spec rule {want}")
-
-
-def max_err_ratio(got, ref, tol):
-    """max|got-ref| / (atol + rtol*max|ref|): <= 1 passes."""
-    bound = tol["atol"] + tol["rtol"] * ref.abs().max().item()
-    return (got.double() - ref.double()).abs().max().item() / bound
-
-
-def save_npy(path, t):
-    a = np.ascontiguousarray(t.detach().cpu().numpy(), dtype="<f4")
-    np.save(path, a, allow_pickle=False)  # NPY version 1.0 for such a small header
 
 
 def main():
@@ -409,8 +400,9 @@ def main():
         rng = Rng(args.seed, name)
         spec = build(rng)
         op, attrs, inputs = spec["op"], spec["attrs"], spec["inputs"]
+        grad_names = spec.get("grad_inputs", list(inputs))
 
-        if op == "max_pool2d":
+        if op in ("max_pool2d", "adaptive_max_pool2d"):
             # No ties anywhere in a plane, so the argmax of every window is unambiguous.
             x = inputs["input"].flatten(2)
             for plane in x.reshape(-1, x.shape[-1]):
@@ -419,19 +411,23 @@ def main():
             check_nearest_rule(attrs, inputs["input"].shape[2:])
 
         # Output shape first (cheap float32 forward), to draw grad_output of that shape.
-        out_shape = run_op(op, attrs, inputs).shape
+        # (On copies: batch_norm2d in training would update the stored running statistics.)
+        out_shape = run_op(op, attrs, {k: v.clone() for k, v in inputs.items()}).shape
         grad_out = rng.randn(*out_shape)
 
         # Reference: float64 from the float32 inputs.
-        ref_out, ref_grads = forward_backward(op, attrs, inputs, grad_out, torch.float64)
+        ref_out, ref_grads, ref_extra = forward_backward(op, attrs, inputs, grad_out,
+                                                         torch.float64, grad_names)
 
         tol = TOL_LARGE_K if reduction_length(op, attrs, inputs, out_shape) > LARGE_K \
             else TOL_DEFAULT
 
         # Sanity: a float32 run must pass comfortably against the float32-rounded reference.
-        f32_out, f32_grads = forward_backward(op, attrs, inputs, grad_out, torch.float32)
+        f32_out, f32_grads, f32_extra = forward_backward(op, attrs, inputs, grad_out,
+                                                         torch.float32, grad_names)
         ratios = [max_err_ratio(f32_out, ref_out.float(), tol)]
-        ratios += [max_err_ratio(f32_grads[k], ref_grads[k].float(), tol) for k in inputs]
+        ratios += [max_err_ratio(f32_extra[k], ref_extra[k].float(), tol) for k in ref_extra]
+        ratios += [max_err_ratio(f32_grads[k], ref_grads[k].float(), tol) for k in grad_names]
         r = max(ratios)
         if r > SELF_CHECK_MARGIN:
             raise SystemExit(f"{name}: float32 error uses {r:.2f} of the tolerance")
@@ -447,8 +443,11 @@ def main():
         for k, v in inputs.items():
             save_npy(os.path.join(case_dir, k + ".npy"), v)
         save_npy(os.path.join(case_dir, "output.npy"), ref_out)
+        # "updated_": the input arrays already use the plain names (running_mean.npy).
+        for k, v in ref_extra.items():
+            save_npy(os.path.join(case_dir, f"updated_{k}.npy"), v)
         save_npy(os.path.join(case_dir, "grad_output.npy"), grad_out)
-        for k in inputs:
+        for k in grad_names:
             save_npy(os.path.join(case_dir, f"grad_{k}.npy"), ref_grads[k])
 
         manifest_cases.append({
@@ -456,9 +455,10 @@ def main():
             "op": op,
             "attrs": attrs,
             "inputs": {k: rel(k) for k in inputs},
-            "expected": {"output": rel("output")},
+            "expected": {"output": rel("output"),
+                         **{k: rel(f"updated_{k}") for k in ref_extra}},
             "grad_output": rel("grad_output"),
-            "expected_grads": {k: rel(f"grad_{k}") for k in inputs},
+            "expected_grads": {k: rel(f"grad_{k}") for k in grad_names},
             "tolerance": tol,
         })
 

@@ -1,8 +1,8 @@
-//! `nn.BatchNorm2d`: per-channel normalization over (n, h, w), running statistics with
-//! momentum, an affine transform; composed of existing ops, so both devices and autograd come
-//! with it.
+//! `nn.BatchNorm2d`: `ops::batch_norm2d` with its affine parameters and running statistics
+//! kept.
 
 use super::Module;
+use crate::ops::norm::{batch_norm2d, BatchNormOptions};
 use crate::{ensure, Device, Result, Tensor, Var};
 
 /// PyTorch's `BatchNorm2d(channels)`: eps 1e-5, momentum 0.1, affine, tracking running
@@ -43,64 +43,42 @@ impl BatchNorm2d {
     }
 }
 
-/// Mean over axes 0, 2 and 3 of `(n, c, h, w)`, kept as `(1, c, 1, 1)`.
-fn channel_mean(x: &Tensor) -> Result<Tensor> {
-    x.mean_axis(3, true)?.mean_axis(2, true)?.mean_axis(0, true)
-}
-
 impl Module for BatchNorm2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let c = self.channels();
-        let (n, xc, h, w) = x.dims4().map_err(|_| crate::Error::Invalid {
-            op: "BatchNorm2d",
-            msg: format!("input must be (n, c, h, w), got {}", x.shape()),
-        })?;
+        let xc = x.dims4().map(|d| d.1).unwrap_or(c);
         ensure!(
             xc == c,
             "BatchNorm2d",
             "input has {xc} channels, the layer {c}"
         );
-        let per = |t: &Tensor| t.reshape([1, c, 1, 1]);
-        let (mean, var) = if self.training {
-            let count = n * h * w;
-            ensure!(
-                count > 1,
-                "BatchNorm2d",
-                "expected more than 1 value per channel when training, got input {}",
-                x.shape()
-            );
-            let mean = channel_mean(x)?;
-            let var = channel_mean(&x.sub(&mean)?.square()?)?;
-            // running statistics: constants for autograd
-            let m = self.momentum;
-            let unbiased = var.detach().mul_scalar(count as f32 / (count - 1) as f32)?;
-            let flat = |t: &Tensor| t.reshape([c]);
-            self.running_mean.set(
-                &self
-                    .running_mean
-                    .as_tensor()
-                    .mul_scalar(1.0 - m)?
-                    .add(&flat(&mean.detach())?.mul_scalar(m)?)?,
-            )?;
-            self.running_var.set(
-                &self
-                    .running_var
-                    .as_tensor()
-                    .mul_scalar(1.0 - m)?
-                    .add(&flat(&unbiased)?.mul_scalar(m)?)?,
-            )?;
+        let opts = BatchNormOptions {
+            training: self.training,
+            momentum: self.momentum,
+            eps: self.eps,
+        };
+        let out = batch_norm2d(
+            x,
+            &self.running_mean.as_tensor(),
+            &self.running_var.as_tensor(),
+            Some(&self.weight.as_tensor()),
+            Some(&self.bias.as_tensor()),
+            &opts,
+        )
+        .map_err(|e| match e {
+            crate::Error::Invalid { msg, .. } => crate::Error::Invalid {
+                op: "BatchNorm2d",
+                msg,
+            },
+            e => e,
+        })?;
+        if self.training {
+            self.running_mean.set(&out.running_mean)?;
+            self.running_var.set(&out.running_var)?;
             self.num_batches_tracked
                 .set(&self.num_batches_tracked.as_tensor().add_scalar(1.0)?)?;
-            (mean, var)
-        } else {
-            (
-                per(&self.running_mean.as_tensor())?,
-                per(&self.running_var.as_tensor())?,
-            )
-        };
-        let norm = x.sub(&mean)?.div(&var.add_scalar(self.eps)?.sqrt()?)?;
-        norm.mul(&per(&self.weight.as_tensor())?)?
-            .add(&per(&self.bias.as_tensor())?)
+        }
+        Ok(out.output)
     }
     fn parameters(&self) -> Vec<Var> {
         vec![self.weight.clone(), self.bias.clone()]

@@ -4,6 +4,11 @@ use crate::{ensure, Result, Tensor};
 
 /// Mean squared error `mean((pred - target)^2)`; shapes must match.
 pub fn mse_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+    mse_loss_with(pred, target, Reduction::Mean)
+}
+
+/// `F.mse_loss(pred, target, reduction=...)`: the mean or the sum of `(pred - target)^2`.
+pub fn mse_loss_with(pred: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     ensure!(
         pred.shape() == target.shape(),
         "mse_loss",
@@ -11,7 +16,11 @@ pub fn mse_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
         pred.shape(),
         target.shape()
     );
-    pred.sub(target)?.square()?.mean_all()
+    let sq = pred.sub(target)?.square()?;
+    match reduction {
+        Reduction::Mean => sq.mean_all(),
+        Reduction::Sum => sq.sum_all(),
+    }
 }
 
 /// Cross entropy of `logits (n, classes)` against one-hot or probability `targets (n, classes)`,

@@ -20,6 +20,7 @@ pub mod elementwise;
 pub mod layout;
 pub mod loss;
 pub mod matmul;
+pub mod norm;
 pub mod pad;
 pub mod pool;
 pub mod reduce;
@@ -29,8 +30,10 @@ pub mod upsample;
 pub use conv::{conv2d, conv2d_relu, convolve2d, corr2d, im2row, row2im, Conv2dOptions, Padding};
 pub use conv_transpose::{conv_transpose2d, ConvTranspose2dOptions};
 pub use loss::{
-    cross_entropy, cross_entropy_labels, mse_loss, one_hot, CrossEntropyOptions, Reduction,
+    cross_entropy, cross_entropy_labels, mse_loss, mse_loss_with, one_hot, CrossEntropyOptions,
+    Reduction,
 };
+pub use norm::{batch_norm2d, BatchNormOptions, BatchNormOutput};
 pub use pad::{pad, PadMode, PaddingMode};
 pub use pool::{
     adaptive_avg_pool2d, adaptive_max_pool2d, adaptive_max_pool2d_with_indices, avg_pool2d,

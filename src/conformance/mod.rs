@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::ops::conv::Pair;
-use crate::{
-    avg_pool2d, conv2d, max_pool2d, upsample, AvgPool2dOptions, Conv2dOptions, Device, Error,
-    MaxPool2dOptions, Padding, Result, Tensor, UpsampleOptions, UpsampleSize,
-};
+use crate::{Device, Error, Result, Tensor};
+use ops::{op_signature, run_op};
+
+mod ops;
 
 /// The format string every manifest must carry.
 pub const FORMAT: &str = "convshade-cases/1";
@@ -156,124 +155,22 @@ fn invalid(name: &str, msg: impl Into<String>) -> Error {
     }
 }
 
-/// Which inputs and attrs each op takes.
-fn op_signature(
-    op: &str,
-) -> Option<(
-    &'static [&'static str],
-    &'static [&'static str],
-    &'static [&'static str],
-)> {
-    // (required inputs, optional inputs, attrs)
-    Some(match op {
-        "conv2d" => (
-            &["input", "weight"],
-            &["bias"],
-            &["stride", "padding", "dilation", "groups"],
-        ),
-        "max_pool2d" => (
-            &["input"],
-            &[],
-            &["kernel", "stride", "padding", "ceil_mode", "dilation"],
-        ),
-        "avg_pool2d" => (
-            &["input"],
-            &[],
-            &[
-                "kernel",
-                "stride",
-                "padding",
-                "ceil_mode",
-                "count_include_pad",
-                "divisor_override",
-            ],
-        ),
-        "upsample" => (&["input"], &[], &["mode", "size", "align_corners"]),
-        "relu" => (&["input"], &[], &[]),
-        "linear" => (&["input", "weight"], &["bias"], &[]),
-        _ => return None,
-    })
-}
-
-struct Attrs<'a> {
-    case: &'a str,
-    map: &'a BTreeMap<String, Value>,
-}
-
-impl Attrs<'_> {
-    fn pair(&self, key: &str, default: (usize, usize)) -> Result<(usize, usize)> {
-        match self.map.get(key) {
-            None => Ok(default),
-            Some(Value::Number(n)) => {
-                let v = n.as_u64().ok_or_else(|| {
-                    invalid(
-                        self.case,
-                        format!("attr {key} must be a non-negative integer"),
-                    )
-                })?;
-                Ok((v as usize, v as usize))
-            }
-            Some(Value::Array(a)) if a.len() == 2 => {
-                let f = |v: &Value| {
-                    v.as_u64().map(|x| x as usize).ok_or_else(|| {
-                        invalid(
-                            self.case,
-                            format!("attr {key} must hold non-negative integers"),
-                        )
-                    })
-                };
-                Ok((f(&a[0])?, f(&a[1])?))
-            }
-            Some(v) => Err(invalid(
-                self.case,
-                format!("attr {key} must be an integer or a pair, got {v}"),
-            )),
-        }
-    }
-    fn opt_pair(&self, key: &str) -> Result<Option<(usize, usize)>> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(_) => self.pair(key, (0, 0)).map(Some),
-        }
-    }
-    fn bool(&self, key: &str, default: bool) -> Result<bool> {
-        match self.map.get(key) {
-            None => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(v) => Err(invalid(
-                self.case,
-                format!("attr {key} must be a bool, got {v}"),
-            )),
-        }
-    }
-    fn uint(&self, key: &str) -> Result<Option<usize>> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
-                invalid(
-                    self.case,
-                    format!("attr {key} must be a non-negative integer, got {v}"),
-                )
-            }),
-        }
-    }
-}
-
 fn check_case(dir: &Path, case: &CaseSpec, device: &Device, max_error: &mut f32) -> Result<()> {
     let name = case.name.as_str();
     check_signature(case)?;
     let inputs = load_inputs(dir, case, device)?;
-    let output = run_op(case, &inputs)?;
+    let outputs = run_op(case, &inputs)?;
+    let output = &outputs["output"];
     let mut compared = 0;
     let mut check = |what: &str, got: &Tensor, file: &str| -> Result<()> {
         compared += 1;
         compare_array(dir, case, what, got, file, max_error)
     };
     for (key, file) in &case.expected {
-        if key != "output" {
-            return Err(invalid(name, format!("unknown expected array {key:?}")));
-        }
-        check("output", &output, file)?;
+        let got = outputs
+            .get(key)
+            .ok_or_else(|| invalid(name, format!("unknown expected array {key:?}")))?;
+        check(key, got, file)?;
     }
     if let Some(go) = &case.grad_output {
         let go = Tensor::from_ndarray(&read_npy(dir.join(go))?, device)?;
@@ -341,78 +238,6 @@ fn load_inputs(dir: &Path, case: &CaseSpec, device: &Device) -> Result<BTreeMap<
         );
     }
     Ok(inputs)
-}
-
-/// Runs the case's op on its inputs (the signature already checked).
-fn run_op(case: &CaseSpec, inputs: &BTreeMap<String, Tensor>) -> Result<Tensor> {
-    let name = case.name.as_str();
-    let attrs = Attrs {
-        case: name,
-        map: &case.attrs,
-    };
-    let x = &inputs["input"];
-    Ok(match case.op.as_str() {
-        "conv2d" => {
-            let (ph, pw) = attrs.pair("padding", (0, 0))?;
-            let opts = Conv2dOptions::new()
-                .stride(Pair(attrs.pair("stride", (1, 1))?))
-                .padding(Padding::from((ph, pw)))
-                .dilation(Pair(attrs.pair("dilation", (1, 1))?))
-                .groups(attrs.uint("groups")?.unwrap_or(1));
-            conv2d(x, &inputs["weight"], inputs.get("bias"), &opts)?
-        }
-        "max_pool2d" => {
-            let kernel = attrs
-                .opt_pair("kernel")?
-                .ok_or_else(|| invalid(name, "max_pool2d needs attr kernel"))?;
-            let mut o = MaxPool2dOptions::new(Pair(kernel))
-                .padding(Pair(attrs.pair("padding", (0, 0))?))
-                .dilation(Pair(attrs.pair("dilation", (1, 1))?))
-                .ceil_mode(attrs.bool("ceil_mode", false)?);
-            if let Some(s) = attrs.opt_pair("stride")? {
-                o = o.stride(Pair(s));
-            }
-            max_pool2d(x, &o)?
-        }
-        "avg_pool2d" => {
-            let kernel = attrs
-                .opt_pair("kernel")?
-                .ok_or_else(|| invalid(name, "avg_pool2d needs attr kernel"))?;
-            let mut o = AvgPool2dOptions::new(Pair(kernel))
-                .padding(Pair(attrs.pair("padding", (0, 0))?))
-                .ceil_mode(attrs.bool("ceil_mode", false)?)
-                .count_include_pad(attrs.bool("count_include_pad", true)?);
-            if let Some(s) = attrs.opt_pair("stride")? {
-                o = o.stride(Pair(s));
-            }
-            if let Some(d) = attrs.uint("divisor_override")? {
-                o = o.divisor_override(d);
-            }
-            avg_pool2d(x, &o)?
-        }
-        "upsample" => {
-            let (oh, ow) = attrs
-                .opt_pair("size")?
-                .ok_or_else(|| invalid(name, "upsample needs attr size"))?;
-            let size = UpsampleSize::Size(oh, ow);
-            let o = match case.attrs.get("mode").and_then(Value::as_str) {
-                Some("nearest") => {
-                    if case.attrs.contains_key("align_corners") {
-                        return Err(invalid(name, "align_corners is only valid for bilinear"));
-                    }
-                    UpsampleOptions::nearest(size)
-                }
-                Some("bilinear") => {
-                    UpsampleOptions::bilinear(size, attrs.bool("align_corners", false)?)
-                }
-                other => return Err(invalid(name, format!("unknown upsample mode {other:?}"))),
-            };
-            upsample(x, &o)?
-        }
-        "relu" => x.relu()?,
-        "linear" => x.linear(&inputs["weight"], inputs.get("bias"))?,
-        _ => unreachable!("op_signature accepted it"),
-    })
 }
 
 /// Compares `got` with the expected array in `file` within the case's tolerance, and records
