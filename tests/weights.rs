@@ -6,7 +6,9 @@ mod common;
 
 use common::{gpu, randv};
 use convshade::io::{load_safetensors, save_safetensors};
-use convshade::nn::{Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
+use convshade::nn::{
+    BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential,
+};
 use convshade::{Conv2dOptions, Device, MaxPool2dOptions, Tensor};
 
 fn net(seed: u64, dev: &Device) -> Sequential {
@@ -139,4 +141,51 @@ fn integer_tensors_load_as_float_and_bad_files_are_named() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("none.safetensors"), "{e}");
+}
+
+/// tools/export_torch_state.py's network: the same layers, indices and keys as PyTorch's.
+fn torch_net(dev: &Device) -> Sequential {
+    let same = Conv2dOptions::new().padding(1);
+    Sequential::new()
+        .push(Conv2d::new(1, 4, 3, same, true, 0, dev).unwrap())
+        .push(BatchNorm2d::new(4, dev).unwrap())
+        .push(ReLU)
+        .push(MaxPool2d(MaxPool2dOptions::new(2)))
+        .push(Conv2d::new(4, 6, 3, same, false, 1, dev).unwrap())
+        .push(BatchNorm2d::new(6, dev).unwrap())
+        .push(ReLU)
+        .push(MaxPool2d(MaxPool2dOptions::new(2)))
+        .push(Flatten)
+        .push(Dropout::new(0.25, 2).unwrap())
+        .push(Linear::new(24, 5, true, 3, dev).unwrap())
+}
+
+/// A state dict PyTorch saved (`safetensors.torch.save_file`, int64 `num_batches_tracked`)
+/// loads as it is and reproduces PyTorch's eval-mode logits on every device.
+#[test]
+fn pytorch_saved_weights_reproduce_pytorchs_logits() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/torch_state");
+    let mut devices = vec![Device::cpu()];
+    devices.extend(gpu());
+    for dev in devices {
+        let state = load_safetensors(format!("{dir}/state.safetensors"), &dev).unwrap();
+        let mut net = torch_net(&dev);
+        net.load_state_dict(&state).unwrap();
+        net.set_training(false);
+        // seven training steps were taken before saving
+        let tracked = net.state_dict();
+        let count = tracked
+            .iter()
+            .find(|(k, _)| k == "1.num_batches_tracked")
+            .unwrap();
+        assert_eq!(count.1.to_vec().unwrap(), [7.0]);
+        let x = convshade::io::read_npy(format!("{dir}/input.npy")).unwrap();
+        let want = convshade::io::read_npy(format!("{dir}/logits.npy")).unwrap();
+        let got = net
+            .forward(&Tensor::from_ndarray(&x, &dev).unwrap())
+            .unwrap();
+        assert_eq!(got.dims(), want.shape());
+        let want: Vec<f32> = want.iter().copied().collect();
+        common::assert_close(&got.to_vec().unwrap(), &want, 0.0, 1e-4, &dev.name());
+    }
 }

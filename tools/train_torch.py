@@ -1,6 +1,6 @@
 """Train the networks of `examples/train_mnist.rs` and `examples/train_fashion.rs` on PyTorch.
 
-    /tmp/vt/bin/python tools/train_torch.py --dataset mnist              # 5 epochs, CPU
+    /tmp/vt/bin/python tools/train_torch.py --dataset mnist              # 10 epochs, CPU
     /tmp/vt/bin/python tools/train_torch.py --dataset fashion --device cuda --save f.safetensors
 
 Same networks, AdamW (weight decay 0.01), cosine schedule stepped per epoch, batch size,
@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 DEFAULTS = {  # dataset: (epochs, batch size, lr), as the Rust examples
-    "mnist": (5, 64, 1e-3),
+    "mnist": (10, 64, 1e-3),
     "fashion": (4, 128, 1e-3),
 }
 FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",

