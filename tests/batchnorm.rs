@@ -154,3 +154,40 @@ fn state_dict_keys_and_the_one_value_refusal() {
         .to_string();
     assert!(e.contains("3 channels"), "{e}");
 }
+
+/// `batch_norm2d` with and without its affine parameters, in training and evaluation: the
+/// gradients of the input, weight and bias against numerical ones, and the GPU against the CPU.
+#[test]
+fn functional_gradients_in_both_modes() {
+    use convshade::{batch_norm2d, BatchNormOptions};
+    let inputs = vec![
+        (vec![3, C, 2, 3], randv(3 * C * 6, 4)),
+        (vec![C], vec![1.5, -0.5]),
+        (vec![C], vec![0.25, -1.0]),
+    ];
+    for training in [true, false] {
+        for affine in [true, false] {
+            let f = move |t: &[Tensor]| {
+                let dev = t[0].device();
+                let rm = Tensor::from_vec(vec![0.1, -0.2], [C], &dev)?;
+                let rv = Tensor::from_vec(vec![0.5, 2.0], [C], &dev)?;
+                let opts = BatchNormOptions {
+                    training,
+                    momentum: 0.3,
+                    eps: 1e-3,
+                };
+                let (w, b) = if affine {
+                    (Some(&t[1]), Some(&t[2]))
+                } else {
+                    (None, None)
+                };
+                // (the running statistics are constants for autograd, as in PyTorch)
+                batch_norm2d(&t[0], &rm, &rv, w, b, &opts)?.output.square()
+            };
+            let name = format!("batch_norm2d training {training} affine {affine}");
+            let used = if affine { &inputs[..] } else { &inputs[..1] };
+            gradcheck(used, &f, 1e-3, 2e-2);
+            check_op(&name, used, 1e-4, 1e-5, &f);
+        }
+    }
+}

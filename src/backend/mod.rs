@@ -1,6 +1,7 @@
 //! The primitives every backend implements. Tensor ops (`crate::ops`) validate their arguments,
 //! then call exactly these; the autograd rules are written in terms of the same primitives.
 
+mod channel;
 pub(crate) mod conv;
 mod opcodes;
 mod pad;
@@ -316,6 +317,30 @@ pub trait Backend {
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<Self::Storage>;
+    /// `x (n, c, hw)`, `mean (c)`, `g (n, c, hw)` -> `(c)`: per channel the sum over (n, hw)
+    /// of `(x - mean) * g`, or of `(x - mean)^2` without `g` (batch norm's variance and its
+    /// gradient's dot product).
+    fn channel_dot(
+        &self,
+        x: &Self::Storage,
+        mean: &Self::Storage,
+        g: Option<&Self::Storage>,
+        dims: (usize, usize, usize),
+    ) -> Result<Self::Storage> {
+        channel::channel_dot(self, x, mean, g, dims)
+    }
+    /// `u, v (n, c, hw)`, `a, b, k (c)` -> `a * u + b * v + k` per channel (without
+    /// `(v, b)`, `a * u + k`): batch norm's output and input gradient.
+    fn channel_combine(
+        &self,
+        u: &Self::Storage,
+        a: &Self::Storage,
+        vb: Option<(&Self::Storage, &Self::Storage)>,
+        k: &Self::Storage,
+        dims: (usize, usize, usize),
+    ) -> Result<Self::Storage> {
+        channel::channel_combine(self, u, a, vb, k, dims)
+    }
     /// `(planes, h, w) -> (planes, oh, ow)` padded as `g` says.
     fn pad2d(&self, x: &Self::Storage, g: &PadGeom) -> Result<Self::Storage>;
     /// `grad (planes, oh, ow) -> (planes, h, w)`: each input sums the outputs that read it, in

@@ -1,6 +1,7 @@
 //! The CPU backend: plain loops over contiguous `Vec<f32>` buffers, threaded with rayon, and
 //! packed SIMD GEMMs from the `gemm` crate. One file per op family, as in `shaders/`.
 
+mod channel;
 mod conv;
 mod depthwise;
 mod elementwise;
@@ -194,6 +195,28 @@ impl Backend for CpuBackend {
         out: (usize, usize),
     ) -> Result<Vec<f32>> {
         pool::adaptive_max_pool2d_backward(grad, indices, dims, out)
+    }
+
+    fn channel_dot(
+        &self,
+        x: &Vec<f32>,
+        mean: &Vec<f32>,
+        g: Option<&Vec<f32>>,
+        dims: (usize, usize, usize),
+    ) -> Result<Vec<f32>> {
+        channel::channel_dot(x, mean, g.map(|v| v.as_slice()), dims)
+    }
+
+    fn channel_combine(
+        &self,
+        u: &Vec<f32>,
+        a: &Vec<f32>,
+        vb: Option<(&Vec<f32>, &Vec<f32>)>,
+        k: &Vec<f32>,
+        dims: (usize, usize, usize),
+    ) -> Result<Vec<f32>> {
+        let vb = vb.map(|(v, b)| (v.as_slice(), b.as_slice()));
+        channel::channel_combine(u, a, vb, k, dims)
     }
 
     fn pad2d(&self, x: &Vec<f32>, g: &PadGeom) -> Result<Vec<f32>> {

@@ -1,6 +1,12 @@
-//! `F.batch_norm` over `(n, c, h, w)`, composed of existing ops so both devices and autograd come
-//! with it; `nn::BatchNorm2d` is this with its statistics kept.
+//! `F.batch_norm` over `(n, c, h, w)` on the backends' per-channel primitives (a sum, a dot
+//! product and an affine combination per channel), its gradient written out in the same
+//! primitives; `nn::BatchNorm2d` is this with its statistics kept.
 
+use crate::backend::Backend;
+use crate::cpu::CpuBackend;
+use crate::gpu::GpuBackend;
+use crate::shape::Shape;
+use crate::tensor::Storage;
 use crate::{ensure, Error, Result, Tensor};
 
 /// Options of [`batch_norm2d`], with `F.batch_norm`'s defaults (evaluation, momentum 0.1,
@@ -31,10 +37,70 @@ pub struct BatchNormOutput {
     pub running_var: Tensor,
 }
 
-/// Mean over axes 0, 2 and 3 of `(n, c, h, w)`, kept as `(1, c, 1, 1)`.
-fn channel_mean(x: &Tensor) -> Result<Tensor> {
-    x.mean_axis(3, true)?.mean_axis(2, true)?.mean_axis(0, true)
+/// The channel primitives on whichever backend holds the (same-device) tensors.
+fn channel_dot(x: &Tensor, mean: &Tensor, g: Option<&Tensor>, dims: Dims) -> Result<Tensor> {
+    let st = match (x.storage(), mean.storage(), g.map(Tensor::storage)) {
+        (Storage::Cpu(x), Storage::Cpu(m), None) => {
+            Storage::Cpu(CpuBackend.channel_dot(x, m, None, dims)?)
+        }
+        (Storage::Cpu(x), Storage::Cpu(m), Some(Storage::Cpu(g))) => {
+            Storage::Cpu(CpuBackend.channel_dot(x, m, Some(g), dims)?)
+        }
+        (Storage::Gpu(x), Storage::Gpu(m), None) => {
+            Storage::Gpu(GpuBackend::new(x.ctx().clone()).channel_dot(x, m, None, dims)?)
+        }
+        (Storage::Gpu(x), Storage::Gpu(m), Some(Storage::Gpu(g))) => {
+            Storage::Gpu(GpuBackend::new(x.ctx().clone()).channel_dot(x, m, Some(g), dims)?)
+        }
+        _ => return Err(x.device_mismatch("batch_norm2d", mean)),
+    };
+    Ok(Tensor::from_storage(st, Shape::from([dims.1])))
 }
+
+/// `a * u + b * v + k` per channel.
+fn channel_combine(
+    u: &Tensor,
+    a: &Tensor,
+    vb: Option<(&Tensor, &Tensor)>,
+    k: &Tensor,
+    dims: Dims,
+) -> Result<Tensor> {
+    let vb_st = vb.map(|(v, b)| (v.storage(), b.storage()));
+    let st = match (u.storage(), a.storage(), vb_st, k.storage()) {
+        (Storage::Cpu(u), Storage::Cpu(a), None, Storage::Cpu(k)) => {
+            Storage::Cpu(CpuBackend.channel_combine(u, a, None, k, dims)?)
+        }
+        (
+            Storage::Cpu(u),
+            Storage::Cpu(a),
+            Some((Storage::Cpu(v), Storage::Cpu(b))),
+            Storage::Cpu(k),
+        ) => Storage::Cpu(CpuBackend.channel_combine(u, a, Some((v, b)), k, dims)?),
+        (Storage::Gpu(u), Storage::Gpu(a), None, Storage::Gpu(k)) => {
+            let be = GpuBackend::new(u.ctx().clone());
+            Storage::Gpu(be.channel_combine(u, a, None, k, dims)?)
+        }
+        (
+            Storage::Gpu(u),
+            Storage::Gpu(a),
+            Some((Storage::Gpu(v), Storage::Gpu(b))),
+            Storage::Gpu(k),
+        ) => {
+            let be = GpuBackend::new(u.ctx().clone());
+            Storage::Gpu(be.channel_combine(u, a, Some((v, b)), k, dims)?)
+        }
+        _ => return Err(u.device_mismatch("batch_norm2d", a)),
+    };
+    Ok(Tensor::from_storage(st, u.shape().clone()))
+}
+
+/// `(n, c, h, w) -> (c)` sums over (n, h, w), no autograd record.
+fn channel_sum(x: &Tensor, (n, c, hw): Dims) -> Result<Tensor> {
+    x.sum_axis_raw(n * c, hw, 1, Shape::from([n, c]))?
+        .sum_axis_raw(1, n, c, Shape::from([c]))
+}
+
+type Dims = (usize, usize, usize);
 
 /// `F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)` for
 /// `x (n, c, h, w)` and per-channel `(c)` statistics and affine parameters. Training
@@ -69,6 +135,9 @@ pub fn batch_norm2d(
             );
         }
     }
+    for t in named.iter().filter_map(|(_, t)| *t) {
+        x.check_same_device(OP, t)?;
+    }
     let (m, eps) = (opts.momentum, opts.eps);
     ensure!(m.is_finite(), OP, "momentum must be finite, got {m}");
     ensure!(
@@ -76,44 +145,73 @@ pub fn batch_norm2d(
         OP,
         "eps must be finite and non-negative, got {eps}"
     );
-    let per = |t: &Tensor| t.reshape([1, c, 1, 1]);
+    let dims = (n, c, h * w);
+    let count = n * h * w;
+    // the statistics and coefficients are constants; the gradients are written out below
+    let xd = x.detach();
     let (mean, var, new_mean, new_var) = if opts.training {
-        let count = n * h * w;
         ensure!(
             count > 1,
             OP,
             "expected more than 1 value per channel when training, got input {}",
             x.shape()
         );
-        let mean = channel_mean(x)?;
-        let var = channel_mean(&x.sub(&mean)?.square()?)?;
-        let unbiased = var.detach().mul_scalar(count as f32 / (count - 1) as f32)?;
-        let flat = |t: &Tensor| t.reshape([c]);
+        let mean = channel_sum(&xd, dims)?.mul_scalar(1.0 / count as f32)?;
+        let var = channel_dot(&xd, &mean, None, dims)?.mul_scalar(1.0 / count as f32)?;
+        let unbiased = var.mul_scalar(count as f32 / (count - 1) as f32)?;
         let moved = |old: &Tensor, batch: &Tensor| {
-            old.detach()
-                .mul_scalar(1.0 - m)?
-                .add(&flat(batch)?.mul_scalar(m)?)
+            old.detach().mul_scalar(1.0 - m)?.add(&batch.mul_scalar(m)?)
         };
-        let new_mean = moved(running_mean, &mean.detach())?;
-        let new_var = moved(running_var, &unbiased)?;
+        let (new_mean, new_var) = (moved(running_mean, &mean)?, moved(running_var, &unbiased)?);
         (mean, var, new_mean, new_var)
     } else {
-        (
-            per(&running_mean.detach())?,
-            per(&running_var.detach())?,
-            running_mean.detach(),
-            running_var.detach(),
-        )
+        let (rm, rv) = (running_mean.detach(), running_var.detach());
+        (rm.clone(), rv.clone(), rm, rv)
     };
-    let mut y = x.sub(&mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
-    if let Some(wt) = weight {
-        y = y.mul(&per(wt)?)?;
+    let invstd = var.add_scalar(eps)?.sqrt()?.powf(-1.0)?;
+    let scale = match weight {
+        Some(wt) => wt.detach().mul(&invstd)?,
+        None => invstd.clone(),
+    };
+    let zeros = Tensor::zeros([c], &x.device())?;
+    let shift = match bias {
+        Some(b) => b.detach(),
+        None => zeros.clone(),
     }
-    if let Some(b) = bias {
-        y = y.add(&per(b)?)?;
-    }
+    .sub(&mean.mul(&scale)?)?;
+    let y = channel_combine(&xd, &scale, None, &shift, dims)?;
+    let mut inputs = vec![x];
+    inputs.extend(weight);
+    inputs.extend(bias);
+    let (has_weight, has_bias, training) = (weight.is_some(), bias.is_some(), opts.training);
+    let output = y.attach(&inputs, move |g| {
+        let sum_g = channel_sum(g, dims)?;
+        // sum g * (x - mean): the weight's gradient times the standard deviation
+        let sum_gxc = channel_dot(&xd, &mean, Some(g), dims)?;
+        let dx = if training {
+            // d/dx of the batch statistics folded in:
+            // dx = scale * (g - mean(g) - (x - mean) * invstd^2 * mean(g * (x - mean)))
+            let per = -1.0 / count as f32;
+            let b = scale
+                .mul(&invstd.square()?)?
+                .mul(&sum_gxc)?
+                .mul_scalar(per)?;
+            let k = scale.mul(&sum_g)?.mul_scalar(per)?.sub(&b.mul(&mean)?)?;
+            channel_combine(g, &scale, Some((&xd, &b)), &k, dims)?
+        } else {
+            channel_combine(g, &scale, None, &zeros, dims)?
+        };
+        let mut grads = vec![Some(dx)];
+        if has_weight {
+            grads.push(Some(sum_gxc.mul(&invstd)?));
+        }
+        if has_bias {
+            grads.push(Some(sum_g));
+        }
+        Ok(grads)
+    });
     Ok(BatchNormOutput {
-        output: y,
+        output,
         running_mean: new_mean,
         running_var: new_var,
     })
