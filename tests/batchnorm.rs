@@ -160,7 +160,7 @@ fn state_dict_keys_and_the_one_value_refusal() {
 #[test]
 fn functional_gradients_in_both_modes() {
     use convshade::{batch_norm2d, BatchNormOptions};
-    let inputs = vec![
+    let inputs = [
         (vec![3, C, 2, 3], randv(3 * C * 6, 4)),
         (vec![C], vec![1.5, -0.5]),
         (vec![C], vec![0.25, -1.0]),
