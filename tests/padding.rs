@@ -446,3 +446,17 @@ fn exact_gelu_gradients_and_the_gpu() {
         check_op(name, &x, 1e-5, 1e-6, f.as_ref());
     }
 }
+
+#[test]
+fn the_layers_are_their_functions() {
+    use convshade::nn::{AdaptiveMaxPool2d, Module, SiLU, GELU};
+    let x = cpu(&randv(2 * 3 * 5 * 4, 14), &[2, 3, 5, 4]);
+    let same = |a: Tensor, b: Tensor| assert_eq!(a.to_vec().unwrap(), b.to_vec().unwrap());
+    same(
+        AdaptiveMaxPool2d((2, 3)).forward(&x).unwrap(),
+        adaptive_max_pool2d(&x, (2, 3)).unwrap(),
+    );
+    same(GELU(false).forward(&x).unwrap(), x.gelu().unwrap());
+    same(GELU(true).forward(&x).unwrap(), x.gelu_tanh().unwrap());
+    same(SiLU.forward(&x).unwrap(), x.silu().unwrap());
+}

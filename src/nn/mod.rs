@@ -227,6 +227,14 @@ impl Module for AdaptiveAvgPool2d {
     }
 }
 
+/// `nn.AdaptiveMaxPool2d`.
+pub struct AdaptiveMaxPool2d(pub (usize, usize));
+impl Module for AdaptiveMaxPool2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        crate::adaptive_max_pool2d(x, self.0)
+    }
+}
+
 /// `nn.Upsample`.
 pub struct Upsample(pub UpsampleOptions);
 impl Module for Upsample {
@@ -267,6 +275,26 @@ pub struct Tanh;
 impl Module for Tanh {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.tanh()
+    }
+}
+
+/// `nn.SiLU`.
+pub struct SiLU;
+impl Module for SiLU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.silu()
+    }
+}
+
+/// `nn.GELU`: exact, or with `approximate='tanh'` when `.0` is true.
+pub struct GELU(pub bool);
+impl Module for GELU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.0 {
+            x.gelu_tanh()
+        } else {
+            x.gelu()
+        }
     }
 }
 
