@@ -348,8 +348,17 @@ impl Tensor {
         self.as_var()
     }
 
-    /// Gradients of this tensor (seeded with ones) with respect to everything it depends on.
+    /// Gradients of this scalar (a one-element tensor, seeded with 1) with respect to everything
+    /// it depends on. As in PyTorch, any other tensor is an `Err`: give its upstream gradient
+    /// to [`Tensor::backward_with`].
     pub fn backward(&self) -> Result<GradStore> {
+        crate::ensure!(
+            self.elem_count() == 1,
+            "backward",
+            "the gradient can be implied only for a scalar; this tensor has shape {}: pass its \
+             upstream gradient to backward_with",
+            self.shape()
+        );
         autograd::backward(self, None)
     }
 

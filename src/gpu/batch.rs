@@ -163,6 +163,8 @@ impl GpuContext {
                 size: wgpu::BufferSize::new(params.len() as u64),
             }
         } else {
+            // no uniform struct is this large today; counted like every created buffer
+            lock(&self.stats).created += 1;
             own = self
                 .device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -207,15 +209,7 @@ impl GpuContext {
     pub(crate) fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
         let bytes = (buf.len * 4) as u64;
         let _serial = self.serial();
-        let (staging, status) = self.scoped(|| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("readback"),
-                size: bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        });
-        status?;
+        let staging = self.take_staging(bytes)?;
         {
             let mut pending = lock(&self.pending);
             // The copy joins the pending batch, so a failure of that batch fails the read.
@@ -230,9 +224,11 @@ impl GpuContext {
         }
         self.ensure_valid(buf)?;
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+        staging
+            .slice(..bytes)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
@@ -243,12 +239,13 @@ impl GpuContext {
         }
         let out = {
             let view = staging
-                .slice(..)
+                .slice(..bytes)
                 .get_mapped_range()
                 .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;
             bytemuck::cast_slice::<u8, f32>(&view).to_vec()
         };
         staging.unmap();
+        self.give_staging(staging);
         self.check()?;
         Ok(out)
     }

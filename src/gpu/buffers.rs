@@ -7,10 +7,12 @@ use std::sync::Arc;
 use super::context::{lock, GpuContext};
 use crate::{Error, Result};
 
-/// Freed buffers by size class, reused by later allocations.
+/// Freed buffers by size class, reused by later allocations, and the idle readback (staging)
+/// buffers, also by size class.
 #[derive(Default)]
 pub(super) struct BufferPool {
     free: HashMap<u64, Vec<wgpu::Buffer>>,
+    staging: HashMap<u64, Vec<wgpu::Buffer>>,
     bytes: u64,
 }
 
@@ -20,7 +22,7 @@ const POOL_MAX_BYTES: u64 = 1 << 30;
 /// Buffer pool counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Buffers created on the device.
+    /// Buffers created on the device: storage, readback (staging) and uniform buffers alike.
     pub created: usize,
     /// Allocations served by a freed buffer.
     pub reused: usize,
@@ -89,6 +91,44 @@ impl GpuContext {
             ctx: self.clone(),
             epoch: AtomicU64::new(0),
         })
+    }
+
+    /// A readback buffer of at least `bytes` bytes (`MAP_READ | COPY_DST`), from the pool.
+    /// The caller holds the serial lock.
+    pub(super) fn take_staging(&self, bytes: u64) -> Result<wgpu::Buffer> {
+        let class = size_class(bytes);
+        let idle = {
+            let mut pool = lock(&self.pool);
+            let b = pool.staging.get_mut(&class).and_then(|v| v.pop());
+            if b.is_some() {
+                pool.bytes -= class;
+            }
+            b
+        };
+        if let Some(b) = idle {
+            return Ok(b);
+        }
+        lock(&self.stats).created += 1;
+        let (b, status) = self.scoped(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: class,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        status?;
+        Ok(b)
+    }
+
+    /// Returns an unmapped readback buffer to the pool (or frees it past the pool's size).
+    pub(super) fn give_staging(&self, buffer: wgpu::Buffer) {
+        let class = buffer.size();
+        let mut pool = lock(&self.pool);
+        if pool.bytes + class <= POOL_MAX_BYTES {
+            pool.bytes += class;
+            pool.staging.entry(class).or_default().push(buffer);
+        }
     }
 
     fn release(&self, buffer: wgpu::Buffer) {

@@ -163,7 +163,11 @@ impl GpuContext {
             errors,
             lost,
             gl_serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
-            stats: Mutex::new(PoolStats::default()),
+            // the uniform ring is the first buffer created
+            stats: Mutex::new(PoolStats {
+                created: 1,
+                ..PoolStats::default()
+            }),
             check,
             fault_op: opts.fault_op,
             self_test: Mutex::new(None),

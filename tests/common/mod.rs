@@ -28,8 +28,12 @@ pub fn assert_close(got: &[f32], want: &[f32], rtol: f32, atol: f32, what: &str)
         .fold(0f32, |m, v| m.max(v.abs()));
     let mut worst = (0.0f32, 0usize);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        // equal values (infinities included) are exact matches
-        let d = if g == w { 0.0 } else { (g - w).abs() };
+        // equal values (infinities included), and NaN where NaN is expected, are exact matches
+        let d = if g == w || g.is_nan() && w.is_nan() {
+            0.0
+        } else {
+            (g - w).abs()
+        };
         if d.is_nan() || g.is_nan() != w.is_nan() {
             panic!("{what}: NaN mismatch at {i}: got {g}, want {w}");
         }

@@ -1,0 +1,396 @@
+//! The public op API driven with arbitrary shapes and arguments (zero and oversized kernels,
+//! strides, paddings and dilations, mismatched shapes, bad labels and settings, non-finite
+//! values). Every call must return `Ok` or a clear `Err` naming its op, never panic; forward and
+//! backward results on the GPU must equal the CPU's; the two devices must agree on which calls
+//! are refused. `FUZZ_CASES` sets the number of calls per op family (default 64).
+
+mod common;
+
+use proptest::prelude::*;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use common::{assert_close, gpu};
+use convshade::{
+    adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, batch_norm2d, conv2d, conv_transpose2d,
+    cross_entropy_labels, im2row, max_pool2d, mse_loss_with, pad, row2im, upsample,
+    AvgPool2dOptions, BatchNormOptions, Conv2dOptions, ConvTranspose2dOptions, CrossEntropyOptions,
+    Device, MaxPool2dOptions, PadMode, PaddingMode, Reduction, Result, Tensor, UpsampleOptions,
+    UpsampleSize,
+};
+
+/// One fuzzed call: its description, input shapes and values, and the op over the inputs.
+struct Call {
+    what: String,
+    inputs: Vec<(Vec<usize>, Vec<f32>)>,
+    op: Box<dyn Fn(&[Tensor]) -> Result<Tensor>>,
+}
+
+fn dims(rng: &mut ChaCha8Rng, rank: usize, max: usize) -> Vec<usize> {
+    (0..rank).map(|_| rng.random_range(1..=max)).collect()
+}
+
+/// A shape of random rank in `ranks`.
+fn ranked(rng: &mut ChaCha8Rng, ranks: std::ops::RangeInclusive<usize>, max: usize) -> Vec<usize> {
+    let r = rng.random_range(ranks);
+    dims(rng, r, max)
+}
+
+/// Values in [-3, 3) with, for data (not weights), rare NaN, infinity and -0.0. (NaN or
+/// infinite weights make the GPU's implicit GEMMs, which multiply padding taps by zero, give NaN
+/// where a transposed convolution's output has no tap at all and PyTorch's scatter gives 0.)
+fn values(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| match rng.random_range(0..40) {
+            // rare special values: the ops must pass them through, not fall over
+            0 => f32::NAN,
+            1 => f32::INFINITY,
+            2 => -0.0,
+            _ => rng.random_range(-3.0..3.0),
+        })
+        .collect()
+}
+
+fn input(rng: &mut ChaCha8Rng, shape: Vec<usize>) -> (Vec<usize>, Vec<f32>) {
+    let n = shape.iter().product();
+    (shape, values(rng, n))
+}
+
+/// Weights: finite values.
+fn weight(rng: &mut ChaCha8Rng, shape: Vec<usize>) -> (Vec<usize>, Vec<f32>) {
+    let n = shape.iter().product();
+    (shape, (0..n).map(|_| rng.random_range(-3.0..3.0)).collect())
+}
+
+/// Small, sometimes zero or oversized, window arguments.
+fn small(rng: &mut ChaCha8Rng, max: usize) -> usize {
+    rng.random_range(0..=max)
+}
+
+fn pair(rng: &mut ChaCha8Rng, lo: usize, hi: usize) -> (usize, usize) {
+    (rng.random_range(lo..=hi), rng.random_range(lo..=hi))
+}
+
+/// A call of op family `family` drawn from `seed`.
+fn call(family: usize, seed: u64) -> Call {
+    let rng = &mut ChaCha8Rng::seed_from_u64(seed);
+    let x4 = |rng: &mut ChaCha8Rng| {
+        let r = if rng.random_range(0..10) == 0 {
+            rng.random_range(2..=5)
+        } else {
+            4
+        };
+        dims(rng, r, 6)
+    };
+    match family {
+        0 => {
+            let xs = x4(rng);
+            let groups = rng.random_range(0..=3);
+            let c = xs.get(1).copied().unwrap_or(1);
+            let ws = vec![
+                rng.random_range(1..=4) * groups.max(1),
+                (c / groups.max(1)).max(1) + usize::from(rng.random_range(0..8) == 0),
+                small(rng, 4),
+                small(rng, 4),
+            ];
+            let mode = [
+                PaddingMode::Zeros,
+                PaddingMode::Reflect,
+                PaddingMode::Replicate,
+                PaddingMode::Circular,
+            ][rng.random_range(0..4)];
+            let opts = Conv2dOptions::new()
+                .stride(pair(rng, 0, 3))
+                .padding(pair(rng, 0, 3))
+                .dilation(pair(rng, 0, 3))
+                .groups(groups)
+                .padding_mode(mode);
+            let bias = rng.random_bool(0.5);
+            let d = ws[0];
+            let mut inputs = vec![input(rng, xs), weight(rng, ws)];
+            if bias {
+                inputs.push(weight(rng, vec![d]));
+            }
+            Call {
+                what: format!("conv2d {opts:?}"),
+                inputs,
+                op: Box::new(move |t| conv2d(&t[0], &t[1], t.get(2), &opts)),
+            }
+        }
+        1 => {
+            let xs = x4(rng);
+            let groups = rng.random_range(1..=3);
+            let c = xs.get(1).copied().unwrap_or(1);
+            let ws = vec![c, rng.random_range(1..=3), small(rng, 4), small(rng, 4)];
+            let opts = ConvTranspose2dOptions::new()
+                .stride(pair(rng, 0, 3))
+                .padding(pair(rng, 0, 3))
+                .output_padding(pair(rng, 0, 3))
+                .dilation(pair(rng, 0, 3))
+                .groups(groups);
+            Call {
+                what: format!("conv_transpose2d {opts:?}"),
+                inputs: vec![input(rng, xs), weight(rng, ws)],
+                op: Box::new(move |t| conv_transpose2d(&t[0], &t[1], None, &opts)),
+            }
+        }
+        2 => {
+            let xs = x4(rng);
+            let k = pair(rng, 0, 5);
+            let max = rng.random_bool(0.5);
+            let (s, p, d, ceil) = (
+                pair(rng, 0, 3),
+                pair(rng, 0, 3),
+                pair(rng, 0, 3),
+                rng.random_bool(0.5),
+            );
+            let (incl, div) = (rng.random_bool(0.5), small(rng, 3));
+            Call {
+                what: format!("pool max {max} k {k:?} s {s:?} p {p:?} d {d:?} ceil {ceil} incl {incl} div {div}"),
+                inputs: vec![input(rng, xs)],
+                op: Box::new(move |t| {
+                    if max {
+                        let o = MaxPool2dOptions::new(k).stride(s).padding(p).dilation(d).ceil_mode(ceil);
+                        max_pool2d(&t[0], &o)
+                    } else {
+                        let mut o = AvgPool2dOptions::new(k).stride(s).padding(p).ceil_mode(ceil).count_include_pad(incl);
+                        if div != 1 {
+                            o = o.divisor_override(div);
+                        }
+                        avg_pool2d(&t[0], &o)
+                    }
+                }),
+            }
+        }
+        3 => {
+            let xs = x4(rng);
+            let out = pair(rng, 0, 7);
+            let which = rng.random_range(0..4);
+            let align = rng.random_bool(0.5);
+            Call {
+                what: format!("adaptive/upsample {which} to {out:?} align {align}"),
+                inputs: vec![input(rng, xs)],
+                op: Box::new(move |t| match which {
+                    0 => adaptive_avg_pool2d(&t[0], out),
+                    1 => adaptive_max_pool2d(&t[0], out),
+                    2 => upsample(
+                        &t[0],
+                        &UpsampleOptions::nearest(UpsampleSize::Size(out.0, out.1)),
+                    ),
+                    _ => upsample(
+                        &t[0],
+                        &UpsampleOptions::bilinear(UpsampleSize::Size(out.0, out.1), align),
+                    ),
+                }),
+            }
+        }
+        4 => {
+            let xs = ranked(rng, 1..=5, 5);
+            let n = if rng.random_bool(0.5) {
+                4
+            } else {
+                [0, 1, 2, 3, 5][rng.random_range(0..5)]
+            };
+            let widths: Vec<isize> = (0..n)
+                .map(|_| rng.random_range(-3i64..=6) as isize)
+                .collect();
+            let mode = [
+                PadMode::Constant(1.5),
+                PadMode::Reflect,
+                PadMode::Replicate,
+                PadMode::Circular,
+            ][rng.random_range(0..4)];
+            Call {
+                what: format!("pad {widths:?} {mode:?}"),
+                inputs: vec![input(rng, xs)],
+                op: Box::new(move |t| pad(&t[0], &widths, mode)),
+            }
+        }
+        5 => {
+            let a = ranked(rng, 1..=3, 5);
+            let mut b = ranked(rng, 1..=3, 5);
+            if rng.random_bool(0.7) && b.len() >= 2 {
+                // usually compatible
+                let bl = b.len();
+                b[bl - 2] = *a.last().unwrap();
+            }
+            Call {
+                what: format!("matmul {a:?} x {b:?}"),
+                inputs: vec![input(rng, a), input(rng, b)],
+                op: Box::new(|t| t[0].matmul(&t[1])),
+            }
+        }
+        6 => {
+            let xs = x4(rng);
+            let (k, s, p, d) = (
+                pair(rng, 0, 4),
+                pair(rng, 0, 3),
+                pair(rng, 0, 3),
+                pair(rng, 0, 2),
+            );
+            let back = rng.random_bool(0.5);
+            let shape4 = (
+                xs[0],
+                xs.get(1).copied().unwrap_or(1),
+                xs.get(2).copied().unwrap_or(1),
+                xs.get(3).copied().unwrap_or(1),
+            );
+            let rows = vec![rng.random_range(1..=40), rng.random_range(1..=20)];
+            Call {
+                what: format!("im2row/row2im {back} k {k:?} s {s:?} p {p:?} d {d:?}"),
+                inputs: vec![input(rng, if back { rows } else { xs })],
+                op: Box::new(move |t| {
+                    if back {
+                        row2im(&t[0], shape4, k, s, p, d)
+                    } else {
+                        im2row(&t[0], k, s, p, d)
+                    }
+                }),
+            }
+        }
+        7 => {
+            let xs = ranked(rng, 1..=4, 4);
+            let rank = xs.len();
+            let kind = rng.random_range(0..3);
+            let target = ranked(rng, 1..=4, 4);
+            let mut perm: Vec<usize> = (0..rank).collect();
+            perm.swap(0, rng.random_range(0..rank));
+            if rng.random_range(0..6) == 0 {
+                perm[0] = rank; // out of range
+            }
+            Call {
+                what: format!("layout {kind} {xs:?} -> {target:?} perm {perm:?}"),
+                inputs: vec![input(rng, xs)],
+                op: Box::new(move |t| match kind {
+                    0 => t[0].reshape(target.clone()),
+                    1 => t[0].permute(&perm),
+                    _ => t[0].broadcast_to(target.clone()),
+                }),
+            }
+        }
+        8 => {
+            let (n, c) = (rng.random_range(1..=5), rng.random_range(1..=5));
+            let labels: Vec<usize> = (0..n + usize::from(rng.random_range(0..8) == 0))
+                .map(|_| rng.random_range(0..=c))
+                .collect();
+            let smoothing = [0.0, 0.1, 1.0, -0.5, 1.5, f32::NAN][rng.random_range(0..6)];
+            let sum = rng.random_bool(0.5);
+            let mse = rng.random_bool(0.3);
+            let other = if rng.random_bool(0.8) {
+                vec![n, c]
+            } else {
+                dims(rng, 2, 5)
+            };
+            Call {
+                what: format!("loss mse {mse} labels {labels:?} smoothing {smoothing} sum {sum}"),
+                inputs: vec![input(rng, vec![n, c]), input(rng, other)],
+                op: Box::new(move |t| {
+                    let reduction = if sum { Reduction::Sum } else { Reduction::Mean };
+                    if mse {
+                        return mse_loss_with(&t[0], &t[1], reduction);
+                    }
+                    let opts = CrossEntropyOptions {
+                        label_smoothing: smoothing,
+                        reduction,
+                    };
+                    cross_entropy_labels(&t[0], &labels, opts)
+                }),
+            }
+        }
+        _ => {
+            let xs = x4(rng);
+            let c = if rng.random_range(0..8) == 0 {
+                7
+            } else {
+                xs.get(1).copied().unwrap_or(1)
+            };
+            let opts = BatchNormOptions {
+                training: rng.random_bool(0.5),
+                momentum: [0.1, 0.0, 1.0, f32::NAN][rng.random_range(0..4)],
+                eps: [1e-5, 0.0, -1.0, 1e-3][rng.random_range(0..4)],
+            };
+            let stats: Vec<f32> = (0..c).map(|_| rng.random_range(0.5..2.0)).collect();
+            Call {
+                what: format!("batch_norm2d {opts:?} c {c}"),
+                inputs: vec![input(rng, xs), (vec![c], stats.clone()), (vec![c], stats)],
+                op: Box::new(move |t| {
+                    let dev = t[0].device();
+                    let rm = Tensor::zeros([t[1].dims()[0]], &dev)?;
+                    Ok(
+                        batch_norm2d(&t[0], &rm, &t[1].detach(), Some(&t[1]), Some(&t[2]), &opts)?
+                            .output,
+                    )
+                }),
+            }
+        }
+    }
+}
+
+const FAMILIES: usize = 10;
+
+/// Forward and every input gradient (upstream: a fixed ramp), or the `Err`'s text.
+fn run(call: &Call, dev: &Device) -> std::result::Result<Vec<Vec<f32>>, String> {
+    let xs: Vec<Tensor> = call
+        .inputs
+        .iter()
+        .map(|(s, v)| Tensor::from_vec(v.clone(), s.clone(), dev).map(|t| t.requires_grad_()))
+        .collect::<Result<_>>()
+        .map_err(|e| e.to_string())?;
+    let y = (call.op)(&xs).map_err(|e| e.to_string())?;
+    let ramp: Vec<f32> = (0..y.elem_count()).map(|i| (i % 7) as f32 - 3.0).collect();
+    let up = Tensor::from_vec(ramp, y.dims().to_vec(), dev).map_err(|e| e.to_string())?;
+    let grads = y.backward_with(&up).map_err(|e| e.to_string())?;
+    let mut out = vec![y.to_vec().map_err(|e| e.to_string())?];
+    for x in &xs {
+        if let Some(g) = grads.get(x) {
+            out.push(g.to_vec().map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(out)
+}
+
+fn check(family: usize, seed: u64) {
+    let c = call(family, seed);
+    let cpu = run(&c, &Device::cpu());
+    if let Err(e) = &cpu {
+        // a clear refusal names its op: "op: what was wrong"
+        let (op, msg) = e.split_once(": ").unwrap_or(("", ""));
+        assert!(
+            !op.is_empty() && !op.contains(' ') && !msg.is_empty(),
+            "{}: unclear error {e:?}",
+            c.what
+        );
+    }
+    let Some(dev) = gpu() else { return };
+    let on_gpu = run(&c, &dev);
+    match (&cpu, &on_gpu) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(
+                a.len(),
+                b.len(),
+                "{}: gradients present on one device only",
+                c.what
+            );
+            for (i, (a, b)) in a.iter().zip(b).enumerate() {
+                assert_close(b, a, 1e-3, 1e-4, &format!("{} (array {i})", c.what));
+            }
+        }
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("{}: the devices disagree: cpu {a:?}, gpu {b:?}", c.what),
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() * FAMILIES as u32, failure_persistence: None, ..ProptestConfig::default() })]
+    #[test]
+    fn every_call_is_ok_and_agrees_or_is_a_clear_error(family in 0..FAMILIES, seed in any::<u64>()) {
+        check(family, seed);
+    }
+}
