@@ -23,8 +23,10 @@ use convshade::{
 struct Call {
     what: String,
     inputs: Vec<(Vec<usize>, Vec<f32>)>,
-    op: Box<dyn Fn(&[Tensor]) -> Result<Tensor>>,
+    op: Box<Op>,
 }
+
+type Op = dyn Fn(&[Tensor]) -> Result<Tensor>;
 
 fn dims(rng: &mut ChaCha8Rng, rank: usize, max: usize) -> Vec<usize> {
     (0..rank).map(|_| rng.random_range(1..=max)).collect()
