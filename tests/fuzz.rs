@@ -74,7 +74,7 @@ fn small(rng: &mut ChaCha8Rng, max: usize) -> usize {
 }
 
 fn pair(rng: &mut ChaCha8Rng, lo: usize, hi: usize) -> (usize, usize) {
-    let mut one = |rng: &mut ChaCha8Rng| match rng.random_range(0..20) {
+    let one = |rng: &mut ChaCha8Rng| match rng.random_range(0..20) {
         0 => 0,
         1 => 9,
         _ => rng.random_range(lo..=hi),
