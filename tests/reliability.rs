@@ -140,3 +140,33 @@ fn a_training_loop_creates_no_buffer_after_warm_up_and_keeps_host_memory_flat() 
         assert!(grown < 8 << 20, "host memory grew by {grown} bytes");
     }
 }
+
+/// A lost device (forced by destroying it) makes every later call an `Err`, never a panic, and
+/// a new GPU device made afterwards works.
+#[test]
+fn a_lost_device_gives_errors_and_a_new_device_works() {
+    if gpu().is_none() {
+        return;
+    }
+    let dev = Device::gpu_with(Default::default()).unwrap();
+    let Device::Gpu(ctx) = &dev else {
+        unreachable!()
+    };
+    let x = Tensor::from_vec(vec![1.0, -2.0, 3.0], [3], &dev).unwrap();
+    let pending = x.relu().unwrap();
+    ctx.lose_device_for_test();
+    let e = pending.to_vec().unwrap_err().to_string();
+    assert!(e.contains("device lost"), "{e}");
+    for r in [
+        x.mul_scalar(2.0).and_then(|y| y.to_vec()),
+        Tensor::from_vec(vec![1.0; 4], [4], &dev).and_then(|y| y.to_vec()),
+        x.sum_all().and_then(|y| y.to_vec()),
+    ] {
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("device lost"), "{e}");
+    }
+    assert!(dev.sync().is_err());
+    let fresh = Device::gpu_with(Default::default()).unwrap();
+    let y = Tensor::from_vec(vec![1.0, -2.0, 3.0], [3], &fresh).unwrap();
+    assert_eq!(y.relu().unwrap().to_vec().unwrap(), [1.0, 0.0, 3.0]);
+}

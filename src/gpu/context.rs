@@ -248,6 +248,16 @@ impl GpuContext {
         self.check_lost()
     }
 
+    /// Test hook: destroys the device, as a driver reset or an unplugged GPU would lose it.
+    /// Every later call on this context is an `Err`; a new context works.
+    #[doc(hidden)]
+    pub fn lose_device_for_test(&self) {
+        let _serial = self.serial();
+        self.device.destroy();
+        // the callback may come later; the context is lost from now on
+        self.lost.store(true, Ordering::SeqCst);
+    }
+
     fn check_lost(&self) -> Result<()> {
         if self.lost.load(Ordering::SeqCst) {
             return Err(Error::Gpu("device lost".into()));
