@@ -50,7 +50,11 @@ pub fn load_safetensors(path: impl AsRef<Path>, device: &Device) -> Result<Vec<(
     let st = SafeTensors::deserialize(&raw)
         .map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
     let mut out = Vec::new();
-    for (k, v) in st.tensors() {
+    // in the file's order (the crate lists them in a hash map's), so results and messages
+    // are the same on every run
+    let mut tensors = st.tensors();
+    tensors.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
+    for (k, v) in tensors {
         let values = to_f32(v.dtype(), v.data())
             .ok_or_else(|| format(format!("{k}: dtype {:?} is not supported", v.dtype())))?;
         out.push((k, Tensor::from_vec(values, v.shape().to_vec(), device)?));

@@ -17,7 +17,7 @@ use convshade::{
 /// The flags both examples take; unset ones take the example's [`Defaults`].
 #[derive(clap::Args)]
 pub struct TrainFlags {
-    /// Folder holding the gzipped IDX files (default: data/cache/<dataset>)
+    /// Folder holding the gzipped IDX files (default: the repository's data/cache/<dataset>)
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Device to run on (default: CONVSHADE_DEVICE, else auto)
@@ -82,10 +82,11 @@ fn idx_file(dir: &Path, name: &str) -> PathBuf {
 /// The training and test sets, or an error naming the missing or corrupt file and how to fetch
 /// it.
 pub fn load_data(flags: &TrainFlags, d: &Defaults) -> Result<(Dataset, Dataset)> {
-    let dir = flags
-        .data
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("data/cache/{}", d.dataset)));
+    let dir = flags.data.clone().unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("data/cache")
+            .join(d.dataset)
+    });
     let hint = "run `bash tools/fetch_data.sh` to fetch it, or pass --data DIR";
     let split = |prefix: &str| -> Result<Dataset> {
         let images = idx_file(&dir, &format!("{prefix}-images-idx3-ubyte"));
