@@ -57,14 +57,9 @@ impl Shape {
         }
         s
     }
-    /// Checks that no dimension is zero (convshade has no empty tensors) and that the element
-    /// count is addressable.
+    /// Checks that the element count is addressable (a zero-sized dimension makes an empty
+    /// tensor, as in PyTorch).
     pub(crate) fn validate(&self, op: &'static str) -> Result<()> {
-        ensure!(
-            !self.0.contains(&0),
-            op,
-            "shape {self} has a zero-sized dimension; empty tensors are not supported"
-        );
         numel(op, &self.0).map(|_| ())
     }
 

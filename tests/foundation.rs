@@ -161,7 +161,7 @@ fn bad_input_gives_clear_errors() {
     let d = cpu();
     let msg = |r: convshade::Result<Tensor>| r.unwrap_err().to_string();
     assert!(msg(Tensor::from_vec(vec![1.0; 5], [2, 3], &d)).contains("from_vec"));
-    assert!(msg(Tensor::zeros([2, 0], &d)).contains("zero-sized"));
+    assert!(msg(Tensor::zeros([usize::MAX, 2], &d)).contains("too many elements"));
     let a = Tensor::ones([2, 3], &d).unwrap();
     let b = Tensor::ones([4], &d).unwrap();
     let e = msg(a.add(&b));

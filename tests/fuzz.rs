@@ -28,8 +28,14 @@ struct Call {
 
 type Op = dyn Fn(&[Tensor]) -> Result<Tensor>;
 
+/// A shape; now and then with an empty (zero-sized) dimension.
 fn dims(rng: &mut ChaCha8Rng, rank: usize, max: usize) -> Vec<usize> {
-    (0..rank).map(|_| rng.random_range(1..=max)).collect()
+    let empty = rng.random_range(0..8) == 0;
+    let mut d: Vec<usize> = (0..rank).map(|_| rng.random_range(1..=max)).collect();
+    if empty {
+        d[rng.random_range(0..rank)] = 0;
+    }
+    d
 }
 
 /// A shape of random rank in `ranks`.
@@ -91,7 +97,10 @@ fn call(family: usize, seed: u64) -> Call {
         if rng.random_range(0..12) == 0 {
             return ranked(rng, 2..=5, 6);
         }
-        let (n, c) = (rng.random_range(1..=3), rng.random_range(1..=4));
+        let zero =
+            |rng: &mut ChaCha8Rng, d: usize| if rng.random_range(0..16) == 0 { 0 } else { d };
+        let n = rng.random_range(1..=3);
+        let (n, c) = (zero(rng, n), rng.random_range(1..=4));
         vec![n, c, rng.random_range(2..=8), rng.random_range(2..=8)]
     };
     // mostly 1, sometimes 2 or 3, rarely 0

@@ -208,6 +208,12 @@ impl GpuContext {
     /// Copies a buffer back to the host (submits pending work first).
     pub(crate) fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
         let bytes = (buf.len * 4) as u64;
+        if bytes == 0 {
+            // an empty tensor: nothing to copy, but the work before it still reports its errors
+            self.sync()?;
+            self.ensure_valid(buf)?;
+            return Ok(Vec::new());
+        }
         let _serial = self.serial();
         let staging = self.take_staging(bytes)?;
         {

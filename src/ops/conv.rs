@@ -235,6 +235,9 @@ fn conv2d_act(
     }
     let g = geometry(OP, dims, (kh, kw), opts)?;
     crate::shape::numel(OP, &[g.n, d, g.oh, g.ow])?;
+    if let Some(y) = empty_conv_result(OP, input, weight, bias, [g.n, d, g.oh, g.ow])? {
+        return Ok(y);
+    }
     let groups = opts.groups;
     if groups == g.c && groups > 1 {
         // one input channel per group: direct kernels, no im2col
@@ -263,6 +266,26 @@ fn conv2d_act(
             ))
         },
     )
+}
+
+/// An empty batch (or no filters) gives an empty output with zero gradients; a convolution over
+/// no input channels is refused.
+pub(crate) fn empty_conv_result(
+    op: &'static str,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    out: [usize; 4],
+) -> Result<Option<Tensor>> {
+    ensure!(
+        input.dims().get(1) != Some(&0),
+        op,
+        "input {} has no channels",
+        input.shape()
+    );
+    let mut others = vec![weight];
+    others.extend(bias);
+    crate::ops::empty::empty_window_result(op, input, &others, out)
 }
 
 /// The backend's conv2d primitive, the bias included: `(n, d, oh, ow)`, no autograd record.

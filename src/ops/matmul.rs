@@ -14,6 +14,10 @@ pub(crate) fn gemm_raw(
     shape: Shape,
 ) -> Result<Tensor> {
     a.check_same_device(op, b)?;
+    if spec.batch == 0 || spec.m == 0 || spec.n == 0 || spec.k == 0 {
+        // a sum over nothing: zeros (and nothing at all for an empty result)
+        return Tensor::zeros(shape, &a.device());
+    }
     let inside = |l: &MatLayout, rows: usize, cols: usize, len: usize| {
         l.extent(spec.batch, spec.batch_inner, rows, cols)
             .is_some_and(|e| e <= len)

@@ -17,6 +17,7 @@ pub mod activation;
 pub mod conv;
 pub mod conv_transpose;
 pub mod elementwise;
+mod empty;
 pub mod layout;
 pub mod loss;
 pub mod matmul;

@@ -2,6 +2,7 @@
 //! modes, and the padded convolutions (`padding_mode`) built on it.
 
 use crate::backend::{Backend, PadGeom, PadKind};
+use crate::ops::empty::filled_with_zero_grads;
 use crate::shape::Shape;
 use crate::tensor::{on_backend, Tensor};
 use crate::{ensure, Result};
@@ -95,6 +96,15 @@ pub fn pad(x: &Tensor, widths: &[isize], mode: PadMode) -> Result<Tensor> {
         out_dims[rank - 2] = oh as usize;
     }
     crate::shape::numel(OP, &out_dims)?;
+    if x.elem_count() == 0 || out_dims.contains(&0) {
+        // nothing to read: the constant everywhere (PyTorch pads empty axes only so)
+        let fill = match mode {
+            PadMode::Constant(v) => v,
+            _ if out_dims.contains(&0) => 0.0,
+            _ => crate::bail!(OP, "{mode:?} padding of the empty input {}", x.shape()),
+        };
+        return filled_with_zero_grads(x, &[], Shape::from(out_dims), fill);
+    }
     let g = PadGeom {
         planes,
         h,

@@ -2,6 +2,7 @@
 
 use crate::backend::{AvgPoolOpts, Backend};
 use crate::ops::conv::Pair;
+use crate::ops::empty::empty_window_result;
 use crate::shape::{Shape, WindowGeom};
 use crate::tensor::{on_backend, Storage, Tensor};
 use crate::{ensure, Error, Result};
@@ -102,6 +103,10 @@ pub fn max_pool2d(x: &Tensor, opts: &MaxPool2dOptions) -> Result<Tensor> {
 /// its maximum within the input plane (as f32 values, exact below 2^24).
 pub fn max_pool2d_with_indices(x: &Tensor, opts: &MaxPool2dOptions) -> Result<(Tensor, Tensor)> {
     let g = max_geom(x, opts)?;
+    let out_shape = [g.n, g.c, g.oh, g.ow];
+    if let Some(y) = empty_window_result("max_pool2d", x, &[], out_shape)? {
+        return Ok((y, Tensor::zeros(out_shape, &x.device())?));
+    }
     let (out, idx) = match x.storage() {
         Storage::Cpu(s) => {
             let (o, i) = crate::cpu::CpuBackend.max_pool2d(s, &g)?;
@@ -152,6 +157,9 @@ pub fn avg_pool2d(x: &Tensor, opts: &AvgPool2dOptions) -> Result<Tensor> {
         count_include_pad: opts.count_include_pad,
         divisor_override: opts.divisor_override,
     };
+    if let Some(y) = empty_window_result(OP, x, &[], [g.n, g.c, g.oh, g.ow])? {
+        return Ok(y);
+    }
     let st = on_backend!(x.storage(), s, be => be.avg_pool2d(s, &g, o));
     let y = Tensor::from_storage(st, Shape::from([g.n, g.c, g.oh, g.ow]));
     Ok(y.attach(&[x], move |gr| {
@@ -175,6 +183,9 @@ pub fn adaptive_avg_pool2d(x: &Tensor, out: impl Into<Pair>) -> Result<Tensor> {
         "output size must be positive, got {out:?}"
     );
     crate::shape::numel(OP, &[dims.0, dims.1, out.0, out.1])?;
+    if let Some(y) = empty_window_result(OP, x, &[], [dims.0, dims.1, out.0, out.1])? {
+        return Ok(y);
+    }
     let st = on_backend!(x.storage(), s, be => be.adaptive_avg_pool2d(s, dims, out));
     let y = Tensor::from_storage(st, Shape::from([dims.0, dims.1, out.0, out.1]));
     Ok(y.attach(&[x], move |gr| {
@@ -213,6 +224,10 @@ pub fn adaptive_max_pool2d_with_indices(
         "planes of {} elements are too large for f32 indices",
         dims.2 * dims.3
     );
+    let out_shape = [dims.0, dims.1, out.0, out.1];
+    if let Some(y) = empty_window_result(OP, x, &[], out_shape)? {
+        return Ok((y, Tensor::zeros(out_shape, &x.device())?));
+    }
     let (y, idx) = match x.storage() {
         Storage::Cpu(s) => {
             let (o, i) = crate::cpu::CpuBackend.adaptive_max_pool2d(s, dims, out)?;

@@ -33,6 +33,12 @@ impl Tensor {
     pub fn max_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor> {
         self.check_axis("max", axis)?;
         let dims = self.dims();
+        ensure!(
+            dims[axis] > 0,
+            "max",
+            "axis {axis} of shape {} is empty: there is no maximum, as in PyTorch",
+            self.shape()
+        );
         let mut out = dims.to_vec();
         if keepdim {
             out[axis] = 1;

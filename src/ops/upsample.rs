@@ -74,6 +74,9 @@ pub fn upsample(x: &Tensor, opts: &UpsampleOptions) -> Result<Tensor> {
         ),
     };
     crate::shape::numel(OP, &[n, c, oh, ow])?;
+    if let Some(y) = super::empty::empty_window_result(OP, x, &[], [n, c, oh, ow])? {
+        return Ok(y);
+    }
     let g = UpsampleGeom {
         n,
         c,
