@@ -8,18 +8,9 @@
 
 mod common;
 
-use clap::Parser;
-
-use common::{Defaults, TrainFlags};
+use common::Defaults;
 use convshade::nn::{Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential};
 use convshade::{Conv2dOptions, Device, MaxPool2dOptions, Result};
-
-/// Trains a CNN on the MNIST digits and reports its test accuracy.
-#[derive(Parser)]
-struct Args {
-    #[command(flatten)]
-    train: TrainFlags,
-}
 
 const DEFAULTS: Defaults = Defaults {
     dataset: "mnist",
@@ -45,16 +36,9 @@ fn network(seed: u64, dev: &Device) -> Result<Sequential> {
 }
 
 fn main() {
-    let args = Args::parse();
-    common::exit_on_error(|| {
-        let dev = common::device(&args.train)?;
-        let mut net = network(args.train.seed, &dev)?;
-        common::train(
-            &mut net,
-            &args.train,
-            &DEFAULTS,
-            &dev,
-            &mut std::io::stdout(),
-        )
-    });
+    common::main_with(
+        "Trains a CNN on the MNIST digits and reports its test accuracy.",
+        &DEFAULTS,
+        network,
+    );
 }

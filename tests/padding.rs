@@ -137,6 +137,16 @@ fn pad_gradients_are_right_and_the_gpu_agrees() {
     }
 }
 
+/// A GPU context whose kernels run at most 160 loop iterations per invocation, so the split
+/// paths run on small inputs.
+fn low_cap() -> Device {
+    Device::gpu_with(GpuOptions {
+        loop_cap: Some(160),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 /// A budget of 160 loop iterations splits replicate's wide gathers into passes; the result is
 /// the CPU's, bit for bit.
 #[test]
@@ -144,11 +154,7 @@ fn pad_backward_split_into_passes_matches_the_cpu() {
     if gpu().is_none() {
         return;
     }
-    let dev = Device::gpu_with(GpuOptions {
-        loop_cap: Some(160),
-        ..Default::default()
-    })
-    .unwrap();
+    let dev = low_cap();
     let x = vec![(vec![1, 2, 3, 2], randv(12, 4))];
     let f = |t: &[Tensor]| pad(&t[0], &[40, 30, 25, 20], PadMode::Replicate);
     let (yc, gc) = run_op(&Device::cpu(), &x, &f);
@@ -364,11 +370,7 @@ fn adaptive_max_pool_gradients_and_the_gpu() {
     if gpu().is_none() {
         return;
     }
-    let dev = Device::gpu_with(GpuOptions {
-        loop_cap: Some(160),
-        ..Default::default()
-    })
-    .unwrap();
+    let dev = low_cap();
     let big = vec![(vec![1, 1, 40, 30], randv(1200, 11))];
     for out in [(1, 1), (3, 2), (70, 50)] {
         let f = move |t: &[Tensor]| adaptive_max_pool2d(&t[0], out);

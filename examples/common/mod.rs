@@ -52,6 +52,32 @@ pub struct Defaults {
     pub lr: f32,
 }
 
+/// The command line of a training example: the shared flags only.
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    train: TrainFlags,
+}
+
+/// A training example's `main`: parses the flags (`about` is its `--help` line), builds
+/// `network(seed, device)` and trains it.
+pub fn main_with(
+    about: &'static str,
+    d: &Defaults,
+    network: fn(u64, &Device) -> Result<Sequential>,
+) {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().about(about).get_matches();
+    let flags = Cli::from_arg_matches(&matches)
+        .unwrap_or_else(|e| e.exit())
+        .train;
+    exit_on_error(|| {
+        let dev = device(&flags)?;
+        let mut net = network(flags.seed, &dev)?;
+        train(&mut net, &flags, d, &dev, &mut std::io::stdout())
+    });
+}
+
 /// Runs `main_body` and turns an `Err` into one line on stderr and exit status 1.
 pub fn exit_on_error(main_body: impl FnOnce() -> Result<()>) {
     if let Err(e) = main_body() {
