@@ -10,7 +10,7 @@ use convshade::bench::{self, peak, report::Peaks, BenchConfig, BenchResult, Repo
 use convshade::Device;
 
 /// The standard suite, as its issue names it.
-const SUITE: [&str; 21] = [
+const SUITE: [&str; 23] = [
     "gemm_256",
     "gemm_512",
     "gemm_1024",
@@ -30,6 +30,8 @@ const SUITE: [&str; 21] = [
     "avg_pool_fwd",
     "max_pool_fwd_bwd",
     "avg_pool_fwd_bwd",
+    "batch_norm_fwd",
+    "batch_norm_fwd_bwd",
     "train_step",
     "infer_step",
 ];

@@ -89,6 +89,35 @@ def pool(kind, backward, dev):
     return None, run
 
 
+BATCH_NORM = (64, 32, 28, 28)
+
+
+def batch_norm_bytes(name):
+    """Bytes a training-mode batch norm moves, counted as convshade's suite counts them
+    (src/bench/suite.rs, batch_norm_bytes); None for other cases."""
+    if not name.startswith("batch_norm"):
+        return None
+    n, c, h, w = BATCH_NORM
+    return 4.0 * n * c * h * w * (8 if name.endswith("fwd_bwd") else 3)
+
+
+def batch_norm(backward, dev):
+    c = BATCH_NORM[1]
+    x = randn(*BATCH_NORM, dev=dev, grad=backward)
+    wt, b = randn(c, dev=dev, grad=backward), randn(c, dev=dev, grad=backward)
+    rm, rv = torch.zeros(c, device=dev), torch.ones(c, device=dev)
+    up = torch.randn_like(x.detach())
+
+    def f():
+        return F.batch_norm(x, rm, rv, wt, b, training=True)
+
+    def run():
+        f().backward(up)
+    if not backward:
+        return None, torch.no_grad()(f)
+    return None, run
+
+
 def net(dev):
     return torch.nn.Sequential(
         torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
@@ -128,6 +157,9 @@ def suite():
         for kind in ("max_pool", "avg_pool"):
             cases.append((f"{kind}_{'fwd_bwd' if bwd else 'fwd'}",
                           lambda d, k=kind, b=bwd: pool(k, b, d)))
+    for bwd in (False, True):
+        cases.append((f"batch_norm_{'fwd_bwd' if bwd else 'fwd'}",
+                      lambda d, b=bwd: batch_norm(b, d)))
     cases += [("train_step", train_step), ("infer_step", infer_step)]
     return cases
 
@@ -157,7 +189,7 @@ def run_case(name, build, dev, cfg):
     s = sorted(per_run)
     k = len(s)
     median = s[k // 2] if k % 2 else (s[k // 2 - 1] + s[k // 2]) / 2
-    moved = pool_bytes(name)
+    moved = pool_bytes(name) or batch_norm_bytes(name)
     return {"case": name, "device": "gpu" if dev.type == "cuda" else "cpu",
             "median_ms": median * 1e3, "min_ms": s[0] * 1e3, "max_ms": s[-1] * 1e3,
             "runs": k * inner, "gflops": None if flops is None else flops / median / 1e9,

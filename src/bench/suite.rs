@@ -4,8 +4,9 @@
 use super::BenchOp;
 use crate::nn::{Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
 use crate::{
-    avg_pool2d, conv2d, cross_entropy, max_pool2d, no_grad, one_hot, AvgPool2dOptions,
-    Conv2dOptions, Device, MaxPool2dOptions, Optimizer, Result, Sgd, Tensor, Var,
+    avg_pool2d, batch_norm2d, conv2d, cross_entropy, max_pool2d, no_grad, one_hot,
+    AvgPool2dOptions, BatchNormOptions, Conv2dOptions, Device, MaxPool2dOptions, Optimizer, Result,
+    Sgd, Tensor, Var,
 };
 
 /// Builds a case's inputs on a device and returns its op.
@@ -72,6 +73,9 @@ pub fn suite() -> Vec<BenchCase> {
     for backward in [false, true] {
         v.push(pool_case("max_pool", [64, 32, 28, 28], backward));
         v.push(pool_case("avg_pool", [8, 64, 56, 56], backward));
+    }
+    for backward in [false, true] {
+        v.push(batch_norm_case(BATCH_NORM, backward));
     }
     v.push(net_case(true));
     v.push(net_case(false));
@@ -195,6 +199,53 @@ fn pool_case(kind: &'static str, dims: [usize; 4], backward: bool) -> BenchCase 
             let up = Tensor::randn(out, 2, dev)?;
             Ok(Box::new(move || {
                 let y = pool(&x.get())?;
+                if backward {
+                    y.backward_with(&up)?;
+                }
+                Ok(())
+            }))
+        }),
+    }
+}
+
+/// batch_norm's input: the first stage of a small CNN.
+const BATCH_NORM: [usize; 4] = [64, 32, 28, 28];
+
+/// Bytes of f32 a training-mode batch norm moves as counted here: the forward reads the input
+/// for the statistics and again for the output, which it writes; the backward reads the upstream
+/// gradient and the input for its sums, and both again for the input gradient, which it writes.
+pub fn batch_norm_bytes([n, c, h, w]: [usize; 4], backward: bool) -> f64 {
+    let len = (n * c * h * w) as f64;
+    4.0 * len * if backward { 8.0 } else { 3.0 }
+}
+
+/// `F.batch_norm` in training mode with an affine transform; with `backward`, the gradients of
+/// the input, weight and bias for a random upstream gradient.
+fn batch_norm_case(dims: [usize; 4], backward: bool) -> BenchCase {
+    BenchCase {
+        name: format!("batch_norm_{}", suffix(backward)),
+        flops: None,
+        bytes: Some(batch_norm_bytes(dims, backward)),
+        hardware_only: false,
+        build: Box::new(move |dev| {
+            let c = dims[1];
+            let [x, wt, b] = inputs(
+                [
+                    Tensor::randn(dims, 1, dev)?,
+                    Tensor::randn([c], 2, dev)?,
+                    Tensor::randn([c], 3, dev)?,
+                ],
+                backward,
+            );
+            let (rm, rv) = (Tensor::zeros([c], dev)?, Tensor::ones([c], dev)?);
+            let opts = BatchNormOptions {
+                training: true,
+                ..BatchNormOptions::default()
+            };
+            let up = Tensor::randn(dims, 4, dev)?;
+            Ok(Box::new(move || {
+                let (wt, b) = (wt.get(), b.get());
+                let y = batch_norm2d(&x.get(), &rm, &rv, Some(&wt), Some(&b), &opts)?.output;
                 if backward {
                     y.backward_with(&up)?;
                 }
