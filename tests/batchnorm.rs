@@ -191,3 +191,48 @@ fn functional_gradients_in_both_modes() {
         }
     }
 }
+
+/// With a budget of 160 loop iterations the GPU's per-channel sums run in passes; training-mode
+/// batch norm still matches the CPU, forward and backward.
+#[test]
+fn per_channel_sums_split_into_passes_match_the_cpu() {
+    use convshade::gpu::GpuOptions;
+    use convshade::{batch_norm2d, BatchNormOptions};
+    if gpu().is_none() {
+        return;
+    }
+    let dev = Device::gpu_with(GpuOptions {
+        loop_cap: Some(160),
+        ..Default::default()
+    })
+    .unwrap();
+    // 8 * 70 * 70 = 39,200 values per channel: 154 rows of 256, two passes
+    let inputs = [
+        (vec![8, 2, 70, 70], randv(8 * 2 * 4900, 5)),
+        (vec![2], vec![1.5, -0.5]),
+        (vec![2], vec![0.25, -1.0]),
+    ];
+    let f = |t: &[Tensor]| {
+        let dev = t[0].device();
+        let (rm, rv) = (Tensor::zeros([2], &dev)?, Tensor::ones([2], &dev)?);
+        let opts = BatchNormOptions {
+            training: true,
+            ..BatchNormOptions::default()
+        };
+        batch_norm2d(&t[0], &rm, &rv, Some(&t[1]), Some(&t[2]), &opts)?
+            .output
+            .square()
+    };
+    let (yc, gc) = common::run_op(&Device::cpu(), &inputs, &f);
+    let (yg, gg) = common::run_op(&dev, &inputs, &f);
+    common::close(&yg, &yc, 1e-4, 1e-5, "forward");
+    for (i, (a, b)) in gg.iter().zip(&gc).enumerate() {
+        common::close(
+            a.as_ref().unwrap(),
+            b.as_ref().unwrap(),
+            1e-4,
+            1e-5,
+            &format!("grad {i}"),
+        );
+    }
+}

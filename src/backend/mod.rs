@@ -1,7 +1,7 @@
 //! The primitives every backend implements. Tensor ops (`crate::ops`) validate their arguments,
 //! then call exactly these; the autograd rules are written in terms of the same primitives.
 
-mod channel;
+pub(crate) mod channel;
 pub(crate) mod conv;
 mod opcodes;
 mod pad;

@@ -77,6 +77,7 @@ fn uniforms_have_the_same_layout_in_rust_and_wgsl() {
     check_layout::<WindowParams>(Shader::Pool);
     check_layout::<UpsampleParams>(Shader::Upsample);
     check_layout::<super::pad::PadParams>(Shader::Pad);
+    check_layout::<super::channel::ChannelParams>(Shader::Channel);
     check_layout::<SelfTestParams>(Shader::SelfTest);
     check_layout::<PeakParams>(Shader::Peak);
 }

@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use super::channel::ChannelParams;
 use super::context::{lock, GpuContext};
 use super::elementwise::{BinaryParams, CopyParams, UnaryParams};
 use super::gemm::{GemmParams, MatParams};
@@ -45,12 +46,13 @@ pub(crate) enum Shader {
     Pool,
     Upsample,
     Pad,
+    Channel,
     SelfTest,
     Peak,
 }
 
 impl Shader {
-    pub(crate) const ALL: [Shader; 12] = [
+    pub(crate) const ALL: [Shader; 13] = [
         Shader::Unary,
         Shader::Binary,
         Shader::Reduce,
@@ -61,6 +63,7 @@ impl Shader {
         Shader::Pool,
         Shader::Upsample,
         Shader::Pad,
+        Shader::Channel,
         Shader::SelfTest,
         Shader::Peak,
     ];
@@ -77,6 +80,7 @@ impl Shader {
             Shader::Pool => "pool",
             Shader::Upsample => "upsample",
             Shader::Pad => "pad",
+            Shader::Channel => "channel",
             Shader::SelfTest => "selftest",
             Shader::Peak => "peak",
         }
@@ -99,6 +103,7 @@ impl Shader {
             Shader::Pool => include_str!("../../shaders/pool.wgsl"),
             Shader::Upsample => include_str!("../../shaders/upsample.wgsl"),
             Shader::Pad => include_str!("../../shaders/pad.wgsl"),
+            Shader::Channel => include_str!("../../shaders/channel.wgsl"),
             Shader::SelfTest => include_str!("../../shaders/selftest.wgsl"),
             Shader::Peak => include_str!("../../shaders/peak.wgsl"),
         }
@@ -115,6 +120,7 @@ impl Shader {
             Shader::Conv | Shader::Pool => WindowParams::wgsl(),
             Shader::Upsample => UpsampleParams::wgsl(),
             Shader::Pad => PadParams::wgsl(),
+            Shader::Channel => ChannelParams::wgsl(),
             Shader::SelfTest => SelfTestParams::wgsl(),
             Shader::Peak => PeakParams::wgsl(),
         }

@@ -5,6 +5,7 @@
 mod adapters;
 mod batch;
 mod buffers;
+mod channel;
 mod context;
 #[cfg(test)]
 mod contract;
@@ -368,6 +369,51 @@ impl Backend for GpuBackend {
             A,
             |b| b.adaptive_max_bwd(grad, indices, dims, out),
             |c, h| c.adaptive_max_pool2d_backward(&h[0], &h[1], dims, out),
+        )
+    }
+
+    fn channel_dot(
+        &self,
+        x: &GpuBuffer,
+        mean: &GpuBuffer,
+        g: Option<&GpuBuffer>,
+        dims: (usize, usize, usize),
+    ) -> Result<GpuBuffer> {
+        let mut inputs = vec![x, mean];
+        inputs.extend(g);
+        self.checked(
+            "batch_norm2d channel_dot",
+            || format!("{dims:?}"),
+            &inputs,
+            A,
+            |b| b.channel_dot_kernel(x, mean, g, dims),
+            |c, h| c.channel_dot(&h[0], &h[1], h.get(2), dims),
+        )
+    }
+
+    fn channel_combine(
+        &self,
+        u: &GpuBuffer,
+        a: &GpuBuffer,
+        vb: Option<(&GpuBuffer, &GpuBuffer)>,
+        k: &GpuBuffer,
+        dims: (usize, usize, usize),
+    ) -> Result<GpuBuffer> {
+        if self.ctx.limits.max_storage_buffers_per_shader_stage < channel::COMBINE_BUFFERS {
+            return crate::backend::channel::channel_combine(self, u, a, vb, k, dims);
+        }
+        let mut inputs = vec![u, a, k];
+        inputs.extend(vb.map(|(v, b)| [v, b]).into_iter().flatten());
+        self.checked(
+            "batch_norm2d channel_combine",
+            || format!("{dims:?}"),
+            &inputs,
+            E,
+            |be| be.channel_combine_kernel(u, a, vb, k, dims),
+            |c, h| {
+                let vb = (h.len() == 5).then(|| (&h[3], &h[4]));
+                c.channel_combine(&h[0], &h[1], vb, &h[2], dims)
+            },
         )
     }
 

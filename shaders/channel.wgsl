@@ -1,0 +1,62 @@
+// Batch norm's per-channel primitives over (n, c, hw), as src/cpu/channel.rs: channel_dot, a
+// workgroup per channel whose threads stride over the channel's n*hw elements before a fixed
+// tree adds them (passes over the elements resume from what the last one wrote), and
+// channel_combine, a thread per element.
+
+@group(0) @binding(0) var<uniform> p: ChannelParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+// channel_dot: the mean; channel_combine: a
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+// the second operand (x again where there is none)
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read> b: array<f32>;
+@group(0) @binding(5) var<storage, read> k: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+
+var<workgroup> partial: array<f32, WG>;
+
+// out[ch] = sum over the channel's elements of (x - a[ch]) * (v or x - a[ch]); this pass adds
+// element rows [r0, r1) of WG elements each.
+@compute @workgroup_size(WG)
+fn channel_dot(th: Thread) {
+    let ch = group_index(th);
+    let valid = ch < p.c;
+    let count = p.n * p.hw;
+    let has_v = (p.flags & 1u) != 0u;
+    var acc = 0.0;
+    if (valid) {
+        let m = a[ch];
+        for (var r = p.r0; r < p.r1; r++) {
+            let e = r * WG + th.lid;
+            if (e < count) {
+                let at = ((e / p.hw) * p.c + ch) * p.hw + e % p.hw;
+                let d = x[at] - m;
+                acc += d * select(d, v[at], has_v);
+            }
+        }
+    }
+    partial[th.lid] = acc;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (th.lid < s) {
+            partial[th.lid] += partial[th.lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (valid && th.lid == 0u) {
+        out[ch] = select(0.0, out[ch], p.r0 > 0u) + partial[0];
+    }
+}
+
+// out = a[ch] * x + b[ch] * v + k[ch] (without v: a[ch] * x + k[ch]).
+@compute @workgroup_size(WG)
+fn channel_combine(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
+    let ch = (i / p.hw) % p.c;
+    if ((p.flags & 1u) != 0u) {
+        out[i] = a[ch] * x[i] + b[ch] * v[i] + k[ch];
+    } else {
+        out[i] = a[ch] * x[i] + k[ch];
+    }
+}
