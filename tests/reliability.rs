@@ -1,16 +1,12 @@
 //! Reliability: `backward` needs a scalar (or an upstream gradient); training is bit-identical run
 //! to run on the GPU and on the CPU whatever its thread count; one GPU device trains four models
-//! from four threads at once exactly as it does one at a time; and a training loop creates no
-//! GPU buffer after its warm-up and keeps host memory flat.
+//! from four threads at once exactly as it does one at a time; a lost device gives errors, and a
+//! new one works. (The memory test is tests/memory.rs, a process of its own.)
 
 mod common;
 
-use common::gpu;
-use convshade::nn::{Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
-use convshade::{
-    cross_entropy_labels, Adam, Conv2dOptions, CrossEntropyOptions, Device, MaxPool2dOptions,
-    Optimizer, Tensor,
-};
+use common::{gpu, train_small_cnn};
+use convshade::{Device, Tensor};
 
 #[test]
 fn backward_of_a_non_scalar_is_an_error_and_backward_with_takes_its_gradient() {
@@ -35,42 +31,14 @@ fn backward_of_a_non_scalar_is_an_error_and_backward_with_takes_its_gradient() {
     );
 }
 
-/// A small CNN trained `steps` Adam steps on seeded data; its weights' bits after, and the loss
-/// of each step (read back, as a training loop's progress display does).
-fn train(dev: &Device, steps: usize, seed: u64) -> (Vec<Vec<u32>>, Vec<f32>) {
-    let same = Conv2dOptions::new().padding(1);
-    let net = Sequential::new()
-        .push(Conv2d::new(1, 4, 3, same, true, seed, dev).unwrap()) // (8, 4, 8, 8)
-        .push(ReLU)
-        .push(MaxPool2d(MaxPool2dOptions::new(2))) // (8, 4, 4, 4)
-        .push(Flatten)
-        .push(Linear::new(64, 3, true, seed + 1, dev).unwrap());
-    let mut opt = Adam::new(net.parameters(), 1e-2).unwrap();
-    let labels: Vec<usize> = (0..8).map(|i| (i + seed as usize) % 3).collect();
-    let mut losses = Vec::new();
-    for step in 0..steps {
-        let x = Tensor::randn([8, 1, 8, 8], seed * 1000 + step as u64, dev).unwrap();
-        let logits = net.forward(&x).unwrap();
-        let loss = cross_entropy_labels(&logits, &labels, CrossEntropyOptions::default()).unwrap();
-        opt.step(&loss.backward().unwrap()).unwrap();
-        losses.push(loss.to_scalar().unwrap());
-    }
-    let weights = net
-        .state_dict()
-        .iter()
-        .map(|(_, t)| t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect())
-        .collect();
-    (weights, losses)
-}
-
 #[test]
 fn training_is_bit_identical_run_to_run_on_the_gpu() {
     let Some(dev) = gpu() else { return };
-    let a = train(&dev, 12, 1);
-    let b = train(&dev, 12, 1);
+    let a = train_small_cnn(&dev, 12, 1);
+    let b = train_small_cnn(&dev, 12, 1);
     assert_eq!(a, b);
     // and the steps did change the weights
-    assert_ne!(a.0, train(&dev, 0, 1).0);
+    assert_ne!(a.0, train_small_cnn(&dev, 0, 1).0);
 }
 
 #[test]
@@ -82,7 +50,7 @@ fn training_on_the_cpu_is_the_same_with_1_2_and_4_threads() {
                 .num_threads(n)
                 .build()
                 .unwrap();
-            pool.install(|| train(&Device::cpu(), 12, 2))
+            pool.install(|| train_small_cnn(&Device::cpu(), 12, 2))
         })
         .collect();
     assert_eq!(runs[0], runs[1], "1 and 2 threads");
@@ -92,59 +60,17 @@ fn training_on_the_cpu_is_the_same_with_1_2_and_4_threads() {
 #[test]
 fn four_threads_on_one_device_give_the_sequential_results() {
     let Some(dev) = gpu() else { return };
-    let sequential: Vec<_> = (0..4).map(|s| train(&dev, 6, 10 + s)).collect();
+    let sequential: Vec<_> = (0..4).map(|s| train_small_cnn(&dev, 6, 10 + s)).collect();
     let concurrent: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
             .map(|s| {
                 let dev = dev.clone();
-                scope.spawn(move || train(&dev, 6, 10 + s))
+                scope.spawn(move || train_small_cnn(&dev, 6, 10 + s))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(sequential, concurrent);
-}
-
-/// Resident host memory in bytes (Linux), or None.
-fn resident_bytes() -> Option<usize> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
-}
-
-#[test]
-fn a_training_loop_creates_no_buffer_after_warm_up_and_keeps_host_memory_flat() {
-    if gpu().is_none() {
-        return;
-    }
-    // a context of its own: the other tests of this file run beside it
-    let dev = Device::gpu_with(Default::default()).unwrap();
-    let Device::Gpu(ctx) = &dev else {
-        unreachable!()
-    };
-    // warm-up: the pool fills, staging buffers for the readbacks included
-    train(&dev, 4, 3);
-    let before = ctx.pool_stats();
-    let rss_before = resident_bytes();
-    // RELIABILITY_STEPS=1000 for the long run
-    let steps = std::env::var("RELIABILITY_STEPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
-    train(&dev, steps, 3);
-    let after = ctx.pool_stats();
-    assert_eq!(after.created, before.created, "{after:?} after {before:?}");
-    assert!(
-        after.reused > before.reused,
-        "the loop did allocate, from the pool"
-    );
-    if let (Some(a), Some(b)) = (rss_before, resident_bytes()) {
-        // a leaked batch of images per step alone would be 40 * 2 KiB; a leaked pooled
-        // buffer or mapping far more
-        let grown = b.saturating_sub(a);
-        eprintln!("{steps} steps: {after:?} after {before:?}; host memory grew by {grown} bytes");
-        assert!(grown < 8 << 20, "host memory grew by {grown} bytes");
-    }
 }
 
 /// A lost device (forced by destroying it) makes every later call an `Err`, never a panic, and

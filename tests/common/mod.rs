@@ -2,7 +2,11 @@
 //! runs an op forward and backward on CPU and GPU and compares everything.
 #![allow(dead_code)]
 
-use convshade::{Device, Result, Tensor};
+use convshade::nn::{Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
+use convshade::{
+    cross_entropy_labels, Adam, Conv2dOptions, CrossEntropyOptions, Device, MaxPool2dOptions,
+    Optimizer, Result, Tensor,
+};
 
 /// The GPU device. Without an adapter the test is skipped loudly, unless
 /// `CONVSHADE_REQUIRE_GPU=1`, which makes a missing adapter a failure.
@@ -124,4 +128,32 @@ pub fn gradcheck(
     if let Err(e) = convshade::gradcheck(&xs, f, eps, tol) {
         panic!("{e}");
     }
+}
+
+/// A small CNN trained `steps` Adam steps on seeded data; its weights' bits after, and the loss
+/// of each step (read back, as a training loop's progress display does).
+pub fn train_small_cnn(dev: &Device, steps: usize, seed: u64) -> (Vec<Vec<u32>>, Vec<f32>) {
+    let same = Conv2dOptions::new().padding(1);
+    let net = Sequential::new()
+        .push(Conv2d::new(1, 4, 3, same, true, seed, dev).unwrap()) // (8, 4, 8, 8)
+        .push(ReLU)
+        .push(MaxPool2d(MaxPool2dOptions::new(2))) // (8, 4, 4, 4)
+        .push(Flatten)
+        .push(Linear::new(64, 3, true, seed + 1, dev).unwrap());
+    let mut opt = Adam::new(net.parameters(), 1e-2).unwrap();
+    let labels: Vec<usize> = (0..8).map(|i| (i + seed as usize) % 3).collect();
+    let mut losses = Vec::new();
+    for step in 0..steps {
+        let x = Tensor::randn([8, 1, 8, 8], seed * 1000 + step as u64, dev).unwrap();
+        let logits = net.forward(&x).unwrap();
+        let loss = cross_entropy_labels(&logits, &labels, CrossEntropyOptions::default()).unwrap();
+        opt.step(&loss.backward().unwrap()).unwrap();
+        losses.push(loss.to_scalar().unwrap());
+    }
+    let weights = net
+        .state_dict()
+        .iter()
+        .map(|(_, t)| t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect())
+        .collect();
+    (weights, losses)
 }
