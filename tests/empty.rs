@@ -66,6 +66,9 @@ fn reductions_of_nothing() {
         assert!(m.iter().all(|v| v.is_nan()), "{m:?}");
         // over the other axis: nothing
         assert_eq!(e.sum_axis(0, false).unwrap().dims(), &[0]);
+        // softmax over an empty axis is empty, as PyTorch's (no maximum is needed)
+        assert_eq!(e.softmax(1).unwrap().dims(), &[2, 0]);
+        assert_eq!(e.log_softmax(0).unwrap().dims(), &[2, 0]);
         let err = e.max_axis(1, false).err().unwrap().to_string();
         assert!(err.starts_with("max: ") && err.contains("empty"), "{err}");
         let g = e.sum_all().unwrap().backward().unwrap();

@@ -13,6 +13,10 @@ impl Tensor {
             "axis {axis} is out of range for shape {}",
             self.shape()
         );
+        if self.elem_count() == 0 {
+            // nothing to normalize: an empty result, as PyTorch's
+            return self.mul_scalar(1.0);
+        }
         let z = self.sub(&self.max_axis(axis, true)?.detach())?;
         let lse = z.exp()?.sum_axis(axis, true)?.log()?;
         z.sub(&lse)
