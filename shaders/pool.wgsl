@@ -8,6 +8,12 @@
 // max pooling's flat h*w argmax per output (as f32): written forward, read backward
 @group(0) @binding(3) var<storage, read_write> aux: array<f32>;
 
+// Whether tap value v replaces the running maximum (best, at arg; arg < 0 before the first tap):
+// as PyTorch, NaN propagates and ties keep the first maximum.
+fn takes_max(v: f32, best: f32, arg: i32) -> bool {
+    return v > best || is_nan(v) || arg < 0;
+}
+
 @compute @workgroup_size(WG)
 fn max_fwd(th: Thread) {
     let i = thread_index(th);
@@ -27,8 +33,7 @@ fn max_fwd(th: Thread) {
             if (iw >= 0) {
                 let idx = u32(ih) * p.w + u32(iw);
                 let v = src[plane + idx];
-                // as PyTorch: NaN propagates, ties keep the first maximum
-                if (v > best || is_nan(v) || arg < 0) {
+                if (takes_max(v, best, arg)) {
                     best = v;
                     arg = i32(idx);
                 }
@@ -210,8 +215,7 @@ fn adaptive_max_fwd(th: Thread) {
         for (var iw = w0; iw < w1; iw++) {
             let idx = ih * p.w + iw;
             let v = src[plane + idx];
-            // as PyTorch: NaN propagates, ties keep the first maximum
-            if (v > best || is_nan(v) || arg < 0) {
+            if (takes_max(v, best, arg)) {
                 best = v;
                 arg = i32(idx);
             }

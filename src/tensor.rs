@@ -92,6 +92,59 @@ macro_rules! on_backend2 {
 }
 pub(crate) use {on_backend, on_backend2};
 
+/// A backend's storage type, taken out of a [`Storage`]: lets a call matched by `on_backend2!`
+/// take further operands, optional ones included, of the same backend.
+pub(crate) trait BackendData: Sized {
+    fn of(s: &Storage) -> Option<&Self>;
+    fn same_device(&self, other: &Self) -> bool;
+    fn device(&self) -> Device;
+}
+
+impl BackendData for Vec<f32> {
+    fn of(s: &Storage) -> Option<&Self> {
+        match s {
+            Storage::Cpu(v) => Some(v),
+            Storage::Gpu(_) => None,
+        }
+    }
+    fn same_device(&self, _: &Self) -> bool {
+        true
+    }
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+}
+
+impl BackendData for GpuBuffer {
+    fn of(s: &Storage) -> Option<&Self> {
+        match s {
+            Storage::Gpu(b) => Some(b),
+            Storage::Cpu(_) => None,
+        }
+    }
+    fn same_device(&self, other: &Self) -> bool {
+        Arc::ptr_eq(self.ctx(), other.ctx())
+    }
+    fn device(&self) -> Device {
+        Device::Gpu(self.ctx().clone())
+    }
+}
+
+/// `t`'s data as the same backend's type as `like`'s, or a device-mismatch error naming `op`.
+pub(crate) fn same_backend<'a, T: BackendData>(
+    op: &'static str,
+    like: &T,
+    t: &'a Tensor,
+) -> Result<&'a T> {
+    T::of(t.storage())
+        .filter(|d| d.same_device(like))
+        .ok_or_else(|| Error::DeviceMismatch {
+            op,
+            lhs: like.device().name(),
+            rhs: t.device().name(),
+        })
+}
+
 struct Inner {
     id: TensorId,
     shape: Shape,

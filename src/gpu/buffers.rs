@@ -7,12 +7,11 @@ use std::sync::Arc;
 use super::context::{lock, GpuContext};
 use crate::{Error, Result};
 
-/// Freed buffers by size class, reused by later allocations, and the idle readback (staging)
-/// buffers, also by size class.
+/// Freed buffers by size class and kind (storage, or readback when the flag is set), reused by
+/// later allocations.
 #[derive(Default)]
 pub(super) struct BufferPool {
-    free: HashMap<u64, Vec<wgpu::Buffer>>,
-    staging: HashMap<u64, Vec<wgpu::Buffer>>,
+    free: HashMap<(u64, bool), Vec<wgpu::Buffer>>,
     bytes: u64,
 }
 
@@ -54,37 +53,11 @@ impl GpuContext {
                 ),
             });
         }
-        let class = size_class(bytes);
         let _serial = self.serial();
-        let reused = {
-            let mut pool = lock(&self.pool);
-            let b = pool.free.get_mut(&class).and_then(|v| v.pop());
-            if b.is_some() {
-                pool.bytes -= class;
-            }
-            b
-        };
-        let buffer = match reused {
-            Some(b) => {
-                lock(&self.stats).reused += 1;
-                b
-            }
-            None => {
-                lock(&self.stats).created += 1;
-                let (b, status) = self.scoped(|| {
-                    self.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: None,
-                        size: class,
-                        usage: wgpu::BufferUsages::STORAGE
-                            | wgpu::BufferUsages::COPY_SRC
-                            | wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    })
-                });
-                status?;
-                b
-            }
-        };
+        let (buffer, reused) = self.take_buffer(size_class(bytes), false)?;
+        if reused {
+            lock(&self.stats).reused += 1;
+        }
         Ok(GpuBuffer {
             buffer: Some(buffer),
             len,
@@ -93,57 +66,71 @@ impl GpuContext {
         })
     }
 
-    /// A readback buffer of at least `bytes` bytes (`MAP_READ | COPY_DST`), from the pool.
-    /// The caller holds the serial lock.
-    pub(super) fn take_staging(&self, bytes: u64) -> Result<wgpu::Buffer> {
-        let class = size_class(bytes);
+    /// A buffer of size class `class` from the pool, or a new one (counted): a storage buffer,
+    /// or with `readback` a `MAP_READ | COPY_DST` one. `true` when it was pooled. The caller
+    /// holds the serial lock.
+    fn take_buffer(&self, class: u64, readback: bool) -> Result<(wgpu::Buffer, bool)> {
         let idle = {
             let mut pool = lock(&self.pool);
-            let b = pool.staging.get_mut(&class).and_then(|v| v.pop());
+            let b = pool.free.get_mut(&(class, readback)).and_then(|v| v.pop());
             if b.is_some() {
                 pool.bytes -= class;
             }
             b
         };
         if let Some(b) = idle {
-            return Ok(b);
+            return Ok((b, true));
         }
         lock(&self.stats).created += 1;
+        let usage = if readback {
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST
+        } else {
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST
+        };
         let (b, status) = self.scoped(|| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("readback"),
+                label: readback.then_some("readback"),
                 size: class,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                usage,
                 mapped_at_creation: false,
             })
         });
         status?;
-        Ok(b)
+        Ok((b, false))
     }
 
-    /// Returns an unmapped readback buffer to the pool (or frees it past the pool's size).
-    pub(super) fn give_staging(&self, buffer: wgpu::Buffer) {
+    /// Keeps an idle buffer in the pool, or hands it back past the pool's size.
+    fn keep_buffer(&self, buffer: wgpu::Buffer, readback: bool) -> Option<wgpu::Buffer> {
         let class = buffer.size();
         let mut pool = lock(&self.pool);
-        if pool.bytes + class <= POOL_MAX_BYTES {
-            pool.bytes += class;
-            pool.staging.entry(class).or_default().push(buffer);
+        if pool.bytes + class > POOL_MAX_BYTES {
+            return Some(buffer);
         }
+        pool.bytes += class;
+        pool.free.entry((class, readback)).or_default().push(buffer);
+        None
+    }
+
+    /// A readback buffer of at least `bytes` bytes, from the pool. The caller holds the serial
+    /// lock.
+    pub(super) fn take_staging(&self, bytes: u64) -> Result<wgpu::Buffer> {
+        Ok(self.take_buffer(size_class(bytes), true)?.0)
+    }
+
+    /// Returns an unmapped readback buffer to the pool (or frees it past the pool's size). The
+    /// caller holds the serial lock.
+    pub(super) fn give_staging(&self, buffer: wgpu::Buffer) {
+        drop(self.keep_buffer(buffer, true));
     }
 
     fn release(&self, buffer: wgpu::Buffer) {
-        let class = buffer.size();
-        {
-            let mut pool = lock(&self.pool);
-            if pool.bytes + class <= POOL_MAX_BYTES {
-                pool.bytes += class;
-                pool.free.entry(class).or_default().push(buffer);
-                return;
-            }
+        if let Some(surplus) = self.keep_buffer(buffer, false) {
+            // Destroying a buffer is a device call: serialize it like the others (GL).
+            let _serial = self.serial();
+            drop(surplus);
         }
-        // Destroying a buffer is a device call: serialize it like the others (GL).
-        let _serial = self.serial();
-        drop(buffer);
     }
 
     /// Copies host data into a new buffer.

@@ -111,23 +111,9 @@ impl GpuBackend {
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<GpuBuffer> {
-        let (total, rows, cols) = if entry == "adaptive_fwd" {
-            // the longest window per axis
-            (
-                dims.0 * dims.1 * out.0 * out.1,
-                (dims.2.div_ceil(out.0) + 1).min(dims.2),
-                (dims.3.div_ceil(out.1) + 1).min(dims.3),
-            )
-        } else {
-            // the most windows covering one input per axis (the kernel scans one extra each side)
-            (
-                dims.0 * dims.1 * dims.2 * dims.3,
-                (out.0.div_ceil(dims.2) + 2).min(out.0),
-                (out.1.div_ceil(dims.3) + 2).min(out.1),
-            )
-        };
+        let (total, extent) = adaptive_extent(entry.ends_with("_bwd"), dims, out);
         let p = WindowParams::adaptive(dims, out, total, entry_op(entry))?;
-        self.pool_passes(entry, p, src, total, (rows, cols))
+        self.pool_passes(entry, p, src, total, extent)
     }
 }
 
@@ -144,18 +130,8 @@ impl GpuBackend {
         let total = dims.0 * dims.1 * out.0 * out.1;
         let y = self.ctx.alloc(total, OP)?;
         let idx = self.ctx.alloc(total, OP)?;
-        // the longest window per axis
-        let rows = (dims.2.div_ceil(out.0) + 1).min(dims.2);
-        let cols = (dims.3.div_ceil(out.1) + 1).min(dims.3);
         let bindings = [(1, x), (2, &y), (3, &idx)];
-        self.adaptive_max_dispatch(
-            "adaptive_max_fwd",
-            dims,
-            out,
-            total,
-            (rows, cols),
-            &bindings,
-        )?;
+        self.adaptive_max_dispatch("adaptive_max_fwd", dims, out, &bindings, &[2, 3])?;
         Ok((y, idx))
     }
 
@@ -169,18 +145,8 @@ impl GpuBackend {
     ) -> Result<GpuBuffer> {
         let total = dims.0 * dims.1 * dims.2 * dims.3;
         let dx = self.ctx.alloc(total, "adaptive_max_pool2d_backward")?;
-        // the most windows covering one input per axis (the kernel scans one extra each side)
-        let rows = (out.0.div_ceil(dims.2) + 2).min(out.0);
-        let cols = (out.1.div_ceil(dims.3) + 2).min(out.1);
         let bindings = [(1, grad), (2, &dx), (3, indices)];
-        self.adaptive_max_dispatch(
-            "adaptive_max_bwd",
-            dims,
-            out,
-            total,
-            (rows, cols),
-            &bindings,
-        )?;
+        self.adaptive_max_dispatch("adaptive_max_bwd", dims, out, &bindings, &[2])?;
         Ok(dx)
     }
 
@@ -189,20 +155,15 @@ impl GpuBackend {
         entry: &'static str,
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
-        total: usize,
-        (rows, cols): (usize, usize),
         bindings: &[(u32, &GpuBuffer)],
+        written: &[u32],
     ) -> Result<()> {
         let op = entry_op(entry);
+        let (total, (rows, cols)) = adaptive_extent(entry.ends_with("_bwd"), dims, out);
         let passes = loops::row_passes(op, rows, cols, 0, self.cap())?;
         let mut p = WindowParams::adaptive(dims, out, total, op)?;
         p.r_end = passes.last().map_or(0, |&(_, r1)| r1);
         let set = WindowParams::set_rows;
-        let written = if entry == "adaptive_max_fwd" {
-            &[2, 3][..]
-        } else {
-            &[2][..]
-        };
         self.dispatch_passes(
             Shader::Pool,
             entry,
@@ -213,6 +174,23 @@ impl GpuBackend {
             total,
             &passes,
         )
+    }
+}
+
+/// An adaptive pooling kernel's invocations, and the most iterations of its outer and inner
+/// loops: forward, the longest window per axis; backward, the most windows covering one input
+/// per axis (the kernel scans one extra each side).
+fn adaptive_extent(
+    backward: bool,
+    (n, c, h, w): (usize, usize, usize, usize),
+    (oh, ow): (usize, usize),
+) -> (usize, (usize, usize)) {
+    if backward {
+        let loops = ((oh.div_ceil(h) + 2).min(oh), (ow.div_ceil(w) + 2).min(ow));
+        (n * c * h * w, loops)
+    } else {
+        let loops = ((h.div_ceil(oh) + 1).min(h), (w.div_ceil(ow) + 1).min(w));
+        (n * c * oh * ow, loops)
     }
 }
 

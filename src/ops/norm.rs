@@ -3,10 +3,8 @@
 //! primitives; `nn::BatchNorm2d` is this with its statistics kept.
 
 use crate::backend::Backend;
-use crate::cpu::CpuBackend;
-use crate::gpu::GpuBackend;
 use crate::shape::Shape;
-use crate::tensor::Storage;
+use crate::tensor::{on_backend2, same_backend};
 use crate::{ensure, Error, Result, Tensor};
 
 /// Options of [`batch_norm2d`], with `F.batch_norm`'s defaults (evaluation, momentum 0.1,
@@ -37,23 +35,14 @@ pub struct BatchNormOutput {
     pub running_var: Tensor,
 }
 
+const OP: &str = "batch_norm2d";
+
 /// The channel primitives on whichever backend holds the (same-device) tensors.
 fn channel_dot(x: &Tensor, mean: &Tensor, g: Option<&Tensor>, dims: Dims) -> Result<Tensor> {
-    let st = match (x.storage(), mean.storage(), g.map(Tensor::storage)) {
-        (Storage::Cpu(x), Storage::Cpu(m), None) => {
-            Storage::Cpu(CpuBackend.channel_dot(x, m, None, dims)?)
-        }
-        (Storage::Cpu(x), Storage::Cpu(m), Some(Storage::Cpu(g))) => {
-            Storage::Cpu(CpuBackend.channel_dot(x, m, Some(g), dims)?)
-        }
-        (Storage::Gpu(x), Storage::Gpu(m), None) => {
-            Storage::Gpu(GpuBackend::new(x.ctx().clone()).channel_dot(x, m, None, dims)?)
-        }
-        (Storage::Gpu(x), Storage::Gpu(m), Some(Storage::Gpu(g))) => {
-            Storage::Gpu(GpuBackend::new(x.ctx().clone()).channel_dot(x, m, Some(g), dims)?)
-        }
-        _ => return Err(x.device_mismatch("batch_norm2d", mean)),
-    };
+    let st = on_backend2!(OP, x.storage(), mean.storage(), xs, ms, be => {
+        let g = g.map(|g| same_backend(OP, xs, g)).transpose()?;
+        be.channel_dot(xs, ms, g, dims)
+    });
     Ok(Tensor::from_storage(st, Shape::from([dims.1])))
 }
 
@@ -65,32 +54,11 @@ fn channel_combine(
     k: &Tensor,
     dims: Dims,
 ) -> Result<Tensor> {
-    let vb_st = vb.map(|(v, b)| (v.storage(), b.storage()));
-    let st = match (u.storage(), a.storage(), vb_st, k.storage()) {
-        (Storage::Cpu(u), Storage::Cpu(a), None, Storage::Cpu(k)) => {
-            Storage::Cpu(CpuBackend.channel_combine(u, a, None, k, dims)?)
-        }
-        (
-            Storage::Cpu(u),
-            Storage::Cpu(a),
-            Some((Storage::Cpu(v), Storage::Cpu(b))),
-            Storage::Cpu(k),
-        ) => Storage::Cpu(CpuBackend.channel_combine(u, a, Some((v, b)), k, dims)?),
-        (Storage::Gpu(u), Storage::Gpu(a), None, Storage::Gpu(k)) => {
-            let be = GpuBackend::new(u.ctx().clone());
-            Storage::Gpu(be.channel_combine(u, a, None, k, dims)?)
-        }
-        (
-            Storage::Gpu(u),
-            Storage::Gpu(a),
-            Some((Storage::Gpu(v), Storage::Gpu(b))),
-            Storage::Gpu(k),
-        ) => {
-            let be = GpuBackend::new(u.ctx().clone());
-            Storage::Gpu(be.channel_combine(u, a, Some((v, b)), k, dims)?)
-        }
-        _ => return Err(u.device_mismatch("batch_norm2d", a)),
-    };
+    let st = on_backend2!(OP, u.storage(), a.storage(), us, as_, be => {
+        let pair = |(v, b)| Ok::<_, Error>((same_backend(OP, us, v)?, same_backend(OP, us, b)?));
+        let vb = vb.map(pair).transpose()?;
+        be.channel_combine(us, as_, vb, same_backend(OP, us, k)?, dims)
+    });
     Ok(Tensor::from_storage(st, u.shape().clone()))
 }
 
@@ -114,7 +82,6 @@ pub fn batch_norm2d(
     bias: Option<&Tensor>,
     opts: &BatchNormOptions,
 ) -> Result<BatchNormOutput> {
-    const OP: &str = "batch_norm2d";
     let (n, c, h, w) = x.dims4().map_err(|_| Error::Invalid {
         op: OP,
         msg: format!("input must be (n, c, h, w), got {}", x.shape()),
@@ -173,12 +140,10 @@ pub fn batch_norm2d(
         Some(wt) => wt.detach().mul(&invstd)?,
         None => invstd.clone(),
     };
-    let zeros = Tensor::zeros([c], &x.device())?;
     let shift = match bias {
-        Some(b) => b.detach(),
-        None => zeros.clone(),
-    }
-    .sub(&mean.mul(&scale)?)?;
+        Some(b) => b.detach().sub(&mean.mul(&scale)?)?,
+        None => mean.mul(&scale)?.neg()?,
+    };
     let y = channel_combine(&xd, &scale, None, &shift, dims)?;
     let mut inputs = vec![x];
     inputs.extend(weight);
@@ -199,7 +164,7 @@ pub fn batch_norm2d(
             let k = scale.mul(&sum_g)?.mul_scalar(per)?.sub(&b.mul(&mean)?)?;
             channel_combine(g, &scale, Some((&xd, &b)), &k, dims)?
         } else {
-            channel_combine(g, &scale, None, &zeros, dims)?
+            channel_combine(g, &scale, None, &Tensor::zeros([c], &g.device())?, dims)?
         };
         let mut grads = vec![Some(dx)];
         if has_weight {

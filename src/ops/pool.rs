@@ -171,18 +171,30 @@ pub fn avg_pool2d(x: &Tensor, opts: &AvgPool2dOptions) -> Result<Tensor> {
     }))
 }
 
+/// `(n, c, h, w)`.
+type Dims4 = (usize, usize, usize, usize);
+
+/// An adaptive pool's input dims and output size, checked.
+fn adaptive_args(
+    op: &'static str,
+    x: &Tensor,
+    Pair(out): Pair,
+) -> Result<(Dims4, (usize, usize))> {
+    let dims = input_dims(op, x)?;
+    ensure!(
+        out.0 > 0 && out.1 > 0,
+        op,
+        "output size must be positive, got {out:?}"
+    );
+    crate::shape::numel(op, &[dims.0, dims.1, out.0, out.1])?;
+    Ok((dims, out))
+}
+
 /// `F.adaptive_avg_pool2d`: `(n, c, h, w) -> (n, c, oh, ow)` with windows
 /// `[floor(i*h/oh), ceil((i+1)*h/oh))`; `(1, 1)` is global average pooling.
 pub fn adaptive_avg_pool2d(x: &Tensor, out: impl Into<Pair>) -> Result<Tensor> {
     const OP: &str = "adaptive_avg_pool2d";
-    let dims = input_dims(OP, x)?;
-    let out = out.into().0;
-    ensure!(
-        out.0 > 0 && out.1 > 0,
-        OP,
-        "output size must be positive, got {out:?}"
-    );
-    crate::shape::numel(OP, &[dims.0, dims.1, out.0, out.1])?;
+    let (dims, out) = adaptive_args(OP, x, out.into())?;
     if let Some(y) = empty_window_result(OP, x, &[], [dims.0, dims.1, out.0, out.1])? {
         return Ok(y);
     }
@@ -210,14 +222,7 @@ pub fn adaptive_max_pool2d_with_indices(
     out: impl Into<Pair>,
 ) -> Result<(Tensor, Tensor)> {
     const OP: &str = "adaptive_max_pool2d";
-    let dims = input_dims(OP, x)?;
-    let out = out.into().0;
-    ensure!(
-        out.0 > 0 && out.1 > 0,
-        OP,
-        "output size must be positive, got {out:?}"
-    );
-    crate::shape::numel(OP, &[dims.0, dims.1, out.0, out.1])?;
+    let (dims, out) = adaptive_args(OP, x, out.into())?;
     ensure!(
         dims.2 * dims.3 <= 1 << 24,
         OP,
