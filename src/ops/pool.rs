@@ -175,11 +175,7 @@ pub fn avg_pool2d(x: &Tensor, opts: &AvgPool2dOptions) -> Result<Tensor> {
 type Dims4 = (usize, usize, usize, usize);
 
 /// An adaptive pool's input dims and output size, checked.
-fn adaptive_args(
-    op: &'static str,
-    x: &Tensor,
-    Pair(out): Pair,
-) -> Result<(Dims4, (usize, usize))> {
+fn adaptive_args(op: &'static str, x: &Tensor, Pair(out): Pair) -> Result<(Dims4, (usize, usize))> {
     let dims = input_dims(op, x)?;
     ensure!(
         out.0 > 0 && out.1 > 0,
