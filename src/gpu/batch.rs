@@ -22,8 +22,8 @@ pub(super) const MAX_PARAMS: u64 = 256;
 /// finished or submitted) every tensor it touched turns into an error instead of stale data.
 pub(super) struct Pending {
     encoder: Option<wgpu::CommandEncoder>,
-    ops: usize,
-    epoch: u64,
+    pub(super) ops: usize,
+    pub(super) epoch: u64,
 }
 
 impl Pending {
@@ -34,6 +34,15 @@ impl Pending {
             epoch: 1,
         }
     }
+
+    /// The batch's encoder, begun on first use.
+    pub(super) fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+        self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("convshade"),
+            })
+        })
+    }
 }
 
 /// A storage binding: `(binding, buffer, offset, len)`, offset and length in elements.
@@ -42,6 +51,12 @@ pub(crate) type BindingRange<'a> = (u32, &'a GpuBuffer, usize, usize);
 impl GpuContext {
     /// An error if `buf` was touched by a batch that failed.
     pub(super) fn ensure_valid(&self, buf: &GpuBuffer) -> Result<()> {
+        if buf.is_split() {
+            return buf
+                .pieces()
+                .iter()
+                .try_for_each(|(p, _)| self.ensure_valid(p));
+        }
         let e = buf.epoch.load(Ordering::SeqCst);
         if e != 0 && lock(&self.poisoned).contains(&e) {
             return Err(Error::Gpu(
@@ -102,6 +117,16 @@ impl GpuContext {
         if groups.contains(&0) {
             return Ok(());
         }
+        // The split paths (`split`) bind pieces; a tensor in parts reaching a kernel is refused.
+        if let Some((_, b, _, _)) = bindings.iter().find(|(_, b, _, _)| b.is_split()) {
+            return Err(Error::Invalid {
+                op: entry,
+                msg: format!(
+                    "a tensor of {} elements is past one storage binding, and this op does not split it",
+                    b.len
+                ),
+            });
+        }
         let _serial = self.serial();
         let pipeline = self.pipeline(shader, entry, tiles)?;
         let mut pending = lock(&self.pending);
@@ -118,12 +143,7 @@ impl GpuContext {
             self.ensure_valid(buf)?;
         }
         let epoch = pending.epoch;
-        let encoder = pending.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("convshade"),
-                })
-        });
+        let encoder = pending.encoder(&self.device);
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(entry),
@@ -207,6 +227,17 @@ impl GpuContext {
 
     /// Copies a buffer back to the host (submits pending work first).
     pub(crate) fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
+        if buf.is_split() {
+            let mut out = Vec::new();
+            out.try_reserve_exact(buf.len).map_err(|_| Error::Invalid {
+                op: "read",
+                msg: format!("no host memory for {} elements", buf.len),
+            })?;
+            for (part, _) in buf.pieces() {
+                out.extend(self.read(part)?);
+            }
+            return Ok(out);
+        }
         let bytes = (buf.len * 4) as u64;
         if bytes == 0 {
             // an empty tensor: nothing to copy, but the work before it still reports its errors
@@ -219,13 +250,9 @@ impl GpuContext {
         {
             let mut pending = lock(&self.pending);
             // The copy joins the pending batch, so a failure of that batch fails the read.
-            let encoder = pending.encoder.get_or_insert_with(|| {
-                self.device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("readback"),
-                    })
-            });
-            encoder.copy_buffer_to_buffer(buf.raw(), 0, &staging, 0, bytes);
+            pending
+                .encoder(&self.device)
+                .copy_buffer_to_buffer(buf.raw(), 0, &staging, 0, bytes);
             self.submit_locked(&mut pending)?;
         }
         self.ensure_valid(buf)?;

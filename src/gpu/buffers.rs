@@ -38,13 +38,58 @@ fn size_class(bytes: u64) -> u64 {
 }
 
 impl GpuContext {
-    /// A buffer of `len` f32 elements from the pool (contents undefined).
-    pub(crate) fn alloc(self: &Arc<Self>, len: usize, op: &'static str) -> Result<GpuBuffer> {
-        let bytes = (len as u64) * 4;
-        let max = self
+    /// The most elements one storage binding (and so one kernel operand) holds.
+    pub(crate) fn binding_len(&self) -> usize {
+        let bytes = self
             .limits
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size);
+        (bytes / 4) as usize
+    }
+
+    /// A tensor of `len` elements: one buffer when it fits one binding, else parts of
+    /// [`GpuContext::binding_len`] elements (the last one shorter), which kernels never bind:
+    /// the split paths (`split`) copy the pieces they need.
+    pub(crate) fn alloc_any(self: &Arc<Self>, len: usize, op: &'static str) -> Result<GpuBuffer> {
+        let part = self.binding_len();
+        if len <= part {
+            return self.alloc(len, op);
+        }
+        let parts = (0..len)
+            .step_by(part)
+            .map(|start| self.alloc((len - start).min(part), op))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(GpuBuffer {
+            buffer: None,
+            parts,
+            len,
+            ctx: self.clone(),
+            epoch: AtomicU64::new(0),
+        })
+    }
+
+    /// A buffer of `len` f32 elements from the pool (contents undefined), within one binding.
+    pub(crate) fn alloc(self: &Arc<Self>, len: usize, op: &'static str) -> Result<GpuBuffer> {
+        self.alloc_upto(len, op, self.binding_len() as u64 * 4)
+    }
+
+    /// [`GpuContext::alloc`] within the device's own binding limit, whatever
+    /// `GpuOptions::max_storage_binding` says (the self-test's fixed sizes).
+    pub(super) fn alloc_device(
+        self: &Arc<Self>,
+        len: usize,
+        op: &'static str,
+    ) -> Result<GpuBuffer> {
+        let d = self.device.limits();
+        self.alloc_upto(
+            len,
+            op,
+            d.max_storage_buffer_binding_size.min(d.max_buffer_size),
+        )
+    }
+
+    fn alloc_upto(self: &Arc<Self>, len: usize, op: &'static str, max: u64) -> Result<GpuBuffer> {
+        let bytes = (len as u64) * 4;
         if bytes > max {
             return Err(Error::Invalid {
                 op,
@@ -60,6 +105,7 @@ impl GpuContext {
         }
         Ok(GpuBuffer {
             buffer: Some(buffer),
+            parts: Vec::new(),
             len,
             ctx: self.clone(),
             epoch: AtomicU64::new(0),
@@ -135,26 +181,31 @@ impl GpuContext {
 
     /// Copies host data into a new buffer.
     pub(crate) fn upload(self: &Arc<Self>, data: &[f32], op: &'static str) -> Result<GpuBuffer> {
-        let buf = self.alloc(data.len(), op)?;
+        let buf = self.alloc_any(data.len(), op)?;
         // A pooled buffer may still be read by recorded work, and write_buffer lands before the
         // next submit: submit that work first, and let no other thread submit in between.
         {
             let _serial = self.serial();
             let mut pending = lock(&self.pending);
             self.submit_locked(&mut pending)?;
-            self.scoped(|| {
-                self.queue
-                    .write_buffer(buf.raw(), 0, bytemuck::cast_slice(data))
-            })
-            .1?;
+            for (part, start) in buf.pieces() {
+                let src = &data[start..start + part.len];
+                self.scoped(|| {
+                    self.queue
+                        .write_buffer(part.raw(), 0, bytemuck::cast_slice(src))
+                })
+                .1?;
+            }
         }
         Ok(buf)
     }
 }
 
-/// A device buffer holding `len` f32 values; goes back to the pool when dropped.
+/// A device buffer holding `len` f32 values; goes back to the pool when dropped. A tensor past
+/// one storage binding is a list of parts instead (see [`GpuContext::alloc_any`]).
 pub struct GpuBuffer {
     buffer: Option<wgpu::Buffer>,
+    parts: Vec<GpuBuffer>,
     pub(crate) len: usize,
     ctx: Arc<GpuContext>,
     /// The last batch that used this buffer (0: none since its host upload).
@@ -162,8 +213,29 @@ pub struct GpuBuffer {
 }
 
 impl GpuBuffer {
+    /// The one buffer of a tensor within one binding (callers check `is_split` first).
     pub(crate) fn raw(&self) -> &wgpu::Buffer {
-        self.buffer.as_ref().expect("buffer present until drop")
+        self.buffer
+            .as_ref()
+            .expect("a one-buffer tensor, present until drop")
+    }
+    /// True for a tensor stored in parts, past one binding.
+    pub(crate) fn is_split(&self) -> bool {
+        self.buffer.is_none()
+    }
+    /// Its one-buffer pieces and the element index each starts at.
+    pub(crate) fn pieces(&self) -> Vec<(&GpuBuffer, usize)> {
+        if !self.is_split() {
+            return vec![(self, 0)];
+        }
+        let mut start = 0;
+        self.parts
+            .iter()
+            .map(|p| {
+                start += p.len;
+                (p, start - p.len)
+            })
+            .collect()
     }
     pub(crate) fn ctx(&self) -> &Arc<GpuContext> {
         &self.ctx

@@ -47,6 +47,10 @@ pub struct GpuOptions {
     pub gemm_tiles: Option<GemmTiles>,
     /// The adapter to open, as an index into [`enumerate_adapters`] (default: the best one).
     pub adapter: Option<usize>,
+    /// Bind at most this many bytes of one tensor (below the adapter's largest storage
+    /// binding; at least 256). Tensors past it are stored in parts and the ops on them are split
+    /// into pieces that fit, so those paths can be exercised on small inputs.
+    pub max_storage_binding: Option<u64>,
     /// Skip the self-test (for `convshade info`, which reports it instead of refusing).
     pub skip_self_test: bool,
     /// Run the plain kernels even where the adapter has subgroup operations (to test and
@@ -294,7 +298,11 @@ impl GpuLimits {
         gemm.check(a)?;
         Ok(GpuLimits {
             max_buffer_size: a.max_buffer_size,
-            max_storage_buffer_binding_size: a.max_storage_buffer_binding_size,
+            max_storage_buffer_binding_size: opts
+                .max_storage_binding
+                .map_or(a.max_storage_buffer_binding_size, |m| {
+                    m.clamp(256, a.max_storage_buffer_binding_size)
+                }),
             max_workgroups_per_dimension: opts
                 .max_workgroups_per_dimension
                 .map_or(a.max_compute_workgroups_per_dimension, |m| {

@@ -126,9 +126,17 @@ impl GpuBackend {
         self.map_kernel(Shader::Copy, "copy_strided", &p, &[x], n)
     }
 
-    /// A buffer of `n` copies of `value`.
+    /// A buffer of `n` copies of `value` (in parts past one binding).
     pub fn full(&self, n: usize, value: f32) -> Result<GpuBuffer> {
-        let out = self.ctx.alloc(n, "full")?;
+        let out = self.ctx.alloc_any(n, "full")?;
+        for (part, _) in out.pieces() {
+            self.fill(part, value)?;
+        }
+        Ok(out)
+    }
+
+    fn fill(&self, out: &GpuBuffer, value: f32) -> Result<()> {
+        let n = out.len;
         let p = UnaryParams {
             n: u32_of(n, "full")?,
             op: 0,
@@ -139,10 +147,9 @@ impl GpuBackend {
             Shader::Unary,
             "fill",
             bytemuck::bytes_of(&p),
-            &[(2, &out)],
+            &[(2, out)],
             &[2],
             self.threads(n)?,
-        )?;
-        Ok(out)
+        )
     }
 }

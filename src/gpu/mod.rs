@@ -21,6 +21,8 @@ mod pool;
 mod reduce;
 pub mod selftest;
 mod shadow;
+mod split;
+mod split_ops;
 mod tiles;
 mod uniforms;
 mod upsample;
@@ -43,6 +45,27 @@ use crate::cpu::CpuBackend;
 use crate::shape::WindowGeom;
 use crate::Result;
 use shadow::{adaptive_shapes, pad_shapes, upsample_shapes, window_shapes, A, E};
+use split::Rows;
+
+/// Elements of one image of a window op's input, `c * h * w`.
+fn chw(g: &WindowGeom) -> usize {
+    g.c * g.h * g.w
+}
+
+/// Elements of one image of a window op's output, `c * oh * ow`.
+fn cohw(g: &WindowGeom) -> usize {
+    g.c * g.oh * g.ow
+}
+
+/// An adaptive pool's input elements per image.
+fn plane_in((_, c, h, w): (usize, usize, usize, usize)) -> usize {
+    c * h * w
+}
+
+/// An adaptive pool's output elements per image.
+fn plane_out((_, c, _, _): (usize, usize, usize, usize), (oh, ow): (usize, usize)) -> usize {
+    c * oh * ow
+}
 
 /// The GPU backend: a handle on one context.
 #[derive(Clone, Debug)]
@@ -66,7 +89,7 @@ impl Backend for GpuBackend {
             || format!("{n} elements ({op:?})"),
             &[x],
             E,
-            |g| g.unary_op(x, n, op),
+            |g| g.unary_any(x, n, op),
             |c, h| c.unary(&h[0], n, op),
         )
     }
@@ -83,7 +106,7 @@ impl Backend for GpuBackend {
             || format!("output {:?} ({op:?})", spec.out),
             &[a, b],
             E,
-            |g| g.binary_op(a, b, op, spec),
+            |g| g.binary_any(a, b, op, spec),
             |c, h| c.binary(&h[0], &h[1], op, spec),
         )
     }
@@ -101,7 +124,7 @@ impl Backend for GpuBackend {
             || format!("(outer, len, inner) = ({outer}, {len}, {inner}) ({op:?})"),
             &[x],
             A,
-            |g| g.reduce(x, (outer, len, inner), op),
+            |g| g.reduce_any(x, (outer, len, inner), op),
             |c, h| c.reduce_axis(&h[0], outer, len, inner, op),
         )
     }
@@ -112,7 +135,7 @@ impl Backend for GpuBackend {
             || format!("output {:?}", spec.out),
             &[x],
             0.0,
-            |g| g.copy(x, spec),
+            |g| g.copy_any(x, spec),
             |c, h| c.copy_strided(&h[0], spec),
         )
     }
@@ -123,7 +146,7 @@ impl Backend for GpuBackend {
             || format!("{} x ({}, {}) x ({}, {})", s.batch, s.m, s.k, s.k, s.n),
             &[a, b],
             A,
-            |g| g.gemm_strided(a, b, s),
+            |g| g.gemm_any(a, b, s),
             |c, h| c.gemm(&h[0], &h[1], s),
         )
     }
@@ -142,7 +165,14 @@ impl Backend for GpuBackend {
             || window_shapes(&s.g),
             &inputs,
             A,
-            |g| g.conv_implicit(x, w, bias, relu, s),
+            |g| {
+                let mut ins = vec![Rows::per(x, s.g.c * s.g.h * s.g.w), Rows::whole(w)];
+                ins.extend(bias.map(Rows::whole));
+                let out = s.d * s.ohw();
+                g.by_items("conv2d", s.g.n, &ins, out, |g, p, n| {
+                    g.conv_implicit(p[0], p[1], p.get(2).copied(), relu, &s.with_n(n))
+                })
+            },
             |c, h| c.conv2d(&h[0], &h[1], h.get(2), s, relu),
         )
     }
@@ -158,7 +188,13 @@ impl Backend for GpuBackend {
             || window_shapes(&s.g),
             &[grad, w],
             A,
-            |g| g.conv_input_implicit(grad, w, s),
+            |g| {
+                let ins = [Rows::per(grad, s.d * s.ohw()), Rows::whole(w)];
+                let out = s.g.c * s.g.h * s.g.w;
+                g.by_items("conv2d_backward_input", s.g.n, &ins, out, |g, p, n| {
+                    g.conv_input_implicit(p[0], p[1], &s.with_n(n))
+                })
+            },
             |c, h| c.conv2d_backward_input(&h[0], &h[1], s),
         )
     }
@@ -174,7 +210,16 @@ impl Backend for GpuBackend {
             || window_shapes(&s.g),
             &[x, grad],
             A,
-            |g| g.conv_weight_implicit(x, grad, s),
+            |g| {
+                let ins = [
+                    Rows::per(x, s.g.c * s.g.h * s.g.w),
+                    Rows::per(grad, s.d * s.ohw()),
+                ];
+                let len = s.d * s.cgkk();
+                g.by_items_summed("conv2d_backward_weight", s.g.n, &ins, len, |g, p, n| {
+                    g.conv_weight_implicit(p[0], p[1], &s.with_n(n))
+                })
+            },
             |c, h| c.conv2d_backward_weight(&h[0], &h[1], s),
         )
     }
@@ -213,7 +258,12 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[x, w],
             A,
-            |b| b.depthwise("dw_fwd", x, w, g, mult),
+            |b| {
+                let ins = [Rows::per(x, chw(g)), Rows::whole(w)];
+                b.by_items("depthwise_conv2d", g.n, &ins, mult * cohw(g), |b, p, n| {
+                    b.depthwise("dw_fwd", p[0], p[1], &g.with_n(n), mult)
+                })
+            },
             |c, h| c.depthwise_conv2d(&h[0], &h[1], g, mult),
         )
     }
@@ -230,7 +280,13 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[grad, w],
             A,
-            |b| b.depthwise("dw_bwd_input", grad, w, g, mult),
+            |b| {
+                let ins = [Rows::per(grad, mult * cohw(g)), Rows::whole(w)];
+                let op = "depthwise_conv2d_backward_input";
+                b.by_items(op, g.n, &ins, chw(g), |b, p, n| {
+                    b.depthwise("dw_bwd_input", p[0], p[1], &g.with_n(n), mult)
+                })
+            },
             |c, h| c.depthwise_conv2d_backward_input(&h[0], &h[1], g, mult),
         )
     }
@@ -247,13 +303,22 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[x, grad],
             A,
-            |b| b.depthwise_weight(x, grad, g, mult),
+            |b| {
+                let ins = [Rows::per(x, chw(g)), Rows::per(grad, mult * cohw(g))];
+                let (op, len) = ("depthwise_conv2d_backward_weight", mult * g.c * g.kh * g.kw);
+                b.by_items_summed(op, g.n, &ins, len, |b, p, n| {
+                    b.depthwise_weight(p[0], p[1], &g.with_n(n), mult)
+                })
+            },
             |c, h| c.depthwise_conv2d_backward_weight(&h[0], &h[1], g, mult),
         )
     }
 
     fn max_pool2d(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<(GpuBuffer, GpuBuffer)> {
-        let (out, idx) = self.max_pool_fwd(x, g)?;
+        let ins = [Rows::per(x, chw(g))];
+        let (out, idx) = self.by_items2("max_pool2d", g.n, &ins, cohw(g), |b, p, n| {
+            b.max_pool_fwd(p[0], &g.with_n(n))
+        })?;
         if !self.on() {
             return Ok((out, idx));
         }
@@ -274,7 +339,12 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[grad, indices],
             A,
-            |b| b.max_pool_bwd(grad, indices, g),
+            |b| {
+                let ins = [Rows::per(grad, cohw(g)), Rows::per(indices, cohw(g))];
+                b.by_items("max_pool2d_backward", g.n, &ins, chw(g), |b, p, n| {
+                    b.max_pool_bwd(p[0], p[1], &g.with_n(n))
+                })
+            },
             |c, h| c.max_pool2d_backward(&h[0], &h[1], g),
         )
     }
@@ -285,7 +355,15 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[x],
             A,
-            |b| b.avg_pool(false, x, g, opts),
+            |b| {
+                b.by_items(
+                    "avg_pool2d",
+                    g.n,
+                    &[Rows::per(x, chw(g))],
+                    cohw(g),
+                    |b, p, n| b.avg_pool(false, p[0], &g.with_n(n), opts),
+                )
+            },
             |c, h| c.avg_pool2d(&h[0], g, opts),
         )
     }
@@ -301,7 +379,12 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[grad],
             A,
-            |b| b.avg_pool(true, grad, g, opts),
+            |b| {
+                let ins = [Rows::per(grad, cohw(g))];
+                b.by_items("avg_pool2d_backward", g.n, &ins, chw(g), |b, p, n| {
+                    b.avg_pool(true, p[0], &g.with_n(n), opts)
+                })
+            },
             |c, h| c.avg_pool2d_backward(&h[0], g, opts),
         )
     }
@@ -317,7 +400,12 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[x],
             A,
-            |b| b.adaptive("adaptive_fwd", x, dims, out),
+            |b| {
+                let (ins, per) = ([Rows::per(x, plane_in(dims))], plane_out(dims, out));
+                b.by_items("adaptive_avg_pool2d", dims.0, &ins, per, |b, p, n| {
+                    b.adaptive("adaptive_fwd", p[0], (n, dims.1, dims.2, dims.3), out)
+                })
+            },
             |c, h| c.adaptive_avg_pool2d(&h[0], dims, out),
         )
     }
@@ -333,7 +421,16 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[grad],
             A,
-            |b| b.adaptive("adaptive_bwd", grad, dims, out),
+            |b| {
+                let (ins, per) = ([Rows::per(grad, plane_out(dims, out))], plane_in(dims));
+                b.by_items(
+                    "adaptive_avg_pool2d_backward",
+                    dims.0,
+                    &ins,
+                    per,
+                    |b, p, n| b.adaptive("adaptive_bwd", p[0], (n, dims.1, dims.2, dims.3), out),
+                )
+            },
             |c, h| c.adaptive_avg_pool2d_backward(&h[0], dims, out),
         )
     }
@@ -344,7 +441,10 @@ impl Backend for GpuBackend {
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<(GpuBuffer, GpuBuffer)> {
-        let (y, idx) = self.adaptive_max_fwd(x, dims, out)?;
+        let (ins, per) = ([Rows::per(x, plane_in(dims))], plane_out(dims, out));
+        let (y, idx) = self.by_items2("adaptive_max_pool2d", dims.0, &ins, per, |b, p, n| {
+            b.adaptive_max_fwd(p[0], (n, dims.1, dims.2, dims.3), out)
+        })?;
         if !self.on() {
             return Ok((y, idx));
         }
@@ -367,7 +467,17 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[grad, indices],
             A,
-            |b| b.adaptive_max_bwd(grad, indices, dims, out),
+            |b| {
+                let o = plane_out(dims, out);
+                let ins = [Rows::per(grad, o), Rows::per(indices, o)];
+                b.by_items(
+                    "adaptive_max_pool2d_backward",
+                    dims.0,
+                    &ins,
+                    plane_in(dims),
+                    |b, p, n| b.adaptive_max_bwd(p[0], p[1], (n, dims.1, dims.2, dims.3), out),
+                )
+            },
             |c, h| c.adaptive_max_pool2d_backward(&h[0], &h[1], dims, out),
         )
     }
@@ -386,7 +496,14 @@ impl Backend for GpuBackend {
             || format!("{dims:?}"),
             &inputs,
             A,
-            |b| b.channel_dot_kernel(x, mean, g, dims),
+            |b| {
+                let (n, c, hw) = dims;
+                let mut ins = vec![Rows::per(x, c * hw), Rows::whole(mean)];
+                ins.extend(g.map(|g| Rows::per(g, c * hw)));
+                b.by_items_summed("batch_norm2d channel_dot", n, &ins, c, |b, p, n| {
+                    b.channel_dot_kernel(p[0], p[1], p.get(2).copied(), (n, c, hw))
+                })
+            },
             |c, h| c.channel_dot(&h[0], &h[1], h.get(2), dims),
         )
     }
@@ -409,7 +526,23 @@ impl Backend for GpuBackend {
             || format!("{dims:?}"),
             &inputs,
             E,
-            |be| be.channel_combine_kernel(u, a, vb, k, dims),
+            |be| {
+                let (n, c, hw) = dims;
+                let mut ins = vec![Rows::per(u, c * hw), Rows::whole(a), Rows::whole(k)];
+                if let Some((v, b)) = vb {
+                    ins.extend([Rows::per(v, c * hw), Rows::whole(b)]);
+                }
+                be.by_items(
+                    "batch_norm2d channel_combine",
+                    n,
+                    &ins,
+                    c * hw,
+                    |be, p, n| {
+                        let vb = (p.len() == 5).then(|| (p[3], p[4]));
+                        be.channel_combine_kernel(p[0], p[1], vb, p[2], (n, c, hw))
+                    },
+                )
+            },
             |c, h| {
                 let vb = (h.len() == 5).then(|| (&h[3], &h[4]));
                 c.channel_combine(&h[0], &h[1], vb, &h[2], dims)
@@ -418,7 +551,12 @@ impl Backend for GpuBackend {
     }
 
     fn pad2d(&self, x: &GpuBuffer, g: &PadGeom) -> Result<GpuBuffer> {
-        let run = |b: &Self| b.pad("pad_fwd", x, g);
+        let run = |b: &Self| {
+            let ins = [Rows::per(x, g.h * g.w)];
+            b.by_items("pad", g.planes, &ins, g.oh * g.ow, |b, p, n| {
+                b.pad("pad_fwd", p[0], &PadGeom { planes: n, ..*g })
+            })
+        };
         self.checked(
             "pad",
             || pad_shapes(g),
@@ -430,7 +568,12 @@ impl Backend for GpuBackend {
     }
 
     fn pad2d_backward(&self, grad: &GpuBuffer, g: &PadGeom) -> Result<GpuBuffer> {
-        let run = |b: &Self| b.pad("pad_bwd", grad, g);
+        let run = |b: &Self| {
+            let ins = [Rows::per(grad, g.oh * g.ow)];
+            b.by_items("pad_backward", g.planes, &ins, g.h * g.w, |b, p, n| {
+                b.pad("pad_bwd", p[0], &PadGeom { planes: n, ..*g })
+            })
+        };
         let cpu = |c: &CpuBackend, h: &[Vec<f32>]| c.pad2d_backward(&h[0], g);
         self.checked("pad_backward", || pad_shapes(g), &[grad], A, run, cpu)
     }
@@ -441,7 +584,12 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[x],
             0.0,
-            |b| b.upsample("nearest_fwd", x, g),
+            |b| {
+                let ins = [Rows::per(x, g.c * g.h * g.w)];
+                b.by_items("nearest_fwd", g.n, &ins, g.c * g.oh * g.ow, |b, p, n| {
+                    b.upsample("nearest_fwd", p[0], &UpsampleGeom { n, ..*g })
+                })
+            },
             |c, h| c.upsample_nearest(&h[0], g),
         )
     }
@@ -452,7 +600,12 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[grad],
             A,
-            |b| b.upsample("nearest_bwd", grad, g),
+            |b| {
+                let ins = [Rows::per(grad, g.c * g.oh * g.ow)];
+                b.by_items("nearest_bwd", g.n, &ins, g.c * g.h * g.w, |b, p, n| {
+                    b.upsample("nearest_bwd", p[0], &UpsampleGeom { n, ..*g })
+                })
+            },
             |c, h| c.upsample_nearest_backward(&h[0], g),
         )
     }
@@ -463,7 +616,12 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[x],
             E,
-            |b| b.upsample("bilinear_fwd", x, g),
+            |b| {
+                let ins = [Rows::per(x, g.c * g.h * g.w)];
+                b.by_items("bilinear_fwd", g.n, &ins, g.c * g.oh * g.ow, |b, p, n| {
+                    b.upsample("bilinear_fwd", p[0], &UpsampleGeom { n, ..*g })
+                })
+            },
             |c, h| c.upsample_bilinear(&h[0], g),
         )
     }
@@ -474,7 +632,12 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[grad],
             A,
-            |b| b.upsample("bilinear_bwd", grad, g),
+            |b| {
+                let ins = [Rows::per(grad, g.c * g.oh * g.ow)];
+                b.by_items("bilinear_bwd", g.n, &ins, g.c * g.h * g.w, |b, p, n| {
+                    b.upsample("bilinear_bwd", p[0], &UpsampleGeom { n, ..*g })
+                })
+            },
             |c, h| c.upsample_bilinear_backward(&h[0], g),
         )
     }

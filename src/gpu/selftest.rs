@@ -114,7 +114,7 @@ fn run_one(
 }
 
 fn alloc(ctx: &Arc<GpuContext>, n: usize) -> std::result::Result<GpuBuffer, String> {
-    ctx.alloc(n, "self-test").map_err(|e| e.to_string())
+    ctx.alloc_device(n, "self-test").map_err(|e| e.to_string())
 }
 
 fn loop_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {

@@ -73,7 +73,7 @@ impl GpuBackend {
         tol: f32,
     ) -> Result<GpuBuffer> {
         let out = if self.ctx.fault_op == Some(op) {
-            self.unary_op(&out, out.len, UnaryOp::AddScalar(1.0))?
+            self.unary_any(&out, out.len, UnaryOp::AddScalar(1.0))?
         } else {
             out
         };
