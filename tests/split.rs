@@ -273,3 +273,24 @@ fn a_piece_that_cannot_be_split_is_a_clear_error() {
     let y = x.add_scalar(1.0).unwrap().sum_all().unwrap();
     assert_eq!(y.to_scalar().unwrap(), 3600.0);
 }
+
+/// 2^31 elements (8 GiB) at the adapter's own binding size: run with `CONVSHADE_HUGE=1` on a
+/// machine with the memory (about 10 GiB free); skipped otherwise.
+#[test]
+fn two_to_the_31_elements_where_memory_allows() {
+    if std::env::var("CONVSHADE_HUGE").as_deref() != Ok("1") {
+        eprintln!("skipped: set CONVSHADE_HUGE=1 to run 2^31 elements");
+        return;
+    }
+    let Some(d) = gpu() else { return };
+    let n = 1usize << 31;
+    let x = Tensor::full([n], 0.5, &d).unwrap();
+    // halves sum exactly in float32 while every partial sum stays below 2^24
+    assert_eq!(x.sum_all().unwrap().to_scalar().unwrap(), (n / 2) as f32);
+    let rows = x.reshape([1 << 16, 1 << 15]).unwrap();
+    let r = rows.sum_axis(1, false).unwrap().to_vec().unwrap();
+    assert_eq!(r.len(), 1 << 16);
+    assert!(r.iter().all(|&v| v == (1 << 14) as f32));
+    let m = x.add_scalar(1.0).unwrap().max_axis(0, false).unwrap();
+    assert_eq!(m.to_scalar().unwrap(), 1.5);
+}

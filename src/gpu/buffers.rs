@@ -12,7 +12,10 @@ use crate::{Error, Result};
 #[derive(Default)]
 pub(super) struct BufferPool {
     free: HashMap<(u64, bool), Vec<wgpu::Buffer>>,
+    /// bytes of the idle buffers in `free`
     bytes: u64,
+    /// bytes of every storage and readback buffer created and not yet destroyed, idle or not
+    live: u64,
 }
 
 /// The pool keeps at most this many bytes of idle buffers.
@@ -99,7 +102,7 @@ impl GpuContext {
             });
         }
         let _serial = self.serial();
-        let (buffer, reused) = self.take_buffer(size_class(bytes), false)?;
+        let (buffer, reused) = self.take_buffer(size_class(bytes), false, op)?;
         if reused {
             lock(&self.stats).reused += 1;
         }
@@ -115,7 +118,12 @@ impl GpuContext {
     /// A buffer of size class `class` from the pool, or a new one (counted): a storage buffer,
     /// or with `readback` a `MAP_READ | COPY_DST` one. `true` when it was pooled. The caller
     /// holds the serial lock.
-    fn take_buffer(&self, class: u64, readback: bool) -> Result<(wgpu::Buffer, bool)> {
+    fn take_buffer(
+        &self,
+        class: u64,
+        readback: bool,
+        op: &'static str,
+    ) -> Result<(wgpu::Buffer, bool)> {
         let idle = {
             let mut pool = lock(&self.pool);
             let b = pool.free.get_mut(&(class, readback)).and_then(|v| v.pop());
@@ -127,6 +135,7 @@ impl GpuContext {
         if let Some(b) = idle {
             return Ok((b, true));
         }
+        self.reserve(class, op)?;
         lock(&self.stats).created += 1;
         let usage = if readback {
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST
@@ -143,8 +152,33 @@ impl GpuContext {
                 mapped_at_creation: false,
             })
         });
-        status?;
+        if let Err(e) = status {
+            lock(&self.pool).live -= class;
+            return Err(e);
+        }
         Ok((b, false))
+    }
+
+    /// Counts `bytes` more of device memory, within `GpuOptions::memory_limit`: past it, the idle
+    /// pool is freed first, then the allocation is refused with an out-of-memory `Err`.
+    fn reserve(&self, bytes: u64, op: &'static str) -> Result<()> {
+        let mut pool = lock(&self.pool);
+        if let Some(limit) = self.memory_limit {
+            if pool.live + bytes > limit && pool.bytes > 0 {
+                let idle: Vec<wgpu::Buffer> = pool.free.drain().flat_map(|(_, v)| v).collect();
+                pool.live -= pool.bytes;
+                pool.bytes = 0;
+                drop(idle);
+            }
+            if pool.live + bytes > limit {
+                return Err(Error::Gpu(format!(
+                    "{op}: out of memory: {bytes} more bytes would pass the device memory limit of {limit} bytes ({} in use)",
+                    pool.live
+                )));
+            }
+        }
+        pool.live += bytes;
+        Ok(())
     }
 
     /// Keeps an idle buffer in the pool, or hands it back past the pool's size.
@@ -152,6 +186,8 @@ impl GpuContext {
         let class = buffer.size();
         let mut pool = lock(&self.pool);
         if pool.bytes + class > POOL_MAX_BYTES {
+            // the caller destroys it
+            pool.live -= class;
             return Some(buffer);
         }
         pool.bytes += class;
@@ -162,7 +198,7 @@ impl GpuContext {
     /// A readback buffer of at least `bytes` bytes, from the pool. The caller holds the serial
     /// lock.
     pub(super) fn take_staging(&self, bytes: u64) -> Result<wgpu::Buffer> {
-        Ok(self.take_buffer(size_class(bytes), true)?.0)
+        Ok(self.take_buffer(size_class(bytes), true, "read")?.0)
     }
 
     /// Returns an unmapped readback buffer to the pool (or frees it past the pool's size). The

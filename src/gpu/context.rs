@@ -51,6 +51,12 @@ pub struct GpuOptions {
     /// binding; at least 256). Tensors past it are stored in parts and the ops on them are split
     /// into pieces that fit, so those paths can be exercised on small inputs.
     pub max_storage_binding: Option<u64>,
+    /// Most bytes of device memory the context's buffers may hold; an allocation past it frees
+    /// the idle pool, then is refused with an out-of-memory `Err`. Default: none on hardware,
+    /// whose driver reports its own out-of-memory (it comes back as an `Err` too); on a
+    /// software adapter, which takes its memory from the host and crashes when that runs out
+    /// (lavapipe), 7/8 of the host memory available when the context is made.
+    pub memory_limit: Option<u64>,
     /// Skip the self-test (for `convshade info`, which reports it instead of refusing).
     pub skip_self_test: bool,
     /// Run the plain kernels even where the adapter has subgroup operations (to test and
@@ -97,6 +103,8 @@ pub struct GpuContext {
     pub(super) uniform_slot: u64,
     /// The device has `Features::SUBGROUP` enabled.
     pub(super) subgroups: bool,
+    /// `GpuOptions::memory_limit` in force.
+    pub(super) memory_limit: Option<u64>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -178,6 +186,12 @@ impl GpuContext {
             uniforms,
             uniform_slot,
             subgroups: features.contains(wgpu::Features::SUBGROUP),
+            memory_limit: opts.memory_limit.or_else(|| {
+                (info.device_type == wgpu::DeviceType::Cpu)
+                    .then(host_memory_available)
+                    .flatten()
+                    .map(|b| b / 8 * 7)
+            }),
         });
         if !opts.skip_self_test {
             ctx.refuse_unless_self_test_passes(opts.fault_self_test)?;
@@ -234,6 +248,11 @@ impl GpuContext {
     /// The adapter limits in force.
     pub fn limits(&self) -> &GpuLimits {
         &self.limits
+    }
+
+    /// The device memory limit in force (`GpuOptions::memory_limit`), in bytes.
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
     }
 
     pub(super) fn serial(&self) -> Option<MutexGuard<'_, ()>> {
@@ -320,6 +339,14 @@ impl GpuLimits {
             gemm,
         })
     }
+}
+
+/// Host memory available now, in bytes (Linux's `MemAvailable`; None elsewhere).
+fn host_memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The shared list that collects errors raised outside any scope, and the device-lost flag.
