@@ -217,7 +217,21 @@ impl GpuContext {
 
     /// Copies host data into a new buffer.
     pub(crate) fn upload(self: &Arc<Self>, data: &[f32], op: &'static str) -> Result<GpuBuffer> {
-        let buf = self.alloc_any(data.len(), op)?;
+        self.write_new(self.alloc_any(data.len(), op)?, data)
+    }
+
+    /// [`GpuContext::upload`] into one buffer within the device's own binding limit (the
+    /// self-test's fixed sizes).
+    pub(super) fn upload_device(
+        self: &Arc<Self>,
+        data: &[f32],
+        op: &'static str,
+    ) -> Result<GpuBuffer> {
+        self.write_new(self.alloc_device(data.len(), op)?, data)
+    }
+
+    /// Writes `data` into the new buffer `buf`.
+    fn write_new(&self, buf: GpuBuffer, data: &[f32]) -> Result<GpuBuffer> {
         // A pooled buffer may still be read by recorded work, and write_buffer lands before the
         // next submit: submit that work first, and let no other thread submit in between.
         {

@@ -230,7 +230,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[x],
             0.0,
-            |b| b.im2col_op(x, g),
+            |b| b.im2col_any(x, g),
             |c, h| c.im2col(&h[0], g),
         )
     }
@@ -241,7 +241,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[cols],
             A,
-            |b| b.col2im_passes(cols, g),
+            |b| b.col2im_any(cols, g),
             |c, h| c.col2im(&h[0], g),
         )
     }

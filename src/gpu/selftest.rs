@@ -215,7 +215,7 @@ fn offset_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u3
         .map(|i| i.wrapping_mul(2654435761))
         .collect();
     let src = ctx
-        .upload(bits(&data), "self-test")
+        .upload_device(bits(&data), "self-test")
         .map_err(|e| e.to_string())?;
     let out = alloc(ctx, WG)?;
     let p = Params {

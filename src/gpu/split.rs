@@ -109,7 +109,7 @@ impl GpuBackend {
     }
 
     /// How many rows one piece takes: every operand's span and every output within a binding.
-    fn rows_per_piece(
+    pub(super) fn rows_per_piece(
         &self,
         op: &'static str,
         rows: usize,

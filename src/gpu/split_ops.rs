@@ -6,6 +6,7 @@ use super::{GpuBackend, GpuBuffer};
 use crate::backend::{
     BinaryOp, BroadcastSpec, GemmSpec, MatLayout, ReduceOp, StridedSpec, UnaryOp,
 };
+use crate::shape::WindowGeom;
 use crate::Result;
 
 /// An operand read through strides over an output shape, from `offset`.
@@ -329,5 +330,51 @@ impl GpuBackend {
             }
         }
         Ok(c)
+    }
+}
+
+/// im2col's columns `(c*kh*kw, n*oh*ow)` hold each image in a block of columns: pieces of the
+/// batch are copied out and in row by row.
+impl GpuBackend {
+    pub(super) fn im2col_any(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
+        let (taps, ohw, chw) = (g.c * g.kh * g.kw, g.oh * g.ow, g.c * g.h * g.w);
+        if self.fits(&[x], &[taps * g.n * ohw]) {
+            return self.im2col_op(x, g);
+        }
+        let per = self.rows_per_piece("im2col", g.n, &[Rows::per(x, chw)], &[taps * ohw])?;
+        let cols = self.ctx.alloc_any(taps * g.n * ohw, "im2col")?;
+        for n0 in (0..g.n).step_by(per) {
+            let nc = per.min(g.n - n0);
+            let piece = self.owned_range(x, n0 * chw, nc * chw)?;
+            let part = self.im2col_op(&piece, &g.with_n(nc))?;
+            for r in 0..taps {
+                let to = r * g.n * ohw + n0 * ohw;
+                self.ctx
+                    .copy_range((&part, r * nc * ohw), (&cols, to), nc * ohw)?;
+            }
+        }
+        Ok(cols)
+    }
+
+    pub(super) fn col2im_any(&self, cols: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
+        let (taps, ohw, chw) = (g.c * g.kh * g.kw, g.oh * g.ow, g.c * g.h * g.w);
+        if self.fits(&[cols], &[g.n * chw]) {
+            return self.col2im_passes(cols, g);
+        }
+        let per = self.rows_per_piece("col2im", g.n, &[], &[taps * ohw, chw])?;
+        let out = self.ctx.alloc_any(g.n * chw, "col2im")?;
+        for n0 in (0..g.n).step_by(per) {
+            let nc = per.min(g.n - n0);
+            let piece = self.ctx.alloc(taps * nc * ohw, "col2im")?;
+            for r in 0..taps {
+                let from = r * g.n * ohw + n0 * ohw;
+                self.ctx
+                    .copy_range((cols, from), (&piece, r * nc * ohw), nc * ohw)?;
+            }
+            let part = self.col2im_passes(&piece, &g.with_n(nc))?;
+            self.ctx
+                .copy_range((&part, 0), (&out, n0 * chw), nc * chw)?;
+        }
+        Ok(out)
     }
 }
