@@ -27,10 +27,13 @@ fn assert_suite_passes(device: Device) {
 fn pytorch_suite_passes_on_cpu() {
     let suite = load_suite(SUITE).unwrap();
     assert!(
-        suite.cases.len() >= 150,
+        suite.cases.len() >= 171,
         "suite has {} cases",
         suite.cases.len()
     );
+    // the empty-tensor cases are there
+    let empty = suite.cases.iter().filter(|c| c.name.starts_with("empty_"));
+    assert_eq!(empty.count(), 17);
     // every op of the format is covered
     for op in [
         "conv2d",

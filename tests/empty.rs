@@ -7,8 +7,9 @@ mod common;
 
 use common::gpu;
 use convshade::{
-    conv2d, cross_entropy_labels, max_pool2d, pad, upsample, Conv2dOptions, CrossEntropyOptions,
-    Device, MaxPool2dOptions, PadMode, Reduction, Tensor, UpsampleOptions, UpsampleSize,
+    adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, conv2d, cross_entropy_labels, max_pool2d,
+    pad, upsample, AvgPool2dOptions, Conv2dOptions, CrossEntropyOptions, Device, MaxPool2dOptions,
+    PadMode, Reduction, Tensor, UpsampleOptions, UpsampleSize,
 };
 
 fn devices() -> Vec<Device> {
@@ -128,6 +129,45 @@ fn window_ops_on_an_empty_batch() {
             .unwrap()
             .to_string();
         assert!(e.starts_with("pad: "), "{e}");
+    }
+}
+
+/// Zero channels: PyTorch refuses them in the pools (but the adaptive average), in upsampling
+/// and in the non-constant pads; the adaptive average and constant padding give empty outputs.
+#[test]
+fn window_ops_on_zero_channels_as_pytorch() {
+    for dev in devices() {
+        let x = t(vec![], &[2, 0, 5, 5], &dev);
+        let refused = [
+            (
+                "max_pool2d",
+                max_pool2d(&x, &MaxPool2dOptions::new(2)).err(),
+            ),
+            (
+                "avg_pool2d",
+                avg_pool2d(&x, &AvgPool2dOptions::new(2)).err(),
+            ),
+            ("adaptive_max_pool2d", adaptive_max_pool2d(&x, (2, 2)).err()),
+            (
+                "upsample",
+                upsample(&x, &UpsampleOptions::nearest(UpsampleSize::Size(7, 7))).err(),
+            ),
+            ("pad", pad(&x, &[1, 1, 1, 1], PadMode::Reflect).err()),
+        ];
+        for (op, e) in refused {
+            let e = e.unwrap_or_else(|| panic!("{op} of zero channels must be refused"));
+            assert!(e.to_string().starts_with(&format!("{op}: ")), "{e}");
+        }
+        assert_eq!(
+            adaptive_avg_pool2d(&x, (2, 2)).unwrap().dims(),
+            &[2, 0, 2, 2]
+        );
+        let y = pad(&x, &[1, 1, 1, 1], PadMode::Constant(0.0)).unwrap();
+        assert_eq!(y.dims(), &[2, 0, 7, 7]);
+        // an empty batch is fine in every mode
+        let batch = t(vec![], &[0, 2, 5, 5], &dev);
+        let y = pad(&batch, &[1, 1, 1, 1], PadMode::Reflect).unwrap();
+        assert_eq!(y.dims(), &[0, 2, 7, 7]);
     }
 }
 

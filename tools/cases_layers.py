@@ -32,13 +32,14 @@ from cases_common import pair
 CASES = []  # (name, builder(rng) -> dict), as in gen_cases.py
 
 
-def add(name, op, attrs, make_inputs, doc, grad_inputs=None):
+def add(name, op, attrs, make_inputs, doc, grad_inputs=None, into=None):
+    """A case, appended to `into` (default: this module's CASES)."""
     def build(rng):
         spec = {"op": op, "attrs": dict(attrs), "inputs": make_inputs(rng), "doc": doc}
         if grad_inputs is not None:
             spec["grad_inputs"] = list(grad_inputs)
         return spec
-    CASES.append((name, build))
+    (CASES if into is None else into).append((name, build))
 
 
 def uniform(rng, shape, lo, hi):

@@ -25,6 +25,7 @@ conv_transpose2d, pad, pool dilation/divisor_override, adaptive pools, batch_nor
 activations, softmax/log_softmax, cross_entropy, mse_loss); they come after these in the
 manifest.  Beyond `output`, `expected` holds batch_norm2d's updated running statistics in
 training; `expected_grads` names only the differentiable inputs; losses are 0-d.
+cases_empty.py holds the cases with empty tensors (a dimension of 0), last.
 
 Usage:  python3 tools/gen_cases.py --out tests/conformance [--seed 0]
 """
@@ -40,6 +41,7 @@ sys.dont_write_bytecode = True  # importing the modules below must leave no __py
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+import cases_empty as empties  # noqa: E402
 import cases_layers as layers  # noqa: E402
 from cases_common import Rng, max_err_ratio, pair, save_npy  # noqa: E402
 
@@ -289,8 +291,10 @@ linear("linear_large_k", 8, 257, 9, doc="N=8, 257 -> 9 (long reduction)")
 linear("linear_out1", 5, 6, 1, doc="single output feature")
 linear("linear_in1_nobias", 6, 1, 4, bias=False, doc="single input feature, no bias")
 
-# The layer and training ops, after these so the manifest keeps its first cases in place.
+# The layer and training ops, after these so the manifest keeps its first cases in place;
+# then the empty-tensor cases.
 CASES += layers.CASES
+CASES += empties.CASES
 
 
 # --------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! PyTorch's rule for empty tensors in the window ops (convolutions, pools, upsampling,
 //! padding): an empty batch or channel axis gives an empty output of the op's shape, with zero
-//! gradients; an empty spatial axis is refused, as PyTorch refuses it.
+//! gradients; an empty spatial axis is refused, as PyTorch refuses it, and so is an empty
+//! channel axis in the pools (but the adaptive average) and upsampling.
 
 use crate::shape::Shape;
 use crate::{bail, Result, Tensor};
@@ -42,4 +43,18 @@ pub(crate) fn filled_with_zero_grads(
             .map(|s| Tensor::zeros(s.clone(), &dev).map(Some))
             .collect()
     }))
+}
+
+/// PyTorch refuses an empty channel axis in the pools (but the adaptive average) and in
+/// upsampling: only the batch of their `(n, c, h, w)` input may be empty.
+pub(crate) fn refuse_empty_channels(op: &'static str, x: &Tensor) -> Result<()> {
+    let d = x.dims();
+    if d.len() == 4 && d[1] == 0 {
+        bail!(
+            op,
+            "input {} has no channels: only the batch may be empty",
+            x.shape()
+        );
+    }
+    Ok(())
 }

@@ -96,6 +96,16 @@ pub fn pad(x: &Tensor, widths: &[isize], mode: PadMode) -> Result<Tensor> {
         out_dims[rank - 2] = oh as usize;
     }
     crate::shape::numel(OP, &out_dims)?;
+    if kind != PadKind::Constant {
+        // as PyTorch: only a leading batch axis may be empty
+        let batch = usize::from(rank == axes + 2);
+        ensure!(
+            !dims[batch..].contains(&0),
+            OP,
+            "{mode:?} padding needs every axis but the batch non-empty, got shape {}",
+            x.shape()
+        );
+    }
     if x.elem_count() == 0 || out_dims.contains(&0) {
         // nothing to read: the constant everywhere (PyTorch pads empty axes only so)
         let fill = match mode {
