@@ -227,6 +227,27 @@ fn pools_upsampling_and_padding_past_one_binding() {
     same(&d, "reflect pad", std::slice::from_ref(&x), &|t| {
         pad(&t[0], &[2, 1, 3, 0], PadMode::Reflect)
     });
+    // one image of 3 x 24 x 24 = 1,728 elements, past the binding: split by plane
+    let image = input(&[1, 3, 24, 24], 3);
+    same(
+        &d,
+        "max_pool2d of one image",
+        std::slice::from_ref(&image),
+        &|t| max_pool2d(&t[0], &mp),
+    );
+    same(
+        &d,
+        "adaptive avg of one image",
+        std::slice::from_ref(&image),
+        &|t| adaptive_avg_pool2d(&t[0], (5, 7)),
+    );
+    let half = UpsampleOptions::bilinear(UpsampleSize::Size(30, 20), true);
+    same(
+        &d,
+        "bilinear of one image",
+        std::slice::from_ref(&image),
+        &|t| upsample(&t[0], &half),
+    );
 }
 
 #[test]

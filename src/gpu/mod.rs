@@ -57,14 +57,10 @@ fn cohw(g: &WindowGeom) -> usize {
     g.c * g.oh * g.ow
 }
 
-/// An adaptive pool's input elements per image.
-fn plane_in((_, c, h, w): (usize, usize, usize, usize)) -> usize {
-    c * h * w
-}
-
-/// An adaptive pool's output elements per image.
-fn plane_out((_, c, _, _): (usize, usize, usize, usize), (oh, ow): (usize, usize)) -> usize {
-    c * oh * ow
+/// A window op's geometry over `k` planes of one channel each: pools split by plane, since
+/// their planes are independent (one image past a binding still splits).
+fn planes(g: &WindowGeom, k: usize) -> WindowGeom {
+    WindowGeom { n: k, c: 1, ..*g }
 }
 
 /// The GPU backend: a handle on one context.
@@ -315,10 +311,11 @@ impl Backend for GpuBackend {
     }
 
     fn max_pool2d(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<(GpuBuffer, GpuBuffer)> {
-        let ins = [Rows::per(x, chw(g))];
-        let (out, idx) = self.by_items2("max_pool2d", g.n, &ins, cohw(g), |b, p, n| {
-            b.max_pool_fwd(p[0], &g.with_n(n))
-        })?;
+        let ins = [Rows::per(x, g.h * g.w)];
+        let (out, idx) =
+            self.by_items2("max_pool2d", g.n * g.c, &ins, g.oh * g.ow, |b, p, n| {
+                b.max_pool_fwd(p[0], &planes(g, n))
+            })?;
         if !self.on() {
             return Ok((out, idx));
         }
@@ -340,10 +337,17 @@ impl Backend for GpuBackend {
             &[grad, indices],
             A,
             |b| {
-                let ins = [Rows::per(grad, cohw(g)), Rows::per(indices, cohw(g))];
-                b.by_items("max_pool2d_backward", g.n, &ins, chw(g), |b, p, n| {
-                    b.max_pool_bwd(p[0], p[1], &g.with_n(n))
-                })
+                let ins = [
+                    Rows::per(grad, g.oh * g.ow),
+                    Rows::per(indices, g.oh * g.ow),
+                ];
+                b.by_items(
+                    "max_pool2d_backward",
+                    g.n * g.c,
+                    &ins,
+                    g.h * g.w,
+                    |b, p, n| b.max_pool_bwd(p[0], p[1], &planes(g, n)),
+                )
             },
             |c, h| c.max_pool2d_backward(&h[0], &h[1], g),
         )
@@ -358,10 +362,10 @@ impl Backend for GpuBackend {
             |b| {
                 b.by_items(
                     "avg_pool2d",
-                    g.n,
-                    &[Rows::per(x, chw(g))],
-                    cohw(g),
-                    |b, p, n| b.avg_pool(false, p[0], &g.with_n(n), opts),
+                    g.n * g.c,
+                    &[Rows::per(x, g.h * g.w)],
+                    g.oh * g.ow,
+                    |b, p, n| b.avg_pool(false, p[0], &planes(g, n), opts),
                 )
             },
             |c, h| c.avg_pool2d(&h[0], g, opts),
@@ -380,10 +384,14 @@ impl Backend for GpuBackend {
             &[grad],
             A,
             |b| {
-                let ins = [Rows::per(grad, cohw(g))];
-                b.by_items("avg_pool2d_backward", g.n, &ins, chw(g), |b, p, n| {
-                    b.avg_pool(true, p[0], &g.with_n(n), opts)
-                })
+                let ins = [Rows::per(grad, g.oh * g.ow)];
+                b.by_items(
+                    "avg_pool2d_backward",
+                    g.n * g.c,
+                    &ins,
+                    g.h * g.w,
+                    |b, p, n| b.avg_pool(true, p[0], &planes(g, n), opts),
+                )
             },
             |c, h| c.avg_pool2d_backward(&h[0], g, opts),
         )
@@ -401,10 +409,14 @@ impl Backend for GpuBackend {
             &[x],
             A,
             |b| {
-                let (ins, per) = ([Rows::per(x, plane_in(dims))], plane_out(dims, out));
-                b.by_items("adaptive_avg_pool2d", dims.0, &ins, per, |b, p, n| {
-                    b.adaptive("adaptive_fwd", p[0], (n, dims.1, dims.2, dims.3), out)
-                })
+                let (ins, per) = ([Rows::per(x, dims.2 * dims.3)], out.0 * out.1);
+                b.by_items(
+                    "adaptive_avg_pool2d",
+                    dims.0 * dims.1,
+                    &ins,
+                    per,
+                    |b, p, n| b.adaptive("adaptive_fwd", p[0], (n, 1, dims.2, dims.3), out),
+                )
             },
             |c, h| c.adaptive_avg_pool2d(&h[0], dims, out),
         )
@@ -422,13 +434,13 @@ impl Backend for GpuBackend {
             &[grad],
             A,
             |b| {
-                let (ins, per) = ([Rows::per(grad, plane_out(dims, out))], plane_in(dims));
+                let (ins, per) = ([Rows::per(grad, out.0 * out.1)], dims.2 * dims.3);
                 b.by_items(
                     "adaptive_avg_pool2d_backward",
-                    dims.0,
+                    dims.0 * dims.1,
                     &ins,
                     per,
-                    |b, p, n| b.adaptive("adaptive_bwd", p[0], (n, dims.1, dims.2, dims.3), out),
+                    |b, p, n| b.adaptive("adaptive_bwd", p[0], (n, 1, dims.2, dims.3), out),
                 )
             },
             |c, h| c.adaptive_avg_pool2d_backward(&h[0], dims, out),
@@ -441,10 +453,14 @@ impl Backend for GpuBackend {
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<(GpuBuffer, GpuBuffer)> {
-        let (ins, per) = ([Rows::per(x, plane_in(dims))], plane_out(dims, out));
-        let (y, idx) = self.by_items2("adaptive_max_pool2d", dims.0, &ins, per, |b, p, n| {
-            b.adaptive_max_fwd(p[0], (n, dims.1, dims.2, dims.3), out)
-        })?;
+        let (ins, per) = ([Rows::per(x, dims.2 * dims.3)], out.0 * out.1);
+        let (y, idx) = self.by_items2(
+            "adaptive_max_pool2d",
+            dims.0 * dims.1,
+            &ins,
+            per,
+            |b, p, n| b.adaptive_max_fwd(p[0], (n, 1, dims.2, dims.3), out),
+        )?;
         if !self.on() {
             return Ok((y, idx));
         }
@@ -468,14 +484,14 @@ impl Backend for GpuBackend {
             &[grad, indices],
             A,
             |b| {
-                let o = plane_out(dims, out);
+                let o = out.0 * out.1;
                 let ins = [Rows::per(grad, o), Rows::per(indices, o)];
                 b.by_items(
                     "adaptive_max_pool2d_backward",
-                    dims.0,
+                    dims.0 * dims.1,
                     &ins,
-                    plane_in(dims),
-                    |b, p, n| b.adaptive_max_bwd(p[0], p[1], (n, dims.1, dims.2, dims.3), out),
+                    dims.2 * dims.3,
+                    |b, p, n| b.adaptive_max_bwd(p[0], p[1], (n, 1, dims.2, dims.3), out),
                 )
             },
             |c, h| c.adaptive_max_pool2d_backward(&h[0], &h[1], dims, out),
@@ -585,9 +601,9 @@ impl Backend for GpuBackend {
             &[x],
             0.0,
             |b| {
-                let ins = [Rows::per(x, g.c * g.h * g.w)];
-                b.by_items("nearest_fwd", g.n, &ins, g.c * g.oh * g.ow, |b, p, n| {
-                    b.upsample("nearest_fwd", p[0], &UpsampleGeom { n, ..*g })
+                let ins = [Rows::per(x, g.h * g.w)];
+                b.by_items("nearest_fwd", g.n * g.c, &ins, g.oh * g.ow, |b, p, n| {
+                    b.upsample("nearest_fwd", p[0], &UpsampleGeom { n, c: 1, ..*g })
                 })
             },
             |c, h| c.upsample_nearest(&h[0], g),
@@ -601,9 +617,9 @@ impl Backend for GpuBackend {
             &[grad],
             A,
             |b| {
-                let ins = [Rows::per(grad, g.c * g.oh * g.ow)];
-                b.by_items("nearest_bwd", g.n, &ins, g.c * g.h * g.w, |b, p, n| {
-                    b.upsample("nearest_bwd", p[0], &UpsampleGeom { n, ..*g })
+                let ins = [Rows::per(grad, g.oh * g.ow)];
+                b.by_items("nearest_bwd", g.n * g.c, &ins, g.h * g.w, |b, p, n| {
+                    b.upsample("nearest_bwd", p[0], &UpsampleGeom { n, c: 1, ..*g })
                 })
             },
             |c, h| c.upsample_nearest_backward(&h[0], g),
@@ -617,9 +633,9 @@ impl Backend for GpuBackend {
             &[x],
             E,
             |b| {
-                let ins = [Rows::per(x, g.c * g.h * g.w)];
-                b.by_items("bilinear_fwd", g.n, &ins, g.c * g.oh * g.ow, |b, p, n| {
-                    b.upsample("bilinear_fwd", p[0], &UpsampleGeom { n, ..*g })
+                let ins = [Rows::per(x, g.h * g.w)];
+                b.by_items("bilinear_fwd", g.n * g.c, &ins, g.oh * g.ow, |b, p, n| {
+                    b.upsample("bilinear_fwd", p[0], &UpsampleGeom { n, c: 1, ..*g })
                 })
             },
             |c, h| c.upsample_bilinear(&h[0], g),
@@ -633,9 +649,9 @@ impl Backend for GpuBackend {
             &[grad],
             A,
             |b| {
-                let ins = [Rows::per(grad, g.c * g.oh * g.ow)];
-                b.by_items("bilinear_bwd", g.n, &ins, g.c * g.h * g.w, |b, p, n| {
-                    b.upsample("bilinear_bwd", p[0], &UpsampleGeom { n, ..*g })
+                let ins = [Rows::per(grad, g.oh * g.ow)];
+                b.by_items("bilinear_bwd", g.n * g.c, &ins, g.h * g.w, |b, p, n| {
+                    b.upsample("bilinear_bwd", p[0], &UpsampleGeom { n, c: 1, ..*g })
                 })
             },
             |c, h| c.upsample_bilinear_backward(&h[0], g),

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use comfy_table::{presets::ASCII_MARKDOWN, Cell, CellAlignment, Table};
 use convshade::bench::{self, peak, report::Peaks, BenchConfig, Report};
-use convshade::{Error, Result};
+use convshade::gpu::GpuOptions;
+use convshade::{Device, Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args)]
@@ -36,6 +37,11 @@ pub(crate) struct BenchArgs {
     /// Draw an SVG bar chart of time per case (log scale): one bar per device and engine.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Bind at most this many bytes of one tensor on the GPU (`GpuOptions::max_storage_binding`):
+    /// the suite's larger tensors are then stored in parts and their ops split, which measures
+    /// what splitting costs.
+    #[arg(long)]
+    max_binding: Option<u64>,
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -71,7 +77,15 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<i32> {
             Report::from_json(&text, &p.display().to_string())
         })
         .collect::<Result<Vec<_>>>()?;
-    let devices = crate::devices(&args.device)?;
+    let mut devices = crate::devices(&args.device)?;
+    if let Some(bytes) = args.max_binding {
+        for d in devices.iter_mut().filter(|d| matches!(d, Device::Gpu(_))) {
+            *d = Device::gpu_with(GpuOptions {
+                max_storage_binding: Some(bytes),
+                ..Default::default()
+            })?;
+        }
+    }
     let cfg = if args.quick {
         BenchConfig::quick()
     } else {
