@@ -279,20 +279,44 @@ fn training_with_tensors_in_parts_matches_the_cpu() {
 }
 
 #[test]
+fn convolutions_of_one_image_past_one_binding_run_in_row_bands() {
+    let Some(d) = split_gpu() else { return };
+    // 2 x 30 x 30 = 1,800 elements per image: bands of output rows
+    let opts = Conv2dOptions::new().padding(1);
+    let ins = [input(&[2, 2, 30, 30], 1), input(&[3, 2, 3, 3], 2), input(&[3], 3)];
+    same(&d, "banded conv2d", &ins, &|t| conv2d(&t[0], &t[1], t.get(2), &opts));
+    let odd = Conv2dOptions::new().stride(2).padding((2, 1)).dilation(2);
+    let ins = [input(&[1, 3, 25, 27], 4), input(&[4, 3, 3, 3], 5)];
+    same(&d, "banded strided dilated", &ins, &|t| conv2d(&t[0], &t[1], None, &odd));
+    let grouped = Conv2dOptions::new().padding(1).groups(2);
+    let ins = [input(&[1, 4, 20, 20], 6), input(&[4, 2, 3, 3], 7)];
+    same(&d, "banded grouped", &ins, &|t| conv2d(&t[0], &t[1], None, &grouped));
+    let depthwise = Conv2dOptions::new().padding(1).groups(3);
+    let ins = [input(&[1, 3, 24, 24], 8), input(&[6, 1, 3, 3], 9)];
+    same(&d, "banded depthwise", &ins, &|t| conv2d(&t[0], &t[1], None, &depthwise));
+    // a transposed convolution's output image of 2 x 40 x 40: its forward is an input gradient
+    let up = ConvTranspose2dOptions::new().stride(2);
+    let ins = [input(&[1, 3, 20, 20], 10), input(&[3, 2, 2, 2], 11)];
+    same(&d, "banded conv_transpose2d", &ins, &|t| {
+        conv_transpose2d(&t[0], &t[1], None, &up)
+    });
+}
+
+#[test]
 fn a_piece_that_cannot_be_split_is_a_clear_error() {
     let Some(d) = split_gpu() else { return };
-    // one image of 2 x 30 x 30 = 1,800 elements: the batch is the only axis convolution splits
-    let x = Tensor::zeros([2, 2, 30, 30], &d).unwrap();
-    let w = Tensor::zeros([1, 2, 3, 3], &d).unwrap();
+    // one output row of a 5x5 window reads 8 channels x 5 rows x 40 = 1,600 input elements
+    let x = Tensor::zeros([1, 8, 30, 40], &d).unwrap();
+    let w = Tensor::zeros([1, 8, 5, 5], &d).unwrap();
     let e = conv2d(&x, &w, None, &Conv2dOptions::new()).unwrap_err();
     let m = e.to_string();
     assert!(
-        m.starts_with("conv2d: one indivisible piece of this op needs 1800 elements"),
+        m.starts_with("conv2d: one indivisible piece of this op needs 1600 elements"),
         "{m}"
     );
     // and the device still works
     let y = x.add_scalar(1.0).unwrap().sum_all().unwrap();
-    assert_eq!(y.to_scalar().unwrap(), 3600.0);
+    assert_eq!(y.to_scalar().unwrap(), 9600.0);
 }
 
 /// 2^31 elements (8 GiB) at the adapter's own binding size: run with `CONVSHADE_HUGE=1` on a

@@ -22,6 +22,10 @@ pub struct ConvSpec {
 }
 
 impl ConvSpec {
+    /// The same convolution over the geometry `g` (a band of rows of a split image).
+    pub fn with_g(&self, g: &WindowGeom) -> Self {
+        ConvSpec { g: *g, ..*self }
+    }
     /// The same convolution over a batch of `n` (a piece of a split batch).
     pub fn with_n(&self, n: usize) -> Self {
         ConvSpec {

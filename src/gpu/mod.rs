@@ -22,6 +22,7 @@ mod reduce;
 pub mod selftest;
 mod shadow;
 mod split;
+mod split_conv;
 mod split_ops;
 mod tiles;
 mod uniforms;
@@ -162,6 +163,11 @@ impl Backend for GpuBackend {
             &inputs,
             A,
             |g| {
+                if !g.image_fits(&s.g, s.d) {
+                    return g.by_bands("conv2d", x, &s.g, s.d, |xb, bg| {
+                        g.conv_implicit(xb, w, bias, relu, &s.with_g(bg))
+                    });
+                }
                 let mut ins = vec![Rows::per(x, s.g.c * s.g.h * s.g.w), Rows::whole(w)];
                 ins.extend(bias.map(Rows::whole));
                 let out = s.d * s.ohw();
@@ -185,6 +191,11 @@ impl Backend for GpuBackend {
             &[grad, w],
             A,
             |g| {
+                if !g.image_fits(&s.g, s.d) {
+                    return g.by_bands_input("conv2d_backward_input", grad, &s.g, s.d, |gb, bg| {
+                        g.conv_input_implicit(gb, w, &s.with_g(bg))
+                    });
+                }
                 let ins = [Rows::per(grad, s.d * s.ohw()), Rows::whole(w)];
                 let out = s.g.c * s.g.h * s.g.w;
                 g.by_items("conv2d_backward_input", s.g.n, &ins, out, |g, p, n| {
@@ -207,11 +218,17 @@ impl Backend for GpuBackend {
             &[x, grad],
             A,
             |g| {
+                let len = s.d * s.cgkk();
+                if !g.image_fits(&s.g, s.d) {
+                    let op = "conv2d_backward_weight";
+                    return g.by_bands_weight(op, (x, grad), &s.g, s.d, len, |xb, gb, bg| {
+                        g.conv_weight_implicit(xb, gb, &s.with_g(bg))
+                    });
+                }
                 let ins = [
                     Rows::per(x, s.g.c * s.g.h * s.g.w),
                     Rows::per(grad, s.d * s.ohw()),
                 ];
-                let len = s.d * s.cgkk();
                 g.by_items_summed("conv2d_backward_weight", s.g.n, &ins, len, |g, p, n| {
                     g.conv_weight_implicit(p[0], p[1], &s.with_n(n))
                 })
@@ -255,6 +272,11 @@ impl Backend for GpuBackend {
             &[x, w],
             A,
             |b| {
+                if !b.image_fits(g, g.c * mult) {
+                    return b.by_bands("depthwise_conv2d", x, g, g.c * mult, |xb, bg| {
+                        b.depthwise("dw_fwd", xb, w, bg, mult)
+                    });
+                }
                 let ins = [Rows::per(x, chw(g)), Rows::whole(w)];
                 b.by_items("depthwise_conv2d", g.n, &ins, mult * cohw(g), |b, p, n| {
                     b.depthwise("dw_fwd", p[0], p[1], &g.with_n(n), mult)
@@ -277,8 +299,13 @@ impl Backend for GpuBackend {
             &[grad, w],
             A,
             |b| {
-                let ins = [Rows::per(grad, mult * cohw(g)), Rows::whole(w)];
                 let op = "depthwise_conv2d_backward_input";
+                if !b.image_fits(g, g.c * mult) {
+                    return b.by_bands_input(op, grad, g, g.c * mult, |gb, bg| {
+                        b.depthwise("dw_bwd_input", gb, w, bg, mult)
+                    });
+                }
+                let ins = [Rows::per(grad, mult * cohw(g)), Rows::whole(w)];
                 b.by_items(op, g.n, &ins, chw(g), |b, p, n| {
                     b.depthwise("dw_bwd_input", p[0], p[1], &g.with_n(n), mult)
                 })
@@ -300,8 +327,13 @@ impl Backend for GpuBackend {
             &[x, grad],
             A,
             |b| {
-                let ins = [Rows::per(x, chw(g)), Rows::per(grad, mult * cohw(g))];
                 let (op, len) = ("depthwise_conv2d_backward_weight", mult * g.c * g.kh * g.kw);
+                if !b.image_fits(g, g.c * mult) {
+                    return b.by_bands_weight(op, (x, grad), g, g.c * mult, len, |xb, gb, bg| {
+                        b.depthwise_weight(xb, gb, bg, mult)
+                    });
+                }
+                let ins = [Rows::per(x, chw(g)), Rows::per(grad, mult * cohw(g))];
                 b.by_items_summed(op, g.n, &ins, len, |b, p, n| {
                     b.depthwise_weight(p[0], p[1], &g.with_n(n), mult)
                 })

@@ -1,0 +1,180 @@
+//! Convolutions whose single image is past one storage binding: each image runs in bands of
+//! output rows. A band of output rows `[r0, r1)` reads a band of input rows `[lo, hi)` of every
+//! channel (the window's reach, cut at the image's edges), which the kernels see as an image of
+//! their own with its top padding adjusted. Forward bands are independent; weight gradients sum
+//! per-band partials; input gradients add each band's result into the rows it covers, bands in
+//! order, since neighbouring bands share the rows of the window's reach.
+
+use super::split::too_large;
+use super::{GpuBackend, GpuBuffer};
+use crate::shape::WindowGeom;
+use crate::{Error, Result};
+
+/// One image's `(planes, h, w)` inside a `(n, planes, h, w)` tensor: image `i`.
+type Image = (usize, usize, usize, usize);
+
+/// The input rows `[lo, hi)` that output rows `[r0, r1)` read, and the band as a geometry of
+/// its own (one image, `hi - lo` rows, the top padding the band still has).
+fn band(
+    op: &'static str,
+    g: &WindowGeom,
+    r0: usize,
+    r1: usize,
+) -> Result<(usize, usize, WindowGeom)> {
+    let first = (r0 * g.sh) as isize - g.pad_top as isize;
+    let last = ((r1 - 1) * g.sh + (g.kh - 1) * g.dh) as isize - g.pad_top as isize;
+    let lo = first.max(0) as usize;
+    let hi = (last + 1).clamp(0, g.h as isize) as usize;
+    if hi <= lo {
+        return Err(Error::Invalid {
+            op,
+            msg: format!("output rows {r0}..{r1} read only padding, and such a band is not split"),
+        });
+    }
+    let geom = WindowGeom {
+        n: 1,
+        h: hi - lo,
+        pad_top: (lo as isize - first) as usize,
+        oh: r1 - r0,
+        ..*g
+    };
+    Ok((lo, hi, geom))
+}
+
+impl GpuBackend {
+    /// True when one input image (`c` planes) and one output image (`out_c` planes) each fit
+    /// one binding: the batch split serves, no bands are needed.
+    pub(super) fn image_fits(&self, g: &WindowGeom, out_c: usize) -> bool {
+        let max = self.binding_len();
+        g.c * g.h * g.w <= max && out_c * g.oh * g.ow <= max
+    }
+
+    /// Output rows per band: the band's input rows and output rows within a binding each.
+    fn band_rows(&self, op: &'static str, g: &WindowGeom, out_c: usize) -> Result<usize> {
+        let max = self.binding_len();
+        let reach = (g.kh - 1) * g.dh + 1;
+        let in_rows = max / (g.c * g.w).max(1);
+        let by_in = in_rows.checked_sub(reach).map_or(0, |r| r / g.sh + 1);
+        let by_out = max / (out_c * g.ow).max(1);
+        match by_in.min(by_out).min(g.oh) {
+            0 => Err(too_large(op, (g.c * g.w * reach).max(out_c * g.ow), max)),
+            r => Ok(r),
+        }
+    }
+
+    /// Rows `[lo, hi)` of every plane of image `i` of `x`, as one `(planes, hi - lo, w)` buffer.
+    fn gather_rows(
+        &self,
+        x: &GpuBuffer,
+        (i, c, h, w): Image,
+        lo: usize,
+        hi: usize,
+    ) -> Result<GpuBuffer> {
+        let rows = hi - lo;
+        let band = self.ctx.alloc(c * rows * w, "split")?;
+        for ch in 0..c {
+            let from = ((i * c + ch) * h + lo) * w;
+            self.ctx
+                .copy_range((x, from), (&band, ch * rows * w), rows * w)?;
+        }
+        Ok(band)
+    }
+
+    /// The reverse of `gather_rows`: `band` into rows `[lo, hi)` of image `i` of `x`.
+    fn scatter_rows(
+        &self,
+        band: &GpuBuffer,
+        x: &GpuBuffer,
+        (i, c, h, w): Image,
+        lo: usize,
+        hi: usize,
+    ) -> Result<()> {
+        let rows = hi - lo;
+        for ch in 0..c {
+            let to = ((i * c + ch) * h + lo) * w;
+            self.ctx
+                .copy_range((band, ch * rows * w), (x, to), rows * w)?;
+        }
+        Ok(())
+    }
+
+    /// A forward window op `(n, c, h, w) -> (n, out_c, oh, ow)` in bands of output rows:
+    /// `run(input band, band geometry)` gives the band's output rows.
+    pub(super) fn by_bands(
+        &self,
+        op: &'static str,
+        x: &GpuBuffer,
+        g: &WindowGeom,
+        out_c: usize,
+        run: impl Fn(&GpuBuffer, &WindowGeom) -> Result<GpuBuffer>,
+    ) -> Result<GpuBuffer> {
+        let per = self.band_rows(op, g, out_c)?;
+        let y = self.ctx.alloc_any(g.n * out_c * g.oh * g.ow, op)?;
+        for i in 0..g.n {
+            for r0 in (0..g.oh).step_by(per) {
+                let r1 = (r0 + per).min(g.oh);
+                let (lo, hi, bg) = band(op, g, r0, r1)?;
+                let xb = self.gather_rows(x, (i, g.c, g.h, g.w), lo, hi)?;
+                let yb = run(&xb, &bg)?;
+                self.scatter_rows(&yb, &y, (i, out_c, g.oh, g.ow), r0, r1)?;
+            }
+        }
+        Ok(y)
+    }
+
+    /// A weight gradient over bands: `run(input band, output-gradient band, band geometry)`
+    /// gives a `len`-element partial, summed over bands and images in order.
+    pub(super) fn by_bands_weight(
+        &self,
+        op: &'static str,
+        (x, grad): (&GpuBuffer, &GpuBuffer),
+        g: &WindowGeom,
+        out_c: usize,
+        len: usize,
+        run: impl Fn(&GpuBuffer, &GpuBuffer, &WindowGeom) -> Result<GpuBuffer>,
+    ) -> Result<GpuBuffer> {
+        let per = self.band_rows(op, g, out_c)?;
+        let mut sum: Option<GpuBuffer> = None;
+        for i in 0..g.n {
+            for r0 in (0..g.oh).step_by(per) {
+                let r1 = (r0 + per).min(g.oh);
+                let (lo, hi, bg) = band(op, g, r0, r1)?;
+                let xb = self.gather_rows(x, (i, g.c, g.h, g.w), lo, hi)?;
+                let gb = self.gather_rows(grad, (i, out_c, g.oh, g.ow), r0, r1)?;
+                let part = run(&xb, &gb, &bg)?;
+                sum = Some(match sum {
+                    None => part,
+                    Some(s) => self.add_same(&s, &part, len)?,
+                });
+            }
+        }
+        sum.map_or_else(|| self.full(len, 0.0), Ok)
+    }
+
+    /// An input gradient over bands: `run(output-gradient band, band geometry)` gives the
+    /// band's `(c, hi - lo, w)` input rows, added into the result in band order.
+    pub(super) fn by_bands_input(
+        &self,
+        op: &'static str,
+        grad: &GpuBuffer,
+        g: &WindowGeom,
+        out_c: usize,
+        run: impl Fn(&GpuBuffer, &WindowGeom) -> Result<GpuBuffer>,
+    ) -> Result<GpuBuffer> {
+        let per = self.band_rows(op, g, out_c)?;
+        let dx = self.full(g.n * g.c * g.h * g.w, 0.0)?;
+        let image = |i| (i, g.c, g.h, g.w);
+        for i in 0..g.n {
+            for r0 in (0..g.oh).step_by(per) {
+                let r1 = (r0 + per).min(g.oh);
+                let (lo, hi, bg) = band(op, g, r0, r1)?;
+                let gb = self.gather_rows(grad, (i, out_c, g.oh, g.ow), r0, r1)?;
+                let part = run(&gb, &bg)?;
+                let cur = self.gather_rows(&dx, image(i), lo, hi)?;
+                let sum = self.add_same(&cur, &part, part.len)?;
+                self.scatter_rows(&sum, &dx, image(i), lo, hi)?;
+            }
+        }
+        Ok(dx)
+    }
+}
