@@ -253,13 +253,17 @@ fn pools_upsampling_and_padding_past_one_binding() {
 #[test]
 fn batch_norm_past_one_binding() {
     let Some(d) = split_gpu() else { return };
-    let ins = [input(&[6, 3, 10, 10], 1), input(&[3], 2), input(&[3], 3)];
-    same(&d, "batch_norm2d", &ins, &|t| {
+    let bn: &Op = &|t| {
         let dev = t[0].device();
         let (rm, rv) = (Tensor::zeros([3], &dev)?, Tensor::ones([3], &dev)?);
         let opts = BatchNormOptions::default();
         Ok(batch_norm2d(&t[0], &rm, &rv, Some(&t[1]), Some(&t[2]), &opts)?.output)
-    });
+    };
+    let ins = [input(&[6, 3, 10, 10], 1), input(&[3], 2), input(&[3], 3)];
+    same(&d, "batch_norm2d", &ins, bn);
+    // images of 3 x 24 x 24 = 1,728 elements: runs of channels
+    let ins = [input(&[2, 3, 24, 24], 4), input(&[3], 5), input(&[3], 6)];
+    same(&d, "batch_norm2d of images past a binding", &ins, bn);
 }
 
 #[test]
@@ -283,17 +287,29 @@ fn convolutions_of_one_image_past_one_binding_run_in_row_bands() {
     let Some(d) = split_gpu() else { return };
     // 2 x 30 x 30 = 1,800 elements per image: bands of output rows
     let opts = Conv2dOptions::new().padding(1);
-    let ins = [input(&[2, 2, 30, 30], 1), input(&[3, 2, 3, 3], 2), input(&[3], 3)];
-    same(&d, "banded conv2d", &ins, &|t| conv2d(&t[0], &t[1], t.get(2), &opts));
+    let ins = [
+        input(&[2, 2, 30, 30], 1),
+        input(&[3, 2, 3, 3], 2),
+        input(&[3], 3),
+    ];
+    same(&d, "banded conv2d", &ins, &|t| {
+        conv2d(&t[0], &t[1], t.get(2), &opts)
+    });
     let odd = Conv2dOptions::new().stride(2).padding((2, 1)).dilation(2);
     let ins = [input(&[1, 3, 25, 27], 4), input(&[4, 3, 3, 3], 5)];
-    same(&d, "banded strided dilated", &ins, &|t| conv2d(&t[0], &t[1], None, &odd));
+    same(&d, "banded strided dilated", &ins, &|t| {
+        conv2d(&t[0], &t[1], None, &odd)
+    });
     let grouped = Conv2dOptions::new().padding(1).groups(2);
     let ins = [input(&[1, 4, 20, 20], 6), input(&[4, 2, 3, 3], 7)];
-    same(&d, "banded grouped", &ins, &|t| conv2d(&t[0], &t[1], None, &grouped));
+    same(&d, "banded grouped", &ins, &|t| {
+        conv2d(&t[0], &t[1], None, &grouped)
+    });
     let depthwise = Conv2dOptions::new().padding(1).groups(3);
     let ins = [input(&[1, 3, 24, 24], 8), input(&[6, 1, 3, 3], 9)];
-    same(&d, "banded depthwise", &ins, &|t| conv2d(&t[0], &t[1], None, &depthwise));
+    same(&d, "banded depthwise", &ins, &|t| {
+        conv2d(&t[0], &t[1], None, &depthwise)
+    });
     // a transposed convolution's output image of 2 x 40 x 40: its forward is an input gradient
     let up = ConvTranspose2dOptions::new().stride(2);
     let ins = [input(&[1, 3, 20, 20], 10), input(&[3, 2, 2, 2], 11)];

@@ -24,6 +24,7 @@ mod shadow;
 mod split;
 mod split_conv;
 mod split_ops;
+mod split_window;
 mod tiles;
 mod uniforms;
 mod upsample;
@@ -47,22 +48,6 @@ use crate::shape::WindowGeom;
 use crate::Result;
 use shadow::{adaptive_shapes, pad_shapes, upsample_shapes, window_shapes, A, E};
 use split::Rows;
-
-/// Elements of one image of a window op's input, `c * h * w`.
-fn chw(g: &WindowGeom) -> usize {
-    g.c * g.h * g.w
-}
-
-/// Elements of one image of a window op's output, `c * oh * ow`.
-fn cohw(g: &WindowGeom) -> usize {
-    g.c * g.oh * g.ow
-}
-
-/// A window op's geometry over `k` planes of one channel each: pools split by plane, since
-/// their planes are independent (one image past a binding still splits).
-fn planes(g: &WindowGeom, k: usize) -> WindowGeom {
-    WindowGeom { n: k, c: 1, ..*g }
-}
 
 /// The GPU backend: a handle on one context.
 #[derive(Clone, Debug)]
@@ -162,19 +147,7 @@ impl Backend for GpuBackend {
             || window_shapes(&s.g),
             &inputs,
             A,
-            |g| {
-                if !g.image_fits(&s.g, s.d) {
-                    return g.by_bands("conv2d", x, &s.g, s.d, |xb, bg| {
-                        g.conv_implicit(xb, w, bias, relu, &s.with_g(bg))
-                    });
-                }
-                let mut ins = vec![Rows::per(x, s.g.c * s.g.h * s.g.w), Rows::whole(w)];
-                ins.extend(bias.map(Rows::whole));
-                let out = s.d * s.ohw();
-                g.by_items("conv2d", s.g.n, &ins, out, |g, p, n| {
-                    g.conv_implicit(p[0], p[1], p.get(2).copied(), relu, &s.with_n(n))
-                })
-            },
+            |g| g.conv2d_split(x, w, bias, s, relu),
             |c, h| c.conv2d(&h[0], &h[1], h.get(2), s, relu),
         )
     }
@@ -190,18 +163,7 @@ impl Backend for GpuBackend {
             || window_shapes(&s.g),
             &[grad, w],
             A,
-            |g| {
-                if !g.image_fits(&s.g, s.d) {
-                    return g.by_bands_input("conv2d_backward_input", grad, &s.g, s.d, |gb, bg| {
-                        g.conv_input_implicit(gb, w, &s.with_g(bg))
-                    });
-                }
-                let ins = [Rows::per(grad, s.d * s.ohw()), Rows::whole(w)];
-                let out = s.g.c * s.g.h * s.g.w;
-                g.by_items("conv2d_backward_input", s.g.n, &ins, out, |g, p, n| {
-                    g.conv_input_implicit(p[0], p[1], &s.with_n(n))
-                })
-            },
+            |g| g.conv2d_backward_input_split(grad, w, s),
             |c, h| c.conv2d_backward_input(&h[0], &h[1], s),
         )
     }
@@ -217,22 +179,7 @@ impl Backend for GpuBackend {
             || window_shapes(&s.g),
             &[x, grad],
             A,
-            |g| {
-                let len = s.d * s.cgkk();
-                if !g.image_fits(&s.g, s.d) {
-                    let op = "conv2d_backward_weight";
-                    return g.by_bands_weight(op, (x, grad), &s.g, s.d, len, |xb, gb, bg| {
-                        g.conv_weight_implicit(xb, gb, &s.with_g(bg))
-                    });
-                }
-                let ins = [
-                    Rows::per(x, s.g.c * s.g.h * s.g.w),
-                    Rows::per(grad, s.d * s.ohw()),
-                ];
-                g.by_items_summed("conv2d_backward_weight", s.g.n, &ins, len, |g, p, n| {
-                    g.conv_weight_implicit(p[0], p[1], &s.with_n(n))
-                })
-            },
+            |g| g.conv2d_backward_weight_split(x, grad, s),
             |c, h| c.conv2d_backward_weight(&h[0], &h[1], s),
         )
     }
@@ -271,17 +218,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[x, w],
             A,
-            |b| {
-                if !b.image_fits(g, g.c * mult) {
-                    return b.by_bands("depthwise_conv2d", x, g, g.c * mult, |xb, bg| {
-                        b.depthwise("dw_fwd", xb, w, bg, mult)
-                    });
-                }
-                let ins = [Rows::per(x, chw(g)), Rows::whole(w)];
-                b.by_items("depthwise_conv2d", g.n, &ins, mult * cohw(g), |b, p, n| {
-                    b.depthwise("dw_fwd", p[0], p[1], &g.with_n(n), mult)
-                })
-            },
+            |b| b.depthwise_conv2d_split(x, w, g, mult),
             |c, h| c.depthwise_conv2d(&h[0], &h[1], g, mult),
         )
     }
@@ -298,18 +235,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[grad, w],
             A,
-            |b| {
-                let op = "depthwise_conv2d_backward_input";
-                if !b.image_fits(g, g.c * mult) {
-                    return b.by_bands_input(op, grad, g, g.c * mult, |gb, bg| {
-                        b.depthwise("dw_bwd_input", gb, w, bg, mult)
-                    });
-                }
-                let ins = [Rows::per(grad, mult * cohw(g)), Rows::whole(w)];
-                b.by_items(op, g.n, &ins, chw(g), |b, p, n| {
-                    b.depthwise("dw_bwd_input", p[0], p[1], &g.with_n(n), mult)
-                })
-            },
+            |b| b.depthwise_conv2d_backward_input_split(grad, w, g, mult),
             |c, h| c.depthwise_conv2d_backward_input(&h[0], &h[1], g, mult),
         )
     }
@@ -326,28 +252,13 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[x, grad],
             A,
-            |b| {
-                let (op, len) = ("depthwise_conv2d_backward_weight", mult * g.c * g.kh * g.kw);
-                if !b.image_fits(g, g.c * mult) {
-                    return b.by_bands_weight(op, (x, grad), g, g.c * mult, len, |xb, gb, bg| {
-                        b.depthwise_weight(xb, gb, bg, mult)
-                    });
-                }
-                let ins = [Rows::per(x, chw(g)), Rows::per(grad, mult * cohw(g))];
-                b.by_items_summed(op, g.n, &ins, len, |b, p, n| {
-                    b.depthwise_weight(p[0], p[1], &g.with_n(n), mult)
-                })
-            },
+            |b| b.depthwise_conv2d_backward_weight_split(x, grad, g, mult),
             |c, h| c.depthwise_conv2d_backward_weight(&h[0], &h[1], g, mult),
         )
     }
 
     fn max_pool2d(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<(GpuBuffer, GpuBuffer)> {
-        let ins = [Rows::per(x, g.h * g.w)];
-        let (out, idx) =
-            self.by_items2("max_pool2d", g.n * g.c, &ins, g.oh * g.ow, |b, p, n| {
-                b.max_pool_fwd(p[0], &planes(g, n))
-            })?;
+        let (out, idx) = self.max_pool2d_split(x, g)?;
         if !self.on() {
             return Ok((out, idx));
         }
@@ -368,19 +279,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[grad, indices],
             A,
-            |b| {
-                let ins = [
-                    Rows::per(grad, g.oh * g.ow),
-                    Rows::per(indices, g.oh * g.ow),
-                ];
-                b.by_items(
-                    "max_pool2d_backward",
-                    g.n * g.c,
-                    &ins,
-                    g.h * g.w,
-                    |b, p, n| b.max_pool_bwd(p[0], p[1], &planes(g, n)),
-                )
-            },
+            |b| b.max_pool2d_backward_split(grad, indices, g),
             |c, h| c.max_pool2d_backward(&h[0], &h[1], g),
         )
     }
@@ -391,15 +290,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[x],
             A,
-            |b| {
-                b.by_items(
-                    "avg_pool2d",
-                    g.n * g.c,
-                    &[Rows::per(x, g.h * g.w)],
-                    g.oh * g.ow,
-                    |b, p, n| b.avg_pool(false, p[0], &planes(g, n), opts),
-                )
-            },
+            |b| b.avg_pool2d_split(x, g, opts),
             |c, h| c.avg_pool2d(&h[0], g, opts),
         )
     }
@@ -415,16 +306,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[grad],
             A,
-            |b| {
-                let ins = [Rows::per(grad, g.oh * g.ow)];
-                b.by_items(
-                    "avg_pool2d_backward",
-                    g.n * g.c,
-                    &ins,
-                    g.h * g.w,
-                    |b, p, n| b.avg_pool(true, p[0], &planes(g, n), opts),
-                )
-            },
+            |b| b.avg_pool2d_backward_split(grad, g, opts),
             |c, h| c.avg_pool2d_backward(&h[0], g, opts),
         )
     }
@@ -440,16 +322,7 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[x],
             A,
-            |b| {
-                let (ins, per) = ([Rows::per(x, dims.2 * dims.3)], out.0 * out.1);
-                b.by_items(
-                    "adaptive_avg_pool2d",
-                    dims.0 * dims.1,
-                    &ins,
-                    per,
-                    |b, p, n| b.adaptive("adaptive_fwd", p[0], (n, 1, dims.2, dims.3), out),
-                )
-            },
+            |b| b.adaptive_avg_pool2d_split(x, dims, out),
             |c, h| c.adaptive_avg_pool2d(&h[0], dims, out),
         )
     }
@@ -465,16 +338,7 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[grad],
             A,
-            |b| {
-                let (ins, per) = ([Rows::per(grad, out.0 * out.1)], dims.2 * dims.3);
-                b.by_items(
-                    "adaptive_avg_pool2d_backward",
-                    dims.0 * dims.1,
-                    &ins,
-                    per,
-                    |b, p, n| b.adaptive("adaptive_bwd", p[0], (n, 1, dims.2, dims.3), out),
-                )
-            },
+            |b| b.adaptive_avg_pool2d_backward_split(grad, dims, out),
             |c, h| c.adaptive_avg_pool2d_backward(&h[0], dims, out),
         )
     }
@@ -485,14 +349,7 @@ impl Backend for GpuBackend {
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<(GpuBuffer, GpuBuffer)> {
-        let (ins, per) = ([Rows::per(x, dims.2 * dims.3)], out.0 * out.1);
-        let (y, idx) = self.by_items2(
-            "adaptive_max_pool2d",
-            dims.0 * dims.1,
-            &ins,
-            per,
-            |b, p, n| b.adaptive_max_fwd(p[0], (n, 1, dims.2, dims.3), out),
-        )?;
+        let (y, idx) = self.adaptive_max_pool2d_split(x, dims, out)?;
         if !self.on() {
             return Ok((y, idx));
         }
@@ -515,17 +372,7 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[grad, indices],
             A,
-            |b| {
-                let o = out.0 * out.1;
-                let ins = [Rows::per(grad, o), Rows::per(indices, o)];
-                b.by_items(
-                    "adaptive_max_pool2d_backward",
-                    dims.0 * dims.1,
-                    &ins,
-                    dims.2 * dims.3,
-                    |b, p, n| b.adaptive_max_bwd(p[0], p[1], (n, 1, dims.2, dims.3), out),
-                )
-            },
+            |b| b.adaptive_max_pool2d_backward_split(grad, indices, dims, out),
             |c, h| c.adaptive_max_pool2d_backward(&h[0], &h[1], dims, out),
         )
     }
@@ -544,14 +391,7 @@ impl Backend for GpuBackend {
             || format!("{dims:?}"),
             &inputs,
             A,
-            |b| {
-                let (n, c, hw) = dims;
-                let mut ins = vec![Rows::per(x, c * hw), Rows::whole(mean)];
-                ins.extend(g.map(|g| Rows::per(g, c * hw)));
-                b.by_items_summed("batch_norm2d channel_dot", n, &ins, c, |b, p, n| {
-                    b.channel_dot_kernel(p[0], p[1], p.get(2).copied(), (n, c, hw))
-                })
-            },
+            |b| b.channel_dot_split(x, mean, g, dims),
             |c, h| c.channel_dot(&h[0], &h[1], h.get(2), dims),
         )
     }
@@ -574,23 +414,7 @@ impl Backend for GpuBackend {
             || format!("{dims:?}"),
             &inputs,
             E,
-            |be| {
-                let (n, c, hw) = dims;
-                let mut ins = vec![Rows::per(u, c * hw), Rows::whole(a), Rows::whole(k)];
-                if let Some((v, b)) = vb {
-                    ins.extend([Rows::per(v, c * hw), Rows::whole(b)]);
-                }
-                be.by_items(
-                    "batch_norm2d channel_combine",
-                    n,
-                    &ins,
-                    c * hw,
-                    |be, p, n| {
-                        let vb = (p.len() == 5).then(|| (p[3], p[4]));
-                        be.channel_combine_kernel(p[0], p[1], vb, p[2], (n, c, hw))
-                    },
-                )
-            },
+            |be| be.channel_combine_split(u, a, vb, k, dims),
             |c, h| {
                 let vb = (h.len() == 5).then(|| (&h[3], &h[4]));
                 c.channel_combine(&h[0], &h[1], vb, &h[2], dims)
@@ -632,12 +456,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[x],
             0.0,
-            |b| {
-                let ins = [Rows::per(x, g.h * g.w)];
-                b.by_items("nearest_fwd", g.n * g.c, &ins, g.oh * g.ow, |b, p, n| {
-                    b.upsample("nearest_fwd", p[0], &UpsampleGeom { n, c: 1, ..*g })
-                })
-            },
+            |b| b.upsample_nearest_split(x, g),
             |c, h| c.upsample_nearest(&h[0], g),
         )
     }
@@ -648,12 +467,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[grad],
             A,
-            |b| {
-                let ins = [Rows::per(grad, g.oh * g.ow)];
-                b.by_items("nearest_bwd", g.n * g.c, &ins, g.h * g.w, |b, p, n| {
-                    b.upsample("nearest_bwd", p[0], &UpsampleGeom { n, c: 1, ..*g })
-                })
-            },
+            |b| b.upsample_nearest_backward_split(grad, g),
             |c, h| c.upsample_nearest_backward(&h[0], g),
         )
     }
@@ -664,12 +478,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[x],
             E,
-            |b| {
-                let ins = [Rows::per(x, g.h * g.w)];
-                b.by_items("bilinear_fwd", g.n * g.c, &ins, g.oh * g.ow, |b, p, n| {
-                    b.upsample("bilinear_fwd", p[0], &UpsampleGeom { n, c: 1, ..*g })
-                })
-            },
+            |b| b.upsample_bilinear_split(x, g),
             |c, h| c.upsample_bilinear(&h[0], g),
         )
     }
@@ -680,12 +489,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[grad],
             A,
-            |b| {
-                let ins = [Rows::per(grad, g.oh * g.ow)];
-                b.by_items("bilinear_bwd", g.n * g.c, &ins, g.h * g.w, |b, p, n| {
-                    b.upsample("bilinear_bwd", p[0], &UpsampleGeom { n, c: 1, ..*g })
-                })
-            },
+            |b| b.upsample_bilinear_backward_split(grad, g),
             |c, h| c.upsample_bilinear_backward(&h[0], g),
         )
     }

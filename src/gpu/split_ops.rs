@@ -207,7 +207,7 @@ impl GpuBackend {
     }
 
     /// `len` elements of `x` from `at` as one buffer of its own.
-    fn owned_range(&self, x: &GpuBuffer, at: usize, len: usize) -> Result<GpuBuffer> {
+    pub(super) fn owned_range(&self, x: &GpuBuffer, at: usize, len: usize) -> Result<GpuBuffer> {
         let piece = self.ctx.alloc(len, "split")?;
         self.ctx.copy_range((x, at), (&piece, 0), len)?;
         Ok(piece)
