@@ -8,37 +8,33 @@
 use super::split::too_large;
 use super::{GpuBackend, GpuBuffer};
 use crate::shape::WindowGeom;
-use crate::{Error, Result};
+use crate::Result;
 
 /// One image's `(planes, h, w)` inside a `(n, planes, h, w)` tensor: image `i`.
 type Image = (usize, usize, usize, usize);
 
 /// The input rows `[lo, hi)` that output rows `[r0, r1)` read, and the band as a geometry of
-/// its own (one image, `hi - lo` rows, the top padding the band still has).
-fn band(
-    op: &'static str,
-    g: &WindowGeom,
-    r0: usize,
-    r1: usize,
-) -> Result<(usize, usize, WindowGeom)> {
+/// its own (one image, `hi - lo` rows, the top padding the band still has). A band that reads
+/// only padding (`lo == hi`) gets one row of zeros that every window passes over: its output is
+/// the bias alone, and it adds nothing to the input gradient.
+fn band(g: &WindowGeom, r0: usize, r1: usize) -> (usize, usize, WindowGeom) {
     let first = (r0 * g.sh) as isize - g.pad_top as isize;
     let last = ((r1 - 1) * g.sh + (g.kh - 1) * g.dh) as isize - g.pad_top as isize;
     let lo = first.max(0) as usize;
     let hi = (last + 1).clamp(0, g.h as isize) as usize;
-    if hi <= lo {
-        return Err(Error::Invalid {
-            op,
-            msg: format!("output rows {r0}..{r1} read only padding, and such a band is not split"),
-        });
-    }
-    let geom = WindowGeom {
+    let band = |h, pad_top| WindowGeom {
         n: 1,
-        h: hi - lo,
-        pad_top: (lo as isize - first) as usize,
+        h,
+        pad_top,
         oh: r1 - r0,
         ..*g
     };
-    Ok((lo, hi, geom))
+    if hi <= lo {
+        // every tap above row 0 of a one-row band
+        let reach = (r1 - r0 - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+        return (0, 0, band(1, reach));
+    }
+    (lo, hi, band(hi - lo, (lo as isize - first) as usize))
 }
 
 impl GpuBackend {
@@ -113,8 +109,12 @@ impl GpuBackend {
         for i in 0..g.n {
             for r0 in (0..g.oh).step_by(per) {
                 let r1 = (r0 + per).min(g.oh);
-                let (lo, hi, bg) = band(op, g, r0, r1)?;
-                let xb = self.gather_rows(x, (i, g.c, g.h, g.w), lo, hi)?;
+                let (lo, hi, bg) = band(g, r0, r1);
+                let xb = if lo == hi {
+                    self.full(g.c * g.w, 0.0)?
+                } else {
+                    self.gather_rows(x, (i, g.c, g.h, g.w), lo, hi)?
+                };
                 let yb = run(&xb, &bg)?;
                 self.scatter_rows(&yb, &y, (i, out_c, g.oh, g.ow), r0, r1)?;
             }
@@ -138,8 +138,13 @@ impl GpuBackend {
         for i in 0..g.n {
             for r0 in (0..g.oh).step_by(per) {
                 let r1 = (r0 + per).min(g.oh);
-                let (lo, hi, bg) = band(op, g, r0, r1)?;
-                let xb = self.gather_rows(x, (i, g.c, g.h, g.w), lo, hi)?;
+                let (lo, hi, bg) = band(g, r0, r1);
+                // a band of padding still multiplies its zeros by the gradient (NaN stays NaN)
+                let xb = if lo == hi {
+                    self.full(g.c * g.w, 0.0)?
+                } else {
+                    self.gather_rows(x, (i, g.c, g.h, g.w), lo, hi)?
+                };
                 let gb = self.gather_rows(grad, (i, out_c, g.oh, g.ow), r0, r1)?;
                 let part = run(&xb, &gb, &bg)?;
                 sum = Some(match sum {
@@ -167,7 +172,10 @@ impl GpuBackend {
         for i in 0..g.n {
             for r0 in (0..g.oh).step_by(per) {
                 let r1 = (r0 + per).min(g.oh);
-                let (lo, hi, bg) = band(op, g, r0, r1)?;
+                let (lo, hi, bg) = band(g, r0, r1);
+                if lo == hi {
+                    continue;
+                }
                 let gb = self.gather_rows(grad, (i, out_c, g.oh, g.ow), r0, r1)?;
                 let part = run(&gb, &bg)?;
                 let cur = self.gather_rows(&dx, image(i), lo, hi)?;
