@@ -290,7 +290,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[x],
             A,
-            |b| b.avg_pool2d_split(x, g, opts),
+            |b| b.avg_pool2d_split(false, x, g, opts),
             |c, h| c.avg_pool2d(&h[0], g, opts),
         )
     }
@@ -306,7 +306,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[grad],
             A,
-            |b| b.avg_pool2d_backward_split(grad, g, opts),
+            |b| b.avg_pool2d_split(true, grad, g, opts),
             |c, h| c.avg_pool2d_backward(&h[0], g, opts),
         )
     }
@@ -322,7 +322,7 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[x],
             A,
-            |b| b.adaptive_avg_pool2d_split(x, dims, out),
+            |b| b.adaptive_avg_pool2d_split("adaptive_fwd", x, dims, out),
             |c, h| c.adaptive_avg_pool2d(&h[0], dims, out),
         )
     }
@@ -338,7 +338,7 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[grad],
             A,
-            |b| b.adaptive_avg_pool2d_backward_split(grad, dims, out),
+            |b| b.adaptive_avg_pool2d_split("adaptive_bwd", grad, dims, out),
             |c, h| c.adaptive_avg_pool2d_backward(&h[0], dims, out),
         )
     }
@@ -456,7 +456,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[x],
             0.0,
-            |b| b.upsample_nearest_split(x, g),
+            |b| b.upsample_split("nearest_fwd", x, g),
             |c, h| c.upsample_nearest(&h[0], g),
         )
     }
@@ -467,7 +467,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[grad],
             A,
-            |b| b.upsample_nearest_backward_split(grad, g),
+            |b| b.upsample_split("nearest_bwd", grad, g),
             |c, h| c.upsample_nearest_backward(&h[0], g),
         )
     }
@@ -478,7 +478,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[x],
             E,
-            |b| b.upsample_bilinear_split(x, g),
+            |b| b.upsample_split("bilinear_fwd", x, g),
             |c, h| c.upsample_bilinear(&h[0], g),
         )
     }
@@ -489,7 +489,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[grad],
             A,
-            |b| b.upsample_bilinear_backward_split(grad, g),
+            |b| b.upsample_split("bilinear_bwd", grad, g),
             |c, h| c.upsample_bilinear_backward(&h[0], g),
         )
     }

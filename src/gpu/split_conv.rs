@@ -13,28 +13,51 @@ use crate::Result;
 /// One image's `(planes, h, w)` inside a `(n, planes, h, w)` tensor: image `i`.
 type Image = (usize, usize, usize, usize);
 
-/// The input rows `[lo, hi)` that output rows `[r0, r1)` read, and the band as a geometry of
-/// its own (one image, `hi - lo` rows, the top padding the band still has). A band that reads
-/// only padding (`lo == hi`) gets one row of zeros that every window passes over: its output is
-/// the bias alone, and it adds nothing to the input gradient.
-fn band(g: &WindowGeom, r0: usize, r1: usize) -> (usize, usize, WindowGeom) {
-    let first = (r0 * g.sh) as isize - g.pad_top as isize;
-    let last = ((r1 - 1) * g.sh + (g.kh - 1) * g.dh) as isize - g.pad_top as isize;
-    let lo = first.max(0) as usize;
-    let hi = (last + 1).clamp(0, g.h as isize) as usize;
-    let band = |h, pad_top| WindowGeom {
-        n: 1,
-        h,
-        pad_top,
-        oh: r1 - r0,
-        ..*g
-    };
-    if hi <= lo {
-        // every tap above row 0 of a one-row band
-        let reach = (r1 - r0 - 1) * g.sh + (g.kh - 1) * g.dh + 1;
-        return (0, 0, band(1, reach));
-    }
-    (lo, hi, band(hi - lo, (lo as isize - first) as usize))
+/// Output rows `[r0, r1)` of image `image`, the input rows `[lo, hi)` they read, and the band
+/// as a geometry of its own (one image, `hi - lo` rows, the top padding the band still has). A
+/// band that reads only padding (`lo == hi`) gets one row of zeros that every window passes
+/// over: its output is the bias alone, and it adds nothing to the input gradient.
+struct Band {
+    image: usize,
+    r0: usize,
+    r1: usize,
+    lo: usize,
+    hi: usize,
+    geom: WindowGeom,
+}
+
+/// Every band of `per` output rows of every image, in order.
+fn bands(g: &WindowGeom, per: usize) -> impl Iterator<Item = Band> + '_ {
+    (0..g.n).flat_map(move |image| {
+        (0..g.oh).step_by(per).map(move |r0| {
+            let r1 = (r0 + per).min(g.oh);
+            let first = (r0 * g.sh) as isize - g.pad_top as isize;
+            let last = ((r1 - 1) * g.sh + (g.kh - 1) * g.dh) as isize - g.pad_top as isize;
+            let lo = first.max(0) as usize;
+            let hi = ((last + 1).clamp(0, g.h as isize) as usize).max(lo);
+            let (h, pad_top) = if hi == lo {
+                // every tap above row 0 of a one-row band
+                (1, (r1 - r0 - 1) * g.sh + (g.kh - 1) * g.dh + 1)
+            } else {
+                (hi - lo, (lo as isize - first) as usize)
+            };
+            let geom = WindowGeom {
+                n: 1,
+                h,
+                pad_top,
+                oh: r1 - r0,
+                ..*g
+            };
+            Band {
+                image,
+                r0,
+                r1,
+                lo,
+                hi,
+                geom,
+            }
+        })
+    })
 }
 
 impl GpuBackend {
@@ -76,6 +99,14 @@ impl GpuBackend {
         Ok(band)
     }
 
+    /// A band's input rows, or its row of zeros.
+    fn input_band(&self, x: &GpuBuffer, g: &WindowGeom, b: &Band) -> Result<GpuBuffer> {
+        if b.lo == b.hi {
+            return self.full(g.c * g.w, 0.0);
+        }
+        self.gather_rows(x, (b.image, g.c, g.h, g.w), b.lo, b.hi)
+    }
+
     /// The reverse of `gather_rows`: `band` into rows `[lo, hi)` of image `i` of `x`.
     fn scatter_rows(
         &self,
@@ -106,18 +137,9 @@ impl GpuBackend {
     ) -> Result<GpuBuffer> {
         let per = self.band_rows(op, g, out_c)?;
         let y = self.ctx.alloc_any(g.n * out_c * g.oh * g.ow, op)?;
-        for i in 0..g.n {
-            for r0 in (0..g.oh).step_by(per) {
-                let r1 = (r0 + per).min(g.oh);
-                let (lo, hi, bg) = band(g, r0, r1);
-                let xb = if lo == hi {
-                    self.full(g.c * g.w, 0.0)?
-                } else {
-                    self.gather_rows(x, (i, g.c, g.h, g.w), lo, hi)?
-                };
-                let yb = run(&xb, &bg)?;
-                self.scatter_rows(&yb, &y, (i, out_c, g.oh, g.ow), r0, r1)?;
-            }
+        for b in bands(g, per) {
+            let yb = run(&self.input_band(x, g, &b)?, &b.geom)?;
+            self.scatter_rows(&yb, &y, (b.image, out_c, g.oh, g.ow), b.r0, b.r1)?;
         }
         Ok(y)
     }
@@ -135,23 +157,15 @@ impl GpuBackend {
     ) -> Result<GpuBuffer> {
         let per = self.band_rows(op, g, out_c)?;
         let mut sum: Option<GpuBuffer> = None;
-        for i in 0..g.n {
-            for r0 in (0..g.oh).step_by(per) {
-                let r1 = (r0 + per).min(g.oh);
-                let (lo, hi, bg) = band(g, r0, r1);
-                // a band of padding still multiplies its zeros by the gradient (NaN stays NaN)
-                let xb = if lo == hi {
-                    self.full(g.c * g.w, 0.0)?
-                } else {
-                    self.gather_rows(x, (i, g.c, g.h, g.w), lo, hi)?
-                };
-                let gb = self.gather_rows(grad, (i, out_c, g.oh, g.ow), r0, r1)?;
-                let part = run(&xb, &gb, &bg)?;
-                sum = Some(match sum {
-                    None => part,
-                    Some(s) => self.add_same(&s, &part, len)?,
-                });
-            }
+        for b in bands(g, per) {
+            // a band of padding still multiplies its zeros by the gradient (NaN stays NaN)
+            let xb = self.input_band(x, g, &b)?;
+            let gb = self.gather_rows(grad, (b.image, out_c, g.oh, g.ow), b.r0, b.r1)?;
+            let part = run(&xb, &gb, &b.geom)?;
+            sum = Some(match sum {
+                None => part,
+                Some(s) => self.add_same(&s, &part, len)?,
+            });
         }
         sum.map_or_else(|| self.full(len, 0.0), Ok)
     }
@@ -168,20 +182,14 @@ impl GpuBackend {
     ) -> Result<GpuBuffer> {
         let per = self.band_rows(op, g, out_c)?;
         let dx = self.full(g.n * g.c * g.h * g.w, 0.0)?;
-        let image = |i| (i, g.c, g.h, g.w);
-        for i in 0..g.n {
-            for r0 in (0..g.oh).step_by(per) {
-                let r1 = (r0 + per).min(g.oh);
-                let (lo, hi, bg) = band(g, r0, r1);
-                if lo == hi {
-                    continue;
-                }
-                let gb = self.gather_rows(grad, (i, out_c, g.oh, g.ow), r0, r1)?;
-                let part = run(&gb, &bg)?;
-                let cur = self.gather_rows(&dx, image(i), lo, hi)?;
-                let sum = self.add_same(&cur, &part, part.len)?;
-                self.scatter_rows(&sum, &dx, image(i), lo, hi)?;
-            }
+        // a band of padding adds nothing to the input
+        for b in bands(g, per).filter(|b| b.lo < b.hi) {
+            let gb = self.gather_rows(grad, (b.image, out_c, g.oh, g.ow), b.r0, b.r1)?;
+            let part = run(&gb, &b.geom)?;
+            let image = (b.image, g.c, g.h, g.w);
+            let cur = self.gather_rows(&dx, image, b.lo, b.hi)?;
+            let sum = self.add_same(&cur, &part, part.len)?;
+            self.scatter_rows(&sum, &dx, image, b.lo, b.hi)?;
         }
         Ok(dx)
     }

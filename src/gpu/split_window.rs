@@ -162,67 +162,73 @@ impl GpuBackend {
         )
     }
 
+    /// A one-input op over independent planes: `in_plane` elements of `src` per plane in,
+    /// `out_plane` out; `run(piece, planes)`.
+    fn by_planes(
+        &self,
+        op: &'static str,
+        planes: usize,
+        src: &GpuBuffer,
+        (in_plane, out_plane): (usize, usize),
+        run: impl Fn(&GpuBuffer, usize) -> Result<GpuBuffer>,
+    ) -> Result<GpuBuffer> {
+        let ins = [Rows::per(src, in_plane)];
+        self.by_items(op, planes, &ins, out_plane, |_, p, n| run(p[0], n))
+    }
+
+    /// Average pooling forward, or backward (`src` the output gradient), by plane.
     pub(super) fn avg_pool2d_split(
         &self,
-        x: &GpuBuffer,
+        backward: bool,
+        src: &GpuBuffer,
         g: &WindowGeom,
         opts: AvgPoolOpts,
     ) -> Result<GpuBuffer> {
-        self.by_items(
-            "avg_pool2d",
-            g.n * g.c,
-            &[Rows::per(x, g.h * g.w)],
-            g.oh * g.ow,
-            |_, p, n| self.avg_pool(false, p[0], &planes(g, n), opts),
-        )
+        let (x, y) = (g.h * g.w, g.oh * g.ow);
+        let (op, sizes) = match backward {
+            false => ("avg_pool2d", (x, y)),
+            true => ("avg_pool2d_backward", (y, x)),
+        };
+        self.by_planes(op, g.n * g.c, src, sizes, |p, n| {
+            self.avg_pool(backward, p, &planes(g, n), opts)
+        })
     }
 
-    pub(super) fn avg_pool2d_backward_split(
-        &self,
-        grad: &GpuBuffer,
-        g: &WindowGeom,
-        opts: AvgPoolOpts,
-    ) -> Result<GpuBuffer> {
-        let ins = [Rows::per(grad, g.oh * g.ow)];
-        self.by_items(
-            "avg_pool2d_backward",
-            g.n * g.c,
-            &ins,
-            g.h * g.w,
-            |_, p, n| self.avg_pool(true, p[0], &planes(g, n), opts),
-        )
-    }
-
+    /// Adaptive average pooling, `adaptive_fwd` or `adaptive_bwd`, by plane.
     pub(super) fn adaptive_avg_pool2d_split(
         &self,
-        x: &GpuBuffer,
+        entry: &'static str,
+        src: &GpuBuffer,
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<GpuBuffer> {
-        let (ins, per) = ([Rows::per(x, dims.2 * dims.3)], out.0 * out.1);
-        self.by_items(
-            "adaptive_avg_pool2d",
-            dims.0 * dims.1,
-            &ins,
-            per,
-            |_, p, n| self.adaptive("adaptive_fwd", p[0], (n, 1, dims.2, dims.3), out),
-        )
+        let (x, y) = (dims.2 * dims.3, out.0 * out.1);
+        let sizes = if entry == "adaptive_fwd" {
+            (x, y)
+        } else {
+            (y, x)
+        };
+        self.by_planes(entry, dims.0 * dims.1, src, sizes, |p, n| {
+            self.adaptive(entry, p, (n, 1, dims.2, dims.3), out)
+        })
     }
 
-    pub(super) fn adaptive_avg_pool2d_backward_split(
+    /// Upsampling, `nearest_fwd`, `bilinear_fwd` or their `_bwd`, by plane.
+    pub(super) fn upsample_split(
         &self,
-        grad: &GpuBuffer,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
+        entry: &'static str,
+        src: &GpuBuffer,
+        g: &UpsampleGeom,
     ) -> Result<GpuBuffer> {
-        let (ins, per) = ([Rows::per(grad, out.0 * out.1)], dims.2 * dims.3);
-        self.by_items(
-            "adaptive_avg_pool2d_backward",
-            dims.0 * dims.1,
-            &ins,
-            per,
-            |_, p, n| self.adaptive("adaptive_bwd", p[0], (n, 1, dims.2, dims.3), out),
-        )
+        let (x, y) = (g.h * g.w, g.oh * g.ow);
+        let sizes = if entry.ends_with("_fwd") {
+            (x, y)
+        } else {
+            (y, x)
+        };
+        self.by_planes(entry, g.n * g.c, src, sizes, |p, n| {
+            self.upsample(entry, p, &UpsampleGeom { n, c: 1, ..*g })
+        })
     }
 
     pub(super) fn adaptive_max_pool2d_backward_split(
@@ -287,50 +293,6 @@ impl GpuBackend {
                 self.channel_combine_kernel(p[0], p[1], vb, p[2], (n, c, hw))
             },
         )
-    }
-
-    pub(super) fn upsample_nearest_split(
-        &self,
-        x: &GpuBuffer,
-        g: &UpsampleGeom,
-    ) -> Result<GpuBuffer> {
-        let ins = [Rows::per(x, g.h * g.w)];
-        self.by_items("nearest_fwd", g.n * g.c, &ins, g.oh * g.ow, |_, p, n| {
-            self.upsample("nearest_fwd", p[0], &UpsampleGeom { n, c: 1, ..*g })
-        })
-    }
-
-    pub(super) fn upsample_nearest_backward_split(
-        &self,
-        grad: &GpuBuffer,
-        g: &UpsampleGeom,
-    ) -> Result<GpuBuffer> {
-        let ins = [Rows::per(grad, g.oh * g.ow)];
-        self.by_items("nearest_bwd", g.n * g.c, &ins, g.h * g.w, |_, p, n| {
-            self.upsample("nearest_bwd", p[0], &UpsampleGeom { n, c: 1, ..*g })
-        })
-    }
-
-    pub(super) fn upsample_bilinear_split(
-        &self,
-        x: &GpuBuffer,
-        g: &UpsampleGeom,
-    ) -> Result<GpuBuffer> {
-        let ins = [Rows::per(x, g.h * g.w)];
-        self.by_items("bilinear_fwd", g.n * g.c, &ins, g.oh * g.ow, |_, p, n| {
-            self.upsample("bilinear_fwd", p[0], &UpsampleGeom { n, c: 1, ..*g })
-        })
-    }
-
-    pub(super) fn upsample_bilinear_backward_split(
-        &self,
-        grad: &GpuBuffer,
-        g: &UpsampleGeom,
-    ) -> Result<GpuBuffer> {
-        let ins = [Rows::per(grad, g.oh * g.ow)];
-        self.by_items("bilinear_bwd", g.n * g.c, &ins, g.h * g.w, |_, p, n| {
-            self.upsample("bilinear_bwd", p[0], &UpsampleGeom { n, c: 1, ..*g })
-        })
     }
 
     pub(super) fn max_pool2d_split(
