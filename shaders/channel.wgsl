@@ -13,8 +13,6 @@
 @group(0) @binding(5) var<storage, read> k: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
-var<workgroup> partial: array<f32, WG>;
-
 // out[ch] = sum over the channel's elements of (x - a[ch]) * (v or x - a[ch]); this pass adds
 // element rows [r0, r1) of WG elements each.
 @compute @workgroup_size(WG)
@@ -35,16 +33,9 @@ fn channel_dot(th: Thread) {
             }
         }
     }
-    partial[th.lid] = acc;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (th.lid < s) {
-            partial[th.lid] += partial[th.lid + s];
-        }
-        workgroupBarrier();
-    }
+    let sum = workgroup_sum(th.lid, acc);
     if (valid && th.lid == 0u) {
-        out[ch] = select(0.0, out[ch], p.r0 > 0u) + partial[0];
+        out[ch] = select(0.0, out[ch], p.r0 > 0u) + sum;
     }
 }
 

@@ -102,8 +102,6 @@ fn dw_bwd_input(th: Thread) {
     dst[i] = acc;
 }
 
-var<workgroup> partial: array<f32, WG>;
-
 // Weight gradient: one workgroup per weight (dd, kh, kw) and chunk of r0 windows, threads
 // striding over the chunk's (n, oh, ow), then a fixed tree. src = x, aux = grad
 // (n, c*mult, oh, ow), dst = (c*mult*kh*kw, r1 chunks), summed over the chunks by the host.
@@ -130,15 +128,8 @@ fn dw_bwd_weight(th: Thread) {
             }
         }
     }
-    partial[th.lid] = acc;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (th.lid < s) {
-            partial[th.lid] += partial[th.lid + s];
-        }
-        workgroupBarrier();
-    }
+    let sum = workgroup_sum(th.lid, acc);
     if (valid && th.lid == 0u) {
-        dst[g] = partial[0];
+        dst[g] = sum;
     }
 }

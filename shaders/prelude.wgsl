@@ -65,3 +65,19 @@ fn tap_source(i: u32, k: u32, pad: u32, dil: u32, stride: u32, out: u32) -> i32 
     let o = u32(t) / stride;
     return select(-1, i32(o), o < out);
 }
+
+var<workgroup> tree: array<f32, WG>;
+
+// The sum of every thread's v in the workgroup by a fixed tree (the same order on every run),
+// returned to every thread. Call it once per entry point, from uniform control flow.
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+    tree[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            tree[lid] += tree[lid + s];
+        }
+        workgroupBarrier();
+    }
+    return tree[0];
+}

@@ -316,11 +316,6 @@ pub struct WindowGeom {
 }
 
 impl WindowGeom {
-    /// The same window over a batch of `n` (a piece of a split batch).
-    pub fn with_n(&self, n: usize) -> Self {
-        WindowGeom { n, ..*self }
-    }
-
     /// A convolution's window, padding `[top, bottom, left, right]`; validates the arguments
     /// and computes the output size.
     pub fn conv(

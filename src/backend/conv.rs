@@ -26,13 +26,6 @@ impl ConvSpec {
     pub fn with_g(&self, g: &WindowGeom) -> Self {
         ConvSpec { g: *g, ..*self }
     }
-    /// The same convolution over a batch of `n` (a piece of a split batch).
-    pub fn with_n(&self, n: usize) -> Self {
-        ConvSpec {
-            g: self.g.with_n(n),
-            ..*self
-        }
-    }
     /// Output channels per group.
     pub fn dg(&self) -> usize {
         self.d / self.groups

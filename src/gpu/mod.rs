@@ -147,7 +147,7 @@ impl Backend for GpuBackend {
             || window_shapes(&s.g),
             &inputs,
             A,
-            |g| g.conv2d_split(x, w, bias, s, relu),
+            |g| g.conv2d_any(x, w, bias, s, relu),
             |c, h| c.conv2d(&h[0], &h[1], h.get(2), s, relu),
         )
     }
@@ -163,7 +163,7 @@ impl Backend for GpuBackend {
             || window_shapes(&s.g),
             &[grad, w],
             A,
-            |g| g.conv2d_backward_input_split(grad, w, s),
+            |g| g.conv2d_backward_input_any(grad, w, s),
             |c, h| c.conv2d_backward_input(&h[0], &h[1], s),
         )
     }
@@ -179,7 +179,7 @@ impl Backend for GpuBackend {
             || window_shapes(&s.g),
             &[x, grad],
             A,
-            |g| g.conv2d_backward_weight_split(x, grad, s),
+            |g| g.conv2d_backward_weight_any(x, grad, s),
             |c, h| c.conv2d_backward_weight(&h[0], &h[1], s),
         )
     }
@@ -218,7 +218,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[x, w],
             A,
-            |b| b.depthwise_conv2d_split(x, w, g, mult),
+            |b| b.depthwise_conv2d_any(x, w, g, mult),
             |c, h| c.depthwise_conv2d(&h[0], &h[1], g, mult),
         )
     }
@@ -235,7 +235,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[grad, w],
             A,
-            |b| b.depthwise_conv2d_backward_input_split(grad, w, g, mult),
+            |b| b.depthwise_conv2d_backward_input_any(grad, w, g, mult),
             |c, h| c.depthwise_conv2d_backward_input(&h[0], &h[1], g, mult),
         )
     }
@@ -252,13 +252,13 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[x, grad],
             A,
-            |b| b.depthwise_conv2d_backward_weight_split(x, grad, g, mult),
+            |b| b.depthwise_conv2d_backward_weight_any(x, grad, g, mult),
             |c, h| c.depthwise_conv2d_backward_weight(&h[0], &h[1], g, mult),
         )
     }
 
     fn max_pool2d(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<(GpuBuffer, GpuBuffer)> {
-        let (out, idx) = self.max_pool2d_split(x, g)?;
+        let (out, idx) = self.max_pool2d_any(x, g)?;
         if !self.on() {
             return Ok((out, idx));
         }
@@ -279,7 +279,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[grad, indices],
             A,
-            |b| b.max_pool2d_backward_split(grad, indices, g),
+            |b| b.max_pool2d_backward_any(grad, indices, g),
             |c, h| c.max_pool2d_backward(&h[0], &h[1], g),
         )
     }
@@ -290,7 +290,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[x],
             A,
-            |b| b.avg_pool2d_split(false, x, g, opts),
+            |b| b.avg_pool2d_any(false, x, g, opts),
             |c, h| c.avg_pool2d(&h[0], g, opts),
         )
     }
@@ -306,7 +306,7 @@ impl Backend for GpuBackend {
             || window_shapes(g),
             &[grad],
             A,
-            |b| b.avg_pool2d_split(true, grad, g, opts),
+            |b| b.avg_pool2d_any(true, grad, g, opts),
             |c, h| c.avg_pool2d_backward(&h[0], g, opts),
         )
     }
@@ -322,7 +322,7 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[x],
             A,
-            |b| b.adaptive_avg_pool2d_split("adaptive_fwd", x, dims, out),
+            |b| b.adaptive_avg_pool2d_any("adaptive_fwd", x, dims, out),
             |c, h| c.adaptive_avg_pool2d(&h[0], dims, out),
         )
     }
@@ -338,7 +338,7 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[grad],
             A,
-            |b| b.adaptive_avg_pool2d_split("adaptive_bwd", grad, dims, out),
+            |b| b.adaptive_avg_pool2d_any("adaptive_bwd", grad, dims, out),
             |c, h| c.adaptive_avg_pool2d_backward(&h[0], dims, out),
         )
     }
@@ -349,7 +349,7 @@ impl Backend for GpuBackend {
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<(GpuBuffer, GpuBuffer)> {
-        let (y, idx) = self.adaptive_max_pool2d_split(x, dims, out)?;
+        let (y, idx) = self.adaptive_max_pool2d_any(x, dims, out)?;
         if !self.on() {
             return Ok((y, idx));
         }
@@ -372,7 +372,7 @@ impl Backend for GpuBackend {
             || adaptive_shapes(dims, out),
             &[grad, indices],
             A,
-            |b| b.adaptive_max_pool2d_backward_split(grad, indices, dims, out),
+            |b| b.adaptive_max_pool2d_backward_any(grad, indices, dims, out),
             |c, h| c.adaptive_max_pool2d_backward(&h[0], &h[1], dims, out),
         )
     }
@@ -391,7 +391,7 @@ impl Backend for GpuBackend {
             || format!("{dims:?}"),
             &inputs,
             A,
-            |b| b.channel_dot_split(x, mean, g, dims),
+            |b| b.channel_dot_any(x, mean, g, dims),
             |c, h| c.channel_dot(&h[0], &h[1], h.get(2), dims),
         )
     }
@@ -414,7 +414,7 @@ impl Backend for GpuBackend {
             || format!("{dims:?}"),
             &inputs,
             E,
-            |be| be.channel_combine_split(u, a, vb, k, dims),
+            |be| be.channel_combine_any(u, a, vb, k, dims),
             |c, h| {
                 let vb = (h.len() == 5).then(|| (&h[3], &h[4]));
                 c.channel_combine(&h[0], &h[1], vb, &h[2], dims)
@@ -425,7 +425,7 @@ impl Backend for GpuBackend {
     fn pad2d(&self, x: &GpuBuffer, g: &PadGeom) -> Result<GpuBuffer> {
         let run = |b: &Self| {
             let ins = [Rows::per(x, g.h * g.w)];
-            b.by_items("pad", g.planes, &ins, g.oh * g.ow, |b, p, n| {
+            b.by_items("pad", g.planes, &ins, g.oh * g.ow, |p, n| {
                 b.pad("pad_fwd", p[0], &PadGeom { planes: n, ..*g })
             })
         };
@@ -442,7 +442,7 @@ impl Backend for GpuBackend {
     fn pad2d_backward(&self, grad: &GpuBuffer, g: &PadGeom) -> Result<GpuBuffer> {
         let run = |b: &Self| {
             let ins = [Rows::per(grad, g.oh * g.ow)];
-            b.by_items("pad_backward", g.planes, &ins, g.h * g.w, |b, p, n| {
+            b.by_items("pad_backward", g.planes, &ins, g.h * g.w, |p, n| {
                 b.pad("pad_bwd", p[0], &PadGeom { planes: n, ..*g })
             })
         };
@@ -456,7 +456,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[x],
             0.0,
-            |b| b.upsample_split("nearest_fwd", x, g),
+            |b| b.upsample_any("nearest_fwd", x, g),
             |c, h| c.upsample_nearest(&h[0], g),
         )
     }
@@ -467,7 +467,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[grad],
             A,
-            |b| b.upsample_split("nearest_bwd", grad, g),
+            |b| b.upsample_any("nearest_bwd", grad, g),
             |c, h| c.upsample_nearest_backward(&h[0], g),
         )
     }
@@ -478,7 +478,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[x],
             E,
-            |b| b.upsample_split("bilinear_fwd", x, g),
+            |b| b.upsample_any("bilinear_fwd", x, g),
             |c, h| c.upsample_bilinear(&h[0], g),
         )
     }
@@ -489,7 +489,7 @@ impl Backend for GpuBackend {
             || upsample_shapes(g),
             &[grad],
             A,
-            |b| b.upsample_split("bilinear_bwd", grad, g),
+            |b| b.upsample_any("bilinear_bwd", grad, g),
             |c, h| c.upsample_bilinear_backward(&h[0], g),
         )
     }

@@ -53,6 +53,27 @@ impl GpuContext {
     }
 }
 
+impl GpuBackend {
+    /// Copies `rows` runs of `len` elements: run `r` from `src` at `from + r * from_stride` to
+    /// `dst` at `to + r * to_stride`, as one copy where the runs are back to back on both sides.
+    pub(super) fn copy_rows(
+        &self,
+        (src, from, from_stride): (&GpuBuffer, usize, usize),
+        (dst, to, to_stride): (&GpuBuffer, usize, usize),
+        rows: usize,
+        len: usize,
+    ) -> Result<()> {
+        if from_stride == len && to_stride == len {
+            return self.ctx.copy_range((src, from), (dst, to), rows * len);
+        }
+        for r in 0..rows {
+            let (f, t) = (from + r * from_stride, to + r * to_stride);
+            self.ctx.copy_range((src, f), (dst, t), len)?;
+        }
+        Ok(())
+    }
+}
+
 /// The piece holding element `at`, and the index its first element has.
 fn piece_at<'a>(pieces: &[(&'a GpuBuffer, usize)], at: usize) -> (&'a GpuBuffer, usize) {
     let i = pieces.partition_point(|&(_, start)| start <= at) - 1;
@@ -88,10 +109,10 @@ impl<'a> Rows<'a> {
     }
     /// Elements that `rows` consecutive rows read.
     fn span(&self, rows: usize) -> usize {
-        if self.stride == 0 {
-            self.extent
-        } else {
-            (rows - 1) * self.stride + self.extent
+        match (self.stride, rows) {
+            (0, _) => self.extent,
+            (_, 0) => 0,
+            (stride, _) => (rows - 1) * stride + self.extent,
         }
     }
 }
@@ -153,60 +174,53 @@ impl GpuBackend {
         Ok(Gathered::Copy(piece))
     }
 
-    /// Runs `run(pieces, r0, r1)` on pieces of `rows` rows, each within one binding, and puts
-    /// its outputs (`out_rows[j]` elements per row for output `j`) together in row order.
-    pub(super) fn split_rows(
+    /// Calls `each(pieces, r0, r1)` on runs of `rows` rows, each run's operands within one
+    /// binding (`out_rows`: the outputs' elements per row, which bound the run too).
+    fn each_piece(
         &self,
         op: &'static str,
         rows: usize,
         ins: &[Rows],
         out_rows: &[usize],
-        mut run: impl FnMut(&[&GpuBuffer], usize, usize) -> Result<Vec<GpuBuffer>>,
-    ) -> Result<Vec<GpuBuffer>> {
+        mut each: impl FnMut(&[&GpuBuffer], usize, usize) -> Result<()>,
+    ) -> Result<()> {
         let per = self.rows_per_piece(op, rows, ins, out_rows)?;
-        let outs = out_rows
-            .iter()
-            .map(|&o| self.ctx.alloc_any(rows * o, op))
-            .collect::<Result<Vec<_>>>()?;
-        for r0 in (0..rows).step_by(per) {
+        // at least one run, so that zero rows still reach the op's own zero-row result
+        for r0 in (0..rows.max(1)).step_by(per) {
             let r1 = (r0 + per).min(rows);
             let got = self.gather(ins, r0, r1)?;
-            let pieces = resolve(ins.iter().map(|r| r.buf), &got);
-            let part = run(&pieces, r0, r1)?;
-            for ((out, piece), &o) in outs.iter().zip(&part).zip(out_rows) {
-                self.ctx
-                    .copy_range((piece, 0), (out, r0 * o), (r1 - r0) * o)?;
-            }
+            each(&resolve(ins.iter().map(|r| r.buf), &got), r0, r1)?;
         }
-        Ok(outs)
+        Ok(())
     }
 
-    /// [`GpuBackend::split_rows`] for work whose pieces each give a partial `len`-element result
-    /// (a weight gradient over a batch): the partials are summed in piece order.
-    pub(super) fn split_rows_summed(
+    /// Runs `run(pieces, rows)` on runs of `rows` rows, each within one binding, and puts its
+    /// outputs (`out_rows[j]` elements per row for output `j`) together in row order. Where one
+    /// run takes every row, its outputs are the result, uncopied.
+    fn split_rows(
         &self,
         op: &'static str,
         rows: usize,
         ins: &[Rows],
-        len: usize,
-        mut run: impl FnMut(&[&GpuBuffer], usize, usize) -> Result<GpuBuffer>,
-    ) -> Result<GpuBuffer> {
-        let per = self.rows_per_piece(op, rows, ins, &[])?;
-        let mut sum: Option<GpuBuffer> = None;
-        for r0 in (0..rows).step_by(per) {
-            let r1 = (r0 + per).min(rows);
-            let got = self.gather(ins, r0, r1)?;
-            let part = run(&resolve(ins.iter().map(|r| r.buf), &got), r0, r1)?;
-            sum = Some(match sum {
-                None => part,
-                Some(s) => self.add_same(&s, &part, len)?,
-            });
+        out_rows: &[usize],
+        run: impl Fn(&[&GpuBuffer], usize) -> Result<Vec<GpuBuffer>>,
+    ) -> Result<Vec<GpuBuffer>> {
+        if self.rows_per_piece(op, rows, ins, out_rows)? >= rows {
+            let got = self.gather(ins, 0, rows)?;
+            return run(&resolve(ins.iter().map(|r| r.buf), &got), rows);
         }
-        match sum {
-            Some(s) => Ok(s),
-            // no rows: the op's own zero-row result
-            None => run(&ins.iter().map(|r| r.buf).collect::<Vec<_>>(), 0, 0),
-        }
+        let outs = out_rows
+            .iter()
+            .map(|&o| self.ctx.alloc_any(rows * o, op))
+            .collect::<Result<Vec<_>>>()?;
+        self.each_piece(op, rows, ins, out_rows, |p, r0, r1| {
+            for ((out, piece), &o) in outs.iter().zip(&run(p, r1 - r0)?).zip(out_rows) {
+                self.ctx
+                    .copy_range((piece, 0), (out, r0 * o), (r1 - r0) * o)?;
+            }
+            Ok(())
+        })?;
+        Ok(outs)
     }
 
     /// `a + b`, elementwise over `len` elements, split where they are past one binding.
@@ -220,23 +234,17 @@ impl GpuBackend {
     }
 
     /// An op over `n` items (a batch, planes) whose `ins` are read per item (or whole) and whose
-    /// output has `out_item` elements per item: `run(inputs, items)` directly where everything
-    /// fits one binding, else on pieces of items.
+    /// output has `out_item` elements per item: `run(inputs, items)` on all of them where they
+    /// fit one binding, else on runs of items.
     pub(super) fn by_items(
         &self,
         op: &'static str,
         n: usize,
         ins: &[Rows],
         out_item: usize,
-        run: impl Fn(&Self, &[&GpuBuffer], usize) -> Result<GpuBuffer>,
+        run: impl Fn(&[&GpuBuffer], usize) -> Result<GpuBuffer>,
     ) -> Result<GpuBuffer> {
-        let bufs: Vec<&GpuBuffer> = ins.iter().map(|r| r.buf).collect();
-        if self.fits(&bufs, &[n * out_item]) {
-            return run(self, &bufs, n);
-        }
-        let mut outs = self.split_rows(op, n, ins, &[out_item], |p, r0, r1| {
-            Ok(vec![run(self, p, r1 - r0)?])
-        })?;
+        let mut outs = self.split_rows(op, n, ins, &[out_item], |p, n| Ok(vec![run(p, n)?]))?;
         Ok(outs.remove(0))
     }
 
@@ -247,37 +255,38 @@ impl GpuBackend {
         n: usize,
         ins: &[Rows],
         out_item: usize,
-        run: impl Fn(&Self, &[&GpuBuffer], usize) -> Result<(GpuBuffer, GpuBuffer)>,
+        run: impl Fn(&[&GpuBuffer], usize) -> Result<(GpuBuffer, GpuBuffer)>,
     ) -> Result<(GpuBuffer, GpuBuffer)> {
-        let bufs: Vec<&GpuBuffer> = ins.iter().map(|r| r.buf).collect();
-        if self.fits(&bufs, &[n * out_item]) {
-            return run(self, &bufs, n);
-        }
-        let outs = self.split_rows(op, n, ins, &[out_item, out_item], |p, r0, r1| {
-            let (a, b) = run(self, p, r1 - r0)?;
+        let outs = self.split_rows(op, n, ins, &[out_item; 2], |p, n| {
+            let (a, b) = run(p, n)?;
             Ok(vec![a, b])
         })?;
-        let mut outs = outs.into_iter();
-        match (outs.next(), outs.next()) {
-            (Some(a), Some(b)) => Ok((a, b)),
-            _ => Err(Error::Gpu(format!("{op}: split lost an output"))),
-        }
+        let [a, b]: [GpuBuffer; 2] = outs
+            .try_into()
+            .map_err(|_| Error::Gpu(format!("{op}: split lost an output")))?;
+        Ok((a, b))
     }
 
-    /// [`GpuBackend::by_items`] for an op whose items each add into one `len`-element result.
+    /// [`GpuBackend::by_items`] for an op whose items each add into one `len`-element result
+    /// (a weight gradient over a batch): the runs' partials are summed in order.
     pub(super) fn by_items_summed(
         &self,
         op: &'static str,
         n: usize,
         ins: &[Rows],
         len: usize,
-        run: impl Fn(&Self, &[&GpuBuffer], usize) -> Result<GpuBuffer>,
+        run: impl Fn(&[&GpuBuffer], usize) -> Result<GpuBuffer>,
     ) -> Result<GpuBuffer> {
-        let bufs: Vec<&GpuBuffer> = ins.iter().map(|r| r.buf).collect();
-        if self.fits(&bufs, &[len]) {
-            return run(self, &bufs, n);
-        }
-        self.split_rows_summed(op, n, ins, len, |p, r0, r1| run(self, p, r1 - r0))
+        let mut sum: Option<GpuBuffer> = None;
+        self.each_piece(op, n, ins, &[], |p, r0, r1| {
+            let part = run(p, r1 - r0)?;
+            sum = Some(match sum.take() {
+                None => part,
+                Some(s) => self.add_same(&s, &part, len)?,
+            });
+            Ok(())
+        })?;
+        sum.map_or_else(|| self.full(len, 0.0), Ok)
     }
 }
 

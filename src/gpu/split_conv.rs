@@ -89,13 +89,9 @@ impl GpuBackend {
         lo: usize,
         hi: usize,
     ) -> Result<GpuBuffer> {
-        let rows = hi - lo;
-        let band = self.ctx.alloc(c * rows * w, "split")?;
-        for ch in 0..c {
-            let from = ((i * c + ch) * h + lo) * w;
-            self.ctx
-                .copy_range((x, from), (&band, ch * rows * w), rows * w)?;
-        }
+        let run = (hi - lo) * w;
+        let band = self.ctx.alloc(c * run, "split")?;
+        self.copy_rows((x, (i * c * h + lo) * w, h * w), (&band, 0, run), c, run)?;
         Ok(band)
     }
 
@@ -116,13 +112,8 @@ impl GpuBackend {
         lo: usize,
         hi: usize,
     ) -> Result<()> {
-        let rows = hi - lo;
-        for ch in 0..c {
-            let to = ((i * c + ch) * h + lo) * w;
-            self.ctx
-                .copy_range((band, ch * rows * w), (x, to), rows * w)?;
-        }
-        Ok(())
+        let run = (hi - lo) * w;
+        self.copy_rows((band, 0, run), (x, (i * c * h + lo) * w, h * w), c, run)
     }
 
     /// A forward window op `(n, c, h, w) -> (n, out_c, oh, ow)` in bands of output rows:

@@ -2,12 +2,13 @@
 //! directly where every operand fits one storage binding, else on pieces that do (`split`).
 
 use super::split::{resolve, too_large, Rows};
+use super::split_window::batch;
 use super::{GpuBackend, GpuBuffer};
 use crate::backend::{
     BinaryOp, BroadcastSpec, GemmSpec, MatLayout, ReduceOp, StridedSpec, UnaryOp,
 };
 use crate::shape::WindowGeom;
-use crate::Result;
+use crate::{Error, Result};
 
 /// An operand read through strides over an output shape, from `offset`.
 struct View<'a> {
@@ -22,8 +23,8 @@ type StridedPiece<'a> = (&'a [usize], &'a [(Vec<isize>, usize)]);
 
 impl GpuBackend {
     pub(super) fn unary_any(&self, x: &GpuBuffer, n: usize, op: UnaryOp) -> Result<GpuBuffer> {
-        self.by_items("unary", n, &[Rows::per(x, 1)], 1, |b, p, n| {
-            b.unary_op(p[0], n, op)
+        self.by_items("unary", n, &[Rows::per(x, 1)], 1, |p, n| {
+            self.unary_op(p[0], n, op)
         })
     }
 
@@ -165,7 +166,7 @@ impl GpuBackend {
                 outer,
                 &[Rows::per(x, len * inner)],
                 inner,
-                |b, p, o| b.reduce(p[0], (o, len, inner), op),
+                |p, o| self.reduce(p[0], (o, len, inner), op),
             );
         }
         let run = max / inner.max(1);
@@ -195,10 +196,8 @@ impl GpuBackend {
             for c0 in (0..inner).step_by(cols) {
                 let c = cols.min(inner - c0);
                 let piece = self.ctx.alloc(len * c, "reduce")?;
-                for l in 0..len {
-                    let from = (o * len + l) * inner + c0;
-                    self.ctx.copy_range((x, from), (&piece, l * c), c)?;
-                }
+                let from = o * len * inner + c0;
+                self.copy_rows((x, from, inner), (&piece, 0, c), len, c)?;
                 let part = self.reduce(&piece, (1, len, c), op)?;
                 self.ctx.copy_range((&part, 0), (&y, o * inner + c0), c)?;
             }
@@ -223,48 +222,7 @@ impl GpuBackend {
         if (s.c.col_stride != 1 && s.n > 1) || s.k == 0 || s.m == 0 || s.n == 0 {
             return Err(too_large("matmul", s.c_len, max));
         }
-        let span =
-            |l: &MatLayout, r: usize, c: usize| 1 + (r - 1) * l.row_stride + (c - 1) * l.col_stride;
-        let (mut mi, mut nj, mut kk) = (s.m, s.n, s.k);
-        // halve the dimension that adds the most to an operand's span until all three fit
-        loop {
-            let halve = |d: &mut usize| *d = d.div_ceil(2);
-            if span(&s.a, mi, kk) > max {
-                if (mi - 1) * s.a.row_stride >= (kk - 1) * s.a.col_stride {
-                    halve(&mut mi)
-                } else {
-                    halve(&mut kk)
-                }
-            } else if span(&s.b, kk, nj) > max {
-                if (kk - 1) * s.b.row_stride >= (nj - 1) * s.b.col_stride {
-                    halve(&mut kk)
-                } else {
-                    halve(&mut nj)
-                }
-            } else if mi * nj > max {
-                if mi >= nj {
-                    halve(&mut mi)
-                } else {
-                    halve(&mut nj)
-                }
-            } else {
-                break;
-            }
-        }
-        // whole matrices: as many batches per block as fit
-        let mut bb = 1;
-        if (mi, nj, kk) == (s.m, s.n, s.k) && s.batch_inner == 1 {
-            let fit = |l: &MatLayout, sp: usize| {
-                (max - sp)
-                    .checked_div(l.batch_outer_stride)
-                    .unwrap_or(s.batch)
-                    + 1
-            };
-            bb = fit(&s.a, span(&s.a, mi, kk))
-                .min(fit(&s.b, span(&s.b, kk, nj)))
-                .min(max / (mi * nj))
-                .clamp(1, s.batch);
-        }
+        let (bb, mi, nj, kk) = gemm_blocks(s, max);
         let c = self.ctx.alloc_any(s.c_len, "matmul")?;
         for b0 in (0..s.batch).step_by(bb) {
             let nb = bb.min(s.batch - b0);
@@ -272,65 +230,119 @@ impl GpuBackend {
                 let m = mi.min(s.m - i0);
                 for j0 in (0..s.n).step_by(nj) {
                     let n = nj.min(s.n - j0);
-                    let mut sum: Option<GpuBuffer> = None;
-                    for k0 in (0..s.k).step_by(kk) {
-                        let k = kk.min(s.k - k0);
-                        let block = |l: &MatLayout, r0: usize, c0: usize, r: usize, cc: usize| {
-                            let at =
-                                l.base(b0, s.batch_inner) + r0 * l.row_stride + c0 * l.col_stride;
-                            (at, (nb - 1) * l.batch_outer_stride + span(l, r, cc))
-                        };
-                        let (a_at, a_len) = block(&s.a, i0, k0, m, k);
-                        let (b_at, b_len) = block(&s.b, k0, j0, k, n);
-                        let got = [
-                            self.gather_range(a, a_at, a_len)?,
-                            self.gather_range(b, b_at, b_len)?,
-                        ];
-                        let p = resolve([a, b].into_iter(), &got);
-                        let local = |l: &MatLayout| MatLayout {
-                            offset: 0,
-                            batch_inner_stride: 0,
-                            ..*l
-                        };
-                        let piece = GemmSpec {
-                            batch: nb,
-                            batch_inner: 1,
-                            m,
-                            n,
-                            k,
-                            a: local(&s.a),
-                            b: local(&s.b),
-                            c: MatLayout::row_major(m, n),
-                            c_len: nb * m * n,
-                        };
-                        let part = self.gemm_strided(p[0], p[1], &piece)?;
-                        sum = Some(match sum {
-                            None => part,
-                            Some(acc) => self.add_same(&acc, &part, nb * m * n)?,
-                        });
-                    }
-                    let Some(block) = sum else { continue };
-                    if n == s.n && s.c.row_stride == s.n {
-                        // whole rows: one run per batch
-                        for bi in 0..nb {
-                            let to = s.c.base(b0 + bi, s.batch_inner) + i0 * s.n;
-                            self.ctx.copy_range((&block, bi * m * n), (&c, to), m * n)?;
-                        }
-                        continue;
-                    }
+                    let block = self.gemm_block((a, b), s, (b0, nb), (i0, m), (j0, n), kk)?;
                     for bi in 0..nb {
-                        for r in 0..m {
-                            let to =
-                                s.c.base(b0 + bi, s.batch_inner) + (i0 + r) * s.c.row_stride + j0;
-                            self.ctx
-                                .copy_range((&block, (bi * m + r) * n), (&c, to), n)?;
-                        }
+                        let to = s.c.base(b0 + bi, s.batch_inner) + i0 * s.c.row_stride + j0;
+                        let rows = (&c, to, s.c.row_stride);
+                        self.copy_rows((&block, bi * m * n, n), rows, m, n)?;
                     }
                 }
             }
         }
         Ok(c)
     }
+
+    /// One block of C, `(nb, m, n)` row-major: batches `b0..`, rows `i0..`, columns `j0..`, its K
+    /// ranges of `kk` summed in order.
+    fn gemm_block(
+        &self,
+        (a, b): (&GpuBuffer, &GpuBuffer),
+        s: &GemmSpec,
+        (b0, nb): (usize, usize),
+        (i0, m): (usize, usize),
+        (j0, n): (usize, usize),
+        kk: usize,
+    ) -> Result<GpuBuffer> {
+        // where a layout's sub-block starts, and how many elements it spans
+        let range = |l: &MatLayout, r0: usize, c0: usize, r: usize, cc: usize| {
+            let at = l.base(b0, s.batch_inner) + r0 * l.row_stride + c0 * l.col_stride;
+            (at, (nb - 1) * l.batch_outer_stride + span(l, r, cc))
+        };
+        let local = |l: &MatLayout| MatLayout {
+            offset: 0,
+            batch_inner_stride: 0,
+            ..*l
+        };
+        let mut sum: Option<GpuBuffer> = None;
+        for k0 in (0..s.k).step_by(kk) {
+            let k = kk.min(s.k - k0);
+            let (a_at, a_len) = range(&s.a, i0, k0, m, k);
+            let (b_at, b_len) = range(&s.b, k0, j0, k, n);
+            let got = [
+                self.gather_range(a, a_at, a_len)?,
+                self.gather_range(b, b_at, b_len)?,
+            ];
+            let p = resolve([a, b].into_iter(), &got);
+            let piece = GemmSpec {
+                batch: nb,
+                batch_inner: 1,
+                m,
+                n,
+                k,
+                a: local(&s.a),
+                b: local(&s.b),
+                c: MatLayout::row_major(m, n),
+                c_len: nb * m * n,
+            };
+            let part = self.gemm_strided(p[0], p[1], &piece)?;
+            sum = Some(match sum {
+                None => part,
+                Some(acc) => self.add_same(&acc, &part, nb * m * n)?,
+            });
+        }
+        // s.k > 0: at least one K range ran
+        sum.ok_or_else(|| Error::Gpu("matmul: a block without a K range".into()))
+    }
+}
+
+/// Elements a layout's `(r, c)` sub-block spans, first to last.
+fn span(l: &MatLayout, r: usize, c: usize) -> usize {
+    1 + (r - 1) * l.row_stride + (c - 1) * l.col_stride
+}
+
+/// GEMM blocks within one binding `max`: `(batches, rows, columns, K)` per block. Halves the
+/// dimension that adds the most to an operand's span until all three operands fit; with whole
+/// matrices, takes as many batches as fit.
+fn gemm_blocks(s: &GemmSpec, max: usize) -> (usize, usize, usize, usize) {
+    let (mut mi, mut nj, mut kk) = (s.m, s.n, s.k);
+    let halve = |d: &mut usize| *d = d.div_ceil(2);
+    loop {
+        if span(&s.a, mi, kk) > max {
+            if (mi - 1) * s.a.row_stride >= (kk - 1) * s.a.col_stride {
+                halve(&mut mi)
+            } else {
+                halve(&mut kk)
+            }
+        } else if span(&s.b, kk, nj) > max {
+            if (kk - 1) * s.b.row_stride >= (nj - 1) * s.b.col_stride {
+                halve(&mut kk)
+            } else {
+                halve(&mut nj)
+            }
+        } else if mi * nj > max {
+            if mi >= nj {
+                halve(&mut mi)
+            } else {
+                halve(&mut nj)
+            }
+        } else {
+            break;
+        }
+    }
+    let mut bb = 1;
+    if (mi, nj, kk) == (s.m, s.n, s.k) && s.batch_inner == 1 {
+        let fit = |l: &MatLayout, sp: usize| {
+            (max - sp)
+                .checked_div(l.batch_outer_stride)
+                .unwrap_or(s.batch)
+                + 1
+        };
+        bb = fit(&s.a, span(&s.a, mi, kk))
+            .min(fit(&s.b, span(&s.b, kk, nj)))
+            .min(max / (mi * nj))
+            .clamp(1, s.batch);
+    }
+    (bb, mi, nj, kk)
 }
 
 /// im2col's columns `(c*kh*kw, n*oh*ow)` hold each image in a block of columns: pieces of the
@@ -346,12 +358,9 @@ impl GpuBackend {
         for n0 in (0..g.n).step_by(per) {
             let nc = per.min(g.n - n0);
             let piece = self.owned_range(x, n0 * chw, nc * chw)?;
-            let part = self.im2col_op(&piece, &g.with_n(nc))?;
-            for r in 0..taps {
-                let to = r * g.n * ohw + n0 * ohw;
-                self.ctx
-                    .copy_range((&part, r * nc * ohw), (&cols, to), nc * ohw)?;
-            }
+            let part = self.im2col_op(&piece, &batch(g, nc))?;
+            let run = nc * ohw;
+            self.copy_rows((&part, 0, run), (&cols, n0 * ohw, g.n * ohw), taps, run)?;
         }
         Ok(cols)
     }
@@ -365,13 +374,10 @@ impl GpuBackend {
         let out = self.ctx.alloc_any(g.n * chw, "col2im")?;
         for n0 in (0..g.n).step_by(per) {
             let nc = per.min(g.n - n0);
-            let piece = self.ctx.alloc(taps * nc * ohw, "col2im")?;
-            for r in 0..taps {
-                let from = r * g.n * ohw + n0 * ohw;
-                self.ctx
-                    .copy_range((cols, from), (&piece, r * nc * ohw), nc * ohw)?;
-            }
-            let part = self.col2im_passes(&piece, &g.with_n(nc))?;
+            let run = nc * ohw;
+            let piece = self.ctx.alloc(taps * run, "col2im")?;
+            self.copy_rows((cols, n0 * ohw, g.n * ohw), (&piece, 0, run), taps, run)?;
+            let part = self.col2im_passes(&piece, &batch(g, nc))?;
             self.ctx
                 .copy_range((&part, 0), (&out, n0 * chw), nc * chw)?;
         }

@@ -19,6 +19,11 @@ fn cohw(g: &WindowGeom) -> usize {
     g.c * g.oh * g.ow
 }
 
+/// A window op's geometry over a batch of `n` (a run of a split batch).
+pub(super) fn batch(g: &WindowGeom, n: usize) -> WindowGeom {
+    WindowGeom { n, ..*g }
+}
+
 /// A window op's geometry over `k` planes of one channel each: pools split by plane, since
 /// their planes are independent (one image past a binding still splits).
 fn planes(g: &WindowGeom, k: usize) -> WindowGeom {
@@ -26,7 +31,7 @@ fn planes(g: &WindowGeom, k: usize) -> WindowGeom {
 }
 
 impl GpuBackend {
-    pub(super) fn conv2d_split(
+    pub(super) fn conv2d_any(
         &self,
         x: &GpuBuffer,
         w: &GpuBuffer,
@@ -42,12 +47,18 @@ impl GpuBackend {
         let mut ins = vec![Rows::per(x, s.g.c * s.g.h * s.g.w), Rows::whole(w)];
         ins.extend(bias.map(Rows::whole));
         let out = s.d * s.ohw();
-        self.by_items("conv2d", s.g.n, &ins, out, |_, p, n| {
-            self.conv_implicit(p[0], p[1], p.get(2).copied(), relu, &s.with_n(n))
+        self.by_items("conv2d", s.g.n, &ins, out, |p, n| {
+            self.conv_implicit(
+                p[0],
+                p[1],
+                p.get(2).copied(),
+                relu,
+                &s.with_g(&batch(&s.g, n)),
+            )
         })
     }
 
-    pub(super) fn conv2d_backward_input_split(
+    pub(super) fn conv2d_backward_input_any(
         &self,
         grad: &GpuBuffer,
         w: &GpuBuffer,
@@ -60,12 +71,12 @@ impl GpuBackend {
         }
         let ins = [Rows::per(grad, s.d * s.ohw()), Rows::whole(w)];
         let out = s.g.c * s.g.h * s.g.w;
-        self.by_items("conv2d_backward_input", s.g.n, &ins, out, |_, p, n| {
-            self.conv_input_implicit(p[0], p[1], &s.with_n(n))
+        self.by_items("conv2d_backward_input", s.g.n, &ins, out, |p, n| {
+            self.conv_input_implicit(p[0], p[1], &s.with_g(&batch(&s.g, n)))
         })
     }
 
-    pub(super) fn conv2d_backward_weight_split(
+    pub(super) fn conv2d_backward_weight_any(
         &self,
         x: &GpuBuffer,
         grad: &GpuBuffer,
@@ -82,12 +93,12 @@ impl GpuBackend {
             Rows::per(x, s.g.c * s.g.h * s.g.w),
             Rows::per(grad, s.d * s.ohw()),
         ];
-        self.by_items_summed("conv2d_backward_weight", s.g.n, &ins, len, |_, p, n| {
-            self.conv_weight_implicit(p[0], p[1], &s.with_n(n))
+        self.by_items_summed("conv2d_backward_weight", s.g.n, &ins, len, |p, n| {
+            self.conv_weight_implicit(p[0], p[1], &s.with_g(&batch(&s.g, n)))
         })
     }
 
-    pub(super) fn depthwise_conv2d_split(
+    pub(super) fn depthwise_conv2d_any(
         &self,
         x: &GpuBuffer,
         w: &GpuBuffer,
@@ -100,12 +111,12 @@ impl GpuBackend {
             });
         }
         let ins = [Rows::per(x, chw(g)), Rows::whole(w)];
-        self.by_items("depthwise_conv2d", g.n, &ins, mult * cohw(g), |_, p, n| {
-            self.depthwise("dw_fwd", p[0], p[1], &g.with_n(n), mult)
+        self.by_items("depthwise_conv2d", g.n, &ins, mult * cohw(g), |p, n| {
+            self.depthwise("dw_fwd", p[0], p[1], &batch(g, n), mult)
         })
     }
 
-    pub(super) fn depthwise_conv2d_backward_input_split(
+    pub(super) fn depthwise_conv2d_backward_input_any(
         &self,
         grad: &GpuBuffer,
         w: &GpuBuffer,
@@ -119,12 +130,12 @@ impl GpuBackend {
             });
         }
         let ins = [Rows::per(grad, mult * cohw(g)), Rows::whole(w)];
-        self.by_items(op, g.n, &ins, chw(g), |_, p, n| {
-            self.depthwise("dw_bwd_input", p[0], p[1], &g.with_n(n), mult)
+        self.by_items(op, g.n, &ins, chw(g), |p, n| {
+            self.depthwise("dw_bwd_input", p[0], p[1], &batch(g, n), mult)
         })
     }
 
-    pub(super) fn depthwise_conv2d_backward_weight_split(
+    pub(super) fn depthwise_conv2d_backward_weight_any(
         &self,
         x: &GpuBuffer,
         grad: &GpuBuffer,
@@ -138,12 +149,12 @@ impl GpuBackend {
             });
         }
         let ins = [Rows::per(x, chw(g)), Rows::per(grad, mult * cohw(g))];
-        self.by_items_summed(op, g.n, &ins, len, |_, p, n| {
-            self.depthwise_weight(p[0], p[1], &g.with_n(n), mult)
+        self.by_items_summed(op, g.n, &ins, len, |p, n| {
+            self.depthwise_weight(p[0], p[1], &batch(g, n), mult)
         })
     }
 
-    pub(super) fn max_pool2d_backward_split(
+    pub(super) fn max_pool2d_backward_any(
         &self,
         grad: &GpuBuffer,
         indices: &GpuBuffer,
@@ -153,13 +164,9 @@ impl GpuBackend {
             Rows::per(grad, g.oh * g.ow),
             Rows::per(indices, g.oh * g.ow),
         ];
-        self.by_items(
-            "max_pool2d_backward",
-            g.n * g.c,
-            &ins,
-            g.h * g.w,
-            |_, p, n| self.max_pool_bwd(p[0], p[1], &planes(g, n)),
-        )
+        self.by_items("max_pool2d_backward", g.n * g.c, &ins, g.h * g.w, |p, n| {
+            self.max_pool_bwd(p[0], p[1], &planes(g, n))
+        })
     }
 
     /// A one-input op over independent planes: `in_plane` elements of `src` per plane in,
@@ -173,11 +180,11 @@ impl GpuBackend {
         run: impl Fn(&GpuBuffer, usize) -> Result<GpuBuffer>,
     ) -> Result<GpuBuffer> {
         let ins = [Rows::per(src, in_plane)];
-        self.by_items(op, planes, &ins, out_plane, |_, p, n| run(p[0], n))
+        self.by_items(op, planes, &ins, out_plane, |p, n| run(p[0], n))
     }
 
     /// Average pooling forward, or backward (`src` the output gradient), by plane.
-    pub(super) fn avg_pool2d_split(
+    pub(super) fn avg_pool2d_any(
         &self,
         backward: bool,
         src: &GpuBuffer,
@@ -195,7 +202,7 @@ impl GpuBackend {
     }
 
     /// Adaptive average pooling, `adaptive_fwd` or `adaptive_bwd`, by plane.
-    pub(super) fn adaptive_avg_pool2d_split(
+    pub(super) fn adaptive_avg_pool2d_any(
         &self,
         entry: &'static str,
         src: &GpuBuffer,
@@ -214,7 +221,7 @@ impl GpuBackend {
     }
 
     /// Upsampling, `nearest_fwd`, `bilinear_fwd` or their `_bwd`, by plane.
-    pub(super) fn upsample_split(
+    pub(super) fn upsample_any(
         &self,
         entry: &'static str,
         src: &GpuBuffer,
@@ -231,7 +238,7 @@ impl GpuBackend {
         })
     }
 
-    pub(super) fn adaptive_max_pool2d_backward_split(
+    pub(super) fn adaptive_max_pool2d_backward_any(
         &self,
         grad: &GpuBuffer,
         indices: &GpuBuffer,
@@ -245,11 +252,11 @@ impl GpuBackend {
             dims.0 * dims.1,
             &ins,
             dims.2 * dims.3,
-            |_, p, n| self.adaptive_max_bwd(p[0], p[1], (n, 1, dims.2, dims.3), out),
+            |p, n| self.adaptive_max_bwd(p[0], p[1], (n, 1, dims.2, dims.3), out),
         )
     }
 
-    pub(super) fn channel_dot_split(
+    pub(super) fn channel_dot_any(
         &self,
         x: &GpuBuffer,
         mean: &GpuBuffer,
@@ -262,12 +269,12 @@ impl GpuBackend {
         }
         let mut ins = vec![Rows::per(x, c * hw), Rows::whole(mean)];
         ins.extend(g.map(|g| Rows::per(g, c * hw)));
-        self.by_items_summed("batch_norm2d channel_dot", n, &ins, c, |_, p, n| {
+        self.by_items_summed("batch_norm2d channel_dot", n, &ins, c, |p, n| {
             self.channel_dot_kernel(p[0], p[1], p.get(2).copied(), (n, c, hw))
         })
     }
 
-    pub(super) fn channel_combine_split(
+    pub(super) fn channel_combine_any(
         &self,
         u: &GpuBuffer,
         a: &GpuBuffer,
@@ -283,43 +290,33 @@ impl GpuBackend {
         if let Some((v, b)) = vb {
             ins.extend([Rows::per(v, c * hw), Rows::whole(b)]);
         }
-        self.by_items(
-            "batch_norm2d channel_combine",
-            n,
-            &ins,
-            c * hw,
-            |_, p, n| {
-                let vb = (p.len() == 5).then(|| (p[3], p[4]));
-                self.channel_combine_kernel(p[0], p[1], vb, p[2], (n, c, hw))
-            },
-        )
+        self.by_items("batch_norm2d channel_combine", n, &ins, c * hw, |p, n| {
+            let vb = (p.len() == 5).then(|| (p[3], p[4]));
+            self.channel_combine_kernel(p[0], p[1], vb, p[2], (n, c, hw))
+        })
     }
 
-    pub(super) fn max_pool2d_split(
+    pub(super) fn max_pool2d_any(
         &self,
         x: &GpuBuffer,
         g: &WindowGeom,
     ) -> Result<(GpuBuffer, GpuBuffer)> {
         let ins = [Rows::per(x, g.h * g.w)];
-        self.by_items2("max_pool2d", g.n * g.c, &ins, g.oh * g.ow, |b, p, n| {
-            b.max_pool_fwd(p[0], &planes(g, n))
+        self.by_items2("max_pool2d", g.n * g.c, &ins, g.oh * g.ow, |p, n| {
+            self.max_pool_fwd(p[0], &planes(g, n))
         })
     }
 
-    pub(super) fn adaptive_max_pool2d_split(
+    pub(super) fn adaptive_max_pool2d_any(
         &self,
         x: &GpuBuffer,
         dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<(GpuBuffer, GpuBuffer)> {
         let (ins, per) = ([Rows::per(x, dims.2 * dims.3)], out.0 * out.1);
-        self.by_items2(
-            "adaptive_max_pool2d",
-            dims.0 * dims.1,
-            &ins,
-            per,
-            |b, p, n| b.adaptive_max_fwd(p[0], (n, 1, dims.2, dims.3), out),
-        )
+        self.by_items2("adaptive_max_pool2d", dims.0 * dims.1, &ins, per, |p, n| {
+            self.adaptive_max_fwd(p[0], (n, 1, dims.2, dims.3), out)
+        })
     }
 }
 

@@ -45,9 +45,13 @@ pub(crate) fn filled_with_zero_grads(
     }))
 }
 
-/// PyTorch refuses an empty channel axis in the pools (but the adaptive average) and in
-/// upsampling: only the batch of their `(n, c, h, w)` input may be empty.
-pub(crate) fn refuse_empty_channels(op: &'static str, x: &Tensor) -> Result<()> {
+/// [`empty_window_result`] for the pools (but the adaptive average) and upsampling, where
+/// PyTorch refuses an empty channel axis too: only the batch of their input may be empty.
+pub(crate) fn empty_pool_result(
+    op: &'static str,
+    x: &Tensor,
+    out: impl Into<Shape>,
+) -> Result<Option<Tensor>> {
     let d = x.dims();
     if d.len() == 4 && d[1] == 0 {
         bail!(
@@ -56,5 +60,5 @@ pub(crate) fn refuse_empty_channels(op: &'static str, x: &Tensor) -> Result<()> 
             x.shape()
         );
     }
-    Ok(())
+    empty_window_result(op, x, &[], out)
 }

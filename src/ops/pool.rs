@@ -2,7 +2,7 @@
 
 use crate::backend::{AvgPoolOpts, Backend};
 use crate::ops::conv::Pair;
-use crate::ops::empty::empty_window_result;
+use crate::ops::empty::{empty_pool_result, empty_window_result};
 use crate::shape::{Shape, WindowGeom};
 use crate::tensor::{on_backend, Storage, Tensor};
 use crate::{ensure, Error, Result};
@@ -104,8 +104,7 @@ pub fn max_pool2d(x: &Tensor, opts: &MaxPool2dOptions) -> Result<Tensor> {
 pub fn max_pool2d_with_indices(x: &Tensor, opts: &MaxPool2dOptions) -> Result<(Tensor, Tensor)> {
     let g = max_geom(x, opts)?;
     let out_shape = [g.n, g.c, g.oh, g.ow];
-    crate::ops::empty::refuse_empty_channels("max_pool2d", x)?;
-    if let Some(y) = empty_window_result("max_pool2d", x, &[], out_shape)? {
+    if let Some(y) = empty_pool_result("max_pool2d", x, out_shape)? {
         return Ok((y, Tensor::zeros(out_shape, &x.device())?));
     }
     let (out, idx) = match x.storage() {
@@ -158,8 +157,7 @@ pub fn avg_pool2d(x: &Tensor, opts: &AvgPool2dOptions) -> Result<Tensor> {
         count_include_pad: opts.count_include_pad,
         divisor_override: opts.divisor_override,
     };
-    crate::ops::empty::refuse_empty_channels(OP, x)?;
-    if let Some(y) = empty_window_result(OP, x, &[], [g.n, g.c, g.oh, g.ow])? {
+    if let Some(y) = empty_pool_result(OP, x, [g.n, g.c, g.oh, g.ow])? {
         return Ok(y);
     }
     let st = on_backend!(x.storage(), s, be => be.avg_pool2d(s, &g, o));
@@ -228,8 +226,7 @@ pub fn adaptive_max_pool2d_with_indices(
         dims.2 * dims.3
     );
     let out_shape = [dims.0, dims.1, out.0, out.1];
-    crate::ops::empty::refuse_empty_channels(OP, x)?;
-    if let Some(y) = empty_window_result(OP, x, &[], out_shape)? {
+    if let Some(y) = empty_pool_result(OP, x, out_shape)? {
         return Ok((y, Tensor::zeros(out_shape, &x.device())?));
     }
     let (y, idx) = match x.storage() {
