@@ -129,6 +129,16 @@ impl GpuBackend {
         inputs.iter().all(|b| !b.is_split()) && outputs.iter().all(|&n| n <= max)
     }
 
+    /// An `Err` naming `op` when one of `lens` (an operand read whole, a whole output) is past
+    /// one binding: no split reaches inside it.
+    pub(super) fn each_fits(&self, op: &'static str, lens: &[usize]) -> Result<()> {
+        let max = self.binding_len();
+        match lens.iter().find(|&&n| n > max) {
+            Some(&n) => Err(too_large(op, n, max)),
+            None => Ok(()),
+        }
+    }
+
     /// How many rows one piece takes: every operand's span and every output within a binding.
     pub(super) fn rows_per_piece(
         &self,
@@ -277,6 +287,7 @@ impl GpuBackend {
         len: usize,
         run: impl Fn(&[&GpuBuffer], usize) -> Result<GpuBuffer>,
     ) -> Result<GpuBuffer> {
+        self.each_fits(op, &[len])?;
         let mut sum: Option<GpuBuffer> = None;
         self.each_piece(op, n, ins, &[], |p, r0, r1| {
             let part = run(p, r1 - r0)?;

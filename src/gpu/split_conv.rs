@@ -146,6 +146,7 @@ impl GpuBackend {
         len: usize,
         run: impl Fn(&GpuBuffer, &GpuBuffer, &WindowGeom) -> Result<GpuBuffer>,
     ) -> Result<GpuBuffer> {
+        self.each_fits(op, &[len])?;
         let per = self.band_rows(op, g, out_c)?;
         let mut sum: Option<GpuBuffer> = None;
         for b in bands(g, per) {

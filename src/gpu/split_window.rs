@@ -40,6 +40,7 @@ impl GpuBackend {
         relu: bool,
     ) -> Result<GpuBuffer> {
         if !self.image_fits(&s.g, s.d) {
+            self.each_fits("conv2d", &[w.len, bias.map_or(0, |b| b.len)])?;
             return self.by_bands("conv2d", x, &s.g, s.d, |xb, bg| {
                 self.conv_implicit(xb, w, bias, relu, &s.with_g(bg))
             });
@@ -65,6 +66,7 @@ impl GpuBackend {
         s: &ConvSpec,
     ) -> Result<GpuBuffer> {
         if !self.image_fits(&s.g, s.d) {
+            self.each_fits("conv2d_backward_input", &[w.len])?;
             return self.by_bands_input("conv2d_backward_input", grad, &s.g, s.d, |gb, bg| {
                 self.conv_input_implicit(gb, w, &s.with_g(bg))
             });
@@ -106,6 +108,7 @@ impl GpuBackend {
         mult: usize,
     ) -> Result<GpuBuffer> {
         if !self.image_fits(g, g.c * mult) {
+            self.each_fits("depthwise_conv2d", &[w.len])?;
             return self.by_bands("depthwise_conv2d", x, g, g.c * mult, |xb, bg| {
                 self.depthwise("dw_fwd", xb, w, bg, mult)
             });
@@ -125,6 +128,7 @@ impl GpuBackend {
     ) -> Result<GpuBuffer> {
         let op = "depthwise_conv2d_backward_input";
         if !self.image_fits(g, g.c * mult) {
+            self.each_fits(op, &[w.len])?;
             return self.by_bands_input(op, grad, g, g.c * mult, |gb, bg| {
                 self.depthwise("dw_bwd_input", gb, w, bg, mult)
             });
