@@ -1,12 +1,12 @@
-// Prepended to every module by the loader (src/gpu/kernels.rs), after what it generates: the
+// Prepended to every module by the loader (src/gpu/runtime/kernel.rs), after what it generates: the
 // opcode constants (from the tables in src/backend/opcodes.rs) and the module's uniform
-// structs (from their Rust declarations, src/gpu/uniforms.rs). The sizes are pipeline constants
-// that Rust sets (`kernels::CONSTANTS`); they have no defaults, so a pipeline without them fails
+// structs (from their Rust declarations, src/gpu/runtime/uniforms.rs). The sizes are pipeline constants
+// that Rust sets (`kernel::constants`); they have no defaults, so a pipeline without them fails
 // to build.
 
 // Threads per workgroup of every one-dimensional kernel.
 override WG: u32;
-// GEMM tiling (src/gpu/tiles.rs): threads per workgroup along columns and rows (each computes
+// GEMM tiling (src/gpu/runtime/tiles.rs): threads per workgroup along columns and rows (each computes
 // an 8x8 block of C), and the K depth of the tiles staged in workgroup memory.
 override GEMM_TX: u32;
 override GEMM_TY: u32;

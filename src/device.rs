@@ -64,7 +64,7 @@ impl Device {
         Device::auto_from(Device::gpu_with(opts))
     }
 
-    fn auto_from(gpu: Result<Device>) -> Device {
+    pub(crate) fn auto_from(gpu: Result<Device>) -> Device {
         match gpu {
             Ok(Device::Gpu(ctx)) if !ctx.adapter().is_software => {
                 eprintln!(

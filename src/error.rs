@@ -1,7 +1,9 @@
-//! Errors: every failure names the op (or file) it came from.
+//! Errors: every failure names the op (or file) it came from, and each kind of failure is a
+//! variant of its own, so a program can tell them apart without reading the message.
 
 /// Everything that can go wrong in convshade.
-#[derive(thiserror::Error, Clone)]
+#[derive(thiserror::Error, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// A bad argument or shape given to an op.
     #[error("{op}: {msg}")]
@@ -13,13 +15,33 @@ pub enum Error {
         lhs: String,
         rhs: String,
     },
+    /// Work too large for the device: an index past the kernels' 32-bit range, or one piece of
+    /// an op that cannot be cut further past one storage binding.
+    #[error("{op}: {msg}")]
+    TooLarge { op: &'static str, msg: String },
+    /// The device's memory (or `GpuOptions::memory_limit`), or the host's, cannot hold an
+    /// allocation.
+    #[error("{op}: out of memory: {msg}")]
+    OutOfMemory { op: &'static str, msg: String },
+    /// The device was lost (a driver reset, an unplugged GPU): every later call on its context
+    /// fails; a new device may work.
+    #[error("gpu: device lost{}", if .0.is_empty() { String::new() } else { format!(": {}", .0) })]
+    DeviceLost(String),
     /// No usable GPU adapter.
     #[error("no GPU adapter: {0}")]
     NoAdapter(String),
     /// An adapter failed the self-test run when its context was created.
     #[error("GPU adapter refused: {0}")]
     AdapterRefused(String),
-    /// An error reported by wgpu (validation, out of memory, device lost).
+    /// Shadow mode (`CONVSHADE_CHECK=1`) found the GPU's result of an op unlike the CPU's.
+    #[error("shadow check: {op} on {shapes}: GPU and CPU disagree: {detail}")]
+    ShadowMismatch {
+        op: &'static str,
+        shapes: String,
+        detail: String,
+    },
+    /// Any other error the GPU driver reported (validation, internal), or work that depended on
+    /// a batch that failed.
     #[error("gpu: {0}")]
     Gpu(String),
     /// A file could not be read or written.
@@ -28,6 +50,20 @@ pub enum Error {
     /// A file was read but its content is malformed (NPY, JSON, manifest).
     #[error("{path}: malformed: {msg}")]
     Format { path: String, msg: String },
+}
+
+impl Error {
+    /// The op named by an error that names one.
+    pub fn op(&self) -> Option<&'static str> {
+        match self {
+            Error::Invalid { op, .. }
+            | Error::DeviceMismatch { op, .. }
+            | Error::TooLarge { op, .. }
+            | Error::OutOfMemory { op, .. }
+            | Error::ShadowMismatch { op, .. } => Some(op),
+            _ => None,
+        }
+    }
 }
 
 /// The message itself, so `fn main() -> convshade::Result<()>` prints a readable error.

@@ -34,10 +34,10 @@
 //! ```
 
 pub mod autograd;
-pub mod backend;
+mod backend;
 pub mod bench;
 pub mod conformance;
-pub mod cpu;
+mod cpu;
 pub mod data;
 pub mod device;
 pub mod error;
@@ -50,9 +50,12 @@ pub mod optim;
 pub mod schedule;
 pub mod shape;
 pub mod tensor;
+#[doc(hidden)]
+pub mod testing;
 pub mod weights;
 
 pub use autograd::{no_grad, GradStore, Var};
+pub use cpu::release_cached_host_memory;
 pub use device::Device;
 pub use error::{Error, Result};
 pub use gradcheck::gradcheck;

@@ -50,7 +50,8 @@ impl Storage {
     }
 }
 
-/// Runs a backend method on one storage, returning a storage on the same device.
+/// Runs a backend method on one storage, returning a storage on the same device. On the GPU,
+/// `be` is `gpu::backend`'s: the GPU backend, behind the shadow decorator in shadow mode.
 macro_rules! on_backend {
     ($storage:expr, $x:ident, $be:ident => $body:expr) => {
         match $storage {
@@ -59,8 +60,34 @@ macro_rules! on_backend {
                 $crate::tensor::Storage::Cpu($body?)
             }
             $crate::tensor::Storage::Gpu($x) => {
-                let $be = $crate::gpu::GpuBackend::new($x.ctx().clone());
+                let backend = $crate::gpu::backend($x.ctx());
+                let $be = &*backend;
                 $crate::tensor::Storage::Gpu($body?)
+            }
+        }
+    };
+}
+
+/// [`on_backend!`] for a method with two outputs (a pool's values and indices).
+macro_rules! on_backend_pair {
+    ($storage:expr, $x:ident, $be:ident => $body:expr) => {
+        match $storage {
+            $crate::tensor::Storage::Cpu($x) => {
+                let $be = $crate::cpu::CpuBackend;
+                let (a, b) = $body?;
+                (
+                    $crate::tensor::Storage::Cpu(a),
+                    $crate::tensor::Storage::Cpu(b),
+                )
+            }
+            $crate::tensor::Storage::Gpu($x) => {
+                let backend = $crate::gpu::backend($x.ctx());
+                let $be = &*backend;
+                let (a, b) = $body?;
+                (
+                    $crate::tensor::Storage::Gpu(a),
+                    $crate::tensor::Storage::Gpu(b),
+                )
             }
         }
     };
@@ -77,7 +104,8 @@ macro_rules! on_backend2 {
             ($crate::tensor::Storage::Gpu($x), $crate::tensor::Storage::Gpu($y))
                 if std::sync::Arc::ptr_eq($x.ctx(), $y.ctx()) =>
             {
-                let $be = $crate::gpu::GpuBackend::new($x.ctx().clone());
+                let backend = $crate::gpu::backend($x.ctx());
+                let $be = &*backend;
                 $crate::tensor::Storage::Gpu($body?)
             }
             (l, r) => {
@@ -90,7 +118,7 @@ macro_rules! on_backend2 {
         }
     };
 }
-pub(crate) use {on_backend, on_backend2};
+pub(crate) use {on_backend, on_backend2, on_backend_pair};
 
 /// A backend's storage type, taken out of a [`Storage`]: lets a call matched by `on_backend2!`
 /// take further operands, optional ones included, of the same backend.
@@ -272,9 +300,7 @@ impl Tensor {
         let n = shape.elem_count();
         let storage = match device {
             Device::Cpu => Storage::Cpu(crate::cpu::host_vec(n, value, "full")?),
-            Device::Gpu(ctx) => {
-                Storage::Gpu(crate::gpu::GpuBackend::new(ctx.clone()).full(n, value)?)
-            }
+            Device::Gpu(ctx) => Storage::Gpu(crate::gpu::full(ctx, n, value)?),
         };
         Ok(Tensor::from_storage(storage, shape))
     }

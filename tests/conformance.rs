@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
+use common::cases::{relu_case, scratch, write_manifest};
 use convshade::conformance::{load_suite, run_suite};
 use convshade::{Device, Error};
 
@@ -67,39 +66,6 @@ fn pytorch_suite_passes_on_gpu() {
     if let Some(gpu) = common::gpu() {
         assert_suite_passes(gpu);
     }
-}
-
-/// A scratch copy of one committed case under a fresh directory.
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("convshade-conf-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("relu_zeros")).unwrap();
-    for f in ["input", "output", "grad_output", "grad_input"] {
-        std::fs::copy(
-            Path::new(SUITE).join(format!("relu_zeros/{f}.npy")),
-            dir.join(format!("relu_zeros/{f}.npy")),
-        )
-        .unwrap();
-    }
-    dir
-}
-
-fn relu_case(op: &str, attrs: &str) -> String {
-    format!(
-        r#"{{"name": "relu_zeros", "op": "{op}", "attrs": {attrs},
-            "inputs": {{"input": "relu_zeros/input.npy"}},
-            "expected": {{"output": "relu_zeros/output.npy"}},
-            "grad_output": "relu_zeros/grad_output.npy",
-            "expected_grads": {{"input": "relu_zeros/grad_input.npy"}}}}"#
-    )
-}
-
-fn write_manifest(dir: &Path, cases: &[String]) {
-    let text = format!(
-        r#"{{"format": "convshade-cases/1", "cases": [{}]}}"#,
-        cases.join(",")
-    );
-    std::fs::write(dir.join("manifest.json"), text).unwrap();
 }
 
 #[test]
@@ -183,37 +149,5 @@ fn malformed_manifests_are_errors_naming_the_file() {
         matches!(e, Error::Io { .. }) && e.to_string().contains("manifest.json"),
         "{e}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn verify_command_prints_a_line_per_case_and_the_count() {
-    let dir = scratch("cli");
-    write_manifest(&dir, &[relu_case("relu", "{}"), relu_case("elu", "{}")]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_convshade"))
-        .args(["verify", dir.to_str().unwrap(), "--device", "cpu"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
-    assert!(
-        lines[0].starts_with("PASS relu_zeros [cpu] max error"),
-        "{stdout}"
-    );
-    assert!(
-        lines[1].starts_with("FAIL relu_zeros [cpu]") && lines[1].contains("unknown op"),
-        "{stdout}"
-    );
-    assert_eq!(lines[2], "1 passed, 1 failed");
-    assert_eq!(out.status.code(), Some(1));
-
-    std::fs::write(dir.join("manifest.json"), "[]").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_convshade"))
-        .args(["verify", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("manifest.json"));
     let _ = std::fs::remove_dir_all(&dir);
 }

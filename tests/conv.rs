@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_close, check_op, gpu, randv};
-use convshade::cpu::oracle::conv2d_direct;
+use convshade::testing::conv2d_direct;
 use convshade::{
     conv2d, convolve2d, corr2d, im2row, row2im, Conv2dOptions, Device, Padding, Tensor,
 };

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{close, gpu, randv};
-use convshade::{Device, Tensor};
+use convshade::{Device, Error, Tensor};
 
 #[test]
 fn gpu_matmul_is_tiled_and_exact_on_integers() {
@@ -214,6 +214,7 @@ fn gpu_rejects_geometry_beyond_its_index_range() {
         &opts,
     )
     .unwrap_err();
+    assert!(matches!(e, Error::TooLarge { op: "conv2d", .. }), "{e}");
     assert!(e.to_string().contains("31-bit"), "{e}");
     // adaptive windows computed as o * h must not wrap
     let tall = Tensor::ones([1, 1, 65_537, 1], &g).unwrap();

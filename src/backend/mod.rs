@@ -32,9 +32,6 @@ impl BroadcastSpec {
     pub fn len(&self) -> usize {
         self.out.iter().product()
     }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
     /// True when both operands are read contiguously in output order.
     pub fn is_plain(&self) -> bool {
         let contiguous = crate::Shape::from(self.out.clone()).strides();

@@ -116,7 +116,7 @@ pub fn cpu_copy_gbps(min_time: Duration) -> f64 {
 /// GFLOP/s of a WGSL FMA kernel on `dev`'s adapter; `None` on the CPU device.
 pub fn gpu_peak_gflops(dev: &Device, min_time: Duration) -> Result<Option<f64>> {
     match dev {
-        Device::Gpu(ctx) => ctx.fma_peak_gflops(min_time).map(Some),
+        Device::Gpu(ctx) => crate::gpu::fma_peak_gflops(ctx, min_time).map(Some),
         Device::Cpu => Ok(None),
     }
 }

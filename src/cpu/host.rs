@@ -26,7 +26,7 @@ pub(super) fn host_vec_for_overwrite(n: usize, op: &'static str) -> Result<Vec<f
 
 /// Fresh memory from the allocator.
 fn fresh_vec(n: usize, value: f32, op: &'static str) -> Result<Vec<f32>> {
-    let no_memory = || crate::Error::Invalid {
+    let no_memory = || crate::Error::OutOfMemory {
         op,
         msg: format!(
             "cannot allocate {n} elements ({} bytes) on the host",
@@ -112,7 +112,7 @@ pub(super) fn with_scratch<R>(
     let mut buf = SCRATCH.take();
     if buf.len() < len {
         buf.try_reserve_exact(len - buf.len())
-            .map_err(|_| crate::Error::Invalid {
+            .map_err(|_| crate::Error::OutOfMemory {
                 op,
                 msg: format!(
                     "cannot allocate a scratch buffer of {len} elements ({} bytes) on the host",

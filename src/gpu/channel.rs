@@ -1,12 +1,16 @@
-//! Batch norm's per-channel kernels: the dot product in passes over each channel's elements
-//! within the loop budget, and the affine combination.
+//! The channel family (shaders/channel.wgsl), batch norm's per-channel primitives: the dot
+//! product, a workgroup per channel in passes over its elements within the loop budget, and
+//! the affine combination. Past one binding they run by runs of images, and an image past a
+//! binding by runs of channels.
 
 use bytemuck::Zeroable;
 
-use super::kernels::{Shader, WG};
-use super::launch::u32_of;
-use super::uniforms::uniform;
-use super::{loops, GpuBackend, GpuBuffer};
+use super::elementwise;
+use super::runtime::launch::u32_of;
+use super::runtime::loops;
+use super::runtime::uniforms::{uniform, Uniform};
+use super::runtime::{Bind, GpuBuffer, Kernel, Module, WG};
+use super::split::{by_items, by_items_summed, owned_range, too_large, Ctx, Partials, Rows};
 use crate::Result;
 
 uniform! {
@@ -25,7 +29,34 @@ uniform! {
 }
 
 /// Storage buffers channel_combine binds; adapters with fewer use the composed default.
-pub(super) const COMBINE_BUFFERS: u32 = 6;
+pub(crate) const COMBINE_BUFFERS: u32 = 6;
+
+pub(crate) static CHANNEL_WGSL: Module = Module::new(
+    "channel",
+    include_str!("../../shaders/channel.wgsl"),
+    ChannelParams::wgsl,
+);
+/// `x`, `mean`, `g` (or `x` again), then the per-channel sums.
+pub(crate) static DOT: Kernel<ChannelParams> = Kernel::new(
+    &CHANNEL_WGSL,
+    "channel_dot",
+    "batch_norm2d",
+    &[Bind::In(1), Bind::In(2), Bind::In(3), Bind::Out(6)],
+);
+/// `u`, `a`, `v`, `b`, `k` (`u` and `a` again without `(v, b)`), then the combination.
+pub(crate) static COMBINE: Kernel<ChannelParams> = Kernel::new(
+    &CHANNEL_WGSL,
+    "channel_combine",
+    "batch_norm2d",
+    &[
+        Bind::In(1),
+        Bind::In(2),
+        Bind::In(3),
+        Bind::In(4),
+        Bind::In(5),
+        Bind::Out(6),
+    ],
+);
 
 impl ChannelParams {
     fn new((n, c, hw): (usize, usize, usize), second: bool) -> Result<Self> {
@@ -40,52 +71,152 @@ impl ChannelParams {
     }
 }
 
-impl GpuBackend {
-    /// `(c)`: per channel, the sum of `(x - mean) * (g or x - mean)` over (n, hw).
-    pub(super) fn channel_dot_kernel(
-        &self,
-        x: &GpuBuffer,
-        mean: &GpuBuffer,
-        g: Option<&GpuBuffer>,
-        dims: (usize, usize, usize),
-    ) -> Result<GpuBuffer> {
-        let mut p = ChannelParams::new(dims, g.is_some())?;
-        let rows = (dims.0 * dims.2).div_ceil(WG);
-        // the tree's 8 levels run outside the element loop
-        let passes = loops::row_passes("batch_norm2d", rows, 0, 16, self.cap())?;
-        let out = self.ctx.alloc(dims.1, "batch_norm2d")?;
-        let bindings = [(1, x), (2, mean), (3, g.unwrap_or(x)), (6, &out)];
-        for &(r0, r1) in &passes {
-            (p.r0, p.r1) = (r0, r1);
-            self.ctx.dispatch(
-                Shader::Channel,
-                "channel_dot",
-                bytemuck::bytes_of(&p),
-                &bindings,
-                &[6],
-                self.groups(dims.1)?,
-            )?;
-        }
-        Ok(out)
+/// `(c)`: per channel, the sum of `(x - mean) * (g or x - mean)` over (n, hw).
+fn dot_kernel(
+    ctx: &Ctx,
+    x: &GpuBuffer,
+    mean: &GpuBuffer,
+    g: Option<&GpuBuffer>,
+    dims: (usize, usize, usize),
+) -> Result<GpuBuffer> {
+    let mut p = ChannelParams::new(dims, g.is_some())?;
+    let rows = (dims.0 * dims.2).div_ceil(WG);
+    // the tree's 8 levels run outside the element loop
+    let passes = loops::row_passes("batch_norm2d", rows, 0, 16, ctx.cap())?;
+    let out = ctx.alloc(dims.1, "batch_norm2d")?;
+    let groups = ctx.groups("batch_norm2d", dims.1)?;
+    for &(r0, r1) in &passes {
+        (p.r0, p.r1) = (r0, r1);
+        ctx.launch(&DOT, &p, &[x, mean, g.unwrap_or(x), &out], groups)?;
     }
+    Ok(out)
+}
 
-    /// `a * u + b * v + k` per channel (without `(v, b)`: `a * u + k`).
-    pub(super) fn channel_combine_kernel(
-        &self,
-        u: &GpuBuffer,
-        a: &GpuBuffer,
-        vb: Option<(&GpuBuffer, &GpuBuffer)>,
-        k: &GpuBuffer,
-        dims: (usize, usize, usize),
-    ) -> Result<GpuBuffer> {
-        let p = ChannelParams::new(dims, vb.is_some())?;
-        let (v, b) = vb.unwrap_or((u, a));
-        self.map_kernel(
-            Shader::Channel,
-            "channel_combine",
-            &p,
-            &[u, a, v, b, k],
-            dims.0 * dims.1 * dims.2,
-        )
+/// `a * u + b * v + k` per channel (without `(v, b)`: `a * u + k`).
+fn combine_kernel(
+    ctx: &Ctx,
+    u: &GpuBuffer,
+    a: &GpuBuffer,
+    vb: Option<(&GpuBuffer, &GpuBuffer)>,
+    k: &GpuBuffer,
+    dims: (usize, usize, usize),
+) -> Result<GpuBuffer> {
+    let p = ChannelParams::new(dims, vb.is_some())?;
+    let (v, b) = vb.unwrap_or((u, a));
+    ctx.map(&COMBINE, &p, &[u, a, v, b, k], dims.0 * dims.1 * dims.2)
+}
+
+/// `x (n, c, hw)`, `mean (c)`, `g (n, c, hw)` -> `(c)`, by runs of images past one binding.
+pub(crate) fn dot(
+    ctx: &Ctx,
+    x: &GpuBuffer,
+    mean: &GpuBuffer,
+    g: Option<&GpuBuffer>,
+    dims: (usize, usize, usize),
+) -> Result<GpuBuffer> {
+    let (n, c, hw) = dims;
+    if c * hw > ctx.binding_len() {
+        return dot_runs(ctx, x, mean, g, dims);
     }
+    let mut ins = vec![Rows::per(x, c * hw), Rows::whole(mean)];
+    ins.extend(g.map(|g| Rows::per(g, c * hw)));
+    by_items_summed(ctx, "batch_norm2d channel_dot", n, &ins, c, |p, n| {
+        dot_kernel(ctx, p[0], p[1], p.get(2).copied(), (n, c, hw))
+    })
+}
+
+/// `u, v (n, c, hw)`, `a, b, k (c)` -> `a * u + b * v + k`, by runs of images past one binding.
+pub(crate) fn combine(
+    ctx: &Ctx,
+    u: &GpuBuffer,
+    a: &GpuBuffer,
+    vb: Option<(&GpuBuffer, &GpuBuffer)>,
+    k: &GpuBuffer,
+    dims: (usize, usize, usize),
+) -> Result<GpuBuffer> {
+    let (n, c, hw) = dims;
+    if c * hw > ctx.binding_len() {
+        return combine_runs(ctx, u, a, vb, k, dims);
+    }
+    let mut ins = vec![Rows::per(u, c * hw), Rows::whole(a), Rows::whole(k)];
+    if let Some((v, b)) = vb {
+        ins.extend([Rows::per(v, c * hw), Rows::whole(b)]);
+    }
+    by_items(
+        ctx,
+        "batch_norm2d channel_combine",
+        n,
+        &ins,
+        c * hw,
+        |p, n| {
+            let vb = (p.len() == 5).then(|| (p[3], p[4]));
+            combine_kernel(ctx, p[0], p[1], vb, p[2], (n, c, hw))
+        },
+    )
+}
+
+/// Channels per run: a run of one image's planes within a binding.
+fn channel_run(ctx: &Ctx, op: &'static str, hw: usize) -> Result<usize> {
+    let max = ctx.binding_len();
+    match max / hw.max(1) {
+        0 => Err(too_large(op, hw, max)),
+        r => Ok(r),
+    }
+}
+
+/// [`dot`] when one image is past a binding: runs of channels of each image, each run's means
+/// copied out with it.
+fn dot_runs(
+    ctx: &Ctx,
+    x: &GpuBuffer,
+    mean: &GpuBuffer,
+    g: Option<&GpuBuffer>,
+    (n, c, hw): (usize, usize, usize),
+) -> Result<GpuBuffer> {
+    let per = channel_run(ctx, "batch_norm2d channel_dot", hw)?;
+    let out = elementwise::full(ctx, c, 0.0)?;
+    for c0 in (0..c).step_by(per) {
+        let k = per.min(c - c0);
+        let m = owned_range(ctx, mean, c0, k)?;
+        let mut sum = Partials::new(k);
+        for i in 0..n {
+            let at = (i * c + c0) * hw;
+            let xs = owned_range(ctx, x, at, k * hw)?;
+            let gs = g.map(|g| owned_range(ctx, g, at, k * hw)).transpose()?;
+            sum.add(ctx, dot_kernel(ctx, &xs, &m, gs.as_ref(), (1, k, hw))?)?;
+        }
+        ctx.copy_range((&sum.finish(ctx)?, 0), (&out, c0), k)?;
+    }
+    Ok(out)
+}
+
+/// [`combine`] when one image is past a binding: runs of channels of each image, each run's
+/// per-channel vectors copied out with it.
+fn combine_runs(
+    ctx: &Ctx,
+    u: &GpuBuffer,
+    a: &GpuBuffer,
+    vb: Option<(&GpuBuffer, &GpuBuffer)>,
+    k: &GpuBuffer,
+    (n, c, hw): (usize, usize, usize),
+) -> Result<GpuBuffer> {
+    let op = "batch_norm2d channel_combine";
+    let per = channel_run(ctx, op, hw)?;
+    let out = ctx.alloc_any(n * c * hw, op)?;
+    for c0 in (0..c).step_by(per) {
+        let run = per.min(c - c0);
+        let (ar, kr) = (owned_range(ctx, a, c0, run)?, owned_range(ctx, k, c0, run)?);
+        let br = vb.map(|(_, b)| owned_range(ctx, b, c0, run)).transpose()?;
+        for i in 0..n {
+            let at = (i * c + c0) * hw;
+            let ur = owned_range(ctx, u, at, run * hw)?;
+            let vr = vb
+                .map(|(v, _)| owned_range(ctx, v, at, run * hw))
+                .transpose()?;
+            let pair = vr.as_ref().zip(br.as_ref());
+            let y = combine_kernel(ctx, &ur, &ar, pair, &kr, (1, run, hw))?;
+            ctx.copy_range((&y, 0), (&out, at), run * hw)?;
+        }
+    }
+    Ok(out)
 }

@@ -4,31 +4,28 @@
 
 use std::mem::size_of;
 
-use super::elementwise::{BinaryParams, CopyParams, UnaryParams};
-use super::gemm::{GemmParams, MatParams};
-use super::kernels::{constants, Shader};
-use super::peak::PeakParams;
-use super::reduce::ReduceParams;
-use super::selftest::Params as SelfTestParams;
-use super::tiles::GemmTiling;
-use super::uniforms::Uniform;
-use super::upsample::UpsampleParams;
+use super::elementwise::{BinaryParams, UnaryParams, BINARY_WGSL, UNARY, UNARY_WGSL};
+use super::gemm::{MatParams, GEMM_WGSL};
+use super::reduce::{ReduceParams, REDUCE_WGSL, SUM_NARROW};
+use super::runtime::kernel::{constants, Bind, Fields, KernelInfo, Module};
+use super::runtime::uniforms::Uniform;
+use super::runtime::GemmTiling;
 use super::window::WindowParams;
-use super::GpuBuffer;
+use super::{kernels, GpuBuffer, MODULES};
 use crate::backend::{BinaryOp, ReduceOp, UnaryOp, BINARY_OPCODES, REDUCE_OPCODES, UNARY_OPCODES};
 
-/// A shader, its opcode functions, its opcode table, and the variants' codes.
+/// A module, its opcode functions, its opcode table, and the variants' codes.
 type OpcodeCheck = (
-    Shader,
+    &'static Module,
     &'static [&'static str],
     &'static [&'static str],
     Vec<u32>,
 );
 
-fn module(shader: Shader) -> naga::Module {
-    let src = shader.source();
+fn module(m: &Module) -> naga::Module {
+    let src = m.source();
     naga::front::wgsl::parse_str(src)
-        .unwrap_or_else(|e| panic!("{}: {}", shader.name(), e.emit_to_string(src)))
+        .unwrap_or_else(|e| panic!("{}: {}", m.name, e.emit_to_string(src)))
 }
 
 /// `(span, [(member, offset)])` of the WGSL struct `name`, padding members left out.
@@ -51,41 +48,111 @@ fn wgsl_layout(m: &naga::Module, name: &str) -> (u32, Vec<(String, u32)>) {
     (*span, fields)
 }
 
-/// WGSL lays `U` out as `#[repr(C)]` does: the same size, every field at the same offset.
-fn check_layout<U: Uniform>(shader: Shader) {
-    let (span, wgsl) = wgsl_layout(&module(shader), U::WGSL_NAME);
-    let what = format!("{}.wgsl {}", shader.name(), U::WGSL_NAME);
-    assert_eq!(span as usize, size_of::<U>(), "{what}: size");
-    let rust: Vec<(String, u32)> = U::fields()
+/// Rust's `(field, offset)` list, padding left out.
+fn rust_layout(fields: Fields) -> Vec<(String, u32)> {
+    fields
         .into_iter()
         .filter(|(name, ..)| !name.starts_with('_'))
         .map(|(name, _, _, offset)| (name.to_string(), offset as u32))
-        .collect();
-    assert_eq!(wgsl, rust, "{what}: fields and offsets");
+        .collect()
+}
+
+/// WGSL lays the uniform out as `#[repr(C)]` does: the same size, every field at the same
+/// offset.
+fn check_layout(m: &Module, name: &str, size: usize, fields: Fields) {
+    let (span, wgsl) = wgsl_layout(&module(m), name);
+    let what = format!("{}.wgsl {name}", m.name);
+    assert_eq!(span as usize, size, "{what}: size");
+    assert_eq!(wgsl, rust_layout(fields), "{what}: fields and offsets");
 }
 
 #[test]
 fn uniforms_have_the_same_layout_in_rust_and_wgsl() {
-    check_layout::<UnaryParams>(Shader::Unary);
-    check_layout::<BinaryParams>(Shader::Binary);
-    check_layout::<ReduceParams>(Shader::Reduce);
-    check_layout::<CopyParams>(Shader::Copy);
-    check_layout::<MatParams>(Shader::Gemm);
-    check_layout::<WindowParams>(Shader::Gemm);
-    check_layout::<GemmParams>(Shader::Gemm);
-    check_layout::<WindowParams>(Shader::Conv);
-    check_layout::<WindowParams>(Shader::Pool);
-    check_layout::<UpsampleParams>(Shader::Upsample);
-    check_layout::<super::pad::PadParams>(Shader::Pad);
-    check_layout::<super::channel::ChannelParams>(Shader::Channel);
-    check_layout::<SelfTestParams>(Shader::SelfTest);
-    check_layout::<PeakParams>(Shader::Peak);
+    for k in kernels() {
+        check_layout(k.module, k.uniform, k.uniform_size, (k.fields)());
+    }
+    // the structs nested in the GEMM's uniform
+    check_layout(
+        &GEMM_WGSL,
+        MatParams::WGSL_NAME,
+        size_of::<MatParams>(),
+        MatParams::fields(),
+    );
+    let window = size_of::<WindowParams>();
+    check_layout(
+        &GEMM_WGSL,
+        WindowParams::WGSL_NAME,
+        window,
+        WindowParams::fields(),
+    );
+}
+
+/// Every kernel handle names an entry point of its module that binds exactly the handle's
+/// storage buffers, writes those it marks written and no others, and reads its uniform at
+/// binding 0 as the handle's type.
+#[test]
+fn every_kernel_matches_its_entry_point() {
+    for k in kernels() {
+        check_kernel(k);
+    }
+}
+
+fn check_kernel(k: &KernelInfo) {
+    let m = module(k.module);
+    let what = format!("{}.wgsl {}", k.module.name, k.entry);
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&m)
+    .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+    let index = m
+        .entry_points
+        .iter()
+        .position(|e| e.name == k.entry)
+        .unwrap_or_else(|| panic!("{what}: no such entry point"));
+    assert_eq!(
+        m.entry_points[index].stage,
+        naga::ShaderStage::Compute,
+        "{what}"
+    );
+    let uses = info.get_entry_point(index);
+    let mut storage = Vec::new();
+    for (h, g) in m.global_variables.iter() {
+        let used = uses[h];
+        let Some(binding) = &g.binding else { continue };
+        if used.is_empty() {
+            continue;
+        }
+        assert_eq!(binding.group, 0, "{what}: one bind group");
+        match g.space {
+            naga::AddressSpace::Uniform => {
+                assert_eq!(binding.binding, 0, "{what}: the uniform is binding 0");
+                let ty = m.types[g.ty].name.as_deref();
+                assert_eq!(ty, Some(k.uniform), "{what}: uniform type");
+            }
+            naga::AddressSpace::Storage { .. } => {
+                let written = used.contains(naga::valid::GlobalUse::WRITE);
+                storage.push(match written {
+                    true => Bind::Out(binding.binding),
+                    false => Bind::In(binding.binding),
+                });
+            }
+            _ => panic!("{what}: unexpected global {:?}", g.name),
+        }
+    }
+    let mut declared = k.bindings.to_vec();
+    declared.sort_by_key(|b| b.slot());
+    assert_eq!(
+        declared, storage,
+        "{what}: storage bindings (read or written)"
+    );
 }
 
 /// Misaligned on purpose (a vec4 array after three u32s): the check above must catch it.
 #[test]
 fn a_layout_mismatch_is_caught() {
-    super::uniforms::uniform! {
+    super::runtime::uniforms::uniform! {
         Skewed as "Skewed" {
             a: u32,
             b: u32,
@@ -110,7 +177,7 @@ fn a_layout_mismatch_is_caught() {
 }
 
 /// Every case value of the `switch`es in function `func` of `shader`.
-fn switch_cases(shader: Shader, func: &str) -> Vec<Vec<u32>> {
+fn switch_cases(shader: &Module, func: &str) -> Vec<Vec<u32>> {
     fn walk(block: &naga::Block, out: &mut Vec<Vec<u32>>) {
         for st in block.iter() {
             match st {
@@ -149,7 +216,7 @@ fn switch_cases(shader: Shader, func: &str) -> Vec<Vec<u32>> {
         .functions
         .iter()
         .find(|(_, f)| f.name.as_deref() == Some(func))
-        .unwrap_or_else(|| panic!("{}.wgsl has no fn {func}", shader.name()));
+        .unwrap_or_else(|| panic!("{}.wgsl has no fn {func}", shader.name));
     let mut out = Vec::new();
     walk(&f.body, &mut out);
     out
@@ -161,10 +228,10 @@ fn every_opcode_has_its_shader_case() {
     let binary: Vec<u32> = BinaryOp::ALL.iter().map(|op| op.code().0).collect();
     let reduce = vec![ReduceOp::Sum.code(), ReduceOp::Max.code()];
     let checks: [OpcodeCheck; 3] = [
-        (Shader::Unary, &["apply"], &UNARY_OPCODES, unary),
-        (Shader::Binary, &["apply"], &BINARY_OPCODES, binary),
+        (&UNARY_WGSL, &["apply"], &UNARY_OPCODES, unary),
+        (&BINARY_WGSL, &["apply"], &BINARY_OPCODES, binary),
         (
-            Shader::Reduce,
+            &REDUCE_WGSL,
             &["identity", "combine"],
             &REDUCE_OPCODES,
             reduce,
@@ -175,26 +242,15 @@ fn every_opcode_has_its_shader_case() {
         codes.sort();
         let all: Vec<u32> = (0..table.len() as u32).collect();
         assert_eq!(
-            codes,
-            all,
+            codes, all,
             "{}: variants and opcode table differ",
-            shader.name()
+            shader.name
         );
         for func in funcs {
             let mut cases = switch_cases(shader, func);
-            assert_eq!(
-                cases.len(),
-                1,
-                "{}::{func}: one opcode switch",
-                shader.name()
-            );
+            assert_eq!(cases.len(), 1, "{}::{func}: one opcode switch", shader.name);
             cases[0].sort();
-            assert_eq!(
-                cases[0],
-                all,
-                "{}::{func}: a case per opcode",
-                shader.name()
-            );
+            assert_eq!(cases[0], all, "{}::{func}: a case per opcode", shader.name);
         }
     }
 }
@@ -202,7 +258,7 @@ fn every_opcode_has_its_shader_case() {
 #[test]
 fn every_pipeline_constant_is_declared_and_set() {
     let constants = constants(&GemmTiling::HARDWARE.large);
-    for shader in Shader::ALL {
+    for shader in MODULES {
         let m = module(shader);
         let declared: Vec<(String, bool)> = m
             .overrides
@@ -213,14 +269,14 @@ fn every_pipeline_constant_is_declared_and_set() {
             assert!(
                 declared.iter().any(|(n, _)| n == name),
                 "{name} is set from Rust but {}.wgsl does not declare it",
-                shader.name()
+                shader.name
             );
         }
         for (name, has_default) in &declared {
             assert!(
                 *has_default || constants.iter().any(|(n, _)| n == name),
                 "{}.wgsl: override {name} has no default and Rust does not set it",
-                shader.name()
+                shader.name
             );
         }
     }
@@ -229,11 +285,10 @@ fn every_pipeline_constant_is_declared_and_set() {
 /// On an adapter: an opcode with no shader case gives NaN, never another op's result.
 #[test]
 fn unknown_opcodes_give_nan_on_the_gpu() {
-    let Some(ctx) = super::context::test_context() else {
+    let Some(ctx) = super::runtime::test_context() else {
         return;
     };
     let x = ctx.upload(&[1.5, -2.0, 0.0, 3.0], "test").unwrap();
-    // one thread per output over x: (shader, entry, params, outputs)
     let unary = UnaryParams {
         n: 4,
         op: UNARY_OPCODES.len() as u32,
@@ -260,32 +315,27 @@ fn unknown_opcodes_give_nan_on_the_gpu() {
         a_strides: [[1, 0, 0, 0], [0; 4]],
         b_strides: [[1, 0, 0, 0], [0; 4]],
     };
-    let cases: [(Shader, &str, &[u8], usize); 3] = [
-        (Shader::Unary, "unary", bytemuck::bytes_of(&unary), 4),
-        (Shader::Binary, "binary", bytemuck::bytes_of(&binary), 4),
-        (Shader::Reduce, "sum_narrow", bytemuck::bytes_of(&reduce), 1),
-    ];
-    for (shader, entry, params, n) in cases {
-        let y = ctx.alloc(n, "test").unwrap();
-        // binary reads x twice (bindings 1 and 2) and writes binding 3
-        let bindings: Vec<(u32, &GpuBuffer)> = if shader == Shader::Binary {
-            vec![(1, &x), (2, &x), (3, &y)]
-        } else {
-            vec![(1, &x), (2, &y)]
-        };
-        let out = bindings.len() as u32;
-        ctx.dispatch(shader, entry, params, &bindings, &[out], [1, 1, 1])
-            .unwrap();
-        let got = ctx.read(&y).unwrap();
-        assert!(got.iter().all(|v| v.is_nan()), "{entry}: {got:?}");
-    }
+    let all_nan = |y: &GpuBuffer, what: &str| {
+        let got = ctx.read(y).unwrap();
+        assert!(got.iter().all(|v| v.is_nan()), "{what}: {got:?}");
+    };
+    let (y4, y1) = (ctx.alloc(4, "test").unwrap(), ctx.alloc(1, "test").unwrap());
+    ctx.launch(&UNARY, &unary, &[&x, &y4], [1, 1, 1]).unwrap();
+    all_nan(&y4, "unary");
+    let binary_kernel = &super::elementwise::BINARY;
+    ctx.launch(binary_kernel, &binary, &[&x, &x, &y4], [1, 1, 1])
+        .unwrap();
+    all_nan(&y4, "binary");
+    ctx.launch(&SUM_NARROW, &reduce, &[&x, &y1], [1, 1, 1])
+        .unwrap();
+    all_nan(&y1, "sum_narrow");
 }
 
 /// The GEMM's register arrays hold as many elements as the host's tilings may stage
 /// (`tiles::MAX_LOADS`, checked by `GemmTiles::check`).
 #[test]
 fn gemm_register_capacity_matches_the_host() {
-    let m = module(Shader::Gemm);
+    let m = module(&GEMM_WGSL);
     let (_, c) = m
         .constants
         .iter()
@@ -294,5 +344,5 @@ fn gemm_register_capacity_matches_the_host() {
     let naga::Expression::Literal(naga::Literal::U32(v)) = m.global_expressions[c.init] else {
         panic!("MAX_LOADS is not a u32 literal");
     };
-    assert_eq!(v, super::tiles::MAX_LOADS);
+    assert_eq!(v, super::runtime::tiles::MAX_LOADS);
 }

@@ -1,9 +1,12 @@
-//! Elementwise kernels (unary, broadcast binary, fill) and the strided copy.
+//! The elementwise family: unary maps and fills (shaders/unary.wgsl), broadcasting binary ops
+//! (binary.wgsl) and the strided copy (copy.wgsl), each split past one binding by flat runs or
+//! by its strided view.
 
-use super::kernels::Shader;
-use super::launch::u32_of;
-use super::uniforms::uniform;
-use super::{GpuBackend, GpuBuffer};
+use super::runtime::launch::u32_of;
+use super::runtime::uniforms::{uniform, Uniform};
+use super::runtime::{Bind, GpuBuffer, Kernel, Module};
+use super::split::strided::{split_strided, View};
+use super::split::{by_items, fits, Ctx, Rows};
 use crate::backend::{BinaryOp, BroadcastSpec, StridedSpec, UnaryOp, MAX_RANK};
 use crate::{Error, Result};
 
@@ -41,6 +44,34 @@ uniform! {
     }
 }
 
+pub(crate) static UNARY_WGSL: Module = Module::new(
+    "unary",
+    include_str!("../../shaders/unary.wgsl"),
+    UnaryParams::wgsl,
+);
+pub(crate) static BINARY_WGSL: Module = Module::new(
+    "binary",
+    include_str!("../../shaders/binary.wgsl"),
+    BinaryParams::wgsl,
+);
+pub(crate) static COPY_WGSL: Module = Module::new(
+    "copy",
+    include_str!("../../shaders/copy.wgsl"),
+    CopyParams::wgsl,
+);
+
+const MAP: &[Bind] = &[Bind::In(1), Bind::Out(2)];
+pub(crate) static UNARY: Kernel<UnaryParams> = Kernel::new(&UNARY_WGSL, "unary", "unary", MAP);
+pub(crate) static FILL: Kernel<UnaryParams> =
+    Kernel::new(&UNARY_WGSL, "fill", "full", &[Bind::Out(2)]);
+pub(crate) static BINARY: Kernel<BinaryParams> = Kernel::new(
+    &BINARY_WGSL,
+    "binary",
+    "binary",
+    &[Bind::In(1), Bind::In(2), Bind::Out(3)],
+);
+pub(crate) static COPY: Kernel<CopyParams> = Kernel::new(&COPY_WGSL, "copy_strided", "copy", MAP);
+
 fn check_rank(op: &'static str, rank: usize) -> Result<()> {
     if rank > MAX_RANK {
         return Err(Error::Invalid {
@@ -64,7 +95,7 @@ fn pack_dims(v: &[usize]) -> Result<[[u32; 4]; 2]> {
 fn pack_signed(v: &[isize]) -> Result<[[u32; 4]; 2]> {
     let mut out = [[0u32; 4]; 2];
     for (i, &d) in v.iter().enumerate() {
-        let s = i32::try_from(d).map_err(|_| Error::Invalid {
+        let s = i32::try_from(d).map_err(|_| Error::TooLarge {
             op: "strided index",
             msg: format!("stride {d} does not fit the GPU's 32-bit indices"),
         })?;
@@ -73,83 +104,128 @@ fn pack_signed(v: &[isize]) -> Result<[[u32; 4]; 2]> {
     Ok(out)
 }
 
-impl GpuBackend {
-    /// `out[i] = op(x[i])`, `n` elements.
-    pub(super) fn unary_op(&self, x: &GpuBuffer, n: usize, op: UnaryOp) -> Result<GpuBuffer> {
+/// `out[i] = op(x[i])`, `n` elements, in flat runs past one binding.
+pub(crate) fn unary(ctx: &Ctx, x: &GpuBuffer, n: usize, op: UnaryOp) -> Result<GpuBuffer> {
+    by_items(ctx, "unary", n, &[Rows::per(x, 1)], 1, |p, n| {
         let (code, alpha) = op.code();
-        let p = UnaryParams {
+        let params = UnaryParams {
             n: u32_of(n, "unary")?,
             op: code,
             alpha,
             _pad: 0,
         };
-        self.map_kernel(Shader::Unary, "unary", &p, &[x], n)
-    }
+        ctx.map(&UNARY, &params, p, n)
+    })
+}
 
-    /// `out[idx] = op(a[idx . a_strides], b[idx . b_strides])` over `spec.out`.
-    pub(super) fn binary_op(
-        &self,
-        a: &GpuBuffer,
-        b: &GpuBuffer,
-        op: BinaryOp,
-        spec: &BroadcastSpec,
-    ) -> Result<GpuBuffer> {
-        check_rank("binary", spec.out.len())?;
-        let (code, alpha) = op.code();
-        let n = spec.len();
-        let p = BinaryParams {
-            n: u32_of(n, "binary")?,
-            op: code,
-            alpha,
-            rank: spec.out.len() as u32,
-            plain: spec.is_plain() as u32,
-            _pad: [0; 3],
-            dims: pack_dims(&spec.out)?,
-            a_strides: pack_dims(&spec.a_strides)?,
-            b_strides: pack_dims(&spec.b_strides)?,
+/// `out[idx] = op(a[idx . a_strides], b[idx . b_strides])` over `spec.out`.
+pub(crate) fn binary(
+    ctx: &Ctx,
+    a: &GpuBuffer,
+    b: &GpuBuffer,
+    op: BinaryOp,
+    spec: &BroadcastSpec,
+) -> Result<GpuBuffer> {
+    if fits(ctx, &[a, b], &[spec.len()]) {
+        return binary_kernel(ctx, a, b, op, spec);
+    }
+    let view = |buf, st: &[usize]| View {
+        buf,
+        strides: st.iter().map(|&s| s as isize).collect(),
+        offset: 0,
+    };
+    let views = [view(a, &spec.a_strides), view(b, &spec.b_strides)];
+    split_strided(ctx, "binary", &spec.out, &views, |p, (out, st)| {
+        // strides are not negative here, so every piece starts at its copy's first element
+        let piece = BroadcastSpec {
+            out: out.to_vec(),
+            a_strides: st[0].0.iter().map(|&s| s as usize).collect(),
+            b_strides: st[1].0.iter().map(|&s| s as usize).collect(),
         };
-        self.map_kernel(Shader::Binary, "binary", &p, &[a, b], n)
-    }
+        binary_kernel(ctx, p[0], p[1], op, &piece)
+    })
+}
 
-    /// Contiguous copy of a strided view.
-    pub(super) fn copy(&self, x: &GpuBuffer, spec: &StridedSpec) -> Result<GpuBuffer> {
-        check_rank("copy", spec.out.len())?;
-        let n: usize = spec.out.iter().product();
-        let p = CopyParams {
-            n: u32_of(n, "copy")?,
-            rank: spec.out.len() as u32,
-            offset: u32_of(spec.offset, "copy")?,
-            _pad: 0,
-            dims: pack_dims(&spec.out)?,
-            strides: pack_signed(&spec.strides)?,
+fn binary_kernel(
+    ctx: &Ctx,
+    a: &GpuBuffer,
+    b: &GpuBuffer,
+    op: BinaryOp,
+    spec: &BroadcastSpec,
+) -> Result<GpuBuffer> {
+    check_rank("binary", spec.out.len())?;
+    let (code, alpha) = op.code();
+    let n = spec.len();
+    let p = BinaryParams {
+        n: u32_of(n, "binary")?,
+        op: code,
+        alpha,
+        rank: spec.out.len() as u32,
+        plain: spec.is_plain() as u32,
+        _pad: [0; 3],
+        dims: pack_dims(&spec.out)?,
+        a_strides: pack_dims(&spec.a_strides)?,
+        b_strides: pack_dims(&spec.b_strides)?,
+    };
+    ctx.map(&BINARY, &p, &[a, b], n)
+}
+
+/// Contiguous copy of a strided view.
+pub(crate) fn copy(ctx: &Ctx, x: &GpuBuffer, spec: &StridedSpec) -> Result<GpuBuffer> {
+    let len = spec.out.iter().product();
+    if fits(ctx, &[x], &[len]) {
+        return copy_kernel(ctx, x, spec);
+    }
+    let views = [View {
+        buf: x,
+        strides: spec.strides.clone(),
+        offset: spec.offset,
+    }];
+    split_strided(ctx, "copy", &spec.out, &views, |p, (out, st)| {
+        let piece = StridedSpec {
+            out: out.to_vec(),
+            strides: st[0].0.clone(),
+            offset: st[0].1,
         };
-        self.map_kernel(Shader::Copy, "copy_strided", &p, &[x], n)
-    }
+        copy_kernel(ctx, p[0], &piece)
+    })
+}
 
-    /// A buffer of `n` copies of `value` (in parts past one binding).
-    pub fn full(&self, n: usize, value: f32) -> Result<GpuBuffer> {
-        let out = self.ctx.alloc_any(n, "full")?;
-        for (part, _) in out.pieces() {
-            self.fill(part, value)?;
-        }
-        Ok(out)
-    }
+fn copy_kernel(ctx: &Ctx, x: &GpuBuffer, spec: &StridedSpec) -> Result<GpuBuffer> {
+    check_rank("copy", spec.out.len())?;
+    let n: usize = spec.out.iter().product();
+    let p = CopyParams {
+        n: u32_of(n, "copy")?,
+        rank: spec.out.len() as u32,
+        offset: u32_of(spec.offset, "copy")?,
+        _pad: 0,
+        dims: pack_dims(&spec.out)?,
+        strides: pack_signed(&spec.strides)?,
+    };
+    ctx.map(&COPY, &p, &[x], n)
+}
 
-    fn fill(&self, out: &GpuBuffer, value: f32) -> Result<()> {
-        let n = out.len;
+/// A buffer of `n` copies of `value` (in parts past one binding).
+pub(crate) fn full(ctx: &Ctx, n: usize, value: f32) -> Result<GpuBuffer> {
+    let out = ctx.alloc_any(n, "full")?;
+    for (part, _) in out.pieces() {
         let p = UnaryParams {
-            n: u32_of(n, "full")?,
+            n: u32_of(part.len, "full")?,
             op: 0,
             alpha: value,
             _pad: 0,
         };
-        self.ctx.dispatch(
-            Shader::Unary,
-            "fill",
-            bytemuck::bytes_of(&p),
-            &[(2, out)],
-            &[2],
-            self.threads(n)?,
-        )
+        ctx.launch(&FILL, &p, &[part], ctx.threads("full", part.len)?)?;
     }
+    Ok(out)
+}
+
+/// `a + b`, elementwise over `len` elements, split where they are past one binding.
+pub(crate) fn add_same(ctx: &Ctx, a: &GpuBuffer, b: &GpuBuffer, len: usize) -> Result<GpuBuffer> {
+    let spec = BroadcastSpec {
+        out: vec![len],
+        a_strides: vec![1],
+        b_strides: vec![1],
+    };
+    binary(ctx, a, b, BinaryOp::Add, &spec)
 }

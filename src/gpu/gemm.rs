@@ -1,14 +1,19 @@
-//! The strided batched GEMM, split over dispatch limits and the loop budget.
+//! The GEMM family (shaders/gemm.wgsl): the tiled strided batched GEMM, launched in as many
+//! dispatches as the dispatch limits and the loop budget need, and split past one binding in
+//! blocks of batches, rows, columns and K. Its convolution entry points, which gather their
+//! operands as the tiles load, belong to the convolution family (`conv.rs`), which launches them
+//! through [`launch`].
 
 use bytemuck::Zeroable;
 
-use super::kernels::Shader;
-use super::launch::u32_of;
-use super::uniforms::{uniform, WgslType};
+use super::runtime::launch::u32_of;
+use super::runtime::loops;
+use super::runtime::uniforms::{uniform, Uniform, WgslType};
+use super::runtime::{Bind, GpuBuffer, Kernel, Module};
+use super::split::{fits, gather_range, resolve, too_large, Ctx, Partials};
 use super::window::WindowParams;
-use super::{loops, GpuBackend, GpuBuffer};
-use crate::backend::{ConvSpec, GemmSpec, MatLayout};
-use crate::Result;
+use crate::backend::{GemmSpec, MatLayout};
+use crate::{Error, Result};
 
 uniform! {
     /// One operand's `MatLayout` as the shader reads it.
@@ -67,47 +72,35 @@ uniform! {
     }
 }
 
-impl WgslType for WindowParams {
-    const WGSL: &'static str = "WindowParams";
+fn gemm_uniforms() -> String {
+    MatParams::wgsl() + &WindowParams::wgsl() + &GemmParams::wgsl()
 }
 
-/// The kernel's entry points: strided operands, or a convolution's operands gathered as the
-/// tiles are loaded (see shaders/gemm.wgsl).
-#[derive(Clone, Copy)]
-enum Entry {
-    Strided,
-    ConvForward,
-    ConvWeightGrad,
-    ConvInputGrad,
-    ConvInputGradStrided,
-}
+pub(crate) static GEMM_WGSL: Module = Module::new(
+    "gemm",
+    include_str!("../../shaders/gemm.wgsl"),
+    gemm_uniforms,
+);
 
-impl Entry {
-    fn name(self) -> &'static str {
-        match self {
-            Entry::Strided => "gemm",
-            Entry::ConvForward => "conv_fwd",
-            Entry::ConvWeightGrad => "conv_wgrad",
-            Entry::ConvInputGrad => "conv_dgrad",
-            Entry::ConvInputGradStrided => "conv_dgrad_strided",
-        }
-    }
-}
+/// A, B, C (written) and the bias (A again where there is none).
+pub(crate) const GEMM_BINDINGS: &[Bind] = &[Bind::In(1), Bind::In(2), Bind::Out(3), Bind::In(4)];
+pub(crate) static GEMM: Kernel<GemmParams> =
+    Kernel::new(&GEMM_WGSL, "gemm", "matmul", GEMM_BINDINGS);
 
 /// What an entry point reads beyond the operands' strides, and the epilogue.
 #[derive(Clone, Copy)]
-struct Extra<'a> {
+pub(crate) struct Extra<'a> {
     /// the convolution of the conv_* entry points
-    win: WindowParams,
+    pub win: WindowParams,
     /// `GemmParams::a_image`, `b_image`
-    images: [usize; 2],
+    pub images: [usize; 2],
     /// a per-row bias, `bias_stride` rows apart per batch entry
-    bias: Option<(&'a GpuBuffer, usize)>,
-    relu: bool,
+    pub bias: Option<(&'a GpuBuffer, usize)>,
+    pub relu: bool,
 }
 
 impl Extra<'_> {
-    fn strided() -> Self {
+    pub(crate) fn strided() -> Self {
         Extra {
             win: WindowParams::zeroed(),
             images: [0, 0],
@@ -117,182 +110,204 @@ impl Extra<'_> {
     }
 }
 
-/// The window of convolution `s` for the implicit entry points.
-fn conv_window(s: &ConvSpec) -> Result<WindowParams> {
-    let g = &s.g;
-    // every input index must fit the shader's u32 arithmetic (outputs: `total`)
-    u32_of(g.n * g.c * g.h * g.w, "conv2d")?;
-    WindowParams::new(g, s.out_len(), "conv2d")
-}
-
-impl GpuBackend {
-    /// conv2d's forward as an implicit GEMM: the im2col gather runs inside the tile loads, so
-    /// GPU memory holds only the input, the weights, the output and the tiles. The bias and
-    /// `relu` run in the epilogue.
-    pub(super) fn conv_implicit(
-        &self,
-        x: &GpuBuffer,
-        w: &GpuBuffer,
-        bias: Option<&GpuBuffer>,
-        relu: bool,
-        s: &ConvSpec,
-    ) -> Result<GpuBuffer> {
-        let g = &s.g;
-        let mut spec = s.forward_gemm();
-        // batch entry (image, group) reads x from its image's group of channels
-        spec.b = MatLayout::strided(g.c * g.h * g.w, s.cg() * g.h * g.w, s.ohw(), 1);
-        let extra = Extra {
-            win: conv_window(s)?,
-            images: [0, 0],
-            bias: bias.map(|b| (b, s.dg())),
-            relu,
-        };
-        self.gemm_split(w, x, &spec, Entry::ConvForward, extra)
-    }
-
-    /// conv2d's weight gradient as an implicit GEMM per group: the output gradient read with
-    /// images side by side and the input's columns gathered in the tile loads, no copies.
-    pub(super) fn conv_weight_implicit(
-        &self,
-        x: &GpuBuffer,
-        gout: &GpuBuffer,
-        s: &ConvSpec,
-    ) -> Result<GpuBuffer> {
-        let (g, ohw) = (&s.g, s.ohw());
-        let mut spec = s.weight_grad_gemm();
-        // group b reads its filters' gradients and its channels of every image
-        spec.a = MatLayout::strided(s.dg() * ohw, 0, ohw, 1);
-        spec.b = MatLayout::strided(s.cg() * g.h * g.w, 0, 1, g.n * ohw);
-        let extra = Extra {
-            win: conv_window(s)?,
-            // along k: one image of the output gradient, one of the input
-            images: [s.d * ohw, g.c * g.h * g.w],
-            ..Extra::strided()
-        };
-        self.gemm_split(gout, x, &spec, Entry::ConvWeightGrad, extra)
-    }
-
-    /// conv2d's input gradient as an implicit GEMM per (image, group): `dx_{n, g} (cg, h*w) =
-    /// W_g^T (cg, dg*kh*kw) x G (dg*kh*kw, h*w)`. With stride 1 and padding within the dilated
-    /// kernel's extent, G is the columns of the forward convolution
-    /// `ConvSpec::input_grad_as_forward` over the output gradient (the weights read flipped);
-    /// otherwise G gathers the output gradient at the window each tap maps an input position
-    /// to, testing the stride's divisibility per element. Neither needs columns or col2im.
-    pub(super) fn conv_input_implicit(
-        &self,
-        gout: &GpuBuffer,
-        w: &GpuBuffer,
-        s: &ConvSpec,
-    ) -> Result<GpuBuffer> {
-        let (g, ohw, hw) = (&s.g, s.ohw(), s.g.h * s.g.w);
-        let spec = GemmSpec {
-            batch: g.n * s.groups,
-            batch_inner: s.groups,
-            m: s.cg(),
-            n: hw,
-            k: s.dg() * g.kh * g.kw,
-            // the group's block of w; the image's output-gradient channels of the group; the
-            // image's input channels of the group
-            a: MatLayout::strided(0, s.dg() * s.cgkk(), g.kh * g.kw, 1),
-            b: MatLayout::strided(s.d * ohw, s.dg() * ohw, ohw, 1),
-            c: MatLayout::strided(g.c * hw, s.cg() * hw, hw, 1),
-            c_len: g.n * g.c * hw,
-        };
-        // along k: from one filter of the group to the next
-        let images = [s.cgkk(), 0];
-        let (entry, win) = match s.input_grad_as_forward() {
-            Some(t) => (Entry::ConvInputGrad, conv_window(&t)?),
-            None => (Entry::ConvInputGradStrided, conv_window(s)?),
-        };
-        let extra = Extra {
-            win,
-            images,
-            ..Extra::strided()
-        };
-        self.gemm_split(w, gout, &spec, entry, extra)
-    }
-
-    /// The strided batched GEMM: [`GpuBackend::gemm_split`] with B an ordinary operand.
-    pub(super) fn gemm_strided(
-        &self,
-        a: &GpuBuffer,
-        b: &GpuBuffer,
-        s: &GemmSpec,
-    ) -> Result<GpuBuffer> {
-        self.gemm_split(a, b, s, Entry::Strided, Extra::strided())
-    }
-
-    /// Rows, columns and batches beyond one dispatch are split into several; so is K beyond
-    /// the loop budget, each later K range resuming from C (bit-identical to one dispatch).
-    fn gemm_split(
-        &self,
-        a: &GpuBuffer,
-        b: &GpuBuffer,
-        s: &GemmSpec,
-        entry: Entry,
-        extra: Extra<'_>,
-    ) -> Result<GpuBuffer> {
-        let c = self.ctx.alloc(s.c_len, "matmul")?;
-        let tiles = self.ctx.limits.gemm.pick(s.m, s.n);
-        let (bm, bn) = tiles.tile();
-        let max = self.ctx.limits.max_workgroups_per_dimension as usize;
-        let kc = loops::gemm_k_chunk(self.cap(), &tiles);
-        let k_starts: Vec<usize> = if s.k == 0 {
-            vec![0]
-        } else {
-            (0..s.k).step_by(kc).collect()
-        };
-        let epilogue = extra.bias.is_some() as u32 | (extra.relu as u32) << 1;
-        // without a bias, binding 4 is A again (read-only both times)
-        let bias = extra.bias.map_or(a, |(b, _)| b);
-        for batch_start in (0..s.batch).step_by(max) {
-            let batches = (s.batch - batch_start).min(max);
-            for row_start in (0..s.m).step_by(max * bm) {
-                let rows = (s.m - row_start).min(max * bm);
-                for col_start in (0..s.n).step_by(max * bn) {
-                    let cols = (s.n - col_start).min(max * bn);
-                    for &k_start in &k_starts {
-                        let p = GemmParams {
-                            m: u32_of(row_start + rows, "matmul")?,
-                            n: u32_of(col_start + cols, "matmul")?,
-                            k: u32_of(s.k, "matmul")?,
-                            batch_inner: u32_of(s.batch_inner, "matmul")?,
-                            batch_start: u32_of(batch_start, "matmul")?,
-                            row_start: u32_of(row_start, "matmul")?,
-                            col_start: u32_of(col_start, "matmul")?,
-                            k_start: u32_of(k_start, "matmul")?,
-                            k_end: u32_of((k_start + kc).min(s.k), "matmul")?,
-                            a_image: u32_of(extra.images[0], "matmul")?,
-                            b_image: u32_of(extra.images[1], "matmul")?,
-                            epilogue,
-                            bias_stride: u32_of(extra.bias.map_or(0, |(_, st)| st), "matmul")?,
-                            _pad: [0; 3],
-                            a: MatParams::new(&s.a)?,
-                            b: MatParams::new(&s.b)?,
-                            c: MatParams::new(&s.c)?,
-                            win: extra.win,
-                        };
-                        let groups = [
-                            cols.div_ceil(bn) as u32,
-                            rows.div_ceil(bm) as u32,
-                            batches as u32,
-                        ];
-                        self.ctx.dispatch_ranges(
-                            (Shader::Gemm, entry.name(), tiles),
-                            bytemuck::bytes_of(&p),
-                            &[
-                                (1, a, 0, a.len),
-                                (2, b, 0, b.len),
-                                (3, &c, 0, c.len),
-                                (4, bias, 0, bias.len),
-                            ],
-                            &[3],
-                            groups,
-                        )?;
-                    }
+/// Rows, columns and batches beyond one dispatch go in several; so does K beyond the loop
+/// budget, each later K range resuming from C (bit-identical to one dispatch). `k` is the
+/// plain GEMM or one of the convolution entry points, all of which share GEMM_BINDINGS.
+pub(crate) fn launch(
+    ctx: &Ctx,
+    (a, b): (&GpuBuffer, &GpuBuffer),
+    s: &GemmSpec,
+    k: &Kernel<GemmParams>,
+    extra: Extra<'_>,
+) -> Result<GpuBuffer> {
+    let op = k.info.op;
+    let c = ctx.alloc(s.c_len, op)?;
+    let limits = ctx.limits();
+    let tiles = limits.gemm.pick(s.m, s.n);
+    let (bm, bn) = tiles.tile();
+    let max = limits.max_workgroups_per_dimension as usize;
+    let kc = loops::gemm_k_chunk(ctx.cap(), &tiles);
+    let k_starts: Vec<usize> = if s.k == 0 {
+        vec![0]
+    } else {
+        (0..s.k).step_by(kc).collect()
+    };
+    let epilogue = extra.bias.is_some() as u32 | (extra.relu as u32) << 1;
+    // without a bias, binding 4 is A again (read-only both times)
+    let bias = extra.bias.map_or(a, |(b, _)| b);
+    let u = |v: usize| u32_of(v, op);
+    for batch_start in (0..s.batch).step_by(max) {
+        let batches = (s.batch - batch_start).min(max);
+        for row_start in (0..s.m).step_by(max * bm) {
+            let rows = (s.m - row_start).min(max * bm);
+            for col_start in (0..s.n).step_by(max * bn) {
+                let cols = (s.n - col_start).min(max * bn);
+                for &k_start in &k_starts {
+                    let p = GemmParams {
+                        m: u(row_start + rows)?,
+                        n: u(col_start + cols)?,
+                        k: u(s.k)?,
+                        batch_inner: u(s.batch_inner)?,
+                        batch_start: u(batch_start)?,
+                        row_start: u(row_start)?,
+                        col_start: u(col_start)?,
+                        k_start: u(k_start)?,
+                        k_end: u((k_start + kc).min(s.k))?,
+                        a_image: u(extra.images[0])?,
+                        b_image: u(extra.images[1])?,
+                        epilogue,
+                        bias_stride: u(extra.bias.map_or(0, |(_, st)| st))?,
+                        _pad: [0; 3],
+                        a: MatParams::new(&s.a)?,
+                        b: MatParams::new(&s.b)?,
+                        c: MatParams::new(&s.c)?,
+                        win: extra.win,
+                    };
+                    let groups = [
+                        cols.div_ceil(bn) as u32,
+                        rows.div_ceil(bm) as u32,
+                        batches as u32,
+                    ];
+                    ctx.launch_tiled(k, tiles, &p, &[a, b, &c, bias], groups)?;
                 }
             }
         }
-        Ok(c)
     }
+    Ok(c)
+}
+
+/// The strided batched GEMM within one binding.
+fn gemm_kernel(ctx: &Ctx, a: &GpuBuffer, b: &GpuBuffer, s: &GemmSpec) -> Result<GpuBuffer> {
+    launch(ctx, (a, b), s, &GEMM, Extra::strided())
+}
+
+/// The strided batched GEMM, in blocks past one binding: batches, rows, columns and K ranges
+/// whose operand ranges fit a binding each; a block's K ranges are summed in order, then its
+/// rows copied into C.
+pub(crate) fn gemm(ctx: &Ctx, a: &GpuBuffer, b: &GpuBuffer, s: &GemmSpec) -> Result<GpuBuffer> {
+    if fits(ctx, &[a, b], &[s.c_len]) {
+        return gemm_kernel(ctx, a, b, s);
+    }
+    let max = ctx.binding_len();
+    if (s.c.col_stride != 1 && s.n > 1) || s.k == 0 || s.m == 0 || s.n == 0 {
+        return Err(too_large("matmul", s.c_len, max));
+    }
+    let (bb, mi, nj, kk) = gemm_blocks(s, max);
+    let c = ctx.alloc_any(s.c_len, "matmul")?;
+    for b0 in (0..s.batch).step_by(bb) {
+        let nb = bb.min(s.batch - b0);
+        for i0 in (0..s.m).step_by(mi) {
+            let m = mi.min(s.m - i0);
+            for j0 in (0..s.n).step_by(nj) {
+                let n = nj.min(s.n - j0);
+                let block = gemm_block(ctx, (a, b), s, (b0, nb), (i0, m), (j0, n), kk)?;
+                for bi in 0..nb {
+                    let to = s.c.base(b0 + bi, s.batch_inner) + i0 * s.c.row_stride + j0;
+                    let rows = (&c, to, s.c.row_stride);
+                    super::split::copy_rows(ctx, (&block, bi * m * n, n), rows, m, n)?;
+                }
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// One block of C, `(nb, m, n)` row-major: batches `b0..`, rows `i0..`, columns `j0..`, its K
+/// ranges of `kk` summed in order.
+fn gemm_block(
+    ctx: &Ctx,
+    (a, b): (&GpuBuffer, &GpuBuffer),
+    s: &GemmSpec,
+    (b0, nb): (usize, usize),
+    (i0, m): (usize, usize),
+    (j0, n): (usize, usize),
+    kk: usize,
+) -> Result<GpuBuffer> {
+    // where a layout's sub-block starts, and how many elements it spans
+    let range = |l: &MatLayout, r0: usize, c0: usize, r: usize, cc: usize| {
+        let at = l.base(b0, s.batch_inner) + r0 * l.row_stride + c0 * l.col_stride;
+        (at, (nb - 1) * l.batch_outer_stride + span(l, r, cc))
+    };
+    let local = |l: &MatLayout| MatLayout {
+        offset: 0,
+        batch_inner_stride: 0,
+        ..*l
+    };
+    if s.k == 0 {
+        return Err(Error::Gpu("matmul: a block without a K range".into()));
+    }
+    let mut sum = Partials::new(nb * m * n);
+    for k0 in (0..s.k).step_by(kk) {
+        let k = kk.min(s.k - k0);
+        let (a_at, a_len) = range(&s.a, i0, k0, m, k);
+        let (b_at, b_len) = range(&s.b, k0, j0, k, n);
+        let got = [
+            gather_range(ctx, a, a_at, a_len)?,
+            gather_range(ctx, b, b_at, b_len)?,
+        ];
+        let p = resolve([a, b].into_iter(), &got);
+        let piece = GemmSpec {
+            batch: nb,
+            batch_inner: 1,
+            m,
+            n,
+            k,
+            a: local(&s.a),
+            b: local(&s.b),
+            c: MatLayout::row_major(m, n),
+            c_len: nb * m * n,
+        };
+        sum.add(ctx, gemm_kernel(ctx, p[0], p[1], &piece)?)?;
+    }
+    sum.finish(ctx)
+}
+
+/// Elements a layout's `(r, c)` sub-block spans, first to last.
+fn span(l: &MatLayout, r: usize, c: usize) -> usize {
+    1 + (r - 1) * l.row_stride + (c - 1) * l.col_stride
+}
+
+/// GEMM blocks within one binding `max`: `(batches, rows, columns, K)` per block. Halves the
+/// dimension that adds the most to an operand's span until all three operands fit; with whole
+/// matrices, takes as many batches as fit.
+fn gemm_blocks(s: &GemmSpec, max: usize) -> (usize, usize, usize, usize) {
+    let (mut mi, mut nj, mut kk) = (s.m, s.n, s.k);
+    let halve = |d: &mut usize| *d = d.div_ceil(2);
+    loop {
+        if span(&s.a, mi, kk) > max {
+            if (mi - 1) * s.a.row_stride >= (kk - 1) * s.a.col_stride {
+                halve(&mut mi)
+            } else {
+                halve(&mut kk)
+            }
+        } else if span(&s.b, kk, nj) > max {
+            if (kk - 1) * s.b.row_stride >= (nj - 1) * s.b.col_stride {
+                halve(&mut kk)
+            } else {
+                halve(&mut nj)
+            }
+        } else if mi * nj > max {
+            if mi >= nj {
+                halve(&mut mi)
+            } else {
+                halve(&mut nj)
+            }
+        } else {
+            break;
+        }
+    }
+    let mut bb = 1;
+    if (mi, nj, kk) == (s.m, s.n, s.k) && s.batch_inner == 1 {
+        let fit = |l: &MatLayout, sp: usize| {
+            (max - sp)
+                .checked_div(l.batch_outer_stride)
+                .unwrap_or(s.batch)
+                + 1
+        };
+        bb = fit(&s.a, span(&s.a, mi, kk))
+            .min(fit(&s.b, span(&s.b, kk, nj)))
+            .min(max / (mi * nj))
+            .clamp(1, s.batch);
+    }
+    (bb, mi, nj, kk)
 }

@@ -1,41 +1,42 @@
-//! The GPU backend: every primitive of [`Backend`] as a WGSL dispatch (kernels in `shaders/`),
-//! by family like the shaders: elementwise, reduce, gemm, conv, pool, upsample, pad. The context,
-//! the shader registry and the buffer pool live in context, kernels and buffers.
+//! The GPU backend: every primitive of [`Backend`] as WGSL kernels through wgpu.
+//!
+//! - `runtime/`: below everything, the context (adapter and self-test, device and queue, buffer
+//!   pool, batching, pipeline cache, uniforms, error state) and the typed [`runtime::Kernel`]
+//!   handle every launch goes through.
+//! - The kernel families, one file each beside its WGSL in `shaders/`: `elementwise`, `reduce`,
+//!   `gemm`, `conv` (the implicit convolutions), `unfold`, `depthwise`, `pool`, `upsample`,
+//!   `pad`, `channel`. Each holds its typed kernels, its launches, and how it is cut past one
+//!   storage binding.
+//! - `split/`: the one mechanism that runs work past a binding in pieces, by the cut a family
+//!   names (items, a strided view, bands of rows).
+//! - `shadow`: shadow mode, a decorator over the backend.
+//!
+//! `impl Backend for GpuBackend` below is the table of contents: one line per primitive, naming
+//! its family.
 
-mod adapters;
-mod batch;
-mod buffers;
 mod channel;
-mod context;
 #[cfg(test)]
 mod contract;
 mod conv;
-mod elementwise;
+mod depthwise;
+pub(crate) mod elementwise;
 mod gemm;
-mod kernels;
-mod launch;
-mod loops;
 mod pad;
 mod peak;
 mod pool;
 mod reduce;
-pub mod selftest;
+pub(crate) mod runtime;
 mod shadow;
 mod split;
-mod split_conv;
-mod split_ops;
-mod split_window;
-mod tiles;
-mod uniforms;
+mod unfold;
 mod upsample;
 mod window;
 
-pub use adapters::{enumerate_adapters, AdapterSummary};
-pub use buffers::{GpuBuffer, PoolStats};
-pub use context::{GpuContext, GpuLimits, GpuOptions, LOOP_CAP};
-pub use kernels::shader_sources;
-pub use selftest::SelfTestReport;
-pub use tiles::{GemmTiles, GemmTiling};
+pub(crate) use peak::fma_peak_gflops;
+pub use runtime::{
+    enumerate_adapters, AdapterSummary, GemmTiles, GemmTiling, GpuBuffer, GpuContext, GpuLimits,
+    GpuOptions, PoolStats, SelfTestReport, LOOP_CAP,
+};
 
 use std::sync::Arc;
 
@@ -43,454 +44,232 @@ use crate::backend::{
     AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, ConvSpec, GemmSpec, PadGeom, ReduceOp,
     StridedSpec, UnaryOp, UpsampleGeom,
 };
-use crate::cpu::CpuBackend;
 use crate::shape::WindowGeom;
 use crate::Result;
-use shadow::{adaptive_shapes, pad_shapes, upsample_shapes, window_shapes, A, E};
-use split::Rows;
+use upsample::Mode;
+
+/// Every WGSL module, for the contract checks and [`shader_sources`].
+pub(crate) static MODULES: [&runtime::Module; 14] = [
+    &elementwise::UNARY_WGSL,
+    &elementwise::BINARY_WGSL,
+    &elementwise::COPY_WGSL,
+    &reduce::REDUCE_WGSL,
+    &reduce::REDUCE_SUBGROUPS_WGSL,
+    &gemm::GEMM_WGSL,
+    &unfold::UNFOLD_WGSL,
+    &depthwise::DEPTHWISE_WGSL,
+    &pool::POOL_WGSL,
+    &upsample::UPSAMPLE_WGSL,
+    &pad::PAD_WGSL,
+    &channel::CHANNEL_WGSL,
+    &runtime::selftest::MODULE,
+    &peak::PEAK_WGSL,
+];
+
+/// Every kernel, for the contract checks.
+#[cfg(test)]
+pub(crate) fn kernels() -> Vec<&'static runtime::kernel::KernelInfo> {
+    use runtime::selftest as st;
+    vec![
+        &elementwise::UNARY.info,
+        &elementwise::FILL.info,
+        &elementwise::BINARY.info,
+        &elementwise::COPY.info,
+        &reduce::SUM_NARROW.info,
+        &reduce::SUM_WIDE.info,
+        &reduce::SUM_WIDE_SUBGROUPS.info,
+        &gemm::GEMM.info,
+        &conv::CONV_FWD.info,
+        &conv::CONV_WGRAD.info,
+        &conv::CONV_DGRAD.info,
+        &conv::CONV_DGRAD_STRIDED.info,
+        &unfold::IM2COL.info,
+        &unfold::COL2IM.info,
+        &depthwise::FORWARD.info,
+        &depthwise::INPUT_GRAD.info,
+        &depthwise::WEIGHT_GRAD.info,
+        &pool::MAX_FWD.info,
+        &pool::MAX_BWD.info,
+        &pool::AVG_FWD.info,
+        &pool::AVG_BWD.info,
+        &pool::ADAPTIVE_FWD.info,
+        &pool::ADAPTIVE_BWD.info,
+        &pool::ADAPTIVE_MAX_FWD.info,
+        &pool::ADAPTIVE_MAX_BWD.info,
+        &upsample::NEAREST_FWD.info,
+        &upsample::NEAREST_BWD.info,
+        &upsample::BILINEAR_FWD.info,
+        &upsample::BILINEAR_BWD.info,
+        &pad::PAD_FWD.info,
+        &pad::PAD_BWD.info,
+        &channel::DOT.info,
+        &channel::COMBINE.info,
+        &st::LOOP.info,
+        &st::BARRIER.info,
+        &st::GRID.info,
+        &st::OFFSET.info,
+        &peak::FMA_PEAK.info,
+    ]
+}
+
+/// Every WGSL module with its name, as the device compiles it, for tools and tests.
+pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
+    MODULES.iter().map(|m| (m.name, m.source())).collect()
+}
 
 /// The GPU backend: a handle on one context.
 #[derive(Clone, Debug)]
-pub struct GpuBackend {
-    pub(crate) ctx: Arc<GpuContext>,
+pub(crate) struct GpuBackend {
+    ctx: Arc<GpuContext>,
 }
 
-impl GpuBackend {
-    pub fn new(ctx: Arc<GpuContext>) -> Self {
-        GpuBackend { ctx }
+/// The backend for a context: the GPU backend, behind the shadow decorator in shadow mode.
+pub(crate) fn backend(ctx: &Arc<GpuContext>) -> Box<dyn Backend<Storage = GpuBuffer>> {
+    let gpu = GpuBackend { ctx: ctx.clone() };
+    match ctx.check_mode() {
+        true => Box::new(shadow::Shadow::new(gpu, ctx.clone())),
+        false => Box::new(gpu),
     }
 }
 
-// Every primitive goes through `checked`, which in shadow mode runs it on the CPU too.
+/// A buffer of `n` copies of `value` (in parts past one binding).
+pub(crate) fn full(ctx: &Arc<GpuContext>, n: usize, value: f32) -> Result<GpuBuffer> {
+    elementwise::full(ctx, n, value)
+}
+
+type S = GpuBuffer;
+type Dims = (usize, usize, usize, usize);
+
 impl Backend for GpuBackend {
     type Storage = GpuBuffer;
 
-    fn unary(&self, x: &GpuBuffer, n: usize, op: UnaryOp) -> Result<GpuBuffer> {
-        self.checked(
-            "unary",
-            || format!("{n} elements ({op:?})"),
-            &[x],
-            E,
-            |g| g.unary_any(x, n, op),
-            |c, h| c.unary(&h[0], n, op),
-        )
+    fn unary(&self, x: &S, n: usize, op: UnaryOp) -> Result<S> {
+        elementwise::unary(&self.ctx, x, n, op)
     }
-
-    fn binary(
-        &self,
-        a: &GpuBuffer,
-        b: &GpuBuffer,
-        op: BinaryOp,
-        spec: &BroadcastSpec,
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "binary",
-            || format!("output {:?} ({op:?})", spec.out),
-            &[a, b],
-            E,
-            |g| g.binary_any(a, b, op, spec),
-            |c, h| c.binary(&h[0], &h[1], op, spec),
-        )
+    fn binary(&self, a: &S, b: &S, op: BinaryOp, spec: &BroadcastSpec) -> Result<S> {
+        elementwise::binary(&self.ctx, a, b, op, spec)
     }
-
     fn reduce_axis(
         &self,
-        x: &GpuBuffer,
+        x: &S,
         outer: usize,
         len: usize,
         inner: usize,
         op: ReduceOp,
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "reduce",
-            || format!("(outer, len, inner) = ({outer}, {len}, {inner}) ({op:?})"),
-            &[x],
-            A,
-            |g| g.reduce_any(x, (outer, len, inner), op),
-            |c, h| c.reduce_axis(&h[0], outer, len, inner, op),
-        )
+    ) -> Result<S> {
+        reduce::reduce(&self.ctx, x, (outer, len, inner), op)
     }
-
-    fn copy_strided(&self, x: &GpuBuffer, spec: &StridedSpec) -> Result<GpuBuffer> {
-        self.checked(
-            "copy",
-            || format!("output {:?}", spec.out),
-            &[x],
-            0.0,
-            |g| g.copy_any(x, spec),
-            |c, h| c.copy_strided(&h[0], spec),
-        )
+    fn copy_strided(&self, x: &S, spec: &StridedSpec) -> Result<S> {
+        elementwise::copy(&self.ctx, x, spec)
     }
-
-    fn gemm(&self, a: &GpuBuffer, b: &GpuBuffer, s: &GemmSpec) -> Result<GpuBuffer> {
-        self.checked(
-            "matmul",
-            || format!("{} x ({}, {}) x ({}, {})", s.batch, s.m, s.k, s.k, s.n),
-            &[a, b],
-            A,
-            |g| g.gemm_any(a, b, s),
-            |c, h| c.gemm(&h[0], &h[1], s),
-        )
+    fn gemm(&self, a: &S, b: &S, spec: &GemmSpec) -> Result<S> {
+        gemm::gemm(&self.ctx, a, b, spec)
     }
-
-    fn conv2d(
-        &self,
-        x: &GpuBuffer,
-        w: &GpuBuffer,
-        bias: Option<&GpuBuffer>,
-        s: &ConvSpec,
-        relu: bool,
-    ) -> Result<GpuBuffer> {
-        let inputs: Vec<&GpuBuffer> = [x, w].into_iter().chain(bias).collect();
-        self.checked(
-            "conv2d",
-            || window_shapes(&s.g),
-            &inputs,
-            A,
-            |g| g.conv2d_any(x, w, bias, s, relu),
-            |c, h| c.conv2d(&h[0], &h[1], h.get(2), s, relu),
-        )
+    fn conv2d(&self, x: &S, w: &S, bias: Option<&S>, s: &ConvSpec, relu: bool) -> Result<S> {
+        conv::forward(&self.ctx, x, w, bias, s, relu)
     }
-
-    fn conv2d_backward_input(
-        &self,
-        grad: &GpuBuffer,
-        w: &GpuBuffer,
-        s: &ConvSpec,
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "conv2d_backward_input",
-            || window_shapes(&s.g),
-            &[grad, w],
-            A,
-            |g| g.conv2d_backward_input_any(grad, w, s),
-            |c, h| c.conv2d_backward_input(&h[0], &h[1], s),
-        )
+    fn conv2d_backward_input(&self, grad: &S, w: &S, s: &ConvSpec) -> Result<S> {
+        conv::backward_input(&self.ctx, grad, w, s)
     }
-
-    fn conv2d_backward_weight(
-        &self,
-        x: &GpuBuffer,
-        grad: &GpuBuffer,
-        s: &ConvSpec,
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "conv2d_backward_weight",
-            || window_shapes(&s.g),
-            &[x, grad],
-            A,
-            |g| g.conv2d_backward_weight_any(x, grad, s),
-            |c, h| c.conv2d_backward_weight(&h[0], &h[1], s),
-        )
+    fn conv2d_backward_weight(&self, x: &S, grad: &S, s: &ConvSpec) -> Result<S> {
+        conv::backward_weight(&self.ctx, x, grad, s)
     }
-
-    fn im2col(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
-        self.checked(
-            "im2col",
-            || window_shapes(g),
-            &[x],
-            0.0,
-            |b| b.im2col_any(x, g),
-            |c, h| c.im2col(&h[0], g),
-        )
+    fn im2col(&self, x: &S, g: &WindowGeom) -> Result<S> {
+        unfold::im2col(&self.ctx, x, g)
     }
-
-    fn col2im(&self, cols: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
-        self.checked(
-            "col2im",
-            || window_shapes(g),
-            &[cols],
-            A,
-            |b| b.col2im_any(cols, g),
-            |c, h| c.col2im(&h[0], g),
-        )
+    fn col2im(&self, cols: &S, g: &WindowGeom) -> Result<S> {
+        unfold::col2im(&self.ctx, cols, g)
     }
-
-    fn depthwise_conv2d(
-        &self,
-        x: &GpuBuffer,
-        w: &GpuBuffer,
-        g: &WindowGeom,
-        mult: usize,
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "depthwise_conv2d",
-            || window_shapes(g),
-            &[x, w],
-            A,
-            |b| b.depthwise_conv2d_any(x, w, g, mult),
-            |c, h| c.depthwise_conv2d(&h[0], &h[1], g, mult),
-        )
+    fn depthwise_conv2d(&self, x: &S, w: &S, g: &WindowGeom, mult: usize) -> Result<S> {
+        depthwise::forward(&self.ctx, x, w, g, mult)
     }
-
     fn depthwise_conv2d_backward_input(
         &self,
-        grad: &GpuBuffer,
-        w: &GpuBuffer,
+        grad: &S,
+        w: &S,
         g: &WindowGeom,
         mult: usize,
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "depthwise_conv2d_backward_input",
-            || window_shapes(g),
-            &[grad, w],
-            A,
-            |b| b.depthwise_conv2d_backward_input_any(grad, w, g, mult),
-            |c, h| c.depthwise_conv2d_backward_input(&h[0], &h[1], g, mult),
-        )
+    ) -> Result<S> {
+        depthwise::backward_input(&self.ctx, grad, w, g, mult)
     }
-
     fn depthwise_conv2d_backward_weight(
         &self,
-        x: &GpuBuffer,
-        grad: &GpuBuffer,
+        x: &S,
+        grad: &S,
         g: &WindowGeom,
         mult: usize,
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "depthwise_conv2d_backward_weight",
-            || window_shapes(g),
-            &[x, grad],
-            A,
-            |b| b.depthwise_conv2d_backward_weight_any(x, grad, g, mult),
-            |c, h| c.depthwise_conv2d_backward_weight(&h[0], &h[1], g, mult),
-        )
+    ) -> Result<S> {
+        depthwise::backward_weight(&self.ctx, x, grad, g, mult)
     }
-
-    fn max_pool2d(&self, x: &GpuBuffer, g: &WindowGeom) -> Result<(GpuBuffer, GpuBuffer)> {
-        let (out, idx) = self.max_pool2d_any(x, g)?;
-        if !self.on() {
-            return Ok((out, idx));
-        }
-        let (want, want_idx) = CpuBackend.max_pool2d(&self.host(&[x])?[0], g)?;
-        let out = self.verify("max_pool2d", window_shapes(g), out, want, 0.0)?;
-        let idx = self.verify("max_pool2d indices", window_shapes(g), idx, want_idx, 0.0)?;
-        Ok((out, idx))
+    fn max_pool2d(&self, x: &S, g: &WindowGeom) -> Result<(S, S)> {
+        pool::max_pool(&self.ctx, x, g)
     }
-
-    fn max_pool2d_backward(
-        &self,
-        grad: &GpuBuffer,
-        indices: &GpuBuffer,
-        g: &WindowGeom,
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "max_pool2d_backward",
-            || window_shapes(g),
-            &[grad, indices],
-            A,
-            |b| b.max_pool2d_backward_any(grad, indices, g),
-            |c, h| c.max_pool2d_backward(&h[0], &h[1], g),
-        )
+    fn max_pool2d_backward(&self, grad: &S, indices: &S, g: &WindowGeom) -> Result<S> {
+        pool::max_pool_backward(&self.ctx, grad, indices, g)
     }
-
-    fn avg_pool2d(&self, x: &GpuBuffer, g: &WindowGeom, opts: AvgPoolOpts) -> Result<GpuBuffer> {
-        self.checked(
-            "avg_pool2d",
-            || window_shapes(g),
-            &[x],
-            A,
-            |b| b.avg_pool2d_any(false, x, g, opts),
-            |c, h| c.avg_pool2d(&h[0], g, opts),
-        )
+    fn avg_pool2d(&self, x: &S, g: &WindowGeom, opts: AvgPoolOpts) -> Result<S> {
+        pool::avg_pool(&self.ctx, false, x, g, opts)
     }
-
-    fn avg_pool2d_backward(
-        &self,
-        grad: &GpuBuffer,
-        g: &WindowGeom,
-        opts: AvgPoolOpts,
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "avg_pool2d_backward",
-            || window_shapes(g),
-            &[grad],
-            A,
-            |b| b.avg_pool2d_any(true, grad, g, opts),
-            |c, h| c.avg_pool2d_backward(&h[0], g, opts),
-        )
+    fn avg_pool2d_backward(&self, grad: &S, g: &WindowGeom, opts: AvgPoolOpts) -> Result<S> {
+        pool::avg_pool(&self.ctx, true, grad, g, opts)
     }
-
-    fn adaptive_avg_pool2d(
-        &self,
-        x: &GpuBuffer,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "adaptive_avg_pool2d",
-            || adaptive_shapes(dims, out),
-            &[x],
-            A,
-            |b| b.adaptive_avg_pool2d_any("adaptive_fwd", x, dims, out),
-            |c, h| c.adaptive_avg_pool2d(&h[0], dims, out),
-        )
+    fn adaptive_avg_pool2d(&self, x: &S, dims: Dims, out: (usize, usize)) -> Result<S> {
+        pool::adaptive_avg_pool(&self.ctx, false, x, dims, out)
     }
-
-    fn adaptive_avg_pool2d_backward(
-        &self,
-        grad: &GpuBuffer,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "adaptive_avg_pool2d_backward",
-            || adaptive_shapes(dims, out),
-            &[grad],
-            A,
-            |b| b.adaptive_avg_pool2d_any("adaptive_bwd", grad, dims, out),
-            |c, h| c.adaptive_avg_pool2d_backward(&h[0], dims, out),
-        )
+    fn adaptive_avg_pool2d_backward(&self, grad: &S, dims: Dims, out: (usize, usize)) -> Result<S> {
+        pool::adaptive_avg_pool(&self.ctx, true, grad, dims, out)
     }
-
-    fn adaptive_max_pool2d(
-        &self,
-        x: &GpuBuffer,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
-    ) -> Result<(GpuBuffer, GpuBuffer)> {
-        let (y, idx) = self.adaptive_max_pool2d_any(x, dims, out)?;
-        if !self.on() {
-            return Ok((y, idx));
-        }
-        let (want, want_idx) = CpuBackend.adaptive_max_pool2d(&self.host(&[x])?[0], dims, out)?;
-        let shapes = || adaptive_shapes(dims, out);
-        let y = self.verify("adaptive_max_pool2d", shapes(), y, want, 0.0)?;
-        let idx = self.verify("adaptive_max_pool2d indices", shapes(), idx, want_idx, 0.0)?;
-        Ok((y, idx))
+    fn adaptive_max_pool2d(&self, x: &S, dims: Dims, out: (usize, usize)) -> Result<(S, S)> {
+        pool::adaptive_max_pool(&self.ctx, x, dims, out)
     }
-
     fn adaptive_max_pool2d_backward(
         &self,
-        grad: &GpuBuffer,
-        indices: &GpuBuffer,
-        dims: (usize, usize, usize, usize),
+        grad: &S,
+        indices: &S,
+        dims: Dims,
         out: (usize, usize),
-    ) -> Result<GpuBuffer> {
-        self.checked(
-            "adaptive_max_pool2d_backward",
-            || adaptive_shapes(dims, out),
-            &[grad, indices],
-            A,
-            |b| b.adaptive_max_pool2d_backward_any(grad, indices, dims, out),
-            |c, h| c.adaptive_max_pool2d_backward(&h[0], &h[1], dims, out),
-        )
+    ) -> Result<S> {
+        pool::adaptive_max_pool_backward(&self.ctx, grad, indices, dims, out)
     }
-
     fn channel_dot(
         &self,
-        x: &GpuBuffer,
-        mean: &GpuBuffer,
-        g: Option<&GpuBuffer>,
+        x: &S,
+        mean: &S,
+        g: Option<&S>,
         dims: (usize, usize, usize),
-    ) -> Result<GpuBuffer> {
-        let mut inputs = vec![x, mean];
-        inputs.extend(g);
-        self.checked(
-            "batch_norm2d channel_dot",
-            || format!("{dims:?}"),
-            &inputs,
-            A,
-            |b| b.channel_dot_any(x, mean, g, dims),
-            |c, h| c.channel_dot(&h[0], &h[1], h.get(2), dims),
-        )
+    ) -> Result<S> {
+        channel::dot(&self.ctx, x, mean, g, dims)
     }
-
     fn channel_combine(
         &self,
-        u: &GpuBuffer,
-        a: &GpuBuffer,
-        vb: Option<(&GpuBuffer, &GpuBuffer)>,
-        k: &GpuBuffer,
+        u: &S,
+        a: &S,
+        vb: Option<(&S, &S)>,
+        k: &S,
         dims: (usize, usize, usize),
-    ) -> Result<GpuBuffer> {
-        if self.ctx.limits.max_storage_buffers_per_shader_stage < channel::COMBINE_BUFFERS {
+    ) -> Result<S> {
+        // adapters with fewer storage buffers per stage take the composed default
+        if self.ctx.limits().max_storage_buffers_per_shader_stage < channel::COMBINE_BUFFERS {
             return crate::backend::channel::channel_combine(self, u, a, vb, k, dims);
         }
-        let mut inputs = vec![u, a, k];
-        inputs.extend(vb.map(|(v, b)| [v, b]).into_iter().flatten());
-        self.checked(
-            "batch_norm2d channel_combine",
-            || format!("{dims:?}"),
-            &inputs,
-            E,
-            |be| be.channel_combine_any(u, a, vb, k, dims),
-            |c, h| {
-                let vb = (h.len() == 5).then(|| (&h[3], &h[4]));
-                c.channel_combine(&h[0], &h[1], vb, &h[2], dims)
-            },
-        )
+        channel::combine(&self.ctx, u, a, vb, k, dims)
     }
-
-    fn pad2d(&self, x: &GpuBuffer, g: &PadGeom) -> Result<GpuBuffer> {
-        let run = |b: &Self| {
-            let ins = [Rows::per(x, g.h * g.w)];
-            b.by_items("pad", g.planes, &ins, g.oh * g.ow, |p, n| {
-                b.pad("pad_fwd", p[0], &PadGeom { planes: n, ..*g })
-            })
-        };
-        self.checked(
-            "pad",
-            || pad_shapes(g),
-            &[x],
-            0.0,
-            run,
-            |c, h| c.pad2d(&h[0], g),
-        )
+    fn pad2d(&self, x: &S, g: &PadGeom) -> Result<S> {
+        pad::forward(&self.ctx, x, g)
     }
-
-    fn pad2d_backward(&self, grad: &GpuBuffer, g: &PadGeom) -> Result<GpuBuffer> {
-        let run = |b: &Self| {
-            let ins = [Rows::per(grad, g.oh * g.ow)];
-            b.by_items("pad_backward", g.planes, &ins, g.h * g.w, |p, n| {
-                b.pad("pad_bwd", p[0], &PadGeom { planes: n, ..*g })
-            })
-        };
-        let cpu = |c: &CpuBackend, h: &[Vec<f32>]| c.pad2d_backward(&h[0], g);
-        self.checked("pad_backward", || pad_shapes(g), &[grad], A, run, cpu)
+    fn pad2d_backward(&self, grad: &S, g: &PadGeom) -> Result<S> {
+        pad::backward(&self.ctx, grad, g)
     }
-
-    fn upsample_nearest(&self, x: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
-        self.checked(
-            "upsample_nearest",
-            || upsample_shapes(g),
-            &[x],
-            0.0,
-            |b| b.upsample_any("nearest_fwd", x, g),
-            |c, h| c.upsample_nearest(&h[0], g),
-        )
+    fn upsample_nearest(&self, x: &S, g: &UpsampleGeom) -> Result<S> {
+        upsample::forward(&self.ctx, Mode::Nearest, x, g)
     }
-
-    fn upsample_nearest_backward(&self, grad: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
-        self.checked(
-            "upsample_nearest_backward",
-            || upsample_shapes(g),
-            &[grad],
-            A,
-            |b| b.upsample_any("nearest_bwd", grad, g),
-            |c, h| c.upsample_nearest_backward(&h[0], g),
-        )
+    fn upsample_nearest_backward(&self, grad: &S, g: &UpsampleGeom) -> Result<S> {
+        upsample::backward(&self.ctx, Mode::Nearest, grad, g)
     }
-
-    fn upsample_bilinear(&self, x: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
-        self.checked(
-            "upsample_bilinear",
-            || upsample_shapes(g),
-            &[x],
-            E,
-            |b| b.upsample_any("bilinear_fwd", x, g),
-            |c, h| c.upsample_bilinear(&h[0], g),
-        )
+    fn upsample_bilinear(&self, x: &S, g: &UpsampleGeom) -> Result<S> {
+        upsample::forward(&self.ctx, Mode::Bilinear, x, g)
     }
-
-    fn upsample_bilinear_backward(&self, grad: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
-        self.checked(
-            "upsample_bilinear_backward",
-            || upsample_shapes(g),
-            &[grad],
-            A,
-            |b| b.upsample_any("bilinear_bwd", grad, g),
-            |c, h| c.upsample_bilinear_backward(&h[0], g),
-        )
+    fn upsample_bilinear_backward(&self, grad: &S, g: &UpsampleGeom) -> Result<S> {
+        upsample::backward(&self.ctx, Mode::Bilinear, grad, g)
     }
 }

@@ -1,11 +1,14 @@
-//! Padding kernels; the backward gather runs in passes within the loop budget.
+//! The padding family (shaders/pad.wgsl): constant, reflect, replicate and circular padding,
+//! forward as a gather, backward as a gather in passes over each input's reader rows within
+//! the loop budget; by runs of planes past one binding.
 
 use bytemuck::Zeroable;
 
-use super::kernels::Shader;
-use super::launch::{fit, u32_of};
-use super::uniforms::uniform;
-use super::{loops, GpuBackend, GpuBuffer};
+use super::runtime::launch::{fit, u32_of, RowPasses};
+use super::runtime::loops;
+use super::runtime::uniforms::{uniform, Uniform};
+use super::runtime::{Bind, GpuBuffer, Kernel, Module};
+use super::split::{by_items, Ctx, Rows};
 use crate::backend::{PadGeom, PadKind};
 use crate::Result;
 
@@ -27,6 +30,21 @@ uniform! {
         r1: u32,
     }
 }
+
+impl RowPasses for PadParams {
+    fn set_rows(&mut self, (r0, r1): (u32, u32)) {
+        (self.r0, self.r1) = (r0, r1);
+    }
+}
+
+pub(crate) static PAD_WGSL: Module = Module::new(
+    "pad",
+    include_str!("../../shaders/pad.wgsl"),
+    PadParams::wgsl,
+);
+const MAP: &[Bind] = &[Bind::In(1), Bind::Out(2)];
+pub(crate) static PAD_FWD: Kernel<PadParams> = Kernel::new(&PAD_WGSL, "pad_fwd", "pad", MAP);
+pub(crate) static PAD_BWD: Kernel<PadParams> = Kernel::new(&PAD_WGSL, "pad_bwd", "pad", MAP);
 
 /// A signed width for the shaders' i32 arithmetic.
 fn signed(v: isize) -> Result<i32> {
@@ -69,30 +87,34 @@ fn readers_per_input(n: usize, out: usize, kind: PadKind) -> usize {
     most.min(out)
 }
 
-impl GpuBackend {
-    /// `pad_fwd`: `(planes, h, w) -> (planes, oh, ow)`, one pass; `pad_bwd`:
-    /// `grad (planes, oh, ow) -> (planes, h, w)`, in passes over each input's reader rows.
-    pub(super) fn pad(
-        &self,
-        entry: &'static str,
-        src: &GpuBuffer,
-        g: &PadGeom,
-    ) -> Result<GpuBuffer> {
-        if entry == "pad_fwd" {
-            let total = g.planes * g.oh * g.ow;
-            let p = PadParams::new(g, total)?;
-            return self.map_kernel(Shader::Pad, entry, &p, &[src], total);
-        }
-        let total = g.planes * g.h * g.w;
-        let rows = readers_per_input(g.h, g.oh, g.kind);
-        // each reader row runs the three column segments and their columns
-        let inner = readers_per_input(g.w, g.ow, g.kind) + 3;
-        let passes = loops::row_passes("pad", rows, inner, 3, self.cap())?;
-        let set = |p: &mut PadParams, (r0, r1)| {
-            p.r0 = r0;
-            p.r1 = r1;
-        };
-        let p = PadParams::new(g, total)?;
-        self.map_passes(Shader::Pad, entry, p, set, &[src], total, &passes)
-    }
+/// `(planes, h, w) -> (planes, oh, ow)`, one pass, by runs of planes.
+pub(crate) fn forward(ctx: &Ctx, x: &GpuBuffer, g: &PadGeom) -> Result<GpuBuffer> {
+    let ins = [Rows::per(x, g.h * g.w)];
+    by_items(ctx, "pad", g.planes, &ins, g.oh * g.ow, |p, planes| {
+        let total = planes * g.oh * g.ow;
+        let params = PadParams::new(&PadGeom { planes, ..*g }, total)?;
+        ctx.map(&PAD_FWD, &params, p, total)
+    })
+}
+
+/// `grad (planes, oh, ow) -> (planes, h, w)`, each input summing its readers in raster order,
+/// in passes over its reader rows, by runs of planes.
+pub(crate) fn backward(ctx: &Ctx, grad: &GpuBuffer, g: &PadGeom) -> Result<GpuBuffer> {
+    let rows = readers_per_input(g.h, g.oh, g.kind);
+    // each reader row runs the three column segments and their columns
+    let inner = readers_per_input(g.w, g.ow, g.kind) + 3;
+    let passes = loops::row_passes("pad", rows, inner, 3, ctx.cap())?;
+    let ins = [Rows::per(grad, g.oh * g.ow)];
+    by_items(
+        ctx,
+        "pad_backward",
+        g.planes,
+        &ins,
+        g.h * g.w,
+        |p, planes| {
+            let total = planes * g.h * g.w;
+            let params = PadParams::new(&PadGeom { planes, ..*g }, total)?;
+            ctx.map_passes(&PAD_BWD, params, p, total, &passes)
+        },
+    )
 }

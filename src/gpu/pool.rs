@@ -1,206 +1,253 @@
-//! Pooling dispatches in passes within the loop budget.
+//! The pooling family (shaders/pool.wgsl): max, average, adaptive average and adaptive max
+//! pooling, forward and backward, each a gather in passes over its outer window loop within the
+//! loop budget. Planes are independent, so past one binding every pooling op runs by runs of
+//! planes (one image past a binding still splits).
 
-use super::kernels::Shader;
+use super::runtime::loops;
+use super::runtime::uniforms::Uniform;
+use super::runtime::{Bind, GpuBuffer, Kernel, Module};
+use super::split::{by_items, by_items2, Ctx, Rows};
 use super::window::WindowParams;
-use super::{loops, GpuBackend, GpuBuffer};
 use crate::backend::AvgPoolOpts;
 use crate::shape::WindowGeom;
-use crate::Result;
+use crate::{Error, Result};
 
-impl GpuBackend {
-    /// A one-input pooling kernel whose outer loop has at most `rows` rows of `cols` taps.
-    fn pool_passes(
-        &self,
-        entry: &'static str,
-        mut p: WindowParams,
-        src: &GpuBuffer,
-        total: usize,
-        (rows, cols): (usize, usize),
-    ) -> Result<GpuBuffer> {
-        let passes = loops::row_passes(entry_op(entry), rows, cols, 0, self.cap())?;
-        p.r_end = passes.last().map_or(0, |&(_, r1)| r1);
-        let set = WindowParams::set_rows;
-        self.map_passes(Shader::Pool, entry, p, set, &[src], total, &passes)
-    }
+pub(crate) static POOL_WGSL: Module = Module::new(
+    "pool",
+    include_str!("../../shaders/pool.wgsl"),
+    WindowParams::wgsl,
+);
+const MAP: &[Bind] = &[Bind::In(1), Bind::Out(2)];
+/// The input, then the maxima and their indices.
+const ARGMAX: &[Bind] = &[Bind::In(1), Bind::Out(2), Bind::Out(3)];
+/// The output gradient and the indices, then the input gradient.
+const ARGMAX_BACK: &[Bind] = &[Bind::In(1), Bind::In(3), Bind::Out(2)];
+pub(crate) static MAX_FWD: Kernel<WindowParams> =
+    Kernel::new(&POOL_WGSL, "max_fwd", "max_pool2d", ARGMAX);
+pub(crate) static MAX_BWD: Kernel<WindowParams> =
+    Kernel::new(&POOL_WGSL, "max_bwd", "max_pool2d", ARGMAX_BACK);
+pub(crate) static AVG_FWD: Kernel<WindowParams> =
+    Kernel::new(&POOL_WGSL, "avg_fwd", "avg_pool2d", MAP);
+pub(crate) static AVG_BWD: Kernel<WindowParams> =
+    Kernel::new(&POOL_WGSL, "avg_bwd", "avg_pool2d", MAP);
+pub(crate) static ADAPTIVE_FWD: Kernel<WindowParams> =
+    Kernel::new(&POOL_WGSL, "adaptive_fwd", "adaptive_avg_pool2d", MAP);
+pub(crate) static ADAPTIVE_BWD: Kernel<WindowParams> =
+    Kernel::new(&POOL_WGSL, "adaptive_bwd", "adaptive_avg_pool2d", MAP);
+pub(crate) static ADAPTIVE_MAX_FWD: Kernel<WindowParams> = Kernel::new(
+    &POOL_WGSL,
+    "adaptive_max_fwd",
+    "adaptive_max_pool2d",
+    ARGMAX,
+);
+pub(crate) static ADAPTIVE_MAX_BWD: Kernel<WindowParams> = Kernel::new(
+    &POOL_WGSL,
+    "adaptive_max_bwd",
+    "adaptive_max_pool2d",
+    ARGMAX_BACK,
+);
 
-    /// Maxima `(n, c, oh, ow)` and their flat `h*w` indices, in passes over kh.
-    pub(super) fn max_pool_fwd(
-        &self,
-        x: &GpuBuffer,
-        g: &WindowGeom,
-    ) -> Result<(GpuBuffer, GpuBuffer)> {
-        let total = g.n * g.c * g.oh * g.ow;
-        let out = self.ctx.alloc(total, "max_pool2d")?;
-        let idx = self.ctx.alloc(total, "max_pool2d")?;
-        self.max_pool_dispatch(
-            "max_fwd",
-            g,
+/// `(n, c, h, w)` of an adaptive pool's input.
+type Dims = (usize, usize, usize, usize);
+
+/// One pooling launch over a run of planes: its params, the iterations of its outer and inner
+/// window loops, and its output elements.
+struct Launch {
+    params: WindowParams,
+    loops: (usize, usize),
+    total: usize,
+}
+
+/// Runs `k` in passes over its outer loop (`r_end` the loop's length) on `inputs`, into `N`
+/// new outputs.
+fn passes<const N: usize>(
+    ctx: &Ctx,
+    k: &Kernel<WindowParams>,
+    mut l: Launch,
+    inputs: &[&GpuBuffer],
+) -> Result<[GpuBuffer; N]> {
+    let op = k.info.op;
+    let passes = loops::row_passes(op, l.loops.0, l.loops.1, 0, ctx.cap())?;
+    l.params.r_end = passes.last().map_or(0, |&(_, r1)| r1);
+    let outs = (0..N)
+        .map(|_| ctx.alloc(l.total, op))
+        .collect::<Result<Vec<_>>>()?;
+    let mut bufs = inputs.to_vec();
+    bufs.extend(outs.iter());
+    ctx.launch_passes(k, l.params, &bufs, l.total, &passes)?;
+    outs.try_into()
+        .map_err(|_| Error::Gpu(format!("{op}: an output went missing")))
+}
+
+/// A window op's geometry over `k` planes of one channel each.
+fn planes(g: &WindowGeom, k: usize) -> WindowGeom {
+    WindowGeom { n: k, c: 1, ..*g }
+}
+
+/// Maxima `(n, c, oh, ow)` and their flat `h*w` indices, in passes over kh.
+pub(crate) fn max_pool(ctx: &Ctx, x: &GpuBuffer, g: &WindowGeom) -> Result<(GpuBuffer, GpuBuffer)> {
+    let ins = [Rows::per(x, g.h * g.w)];
+    by_items2(ctx, "max_pool2d", g.n * g.c, &ins, g.oh * g.ow, |p, n| {
+        let g = planes(g, n);
+        let total = n * g.oh * g.ow;
+        let params = WindowParams::new(&g, total, "max_pool2d")?;
+        let l = Launch {
+            params,
+            loops: (g.kh, g.kw),
             total,
-            &[(1, x), (2, &out), (3, &idx)],
-            &[2, 3],
-        )?;
-        Ok((out, idx))
-    }
-
-    /// `grad (n, c, oh, ow), indices -> (n, c, h, w)`, in passes over kh.
-    pub(super) fn max_pool_bwd(
-        &self,
-        grad: &GpuBuffer,
-        indices: &GpuBuffer,
-        g: &WindowGeom,
-    ) -> Result<GpuBuffer> {
-        let total = g.n * g.c * g.h * g.w;
-        let out = self.ctx.alloc(total, "max_pool2d_backward")?;
-        let bindings = [(1, grad), (2, &out), (3, indices)];
-        self.max_pool_dispatch("max_bwd", g, total, &bindings, &[2])?;
-        Ok(out)
-    }
-
-    fn max_pool_dispatch(
-        &self,
-        entry: &'static str,
-        g: &WindowGeom,
-        total: usize,
-        bindings: &[(u32, &GpuBuffer)],
-        written: &[u32],
-    ) -> Result<()> {
-        let p = WindowParams::new(g, total, "max_pool2d")?;
-        let passes = loops::row_passes("max_pool2d", g.kh, g.kw, 0, self.cap())?;
-        let set = WindowParams::set_rows;
-        self.dispatch_passes(
-            Shader::Pool,
-            entry,
-            p,
-            set,
-            bindings,
-            written,
-            total,
-            &passes,
-        )?;
-        Ok(())
-    }
-
-    /// Average pooling: forward (`(n, c, h, w) -> (n, c, oh, ow)` window means) or backward
-    /// (`grad (n, c, oh, ow) -> (n, c, h, w)`).
-    pub(super) fn avg_pool(
-        &self,
-        backward: bool,
-        src: &GpuBuffer,
-        g: &WindowGeom,
-        opts: AvgPoolOpts,
-    ) -> Result<GpuBuffer> {
-        let (entry, total, rows) = match backward {
-            false => ("avg_fwd", g.n * g.c * g.oh * g.ow, (g.kh, g.kw)),
-            // outputs whose windows can cover one input, per axis
-            true => (
-                "avg_bwd",
-                g.n * g.c * g.h * g.w,
-                ((g.kh - 1) / g.sh + 1, (g.kw - 1) / g.sw + 1),
-            ),
         };
-        let p = WindowParams::new(g, total, "avg_pool2d")?.with_avg(opts)?;
-        self.pool_passes(entry, p, src, total, rows)
-    }
-
-    /// Adaptive average pooling, `adaptive_fwd` (`(n, c, h, w) -> (n, c, oh, ow)` with
-    /// PyTorch's windows) or `adaptive_bwd` (`grad (n, c, oh, ow) -> (n, c, h, w)`).
-    pub(super) fn adaptive(
-        &self,
-        entry: &'static str,
-        src: &GpuBuffer,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
-    ) -> Result<GpuBuffer> {
-        let (total, extent) = adaptive_extent(entry.ends_with("_bwd"), dims, out);
-        let p = WindowParams::adaptive(dims, out, total, entry_op(entry))?;
-        self.pool_passes(entry, p, src, total, extent)
-    }
-}
-
-impl GpuBackend {
-    /// Adaptive max pooling: maxima `(n, c, oh, ow)` and their flat `h*w` indices, in passes
-    /// over each window's rows.
-    pub(super) fn adaptive_max_fwd(
-        &self,
-        x: &GpuBuffer,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
-    ) -> Result<(GpuBuffer, GpuBuffer)> {
-        const OP: &str = "adaptive_max_pool2d";
-        let total = dims.0 * dims.1 * out.0 * out.1;
-        let y = self.ctx.alloc(total, OP)?;
-        let idx = self.ctx.alloc(total, OP)?;
-        let bindings = [(1, x), (2, &y), (3, &idx)];
-        self.adaptive_max_dispatch("adaptive_max_fwd", dims, out, &bindings, &[2, 3])?;
+        let [y, idx] = passes(ctx, &MAX_FWD, l, p)?;
         Ok((y, idx))
-    }
-
-    /// `grad (n, c, oh, ow), indices -> (n, c, h, w)`.
-    pub(super) fn adaptive_max_bwd(
-        &self,
-        grad: &GpuBuffer,
-        indices: &GpuBuffer,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
-    ) -> Result<GpuBuffer> {
-        let total = dims.0 * dims.1 * dims.2 * dims.3;
-        let dx = self.ctx.alloc(total, "adaptive_max_pool2d_backward")?;
-        let bindings = [(1, grad), (2, &dx), (3, indices)];
-        self.adaptive_max_dispatch("adaptive_max_bwd", dims, out, &bindings, &[2])?;
-        Ok(dx)
-    }
-
-    fn adaptive_max_dispatch(
-        &self,
-        entry: &'static str,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
-        bindings: &[(u32, &GpuBuffer)],
-        written: &[u32],
-    ) -> Result<()> {
-        let op = entry_op(entry);
-        let (total, (rows, cols)) = adaptive_extent(entry.ends_with("_bwd"), dims, out);
-        let passes = loops::row_passes(op, rows, cols, 0, self.cap())?;
-        let mut p = WindowParams::adaptive(dims, out, total, op)?;
-        p.r_end = passes.last().map_or(0, |&(_, r1)| r1);
-        let set = WindowParams::set_rows;
-        self.dispatch_passes(
-            Shader::Pool,
-            entry,
-            p,
-            set,
-            bindings,
-            written,
-            total,
-            &passes,
-        )
-    }
+    })
 }
 
-/// An adaptive pooling kernel's invocations, and the most iterations of its outer and inner
+/// `grad (n, c, oh, ow), indices -> (n, c, h, w)`, in passes over kh.
+pub(crate) fn max_pool_backward(
+    ctx: &Ctx,
+    grad: &GpuBuffer,
+    indices: &GpuBuffer,
+    g: &WindowGeom,
+) -> Result<GpuBuffer> {
+    let (op, o) = ("max_pool2d_backward", g.oh * g.ow);
+    let ins = [Rows::per(grad, o), Rows::per(indices, o)];
+    by_items(ctx, op, g.n * g.c, &ins, g.h * g.w, |p, n| {
+        let g = planes(g, n);
+        let total = n * g.h * g.w;
+        let params = WindowParams::new(&g, total, "max_pool2d")?;
+        let l = Launch {
+            params,
+            loops: (g.kh, g.kw),
+            total,
+        };
+        let [dx] = passes(ctx, &MAX_BWD, l, p)?;
+        Ok(dx)
+    })
+}
+
+/// Average pooling forward (`(n, c, h, w) -> (n, c, oh, ow)` window means) or backward
+/// (`grad (n, c, oh, ow) -> (n, c, h, w)`).
+pub(crate) fn avg_pool(
+    ctx: &Ctx,
+    backward: bool,
+    src: &GpuBuffer,
+    g: &WindowGeom,
+    opts: AvgPoolOpts,
+) -> Result<GpuBuffer> {
+    let (x, y) = (g.h * g.w, g.oh * g.ow);
+    let (op, k, (from, to)) = match backward {
+        false => ("avg_pool2d", &AVG_FWD, (x, y)),
+        true => ("avg_pool2d_backward", &AVG_BWD, (y, x)),
+    };
+    by_items(ctx, op, g.n * g.c, &[Rows::per(src, from)], to, |p, n| {
+        let g = planes(g, n);
+        // backward: the outputs whose windows can cover one input, per axis
+        let loops = match backward {
+            false => (g.kh, g.kw),
+            true => ((g.kh - 1) / g.sh + 1, (g.kw - 1) / g.sw + 1),
+        };
+        let total = n * to;
+        let params = WindowParams::new(&g, total, "avg_pool2d")?.with_avg(opts)?;
+        let [out] = passes(
+            ctx,
+            k,
+            Launch {
+                params,
+                loops,
+                total,
+            },
+            p,
+        )?;
+        Ok(out)
+    })
+}
+
+/// Adaptive average pooling, forward (`(n, c, h, w) -> (n, c, oh, ow)` with PyTorch's
+/// windows) or backward (`grad (n, c, oh, ow) -> (n, c, h, w)`).
+pub(crate) fn adaptive_avg_pool(
+    ctx: &Ctx,
+    backward: bool,
+    src: &GpuBuffer,
+    dims: Dims,
+    out: (usize, usize),
+) -> Result<GpuBuffer> {
+    let (x, y) = (dims.2 * dims.3, out.0 * out.1);
+    let (k, (from, to)) = match backward {
+        false => (&ADAPTIVE_FWD, (x, y)),
+        true => (&ADAPTIVE_BWD, (y, x)),
+    };
+    let op = k.info.op;
+    by_items(
+        ctx,
+        op,
+        dims.0 * dims.1,
+        &[Rows::per(src, from)],
+        to,
+        |p, n| {
+            let [out] = passes(
+                ctx,
+                k,
+                adaptive((n, 1, dims.2, dims.3), out, backward, op)?,
+                p,
+            )?;
+            Ok(out)
+        },
+    )
+}
+
+/// Adaptive max pooling: maxima `(n, c, oh, ow)` and their flat `h*w` indices.
+pub(crate) fn adaptive_max_pool(
+    ctx: &Ctx,
+    x: &GpuBuffer,
+    dims: Dims,
+    out: (usize, usize),
+) -> Result<(GpuBuffer, GpuBuffer)> {
+    let op = ADAPTIVE_MAX_FWD.info.op;
+    let ins = [Rows::per(x, dims.2 * dims.3)];
+    by_items2(ctx, op, dims.0 * dims.1, &ins, out.0 * out.1, |p, n| {
+        let l = adaptive((n, 1, dims.2, dims.3), out, false, op)?;
+        let [y, idx] = passes(ctx, &ADAPTIVE_MAX_FWD, l, p)?;
+        Ok((y, idx))
+    })
+}
+
+/// `grad (n, c, oh, ow), indices -> (n, c, h, w)`.
+pub(crate) fn adaptive_max_pool_backward(
+    ctx: &Ctx,
+    grad: &GpuBuffer,
+    indices: &GpuBuffer,
+    dims: Dims,
+    out: (usize, usize),
+) -> Result<GpuBuffer> {
+    let o = out.0 * out.1;
+    let ins = [Rows::per(grad, o), Rows::per(indices, o)];
+    let op = "adaptive_max_pool2d_backward";
+    by_items(ctx, op, dims.0 * dims.1, &ins, dims.2 * dims.3, |p, n| {
+        let l = adaptive((n, 1, dims.2, dims.3), out, true, ADAPTIVE_MAX_BWD.info.op)?;
+        let [dx] = passes(ctx, &ADAPTIVE_MAX_BWD, l, p)?;
+        Ok(dx)
+    })
+}
+
+/// An adaptive pooling launch: its invocations, and the most iterations of its outer and inner
 /// loops: forward, the longest window per axis; backward, the most windows covering one input
 /// per axis (the kernel scans one extra each side).
-fn adaptive_extent(
-    backward: bool,
-    (n, c, h, w): (usize, usize, usize, usize),
+fn adaptive(
+    (n, c, h, w): Dims,
     (oh, ow): (usize, usize),
-) -> (usize, (usize, usize)) {
-    if backward {
+    backward: bool,
+    op: &'static str,
+) -> Result<Launch> {
+    let (total, loops) = if backward {
         let loops = ((oh.div_ceil(h) + 2).min(oh), (ow.div_ceil(w) + 2).min(ow));
         (n * c * h * w, loops)
     } else {
         let loops = ((h.div_ceil(oh) + 1).min(h), (w.div_ceil(ow) + 1).min(w));
         (n * c * oh * ow, loops)
-    }
-}
-
-/// The public op a pooling kernel serves, for error messages.
-fn entry_op(entry: &str) -> &'static str {
-    if entry.starts_with("adaptive_max") {
-        "adaptive_max_pool2d"
-    } else if entry.starts_with("adaptive") {
-        "adaptive_avg_pool2d"
-    } else {
-        "avg_pool2d"
-    }
+    };
+    let params = WindowParams::adaptive((n, c, h, w), (oh, ow), total, op)?;
+    Ok(Launch {
+        params,
+        loops,
+        total,
+    })
 }

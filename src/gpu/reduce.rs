@@ -1,9 +1,12 @@
-//! Reductions of one axis, in as many passes as the loop budget needs.
+//! The reduction family (shaders/reduce.wgsl, and reduce_subgroups.wgsl where the adapter has
+//! subgroups): one axis of `(outer, len, inner)`, in as many passes as the loop budget needs,
+//! split past one binding by outer rows, runs of the axis, or blocks of columns.
 
-use super::kernels::{Shader, WG};
-use super::launch::u32_of;
-use super::uniforms::uniform;
-use super::{loops, GpuBackend, GpuBuffer};
+use super::runtime::launch::u32_of;
+use super::runtime::loops;
+use super::runtime::uniforms::{uniform, Uniform};
+use super::runtime::{Bind, GpuBuffer, Kernel, Module, WG};
+use super::split::{by_items, copy_rows, fits, owned_range, too_large, Ctx, Rows};
 use crate::backend::ReduceOp;
 use crate::Result;
 
@@ -20,55 +23,123 @@ uniform! {
     }
 }
 
+pub(crate) static REDUCE_WGSL: Module = Module::new(
+    "reduce",
+    include_str!("../../shaders/reduce.wgsl"),
+    ReduceParams::wgsl,
+);
+/// reduce.wgsl with its subgroup entry point (adapters with `Features::SUBGROUP` only).
+pub(crate) static REDUCE_SUBGROUPS_WGSL: Module = Module::new(
+    "reduce_subgroups",
+    concat!(
+        include_str!("../../shaders/reduce.wgsl"),
+        "\n",
+        include_str!("../../shaders/reduce_subgroups.wgsl")
+    ),
+    ReduceParams::wgsl,
+);
+
+const MAP: &[Bind] = &[Bind::In(1), Bind::Out(2)];
+pub(crate) static SUM_NARROW: Kernel<ReduceParams> =
+    Kernel::new(&REDUCE_WGSL, "sum_narrow", "sum", MAP);
+pub(crate) static SUM_WIDE: Kernel<ReduceParams> =
+    Kernel::new(&REDUCE_WGSL, "sum_wide", "sum", MAP);
+pub(crate) static SUM_WIDE_SUBGROUPS: Kernel<ReduceParams> =
+    Kernel::new(&REDUCE_SUBGROUPS_WGSL, "sum_wide_subgroups", "sum", MAP);
+
 /// Axis length from which a reduction uses whole workgroups (shorter axes: one thread each).
 const WIDE_REDUCE_MIN: usize = 128;
 
-impl GpuBackend {
-    /// `(outer, len, inner) -> (outer, inner)`. Long axes go in chunks of a fixed size (one
-    /// workgroup each) into `(outer, chunks, inner)`, which is reduced again, so no invocation
-    /// loops past the budget and the order depends on the shape alone.
-    pub(super) fn reduce(
-        &self,
-        x: &GpuBuffer,
-        (outer, len, inner): (usize, usize, usize),
-        op: ReduceOp,
-    ) -> Result<GpuBuffer> {
-        // (MIN_LOOP_CAP > WIDE_REDUCE_MIN: the narrow loop always fits.)
-        let mut p = ReduceParams {
-            outer: u32_of(outer, "sum")?,
-            len: u32_of(len, "sum")?,
-            inner: u32_of(inner, "sum")?,
-            op: op.code(),
-            chunk: 0,
-            chunks: 1,
-            _pad: [0; 2],
-        };
-        if len < WIDE_REDUCE_MIN {
-            return self.map_kernel(Shader::Reduce, "sum_narrow", &p, &[x], outer * inner);
-        }
-        let chunk = WG * loops::reduce_stride_trips(self.cap());
-        let chunks = len.div_ceil(chunk);
-        p.chunk = u32_of(chunk, "sum")?;
-        p.chunks = u32_of(chunks, "sum")?;
-        let groups = outer * chunks * inner;
-        let out = self.ctx.alloc(groups, "sum")?;
-        let (shader, entry) = if self.ctx.subgroups {
-            (Shader::ReduceSubgroups, "sum_wide_subgroups")
-        } else {
-            (Shader::Reduce, "sum_wide")
-        };
-        self.ctx.dispatch(
-            shader,
-            entry,
-            bytemuck::bytes_of(&p),
-            &[(1, x), (2, &out)],
-            &[2],
-            self.groups(groups)?,
-        )?;
-        if chunks == 1 {
-            return Ok(out);
-        }
-        // (outer, chunks, inner)
-        self.reduce(&out, (outer, chunks, inner), op)
+/// `(outer, len, inner) -> (outer, inner)`, split by outer rows, by runs of the reduced axis
+/// (partial results reduced again), or for a very long inner axis by column blocks.
+pub(crate) fn reduce(
+    ctx: &Ctx,
+    x: &GpuBuffer,
+    (outer, len, inner): (usize, usize, usize),
+    op: ReduceOp,
+) -> Result<GpuBuffer> {
+    let max = ctx.binding_len();
+    if fits(ctx, &[x], &[outer * inner]) {
+        return reduce_kernel(ctx, x, (outer, len, inner), op);
     }
+    if len * inner <= max {
+        let ins = [Rows::per(x, len * inner)];
+        return by_items(ctx, "reduce", outer, &ins, inner, |p, o| {
+            reduce_kernel(ctx, p[0], (o, len, inner), op)
+        });
+    }
+    let run = max / inner.max(1);
+    if run >= 2 {
+        // partials (outer, runs, inner), each reducing `run` rows of the axis in order
+        let runs = len.div_ceil(run);
+        let partial = ctx.alloc_any(outer * runs * inner, "reduce")?;
+        for o in 0..outer {
+            for r in 0..runs {
+                let l = run.min(len - r * run);
+                let at = (o * len + r * run) * inner;
+                let piece = owned_range(ctx, x, at, l * inner)?;
+                let y = reduce_kernel(ctx, &piece, (1, l, inner), op)?;
+                let to = (o * runs + r) * inner;
+                ctx.copy_range((&y, 0), (&partial, to), inner)?;
+            }
+        }
+        return reduce(ctx, &partial, (outer, runs, inner), op);
+    }
+    // inner past half a binding: blocks of columns, each gathered row by row
+    if len > max {
+        return Err(too_large("reduce", len, max));
+    }
+    let cols = (max / len).max(1);
+    let y = ctx.alloc_any(outer * inner, "reduce")?;
+    for o in 0..outer {
+        for c0 in (0..inner).step_by(cols) {
+            let c = cols.min(inner - c0);
+            let piece = ctx.alloc(len * c, "reduce")?;
+            let from = o * len * inner + c0;
+            copy_rows(ctx, (x, from, inner), (&piece, 0, c), len, c)?;
+            let part = reduce_kernel(ctx, &piece, (1, len, c), op)?;
+            ctx.copy_range((&part, 0), (&y, o * inner + c0), c)?;
+        }
+    }
+    Ok(y)
+}
+
+/// `(outer, len, inner) -> (outer, inner)` within one binding. Long axes go in chunks of a
+/// fixed size (one workgroup each) into `(outer, chunks, inner)`, which is reduced again, so
+/// no invocation loops past the budget and the order depends on the shape alone.
+pub(crate) fn reduce_kernel(
+    ctx: &Ctx,
+    x: &GpuBuffer,
+    (outer, len, inner): (usize, usize, usize),
+    op: ReduceOp,
+) -> Result<GpuBuffer> {
+    // (MIN_LOOP_CAP > WIDE_REDUCE_MIN: the narrow loop always fits.)
+    let mut p = ReduceParams {
+        outer: u32_of(outer, "sum")?,
+        len: u32_of(len, "sum")?,
+        inner: u32_of(inner, "sum")?,
+        op: op.code(),
+        chunk: 0,
+        chunks: 1,
+        _pad: [0; 2],
+    };
+    if len < WIDE_REDUCE_MIN {
+        return ctx.map(&SUM_NARROW, &p, &[x], outer * inner);
+    }
+    let chunk = WG * loops::reduce_stride_trips(ctx.cap());
+    let chunks = len.div_ceil(chunk);
+    p.chunk = u32_of(chunk, "sum")?;
+    p.chunks = u32_of(chunks, "sum")?;
+    let groups = outer * chunks * inner;
+    let out = ctx.alloc(groups, "sum")?;
+    let kernel = match ctx.uses_subgroups() {
+        true => &SUM_WIDE_SUBGROUPS,
+        false => &SUM_WIDE,
+    };
+    ctx.launch(kernel, &p, &[x, &out], ctx.groups("sum", groups)?)?;
+    if chunks == 1 {
+        return Ok(out);
+    }
+    // (outer, chunks, inner)
+    reduce_kernel(ctx, &out, (outer, chunks, inner), op)
 }

@@ -1,11 +1,14 @@
-//! Upsampling kernels; the backward gathers run in passes within the loop budget.
+//! The upsampling family (shaders/upsample.wgsl): nearest and bilinear, forward in one pass,
+//! backward as gathers (found by binary search) in passes within the loop budget; by runs of
+//! planes past one binding.
 
 use bytemuck::Zeroable;
 
-use super::kernels::Shader;
-use super::launch::{fit, u32_of};
-use super::uniforms::uniform;
-use super::{loops, GpuBackend, GpuBuffer};
+use super::runtime::launch::{fit, u32_of, RowPasses};
+use super::runtime::loops;
+use super::runtime::uniforms::{uniform, Uniform};
+use super::runtime::{Bind, GpuBuffer, Kernel, Module};
+use super::split::{by_items, Ctx, Rows};
 use crate::backend::{bilinear_src, nearest_src, UpsampleGeom};
 use crate::Result;
 
@@ -25,6 +28,42 @@ uniform! {
         r0: u32,
         r1: u32,
     }
+}
+
+impl RowPasses for UpsampleParams {
+    fn set_rows(&mut self, (r0, r1): (u32, u32)) {
+        (self.r0, self.r1) = (r0, r1);
+    }
+}
+
+pub(crate) static UPSAMPLE_WGSL: Module = Module::new(
+    "upsample",
+    include_str!("../../shaders/upsample.wgsl"),
+    UpsampleParams::wgsl,
+);
+const MAP: &[Bind] = &[Bind::In(1), Bind::Out(2)];
+pub(crate) static NEAREST_FWD: Kernel<UpsampleParams> =
+    Kernel::new(&UPSAMPLE_WGSL, "nearest_fwd", "upsample_nearest", MAP);
+pub(crate) static NEAREST_BWD: Kernel<UpsampleParams> = Kernel::new(
+    &UPSAMPLE_WGSL,
+    "nearest_bwd",
+    "upsample_nearest_backward",
+    MAP,
+);
+pub(crate) static BILINEAR_FWD: Kernel<UpsampleParams> =
+    Kernel::new(&UPSAMPLE_WGSL, "bilinear_fwd", "upsample_bilinear", MAP);
+pub(crate) static BILINEAR_BWD: Kernel<UpsampleParams> = Kernel::new(
+    &UPSAMPLE_WGSL,
+    "bilinear_bwd",
+    "upsample_bilinear_backward",
+    MAP,
+);
+
+/// Interpolation modes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Nearest,
+    Bilinear,
 }
 
 impl UpsampleParams {
@@ -70,32 +109,55 @@ fn outputs_per_input(out: usize, input: usize, scale: f32, bilinear: bool, corne
     (most + 1).min(out)
 }
 
-impl GpuBackend {
-    /// `nearest_fwd`/`bilinear_fwd`: `(n, c, h, w) -> (n, c, oh, ow)`, one pass;
-    /// `nearest_bwd`/`bilinear_bwd`: `grad (n, c, oh, ow) -> (n, c, h, w)`, in passes over the
-    /// outputs that read each input.
-    pub(super) fn upsample(
-        &self,
-        entry: &'static str,
-        src: &GpuBuffer,
-        g: &UpsampleGeom,
-    ) -> Result<GpuBuffer> {
-        if entry.ends_with("_fwd") {
-            let total = g.n * g.c * g.oh * g.ow;
-            let p = UpsampleParams::new(g, total)?;
-            return self.map_kernel(Shader::Upsample, entry, &p, &[src], total);
-        }
-        let total = g.n * g.c * g.h * g.w;
-        let bilinear = entry == "bilinear_bwd";
-        let rows = outputs_per_input(g.oh, g.h, g.scale_h, bilinear, g.align_corners);
-        let cols = outputs_per_input(g.ow, g.w, g.scale_w, bilinear, g.align_corners);
-        let fixed = loops::search_trips(g.oh, g.ow);
-        let passes = loops::row_passes("upsample", rows, cols, fixed, self.cap())?;
-        let set = |p: &mut UpsampleParams, (r0, r1)| {
-            p.r0 = r0;
-            p.r1 = r1;
-        };
-        let p = UpsampleParams::new(g, total)?;
-        self.map_passes(Shader::Upsample, entry, p, set, &[src], total, &passes)
-    }
+/// `(n, c, h, w) -> (n, c, oh, ow)`, one pass, by runs of planes.
+pub(crate) fn forward(ctx: &Ctx, mode: Mode, x: &GpuBuffer, g: &UpsampleGeom) -> Result<GpuBuffer> {
+    let k = match mode {
+        Mode::Nearest => &NEAREST_FWD,
+        Mode::Bilinear => &BILINEAR_FWD,
+    };
+    let (x_plane, y_plane) = (g.h * g.w, g.oh * g.ow);
+    by_items(
+        ctx,
+        k.info.op,
+        g.n * g.c,
+        &[Rows::per(x, x_plane)],
+        y_plane,
+        |p, n| {
+            let total = n * y_plane;
+            let params = UpsampleParams::new(&UpsampleGeom { n, c: 1, ..*g }, total)?;
+            ctx.map(k, &params, p, total)
+        },
+    )
+}
+
+/// `grad (n, c, oh, ow) -> (n, c, h, w)`, in passes over the outputs that read each input, by
+/// runs of planes.
+pub(crate) fn backward(
+    ctx: &Ctx,
+    mode: Mode,
+    grad: &GpuBuffer,
+    g: &UpsampleGeom,
+) -> Result<GpuBuffer> {
+    let k = match mode {
+        Mode::Nearest => &NEAREST_BWD,
+        Mode::Bilinear => &BILINEAR_BWD,
+    };
+    let bilinear = mode == Mode::Bilinear;
+    let rows = outputs_per_input(g.oh, g.h, g.scale_h, bilinear, g.align_corners);
+    let cols = outputs_per_input(g.ow, g.w, g.scale_w, bilinear, g.align_corners);
+    let fixed = loops::search_trips(g.oh, g.ow);
+    let passes = loops::row_passes("upsample", rows, cols, fixed, ctx.cap())?;
+    let (x_plane, y_plane) = (g.h * g.w, g.oh * g.ow);
+    by_items(
+        ctx,
+        k.info.op,
+        g.n * g.c,
+        &[Rows::per(grad, y_plane)],
+        x_plane,
+        |p, n| {
+            let total = n * x_plane;
+            let params = UpsampleParams::new(&UpsampleGeom { n, c: 1, ..*g }, total)?;
+            ctx.map_passes(k, params, p, total, &passes)
+        },
+    )
 }

@@ -1,10 +1,12 @@
 //! The uniform of every sliding-window kernel (convolution and pooling): one struct for one
-//! geometry (`shape::WindowGeom`); its WGSL twin is generated from this declaration.
+//! geometry (`shape::WindowGeom`); its WGSL twin is generated from this declaration. The
+//! window families (convolution, unfold, depthwise, pool) and the GEMM's implicit entry points
+//! read it.
 
 use bytemuck::Zeroable;
 
-use super::launch::{fit, u32_of};
-use super::uniforms::uniform;
+use super::runtime::launch::{fit, u32_of, RowPasses};
+use super::runtime::uniforms::{uniform, WgslType};
 use crate::backend::AvgPoolOpts;
 use crate::shape::WindowGeom;
 use crate::Result;
@@ -50,7 +52,7 @@ fn furthest_tap(g: &WindowGeom) -> usize {
 impl WindowParams {
     /// The geometry of `g` for a kernel with `total` invocations; `op` names the public op in
     /// errors.
-    pub(super) fn new(g: &WindowGeom, total: usize, op: &'static str) -> Result<Self> {
+    pub(crate) fn new(g: &WindowGeom, total: usize, op: &'static str) -> Result<Self> {
         // the furthest tap, oh * sh + kh * dh, must stay in range too
         fit(furthest_tap(g), op)?;
         let mut p = WindowParams::zeroed();
@@ -79,14 +81,14 @@ impl WindowParams {
     }
 
     /// Average pooling's divisor options.
-    pub(super) fn with_avg(mut self, o: AvgPoolOpts) -> Result<Self> {
+    pub(crate) fn with_avg(mut self, o: AvgPoolOpts) -> Result<Self> {
         self.flags = o.count_include_pad as u32 | (o.divisor_override.is_some() as u32) << 1;
         self.divisor = fit(o.divisor_override.unwrap_or(0), "avg_pool2d")?;
         Ok(self)
     }
 
     /// Adaptive pooling: only the sizes matter; `op` names the public op in errors.
-    pub(super) fn adaptive(
+    pub(crate) fn adaptive(
         (n, c, h, w): (usize, usize, usize, usize),
         out: (usize, usize),
         total: usize,
@@ -113,10 +115,16 @@ impl WindowParams {
         p.total = u32_of(total, op)?;
         Ok(p)
     }
+}
 
-    /// Writes a pass's rows (see `loops::row_passes`).
-    pub(super) fn set_rows(&mut self, (r0, r1): (u32, u32)) {
+impl RowPasses for WindowParams {
+    fn set_rows(&mut self, (r0, r1): (u32, u32)) {
         self.r0 = r0;
         self.r1 = r1;
     }
+}
+
+/// Nested in the GEMM's uniform (the convolution of its implicit entry points).
+impl WgslType for WindowParams {
+    const WGSL: &'static str = "WindowParams";
 }

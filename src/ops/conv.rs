@@ -3,11 +3,10 @@
 
 use crate::backend::Backend;
 use crate::backend::ConvSpec;
-use crate::cpu::CpuBackend;
 use crate::ops::pad::{pad_for_conv, PaddingMode};
 use crate::ops::unfold::{col2im_raw, im2col_raw};
 use crate::shape::{Shape, WindowGeom};
-use crate::tensor::{on_backend2, Storage, Tensor};
+use crate::tensor::{on_backend2, same_backend, Tensor};
 use crate::{bail, ensure, Error, Result};
 
 /// Zero padding of a convolution, as PyTorch's `padding=` accepts it.
@@ -298,24 +297,10 @@ pub(crate) fn conv_forward_raw(
 ) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let shape = Shape::from([s.g.n, s.d, s.g.oh, s.g.ow]);
-    let st = match (x.storage(), w.storage(), bias.map(|b| b.storage())) {
-        (Storage::Cpu(x), Storage::Cpu(w), None) => {
-            Storage::Cpu(CpuBackend.conv2d(x, w, None, s, relu)?)
-        }
-        (Storage::Cpu(x), Storage::Cpu(w), Some(Storage::Cpu(b))) => {
-            Storage::Cpu(CpuBackend.conv2d(x, w, Some(b), s, relu)?)
-        }
-        (Storage::Gpu(xs), Storage::Gpu(ws), b) => {
-            let b = match b {
-                None => None,
-                Some(Storage::Gpu(b)) => Some(b),
-                Some(_) => return Err(x.device_mismatch(OP, bias.unwrap_or(w))),
-            };
-            let be = crate::gpu::GpuBackend::new(xs.ctx().clone());
-            Storage::Gpu(be.conv2d(xs, ws, b, s, relu)?)
-        }
-        _ => return Err(x.device_mismatch(OP, w)),
-    };
+    let st = on_backend2!(OP, x.storage(), w.storage(), xs, ws, be => {
+        let b = bias.map(|b| same_backend(OP, xs, b)).transpose()?;
+        be.conv2d(xs, ws, b, s, relu)
+    });
     Ok(Tensor::from_storage(st, shape))
 }
 

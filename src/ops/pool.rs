@@ -4,7 +4,7 @@ use crate::backend::{AvgPoolOpts, Backend};
 use crate::ops::conv::Pair;
 use crate::ops::empty::{empty_pool_result, empty_window_result};
 use crate::shape::{Shape, WindowGeom};
-use crate::tensor::{on_backend, Storage, Tensor};
+use crate::tensor::{on_backend, on_backend_pair, Storage, Tensor};
 use crate::{ensure, Error, Result};
 
 /// Options of [`max_pool2d`]; `stride` defaults to the kernel size, as in PyTorch.
@@ -107,16 +107,7 @@ pub fn max_pool2d_with_indices(x: &Tensor, opts: &MaxPool2dOptions) -> Result<(T
     if let Some(y) = empty_pool_result("max_pool2d", x, out_shape)? {
         return Ok((y, Tensor::zeros(out_shape, &x.device())?));
     }
-    let (out, idx) = match x.storage() {
-        Storage::Cpu(s) => {
-            let (o, i) = crate::cpu::CpuBackend.max_pool2d(s, &g)?;
-            (Storage::Cpu(o), Storage::Cpu(i))
-        }
-        Storage::Gpu(s) => {
-            let (o, i) = crate::gpu::GpuBackend::new(s.ctx().clone()).max_pool2d(s, &g)?;
-            (Storage::Gpu(o), Storage::Gpu(i))
-        }
-    };
+    let (out, idx) = on_backend_pair!(x.storage(), s, be => be.max_pool2d(s, &g));
     let shape = Shape::from([g.n, g.c, g.oh, g.ow]);
     let idx = Tensor::from_storage(idx, shape.clone());
     let y = Tensor::from_storage(out, shape);
@@ -229,17 +220,7 @@ pub fn adaptive_max_pool2d_with_indices(
     if let Some(y) = empty_pool_result(OP, x, out_shape)? {
         return Ok((y, Tensor::zeros(out_shape, &x.device())?));
     }
-    let (y, idx) = match x.storage() {
-        Storage::Cpu(s) => {
-            let (o, i) = crate::cpu::CpuBackend.adaptive_max_pool2d(s, dims, out)?;
-            (Storage::Cpu(o), Storage::Cpu(i))
-        }
-        Storage::Gpu(s) => {
-            let be = crate::gpu::GpuBackend::new(s.ctx().clone());
-            let (o, i) = be.adaptive_max_pool2d(s, dims, out)?;
-            (Storage::Gpu(o), Storage::Gpu(i))
-        }
-    };
+    let (y, idx) = on_backend_pair!(x.storage(), s, be => be.adaptive_max_pool2d(s, dims, out));
     let shape = Shape::from([dims.0, dims.1, out.0, out.1]);
     let idx = Tensor::from_storage(idx, shape.clone());
     let ic = idx.clone();

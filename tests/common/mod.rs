@@ -2,6 +2,8 @@
 //! runs an op forward and backward on CPU and GPU and compares everything.
 #![allow(dead_code)]
 
+pub mod cases;
+
 use convshade::nn::{Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
 use convshade::{
     cross_entropy_labels, Adam, Conv2dOptions, CrossEntropyOptions, Device, MaxPool2dOptions,

@@ -1,16 +1,28 @@
-//! The GPU context: one adapter's device and queue and the state ops share (pipelines, the
-//! buffer pool, the pending batch), and how device errors come back to the caller.
+//! The GPU runtime, below every kernel family: one adapter's device and queue, and the small
+//! owners the families share through [`GpuContext`]'s methods: the buffer pool (`buffers`), the
+//! pending batch (`batch`), the pipeline cache (`kernel`), the error state (`errors`), and the
+//! adapter's choice, limits and self-test. Their fields are private to this folder.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+mod adapters;
+mod batch;
+mod buffers;
+mod errors;
+pub(crate) mod kernel;
+pub(crate) mod launch;
+pub(crate) mod loops;
+pub(crate) mod selftest;
+pub(crate) mod tiles;
+pub(crate) mod uniforms;
+
+pub use adapters::{enumerate_adapters, AdapterSummary};
+pub use buffers::{GpuBuffer, PoolStats};
+pub(crate) use kernel::{Bind, Kernel, Module, WG};
+pub use selftest::SelfTestReport;
+pub use tiles::{GemmTiles, GemmTiling};
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::adapters::{self, AdapterSummary};
-use super::batch::Pending;
-use super::buffers::{BufferPool, PoolStats};
-use super::kernels::Shader;
-use super::selftest::SelfTestReport;
-use super::tiles::{GemmTiles, GemmTiling};
 use crate::{Error, Result};
 
 /// The limits that decide how work is split.
@@ -52,8 +64,8 @@ pub struct GpuOptions {
     /// into pieces that fit, so those paths can be exercised on small inputs.
     pub max_storage_binding: Option<u64>,
     /// Most bytes of device memory the context's buffers may hold; an allocation past it frees
-    /// the idle pool, then is refused with an out-of-memory `Err`. Default: none on hardware,
-    /// whose driver reports its own out-of-memory (it comes back as an `Err` too); on a
+    /// the idle pool, then is refused with [`Error::OutOfMemory`]. Default: none on hardware,
+    /// whose driver reports its own out-of-memory (it comes back as the same `Err`); on a
     /// software adapter, which takes its memory from the host and crashes when that runs out
     /// (lavapipe), 7/8 of the host memory available when the context is made.
     pub memory_limit: Option<u64>,
@@ -62,12 +74,15 @@ pub struct GpuOptions {
     /// Run the plain kernels even where the adapter has subgroup operations (to test and
     /// compare both paths).
     pub no_subgroups: bool,
-    /// Test hook: corrupt this self-test canary's device result, to prove the refusal path.
-    #[doc(hidden)]
-    pub fault_self_test: Option<&'static str>,
-    /// Test hook: corrupt this op's GPU result in shadow mode, to prove the mismatch path.
-    #[doc(hidden)]
-    pub fault_op: Option<&'static str>,
+}
+
+/// Faults injected on purpose, to prove the refusal and mismatch paths (`crate::testing`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Faults {
+    /// Corrupt this self-test canary's device result.
+    pub self_test: Option<&'static str>,
+    /// Corrupt this op's GPU result in shadow mode.
+    pub op: Option<&'static str>,
 }
 
 /// Default per-invocation loop budget of every kernel. Mesa's llvmpipe and lavapipe before
@@ -75,36 +90,30 @@ pub struct GpuOptions {
 /// loops of the shader), silently; this leaves a margin of 4x below that.
 pub const LOOP_CAP: usize = 16384;
 
+/// Counters of device work, for tests and benchmarks.
+#[derive(Default)]
+struct Counters {
+    created: AtomicUsize,
+    reused: AtomicUsize,
+    submits: AtomicUsize,
+}
+
 /// One adapter, its device and queue, and the state ops share.
 pub struct GpuContext {
-    pub(crate) device: wgpu::Device,
-    pub(super) queue: wgpu::Queue,
-    pub(crate) adapter: AdapterSummary,
-    pub(crate) limits: GpuLimits,
-    pub(super) pipelines: Mutex<HashMap<(Shader, &'static str, GemmTiles), wgpu::ComputePipeline>>,
-    pub(super) modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
-    pub(super) pool: Mutex<BufferPool>,
-    pub(super) pending: Mutex<Pending>,
-    pub(super) errors: Arc<Mutex<Vec<String>>>,
-    pub(super) lost: Arc<AtomicBool>,
-    /// Serializes every device call on GL, whose driver context wgpu guards with a lock that
-    /// panics after a few seconds of contention (a long llvmpipe wait in one thread would make
-    /// another thread's allocation abort).
-    pub(super) gl_serial: Option<Mutex<()>>,
-    pub(super) stats: Mutex<PoolStats>,
-    /// Batches whose submission reported an error.
-    pub(super) poisoned: Mutex<Vec<u64>>,
-    pub(super) check: bool,
-    pub(crate) fault_op: Option<&'static str>,
-    pub(super) self_test: Mutex<Option<SelfTestReport>>,
-    /// One uniform slot per dispatch of a batch (`uniform_slot` bytes each), written with the
-    /// queue as the dispatch is recorded: no uniform buffer is created per dispatch.
-    pub(super) uniforms: wgpu::Buffer,
-    pub(super) uniform_slot: u64,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter: AdapterSummary,
+    limits: GpuLimits,
+    pipelines: kernel::Pipelines,
+    pool: buffers::Pool,
+    batch: batch::Batch,
+    errors: errors::ErrorState,
+    counters: Counters,
+    check: bool,
+    faults: Faults,
+    self_test: Mutex<Option<SelfTestReport>>,
     /// The device has `Features::SUBGROUP` enabled.
-    pub(super) subgroups: bool,
-    /// `GpuOptions::memory_limit` in force.
-    pub(super) memory_limit: Option<u64>,
+    subgroups: bool,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -117,7 +126,7 @@ impl std::fmt::Debug for GpuContext {
     }
 }
 
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock leaves plain data behind; keep using it.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -128,79 +137,75 @@ impl GpuContext {
         Self::with_options(GpuOptions::default())
     }
 
-    /// [`GpuContext::new`] with options.
-    /// Unless `skip_self_test` is set, the adapter must pass the self-test
-    /// ([`super::selftest`]): one that fails is refused with an `Err` naming the adapter, its
-    /// driver and the failed check.
+    /// [`GpuContext::new`] with options. Unless `skip_self_test` is set, the adapter must pass
+    /// the self-test: one that fails is refused with [`Error::AdapterRefused`] naming the
+    /// adapter, its driver and the failed check.
     pub fn with_options(opts: GpuOptions) -> Result<Arc<Self>> {
-        let adapter = adapters::pick(&opts)?;
+        Self::with_faults(opts, Faults::default())
+    }
+
+    /// [`GpuContext::with_options`] with injected faults (test hooks).
+    pub(crate) fn with_faults(opts: GpuOptions, faults: Faults) -> Result<Arc<Self>> {
+        pollster::block_on(Self::create(opts, faults))
+    }
+
+    /// Device creation as a future: native callers block on it ([`GpuContext::with_options`]);
+    /// where nothing may block (a browser), the caller awaits it.
+    pub(crate) async fn create(opts: GpuOptions, faults: Faults) -> Result<Arc<Self>> {
+        let adapter = adapters::pick(&opts).await?;
         let info = adapter.get_info();
         let alimits = adapter.limits();
-        // subgroup operations where the adapter has them (reductions use them, src/gpu/reduce.rs)
+        // subgroup operations where the adapter has them (reductions use them)
         let features =
             if !opts.no_subgroups && adapter.features().contains(wgpu::Features::SUBGROUP) {
                 wgpu::Features::SUBGROUP
             } else {
                 wgpu::Features::empty()
             };
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("convshade"),
-            required_features: features,
-            required_limits: alimits.clone(),
-            ..Default::default()
-        }))
-        .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", info.name)))?;
-        let (errors, lost) = error_sinks(&device);
-        let check = opts.check || std::env::var("CONVSHADE_CHECK").is_ok_and(|v| v == "1");
-        let uniform_slot = super::batch::MAX_PARAMS.next_multiple_of(u64::from(
-            alimits.min_uniform_buffer_offset_alignment.max(16),
-        ));
-        let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("params ring"),
-            size: uniform_slot * super::batch::MAX_PENDING as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("convshade"),
+                required_features: features,
+                required_limits: alimits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", info.name)))?;
+        let software = info.device_type == wgpu::DeviceType::Cpu;
+        let limits = GpuLimits::new(&alimits, &opts, software)?;
+        let memory_limit = opts.memory_limit.or_else(|| {
+            software
+                .then(host_memory_available)
+                .flatten()
+                .map(|b| b / 8 * 7)
         });
-        let limits = GpuLimits::new(&alimits, &opts, info.device_type == wgpu::DeviceType::Cpu)?;
         let ctx = Arc::new(GpuContext {
+            errors: errors::ErrorState::new(&device, info.backend == wgpu::Backend::Gl),
+            batch: batch::Batch::new(&device, &alimits),
             device,
             queue,
             adapter: AdapterSummary::from_info(&info),
             limits,
-            pipelines: Mutex::new(HashMap::new()),
-            modules: Mutex::new(HashMap::new()),
-            pool: Mutex::new(BufferPool::default()),
-            pending: Mutex::new(Pending::new()),
-            poisoned: Mutex::new(Vec::new()),
-            errors,
-            lost,
-            gl_serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
+            pipelines: kernel::Pipelines::default(),
+            pool: buffers::Pool::new(memory_limit),
             // the uniform ring is the first buffer created
-            stats: Mutex::new(PoolStats {
-                created: 1,
-                ..PoolStats::default()
-            }),
-            check,
-            fault_op: opts.fault_op,
+            counters: Counters {
+                created: AtomicUsize::new(1),
+                ..Counters::default()
+            },
+            check: opts.check || std::env::var("CONVSHADE_CHECK").is_ok_and(|v| v == "1"),
+            faults,
             self_test: Mutex::new(None),
-            uniforms,
-            uniform_slot,
             subgroups: features.contains(wgpu::Features::SUBGROUP),
-            memory_limit: opts.memory_limit.or_else(|| {
-                (info.device_type == wgpu::DeviceType::Cpu)
-                    .then(host_memory_available)
-                    .flatten()
-                    .map(|b| b / 8 * 7)
-            }),
         });
         if !opts.skip_self_test {
-            ctx.refuse_unless_self_test_passes(opts.fault_self_test)?;
+            ctx.refuse_unless_self_test_passes(faults.self_test).await?;
         }
         Ok(ctx)
     }
 
-    fn refuse_unless_self_test_passes(self: &Arc<Self>, fault: Option<&str>) -> Result<()> {
-        let report = super::selftest::run(self, fault);
+    async fn refuse_unless_self_test_passes(self: &Arc<Self>, fault: Option<&str>) -> Result<()> {
+        let report = selftest::run(self, fault).await;
         let failed = report.failure.clone();
         *lock(&self.self_test) = Some(report);
         match failed {
@@ -219,13 +224,19 @@ impl GpuContext {
 
     /// Runs the self-test now (again) and records its result.
     pub fn run_self_test(self: &Arc<Self>) -> SelfTestReport {
-        let report = super::selftest::run(self, None);
+        let report = pollster::block_on(selftest::run(self, None));
         *lock(&self.self_test) = Some(report.clone());
         report
     }
+
     /// True in shadow mode: every op is checked against the CPU backend.
     pub fn check_mode(&self) -> bool {
         self.check
+    }
+
+    /// The op whose shadow-mode result is corrupted on purpose (a test hook), if any.
+    pub(crate) fn fault_op(&self) -> Option<&'static str> {
+        self.faults.op
     }
 
     /// The adapter this context runs on.
@@ -236,7 +247,11 @@ impl GpuContext {
     /// How many buffers were created, how many allocations reused a freed one, and how many
     /// command buffers were submitted.
     pub fn pool_stats(&self) -> PoolStats {
-        *lock(&self.stats)
+        PoolStats {
+            created: self.counters.created.load(Ordering::Relaxed),
+            reused: self.counters.reused.load(Ordering::Relaxed),
+            submits: self.counters.submits.load(Ordering::Relaxed),
+        }
     }
 
     /// True where the kernels use subgroup operations (the adapter has them and
@@ -252,59 +267,16 @@ impl GpuContext {
 
     /// The device memory limit in force (`GpuOptions::memory_limit`), in bytes.
     pub fn memory_limit(&self) -> Option<u64> {
-        self.memory_limit
+        self.pool.memory_limit()
     }
 
-    pub(super) fn serial(&self) -> Option<MutexGuard<'_, ()>> {
-        self.gl_serial.as_ref().map(lock)
-    }
-
-    /// Turns the errors wgpu raised outside any error scope (from any thread) since the last
-    /// check into an `Err`, and reports a lost device.
-    pub(crate) fn check(&self) -> Result<()> {
-        let mut errs = lock(&self.errors);
-        if !errs.is_empty() {
-            let msg = errs.join("; ");
-            errs.clear();
-            return Err(Error::Gpu(msg));
-        }
-        self.check_lost()
-    }
-
-    /// Test hook: destroys the device, as a driver reset or an unplugged GPU would lose it.
-    /// Every later call on this context is an `Err`; a new context works.
-    #[doc(hidden)]
-    pub fn lose_device_for_test(&self) {
+    /// Destroys the device, as a driver reset or an unplugged GPU would lose it (a test hook):
+    /// every later call on this context is an `Err`; a new context works.
+    pub(crate) fn lose_device(&self) {
         let _serial = self.serial();
         self.device.destroy();
         // the callback may come later; the context is lost from now on
-        self.lost.store(true, Ordering::SeqCst);
-    }
-
-    fn check_lost(&self) -> Result<()> {
-        if self.lost.load(Ordering::SeqCst) {
-            return Err(Error::Gpu("device lost".into()));
-        }
-        Ok(())
-    }
-
-    /// Runs device calls inside error scopes, which wgpu keeps per thread: the errors they raise
-    /// come back to this caller alone, never to another thread's call.
-    pub(super) fn scoped<T>(&self, f: impl FnOnce() -> T) -> (T, Result<()>) {
-        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
-        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let out = f();
-        let errors: Vec<String> = [validation.pop(), oom.pop(), internal.pop()]
-            .into_iter()
-            .filter_map(|fut| pollster::block_on(fut).map(|e| e.to_string()))
-            .collect();
-        let status = if errors.is_empty() {
-            self.check_lost()
-        } else {
-            Err(Error::Gpu(errors.join("; ")))
-        };
-        (out, status)
+        self.mark_lost();
     }
 }
 
@@ -334,7 +306,7 @@ impl GpuLimits {
             loop_cap: opts
                 .loop_cap
                 .unwrap_or(LOOP_CAP)
-                .max(super::loops::MIN_LOOP_CAP)
+                .max(loops::MIN_LOOP_CAP)
                 .max(gemm.min_loop_cap()),
             gemm,
         })
@@ -347,23 +319,6 @@ fn host_memory_available() -> Option<u64> {
     let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
-}
-
-/// The shared list that collects errors raised outside any scope, and the device-lost flag.
-fn error_sinks(device: &wgpu::Device) -> (Arc<Mutex<Vec<String>>>, Arc<AtomicBool>) {
-    let errors = Arc::new(Mutex::new(Vec::new()));
-    let sink = errors.clone();
-    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-        lock(&sink).push(e.to_string());
-    }));
-    let lost = Arc::new(AtomicBool::new(false));
-    let lost_flag = lost.clone();
-    let lost_sink = errors.clone();
-    device.set_device_lost_callback(move |reason, msg| {
-        lost_flag.store(true, Ordering::SeqCst);
-        lock(&lost_sink).push(format!("device lost ({reason:?}): {msg}"));
-    });
-    (errors, lost)
 }
 
 /// A context on the default adapter for unit tests, or `None` (with a loud line) where there is
@@ -393,40 +348,33 @@ mod tests {
         let Some(ctx) = test_context() else {
             return;
         };
+        let bad = |label| wgpu::BufferDescriptor {
+            label: Some(label),
+            // not a multiple of 4 with mapped_at_creation: invalid
+            size: 6,
+            usage: wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: true,
+        };
         std::thread::scope(|s| {
             let raiser = s.spawn(|| {
                 for _ in 0..20 {
                     let _serial = ctx.serial();
-                    // unscoped: size not a multiple of 4 with mapped_at_creation is invalid
-                    let _ = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("bad on purpose"),
-                        size: 6,
-                        usage: wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: true,
-                    });
+                    let _ = ctx.device.create_buffer(&bad("bad on purpose"));
                 }
             });
             let worker = s.spawn(|| {
-                let mut results = Vec::new();
-                for i in 0..40 {
+                (0..40)
                     // distinct sizes, so each allocation creates a buffer in a scope
-                    results.push(ctx.alloc(1000 + 64 * i, "test").map(|_| ()));
-                }
-                results
+                    .map(|i| ctx.alloc(1000 + 64 * i, "test").map(|_| ()))
+                    .collect::<Vec<_>>()
             });
             // a scoped error of this thread comes back here, and names its own call
             for _ in 0..20 {
                 // device calls are serialized on GL, as everywhere in the context
                 let _serial = ctx.serial();
-                let (_, status) = ctx.scoped(|| {
-                    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("mine"),
-                        size: 6,
-                        usage: wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: true,
-                    })
-                });
+                let (_, status) = ctx.scoped("test", || ctx.device.create_buffer(&bad("mine")));
                 let e = status.expect_err("a scoped error must come back to its caller");
+                assert!(matches!(e, Error::Gpu(_)), "{e}");
                 assert!(e.to_string().contains("mine"), "{e}");
                 assert!(!e.to_string().contains("bad on purpose"), "{e}");
             }

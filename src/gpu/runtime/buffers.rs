@@ -1,19 +1,24 @@
 //! The buffer pool, device buffers, and host uploads.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use super::context::{lock, GpuContext};
+use super::{lock, GpuContext};
 use crate::{Error, Result};
 
 /// Freed buffers by size class and kind (storage, or readback when the flag is set), reused by
-/// later allocations.
+/// later allocations, and the bytes of device memory in use, within the context's limit.
+pub(super) struct Pool {
+    state: Mutex<PoolState>,
+    memory_limit: Option<u64>,
+}
+
 #[derive(Default)]
-pub(super) struct BufferPool {
+struct PoolState {
     free: HashMap<(u64, bool), Vec<wgpu::Buffer>>,
     /// bytes of the idle buffers in `free`
-    bytes: u64,
+    idle: u64,
     /// bytes of every storage and readback buffer created and not yet destroyed, idle or not
     live: u64,
 }
@@ -40,6 +45,71 @@ fn size_class(bytes: u64) -> u64 {
     bytes.div_ceil(step) * step
 }
 
+impl Pool {
+    pub(super) fn new(memory_limit: Option<u64>) -> Self {
+        Pool {
+            state: Mutex::new(PoolState::default()),
+            memory_limit,
+        }
+    }
+
+    pub(super) fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
+    }
+
+    /// An idle buffer of this class and kind.
+    fn take_idle(&self, class: u64, readback: bool) -> Option<wgpu::Buffer> {
+        let mut s = lock(&self.state);
+        let b = s.free.get_mut(&(class, readback)).and_then(|v| v.pop());
+        if b.is_some() {
+            s.idle -= class;
+        }
+        b
+    }
+
+    /// Counts `bytes` more of device memory, within the limit: past it, the idle pool is freed
+    /// first, then the allocation is refused.
+    fn reserve(&self, bytes: u64, op: &'static str) -> Result<()> {
+        let mut s = lock(&self.state);
+        if let Some(limit) = self.memory_limit {
+            if s.live + bytes > limit && s.idle > 0 {
+                let idle: Vec<wgpu::Buffer> = s.free.drain().flat_map(|(_, v)| v).collect();
+                s.live -= s.idle;
+                s.idle = 0;
+                drop(idle);
+            }
+            if s.live + bytes > limit {
+                return Err(Error::OutOfMemory {
+                    op,
+                    msg: format!(
+                        "{bytes} more bytes would pass the device memory limit of {limit} bytes ({} in use)",
+                        s.live
+                    ),
+                });
+            }
+        }
+        s.live += bytes;
+        Ok(())
+    }
+
+    fn unreserve(&self, bytes: u64) {
+        lock(&self.state).live -= bytes;
+    }
+
+    /// Keeps an idle buffer, or hands it back past the pool's size (the caller destroys it).
+    fn keep(&self, buffer: wgpu::Buffer, readback: bool) -> Option<wgpu::Buffer> {
+        let class = buffer.size();
+        let mut s = lock(&self.state);
+        if s.idle + class > POOL_MAX_BYTES {
+            s.live -= class;
+            return Some(buffer);
+        }
+        s.idle += class;
+        s.free.entry((class, readback)).or_default().push(buffer);
+        None
+    }
+}
+
 impl GpuContext {
     /// The most elements one storage binding (and so one kernel operand) holds.
     pub(crate) fn binding_len(&self) -> usize {
@@ -52,7 +122,7 @@ impl GpuContext {
 
     /// A tensor of `len` elements: one buffer when it fits one binding, else parts of
     /// [`GpuContext::binding_len`] elements (the last one shorter), which kernels never bind:
-    /// the split paths (`split`) copy the pieces they need.
+    /// the split paths copy the pieces they need.
     pub(crate) fn alloc_any(self: &Arc<Self>, len: usize, op: &'static str) -> Result<GpuBuffer> {
         let part = self.binding_len();
         if len <= part {
@@ -62,13 +132,7 @@ impl GpuContext {
             .step_by(part)
             .map(|start| self.alloc((len - start).min(part), op))
             .collect::<Result<Vec<_>>>()?;
-        Ok(GpuBuffer {
-            buffer: None,
-            parts,
-            len,
-            ctx: self.clone(),
-            epoch: AtomicU64::new(0),
-        })
+        Ok(GpuBuffer::new(Memory::Parts(parts), len, self))
     }
 
     /// A buffer of `len` f32 elements from the pool (contents undefined), within one binding.
@@ -78,23 +142,20 @@ impl GpuContext {
 
     /// [`GpuContext::alloc`] within the device's own binding limit, whatever
     /// `GpuOptions::max_storage_binding` says (the self-test's fixed sizes).
-    pub(super) fn alloc_device(
+    pub(crate) fn alloc_device(
         self: &Arc<Self>,
         len: usize,
         op: &'static str,
     ) -> Result<GpuBuffer> {
         let d = self.device.limits();
-        self.alloc_upto(
-            len,
-            op,
-            d.max_storage_buffer_binding_size.min(d.max_buffer_size),
-        )
+        let max = d.max_storage_buffer_binding_size.min(d.max_buffer_size);
+        self.alloc_upto(len, op, max)
     }
 
     fn alloc_upto(self: &Arc<Self>, len: usize, op: &'static str, max: u64) -> Result<GpuBuffer> {
         let bytes = (len as u64) * 4;
         if bytes > max {
-            return Err(Error::Invalid {
+            return Err(Error::TooLarge {
                 op,
                 msg: format!(
                     "a tensor of {len} elements ({bytes} bytes) exceeds the adapter's largest storage binding ({max} bytes)"
@@ -104,15 +165,9 @@ impl GpuContext {
         let _serial = self.serial();
         let (buffer, reused) = self.take_buffer(size_class(bytes), false, op)?;
         if reused {
-            lock(&self.stats).reused += 1;
+            self.counters.reused.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(GpuBuffer {
-            buffer: Some(buffer),
-            parts: Vec::new(),
-            len,
-            ctx: self.clone(),
-            epoch: AtomicU64::new(0),
-        })
+        Ok(GpuBuffer::new(Memory::One(buffer), len, self))
     }
 
     /// A buffer of size class `class` from the pool, or a new one (counted): a storage buffer,
@@ -124,19 +179,11 @@ impl GpuContext {
         readback: bool,
         op: &'static str,
     ) -> Result<(wgpu::Buffer, bool)> {
-        let idle = {
-            let mut pool = lock(&self.pool);
-            let b = pool.free.get_mut(&(class, readback)).and_then(|v| v.pop());
-            if b.is_some() {
-                pool.bytes -= class;
-            }
-            b
-        };
-        if let Some(b) = idle {
+        if let Some(b) = self.pool.take_idle(class, readback) {
             return Ok((b, true));
         }
-        self.reserve(class, op)?;
-        lock(&self.stats).created += 1;
+        self.pool.reserve(class, op)?;
+        self.counters.created.fetch_add(1, Ordering::Relaxed);
         let usage = if readback {
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST
         } else {
@@ -144,7 +191,7 @@ impl GpuContext {
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST
         };
-        let (b, status) = self.scoped(|| {
+        let (b, status) = self.scoped(op, || {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: readback.then_some("readback"),
                 size: class,
@@ -153,46 +200,10 @@ impl GpuContext {
             })
         });
         if let Err(e) = status {
-            lock(&self.pool).live -= class;
+            self.pool.unreserve(class);
             return Err(e);
         }
         Ok((b, false))
-    }
-
-    /// Counts `bytes` more of device memory, within `GpuOptions::memory_limit`: past it, the idle
-    /// pool is freed first, then the allocation is refused with an out-of-memory `Err`.
-    fn reserve(&self, bytes: u64, op: &'static str) -> Result<()> {
-        let mut pool = lock(&self.pool);
-        if let Some(limit) = self.memory_limit {
-            if pool.live + bytes > limit && pool.bytes > 0 {
-                let idle: Vec<wgpu::Buffer> = pool.free.drain().flat_map(|(_, v)| v).collect();
-                pool.live -= pool.bytes;
-                pool.bytes = 0;
-                drop(idle);
-            }
-            if pool.live + bytes > limit {
-                return Err(Error::Gpu(format!(
-                    "{op}: out of memory: {bytes} more bytes would pass the device memory limit of {limit} bytes ({} in use)",
-                    pool.live
-                )));
-            }
-        }
-        pool.live += bytes;
-        Ok(())
-    }
-
-    /// Keeps an idle buffer in the pool, or hands it back past the pool's size.
-    fn keep_buffer(&self, buffer: wgpu::Buffer, readback: bool) -> Option<wgpu::Buffer> {
-        let class = buffer.size();
-        let mut pool = lock(&self.pool);
-        if pool.bytes + class > POOL_MAX_BYTES {
-            // the caller destroys it
-            pool.live -= class;
-            return Some(buffer);
-        }
-        pool.bytes += class;
-        pool.free.entry((class, readback)).or_default().push(buffer);
-        None
     }
 
     /// A readback buffer of at least `bytes` bytes, from the pool. The caller holds the serial
@@ -204,11 +215,11 @@ impl GpuContext {
     /// Returns an unmapped readback buffer to the pool (or frees it past the pool's size). The
     /// caller holds the serial lock.
     pub(super) fn give_staging(&self, buffer: wgpu::Buffer) {
-        drop(self.keep_buffer(buffer, true));
+        drop(self.pool.keep(buffer, true));
     }
 
     fn release(&self, buffer: wgpu::Buffer) {
-        if let Some(surplus) = self.keep_buffer(buffer, false) {
+        if let Some(surplus) = self.pool.keep(buffer, false) {
             // Destroying a buffer is a device call: serialize it like the others (GL).
             let _serial = self.serial();
             drop(surplus);
@@ -234,52 +245,67 @@ impl GpuContext {
     fn write_new(&self, buf: GpuBuffer, data: &[f32]) -> Result<GpuBuffer> {
         // A pooled buffer may still be read by recorded work, and write_buffer lands before the
         // next submit: submit that work first, and let no other thread submit in between.
-        {
-            let _serial = self.serial();
-            let mut pending = lock(&self.pending);
-            self.submit_locked(&mut pending)?;
+        let _serial = self.serial();
+        self.with_batch_submitted(|| {
             for (part, start) in buf.pieces() {
+                let Memory::One(raw) = &part.mem else {
+                    continue;
+                };
                 let src = &data[start..start + part.len];
-                self.scoped(|| {
-                    self.queue
-                        .write_buffer(part.raw(), 0, bytemuck::cast_slice(src))
+                self.scoped("upload", || {
+                    self.queue.write_buffer(raw, 0, bytemuck::cast_slice(src))
                 })
                 .1?;
             }
-        }
+            Ok(())
+        })?;
         Ok(buf)
     }
+}
+
+/// Where a tensor's values live: one buffer, or parts of one binding each.
+enum Memory {
+    One(wgpu::Buffer),
+    Parts(Vec<GpuBuffer>),
 }
 
 /// A device buffer holding `len` f32 values; goes back to the pool when dropped. A tensor past
 /// one storage binding is a list of parts instead (see [`GpuContext::alloc_any`]).
 pub struct GpuBuffer {
-    buffer: Option<wgpu::Buffer>,
-    parts: Vec<GpuBuffer>,
+    mem: Memory,
     pub(crate) len: usize,
     ctx: Arc<GpuContext>,
-    /// The last batch that used this buffer (0: none since its host upload).
-    pub(super) epoch: AtomicU64,
+    /// The last batch that wrote this buffer (0: none since its host upload).
+    epoch: AtomicU64,
 }
 
 impl GpuBuffer {
-    /// The one buffer of a tensor within one binding (callers check `is_split` first).
-    pub(crate) fn raw(&self) -> &wgpu::Buffer {
-        self.buffer
-            .as_ref()
-            .expect("a one-buffer tensor, present until drop")
+    fn new(mem: Memory, len: usize, ctx: &Arc<GpuContext>) -> Self {
+        GpuBuffer {
+            mem,
+            len,
+            ctx: ctx.clone(),
+            epoch: AtomicU64::new(0),
+        }
+    }
+    /// The one buffer of a tensor within one binding; `None` for a tensor in parts.
+    pub(crate) fn raw(&self) -> Option<&wgpu::Buffer> {
+        match &self.mem {
+            Memory::One(b) => Some(b),
+            Memory::Parts(_) => None,
+        }
     }
     /// True for a tensor stored in parts, past one binding.
     pub(crate) fn is_split(&self) -> bool {
-        self.buffer.is_none()
+        matches!(self.mem, Memory::Parts(_))
     }
     /// Its one-buffer pieces and the element index each starts at.
     pub(crate) fn pieces(&self) -> Vec<(&GpuBuffer, usize)> {
-        if !self.is_split() {
+        let Memory::Parts(parts) = &self.mem else {
             return vec![(self, 0)];
-        }
+        };
         let mut start = 0;
-        self.parts
+        parts
             .iter()
             .map(|p| {
                 start += p.len;
@@ -290,12 +316,19 @@ impl GpuBuffer {
     pub(crate) fn ctx(&self) -> &Arc<GpuContext> {
         &self.ctx
     }
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+    pub(super) fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::SeqCst);
+    }
 }
 
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
-        if let Some(b) = self.buffer.take() {
-            self.ctx.release(b);
+        if let Memory::One(b) = &self.mem {
+            // wgpu buffers are handles: the pool keeps this one alive for reuse
+            self.ctx.release(b.clone());
         }
     }
 }

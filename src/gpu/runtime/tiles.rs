@@ -17,7 +17,7 @@ const BLOCK: u32 = 8;
 
 /// The register arrays' capacity in the kernel (`MAX_LOADS`): tile elements each thread stages
 /// per operand.
-pub(super) const MAX_LOADS: u32 = 32;
+pub(crate) const MAX_LOADS: u32 = 32;
 
 /// An adapter's two tilings: `large` for products with at least two of its tiles each way per
 /// batch entry, `small` for the rest (convolutions' per-image products, narrow layers), whose
@@ -68,7 +68,7 @@ impl GemmTiling {
 
     /// The tiling for an adapter: the software one on CPU adapters, else the hardware one,
     /// each tile shrunk until it fits the adapter's limits.
-    pub(super) fn for_adapter(software: bool, limits: &wgpu::Limits) -> GemmTiling {
+    pub(crate) fn for_adapter(software: bool, limits: &wgpu::Limits) -> GemmTiling {
         if software {
             return GemmTiling::SOFTWARE;
         }
@@ -90,7 +90,7 @@ impl GemmTiling {
     }
 
     /// `Err` unless the kernel can run both tilings on an adapter with `limits`.
-    pub(super) fn check(&self, limits: &wgpu::Limits) -> Result<()> {
+    pub(crate) fn check(&self, limits: &wgpu::Limits) -> Result<()> {
         self.large.check(limits)?;
         self.small.check(limits)
     }
@@ -141,7 +141,7 @@ impl GemmTiles {
     }
 
     /// `Err` unless the kernel can run this tiling on an adapter with `limits`.
-    pub(super) fn check(&self, limits: &wgpu::Limits) -> Result<()> {
+    pub(crate) fn check(&self, limits: &wgpu::Limits) -> Result<()> {
         let bad = |msg: String| {
             Err(Error::Invalid {
                 op: "GpuOptions::gemm_tiles",
@@ -191,7 +191,7 @@ impl GemmTiles {
     }
 
     /// The pipeline constants of shaders/gemm.wgsl.
-    pub(super) fn constants(&self) -> [(&'static str, f64); 3] {
+    pub(crate) fn constants(&self) -> [(&'static str, f64); 3] {
         [
             ("GEMM_TX", self.tx as f64),
             ("GEMM_TY", self.ty as f64),

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use bytemuck::Zeroable;
 
-use super::batch::BindingRange;
-use super::kernels::{Shader, WG};
-use super::uniforms::uniform;
+use super::batch::Range;
+use super::kernel::{Bind, Kernel, Module, WG};
+use super::uniforms::{uniform, Uniform};
 use super::{GpuBuffer, GpuContext};
-use crate::{Error, Result};
+use crate::Error;
 
 /// What the self-test found.
 #[derive(Clone, Debug)]
@@ -32,6 +32,23 @@ uniform! {
     }
 }
 
+pub(crate) static MODULE: Module = Module::new(
+    "selftest",
+    include_str!("../../../shaders/selftest.wgsl"),
+    Params::wgsl,
+);
+const OUT: &[Bind] = &[Bind::Out(2)];
+pub(crate) static LOOP: Kernel<Params> = Kernel::new(&MODULE, "canary_loop", "self-test", OUT);
+pub(crate) static BARRIER: Kernel<Params> =
+    Kernel::new(&MODULE, "canary_barrier", "self-test", OUT);
+pub(crate) static GRID: Kernel<Params> = Kernel::new(&MODULE, "canary_grid", "self-test", OUT);
+pub(crate) static OFFSET: Kernel<Params> = Kernel::new(
+    &MODULE,
+    "canary_offset",
+    "self-test",
+    &[Bind::In(1), Bind::Out(2)],
+);
+
 const ROUNDS: u32 = 64;
 
 fn bits(v: &[u32]) -> &[f32] {
@@ -39,28 +56,28 @@ fn bits(v: &[u32]) -> &[f32] {
 }
 
 /// Runs every canary; `fault` names one whose device result is corrupted (a test hook).
-pub(crate) fn run(ctx: &Arc<GpuContext>, fault: Option<&str>) -> SelfTestReport {
+pub(super) async fn run(ctx: &Arc<GpuContext>, fault: Option<&str>) -> SelfTestReport {
     let start = Instant::now();
     let mut passed = Vec::new();
     let mut failure = None;
     let trips = ctx.limits.loop_cap;
-    let checks: [(String, &str, Check); 5] = [
-        (format!("loop of {trips} iterations"), "loop", loop_canary),
+    let checks: [(String, &str, Canary); 5] = [
+        (format!("loop of {trips} iterations"), "loop", Canary::Loop),
         (
             format!("{ROUNDS} barrier rounds in a loop"),
             "barrier",
-            barrier_canary,
+            Canary::Barrier,
         ),
-        ("2-d grid".into(), "grid2", |c| grid_canary(c, [5, 3, 1])),
-        ("3-d grid".into(), "grid3", |c| grid_canary(c, [3, 2, 2])),
+        ("2-d grid".into(), "grid2", Canary::Grid([5, 3, 1])),
+        ("3-d grid".into(), "grid3", Canary::Grid([3, 2, 2])),
         (
             "read at a non-zero binding offset".into(),
             "offset",
-            offset_canary,
+            Canary::Offset,
         ),
     ];
-    for (what, key, check) in checks {
-        let outcome = check(ctx).and_then(|(mut got, want)| {
+    for (what, key, canary) in checks {
+        let outcome = canary.run(ctx).await.and_then(|(mut got, want)| {
             if fault == Some(key) {
                 got[0] ^= 1;
             }
@@ -89,35 +106,51 @@ pub(crate) fn run(ctx: &Arc<GpuContext>, fault: Option<&str>) -> SelfTestReport 
 }
 
 /// A canary's device result and the host's expected values.
-type Check = fn(&Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>), String>;
+type Outcome = std::result::Result<(Vec<u32>, Vec<u32>), String>;
 
+/// The canaries.
+#[derive(Clone, Copy)]
+enum Canary {
+    Loop,
+    Barrier,
+    Grid([u32; 3]),
+    Offset,
+}
+
+impl Canary {
+    async fn run(self, ctx: &Arc<GpuContext>) -> Outcome {
+        let (got, want) = match self {
+            Canary::Loop => loop_canary(ctx)?,
+            Canary::Barrier => barrier_canary(ctx)?,
+            Canary::Grid(groups) => grid_canary(ctx, groups)?,
+            Canary::Offset => offset_canary(ctx)?,
+        };
+        let v = ctx.read_async(&got).await.map_err(|e| e.to_string())?;
+        Ok((bytemuck::cast_slice::<f32, u32>(&v).to_vec(), want))
+    }
+}
+
+/// Launches a canary; its output is read back by the caller.
 fn run_one(
     ctx: &Arc<GpuContext>,
-    entry: &'static str,
+    k: &Kernel<Params>,
     p: Params,
-    bindings: &[BindingRange],
-    out: &GpuBuffer,
+    ranges: &[Range],
     groups: [u32; 3],
-) -> std::result::Result<Vec<u32>, String> {
-    let go = || -> Result<Vec<u32>> {
-        ctx.dispatch_ranges(
-            (Shader::SelfTest, entry, ctx.limits.gemm.large),
-            bytemuck::bytes_of(&p),
-            bindings,
-            &[2],
-            groups,
-        )?;
-        let v = ctx.read(out)?;
-        Ok(bytemuck::cast_slice::<f32, u32>(&v).to_vec())
-    };
-    go().map_err(|e: Error| e.to_string())
+) -> std::result::Result<(), String> {
+    let params = bytemuck::bytes_of(&p);
+    ctx.launch_ranges(&k.info, ctx.limits.gemm.large, params, ranges, groups)
+        .map_err(|e: Error| e.to_string())
 }
+
+/// A canary's output buffer (read back after it runs) and the host's expected values.
+type Launched = std::result::Result<(GpuBuffer, Vec<u32>), String>;
 
 fn alloc(ctx: &Arc<GpuContext>, n: usize) -> std::result::Result<GpuBuffer, String> {
     ctx.alloc_device(n, "self-test").map_err(|e| e.to_string())
 }
 
-fn loop_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
+fn loop_canary(ctx: &Arc<GpuContext>) -> Launched {
     let trips = ctx.limits.loop_cap as u32;
     let out = alloc(ctx, WG)?;
     let p = Params {
@@ -126,7 +159,7 @@ fn loop_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>
         n: WG as u32,
         _pad: 0,
     };
-    let got = run_one(ctx, "canary_loop", p, &[(2, &out, 0, WG)], &out, [1, 1, 1])?;
+    run_one(ctx, &LOOP, p, &[(&out, 0, WG)], [1, 1, 1])?;
     let want = (0..WG as u32)
         .map(|lid| {
             (0..trips).fold(lid, |acc, k| {
@@ -136,10 +169,10 @@ fn loop_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>
             })
         })
         .collect();
-    Ok((got, want))
+    Ok((out, want))
 }
 
-fn barrier_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
+fn barrier_canary(ctx: &Arc<GpuContext>) -> Launched {
     const GROUPS: u32 = 2;
     let n = WG * GROUPS as usize;
     let out = alloc(ctx, n)?;
@@ -149,14 +182,7 @@ fn barrier_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u
         n: n as u32,
         _pad: 0,
     };
-    let got = run_one(
-        ctx,
-        "canary_barrier",
-        p,
-        &[(2, &out, 0, n)],
-        &out,
-        [GROUPS, 1, 1],
-    )?;
+    run_one(ctx, &BARRIER, p, &[(&out, 0, n)], [GROUPS, 1, 1])?;
     let mut want = Vec::with_capacity(n);
     for g in 0..GROUPS {
         let lanes = WG as u32;
@@ -171,24 +197,14 @@ fn barrier_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u
         }
         want.extend(v);
     }
-    Ok((got, want))
+    Ok((out, want))
 }
 
-fn grid_canary(
-    ctx: &Arc<GpuContext>,
-    groups: [u32; 3],
-) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
+fn grid_canary(ctx: &Arc<GpuContext>, groups: [u32; 3]) -> Launched {
     let count = (groups[0] * groups[1] * groups[2]) as usize;
     let out = alloc(ctx, count * WG)?;
     let p = Params::zeroed();
-    let got = run_one(
-        ctx,
-        "canary_grid",
-        p,
-        &[(2, &out, 0, count * WG)],
-        &out,
-        groups,
-    )?;
+    run_one(ctx, &GRID, p, &[(&out, 0, count * WG)], groups)?;
     let mut want = vec![0u32; count * WG];
     for z in 0..groups[2] {
         for y in 0..groups[1] {
@@ -206,10 +222,10 @@ fn grid_canary(
             }
         }
     }
-    Ok((got, want))
+    Ok((out, want))
 }
 
-fn offset_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
+fn offset_canary(ctx: &Arc<GpuContext>) -> Launched {
     let skip = (ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
     let data: Vec<u32> = (0..(skip + WG) as u32)
         .map(|i| i.wrapping_mul(2654435761))
@@ -224,17 +240,16 @@ fn offset_canary(ctx: &Arc<GpuContext>) -> std::result::Result<(Vec<u32>, Vec<u3
         n: WG as u32,
         _pad: 0,
     };
-    let got = run_one(
+    run_one(
         ctx,
-        "canary_offset",
+        &OFFSET,
         p,
-        &[(1, &src, skip, WG), (2, &out, 0, WG)],
-        &out,
+        &[(&src, skip, WG), (&out, 0, WG)],
         [1, 1, 1],
     )?;
     let want = data[skip..]
         .iter()
         .map(|v| v.wrapping_mul(3).wrapping_add(7))
         .collect();
-    Ok((got, want))
+    Ok((out, want))
 }

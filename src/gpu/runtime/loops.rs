@@ -31,7 +31,7 @@ pub(crate) fn row_passes(
     let per_row = inner.saturating_add(1);
     let per_pass = cap.saturating_sub(fixed) / per_row;
     if per_pass == 0 {
-        return Err(Error::Invalid {
+        return Err(Error::TooLarge {
             op,
             msg: format!(
                 "a window row of {inner} taps exceeds the GPU kernels' budget of {cap} loop \
@@ -39,7 +39,7 @@ pub(crate) fn row_passes(
             ),
         });
     }
-    let rows = u32::try_from(rows).map_err(|_| Error::Invalid {
+    let rows = u32::try_from(rows).map_err(|_| Error::TooLarge {
         op,
         msg: format!("{rows} window rows do not fit the GPU's 32-bit indices"),
     })?;

@@ -1,6 +1,7 @@
 //! The benchmark runner: the suite's names, the JSON schema, a quick run on both devices, and
 //! the command line. Nothing here is timed: the assertions are on what the runner reports.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::Command;

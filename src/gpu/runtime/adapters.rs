@@ -1,6 +1,6 @@
 //! Adapter discovery and choice.
 
-use super::context::GpuOptions;
+use super::GpuOptions;
 use crate::{Error, Result};
 
 /// What `convshade info` and `Device::auto` need to know about an adapter.
@@ -56,11 +56,11 @@ fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
 
 /// The adapter `opts.adapter` names, else the best one (hardware before software, native APIs
 /// before GL).
-pub(super) fn pick(opts: &GpuOptions) -> Result<wgpu::Adapter> {
+pub(super) async fn pick(opts: &GpuOptions) -> Result<wgpu::Adapter> {
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    let adapters = instance.enumerate_adapters(backends).await;
     match opts.adapter {
         Some(i) => adapters.into_iter().nth(i),
         None => adapters

@@ -4,7 +4,7 @@
 
 /// How a field type is spelt in WGSL, and how many scalar fields it expands to (padding
 /// arrays become separate `u32`s, which a uniform array could not hold).
-pub(super) trait WgslType {
+pub(crate) trait WgslType {
     const WGSL: &'static str;
     const SCALARS: usize = 1;
 }
@@ -29,7 +29,7 @@ impl<const N: usize> WgslType for [u32; N] {
 }
 
 /// A uniform struct with a WGSL twin.
-pub(super) trait Uniform {
+pub(crate) trait Uniform {
     /// The struct's name in WGSL.
     const WGSL_NAME: &'static str;
     /// `(field, WGSL type, scalars, byte offset in Rust)`, in order.
@@ -66,10 +66,10 @@ macro_rules! uniform {
             $($(#[$fdoc])* pub $field: $ty),*
         }
 
-        impl $crate::gpu::uniforms::Uniform for $name {
+        impl $crate::gpu::runtime::uniforms::Uniform for $name {
             const WGSL_NAME: &'static str = $wgsl;
             fn fields() -> Vec<(&'static str, &'static str, usize, usize)> {
-                use $crate::gpu::uniforms::WgslType;
+                use $crate::gpu::runtime::uniforms::WgslType;
                 vec![$((
                     stringify!($field),
                     <$ty as WgslType>::WGSL,
@@ -80,4 +80,4 @@ macro_rules! uniform {
         }
     };
 }
-pub(super) use uniform;
+pub(crate) use uniform;
