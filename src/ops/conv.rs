@@ -218,7 +218,8 @@ fn conv2d_act(
     relu: bool,
 ) -> Result<Tensor> {
     const OP: &str = "conv2d";
-    let (dims, (d, _, kh, kw)) = check_conv2d_args(OP, input, weight, bias, opts.groups)?;
+    let args = (input, weight, bias);
+    let (dims, (d, kh, kw)) = check_conv_args(OP, args, opts.groups, WeightLayout::Conv)?;
     if opts.padding_mode != PaddingMode::Zeros {
         // as PyTorch: pad by the mode, then convolve without padding
         let pads = resolve_padding(OP, opts.padding, (kh, kw), opts.stride, opts.dilation)?;
@@ -304,17 +305,25 @@ pub(crate) fn conv_forward_raw(
     Ok(Tensor::from_storage(st, shape))
 }
 
-/// `(n, c, h, w)` or `(d, c/groups, kh, kw)`.
+/// `(n, c, h, w)`.
 type Dims4 = (usize, usize, usize, usize);
 
-/// Checks devices and shapes of conv2d's arguments; returns the input's and the weight's dims.
-fn check_conv2d_args(
+/// How a convolution's weight is laid out: conv2d's `(out_channels, in_channels/groups, kh,
+/// kw)`, or conv_transpose2d's `(in_channels, out_channels/groups, kh, kw)`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WeightLayout {
+    Conv,
+    Transposed,
+}
+
+/// Checks devices and shapes of a convolution's arguments, conv2d's or conv_transpose2d's;
+/// returns the input's dims and `(out_channels, kh, kw)`.
+pub(crate) fn check_conv_args(
     op: &'static str,
-    input: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
+    (input, weight, bias): (&Tensor, &Tensor, Option<&Tensor>),
     groups: usize,
-) -> Result<(Dims4, Dims4)> {
+    layout: WeightLayout,
+) -> Result<(Dims4, (usize, usize, usize))> {
     input.check_same_device(op, weight)?;
     if let Some(b) = bias {
         input.check_same_device(op, b)?;
@@ -323,25 +332,29 @@ fn check_conv2d_args(
         op,
         msg: format!("input must be (n, c, h, w), got {}", input.shape()),
     })?;
-    let (d, cg, kh, kw) = weight.dims4().map_err(|_| Error::Invalid {
+    let what = match layout {
+        WeightLayout::Conv => "(out_channels, in_channels/groups, kh, kw)",
+        WeightLayout::Transposed => "(in_channels, out_channels/groups, kh, kw)",
+    };
+    let (w0, w1, kh, kw) = weight.dims4().map_err(|_| Error::Invalid {
         op,
-        msg: format!(
-            "weight must be (out_channels, in_channels/groups, kh, kw), got {}",
-            weight.shape()
-        ),
+        msg: format!("weight must be {what}, got {}", weight.shape()),
     })?;
     ensure!(groups > 0, op, "groups must be positive, got 0");
+    let (c_in, d) = match layout {
+        WeightLayout::Conv => (w1 * groups, w0),
+        WeightLayout::Transposed => (w0, w1 * groups),
+    };
     ensure!(
         c % groups == 0 && d % groups == 0,
         op,
         "in_channels {c} and out_channels {d} must both be divisible by groups {groups}"
     );
     ensure!(
-        cg * groups == c,
+        c_in == c,
         op,
-        "weight {} expects {} input channels (in_channels/groups = {cg}, groups = {groups}) but input has {c}",
-        weight.shape(),
-        cg * groups
+        "weight {} {what} expects {c_in} input channels (groups = {groups}) but input has {c}",
+        weight.shape()
     );
     if let Some(b) = bias {
         ensure!(
@@ -351,7 +364,7 @@ fn check_conv2d_args(
             b.shape()
         );
     }
-    Ok(((n, c, h, w), (d, cg, kh, kw)))
+    Ok(((n, c, h, w), (d, kh, kw)))
 }
 
 /// Records the backward of a convolution's output `y` (bias included, and a fused ReLU whose

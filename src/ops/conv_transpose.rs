@@ -3,10 +3,12 @@
 //! a weight gradient), so both devices use their implicit GEMMs.
 
 use crate::backend::{Backend, ConvSpec};
-use crate::ops::conv::{add_bias, attach_conv, conv_forward_raw, Pair};
+use crate::ops::conv::{
+    add_bias, attach_conv, check_conv_args, conv_forward_raw, Pair, WeightLayout,
+};
 use crate::shape::{Shape, WindowGeom};
 use crate::tensor::{on_backend2, Tensor};
-use crate::{ensure, Error, Result};
+use crate::Result;
 
 /// Options of [`conv_transpose2d`], as PyTorch's (padding on both sides of each axis).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,102 +55,23 @@ pub fn conv_transpose2d(
     opts: &ConvTranspose2dOptions,
 ) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d";
-    input.check_same_device(OP, weight)?;
-    if let Some(b) = bias {
-        input.check_same_device(OP, b)?;
-    }
-    let bad = |msg: String| Error::Invalid { op: OP, msg };
-    let (n, c_in, h, w) = input
-        .dims4()
-        .map_err(|_| bad(format!("input must be (n, c, h, w), got {}", input.shape())))?;
-    let (wc, cg_out, kh, kw) = weight.dims4().map_err(|_| {
-        bad(format!(
-            "weight must be (in_channels, out_channels/groups, kh, kw), got {}",
-            weight.shape()
-        ))
-    })?;
     let o = opts;
-    ensure!(o.groups > 0, OP, "groups must be positive, got 0");
-    ensure!(
-        wc == c_in && c_in % o.groups == 0,
-        OP,
-        "weight {} needs {wc} input channels divisible by groups {}, input has {c_in}",
-        weight.shape(),
-        o.groups
-    );
-    ensure!(
-        o.stride.0 > 0 && o.stride.1 > 0 && o.dilation.0 > 0 && o.dilation.1 > 0,
-        OP,
-        "stride {:?} and dilation {:?} must be positive",
-        o.stride,
-        o.dilation
-    );
-    for (op, s, d) in [
-        (o.output_padding.0, o.stride.0, o.dilation.0),
-        (o.output_padding.1, o.stride.1, o.dilation.1),
-    ] {
-        ensure!(
-            op < s.max(d),
-            OP,
-            "output_padding {:?} must be smaller than the stride {:?} or the dilation {:?}",
-            o.output_padding,
-            o.stride,
-            o.dilation
-        );
-    }
-    let c_out = cg_out * o.groups;
-    if let Some(b) = bias {
-        ensure!(
-            b.dims() == [c_out],
-            OP,
-            "bias must have shape [{c_out}], got {}",
-            b.shape()
-        );
-    }
-    let out_len = |i: usize, s: usize, p: usize, d: usize, k: usize, op: usize| {
-        ((i as i128 - 1) * s as i128 - 2 * p as i128
-            + (d * (k.max(1) - 1)) as i128
-            + op as i128
-            + 1)
-        .try_into()
-        .ok()
-        .filter(|&v: &usize| v > 0)
-    };
-    let (oh, ow) = match (
-        out_len(
-            h,
-            o.stride.0,
-            o.padding.0,
-            o.dilation.0,
-            kh,
-            o.output_padding.0,
-        ),
-        out_len(
-            w,
-            o.stride.1,
-            o.padding.1,
-            o.dilation.1,
-            kw,
-            o.output_padding.1,
-        ),
-    ) {
-        (Some(a), Some(b)) if h > 0 && w > 0 => (a, b),
-        _ => {
-            return Err(bad(format!(
-                "input {h}x{w} with kernel {kh}x{kw}, {o:?} gives no output"
-            )))
-        }
-    };
+    let args = (input, weight, bias);
+    let ((n, c_in, h, w), (c_out, kh, kw)) =
+        check_conv_args(OP, args, o.groups, WeightLayout::Transposed)?;
+    let cg_out = c_out / o.groups;
     // the convolution from the output back to the input: its windows are the input's positions
-    let mut g = WindowGeom::conv(
+    let g = WindowGeom::conv_transpose(
         OP,
-        (n, c_out, oh, ow),
+        (n, h, w),
+        c_out,
         (kh, kw),
         o.stride,
-        [o.padding.0, o.padding.0, o.padding.1, o.padding.1],
+        o.padding,
         o.dilation,
+        o.output_padding,
     )?;
-    (g.oh, g.ow) = (h, w);
+    let (oh, ow) = (g.h, g.w);
     let spec = ConvSpec {
         g,
         groups: o.groups,

@@ -1,119 +1,8 @@
-//! Shapes and the only copy of every output-size formula.
+//! Windows: the one output-size formula of convolution and pooling, its transposed twin, the
+//! sizes and scales of upsampling, and [`WindowGeom`], the one geometry every window op takes.
 
-use crate::{bail, ensure, Result};
-
-/// The dimensions of a tensor, outermost first. C-contiguous.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Shape(Vec<usize>);
-
-impl std::fmt::Debug for Shape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
-}
-
-impl std::fmt::Display for Shape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
-}
-
-impl From<&[usize]> for Shape {
-    fn from(d: &[usize]) -> Self {
-        Shape(d.to_vec())
-    }
-}
-impl From<Vec<usize>> for Shape {
-    fn from(d: Vec<usize>) -> Self {
-        Shape(d)
-    }
-}
-impl<const N: usize> From<[usize; N]> for Shape {
-    fn from(d: [usize; N]) -> Self {
-        Shape(d.to_vec())
-    }
-}
-impl From<&Shape> for Shape {
-    fn from(s: &Shape) -> Self {
-        s.clone()
-    }
-}
-
-impl Shape {
-    pub fn dims(&self) -> &[usize] {
-        &self.0
-    }
-    pub fn rank(&self) -> usize {
-        self.0.len()
-    }
-    pub fn elem_count(&self) -> usize {
-        self.0.iter().product()
-    }
-    /// C-order strides in elements.
-    pub fn strides(&self) -> Vec<usize> {
-        let mut s = vec![1; self.0.len()];
-        for i in (0..self.0.len().saturating_sub(1)).rev() {
-            s[i] = s[i + 1] * self.0[i + 1];
-        }
-        s
-    }
-    /// Checks that the element count is addressable (a zero-sized dimension makes an empty
-    /// tensor, as in PyTorch).
-    pub(crate) fn validate(&self, op: &'static str) -> Result<()> {
-        numel(op, &self.0).map(|_| ())
-    }
-
-    fn dims_n<const N: usize>(&self, op: &'static str) -> Result<[usize; N]> {
-        match <[usize; N]>::try_from(self.0.as_slice()) {
-            Ok(d) => Ok(d),
-            Err(_) => bail!(op, "expected a {N}-d tensor, got shape {self}"),
-        }
-    }
-    pub fn dims2(&self) -> Result<(usize, usize)> {
-        let [a, b] = self.dims_n("dims2")?;
-        Ok((a, b))
-    }
-    pub fn dims3(&self) -> Result<(usize, usize, usize)> {
-        let [a, b, c] = self.dims_n("dims3")?;
-        Ok((a, b, c))
-    }
-    pub fn dims4(&self) -> Result<(usize, usize, usize, usize)> {
-        let [a, b, c, d] = self.dims_n("dims4")?;
-        Ok((a, b, c, d))
-    }
-    /// Same as `dims4` but the error names `op`.
-    pub(crate) fn dims4_for(&self, op: &'static str) -> Result<(usize, usize, usize, usize)> {
-        let [a, b, c, d] = self.dims_n(op)?;
-        Ok((a, b, c, d))
-    }
-}
-
-/// Largest element count of a tensor (its bytes must be addressable).
-pub const MAX_ELEMENTS: usize = isize::MAX as usize / 4;
-
-/// The product of `dims`, or an error naming `op` when it overflows or exceeds [`MAX_ELEMENTS`].
-pub fn numel(op: &'static str, dims: &[usize]) -> Result<usize> {
-    match dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) {
-        Some(n) if n <= MAX_ELEMENTS => Ok(n),
-        _ => bail!(op, "shape {dims:?} has too many elements"),
-    }
-}
-
-/// `a + b`, or an error naming `op` on overflow.
-fn add(op: &'static str, a: usize, b: usize) -> Result<usize> {
-    a.checked_add(b).ok_or_else(|| crate::Error::Invalid {
-        op,
-        msg: format!("size {a} + {b} overflows"),
-    })
-}
-
-/// Kernel size, stride and dilation of a sliding window must all be positive.
-fn check_window(op: &'static str, kernel: usize, stride: usize, dilation: usize) -> Result<()> {
-    ensure!(kernel > 0, op, "kernel size must be positive, got 0");
-    ensure!(stride > 0, op, "stride must be positive, got 0");
-    ensure!(dilation > 0, op, "dilation must be positive, got 0");
-    Ok(())
-}
+use super::numel;
+use crate::{ensure, Result};
 
 /// Extent of a window: `dilation * (kernel - 1) + 1`.
 fn window_span(op: &'static str, kernel: usize, dilation: usize) -> Result<usize> {
@@ -126,44 +15,20 @@ fn window_span(op: &'static str, kernel: usize, dilation: usize) -> Result<usize
         })
 }
 
-/// NumPy/PyTorch broadcasting of two shapes (right-aligned).
-pub fn broadcast_shapes(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape> {
-    let rank = a.rank().max(b.rank());
-    let mut out = vec![0; rank];
-    for (i, o) in out.iter_mut().enumerate() {
-        let da = dim_from_right(a, rank - 1 - i);
-        let db = dim_from_right(b, rank - 1 - i);
-        *o = match (da, db) {
-            (x, y) if x == y => x,
-            (1, y) => y,
-            (x, 1) => x,
-            _ => bail!(op, "shapes {a} and {b} cannot be broadcast together"),
-        };
-    }
-    Ok(Shape(out))
+/// Kernel size, stride and dilation of a sliding window must all be positive.
+fn check_window(op: &'static str, kernel: usize, stride: usize, dilation: usize) -> Result<()> {
+    ensure!(kernel > 0, op, "kernel size must be positive, got 0");
+    ensure!(stride > 0, op, "stride must be positive, got 0");
+    ensure!(dilation > 0, op, "dilation must be positive, got 0");
+    Ok(())
 }
 
-fn dim_from_right(s: &Shape, i: usize) -> usize {
-    if i < s.rank() {
-        s.0[s.rank() - 1 - i]
-    } else {
-        1
-    }
-}
-
-/// Strides (in elements) to read `src` as if it had shape `out` (0 on broadcast dims).
-pub(crate) fn broadcast_strides(src: &Shape, out: &Shape) -> Vec<usize> {
-    let st = src.strides();
-    let offset = out.rank() - src.rank();
-    (0..out.rank())
-        .map(|i| {
-            if i < offset || src.0[i - offset] == 1 {
-                0
-            } else {
-                st[i - offset]
-            }
-        })
-        .collect()
+/// `a + b`, or an error naming `op` on overflow.
+fn add(op: &'static str, a: usize, b: usize) -> Result<usize> {
+    a.checked_add(b).ok_or_else(|| crate::Error::Invalid {
+        op,
+        msg: format!("size {a} + {b} overflows"),
+    })
 }
 
 /// Output length of a sliding window along one axis: the one formula of convolution and
@@ -209,6 +74,39 @@ pub fn conv_out_len(
     dilation: usize,
 ) -> Result<usize> {
     window_out_len(op, input, kernel, stride, (pad_lo, pad_hi), dilation, false)
+}
+
+/// Output length of a transposed convolution along one axis, PyTorch's `(in - 1) * stride -
+/// pad_lo - pad_hi + dilation * (k - 1) + output_padding + 1`: the input length of the
+/// convolution it is the adjoint of.
+pub fn transpose_out_len(
+    op: &'static str,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    (pad_lo, pad_hi): (usize, usize),
+    dilation: usize,
+    output_padding: usize,
+) -> Result<usize> {
+    check_window(op, kernel, stride, dilation)?;
+    ensure!(
+        output_padding < stride.max(dilation),
+        op,
+        "output_padding {output_padding} must be smaller than the stride {stride} or the dilation {dilation}"
+    );
+    let span = window_span(op, kernel, dilation)? as i128;
+    let out = (input as i128 - 1) * stride as i128 - pad_lo as i128 - pad_hi as i128
+        + span
+        + output_padding as i128;
+    ensure!(
+        input > 0 && out > 0,
+        op,
+        "input length {input} with kernel {kernel}, stride {stride}, padding {pad_lo}+{pad_hi} and dilation {dilation} gives no output"
+    );
+    usize::try_from(out).map_err(|_| crate::Error::TooLarge {
+        op,
+        msg: format!("an output length of {out}"),
+    })
 }
 
 /// Output length of max/avg pooling along one axis: [`window_out_len`] with the same padding
@@ -399,6 +297,52 @@ impl WindowGeom {
         inside_taps(ow * self.sw, self.pad_left, self.dw, self.w, self.kw)
     }
 
+    /// A transposed convolution `(n, c_in, h, w) -> (n, c_out, oh, ow)` as the geometry of the
+    /// convolution it is the adjoint of: that convolution reads the transposed one's output
+    /// `(n, c_out, oh, ow)` and its windows are the input's `h x w` positions. Padding is per
+    /// axis, on both sides, as PyTorch's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_transpose(
+        op: &'static str,
+        (n, h, w): (usize, usize, usize),
+        c_out: usize,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        dilation: (usize, usize),
+        output_padding: (usize, usize),
+    ) -> Result<Self> {
+        let (ph, pw) = padding;
+        let oh = transpose_out_len(
+            op,
+            h,
+            kernel.0,
+            stride.0,
+            (ph, ph),
+            dilation.0,
+            output_padding.0,
+        )?;
+        let ow = transpose_out_len(
+            op,
+            w,
+            kernel.1,
+            stride.1,
+            (pw, pw),
+            dilation.1,
+            output_padding.1,
+        )?;
+        let mut g = Self::conv(
+            op,
+            (n, c_out, oh, ow),
+            kernel,
+            stride,
+            [ph, ph, pw, pw],
+            dilation,
+        )?;
+        (g.oh, g.ow) = (h, w);
+        Ok(g)
+    }
+
     /// The input row that output row `oh` reads at tap `kh`, or `None` in the padding.
     #[inline]
     pub fn input_row(&self, oh: usize, kh: usize) -> Option<usize> {
@@ -486,6 +430,18 @@ mod tests {
     }
 
     #[test]
+    fn transposed_lengths_invert_the_convolution() {
+        // the convolution of a transposed convolution's output gives back its input length
+        for (i, k, s, p, d, op) in [(5, 3, 2, 1, 1, 1), (4, 2, 1, 0, 2, 0), (3, 4, 3, 2, 1, 2)] {
+            let o = transpose_out_len("t", i, k, s, (p, p), d, op).unwrap();
+            assert_eq!(o, (i - 1) * s - 2 * p + d * (k - 1) + op + 1);
+            assert_eq!(conv_out_len("t", o, k, s, p, p, d).unwrap(), i);
+        }
+        assert!(transpose_out_len("t", 2, 3, 2, (0, 0), 1, 2).is_err());
+        assert!(transpose_out_len("t", 1, 1, 1, (1, 1), 1, 0).is_err());
+    }
+
+    #[test]
     fn pool_ceil_mode_drops_window_starting_in_padding() {
         // (5 + 2 - 2) / 2 = 2.5 -> ceil 3, +1 = 4; window 3 would start at 6 >= 5 + 1: dropped.
         assert_eq!(pool_out_len("t", 5, 2, 2, 1, 1, true).unwrap(), 3);
@@ -493,13 +449,5 @@ mod tests {
         assert_eq!(pool_out_len("t", 6, 3, 2, 0, 1, true).unwrap(), 3);
         assert_eq!(pool_out_len("t", 6, 3, 2, 0, 1, false).unwrap(), 2);
         assert!(pool_out_len("t", 6, 2, 2, 2, 1, false).is_err());
-    }
-
-    #[test]
-    fn broadcasting() {
-        let s = broadcast_shapes("t", &[2, 3, 4].into(), &[3, 1].into()).unwrap();
-        assert_eq!(s.dims(), &[2, 3, 4]);
-        assert!(broadcast_shapes("t", &[2, 3].into(), &[4].into()).is_err());
-        assert_eq!(broadcast_strides(&[3, 1].into(), &s), vec![0, 1, 0]);
     }
 }
