@@ -17,10 +17,7 @@ fn main() -> convshade::Result<()> {
     let results = convshade::bench::run(&devices, &cfg, keep, |_, _| {})?;
     for r in results {
         let gflops = r.gflops.map_or("-".into(), |g| format!("{g:.1} GFLOP/s"));
-        println!(
-            "{:<18} {:<4} {:>10.3} ms  {gflops}",
-            r.case, r.device, r.median_ms
-        );
+        println!("{:<18} {:<4} {:>10.3} ms  {gflops}", r.case, r.device, r.median_ms);
     }
     Ok(())
 }

@@ -27,10 +27,7 @@ fn main() -> Result<()> {
     let y = corr2d(&x, &k)?;
     println!("corr2d(arange(9), arange(4)) = {:?}", y.to_vec2()?);
     let k2 = Tensor::from_vec(vec![1.0, 0.0, 1.0, 3.0], [2, 2], &dev)?;
-    println!(
-        "corr2d(that, [[1, 0], [1, 3]]) = {:?}",
-        corr2d(&y, &k2)?.to_vec2()?
-    );
+    println!("corr2d(that, [[1, 0], [1, 3]]) = {:?}", corr2d(&y, &k2)?.to_vec2()?);
 
     // A 6x8 image, white with black columns 2..6.
     let mut img = vec![1.0f32; 6 * 8];
@@ -57,19 +54,12 @@ fn main() -> Result<()> {
         let pred = conv2d(&x, &kernel.as_tensor(), None, &Conv2dOptions::default())?;
         let loss = pred.sub(&target)?.square()?.sum_all()?;
         let grads = loss.backward()?;
-        let g = grads
-            .get_var(&kernel)
-            .expect("kernel takes part in the loss");
-        kernel.set(&convshade::no_grad(|| {
-            kernel.as_tensor().sub(&g.mul_scalar(lr)?)
-        })?)?;
+        let g = grads.get_var(&kernel).expect("kernel takes part in the loss");
+        kernel.set(&convshade::no_grad(|| kernel.as_tensor().sub(&g.mul_scalar(lr)?))?)?;
         if epoch % 2 == 0 {
             println!("epoch {epoch}, loss {:.4}", loss.to_scalar()?);
         }
     }
-    println!(
-        "learned kernel: {:?} (the edge kernel is [1, -1])",
-        kernel.as_tensor().to_vec()?
-    );
+    println!("learned kernel: {:?} (the edge kernel is [1, -1])", kernel.as_tensor().to_vec()?);
     Ok(())
 }

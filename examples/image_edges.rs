@@ -32,10 +32,7 @@ fn main() -> Result<()> {
     println!("device: {}", dev.name());
 
     let img = image::open(input)
-        .map_err(|e| Error::Io {
-            path: input.to_string(),
-            msg: e.to_string(),
-        })?
+        .map_err(|e| Error::Io { path: input.to_string(), msg: e.to_string() })?
         .to_luma8();
     let (w, h) = img.dimensions();
     let (w, h) = (w as usize, h as usize);
@@ -55,10 +52,7 @@ fn main() -> Result<()> {
     let bytes: Vec<u8> = v.iter().map(|m| (m / max * 255.0).round() as u8).collect();
     let out = image::GrayImage::from_raw(w as u32, h as u32, bytes)
         .expect("buffer matches the image size");
-    out.save(output).map_err(|e| Error::Io {
-        path: output.to_string(),
-        msg: e.to_string(),
-    })?;
+    out.save(output).map_err(|e| Error::Io { path: output.to_string(), msg: e.to_string() })?;
     let strong = v.iter().filter(|&&m| m > 0.25 * max).count();
     println!(
         "{input}: {w}x{h}, strongest gradient {max:.3}, {:.1}% of pixels above a quarter of it",

@@ -32,22 +32,14 @@ struct Data {
 fn bundled_digits() -> Result<Data> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits");
     let images = convshade::io::read_npy(format!("{dir}/images.npy"))?; // (1797, 1, 8, 8)
-    let labels: Vec<usize> = convshade::io::read_npy(format!("{dir}/labels.npy"))?
-        .iter()
-        .map(|&v| v as usize)
-        .collect();
+    let labels: Vec<usize> =
+        convshade::io::read_npy(format!("{dir}/labels.npy"))?.iter().map(|&v| v as usize).collect();
     let pixels: Vec<f32> = images.iter().copied().collect();
     let split = 1500;
     Ok(Data {
         side: 8,
-        train: Split {
-            pixels: pixels[..split * 64].to_vec(),
-            labels: labels[..split].to_vec(),
-        },
-        test: Split {
-            pixels: pixels[split * 64..].to_vec(),
-            labels: labels[split..].to_vec(),
-        },
+        train: Split { pixels: pixels[..split * 64].to_vec(), labels: labels[..split].to_vec() },
+        test: Split { pixels: pixels[split * 64..].to_vec(), labels: labels[split..].to_vec() },
     })
 }
 
@@ -77,13 +69,7 @@ fn mnist(dir: &Path) -> Result<Data> {
                 ),
             });
         }
-        Ok((
-            h,
-            Split {
-                pixels: x.to_vec()?,
-                labels,
-            },
-        ))
+        Ok((h, Split { pixels: x.to_vec()?, labels }))
     };
     let (side, train) = split("train-images-idx3-ubyte", "train-labels-idx1-ubyte")?;
     let (test_side, test) = split("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")?;

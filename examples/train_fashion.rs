@@ -12,12 +12,7 @@ use common::Defaults;
 use convshade::nn::{BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential};
 use convshade::{Conv2dOptions, Device, MaxPool2dOptions, Result};
 
-const DEFAULTS: Defaults = Defaults {
-    dataset: "fashion",
-    epochs: 4,
-    batch_size: 128,
-    lr: 1e-3,
-};
+const DEFAULTS: Defaults = Defaults { dataset: "fashion", epochs: 4, batch_size: 128, lr: 1e-3 };
 
 /// As tools/train_torch.py's `fashion` network, PyTorch's initialisation from `seed`.
 fn network(seed: u64, dev: &Device) -> Result<Sequential> {

@@ -12,12 +12,7 @@ use common::Defaults;
 use convshade::nn::{Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential};
 use convshade::{Conv2dOptions, Device, MaxPool2dOptions, Result};
 
-const DEFAULTS: Defaults = Defaults {
-    dataset: "mnist",
-    epochs: 10,
-    batch_size: 64,
-    lr: 1e-3,
-};
+const DEFAULTS: Defaults = Defaults { dataset: "mnist", epochs: 10, batch_size: 64, lr: 1e-3 };
 
 /// As tools/train_torch.py's `mnist` network, PyTorch's initialisation from `seed`.
 fn network(seed: u64, dev: &Device) -> Result<Sequential> {

@@ -1,11 +1,6 @@
 // Elementwise functions of two tensors with broadcasting. The BINARY_* opcodes are generated from
 // `BINARY_OPCODES` in src/backend/opcodes.rs; an opcode without a case gives NaN.
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-
 fn apply(u: f32, v: f32) -> f32 {
     switch p.op {
         case BINARY_ADD: { return u + v; }

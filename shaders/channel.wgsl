@@ -3,16 +3,6 @@
 // tree adds them (passes over the elements resume from what the last one wrote), and
 // channel_combine, a thread per element.
 
-@group(0) @binding(0) var<uniform> p: ChannelParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-// channel_dot: the mean; channel_combine: a
-@group(0) @binding(2) var<storage, read> a: array<f32>;
-// the second operand (x again where there is none)
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read> b: array<f32>;
-@group(0) @binding(5) var<storage, read> k: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
-
 // out[ch] = sum over the channel's elements of (x - a[ch]) * (v or x - a[ch]); this pass adds
 // element rows [r0, r1) of WG elements each.
 @compute @workgroup_size(WG)

@@ -1,9 +1,5 @@
 // Contiguous copy of a strided view: out[i0..ik] = x[offset + sum(ij * stride_j)].
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-
 @compute @workgroup_size(WG)
 fn copy_strided(th: Thread) {
     let i = thread_index(th);

@@ -2,12 +2,6 @@
 // gradients. The gathers resume, from their second pass on (rows r0..r1), from what the last
 // pass wrote.
 
-@group(0) @binding(0) var<uniform> p: WindowParams;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-// the second input: the weights, or the output gradient
-@group(0) @binding(3) var<storage, read> aux: array<f32>;
-
 // Forward: src = x (n, c, h, w), aux = w (c*mult, 1, kh, kw), dst = (n, c*mult, oh, ow).
 @compute @workgroup_size(WG)
 fn dw_fwd(th: Thread) {

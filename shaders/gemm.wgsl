@@ -3,32 +3,31 @@
 // operands, grouped convolution and per-image products need no copies.
 // Implicit-GEMM convolution, the im2col gather inside the tile loads so no column matrix exists
 // in memory, over an input x (n, c, h, w) with the window p.win:
-// - mode 1 (conv_fwd): B is x's columns; batch entry = (image, group), k = (c, kh, kw) within
+// - mode 1 (conv2d): B is x's columns; batch entry = (image, group), k = (c, kh, kw) within
 //   the group, column = (oh, ow).
-// - mode 2 (conv_wgrad): batch entry = group; A is the output gradient (n, d, oh, ow) read with
+// - mode 2 (its weight gradient): batch entry = group; A is the output gradient (n, d, oh, ow) read with
 //   images side by side (k = (image, oh, ow), p.a_image apart), B the transposed columns
 //   (column = (c, kh, kw), images p.b_image apart).
-// - mode 3 (conv_dgrad): a stride-1 input gradient as the forward convolution of the output
+// - mode 3 (its input gradient, stride 1): a stride-1 input gradient as the forward convolution of the output
 //   gradient (B, gathered as in mode 1) with the weights transposed and flipped: A[r = ci,
 //   k = (co, t)] = w[co, ci, taps - 1 - t], filters p.a_image apart.
-// - mode 4 (conv_dgrad_strided): any input gradient; batch entry = (image, group), A[r = ci,
+// - mode 4 (its input gradient, any stride): any input gradient; batch entry = (image, group), A[r = ci,
 //   k = (co, t)] = w[co, ci, t], B row k, column (ih, iw) the output gradient at the window
 //   whose tap t reads input (ih, iw) (a gather: no columns, no col2im, no atomics).
 // The operands' batch strides (p.a, p.b) locate each entry's first filter and channel.
 //
-// Tiling (sizes are pipeline constants, picked per adapter by src/gpu/tiles.rs): a workgroup of
+// Tiling (sizes are pipeline constants, picked per adapter by src/gpu/runtime/tiles.rs): a workgroup of
 // GEMM_TX x GEMM_TY threads computes a GEMM_BM x GEMM_BN tile of C, each thread an 8x8 block
 // held in vec4s. A and B are staged GEMM_BK deep in workgroup memory, K-major
 // ([k][row] and [k][column], one vec4 of padding per k row against bank conflicts), so each
 // thread reads its rows and columns as vec4s. The next K tile is fetched into registers while
 // the current one is multiplied.
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-// per-row bias of the epilogue (p.epilogue bit 0); any read-only buffer where unused
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+// The operand mode, a pipeline constant every kernel of this module sets (0: the strided GEMM;
+// 1-4: the convolutions above): the driver compiles one pipeline per mode, and its compiler
+// drops the other modes' branches from the tile loads. (Declared first: naga 30 mishandles a
+// pipeline constant declared after the module's other global expressions.)
+override MODE: u32;
 
 // each thread computes an 8x8 block of C
 override GEMM_BM: u32 = GEMM_TY * 8u;
@@ -134,31 +133,9 @@ fn grad_at(g0: u32, k: u32, c: u32) -> f32 {
     return B[g0 + (k / taps) * p.b.row_stride + oh * p.win.ow + ow];
 }
 
-// One entry point per operand mode, each calling the tile loop with its mode as a constant:
-// the driver's compiler inlines it and drops the other modes' branches from the tile loads.
 @compute @workgroup_size(GEMM_TX, GEMM_TY, 1)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    gemm_tile(wid, lid, 0u);
-}
-
-@compute @workgroup_size(GEMM_TX, GEMM_TY, 1)
-fn conv_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    gemm_tile(wid, lid, 1u);
-}
-
-@compute @workgroup_size(GEMM_TX, GEMM_TY, 1)
-fn conv_wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    gemm_tile(wid, lid, 2u);
-}
-
-@compute @workgroup_size(GEMM_TX, GEMM_TY, 1)
-fn conv_dgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    gemm_tile(wid, lid, 3u);
-}
-
-@compute @workgroup_size(GEMM_TX, GEMM_TY, 1)
-fn conv_dgrad_strided(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    gemm_tile(wid, lid, 4u);
+    gemm_tile(wid, lid, MODE);
 }
 
 // Row q of this thread's 8x8 block: C row 4 * (ty + (q / 4) * TY) + q % 4; its columns

@@ -2,10 +2,6 @@
 // is a gather: each input sums the outputs that read it, in raster order, in passes over its
 // reader rows (r0..r1) that resume from what the last pass wrote. Mirrors src/backend/pad.rs.
 
-@group(0) @binding(0) var<uniform> p: PadParams;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-
 const REFLECT: u32 = 1u;
 const REPLICATE: u32 = 2u;
 const CIRCULAR: u32 = 3u;

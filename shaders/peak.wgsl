@@ -2,9 +2,6 @@
 // CHAINS independent vec4 FMA chains for `trips` rounds, and writes a value that depends on all
 // of them, so no round can be dropped.
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
-
 @compute @workgroup_size(WG)
 fn fma_peak(th: Thread) {
     let i = thread_index(th);

@@ -1,17 +1,47 @@
-// Max, average, adaptive average and adaptive max pooling, forward and backward. Backward passes are gathers:
-// each input element sums the gradients of the windows that hold it, in a fixed order. Window
-// loops that run in several passes (rows r0..r1 of r_end) resume from what the last pass wrote.
+// Max, average, adaptive average and adaptive max pooling, forward and backward. Backward passes
+// are gathers: each input element sums the gradients of the windows that hold it, in a fixed
+// order. Window loops that run in several passes (rows r0..r1 of r_end) resume from what the last
+// pass wrote.
 
-@group(0) @binding(0) var<uniform> p: WindowParams;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-// max pooling's flat h*w argmax per output (as f32): written forward, read backward
-@group(0) @binding(3) var<storage, read_write> aux: array<f32>;
+// A rectangle [h0, h1) x [w0, w1): a window of input rows and columns, or a range of outputs.
+struct Rect {
+    h0: u32,
+    h1: u32,
+    w0: u32,
+    w1: u32,
+}
 
-// Whether tap value v replaces the running maximum (best, at arg; arg < 0 before the first tap):
-// as PyTorch, NaN propagates and ties keep the first maximum.
-fn takes_max(v: f32, best: f32, arg: i32) -> bool {
-    return v > best || is_nan(v) || arg < 0;
+// This pass's rows of the range [lo, hi) that a loop walks from lo: [lo + r0, lo + r1), clipped.
+fn pass_rows(lo: u32, hi: u32) -> vec2<u32> {
+    return vec2<u32>(min(lo + p.r0, hi), min(lo + p.r1, hi));
+}
+
+// The running maximum of a window and its flat index (arg < 0 before the first tap), resumed
+// from what the last pass wrote.
+struct Best {
+    v: f32,
+    arg: i32,
+}
+
+fn best_so_far(i: u32) -> Best {
+    if (p.r0 > 0u) {
+        return Best(dst[i], i32(aux[i]));
+    }
+    return Best(bitcast<f32>(0xff800000u), -1); // -inf
+}
+
+// The maximum after tap value v at flat index idx: as PyTorch, NaN propagates and ties keep the
+// first maximum.
+fn offer(b: Best, v: f32, idx: u32) -> Best {
+    if (v > b.v || is_nan(v) || b.arg < 0) {
+        return Best(v, i32(idx));
+    }
+    return b;
+}
+
+fn keep(i: u32, b: Best) {
+    dst[i] = b.v;
+    aux[i] = f32(b.arg);
 }
 
 @compute @workgroup_size(WG)
@@ -20,28 +50,18 @@ fn max_fwd(th: Thread) {
     if (i >= p.total) { return; }
     let o = pos_in(i, p.oh, p.ow);
     let plane = o.plane * p.h * p.w;
-    var best = bitcast<f32>(0xff800000u); // -inf
-    var arg = -1;
-    if (p.r0 > 0u) {
-        best = dst[i];
-        arg = i32(aux[i]);
-    }
+    var best = best_so_far(i);
     for (var kh = p.r0; kh < p.r1; kh++) {
         let ih = tap_input(o.y, kh, p.sh, p.dh, p.pad_top, p.h);
         for (var kw = 0u; kw < p.kw && ih >= 0; kw++) {
             let iw = tap_input(o.x, kw, p.sw, p.dw, p.pad_left, p.w);
             if (iw >= 0) {
                 let idx = u32(ih) * p.w + u32(iw);
-                let v = src[plane + idx];
-                if (takes_max(v, best, arg)) {
-                    best = v;
-                    arg = i32(idx);
-                }
+                best = offer(best, src[plane + idx], idx);
             }
         }
     }
-    dst[i] = best;
-    aux[i] = f32(arg);
+    keep(i, best);
 }
 
 @compute @workgroup_size(WG)
@@ -66,10 +86,7 @@ fn max_bwd(th: Thread) {
 }
 
 struct AvgWindow {
-    h0: u32,
-    h1: u32,
-    w0: u32,
-    w1: u32,
+    r: Rect,
     divisor: f32,
 }
 
@@ -90,7 +107,19 @@ fn avg_window(oh: u32, ow: u32) -> AvgWindow {
     } else if ((p.flags & 1u) != 0u) {
         divisor = f32(pool_size);
     }
-    return AvgWindow(h0, h1, w0, w1, divisor);
+    return AvgWindow(Rect(h0, h1, w0, w1), divisor);
+}
+
+// The sum over window r of plane `plane`, this pass's rows of it added to acc.
+fn window_sum(acc0: f32, plane: u32, r: Rect) -> f32 {
+    var acc = acc0;
+    let rows = pass_rows(r.h0, r.h1);
+    for (var ih = rows.x; ih < rows.y; ih++) {
+        for (var iw = r.w0; iw < r.w1; iw++) {
+            acc += src[plane + ih * p.w + iw];
+        }
+    }
+    return acc;
 }
 
 @compute @workgroup_size(WG)
@@ -98,14 +127,8 @@ fn avg_fwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
     let o = pos_in(i, p.oh, p.ow);
-    let plane = o.plane * p.h * p.w;
     let win = avg_window(o.y, o.x);
-    var acc = select(0.0, dst[i], p.r0 > 0u);
-    for (var ih = min(win.h0 + p.r0, win.h1); ih < min(win.h0 + p.r1, win.h1); ih++) {
-        for (var iw = win.w0; iw < win.w1; iw++) {
-            acc += src[plane + ih * p.w + iw];
-        }
-    }
+    let acc = window_sum(select(0.0, dst[i], p.r0 > 0u), o.plane * p.h * p.w, win.r);
     dst[i] = select(acc, acc / win.divisor, p.r1 == p.r_end);
 }
 
@@ -120,6 +143,10 @@ fn covering(i: u32, k: u32, stride: u32, pad: u32, out: u32) -> vec2<u32> {
     return vec2<u32>(lo, max(hi, lo));
 }
 
+fn inside(at: Pos, r: Rect) -> bool {
+    return at.y >= r.h0 && at.y < r.h1 && at.x >= r.w0 && at.x < r.w1;
+}
+
 @compute @workgroup_size(WG)
 fn avg_bwd(th: Thread) {
     let i = thread_index(th);
@@ -129,10 +156,11 @@ fn avg_bwd(th: Thread) {
     let rh = covering(at.y, p.kh, p.sh, p.pad_top, p.oh);
     let rw = covering(at.x, p.kw, p.sw, p.pad_left, p.ow);
     var acc = select(0.0, dst[i], p.r0 > 0u);
-    for (var oh = min(rh.x + p.r0, rh.y); oh < min(rh.x + p.r1, rh.y); oh++) {
+    let rows = pass_rows(rh.x, rh.y);
+    for (var oh = rows.x; oh < rows.y; oh++) {
         for (var ow = rw.x; ow < rw.y; ow++) {
             let win = avg_window(oh, ow);
-            if (at.y >= win.h0 && at.y < win.h1 && at.x >= win.w0 && at.x < win.w1) {
+            if (inside(at, win.r)) {
                 acc += src[obase + oh * p.ow + ow] / win.divisor;
             }
         }
@@ -148,23 +176,30 @@ fn adaptive_end(o: u32, input: u32, out: u32) -> u32 {
     return ((o + 1u) * input + out - 1u) / out;
 }
 
+// PyTorch's adaptive window of output (oh, ow): [floor(o*in/out), ceil((o+1)*in/out)) per axis.
+fn adaptive_window(oh: u32, ow: u32) -> Rect {
+    let h = vec2<u32>(adaptive_start(oh, p.h, p.oh), adaptive_end(oh, p.h, p.oh));
+    return Rect(h.x, h.y, adaptive_start(ow, p.w, p.ow), adaptive_end(ow, p.w, p.ow));
+}
+
+// The outputs whose adaptive windows may hold input at: one extra each side of the estimate.
+fn adaptive_covering(at: Pos) -> Rect {
+    let oh0 = max((at.y * p.oh) / p.h, 1u) - 1u;
+    let oh1 = min(((at.y + 1u) * p.oh + p.h - 1u) / p.h, p.oh);
+    let ow0 = max((at.x * p.ow) / p.w, 1u) - 1u;
+    let ow1 = min(((at.x + 1u) * p.ow + p.w - 1u) / p.w, p.ow);
+    return Rect(oh0, oh1, ow0, ow1);
+}
+
 @compute @workgroup_size(WG)
 fn adaptive_fwd(th: Thread) {
     let i = thread_index(th);
     if (i >= p.total) { return; }
     let o = pos_in(i, p.oh, p.ow);
-    let plane = o.plane * p.h * p.w;
-    let h0 = adaptive_start(o.y, p.h, p.oh);
-    let h1 = adaptive_end(o.y, p.h, p.oh);
-    let w0 = adaptive_start(o.x, p.w, p.ow);
-    let w1 = adaptive_end(o.x, p.w, p.ow);
-    var acc = select(0.0, dst[i], p.r0 > 0u);
-    for (var ih = min(h0 + p.r0, h1); ih < min(h0 + p.r1, h1); ih++) {
-        for (var iw = w0; iw < w1; iw++) {
-            acc += src[plane + ih * p.w + iw];
-        }
-    }
-    dst[i] = select(acc, acc / f32((h1 - h0) * (w1 - w0)), p.r1 == p.r_end);
+    let win = adaptive_window(o.y, o.x);
+    let acc = window_sum(select(0.0, dst[i], p.r0 > 0u), o.plane * p.h * p.w, win);
+    let count = f32((win.h1 - win.h0) * (win.w1 - win.w0));
+    dst[i] = select(acc, acc / count, p.r1 == p.r_end);
 }
 
 @compute @workgroup_size(WG)
@@ -173,22 +208,14 @@ fn adaptive_bwd(th: Thread) {
     if (i >= p.total) { return; }
     let at = pos_in(i, p.h, p.w);
     let obase = at.plane * p.oh * p.ow;
-    let oh0 = max((at.y * p.oh) / p.h, 1u) - 1u;
-    let oh1 = min(((at.y + 1u) * p.oh + p.h - 1u) / p.h, p.oh);
-    let ow0 = max((at.x * p.ow) / p.w, 1u) - 1u;
-    let ow1 = min(((at.x + 1u) * p.ow + p.w - 1u) / p.w, p.ow);
+    let outs = adaptive_covering(at);
     var acc = select(0.0, dst[i], p.r0 > 0u);
-    for (var oh = min(oh0 + p.r0, oh1); oh < min(oh0 + p.r1, oh1); oh++) {
-        let h0 = adaptive_start(oh, p.h, p.oh);
-        let h1 = adaptive_end(oh, p.h, p.oh);
-        if (at.y < h0 || at.y >= h1) {
-            continue;
-        }
-        for (var ow = ow0; ow < ow1; ow++) {
-            let w0 = adaptive_start(ow, p.w, p.ow);
-            let w1 = adaptive_end(ow, p.w, p.ow);
-            if (at.x >= w0 && at.x < w1) {
-                acc += src[obase + oh * p.ow + ow] / f32((h1 - h0) * (w1 - w0));
+    let rows = pass_rows(outs.h0, outs.h1);
+    for (var oh = rows.x; oh < rows.y; oh++) {
+        for (var ow = outs.w0; ow < outs.w1; ow++) {
+            let win = adaptive_window(oh, ow);
+            if (inside(at, win)) {
+                acc += src[obase + oh * p.ow + ow] / f32((win.h1 - win.h0) * (win.w1 - win.w0));
             }
         }
     }
@@ -201,28 +228,16 @@ fn adaptive_max_fwd(th: Thread) {
     if (i >= p.total) { return; }
     let o = pos_in(i, p.oh, p.ow);
     let plane = o.plane * p.h * p.w;
-    let h0 = adaptive_start(o.y, p.h, p.oh);
-    let h1 = adaptive_end(o.y, p.h, p.oh);
-    let w0 = adaptive_start(o.x, p.w, p.ow);
-    let w1 = adaptive_end(o.x, p.w, p.ow);
-    var best = bitcast<f32>(0xff800000u); // -inf
-    var arg = -1;
-    if (p.r0 > 0u) {
-        best = dst[i];
-        arg = i32(aux[i]);
-    }
-    for (var ih = min(h0 + p.r0, h1); ih < min(h0 + p.r1, h1); ih++) {
-        for (var iw = w0; iw < w1; iw++) {
+    let win = adaptive_window(o.y, o.x);
+    var best = best_so_far(i);
+    let rows = pass_rows(win.h0, win.h1);
+    for (var ih = rows.x; ih < rows.y; ih++) {
+        for (var iw = win.w0; iw < win.w1; iw++) {
             let idx = ih * p.w + iw;
-            let v = src[plane + idx];
-            if (takes_max(v, best, arg)) {
-                best = v;
-                arg = i32(idx);
-            }
+            best = offer(best, src[plane + idx], idx);
         }
     }
-    dst[i] = best;
-    aux[i] = f32(arg);
+    keep(i, best);
 }
 
 @compute @workgroup_size(WG)
@@ -231,14 +246,12 @@ fn adaptive_max_bwd(th: Thread) {
     if (i >= p.total) { return; }
     let at = pos_in(i, p.h, p.w);
     let me = f32(at.y * p.w + at.x);
-    let obase = at.plane * p.oh * p.ow;
-    let oh0 = max((at.y * p.oh) / p.h, 1u) - 1u;
-    let oh1 = min(((at.y + 1u) * p.oh + p.h - 1u) / p.h, p.oh);
-    let ow0 = max((at.x * p.ow) / p.w, 1u) - 1u;
-    let ow1 = min(((at.x + 1u) * p.ow + p.w - 1u) / p.w, p.ow);
+    let outs = adaptive_covering(at);
     var acc = select(0.0, dst[i], p.r0 > 0u);
-    for (var oh = min(oh0 + p.r0, oh1); oh < min(oh0 + p.r1, oh1); oh++) {
-        for (var ow = ow0; ow < ow1; ow++) {
+    let rows = pass_rows(outs.h0, outs.h1);
+    let obase = at.plane * p.oh * p.ow;
+    for (var oh = rows.x; oh < rows.y; oh++) {
+        for (var ow = outs.w0; ow < outs.w1; ow++) {
             let o = obase + oh * p.ow + ow;
             if (aux[o] == me) {
                 acc += src[o];

@@ -2,10 +2,6 @@
 // order so results are bit-reproducible. The REDUCE_* opcodes are generated from `REDUCE_OPCODES`
 // in src/backend/opcodes.rs; an opcode without a case gives NaN.
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-
 fn identity() -> f32 {
     switch p.op {
         case REDUCE_SUM: { return 0.0; }

@@ -2,10 +2,6 @@
 // host: the things drivers have got wrong (loops cut short, barriers in loops, multi-dimensional
 // grids, bindings at an offset). Integer arithmetic, so the expected values are exact.
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
-
 // One loop of `trips` iterations: the most any kernel runs per invocation.
 @compute @workgroup_size(WG)
 fn canary_loop(@builtin(local_invocation_index) lid: u32) {

@@ -1,10 +1,6 @@
 // Elementwise functions of one tensor. The UNARY_* opcodes are generated from `UNARY_OPCODES`
 // in src/backend/opcodes.rs; an opcode without a case gives NaN.
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-
 // tanh without the overflow of (e^2x - 1) / (e^2x + 1) for large |x|, and without its
 // cancellation for tiny |x| (a Taylor polynomial there).
 fn safe_tanh(v: f32) -> f32 {

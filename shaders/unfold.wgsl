@@ -4,10 +4,6 @@
 // entries that read it, so no atomics are needed and results are bit-reproducible. Kernels whose
 // window loop runs in several passes (rows r0..r1 of r_end) resume from what the last pass wrote.
 
-@group(0) @binding(0) var<uniform> p: WindowParams;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-
 @compute @workgroup_size(WG)
 fn im2col(th: Thread) {
     let i = thread_index(th);

@@ -3,10 +3,6 @@
 // (source indices are monotone in the output index). Gathers that run in several passes (rows
 // r0..r1 of r_end) resume from what the last pass wrote.
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-
 fn nearest_src(o: u32, input: u32, scale: f32) -> u32 {
     return min(u32(floor(f32(o) * scale)), input - 1u);
 }

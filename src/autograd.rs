@@ -137,10 +137,7 @@ impl Var {
     /// Makes `t` (its value, detached) trainable.
     pub fn new(t: &Tensor) -> Var {
         let v = t.as_var();
-        Var {
-            id: v.id(),
-            inner: Arc::new(Mutex::new(v)),
-        }
+        Var { id: v.id(), inner: Arc::new(Mutex::new(v)) }
     }
     /// The current value, tracked by autograd.
     pub fn as_tensor(&self) -> Tensor {

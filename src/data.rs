@@ -35,11 +35,7 @@ impl Dataset {
             labels.len(),
             dims[0]
         );
-        Ok(Dataset {
-            images,
-            dims,
-            labels,
-        })
+        Ok(Dataset { images, dims, labels })
     }
 
     /// An MNIST-style pair of IDX files (`.gz` or not): images scaled to `[0, 1]` as
@@ -102,17 +98,8 @@ pub struct DataLoader {
 impl DataLoader {
     /// In order, every image, the last batch possibly smaller, no augmentation.
     pub fn new(batch_size: usize) -> Result<DataLoader> {
-        ensure!(
-            batch_size > 0,
-            "DataLoader",
-            "batch size must be positive, got 0"
-        );
-        Ok(DataLoader {
-            batch_size,
-            shuffle: None,
-            drop_last: false,
-            augment: None,
-        })
+        ensure!(batch_size > 0, "DataLoader", "batch size must be positive, got 0");
+        Ok(DataLoader { batch_size, shuffle: None, drop_last: false, augment: None })
     }
     /// A fresh order each epoch, drawn from `seed` and the epoch number.
     pub fn shuffle(mut self, seed: u64) -> Self {
@@ -141,10 +128,7 @@ impl DataLoader {
     /// The batches of epoch `epoch`: `(images (b, c, h, w) on device, labels)`. The same seed
     /// and epoch give the same batches on every device.
     pub fn epoch<'a>(
-        &'a self,
-        data: &'a Dataset,
-        epoch: u64,
-        device: &'a Device,
+        &'a self, data: &'a Dataset, epoch: u64, device: &'a Device,
     ) -> impl Iterator<Item = Result<(Tensor, Vec<usize>)>> + 'a {
         let mut order: Vec<usize> = (0..data.len()).collect();
         // one stream per epoch: shuffling first, then the augmentation draws
@@ -162,11 +146,7 @@ impl DataLoader {
     }
 
     fn batch(
-        &self,
-        data: &Dataset,
-        ids: &[usize],
-        rng: &mut ChaCha8Rng,
-        device: &Device,
+        &self, data: &Dataset, ids: &[usize], rng: &mut ChaCha8Rng, device: &Device,
     ) -> Result<(Tensor, Vec<usize>)> {
         let [_, c, h, w] = data.dims;
         let per = c * h * w;
@@ -186,19 +166,13 @@ impl DataLoader {
 /// One image `src (c, h, w)` cropped at a random offset from its zero-padded copy and maybe
 /// mirrored, into `dst` (zeros beforehand).
 fn augment_into(
-    src: &[f32],
-    dst: &mut [f32],
-    (c, h, w): (usize, usize, usize),
-    a: Augment,
+    src: &[f32], dst: &mut [f32], (c, h, w): (usize, usize, usize), a: Augment,
     rng: &mut ChaCha8Rng,
 ) {
     let p = a.crop_padding as i64;
     // the crop's top-left corner in padded coordinates, as an offset from the image's
     let (dy, dx) = if p > 0 {
-        (
-            (rng.random_range(0..=2 * p) - p) as isize,
-            (rng.random_range(0..=2 * p) - p) as isize,
-        )
+        ((rng.random_range(0..=2 * p) - p) as isize, (rng.random_range(0..=2 * p) - p) as isize)
     } else {
         (0, 0)
     };

@@ -10,11 +10,7 @@ pub enum Error {
     Invalid { op: &'static str, msg: String },
     /// Operands live on different devices.
     #[error("{op}: operands are on different devices ({lhs} and {rhs})")]
-    DeviceMismatch {
-        op: &'static str,
-        lhs: String,
-        rhs: String,
-    },
+    DeviceMismatch { op: &'static str, lhs: String, rhs: String },
     /// Work too large for the device: an index past the kernels' 32-bit range, or one piece of
     /// an op that cannot be cut further past one storage binding.
     #[error("{op}: {msg}")]
@@ -35,11 +31,7 @@ pub enum Error {
     AdapterRefused(String),
     /// Shadow mode (`CONVSHADE_CHECK=1`) found the GPU's result of an op unlike the CPU's.
     #[error("shadow check: {op} on {shapes}: GPU and CPU disagree: {detail}")]
-    ShadowMismatch {
-        op: &'static str,
-        shapes: String,
-        detail: String,
-    },
+    ShadowMismatch { op: &'static str, shapes: String, detail: String },
     /// Any other error the GPU driver reported (validation, internal), or work that depended on
     /// a batch that failed.
     #[error("gpu: {0}")]

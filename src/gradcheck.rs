@@ -7,16 +7,11 @@ use crate::{Device, Error, Result, Tensor};
 /// An element passes when `|numeric - analytic| <= tol * (1 + |numeric|)`; the first failure is
 /// returned as an error naming the input and element.
 pub fn gradcheck(
-    inputs: &[Tensor],
-    f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
-    eps: f32,
-    tol: f32,
+    inputs: &[Tensor], f: &dyn Fn(&[Tensor]) -> Result<Tensor>, eps: f32, tol: f32,
 ) -> Result<()> {
     let cpu = Device::cpu();
-    let values: Vec<(Vec<usize>, Vec<f32>)> = inputs
-        .iter()
-        .map(|t| Ok((t.dims().to_vec(), t.to_vec()?)))
-        .collect::<Result<_>>()?;
+    let values: Vec<(Vec<usize>, Vec<f32>)> =
+        inputs.iter().map(|t| Ok((t.dims().to_vec(), t.to_vec()?))).collect::<Result<_>>()?;
     let vars: Vec<Tensor> = values
         .iter()
         .map(|(s, v)| Ok(Tensor::from_vec(v.clone(), s.clone(), &cpu)?.requires_grad_()))
@@ -32,11 +27,7 @@ pub fn gradcheck(
             .map(|(s, v)| Tensor::from_vec(v.clone(), s.clone(), &cpu))
             .collect::<Result<_>>()?;
         let out = crate::no_grad(|| f(&xs))?.to_vec()?;
-        Ok(out
-            .iter()
-            .zip(&rv)
-            .map(|(a, b)| *a as f64 * *b as f64)
-            .sum())
+        Ok(out.iter().zip(&rv).map(|(a, b)| *a as f64 * *b as f64).sum())
     };
     for (k, (_, v)) in values.iter().enumerate() {
         let analytic = grads

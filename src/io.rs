@@ -10,10 +10,8 @@ use crate::{Device, Error, Result, Tensor};
 /// Reads a float32 NPY file.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<ArrayD<f32>> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::Io { path: path.display().to_string(), msg: e.to_string() })?;
     ndarray_npy::ReadNpyExt::read_npy(std::io::BufReader::new(file)).map_err(
         |e: ndarray_npy::ReadNpyError| Error::Format {
             path: path.display().to_string(),
@@ -30,10 +28,8 @@ pub fn load_npy(path: impl AsRef<Path>, device: &Device) -> Result<Tensor> {
 /// Writes a tensor as a float32 NPY file.
 pub fn save_npy(path: impl AsRef<Path>, t: &Tensor) -> Result<()> {
     let path = path.as_ref();
-    ndarray_npy::write_npy(path, &t.to_ndarray()?).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })
+    ndarray_npy::write_npy(path, &t.to_ndarray()?)
+        .map_err(|e| Error::Io { path: path.display().to_string(), msg: e.to_string() })
 }
 
 /// Reads an IDX file of unsigned bytes (the MNIST format, `.gz` or not): its dimensions and data.
@@ -41,14 +37,8 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<u8>)> {
     use std::io::Read;
     let path = path.as_ref();
     let name = path.display().to_string();
-    let io_err = |e: std::io::Error| Error::Io {
-        path: name.clone(),
-        msg: e.to_string(),
-    };
-    let format = |msg: String| Error::Format {
-        path: name.clone(),
-        msg,
-    };
+    let io_err = |e: std::io::Error| Error::Io { path: name.clone(), msg: e.to_string() };
+    let format = |msg: String| Error::Format { path: name.clone(), msg };
     let raw = std::fs::read(path).map_err(io_err)?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
@@ -71,9 +61,7 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<u8>)> {
     let rank = bytes[3] as usize;
     let header = 4 + 4 * rank;
     if rank == 0 || bytes.len() < header {
-        return Err(format(format!(
-            "truncated IDX header for {rank} dimensions"
-        )));
+        return Err(format(format!("truncated IDX header for {rank} dimensions")));
     }
     let dims: Vec<usize> = (0..rank)
         .map(|i| {
@@ -101,10 +89,7 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<([usize; 4], Vec<f32>)>
             msg: format!("images must have 3 dimensions (n, rows, cols), found {dims:?}"),
         });
     };
-    Ok((
-        [n, 1, h, w],
-        data.iter().map(|&b| b as f32 / 255.0).collect(),
-    ))
+    Ok(([n, 1, h, w], data.iter().map(|&b| b as f32 / 255.0).collect()))
 }
 
 /// [`read_idx_images`] as a tensor `(n, 1, rows, cols)`.

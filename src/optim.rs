@@ -15,11 +15,7 @@ fn check_lr(op: &'static str, lr: f32) -> Result<()> {
 }
 
 fn non_negative(op: &'static str, what: &str, v: f32) -> Result<()> {
-    ensure!(
-        v.is_finite() && v >= 0.0,
-        op,
-        "{what} must be finite and non-negative, got {v}"
-    );
+    ensure!(v.is_finite() && v >= 0.0, op, "{what} must be finite and non-negative, got {v}");
     Ok(())
 }
 
@@ -36,10 +32,7 @@ fn with_decay(g: &Tensor, w: &Tensor, wd: f32) -> Result<Tensor> {
 /// from the parameter, `g` already carrying the L2 weight decay; the parameter is first scaled
 /// by `shrink` (decoupled weight decay, `1 - lr * wd`; 1 for none).
 fn step_each<S>(
-    params: &[Var],
-    state: &mut [S],
-    grads: &GradStore,
-    (weight_decay, shrink): (f32, f32),
+    params: &[Var], state: &mut [S], grads: &GradStore, (weight_decay, shrink): (f32, f32),
     mut update: impl FnMut(Tensor, &mut S) -> Result<Tensor>,
 ) -> Result<()> {
     no_grad(|| {
@@ -47,11 +40,7 @@ fn step_each<S>(
             let Some(g) = grads.get_var(p) else { continue };
             let w = p.as_tensor();
             let g = with_decay(g, &w, weight_decay)?;
-            let w = if shrink == 1.0 {
-                w
-            } else {
-                w.mul_scalar(shrink)?
-            };
+            let w = if shrink == 1.0 { w } else { w.mul_scalar(shrink)? };
             p.set(&w.sub(&update(g, s)?)?)?;
         }
         Ok(())
@@ -92,11 +81,7 @@ impl Sgd {
         Ok(self)
     }
     pub fn nesterov(mut self, on: bool) -> Result<Sgd> {
-        ensure!(
-            !on || self.momentum > 0.0,
-            "sgd",
-            "Nesterov momentum needs a positive momentum"
-        );
+        ensure!(!on || self.momentum > 0.0, "sgd", "Nesterov momentum needs a positive momentum");
         self.nesterov = on;
         Ok(self)
     }
@@ -116,11 +101,7 @@ impl Optimizer for Sgd {
                         Some(v) => v.mul_scalar(momentum)?.add(&g)?,
                         None => g.clone(),
                     };
-                    g = if nesterov {
-                        g.add(&buf.mul_scalar(momentum)?)?
-                    } else {
-                        buf.clone()
-                    };
+                    g = if nesterov { g.add(&buf.mul_scalar(momentum)?)? } else { buf.clone() };
                     *vel = Some(buf);
                 }
                 g.mul_scalar(lr)
@@ -179,11 +160,7 @@ impl Adam {
         Ok(self)
     }
     pub fn eps(mut self, eps: f32) -> Result<Adam> {
-        ensure!(
-            eps.is_finite() && eps > 0.0,
-            "adam",
-            "eps must be finite and positive, got {eps}"
-        );
+        ensure!(eps.is_finite() && eps > 0.0, "adam", "eps must be finite and positive, got {eps}");
         self.eps = eps;
         Ok(self)
     }
@@ -210,9 +187,7 @@ impl Optimizer for Adam {
             let c1 = 1.0 - beta1.powi(t);
             let c2 = 1.0 - beta2.powi(t);
             let m = m.mul_scalar(beta1)?.add(&g.mul_scalar(1.0 - beta1)?)?;
-            let v = v
-                .mul_scalar(beta2)?
-                .add(&g.square()?.mul_scalar(1.0 - beta2)?)?;
+            let v = v.mul_scalar(beta2)?.add(&g.square()?.mul_scalar(1.0 - beta2)?)?;
             // p -= lr * (m / c1) / (sqrt(v / c2) + eps)
             let denom = v.mul_scalar(1.0 / c2)?.sqrt()?.add_scalar(eps)?;
             let update = m.mul_scalar(lr / c1)?.div(&denom)?;

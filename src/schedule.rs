@@ -70,11 +70,7 @@ pub struct Scheduler<S: LrSchedule> {
 impl<S: LrSchedule> Scheduler<S> {
     /// Starts from the optimizer's current rate.
     pub fn new(schedule: S, opt: &dyn Optimizer) -> Self {
-        Scheduler {
-            schedule,
-            base: opt.learning_rate(),
-            epoch: 0,
-        }
+        Scheduler { schedule, base: opt.learning_rate(), epoch: 0 }
     }
     /// Ends an epoch: sets the optimizer's rate for the next one.
     pub fn step(&mut self, opt: &mut dyn Optimizer) -> Result<()> {

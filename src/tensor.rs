@@ -75,19 +75,13 @@ macro_rules! on_backend_pair {
             $crate::tensor::Storage::Cpu($x) => {
                 let $be = $crate::cpu::CpuBackend;
                 let (a, b) = $body?;
-                (
-                    $crate::tensor::Storage::Cpu(a),
-                    $crate::tensor::Storage::Cpu(b),
-                )
+                ($crate::tensor::Storage::Cpu(a), $crate::tensor::Storage::Cpu(b))
             }
             $crate::tensor::Storage::Gpu($x) => {
                 let backend = $crate::gpu::backend($x.ctx());
                 let $be = &*backend;
                 let (a, b) = $body?;
-                (
-                    $crate::tensor::Storage::Gpu(a),
-                    $crate::tensor::Storage::Gpu(b),
-                )
+                ($crate::tensor::Storage::Gpu(a), $crate::tensor::Storage::Gpu(b))
             }
         }
     };
@@ -160,17 +154,13 @@ impl BackendData for GpuBuffer {
 
 /// `t`'s data as the same backend's type as `like`'s, or a device-mismatch error naming `op`.
 pub(crate) fn same_backend<'a, T: BackendData>(
-    op: &'static str,
-    like: &T,
-    t: &'a Tensor,
+    op: &'static str, like: &T, t: &'a Tensor,
 ) -> Result<&'a T> {
-    T::of(t.storage())
-        .filter(|d| d.same_device(like))
-        .ok_or_else(|| Error::DeviceMismatch {
-            op,
-            lhs: like.device().name(),
-            rhs: t.device().name(),
-        })
+    T::of(t.storage()).filter(|d| d.same_device(like)).ok_or_else(|| Error::DeviceMismatch {
+        op,
+        lhs: like.device().name(),
+        rhs: t.device().name(),
+    })
 }
 
 struct Inner {
@@ -205,8 +195,7 @@ impl Tensor {
     /// This tensor as the output of an op on `inputs`: records `backward` (gradients of the
     /// inputs from the output's gradient) when gradients are on and an input needs one.
     pub(crate) fn attach(
-        &self,
-        inputs: &[&Tensor],
+        &self, inputs: &[&Tensor],
         backward: impl Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     ) -> Tensor {
         if !(autograd::grad_enabled() && inputs.iter().any(|t| t.requires_grad())) {
@@ -287,8 +276,7 @@ impl Tensor {
 
     /// A tensor with the shape and values of an ndarray array.
     pub fn from_ndarray<S: Data<Elem = f32>, D: Dimension>(
-        a: &ArrayBase<S, D>,
-        device: &Device,
+        a: &ArrayBase<S, D>, device: &Device,
     ) -> Result<Tensor> {
         let data: Vec<f32> = a.iter().copied().collect();
         Tensor::from_vec(data, a.shape().to_vec(), device)
@@ -356,8 +344,7 @@ impl Tensor {
         shape.validate("randn")?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut data = crate::cpu::host_vec(shape.elem_count(), 0.0, "randn")?;
-        data.iter_mut()
-            .for_each(|v| *v = StandardNormal.sample(&mut rng));
+        data.iter_mut().for_each(|v| *v = StandardNormal.sample(&mut rng));
         Tensor::from_vec(data, shape, device)
     }
 
@@ -387,10 +374,8 @@ impl Tensor {
     }
 
     pub fn to_ndarray(&self) -> Result<ArrayD<f32>> {
-        ArrayD::from_shape_vec(IxDyn(self.dims()), self.to_vec()?).map_err(|e| Error::Invalid {
-            op: "to_ndarray",
-            msg: e.to_string(),
-        })
+        ArrayD::from_shape_vec(IxDyn(self.dims()), self.to_vec()?)
+            .map_err(|e| Error::Invalid { op: "to_ndarray", msg: e.to_string() })
     }
 
     /// A copy on `device`; gradients flow back to the source device.
@@ -464,10 +449,6 @@ impl Tensor {
 
     /// The error of `op` given this tensor and `other` on different devices.
     pub(crate) fn device_mismatch(&self, op: &'static str, other: &Tensor) -> Error {
-        Error::DeviceMismatch {
-            op,
-            lhs: self.device().name(),
-            rhs: other.device().name(),
-        }
+        Error::DeviceMismatch { op, lhs: self.device().name(), rhs: other.device().name() }
     }
 }

@@ -12,9 +12,7 @@ pub use crate::cpu::oracle::conv2d_direct;
 /// `offset`) reads a corrupted result, or whose shadow check of op `op` sees a corrupted GPU
 /// result.
 pub fn gpu_with_faults(
-    opts: GpuOptions,
-    self_test: Option<&'static str>,
-    op: Option<&'static str>,
+    opts: GpuOptions, self_test: Option<&'static str>, op: Option<&'static str>,
 ) -> Result<Device> {
     let faults = Faults { self_test, op };
     Ok(Device::Gpu(GpuContext::with_faults(opts, faults)?))

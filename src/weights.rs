@@ -11,18 +11,11 @@ use crate::{Device, Error, Result, Tensor};
 /// Writes `state` (a state dict, in any order) to `path`.
 pub fn save_safetensors(path: impl AsRef<Path>, state: &[(String, Tensor)]) -> Result<()> {
     let path = path.as_ref();
-    let io = |msg: String| Error::Io {
-        path: path.display().to_string(),
-        msg,
-    };
+    let io = |msg: String| Error::Io { path: path.display().to_string(), msg };
     let mut bytes = Vec::with_capacity(state.len());
     for (k, t) in state {
         let v = t.to_vec()?;
-        bytes.push((
-            k.clone(),
-            t.dims().to_vec(),
-            bytemuck::cast_slice::<f32, u8>(&v).to_vec(),
-        ));
+        bytes.push((k.clone(), t.dims().to_vec(), bytemuck::cast_slice::<f32, u8>(&v).to_vec()));
     }
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
         .iter()
@@ -39,14 +32,9 @@ pub fn save_safetensors(path: impl AsRef<Path>, state: &[(String, Tensor)]) -> R
 pub fn load_safetensors(path: impl AsRef<Path>, device: &Device) -> Result<Vec<(String, Tensor)>> {
     let path = path.as_ref();
     let name = path.display().to_string();
-    let raw = std::fs::read(path).map_err(|e| Error::Io {
-        path: name.clone(),
-        msg: e.to_string(),
-    })?;
-    let format = |msg: String| Error::Format {
-        path: name.clone(),
-        msg,
-    };
+    let raw =
+        std::fs::read(path).map_err(|e| Error::Io { path: name.clone(), msg: e.to_string() })?;
+    let format = |msg: String| Error::Format { path: name.clone(), msg };
     let st = SafeTensors::deserialize(&raw)
         .map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
     let mut out = Vec::new();
@@ -65,17 +53,13 @@ pub fn load_safetensors(path: impl AsRef<Path>, device: &Device) -> Result<Vec<(
 /// Little-endian values of `dtype` as float32; `None` for types with no float32 reading.
 fn to_f32(dtype: Dtype, b: &[u8]) -> Option<Vec<f32>> {
     fn each<const N: usize>(b: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32> {
-        b.chunks_exact(N)
-            .map(|c| f(c.try_into().expect("N bytes")))
-            .collect()
+        b.chunks_exact(N).map(|c| f(c.try_into().expect("N bytes"))).collect()
     }
     Some(match dtype {
         Dtype::F32 => each(b, f32::from_le_bytes),
         Dtype::F64 => each(b, |c| f64::from_le_bytes(c) as f32),
         Dtype::F16 => each(b, |c: [u8; 2]| f16_to_f32(u16::from_le_bytes(c))),
-        Dtype::BF16 => each(b, |c: [u8; 2]| {
-            f32::from_bits((u16::from_le_bytes(c) as u32) << 16)
-        }),
+        Dtype::BF16 => each(b, |c: [u8; 2]| f32::from_bits((u16::from_le_bytes(c) as u32) << 16)),
         Dtype::I64 => each(b, |c| i64::from_le_bytes(c) as f32),
         Dtype::I32 => each(b, |c| i32::from_le_bytes(c) as f32),
         Dtype::I16 => each(b, |c| i16::from_le_bytes(c) as f32),

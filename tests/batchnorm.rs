@@ -47,55 +47,21 @@ fn training_and_evaluation_follow_pytorch() {
         let sa = stats(&a);
         let mean: Vec<f64> = sa.iter().map(|s| s.0).collect();
         let var: Vec<f64> = sa.iter().map(|s| s.1).collect();
-        assert_close(
-            &y.to_vec().unwrap(),
-            &normalize(&a, &mean, &var),
-            1e-5,
-            1e-5,
-            "train",
-        );
+        assert_close(&y.to_vec().unwrap(), &normalize(&a, &mean, &var), 1e-5, 1e-5, "train");
         bn.forward(&x(&b)).unwrap();
         // running statistics after two batches: r = 0.9 r + 0.1 batch (unbiased variance)
         let sb = stats(&b);
-        let rm: Vec<f64> = (0..C)
-            .map(|c| 0.1 * sb[c].0 + 0.9 * (0.1 * sa[c].0))
-            .collect();
-        let rv: Vec<f64> = (0..C)
-            .map(|c| 0.1 * sb[c].2 + 0.9 * (0.1 * sa[c].2 + 0.9))
-            .collect();
+        let rm: Vec<f64> = (0..C).map(|c| 0.1 * sb[c].0 + 0.9 * (0.1 * sa[c].0)).collect();
+        let rv: Vec<f64> = (0..C).map(|c| 0.1 * sb[c].2 + 0.9 * (0.1 * sa[c].2 + 0.9)).collect();
         let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
-        assert_close(
-            &bn.running_mean.as_tensor().to_vec().unwrap(),
-            &f(&rm),
-            1e-5,
-            1e-6,
-            "mean",
-        );
-        assert_close(
-            &bn.running_var.as_tensor().to_vec().unwrap(),
-            &f(&rv),
-            1e-5,
-            1e-6,
-            "var",
-        );
+        assert_close(&bn.running_mean.as_tensor().to_vec().unwrap(), &f(&rm), 1e-5, 1e-6, "mean");
+        assert_close(&bn.running_var.as_tensor().to_vec().unwrap(), &f(&rv), 1e-5, 1e-6, "var");
         assert_eq!(bn.num_batches_tracked.as_tensor().to_vec().unwrap(), [2.0]);
         // evaluation: the running statistics, and they stay put
         bn.set_training(false);
         let ye = bn.forward(&x(&a)).unwrap();
-        assert_close(
-            &ye.to_vec().unwrap(),
-            &normalize(&a, &rm, &rv),
-            1e-5,
-            1e-5,
-            "eval",
-        );
-        assert_close(
-            &bn.running_mean.as_tensor().to_vec().unwrap(),
-            &f(&rm),
-            1e-5,
-            1e-6,
-            "kept",
-        );
+        assert_close(&ye.to_vec().unwrap(), &normalize(&a, &rm, &rv), 1e-5, 1e-5, "eval");
+        assert_close(&bn.running_mean.as_tensor().to_vec().unwrap(), &f(&rm), 1e-5, 1e-6, "kept");
     }
 }
 
@@ -105,9 +71,7 @@ fn gradients_are_right_and_the_gpu_agrees() {
     let f = |t: &[Tensor]| {
         let bn = BatchNorm2d::new(C, &t[0].device()).unwrap();
         // a non-trivial affine transform, so its gradient path is exercised too
-        bn.weight
-            .set(&Tensor::from_vec(vec![1.5, -0.5], [C], &t[0].device()).unwrap())
-            .unwrap();
+        bn.weight.set(&Tensor::from_vec(vec![1.5, -0.5], [C], &t[0].device()).unwrap()).unwrap();
         bn.forward(&t[0])?.square()
     };
     gradcheck(&x, &f, 1e-3, 2e-2);
@@ -133,25 +97,15 @@ fn state_dict_keys_and_the_one_value_refusal() {
             "1.num_batches_tracked"
         ]
     );
-    assert_eq!(
-        net.parameters().len(),
-        3,
-        "running statistics are not parameters"
-    );
+    assert_eq!(net.parameters().len(), 3, "running statistics are not parameters");
     // batch of 1 with 1x1 spatial: refused in training, fine in evaluation
     let mut bn = BatchNorm2d::new(2, &cpu).unwrap();
     let x = Tensor::from_vec(vec![0.5, -1.0], [1, 2, 1, 1], &cpu).unwrap();
     let e = bn.forward(&x).unwrap_err().to_string();
-    assert!(
-        e.starts_with("BatchNorm2d: expected more than 1 value per channel"),
-        "{e}"
-    );
+    assert!(e.starts_with("BatchNorm2d: expected more than 1 value per channel"), "{e}");
     bn.set_training(false);
     assert_eq!(bn.forward(&x).unwrap().dims(), [1, 2, 1, 1]);
-    let e = bn
-        .forward(&Tensor::zeros([1, 3, 2, 2], &cpu).unwrap())
-        .unwrap_err()
-        .to_string();
+    let e = bn.forward(&Tensor::zeros([1, 3, 2, 2], &cpu).unwrap()).unwrap_err().to_string();
     assert!(e.contains("3 channels"), "{e}");
 }
 
@@ -171,16 +125,8 @@ fn functional_gradients_in_both_modes() {
                 let dev = t[0].device();
                 let rm = Tensor::from_vec(vec![0.1, -0.2], [C], &dev)?;
                 let rv = Tensor::from_vec(vec![0.5, 2.0], [C], &dev)?;
-                let opts = BatchNormOptions {
-                    training,
-                    momentum: 0.3,
-                    eps: 1e-3,
-                };
-                let (w, b) = if affine {
-                    (Some(&t[1]), Some(&t[2]))
-                } else {
-                    (None, None)
-                };
+                let opts = BatchNormOptions { training, momentum: 0.3, eps: 1e-3 };
+                let (w, b) = if affine { (Some(&t[1]), Some(&t[2])) } else { (None, None) };
                 // (the running statistics are constants for autograd, as in PyTorch)
                 batch_norm2d(&t[0], &rm, &rv, w, b, &opts)?.output.square()
             };
@@ -201,11 +147,7 @@ fn per_channel_sums_split_into_passes_match_the_cpu() {
     if gpu().is_none() {
         return;
     }
-    let dev = Device::gpu_with(GpuOptions {
-        loop_cap: Some(160),
-        ..Default::default()
-    })
-    .unwrap();
+    let dev = Device::gpu_with(GpuOptions { loop_cap: Some(160), ..Default::default() }).unwrap();
     // 8 * 70 * 70 = 39,200 values per channel: 154 rows of 256, two passes
     let inputs = [
         (vec![8, 2, 70, 70], randv(8 * 2 * 4900, 5)),
@@ -215,24 +157,13 @@ fn per_channel_sums_split_into_passes_match_the_cpu() {
     let f = |t: &[Tensor]| {
         let dev = t[0].device();
         let (rm, rv) = (Tensor::zeros([2], &dev)?, Tensor::ones([2], &dev)?);
-        let opts = BatchNormOptions {
-            training: true,
-            ..BatchNormOptions::default()
-        };
-        batch_norm2d(&t[0], &rm, &rv, Some(&t[1]), Some(&t[2]), &opts)?
-            .output
-            .square()
+        let opts = BatchNormOptions { training: true, ..BatchNormOptions::default() };
+        batch_norm2d(&t[0], &rm, &rv, Some(&t[1]), Some(&t[2]), &opts)?.output.square()
     };
     let (yc, gc) = common::run_op(&Device::cpu(), &inputs, &f);
     let (yg, gg) = common::run_op(&dev, &inputs, &f);
     common::close(&yg, &yc, 1e-4, 1e-5, "forward");
     for (i, (a, b)) in gg.iter().zip(&gc).enumerate() {
-        common::close(
-            a.as_ref().unwrap(),
-            b.as_ref().unwrap(),
-            1e-4,
-            1e-5,
-            &format!("grad {i}"),
-        );
+        common::close(a.as_ref().unwrap(), b.as_ref().unwrap(), 1e-4, 1e-5, &format!("grad {i}"));
     }
 }

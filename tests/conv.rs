@@ -19,26 +19,12 @@ fn devices() -> Vec<Device> {
 #[test]
 fn corr2d_reproduces_the_tutorial() {
     for dev in devices() {
-        let x = Tensor::arange(0.0, 9.0, &dev)
-            .unwrap()
-            .reshape([3, 3])
-            .unwrap();
-        let k = Tensor::arange(0.0, 4.0, &dev)
-            .unwrap()
-            .reshape([2, 2])
-            .unwrap();
+        let x = Tensor::arange(0.0, 9.0, &dev).unwrap().reshape([3, 3]).unwrap();
+        let k = Tensor::arange(0.0, 4.0, &dev).unwrap().reshape([2, 2]).unwrap();
         let y = corr2d(&x, &k).unwrap();
-        assert_eq!(
-            y.to_vec2().unwrap(),
-            vec![vec![19.0, 25.0], vec![37.0, 43.0]],
-            "{dev:?}"
-        );
+        assert_eq!(y.to_vec2().unwrap(), vec![vec![19.0, 25.0], vec![37.0, 43.0]], "{dev:?}");
         let k2 = Tensor::from_vec(vec![1.0, 0.0, 1.0, 3.0], [2, 2], &dev).unwrap();
-        assert_eq!(
-            corr2d(&y, &k2).unwrap().to_vec2().unwrap(),
-            vec![vec![185.0]],
-            "{dev:?}"
-        );
+        assert_eq!(corr2d(&y, &k2).unwrap().to_vec2().unwrap(), vec![vec![185.0]], "{dev:?}");
     }
 }
 
@@ -67,32 +53,17 @@ fn edge_kernel_marks_the_edges() {
 #[test]
 fn cross_correlation_differs_from_true_convolution() {
     let dev = Device::cpu();
-    let x = Tensor::arange(0.0, 9.0, &dev)
-        .unwrap()
-        .reshape([3, 3])
-        .unwrap();
-    let k = Tensor::arange(0.0, 4.0, &dev)
-        .unwrap()
-        .reshape([2, 2])
-        .unwrap();
+    let x = Tensor::arange(0.0, 9.0, &dev).unwrap().reshape([3, 3]).unwrap();
+    let k = Tensor::arange(0.0, 4.0, &dev).unwrap().reshape([2, 2]).unwrap();
     // Flipped kernel [[3, 2], [1, 0]]: 0*3 + 1*2 + 3*1 + 4*0 = 5, ...
     let conv = convolve2d(&x, &k).unwrap();
-    assert_eq!(
-        conv.to_vec2().unwrap(),
-        vec![vec![5.0, 11.0], vec![23.0, 29.0]]
-    );
+    assert_eq!(conv.to_vec2().unwrap(), vec![vec![5.0, 11.0], vec![23.0, 29.0]]);
     let flipped = k.flip(&[0, 1]).unwrap();
-    assert_eq!(
-        corr2d(&x, &flipped).unwrap().to_vec().unwrap(),
-        conv.to_vec().unwrap()
-    );
+    assert_eq!(corr2d(&x, &flipped).unwrap().to_vec().unwrap(), conv.to_vec().unwrap());
     if let Some(g) = gpu() {
         let xg = x.to_device(&g).unwrap();
         let kg = k.to_device(&g).unwrap();
-        assert_eq!(
-            convolve2d(&xg, &kg).unwrap().to_vec().unwrap(),
-            conv.to_vec().unwrap()
-        );
+        assert_eq!(convolve2d(&xg, &kg).unwrap().to_vec().unwrap(), conv.to_vec().unwrap());
     }
 }
 
@@ -114,10 +85,7 @@ fn im2row_reproduces_the_tutorial_rows() {
         let rows = im2row(&x, 2, 1, 0, 1).unwrap();
         assert_eq!(rows.to_vec2().unwrap(), want, "{dev:?}");
         // row2im sums overlapping windows: the middle column is read twice.
-        let back = row2im(&rows, (2, 2, 2, 3), 2, 1, 0, 1)
-            .unwrap()
-            .to_vec()
-            .unwrap();
+        let back = row2im(&rows, (2, 2, 2, 3), 2, 1, 0, 1).unwrap().to_vec().unwrap();
         assert_eq!(&back[..3], &[1.0, 4.0, 3.0]);
     }
 }
@@ -130,29 +98,11 @@ fn row2im_is_the_adjoint_of_im2row() {
         let x = Tensor::from_vec(randv(n * c * h * w, 1), [n, c, h, w], &dev).unwrap();
         let rows = im2row(&x, (3, 2), (2, 1), Padding::Explicit([1, 2, 0, 1]), (1, 2)).unwrap();
         let r = Tensor::from_vec(randv(rows.elem_count(), 2), rows.dims().to_vec(), &dev).unwrap();
-        let lhs = rows
-            .mul(&r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        let back = row2im(
-            &r,
-            (n, c, h, w),
-            (3, 2),
-            (2, 1),
-            Padding::Explicit([1, 2, 0, 1]),
-            (1, 2),
-        )
-        .unwrap();
-        let rhs = x
-            .mul(&back)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let lhs = rows.mul(&r).unwrap().sum_all().unwrap().to_scalar().unwrap();
+        let back =
+            row2im(&r, (n, c, h, w), (3, 2), (2, 1), Padding::Explicit([1, 2, 0, 1]), (1, 2))
+                .unwrap();
+        let rhs = x.mul(&back).unwrap().sum_all().unwrap().to_scalar().unwrap();
         assert!((lhs - rhs).abs() < 1e-3, "{dev:?}: {lhs} vs {rhs}");
     }
 }
@@ -190,14 +140,8 @@ impl Cfg {
     fn inputs(&self, seed: u64) -> Vec<(Vec<usize>, Vec<f32>)> {
         let (c, d) = (self.cg * self.groups, self.dg * self.groups);
         let mut v = vec![
-            (
-                vec![self.n, c, self.h, self.w],
-                randv(self.n * c * self.h * self.w, seed),
-            ),
-            (
-                vec![d, self.cg, self.kh, self.kw],
-                randv(d * self.cg * self.kh * self.kw, seed + 1),
-            ),
+            (vec![self.n, c, self.h, self.w], randv(self.n * c * self.h * self.w, seed)),
+            (vec![d, self.cg, self.kh, self.kw], randv(d * self.cg * self.kh * self.kw, seed + 1)),
         ];
         if self.bias {
             v.push((vec![d], randv(d, seed + 2)));
@@ -208,12 +152,7 @@ impl Cfg {
 
 fn cfg_strategy() -> impl Strategy<Value = Cfg> {
     (
-        (
-            1usize..3,
-            prop_oneof![Just(1usize), Just(2), Just(3)],
-            1usize..4,
-            1usize..4,
-        ),
+        (1usize..3, prop_oneof![Just(1usize), Just(2), Just(3)], 1usize..4, 1usize..4),
         (1usize..12, 1usize..12, 1usize..5, 1usize..5),
         (
             (1usize..4, 1usize..4),
@@ -222,22 +161,20 @@ fn cfg_strategy() -> impl Strategy<Value = Cfg> {
         ),
         any::<bool>(),
     )
-        .prop_map(
-            |((n, groups, cg, dg), (h, w, kh, kw), (stride, p, dil), bias)| Cfg {
-                n,
-                groups,
-                cg,
-                dg,
-                h,
-                w,
-                kh,
-                kw,
-                stride,
-                pad: [p.0, p.1, p.2, p.3],
-                dil,
-                bias,
-            },
-        )
+        .prop_map(|((n, groups, cg, dg), (h, w, kh, kw), (stride, p, dil), bias)| Cfg {
+            n,
+            groups,
+            cg,
+            dg,
+            h,
+            w,
+            kh,
+            kw,
+            stride,
+            pad: [p.0, p.1, p.2, p.3],
+            dil,
+            bias,
+        })
         .prop_filter("kernel fits the padded input", Cfg::valid)
 }
 
@@ -305,13 +242,7 @@ fn gpu_conv2d_on_sizes_spanning_many_workgroups() {
     };
     check_op("conv2d large", &cfg.inputs(5), 1e-4, 1e-4, &conv_of(&cfg));
     // depthwise with channel multiplier 2
-    let dw = Cfg {
-        groups: 7,
-        cg: 1,
-        dg: 2,
-        stride: (2, 2),
-        ..cfg
-    };
+    let dw = Cfg { groups: 7, cg: 1, dg: 2, stride: (2, 2), ..cfg };
     check_op("conv2d depthwise", &dw.inputs(6), 1e-4, 1e-5, &conv_of(&dw));
 }
 
@@ -333,12 +264,7 @@ fn conv2d_gradients_match_finite_differences() {
     };
     common::gradcheck(&cfg.inputs(3), &conv_of(&cfg), 1e-2, 1e-2);
     // depthwise (direct kernels) with two filters per channel
-    let dw = Cfg {
-        groups: 3,
-        cg: 1,
-        dg: 2,
-        ..cfg
-    };
+    let dw = Cfg { groups: 3, cg: 1, dg: 2, ..cfg };
     common::gradcheck(&dw.inputs(4), &conv_of(&dw), 1e-2, 1e-2);
 }
 
@@ -380,13 +306,7 @@ fn gpu_conv2d_is_bit_reproducible() {
     let inp = cfg.inputs(11);
     let (y1, g1) = common::run_op(&g, &inp, &f);
     let (y2, g2) = common::run_op(&g, &inp, &f);
-    let bits = |t: &Tensor| {
-        t.to_vec()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect::<Vec<_>>()
-    };
+    let bits = |t: &Tensor| t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&y1), bits(&y2));
     for (a, b) in g1.iter().zip(&g2) {
         assert_eq!(bits(a.as_ref().unwrap()), bits(b.as_ref().unwrap()));
@@ -403,75 +323,34 @@ fn bad_conv_arguments_give_clear_errors() {
     };
     let e = err(Conv2dOptions::new().stride(0), &w, None);
     assert!(e.contains("conv2d") && e.contains("stride"), "{e}");
-    let e = err(
-        Conv2dOptions::new().groups(3),
-        &Tensor::ones([3, 1, 3, 3], &dev).unwrap(),
-        None,
-    );
+    let e = err(Conv2dOptions::new().groups(3), &Tensor::ones([3, 1, 3, 3], &dev).unwrap(), None);
     assert!(e.contains("divisible by groups"), "{e}");
-    let e = err(
-        Conv2dOptions::new(),
-        &Tensor::ones([2, 4, 6, 3], &dev).unwrap(),
-        None,
-    );
+    let e = err(Conv2dOptions::new(), &Tensor::ones([2, 4, 6, 3], &dev).unwrap(), None);
     assert!(e.contains("larger than the padded input"), "{e}");
-    let e = err(
-        Conv2dOptions::new(),
-        &Tensor::ones([2, 3, 3, 3], &dev).unwrap(),
-        None,
-    );
+    let e = err(Conv2dOptions::new(), &Tensor::ones([2, 3, 3, 3], &dev).unwrap(), None);
     assert!(e.contains("input channels"), "{e}");
-    let e = err(
-        Conv2dOptions::new(),
-        &w,
-        Some(&Tensor::ones([3], &dev).unwrap()),
-    );
+    let e = err(Conv2dOptions::new(), &w, Some(&Tensor::ones([3], &dev).unwrap()));
     assert!(e.contains("bias"), "{e}");
     let e = err(Conv2dOptions::new().dilation(0), &w, None);
     assert!(e.contains("dilation"), "{e}");
-    let e = err(
-        Conv2dOptions::new().stride(2).padding(Padding::Same),
-        &w,
-        None,
-    );
+    let e = err(Conv2dOptions::new().stride(2).padding(Padding::Same), &w, None);
     assert!(e.contains("same"), "{e}");
-    let e = conv2d(
-        &Tensor::ones([4, 5, 5], &dev).unwrap(),
-        &w,
-        None,
-        &Conv2dOptions::new(),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = conv2d(&Tensor::ones([4, 5, 5], &dev).unwrap(), &w, None, &Conv2dOptions::new())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("(n, c, h, w)"), "{e}");
-    let e = corr2d(
-        &Tensor::ones([2, 2], &dev).unwrap(),
-        &Tensor::ones([3, 1], &dev).unwrap(),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = corr2d(&Tensor::ones([2, 2], &dev).unwrap(), &Tensor::ones([3, 1], &dev).unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("corr2d") && e.contains("larger"), "{e}");
-    let e = row2im(
-        &Tensor::ones([3, 3], &dev).unwrap(),
-        (1, 1, 3, 3),
-        2,
-        1,
-        0,
-        1,
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("row2im") && e.contains("rows must have shape"),
-        "{e}"
-    );
+    let e = row2im(&Tensor::ones([3, 3], &dev).unwrap(), (1, 1, 3, 3), 2, 1, 0, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("row2im") && e.contains("rows must have shape"), "{e}");
     if let Some(g) = gpu() {
         let wg = w.to_device(&g).unwrap();
         let e = conv2d(&x, &wg, None, &Conv2dOptions::new()).unwrap_err();
-        assert!(
-            matches!(e, convshade::Error::DeviceMismatch { op: "conv2d", .. }),
-            "{e}"
-        );
+        assert!(matches!(e, convshade::Error::DeviceMismatch { op: "conv2d", .. }), "{e}");
     }
 }
 
@@ -489,11 +368,7 @@ fn col2im_adds_in_the_same_order_on_both_devices() {
     let on = |d: &Device| {
         let rows = Tensor::from_vec(r.clone(), rows_shape.clone(), d).unwrap();
         let x = row2im(&rows, (n, c, h, w), k, (2, 1), 2, (2, 1)).unwrap();
-        x.to_vec()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect::<Vec<_>>()
+        x.to_vec().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
     };
     assert_eq!(on(&Device::cpu()), on(&g));
 }

@@ -23,11 +23,7 @@ fn cases() -> Vec<Case> {
             "groups 2, dilation, asymmetric",
             [2, 4, 3, 3],
             [4, 1, 2, 3],
-            o().stride((2, 3))
-                .padding((0, 1))
-                .output_padding((1, 0))
-                .dilation((2, 1))
-                .groups(2),
+            o().stride((2, 3)).padding((0, 1)).output_padding((1, 0)).dilation((2, 1)).groups(2),
         ),
         (
             "output_padding below the dilation",
@@ -40,12 +36,7 @@ fn cases() -> Vec<Case> {
 
 /// The scatter definition: every input element adds `x * w[tap]` at `i * s - p + k * d`.
 fn reference(
-    x: &[f32],
-    xd: [usize; 4],
-    w: &[f32],
-    wd: [usize; 4],
-    b: &[f32],
-    o: &ConvTranspose2dOptions,
+    x: &[f32], xd: [usize; 4], w: &[f32], wd: [usize; 4], b: &[f32], o: &ConvTranspose2dOptions,
 ) -> (Vec<f32>, [usize; 4]) {
     let [n, ci, h, wi] = xd;
     let [_, cgo, kh, kw] = wd;
@@ -82,11 +73,7 @@ fn reference(
             }
         }
     }
-    let y = y
-        .iter()
-        .enumerate()
-        .map(|(k, v)| (v + b[k / (oh * ow) % co] as f64) as f32)
-        .collect();
+    let y = y.iter().enumerate().map(|(k, v)| (v + b[k / (oh * ow) % co] as f64) as f32).collect();
     (y, [n, co, oh, ow])
 }
 
@@ -95,23 +82,14 @@ fn conv_transpose2d_matches_its_definition_on_each_device() {
     for dev in std::iter::once(Device::cpu()).chain(gpu()) {
         for (name, xd, wd, o) in cases() {
             let co = wd[1] * o.groups;
-            let (x, w, b) = (
-                randv(xd.iter().product(), 1),
-                randv(wd.iter().product(), 2),
-                randv(co, 3),
-            );
+            let (x, w, b) =
+                (randv(xd.iter().product(), 1), randv(wd.iter().product(), 2), randv(co, 3));
             let (want, dims) = reference(&x, xd, &w, wd, &b, &o);
             let t =
                 |v: &[f32], d: &[usize]| Tensor::from_vec(v.to_vec(), d.to_vec(), &dev).unwrap();
             let y = conv_transpose2d(&t(&x, &xd), &t(&w, &wd), Some(&t(&b, &[co])), &o).unwrap();
             assert_eq!(y.dims(), dims, "{dev:?} {name}");
-            assert_close(
-                &y.to_vec().unwrap(),
-                &want,
-                1e-5,
-                1e-5,
-                &format!("{dev:?} {name}"),
-            );
+            assert_close(&y.to_vec().unwrap(), &want, 1e-5, 1e-5, &format!("{dev:?} {name}"));
         }
     }
 }
@@ -136,22 +114,18 @@ fn bad_arguments_are_errors() {
     let cpu = Device::cpu();
     let x = Tensor::zeros([1, 2, 3, 3], &cpu).unwrap();
     let w = Tensor::zeros([2, 1, 3, 3], &cpu).unwrap();
-    let o = ConvTranspose2dOptions::new()
-        .stride((2, 2))
-        .output_padding((2, 0));
+    let o = ConvTranspose2dOptions::new().stride((2, 2)).output_padding((2, 0));
     let e = conv_transpose2d(&x, &w, None, &o).unwrap_err().to_string();
     assert!(e.starts_with("conv_transpose2d: output_padding"), "{e}");
     let w3 = Tensor::zeros([3, 1, 3, 3], &cpu).unwrap();
-    let e = conv_transpose2d(&x, &w3, None, &ConvTranspose2dOptions::new())
-        .unwrap_err()
-        .to_string();
+    let e =
+        conv_transpose2d(&x, &w3, None, &ConvTranspose2dOptions::new()).unwrap_err().to_string();
     assert!(e.contains("input has 2"), "{e}");
     let big_pad = ConvTranspose2dOptions::new().padding((5, 5));
     assert!(conv_transpose2d(&x, &w, None, &big_pad).is_err());
     let b = Tensor::zeros([2], &cpu).unwrap();
-    let e = conv_transpose2d(&x, &w, Some(&b), &ConvTranspose2dOptions::new())
-        .unwrap_err()
-        .to_string();
+    let e =
+        conv_transpose2d(&x, &w, Some(&b), &ConvTranspose2dOptions::new()).unwrap_err().to_string();
     assert!(e.contains("bias must have shape [1]"), "{e}");
 }
 
@@ -165,20 +139,11 @@ fn the_layer_is_the_op_with_its_parameters() {
     assert_eq!(keys, ["weight", "bias"]);
     // U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = 3 * 3 * 3
     let bound = 1.0 / 27f32.sqrt();
-    assert!(layer
-        .weight
-        .as_tensor()
-        .to_vec()
-        .unwrap()
-        .iter()
-        .all(|v| v.abs() <= bound));
+    assert!(layer.weight.as_tensor().to_vec().unwrap().iter().all(|v| v.abs() <= bound));
     let x = Tensor::from_vec(randv(2 * 4 * 3 * 3, 8), [2, 4, 3, 3], &cpu).unwrap();
     let b = layer.bias.as_ref().unwrap().as_tensor();
     let want = conv_transpose2d(&x, &layer.weight.as_tensor(), Some(&b), &o).unwrap();
-    assert_eq!(
-        layer.forward(&x).unwrap().to_vec().unwrap(),
-        want.to_vec().unwrap()
-    );
+    assert_eq!(layer.forward(&x).unwrap().to_vec().unwrap(), want.to_vec().unwrap());
     assert_eq!(want.dims(), [2, 6, 7, 7]);
     assert!(ConvTranspose2d::new(3, 6, (3, 3), o, true, 7, &cpu).is_err());
 }

@@ -7,9 +7,7 @@ use convshade::Device;
 
 /// `n` images of 1x3x4 whose pixels encode (image, position); label = image % 10.
 fn dataset(n: usize) -> Dataset {
-    let px = (0..n * 12)
-        .map(|i| (i / 12 * 100 + i % 12 + 1) as f32)
-        .collect();
+    let px = (0..n * 12).map(|i| (i / 12 * 100 + i % 12 + 1) as f32).collect();
     Dataset::new(px, [n, 1, 3, 4], (0..n).map(|i| i % 10).collect()).unwrap()
 }
 
@@ -27,9 +25,7 @@ fn epoch(loader: &DataLoader, data: &Dataset, e: u64) -> Vec<(Vec<f32>, Vec<usiz
 
 /// The image indices of a batch, read back from the pixels.
 fn ids(x: &[f32]) -> Vec<usize> {
-    x.chunks(12)
-        .map(|img| (img[0] as usize - 1) / 100)
-        .collect()
+    x.chunks(12).map(|img| (img[0] as usize - 1) / 100).collect()
 }
 
 #[test]
@@ -55,10 +51,7 @@ fn every_image_once_per_epoch_in_seeded_orders() {
     let plain = DataLoader::new(5).unwrap().drop_last(true);
     let b = epoch(&plain, &data, 3);
     assert_eq!(b.len(), 4);
-    assert_eq!(
-        b.iter().flat_map(|(x, _)| ids(x)).collect::<Vec<_>>(),
-        (0..20).collect::<Vec<_>>()
-    );
+    assert_eq!(b.iter().flat_map(|(x, _)| ids(x)).collect::<Vec<_>>(), (0..20).collect::<Vec<_>>());
 }
 
 #[test]
@@ -71,10 +64,7 @@ fn augmentation_crops_and_flips_like_torchvision() {
             0.0
         }
     };
-    let a = Augment {
-        crop_padding: 1,
-        hflip: true,
-    };
+    let a = Augment { crop_padding: 1, hflip: true };
     let loader = DataLoader::new(40).unwrap().augment(a);
     let (x, _) = &epoch(&loader, &data, 0)[0];
     let mut kinds = std::collections::BTreeSet::new();
@@ -104,10 +94,7 @@ fn augmentation_crops_and_flips_like_torchvision() {
     assert!(kinds.len() >= 6, "{kinds:?}");
     // no augmentation asked: the images as they are
     let none = DataLoader::new(40).unwrap().augment(Augment::default());
-    assert_eq!(
-        ids(&epoch(&none, &data, 0)[0].0),
-        (0..40).collect::<Vec<_>>()
-    );
+    assert_eq!(ids(&epoch(&none, &data, 0)[0].0), (0..40).collect::<Vec<_>>());
 }
 
 #[test]
@@ -126,21 +113,14 @@ fn idx_files_load_and_bad_ones_are_named() {
     let d = Dataset::from_idx(&img, &lab).unwrap();
     assert_eq!(d.dims(), [2, 1, 2, 2]);
     assert_eq!(d.labels(), [7, 3]);
-    let (x, _) = DataLoader::new(1)
-        .unwrap()
-        .epoch(&d, 0, &Device::cpu())
-        .next()
-        .unwrap()
-        .unwrap();
+    let (x, _) = DataLoader::new(1).unwrap().epoch(&d, 0, &Device::cpu()).next().unwrap().unwrap();
     assert_eq!(x.to_vec().unwrap(), [0.0, 1.0, 0.2, 0.4]);
     // three labels for two images
     std::fs::write(&lab, idx(&[3], &[7, 3, 1])).unwrap();
     let e = Dataset::from_idx(&img, &lab).unwrap_err().to_string();
     assert!(e.contains("lab") && e.contains("3 labels"), "{e}");
     // a missing file is named
-    let e = Dataset::from_idx(dir.path().join("none"), &lab)
-        .unwrap_err()
-        .to_string();
+    let e = Dataset::from_idx(dir.path().join("none"), &lab).unwrap_err().to_string();
     assert!(e.contains("none"), "{e}");
     assert!(DataLoader::new(0).is_err());
     assert!(Dataset::new(vec![0.0; 5], [1, 1, 2, 2], vec![0]).is_err());

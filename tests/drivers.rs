@@ -18,13 +18,7 @@ type Op<'a> = dyn Fn(&[Tensor]) -> convshade::Result<Tensor> + 'a;
 /// context accepts), so every split path runs on small inputs.
 fn low_cap() -> Option<Device> {
     gpu()?;
-    Some(
-        Device::gpu_with(GpuOptions {
-            loop_cap: Some(160),
-            ..Default::default()
-        })
-        .unwrap(),
-    )
+    Some(Device::gpu_with(GpuOptions { loop_cap: Some(160), ..Default::default() }).unwrap())
 }
 
 fn bits(t: &Tensor) -> Vec<u32> {
@@ -34,31 +28,17 @@ fn bits(t: &Tensor) -> Vec<u32> {
 /// Forward and every input gradient on `dev` against the CPU backend; with `exact`, also
 /// bit for bit against the default GPU context (a split that resumes in order changes nothing).
 fn split_matches(
-    dev: &Device,
-    name: &str,
-    inputs: &[(Vec<usize>, Vec<f32>)],
-    f: &Op<'_>,
-    exact: bool,
+    dev: &Device, name: &str, inputs: &[(Vec<usize>, Vec<f32>)], f: &Op<'_>, exact: bool,
 ) {
     let (yc, gc) = run_op(&Device::cpu(), inputs, f);
     let (ys, gs) = run_op(dev, inputs, f);
     close(&ys, &yc, 1e-4, 1e-5, &format!("{name}: forward"));
     for (i, (s, c)) in gs.iter().zip(&gc).enumerate() {
-        close(
-            s.as_ref().unwrap(),
-            c.as_ref().unwrap(),
-            1e-4,
-            1e-5,
-            &format!("{name}: grad {i}"),
-        );
+        close(s.as_ref().unwrap(), c.as_ref().unwrap(), 1e-4, 1e-5, &format!("{name}: grad {i}"));
     }
     if exact {
         let (yd, gd) = run_op(&gpu().unwrap(), inputs, f);
-        assert_eq!(
-            bits(&ys),
-            bits(&yd),
-            "{name}: split forward differs from unsplit"
-        );
+        assert_eq!(bits(&ys), bits(&yd), "{name}: split forward differs from unsplit");
         for (i, (s, d)) in gs.iter().zip(&gd).enumerate() {
             assert_eq!(
                 bits(s.as_ref().unwrap()),
@@ -116,20 +96,11 @@ fn long_reductions_are_multi_pass_and_right() {
     // random values against the CPU, and the same bits run after run
     let v = randv(3 * 70_000, 5);
     let on = |d: &Device| {
-        Tensor::from_vec(v.clone(), [3, 70_000], d)
-            .unwrap()
-            .sum_axis(1, false)
-            .unwrap()
+        Tensor::from_vec(v.clone(), [3, 70_000], d).unwrap().sum_axis(1, false).unwrap()
     };
     let (a, b) = (on(&g), on(&g));
     assert_eq!(bits(&a), bits(&b));
-    close(
-        &a,
-        &on(&Device::cpu()),
-        1e-4,
-        1e-3,
-        "sum of 70,000 random values",
-    );
+    close(&a, &on(&Device::cpu()), 1e-4, 1e-3, "sum of 70,000 random values");
 }
 
 #[test]
@@ -162,29 +133,11 @@ fn pooling_past_the_loop_budget_is_split() {
     let Some(dev) = low_cap() else { return };
     let x = [input(&[1, 2, 24, 24], 1)];
     let mp = MaxPool2dOptions::new(15).stride(1);
-    split_matches(
-        &dev,
-        "max_pool2d 15x15",
-        &x,
-        &|t| max_pool2d(&t[0], &mp),
-        true,
-    );
+    split_matches(&dev, "max_pool2d 15x15", &x, &|t| max_pool2d(&t[0], &mp), true);
     let ap = AvgPool2dOptions::new(15).stride(1).padding(7);
-    split_matches(
-        &dev,
-        "avg_pool2d 15x15",
-        &x,
-        &|t| avg_pool2d(&t[0], &ap),
-        true,
-    );
+    split_matches(&dev, "avg_pool2d 15x15", &x, &|t| avg_pool2d(&t[0], &ap), true);
     let ap = AvgPool2dOptions::new(15).stride(1).count_include_pad(false);
-    split_matches(
-        &dev,
-        "avg_pool2d no pad count",
-        &x,
-        &|t| avg_pool2d(&t[0], &ap),
-        true,
-    );
+    split_matches(&dev, "avg_pool2d no pad count", &x, &|t| avg_pool2d(&t[0], &ap), true);
     // global pooling: 24 rows of 24 in one window
     let f = |t: &[Tensor]| adaptive_avg_pool2d(&t[0], 1);
     split_matches(&dev, "global adaptive pool", &x, &f, true);
@@ -221,10 +174,7 @@ fn a_window_row_longer_than_the_budget_is_a_clear_error() {
         "{msg}"
     );
     // the same op is fine within the budget, and on the CPU
-    let cpu = max_pool2d(
-        &x.to_device(&Device::cpu()).unwrap(),
-        &MaxPool2dOptions::new((1, 200)),
-    );
+    let cpu = max_pool2d(&x.to_device(&Device::cpu()).unwrap(), &MaxPool2dOptions::new((1, 200)));
     assert_eq!(cpu.unwrap().dims(), &[1, 1, 1, 1]);
 }
 
@@ -245,11 +195,7 @@ fn the_self_test_passes_on_the_adapter_in_use_and_is_cheap() {
             "read at a non-zero binding offset".to_string(),
         ]
     );
-    assert!(
-        report.millis < 5_000.0,
-        "self-test took {} ms",
-        report.millis
-    );
+    assert!(report.millis < 5_000.0, "self-test took {} ms", report.millis);
 }
 
 #[test]
@@ -284,10 +230,7 @@ fn shadow_mode_checks_every_op_and_reports_a_mismatch() {
         return;
     }
     let check = |fault| {
-        let opts = GpuOptions {
-            check: true,
-            ..Default::default()
-        };
+        let opts = GpuOptions { check: true, ..Default::default() };
         testing::gpu_with_faults(opts, None, fault).unwrap()
     };
     // a training-like step passes every check
@@ -304,24 +247,14 @@ fn shadow_mode_checks_every_op_and_reports_a_mismatch() {
 
     // a wrong GPU result is an error naming the op, the shapes and the difference
     let dev = check(Some("reduce"));
-    let e = Tensor::ones([3, 500], &dev)
-        .unwrap()
-        .sum_axis(1, false)
-        .unwrap_err();
+    let e = Tensor::ones([3, 500], &dev).unwrap().sum_axis(1, false).unwrap_err();
     let Error::ShadowMismatch { op, shapes, detail } = &e else {
         panic!("not a shadow mismatch: {e}")
     };
-    assert_eq!(
-        (*op, shapes.as_str()),
-        ("reduce", "(outer, len, inner) = (3, 500, 1) (Sum)")
-    );
+    assert_eq!((*op, shapes.as_str()), ("reduce", "(outer, len, inner) = (3, 500, 1) (Sum)"));
     assert!(detail.starts_with("largest difference 1e0"), "{e}");
     // the message says it all too
-    assert!(
-        e.to_string()
-            .starts_with("shadow check: reduce on (outer, len, inner)"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("shadow check: reduce on (outer, len, inner)"), "{e}");
     let dev = check(Some("matmul"));
     let a = Tensor::ones([4, 5], &dev).unwrap();
     let e = a.matmul(&a.transpose(0, 1).unwrap()).unwrap_err();
@@ -340,8 +273,7 @@ fn host_allocations_that_cannot_be_made_are_errors() {
     let e = Tensor::zeros([1usize << 36], &cpu).unwrap_err();
     assert!(matches!(e, Error::OutOfMemory { op: "full", .. }), "{e}");
     assert!(
-        e.to_string()
-            .starts_with("full: out of memory: cannot allocate 68719476736 elements"),
+        e.to_string().starts_with("full: out of memory: cannot allocate 68719476736 elements"),
         "{e}"
     );
     let e = Tensor::arange(0.0, 1e30, &cpu).unwrap_err().to_string();
@@ -367,9 +299,7 @@ fn each_dispatch_reads_its_own_params_and_batches_stay_few() {
     }
     // a context of its own: other tests' submits would count on the shared one
     let dev = Device::gpu_with(GpuOptions::default()).unwrap();
-    let Device::Gpu(ctx) = &dev else {
-        unreachable!("gpu() gives a GPU device")
-    };
+    let Device::Gpu(ctx) = &dev else { unreachable!("gpu() gives a GPU device") };
     let v = randv(1000, 9);
     let mut g = Tensor::from_vec(v.clone(), [1000], &dev).unwrap();
     let mut c = Tensor::from_vec(v, [1000], &Device::cpu()).unwrap();

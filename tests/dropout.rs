@@ -9,9 +9,7 @@ use convshade::{Device, Tensor};
 
 fn input(dev: &Device) -> Tensor {
     let v: Vec<f32> = (0..10_000).map(|i| 1.0 + (i % 7) as f32).collect();
-    Tensor::from_vec(v, [100, 100], dev)
-        .unwrap()
-        .requires_grad_()
+    Tensor::from_vec(v, [100, 100], dev).unwrap().requires_grad_()
 }
 
 #[test]
@@ -23,10 +21,7 @@ fn dropout_zeroes_about_p_and_scales_the_rest() {
         let y = d.forward(&x).unwrap();
         let (xv, yv) = (x.to_vec().unwrap(), y.to_vec().unwrap());
         let zeros = yv.iter().filter(|v| **v == 0.0).count();
-        assert!(
-            (2700..3300).contains(&zeros),
-            "{dev:?}: {zeros} of 10,000 zeroed"
-        );
+        assert!((2700..3300).contains(&zeros), "{dev:?}: {zeros} of 10,000 zeroed");
         for (a, b) in xv.iter().zip(&yv) {
             assert!(*b == 0.0 || *b == a * (1.0 / 0.7), "{dev:?}: {a} -> {b}");
         }
@@ -49,34 +44,20 @@ fn dropout_zeroes_about_p_and_scales_the_rest() {
 
 #[test]
 fn evaluation_passes_the_input_through() {
-    let mut net = Sequential::new()
-        .push(Dropout::new(0.5, 1).unwrap())
-        .push(ReLU);
+    let mut net = Sequential::new().push(Dropout::new(0.5, 1).unwrap()).push(ReLU);
     let x = input(&Device::cpu());
-    assert_ne!(
-        net.forward(&x).unwrap().to_vec().unwrap(),
-        x.to_vec().unwrap()
-    );
+    assert_ne!(net.forward(&x).unwrap().to_vec().unwrap(), x.to_vec().unwrap());
     net.set_training(false);
-    assert_eq!(
-        net.forward(&x).unwrap().to_vec().unwrap(),
-        x.to_vec().unwrap()
-    );
+    assert_eq!(net.forward(&x).unwrap().to_vec().unwrap(), x.to_vec().unwrap());
     net.set_training(true);
-    assert_ne!(
-        net.forward(&x).unwrap().to_vec().unwrap(),
-        x.to_vec().unwrap()
-    );
+    assert_ne!(net.forward(&x).unwrap().to_vec().unwrap(), x.to_vec().unwrap());
 }
 
 #[test]
 fn p_outside_zero_to_one_is_refused() {
     for p in [-0.1, 1.0, 1.5, f32::NAN] {
         let e = Dropout::new(p, 0).err().expect("refused").to_string();
-        assert!(
-            e.starts_with("dropout: probability p must lie in [0, 1)"),
-            "{e}"
-        );
+        assert!(e.starts_with("dropout: probability p must lie in [0, 1)"), "{e}");
     }
     assert!(Dropout::new(0.0, 0).is_ok());
 }

@@ -19,9 +19,7 @@ fn devices() -> Vec<Device> {
 }
 
 fn t(v: Vec<f32>, s: &[usize], dev: &Device) -> Tensor {
-    Tensor::from_vec(v, s.to_vec(), dev)
-        .unwrap()
-        .requires_grad_()
+    Tensor::from_vec(v, s.to_vec(), dev).unwrap().requires_grad_()
 }
 
 #[test]
@@ -32,22 +30,11 @@ fn creation_elementwise_and_layout() {
         assert!(e.to_vec().unwrap().is_empty());
         assert_eq!(Tensor::zeros([2, 0], &dev).unwrap().elem_count(), 0);
         let row = t(vec![1.0, 2.0, 3.0], &[1, 3], &dev);
-        let y = e
-            .add(&row)
-            .unwrap()
-            .relu()
-            .unwrap()
-            .mul_scalar(2.0)
-            .unwrap();
+        let y = e.add(&row).unwrap().relu().unwrap().mul_scalar(2.0).unwrap();
         assert_eq!(y.dims(), &[0, 3]);
         let g = y.sum_all().unwrap().backward().unwrap();
         // the broadcast operand's gradient sums over no rows: zeros
-        assert_eq!(
-            g.get(&row).unwrap().to_vec().unwrap(),
-            [0.0; 3],
-            "{}",
-            dev.name()
-        );
+        assert_eq!(g.get(&row).unwrap().to_vec().unwrap(), [0.0; 3], "{}", dev.name());
         assert_eq!(g.get(&e).unwrap().dims(), &[0, 3]);
         assert_eq!(e.reshape([3, 0]).unwrap().dims(), &[3, 0]);
         assert_eq!(e.permute(&[1, 0]).unwrap().dims(), &[3, 0]);
@@ -115,19 +102,13 @@ fn window_ops_on_an_empty_batch() {
         assert_eq!(g.get(&x).unwrap().dims(), &[0, 2, 5, 5]);
         // an empty spatial axis is refused, as PyTorch refuses it
         let flat = t(vec![], &[1, 2, 0, 5], &dev);
-        let e = max_pool2d(&flat, &MaxPool2dOptions::new(1))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = max_pool2d(&flat, &MaxPool2dOptions::new(1)).err().unwrap().to_string();
         assert!(e.starts_with("max_pool2d: "), "{e}");
         // padding an empty axis with a constant fills it
         let row = t(vec![], &[2, 0], &dev);
         let y = pad(&row, &[1, 2], PadMode::Constant(7.0)).unwrap();
         assert_eq!(y.to_vec().unwrap(), [7.0; 6]);
-        let e = pad(&row, &[1, 1], PadMode::Replicate)
-            .err()
-            .unwrap()
-            .to_string();
+        let e = pad(&row, &[1, 1], PadMode::Replicate).err().unwrap().to_string();
         assert!(e.starts_with("pad: "), "{e}");
     }
 }
@@ -139,29 +120,17 @@ fn window_ops_on_zero_channels_as_pytorch() {
     for dev in devices() {
         let x = t(vec![], &[2, 0, 5, 5], &dev);
         let refused = [
-            (
-                "max_pool2d",
-                max_pool2d(&x, &MaxPool2dOptions::new(2)).err(),
-            ),
-            (
-                "avg_pool2d",
-                avg_pool2d(&x, &AvgPool2dOptions::new(2)).err(),
-            ),
+            ("max_pool2d", max_pool2d(&x, &MaxPool2dOptions::new(2)).err()),
+            ("avg_pool2d", avg_pool2d(&x, &AvgPool2dOptions::new(2)).err()),
             ("adaptive_max_pool2d", adaptive_max_pool2d(&x, (2, 2)).err()),
-            (
-                "upsample",
-                upsample(&x, &UpsampleOptions::nearest(UpsampleSize::Size(7, 7))).err(),
-            ),
+            ("upsample", upsample(&x, &UpsampleOptions::nearest(UpsampleSize::Size(7, 7))).err()),
             ("pad", pad(&x, &[1, 1, 1, 1], PadMode::Reflect).err()),
         ];
         for (op, e) in refused {
             let e = e.unwrap_or_else(|| panic!("{op} of zero channels must be refused"));
             assert!(e.to_string().starts_with(&format!("{op}: ")), "{e}");
         }
-        assert_eq!(
-            adaptive_avg_pool2d(&x, (2, 2)).unwrap().dims(),
-            &[2, 0, 2, 2]
-        );
+        assert_eq!(adaptive_avg_pool2d(&x, (2, 2)).unwrap().dims(), &[2, 0, 2, 2]);
         let y = pad(&x, &[1, 1, 1, 1], PadMode::Constant(0.0)).unwrap();
         assert_eq!(y.dims(), &[2, 0, 7, 7]);
         // an empty batch is fine in every mode
@@ -177,14 +146,8 @@ fn losses_over_no_rows() {
         let logits = t(vec![], &[0, 4], &dev);
         let mean = CrossEntropyOptions::default();
         let l = cross_entropy_labels(&logits, &[], mean).unwrap();
-        assert!(
-            l.to_vec().unwrap()[0].is_nan(),
-            "the mean of nothing, as PyTorch's"
-        );
-        let sum = CrossEntropyOptions {
-            reduction: Reduction::Sum,
-            ..mean
-        };
+        assert!(l.to_vec().unwrap()[0].is_nan(), "the mean of nothing, as PyTorch's");
+        let sum = CrossEntropyOptions { reduction: Reduction::Sum, ..mean };
         let l = cross_entropy_labels(&logits, &[], sum).unwrap();
         assert_eq!(l.to_vec().unwrap(), [0.0]);
         let g = l.backward().unwrap();

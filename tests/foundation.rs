@@ -14,19 +14,10 @@ fn cpu() -> Device {
 #[test]
 fn constructors_and_shapes() {
     let d = cpu();
-    let t = Tensor::arange(0.0, 6.0, &d)
-        .unwrap()
-        .reshape([2, 3])
-        .unwrap();
+    let t = Tensor::arange(0.0, 6.0, &d).unwrap().reshape([2, 3]).unwrap();
     assert_eq!(t.dims(), &[2, 3]);
-    assert_eq!(
-        t.to_vec2().unwrap(),
-        vec![vec![0.0, 1.0, 2.0], vec![3.0, 4.0, 5.0]]
-    );
-    assert_eq!(
-        Tensor::full([2, 2], 7.0, &d).unwrap().to_vec().unwrap(),
-        vec![7.0; 4]
-    );
+    assert_eq!(t.to_vec2().unwrap(), vec![vec![0.0, 1.0, 2.0], vec![3.0, 4.0, 5.0]]);
+    assert_eq!(Tensor::full([2, 2], 7.0, &d).unwrap().to_vec().unwrap(), vec![7.0; 4]);
     let a = ndarray::arr2(&[[1.0f32, 2.0], [3.0, 4.0]]);
     let t = Tensor::from_ndarray(&a, &d).unwrap();
     assert_eq!(t.to_ndarray().unwrap(), a.into_dyn());
@@ -47,40 +38,17 @@ fn elementwise_semantics_on_cpu() {
     let d = cpu();
     let a = Tensor::from_vec(vec![1.0, -2.0, 3.0, 0.0], [2, 2], &d).unwrap();
     let b = Tensor::from_vec(vec![10.0, 20.0], [2], &d).unwrap();
-    assert_eq!(
-        a.add(&b).unwrap().to_vec().unwrap(),
-        vec![11.0, 18.0, 13.0, 20.0]
-    );
+    assert_eq!(a.add(&b).unwrap().to_vec().unwrap(), vec![11.0, 18.0, 13.0, 20.0]);
     let col = Tensor::from_vec(vec![1.0, 2.0], [2, 1], &d).unwrap();
-    assert_eq!(
-        a.mul(&col).unwrap().to_vec().unwrap(),
-        vec![1.0, -2.0, 6.0, 0.0]
-    );
-    assert_eq!(
-        a.relu().unwrap().to_vec().unwrap(),
-        vec![1.0, 0.0, 3.0, 0.0]
-    );
-    assert_eq!(
-        a.neg().unwrap().to_vec().unwrap(),
-        vec![-1.0, 2.0, -3.0, -0.0]
-    );
-    assert_eq!(
-        a.square().unwrap().to_vec().unwrap(),
-        vec![1.0, 4.0, 9.0, 0.0]
-    );
+    assert_eq!(a.mul(&col).unwrap().to_vec().unwrap(), vec![1.0, -2.0, 6.0, 0.0]);
+    assert_eq!(a.relu().unwrap().to_vec().unwrap(), vec![1.0, 0.0, 3.0, 0.0]);
+    assert_eq!(a.neg().unwrap().to_vec().unwrap(), vec![-1.0, 2.0, -3.0, -0.0]);
+    assert_eq!(a.square().unwrap().to_vec().unwrap(), vec![1.0, 4.0, 9.0, 0.0]);
     assert_eq!(a.sum_all().unwrap().to_scalar().unwrap(), 2.0);
-    assert_eq!(
-        a.sum_axis(0, false).unwrap().to_vec().unwrap(),
-        vec![4.0, -2.0]
-    );
+    assert_eq!(a.sum_axis(0, false).unwrap().to_vec().unwrap(), vec![4.0, -2.0]);
     assert_eq!(a.sum_axis(1, true).unwrap().dims(), &[2, 1]);
     assert_eq!(a.mean_all().unwrap().to_scalar().unwrap(), 0.5);
-    let e = Tensor::from_vec(vec![0.0, 1.0], [2], &d)
-        .unwrap()
-        .exp()
-        .unwrap()
-        .log()
-        .unwrap();
+    let e = Tensor::from_vec(vec![0.0, 1.0], [2], &d).unwrap().exp().unwrap().log().unwrap();
     assert_close(&e.to_vec().unwrap(), &[0.0, 1.0], 0.0, 1e-6, "log(exp)");
     // per-channel operand (1, c, 1, 1) on (n, c, h, w)
     let x = Tensor::ones([2, 3, 2, 2], &d).unwrap();
@@ -109,25 +77,13 @@ fn matmul_semantics_on_cpu() {
 #[test]
 fn autograd_matches_hand_derivatives() {
     let d = cpu();
-    let x = Tensor::from_vec(vec![1.0, 2.0, 3.0], [3], &d)
-        .unwrap()
-        .requires_grad_();
+    let x = Tensor::from_vec(vec![1.0, 2.0, 3.0], [3], &d).unwrap().requires_grad_();
     // loss = sum(x^2 * 3 + x)  => dloss/dx = 6x + 1
-    let loss = x
-        .square()
-        .unwrap()
-        .mul_scalar(3.0)
-        .unwrap()
-        .add(&x)
-        .unwrap()
-        .sum_all()
-        .unwrap();
+    let loss = x.square().unwrap().mul_scalar(3.0).unwrap().add(&x).unwrap().sum_all().unwrap();
     let g = loss.backward().unwrap();
     assert_eq!(g.get(&x).unwrap().to_vec().unwrap(), vec![7.0, 13.0, 19.0]);
     // relu gradient at exactly 0 is 0
-    let z = Tensor::from_vec(vec![-1.0, 0.0, 2.0], [3], &d)
-        .unwrap()
-        .requires_grad_();
+    let z = Tensor::from_vec(vec![-1.0, 0.0, 2.0], [3], &d).unwrap().requires_grad_();
     let g = z.relu().unwrap().sum_all().unwrap().backward().unwrap();
     assert_eq!(g.get(&z).unwrap().to_vec().unwrap(), vec![0.0, 0.0, 1.0]);
 }
@@ -135,10 +91,8 @@ fn autograd_matches_hand_derivatives() {
 #[test]
 fn gradients_match_finite_differences() {
     let s = vec![3, 4];
-    let inputs = vec![
-        (s.clone(), randv(12, 1)),
-        (vec![4], randv(4, 2).iter().map(|v| v + 2.0).collect()),
-    ];
+    let inputs =
+        vec![(s.clone(), randv(12, 1)), (vec![4], randv(4, 2).iter().map(|v| v + 2.0).collect())];
     common::gradcheck(
         &inputs,
         &|t| t[0].mul(&t[1])?.div(&t[1].add_scalar(1.0)?)?.tanh(),
@@ -148,12 +102,7 @@ fn gradients_match_finite_differences() {
     let mm = vec![(vec![2, 3, 4], randv(24, 3)), (vec![4, 5], randv(20, 4))];
     common::gradcheck(&mm, &|t| t[0].matmul(&t[1])?.sigmoid(), 1e-2, 2e-2);
     let p = vec![(vec![2, 3, 4], randv(24, 5))];
-    common::gradcheck(
-        &p,
-        &|t| t[0].permute(&[2, 0, 1])?.sum_axis(1, false)?.square(),
-        1e-2,
-        2e-2,
-    );
+    common::gradcheck(&p, &|t| t[0].permute(&[2, 0, 1])?.sum_axis(1, false)?.square(), 1e-2, 2e-2);
 }
 
 #[test]
@@ -165,23 +114,15 @@ fn bad_input_gives_clear_errors() {
     let a = Tensor::ones([2, 3], &d).unwrap();
     let b = Tensor::ones([4], &d).unwrap();
     let e = msg(a.add(&b));
-    assert!(
-        e.contains("add") && e.contains("[2, 3]") && e.contains("[4]"),
-        "{e}"
-    );
+    assert!(e.contains("add") && e.contains("[2, 3]") && e.contains("[4]"), "{e}");
     assert!(msg(a.matmul(&a)).contains("inner dimensions"));
     assert!(msg(a.reshape([4, 2])).contains("reshape"));
     assert!(msg(a.sum_axis(2, false)).contains("axis 2"));
     assert!(msg(a.permute(&[0, 0])).contains("permute"));
-    assert!(msg(Tensor::ones([3], &d)
-        .unwrap()
-        .to_scalar()
-        .map(|_| a.clone()))
-    .contains("not a scalar"));
-    assert!(matches!(
-        Device::from_name("tpu"),
-        Err(Error::Invalid { .. })
-    ));
+    assert!(
+        msg(Tensor::ones([3], &d).unwrap().to_scalar().map(|_| a.clone())).contains("not a scalar")
+    );
+    assert!(matches!(Device::from_name("tpu"), Err(Error::Invalid { .. })));
     if let Some(g) = gpu() {
         let bg = Tensor::ones([2, 3], &g).unwrap();
         let e = a.add(&bg).unwrap_err();
@@ -200,10 +141,7 @@ fn gpu_roundtrip_and_constructors() {
     let v = randv(1000, 3);
     let t = Tensor::from_vec(v.clone(), [10, 100], &g).unwrap();
     assert_eq!(t.to_vec().unwrap(), v);
-    assert_eq!(
-        Tensor::full([3, 5], 2.5, &g).unwrap().to_vec().unwrap(),
-        vec![2.5; 15]
-    );
+    assert_eq!(Tensor::full([3, 5], 2.5, &g).unwrap().to_vec().unwrap(), vec![2.5; 15]);
     let back = t.to_device(&Device::cpu()).unwrap();
     assert_eq!(back.to_vec().unwrap(), v);
     // gradients cross devices: d/dx sum(to_cpu(x)^2) = 2x, on the GPU
@@ -219,10 +157,7 @@ fn gpu_roundtrip_and_constructors() {
         .unwrap();
     let gx = grads.get(&x).unwrap();
     assert!(gx.device().is_gpu());
-    assert_eq!(
-        gx.to_vec().unwrap(),
-        v.iter().map(|e| 2.0 * e).collect::<Vec<_>>()
-    );
+    assert_eq!(gx.to_vec().unwrap(), v.iter().map(|e| 2.0 * e).collect::<Vec<_>>());
     // buffers return to the pool and are reused without corrupting live tensors
     for i in 0..20 {
         let tmp = Tensor::full([10, 100], i as f32, &g).unwrap();
@@ -338,60 +273,27 @@ proptest! {
 #[test]
 fn nan_and_zero_edge_cases_follow_pytorch() {
     for d in std::iter::once(cpu()).chain(gpu()) {
-        let x = Tensor::from_vec(vec![f32::NAN, -1.0, 2.0], [3], &d)
-            .unwrap()
-            .requires_grad_();
+        let x = Tensor::from_vec(vec![f32::NAN, -1.0, 2.0], [3], &d).unwrap().requires_grad_();
         let y = x.relu().unwrap();
         let v = y.to_vec().unwrap();
         assert!(v[0].is_nan() && v[1] == 0.0 && v[2] == 2.0, "{d:?}: {v:?}");
         let g = y.sum_all().unwrap().backward().unwrap();
         let gv = g.get(&x).unwrap().to_vec().unwrap();
-        assert_eq!(
-            gv,
-            vec![1.0, 0.0, 1.0],
-            "{d:?}: relu passes the gradient through NaN"
-        );
-        let z = Tensor::from_vec(vec![0.0, 2.0], [2], &d)
-            .unwrap()
-            .requires_grad_();
+        assert_eq!(gv, vec![1.0, 0.0, 1.0], "{d:?}: relu passes the gradient through NaN");
+        let z = Tensor::from_vec(vec![0.0, 2.0], [2], &d).unwrap().requires_grad_();
         let p0 = z.powf(0.0).unwrap();
         assert_eq!(p0.to_vec().unwrap(), vec![1.0, 1.0], "{d:?}");
         let g = p0.sum_all().unwrap().backward().unwrap();
-        assert_eq!(
-            g.get(&z).unwrap().to_vec().unwrap(),
-            vec![0.0, 0.0],
-            "{d:?}"
-        );
+        assert_eq!(g.get(&z).unwrap().to_vec().unwrap(), vec![0.0, 0.0], "{d:?}");
         let p1 = z.powf(1.0).unwrap();
         let g = p1.sum_all().unwrap().backward().unwrap();
-        assert_eq!(
-            g.get(&z).unwrap().to_vec().unwrap(),
-            vec![1.0, 1.0],
-            "{d:?}"
-        );
-        assert_eq!(
-            z.powf(-1.0).unwrap().to_vec().unwrap(),
-            vec![f32::INFINITY, 0.5],
-            "{d:?}"
-        );
-        let cube = Tensor::from_vec(vec![-2.0], [1], &d)
-            .unwrap()
-            .powf(3.0)
-            .unwrap();
+        assert_eq!(g.get(&z).unwrap().to_vec().unwrap(), vec![1.0, 1.0], "{d:?}");
+        assert_eq!(z.powf(-1.0).unwrap().to_vec().unwrap(), vec![f32::INFINITY, 0.5], "{d:?}");
+        let cube = Tensor::from_vec(vec![-2.0], [1], &d).unwrap().powf(3.0).unwrap();
         assert_eq!(cube.to_vec().unwrap(), vec![-8.0], "{d:?}");
-        let t = Tensor::from_vec(vec![1e-8, -3e-5], [2], &d)
-            .unwrap()
-            .tanh()
-            .unwrap()
-            .to_vec()
-            .unwrap();
-        assert_close(
-            &t,
-            &[1e-8, -3e-5],
-            1e-6,
-            0.0,
-            "tanh keeps relative precision near 0",
-        );
+        let t =
+            Tensor::from_vec(vec![1e-8, -3e-5], [2], &d).unwrap().tanh().unwrap().to_vec().unwrap();
+        assert_close(&t, &[1e-8, -3e-5], 1e-6, 0.0, "tanh keeps relative precision near 0");
     }
 }
 
@@ -407,9 +309,7 @@ fn matmul_broadcasts_a_batch_of_one() {
     };
     assert_eq!(y.dims(), &[4, 2, 5]);
     common::gradcheck(&[a.clone(), b.clone()], &|t| t[0].matmul(&t[1]), 1e-2, 2e-2);
-    check_op("batch-1 broadcast matmul", &[a, b], 1e-4, 1e-5, &|t| {
-        t[0].matmul(&t[1])
-    });
+    check_op("batch-1 broadcast matmul", &[a, b], 1e-4, 1e-5, &|t| t[0].matmul(&t[1]));
 }
 
 #[test]
@@ -426,11 +326,7 @@ fn autograd_edge_cases() {
     assert!(g.get(&y).is_none());
     assert_eq!(g.get(&x).unwrap().to_vec().unwrap(), vec![3.0, 3.0]);
     assert_eq!(g.len(), 1);
-    let e = Tensor::arange(0.0, 3.0, &d)
-        .unwrap()
-        .flip(&[0, 0])
-        .unwrap_err()
-        .to_string();
+    let e = Tensor::arange(0.0, 3.0, &d).unwrap().flip(&[0, 0]).unwrap_err().to_string();
     assert!(e.contains("flip") && e.contains("more than once"), "{e}");
 }
 
@@ -449,31 +345,22 @@ fn binary_backward_computes_only_the_gradients_asked_for() {
     let grads = a.div(&gb).unwrap().sum_all().unwrap().backward().unwrap();
     assert!(grads.get(&a).is_none());
     let want: Vec<f32> = av.iter().zip(&bv).map(|(x, y)| -x / (y * y)).collect();
-    assert_close(
-        &grads.get(&gb).unwrap().to_vec().unwrap(),
-        &want,
-        1e-6,
-        0.0,
-        "d(a/b)/db",
-    );
+    assert_close(&grads.get(&gb).unwrap().to_vec().unwrap(), &want, 1e-6, 0.0, "d(a/b)/db");
 }
 
 /// `backward_with(up)` gives the gradients of `sum(y * up)`, and refuses a gradient of another
 /// shape.
 #[test]
 fn backward_with_seeds_the_upstream_gradient() {
-    let x = Tensor::from_vec(randv(12, 5), [3, 4], &cpu())
-        .unwrap()
-        .requires_grad_();
+    let x = Tensor::from_vec(randv(12, 5), [3, 4], &cpu()).unwrap().requires_grad_();
     let up = Tensor::from_vec(randv(12, 6), [3, 4], &cpu()).unwrap();
     let y = x.mul(&x).unwrap();
     let direct = y.backward_with(&up).unwrap();
     let via_sum = y.mul(&up).unwrap().sum_all().unwrap().backward().unwrap();
     let got = direct.get(&x).unwrap().to_vec().unwrap();
     assert_eq!(got, via_sum.get(&x).unwrap().to_vec().unwrap());
-    let want: Vec<f32> = (x.to_vec().unwrap().iter().zip(up.to_vec().unwrap()))
-        .map(|(a, u)| 2.0 * a * u)
-        .collect();
+    let want: Vec<f32> =
+        (x.to_vec().unwrap().iter().zip(up.to_vec().unwrap())).map(|(a, u)| 2.0 * a * u).collect();
     assert_close(&got, &want, 1e-6, 0.0, "d(x^2)/dx * up");
     let Err(err) = y.backward_with(&Tensor::zeros([4, 3], &cpu()).unwrap()) else {
         panic!("a (4, 3) gradient for a (3, 4) tensor was accepted");

@@ -30,18 +30,11 @@ fn cases() -> Vec<(&'static str, Inputs, Conv2dOptions)> {
     let w1 = (vec![5, 4, 1, 1], randv(5 * 4, 4));
     let b = (vec![6], randv(6, 5));
     vec![
-        (
-            "3x3 same, bias",
-            vec![x.clone(), w, b.clone()],
-            Conv2dOptions::new().padding(1),
-        ),
+        ("3x3 same, bias", vec![x.clone(), w, b.clone()], Conv2dOptions::new().padding(1)),
         (
             "strided grouped, bias",
             vec![x.clone(), wg, b],
-            Conv2dOptions::new()
-                .stride(2)
-                .padding(Padding::Explicit([1, 0, 2, 1]))
-                .groups(2),
+            Conv2dOptions::new().stride(2).padding(Padding::Explicit([1, 0, 2, 1])).groups(2),
         ),
         ("1x1, no bias", vec![x, w1], Conv2dOptions::new()),
     ]
@@ -100,14 +93,8 @@ fn sequential_fuses_conv_then_relu_with_the_same_result() {
         // the same layers by hand, unfused
         let p = net.parameters();
         let t = |i: usize| p[i].as_tensor();
-        let h = conv2d(&x, &t(0), Some(&t(1)), &opts)
-            .unwrap()
-            .relu()
-            .unwrap();
-        let want = conv2d(&h, &t(2), Some(&t(3)), &opts)
-            .unwrap()
-            .relu()
-            .unwrap();
+        let h = conv2d(&x, &t(0), Some(&t(1)), &opts).unwrap().relu().unwrap();
+        let want = conv2d(&h, &t(2), Some(&t(3)), &opts).unwrap().relu().unwrap();
         assert_eq!(bits(&y), bits(&want), "{dev:?}");
         // and the fused network trains: every parameter gets its gradient
         let grads = y.sum_all().unwrap().backward().unwrap();

@@ -174,12 +174,8 @@ fn call(family: usize, seed: u64) -> Call {
             let xs = x4(rng);
             let k = pair(rng, 1, 4);
             let max = rng.random_bool(0.5);
-            let (s, p, d, ceil) = (
-                pair(rng, 1, 3),
-                pair(rng, 0, 2),
-                pair(rng, 1, 2),
-                rng.random_bool(0.5),
-            );
+            let (s, p, d, ceil) =
+                (pair(rng, 1, 3), pair(rng, 0, 2), pair(rng, 1, 2), rng.random_bool(0.5));
             let (incl, div) = (rng.random_bool(0.5), small(rng, 3));
             Call {
                 what: format!("pool max {max} k {k:?} s {s:?} p {p:?} d {d:?} ceil {ceil} incl {incl} div {div}"),
@@ -209,10 +205,9 @@ fn call(family: usize, seed: u64) -> Call {
                 op: Box::new(move |t| match which {
                     0 => adaptive_avg_pool2d(&t[0], out),
                     1 => adaptive_max_pool2d(&t[0], out),
-                    2 => upsample(
-                        &t[0],
-                        &UpsampleOptions::nearest(UpsampleSize::Size(out.0, out.1)),
-                    ),
+                    2 => {
+                        upsample(&t[0], &UpsampleOptions::nearest(UpsampleSize::Size(out.0, out.1)))
+                    }
                     _ => upsample(
                         &t[0],
                         &UpsampleOptions::bilinear(UpsampleSize::Size(out.0, out.1), align),
@@ -231,12 +226,9 @@ fn call(family: usize, seed: u64) -> Call {
                     _ => rng.random_range(0i64..=2) as isize,
                 })
                 .collect();
-            let mode = [
-                PadMode::Constant(1.5),
-                PadMode::Reflect,
-                PadMode::Replicate,
-                PadMode::Circular,
-            ][rng.random_range(0..4)];
+            let mode =
+                [PadMode::Constant(1.5), PadMode::Reflect, PadMode::Replicate, PadMode::Circular]
+                    [rng.random_range(0..4)];
             Call {
                 what: format!("pad {widths:?} {mode:?}"),
                 inputs: vec![input(rng, xs)],
@@ -259,12 +251,7 @@ fn call(family: usize, seed: u64) -> Call {
         }
         6 => {
             let xs = x4(rng);
-            let (k, s, p, d) = (
-                pair(rng, 1, 3),
-                pair(rng, 1, 2),
-                pair(rng, 0, 2),
-                pair(rng, 1, 2),
-            );
+            let (k, s, p, d) = (pair(rng, 1, 3), pair(rng, 1, 2), pair(rng, 0, 2), pair(rng, 1, 2));
             let back = rng.random_bool(0.5);
             let shape4 = (
                 xs[0],
@@ -313,11 +300,7 @@ fn call(family: usize, seed: u64) -> Call {
             let smoothing = [0.0, 0.1, 1.0, -0.5, 1.5, f32::NAN][rng.random_range(0..6)];
             let sum = rng.random_bool(0.5);
             let mse = rng.random_bool(0.3);
-            let other = if rng.random_bool(0.8) {
-                vec![n, c]
-            } else {
-                dims(rng, 2, 5)
-            };
+            let other = if rng.random_bool(0.8) { vec![n, c] } else { dims(rng, 2, 5) };
             Call {
                 what: format!("loss mse {mse} labels {labels:?} smoothing {smoothing} sum {sum}"),
                 inputs: vec![input(rng, vec![n, c]), input(rng, other)],
@@ -326,21 +309,14 @@ fn call(family: usize, seed: u64) -> Call {
                     if mse {
                         return mse_loss_with(&t[0], &t[1], reduction);
                     }
-                    let opts = CrossEntropyOptions {
-                        label_smoothing: smoothing,
-                        reduction,
-                    };
+                    let opts = CrossEntropyOptions { label_smoothing: smoothing, reduction };
                     cross_entropy_labels(&t[0], &labels, opts)
                 }),
             }
         }
         _ => {
             let xs = x4(rng);
-            let c = if rng.random_range(0..8) == 0 {
-                7
-            } else {
-                xs.get(1).copied().unwrap_or(1)
-            };
+            let c = if rng.random_range(0..8) == 0 { 7 } else { xs.get(1).copied().unwrap_or(1) };
             let opts = BatchNormOptions {
                 training: rng.random_bool(0.5),
                 momentum: [0.1, 0.0, 1.0, f32::NAN][rng.random_range(0..4)],
@@ -353,10 +329,8 @@ fn call(family: usize, seed: u64) -> Call {
                 op: Box::new(move |t| {
                     let dev = t[0].device();
                     let rm = Tensor::zeros([t[1].dims()[0]], &dev)?;
-                    Ok(
-                        batch_norm2d(&t[0], &rm, &t[1].detach(), Some(&t[1]), Some(&t[2]), &opts)?
-                            .output,
-                    )
+                    Ok(batch_norm2d(&t[0], &rm, &t[1].detach(), Some(&t[1]), Some(&t[2]), &opts)?
+                        .output)
                 }),
             }
         }
@@ -439,18 +413,12 @@ fn agree(c: &Call, cpu: &Outcome, on_gpu: &Outcome, split: bool) {
             }
         }
         (Err(_), Err(_)) => {}
-        (a, b) => panic!(
-            "{}: the devices disagree (split {split}): cpu {a:?}, gpu {b:?}",
-            c.what
-        ),
+        (a, b) => panic!("{}: the devices disagree (split {split}): cpu {a:?}, gpu {b:?}", c.what),
     }
 }
 
 fn cases() -> u32 {
-    std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
+    std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
 }
 
 proptest! {
@@ -467,9 +435,7 @@ fn ok_counts(dev: &Device, seeds: u64, keep: impl Fn(&Call, &[Vec<f32>]) -> bool
         let c = call(family, seed);
         matches!(run(&c, dev), Ok(out) if keep(&c, &out))
     };
-    (0..FAMILIES)
-        .map(|family| (0..seeds).filter(|&seed| ok(family, seed)).count())
-        .collect()
+    (0..FAMILIES).map(|family| (0..seeds).filter(|&seed| ok(family, seed)).count()).collect()
 }
 
 /// The fuzzed calls reach the ops' work, not only their argument checks: per family, at least a

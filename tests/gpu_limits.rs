@@ -18,33 +18,19 @@ fn gpu_matmul_is_tiled_and_exact_on_integers() {
     let bc = Tensor::from_vec(b.clone(), [k, n], &Device::cpu()).unwrap();
     let tg = Tensor::from_vec(a, [m, k], &g).unwrap();
     let bg = Tensor::from_vec(b, [k, n], &g).unwrap();
-    close(
-        &tg.matmul(&bg).unwrap(),
-        &tc.matmul(&bc).unwrap(),
-        0.0,
-        0.0,
-        "integer matmul",
-    );
+    close(&tg.matmul(&bg).unwrap(), &tc.matmul(&bc).unwrap(), 0.0, 0.0, "integer matmul");
 }
 
 /// Same op on the CPU and on `dev`, outputs and gradients compared.
 fn compare_on(
-    dev: &Device,
-    name: &str,
-    inputs: &[(Vec<usize>, Vec<f32>)],
+    dev: &Device, name: &str, inputs: &[(Vec<usize>, Vec<f32>)],
     f: &dyn Fn(&[Tensor]) -> convshade::Result<Tensor>,
 ) {
     let (yc, gc) = common::run_op(&Device::cpu(), inputs, f);
     let (yg, gg) = common::run_op(dev, inputs, f);
     close(&yg, &yc, 1e-4, 1e-4, &format!("{name}: forward"));
     for (i, (a, b)) in gg.iter().zip(&gc).enumerate() {
-        close(
-            a.as_ref().unwrap(),
-            b.as_ref().unwrap(),
-            1e-4,
-            1e-4,
-            &format!("{name}: grad {i}"),
-        );
+        close(a.as_ref().unwrap(), b.as_ref().unwrap(), 1e-4, 1e-4, &format!("{name}: grad {i}"));
     }
 }
 
@@ -60,16 +46,10 @@ fn gpu_work_beyond_the_dispatch_limit_is_split() {
     })
     .unwrap();
     // 1030 rows > 16 tiles of 64: two row dispatches; 17 batches: two batch dispatches
-    let mm = vec![
-        (vec![17, 1030, 8], randv(17 * 1030 * 8, 1)),
-        (vec![8, 5], randv(40, 2)),
-    ];
+    let mm = vec![(vec![17, 1030, 8], randv(17 * 1030 * 8, 1)), (vec![8, 5], randv(40, 2))];
     compare_on(&dev, "row/batch split matmul", &mm, &|t| t[0].matmul(&t[1]));
     // 1030 columns: two column dispatches
-    let mm = vec![
-        (vec![5, 8], randv(40, 1)),
-        (vec![8, 1030], randv(8 * 1030, 2)),
-    ];
+    let mm = vec![(vec![5, 8], randv(40, 1)), (vec![8, 1030], randv(8 * 1030, 2))];
     compare_on(&dev, "column split matmul", &mm, &|t| t[0].matmul(&t[1]));
     // 70_000 elements > 16 * 16 * 256: the grid spills into z
     let ew = vec![(vec![70_000], randv(70_000, 3)), (vec![1], vec![0.5])];
@@ -77,17 +57,9 @@ fn gpu_work_beyond_the_dispatch_limit_is_split() {
     compare_on(&dev, "split reduction", &ew[..1], &|t| {
         t[0].reshape([700, 100])?.sum_axis(1, false)
     });
-    let conv = vec![
-        (vec![2, 3, 40, 40], randv(9600, 4)),
-        (vec![5, 3, 3, 3], randv(135, 5)),
-    ];
+    let conv = vec![(vec![2, 3, 40, 40], randv(9600, 4)), (vec![5, 3, 3, 3], randv(135, 5))];
     compare_on(&dev, "split conv2d", &conv, &|t| {
-        convshade::conv2d(
-            &t[0],
-            &t[1],
-            None,
-            &convshade::Conv2dOptions::new().padding(1),
-        )
+        convshade::conv2d(&t[0], &t[1], None, &convshade::Conv2dOptions::new().padding(1))
     });
 }
 
@@ -118,9 +90,7 @@ fn gpu_buffer_pool_reuses_freed_buffers() {
         return;
     }
     let dev = Device::gpu_with(Default::default()).unwrap();
-    let Device::Gpu(ctx) = &dev else {
-        unreachable!()
-    };
+    let Device::Gpu(ctx) = &dev else { unreachable!() };
     // (the self-test's buffers were made when the context was)
     let before = ctx.pool_stats();
     let x = Tensor::from_vec(randv(4096, 1), [64, 64], &dev).unwrap();
@@ -134,10 +104,7 @@ fn gpu_buffer_pool_reuses_freed_buffers() {
     // 101 allocations of one size: a handful of buffers serve them all
     assert!(created <= 4, "{stats:?} after {before:?}");
     assert!(reused >= 97, "{stats:?} after {before:?}");
-    assert_eq!(
-        x.mul_scalar(2.0).unwrap().to_vec().unwrap()[0],
-        x.to_vec().unwrap()[0] * 2.0
-    );
+    assert_eq!(x.mul_scalar(2.0).unwrap().to_vec().unwrap()[0], x.to_vec().unwrap()[0] * 2.0);
 }
 
 #[test]
@@ -162,14 +129,8 @@ fn huge_shapes_are_errors_not_overflows() {
     let d = Device::cpu();
     let two = Tensor::zeros([2], &d).unwrap();
     // 2 * (2^63 + 1) wraps to 2 in usize arithmetic
-    let e = two
-        .reshape([2, (1usize << 63) + 1])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("reshape") && e.contains("too many elements"),
-        "{e}"
-    );
+    let e = two.reshape([2, (1usize << 63) + 1]).unwrap_err().to_string();
+    assert!(e.contains("reshape") && e.contains("too many elements"), "{e}");
     assert!(Tensor::from_vec(vec![], [1 << 32, 1 << 32], &d).is_err());
     assert!(two.broadcast_to([1 << 40, 1 << 40, 2]).is_err());
     let x = Tensor::ones([1, 1, 2, 2], &d).unwrap();
@@ -180,10 +141,7 @@ fn huge_shapes_are_errors_not_overflows() {
         0,
         0,
     ]));
-    assert!(convshade::conv2d(&x, &w, None, &opts)
-        .unwrap_err()
-        .to_string()
-        .contains("overflow"));
+    assert!(convshade::conv2d(&x, &w, None, &opts).unwrap_err().to_string().contains("overflow"));
     let opts = convshade::Conv2dOptions::new().dilation(usize::MAX);
     let w2 = Tensor::ones([1, 1, 2, 2], &d).unwrap();
     assert!(convshade::conv2d(&x, &w2, None, &opts).is_err());
@@ -207,13 +165,8 @@ fn gpu_rejects_geometry_beyond_its_index_range() {
     );
     let y = convshade::conv2d(&x, &w, None, &opts).unwrap();
     assert_eq!(y.to_vec().unwrap(), vec![0.0, 1.0]);
-    let e = convshade::conv2d(
-        &x.to_device(&g).unwrap(),
-        &w.to_device(&g).unwrap(),
-        None,
-        &opts,
-    )
-    .unwrap_err();
+    let e = convshade::conv2d(&x.to_device(&g).unwrap(), &w.to_device(&g).unwrap(), None, &opts)
+        .unwrap_err();
     assert!(matches!(e, Error::TooLarge { op: "conv2d", .. }), "{e}");
     assert!(e.to_string().contains("31-bit"), "{e}");
     // adaptive windows computed as o * h must not wrap
@@ -225,17 +178,9 @@ fn gpu_rejects_geometry_beyond_its_index_range() {
 fn long_sums_keep_float32_accuracy_on_both_devices() {
     for d in std::iter::once(Device::cpu()).chain(gpu()) {
         let n = 1 << 25;
-        let s = Tensor::ones([n], &d)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let s = Tensor::ones([n], &d).unwrap().sum_all().unwrap().to_scalar().unwrap();
         assert_eq!(s, n as f32, "{d:?}");
-        let rows = Tensor::ones([3, 1 << 23], &d)
-            .unwrap()
-            .sum_axis(1, false)
-            .unwrap();
+        let rows = Tensor::ones([3, 1 << 23], &d).unwrap().sum_axis(1, false).unwrap();
         assert_eq!(rows.to_vec().unwrap(), vec![(1 << 23) as f32; 3]);
     }
     // the CPU's parallel sum is the same bit for bit run after run
@@ -256,14 +201,10 @@ fn gpu_conv2d_needs_no_column_matrix() {
     if gpu().is_none() {
         return;
     }
-    let dev = Device::gpu_with(convshade::gpu::GpuOptions {
-        loop_cap: Some(64),
-        ..Default::default()
-    })
-    .unwrap();
-    let Device::Gpu(ctx) = &dev else {
-        unreachable!("a GPU context")
-    };
+    let dev =
+        Device::gpu_with(convshade::gpu::GpuOptions { loop_cap: Some(64), ..Default::default() })
+            .unwrap();
+    let Device::Gpu(ctx) = &dev else { unreachable!("a GPU context") };
     let strided = convshade::Conv2dOptions::new()
         .stride((2, 1))
         .padding(convshade::Padding::Explicit([2, 1, 0, 3]))
@@ -305,11 +246,8 @@ fn gpu_conv2d_needs_no_column_matrix() {
             (vec![10, 6, 3, 3], randv(10 * 6 * 3 * 3, 8)),
             (vec![10], randv(10, 9)),
         ];
-        compare_on(
-            &dev,
-            &format!("conv2d {name}, loop cap 64"),
-            &inputs,
-            &|t| convshade::conv2d(&t[0], &t[1], Some(&t[2]), &opts),
-        );
+        compare_on(&dev, &format!("conv2d {name}, loop cap 64"), &inputs, &|t| {
+            convshade::conv2d(&t[0], &t[1], Some(&t[2]), &opts)
+        });
     }
 }

@@ -50,26 +50,17 @@ fn malformed_idx_files_are_errors_naming_the_file() {
     let bad = scratch("bad-magic");
     std::fs::write(&bad, b"\x01\x02\x08\x01\x00\x00\x00\x01\x05").unwrap();
     let e = read_idx(&bad).unwrap_err();
-    assert!(
-        matches!(e, Error::Format { .. }) && e.to_string().contains("bad-magic"),
-        "{e}"
-    );
+    assert!(matches!(e, Error::Format { .. }) && e.to_string().contains("bad-magic"), "{e}");
     let short = scratch("short");
     std::fs::write(&short, idx(&[2, 2, 2], &[1, 2, 3])).unwrap();
     let e = read_idx(&short).unwrap_err().to_string();
     assert!(e.contains("need 8 bytes"), "{e}");
     let floats = scratch("floats");
     std::fs::write(&floats, [0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0]).unwrap();
-    assert!(read_idx(&floats)
-        .unwrap_err()
-        .to_string()
-        .contains("unsigned bytes"));
+    assert!(read_idx(&floats).unwrap_err().to_string().contains("unsigned bytes"));
     let labels = scratch("labels-2d");
     std::fs::write(&labels, idx(&[1, 2], &[1, 2])).unwrap();
-    assert!(load_idx_labels(&labels)
-        .unwrap_err()
-        .to_string()
-        .contains("1 dimension"));
+    assert!(load_idx_labels(&labels).unwrap_err().to_string().contains("1 dimension"));
     let e = read_idx(scratch("missing")).unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e}");
     let gz = scratch("broken.gz");
@@ -88,8 +79,5 @@ fn npy_round_trip_and_errors() {
     assert_eq!(back.to_vec().unwrap(), t.to_vec().unwrap());
     std::fs::write(&p, b"not npy").unwrap();
     let e = load_npy(&p, &d).unwrap_err();
-    assert!(
-        matches!(e, Error::Format { .. }) && e.to_string().contains("t.npy"),
-        "{e}"
-    );
+    assert!(matches!(e, Error::Format { .. }) && e.to_string().contains("t.npy"), "{e}");
 }

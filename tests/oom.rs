@@ -13,13 +13,7 @@ const MIB: u64 = 1 << 20;
 
 fn limited(limit: u64) -> Option<Device> {
     common::gpu()?;
-    Some(
-        Device::gpu_with(GpuOptions {
-            memory_limit: Some(limit),
-            ..Default::default()
-        })
-        .unwrap(),
-    )
+    Some(Device::gpu_with(GpuOptions { memory_limit: Some(limit), ..Default::default() }).unwrap())
 }
 
 #[test]
@@ -70,24 +64,17 @@ fn out_of_memory_is_an_err_and_the_process_goes_on() {
 fn idle_pooled_buffers_are_freed_before_an_allocation_is_refused() {
     let Some(dev) = limited(64 * MIB) else { return };
     // three 16 MiB tensors freed: the pool keeps 48 MiB idle
-    let three: Vec<Tensor> = (0..3)
-        .map(|_| Tensor::full([4 << 20], 1.0, &dev).unwrap())
-        .collect();
+    let three: Vec<Tensor> = (0..3).map(|_| Tensor::full([4 << 20], 1.0, &dev).unwrap()).collect();
     drop(three);
     // 40 MiB, another size class: fits only once the idle buffers go
     let big = Tensor::full([10 << 20], 1.0, &dev).unwrap();
-    assert_eq!(
-        big.sum_all().unwrap().to_scalar().unwrap(),
-        (10 << 20) as f32
-    );
+    assert_eq!(big.sum_all().unwrap().to_scalar().unwrap(), (10 << 20) as f32);
 }
 
 #[test]
 fn a_software_adapter_gets_a_memory_limit_by_default() {
     let Some(dev) = common::gpu() else { return };
-    let Device::Gpu(ctx) = &dev else {
-        unreachable!()
-    };
+    let Device::Gpu(ctx) = &dev else { unreachable!() };
     if ctx.adapter().is_software {
         let limit = ctx.memory_limit().expect("a limit on a software adapter");
         assert!(limit > 64 * MIB, "{limit}");

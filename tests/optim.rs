@@ -36,14 +36,7 @@ fn adamw_reference(w0: &[f64], lr: f64, wd: f64) -> Vec<f64> {
 
 fn three_steps(opt: &mut dyn Optimizer, w: &Var) {
     for _ in 0..3 {
-        let g = w
-            .as_tensor()
-            .square()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let g = w.as_tensor().square().unwrap().sum_all().unwrap().backward().unwrap();
         opt.step(&g).unwrap();
     }
 }
@@ -51,30 +44,17 @@ fn three_steps(opt: &mut dyn Optimizer, w: &Var) {
 #[test]
 fn adamw_follows_pytorchs_rule_on_each_device() {
     let w0 = [3.0f32, -0.5, 0.1, 20.0];
-    let want: Vec<f32> = adamw_reference(&w0.map(f64::from), 0.1, 0.5)
-        .iter()
-        .map(|&v| v as f32)
-        .collect();
+    let want: Vec<f32> =
+        adamw_reference(&w0.map(f64::from), 0.1, 0.5).iter().map(|&v| v as f32).collect();
     // the decoupled decay matters here: plain Adam lands elsewhere
-    let adam: Vec<f32> = adamw_reference(&w0.map(f64::from), 0.1, 0.0)
-        .iter()
-        .map(|&v| v as f32)
-        .collect();
+    let adam: Vec<f32> =
+        adamw_reference(&w0.map(f64::from), 0.1, 0.0).iter().map(|&v| v as f32).collect();
     assert!((want[3] - adam[3]).abs() > 0.5);
     for dev in devices() {
         let w = Var::new(&Tensor::from_vec(w0.to_vec(), [4], &dev).unwrap());
-        let mut opt = AdamW::new(vec![w.clone()], 0.1)
-            .unwrap()
-            .weight_decay(0.5)
-            .unwrap();
+        let mut opt = AdamW::new(vec![w.clone()], 0.1).unwrap().weight_decay(0.5).unwrap();
         three_steps(&mut opt, &w);
-        assert_close(
-            &w.as_tensor().to_vec().unwrap(),
-            &want,
-            1e-5,
-            1e-6,
-            &format!("{dev:?}"),
-        );
+        assert_close(&w.as_tensor().to_vec().unwrap(), &want, 1e-5, 1e-6, &format!("{dev:?}"));
     }
 }
 
@@ -89,10 +69,7 @@ fn adamw_without_decay_is_adam_bit_for_bit() {
     let a = Var::new(&Tensor::from_vec(w0.clone(), [3], &d).unwrap());
     let b = Var::new(&Tensor::from_vec(w0, [3], &d).unwrap());
     let mut adam = Adam::new(vec![a.clone()], 0.05).unwrap();
-    let mut adamw = AdamW::new(vec![b.clone()], 0.05)
-        .unwrap()
-        .weight_decay(0.0)
-        .unwrap();
+    let mut adamw = AdamW::new(vec![b.clone()], 0.05).unwrap().weight_decay(0.0).unwrap();
     assert_eq!(run(&mut adam, &a), run(&mut adamw, &b));
 }
 
@@ -125,10 +102,7 @@ fn bad_settings_are_errors() {
         let e = AdamW::new(vec![w.clone()], lr).err().expect("refused");
         assert!(e.to_string().starts_with("adamw: learning rate"), "{e}");
     }
-    assert!(AdamW::new(vec![w.clone()], 0.1)
-        .unwrap()
-        .weight_decay(f32::NAN)
-        .is_err());
+    assert!(AdamW::new(vec![w.clone()], 0.1).unwrap().weight_decay(f32::NAN).is_err());
     let e = StepLr::new(0, 0.1).err().expect("refused");
     assert!(e.to_string().starts_with("StepLr: step_size"), "{e}");
     assert!(CosineLr::new(0, 0.0).is_err());

@@ -37,11 +37,7 @@ fn source(o: isize, before: isize, n: isize, mode: PadMode) -> Option<isize> {
 /// `pad` of a (p, h, w) input and its input gradient for upstream `g`, scattered in raster
 /// order, both from the definitions.
 fn pad_ref(
-    x: &[f32],
-    (p, h, w): (usize, usize, usize),
-    [l, r, t, b]: [isize; 4],
-    mode: PadMode,
-    g: &[f32],
+    x: &[f32], (p, h, w): (usize, usize, usize), [l, r, t, b]: [isize; 4], mode: PadMode, g: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
     let (oh, ow) = (h as isize + t + b, w as isize + l + r);
     let (mut y, mut dx) = (Vec::new(), vec![0.0f32; x.len()]);
@@ -68,12 +64,8 @@ fn pad_ref(
     (y, dx)
 }
 
-const MODES: [PadMode; 4] = [
-    PadMode::Constant(-1.5),
-    PadMode::Reflect,
-    PadMode::Replicate,
-    PadMode::Circular,
-];
+const MODES: [PadMode; 4] =
+    [PadMode::Constant(-1.5), PadMode::Reflect, PadMode::Replicate, PadMode::Circular];
 
 /// Widths each mode accepts on a 3x4 plane, edge cases included: reflect at its widest,
 /// circular at the full length, replicate wider than the input, constant cropping.
@@ -140,11 +132,7 @@ fn pad_gradients_are_right_and_the_gpu_agrees() {
 /// A GPU context whose kernels run at most 160 loop iterations per invocation, so the split
 /// paths run on small inputs.
 fn low_cap() -> Device {
-    Device::gpu_with(GpuOptions {
-        loop_cap: Some(160),
-        ..Default::default()
-    })
-    .unwrap()
+    Device::gpu_with(GpuOptions { loop_cap: Some(160), ..Default::default() }).unwrap()
 }
 
 /// A budget of 160 loop iterations splits replicate's wide gathers into passes; the result is
@@ -169,15 +157,9 @@ fn bad_widths_are_clear_errors() {
     let x = cpu(&randv(24, 5), &[1, 2, 3, 4]);
     let err = |w: &[isize], m| pad(&x, w, m).unwrap_err().to_string();
     let e = err(&[4, 0, 0, 0], PadMode::Reflect);
-    assert!(
-        e.starts_with("pad: reflect padding (4, 0)") && e.contains("width of 4"),
-        "{e}"
-    );
+    assert!(e.starts_with("pad: reflect padding (4, 0)") && e.contains("width of 4"), "{e}");
     let e = err(&[0, 0, 0, 4], PadMode::Circular);
-    assert!(
-        e.contains("circular padding (0, 4) must be at most the input's height of 3"),
-        "{e}"
-    );
+    assert!(e.contains("circular padding (0, 4) must be at most the input's height of 3"), "{e}");
     let e = err(&[-1, 0, 0, 0], PadMode::Replicate);
     assert!(e.contains("no negative widths"), "{e}");
     let e = err(&[1, 2, 3], PadMode::Constant(0.0));
@@ -186,20 +168,14 @@ fn bad_widths_are_clear_errors() {
     assert!(e.contains("leave nothing"), "{e}");
     // reflect needs a batch of images: at most two leading axes
     let five = cpu(&randv(48, 6), &[2, 1, 2, 3, 4]);
-    let e = pad(&five, &[1, 1, 1, 1], PadMode::Reflect)
-        .unwrap_err()
-        .to_string();
+    let e = pad(&five, &[1, 1, 1, 1], PadMode::Reflect).unwrap_err().to_string();
     assert!(e.contains("needs a 2- to 4-d input"), "{e}");
 }
 
 /// `nn.Conv2d(padding_mode=...)` from the definition: each tap reads the mode's source index.
 fn conv_ref(
-    x: &[f32],
-    w: &[f32],
-    (c, h, wd): (usize, usize, usize),
-    (d, k): (usize, usize),
-    (pad_h, pad_w, stride): (usize, usize, usize),
-    mode: PadMode,
+    x: &[f32], w: &[f32], (c, h, wd): (usize, usize, usize), (d, k): (usize, usize),
+    (pad_h, pad_w, stride): (usize, usize, usize), mode: PadMode,
 ) -> Vec<f32> {
     let oh = (h + 2 * pad_h - k) / stride + 1;
     let ow = (wd + 2 * pad_w - k) / stride + 1;
@@ -249,24 +225,10 @@ fn conv_padding_modes_match_their_definition() {
     for (pm, mode) in modes {
         // reflect at its widest (4 of a height of 5)
         for (ph, pw, s) in [(1, 1, 1), (2, 1, 2), (4, 3, 1)] {
-            let opts = Conv2dOptions::new()
-                .padding((ph, pw))
-                .stride(s)
-                .padding_mode(pm);
-            let y = conv2d(
-                &cpu(&x, &[1, 2, 5, 6]),
-                &cpu(&w, &[3, 2, 3, 3]),
-                None,
-                &opts,
-            );
+            let opts = Conv2dOptions::new().padding((ph, pw)).stride(s).padding_mode(pm);
+            let y = conv2d(&cpu(&x, &[1, 2, 5, 6]), &cpu(&w, &[3, 2, 3, 3]), None, &opts);
             let want = conv_ref(&x, &w, (2, 5, 6), (3, 3), (ph, pw, s), mode);
-            assert_close(
-                &y.unwrap().to_vec().unwrap(),
-                &want,
-                1e-5,
-                1e-6,
-                &format!("{pm:?}"),
-            );
+            assert_close(&y.unwrap().to_vec().unwrap(), &want, 1e-5, 1e-6, &format!("{pm:?}"));
             let inputs = vec![(vec![1, 2, 5, 6], x.clone()), (vec![3, 2, 3, 3], w.clone())];
             let f = move |t: &[Tensor]| conv2d(&t[0], &t[1], None, &opts);
             gradcheck(&inputs, &f, 1e-2, 2e-2);
@@ -274,28 +236,14 @@ fn conv_padding_modes_match_their_definition() {
         }
     }
     // reflect padding as wide as the input is refused, naming the convolution
-    let opts = Conv2dOptions::new()
-        .padding(5)
-        .padding_mode(PaddingMode::Reflect);
-    let e = conv2d(
-        &cpu(&x, &[1, 2, 5, 6]),
-        &cpu(&w, &[3, 2, 3, 3]),
-        None,
-        &opts,
-    )
-    .unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("conv2d: padding_mode Reflect: reflect padding"),
-        "{e}"
-    );
+    let opts = Conv2dOptions::new().padding(5).padding_mode(PaddingMode::Reflect);
+    let e = conv2d(&cpu(&x, &[1, 2, 5, 6]), &cpu(&w, &[3, 2, 3, 3]), None, &opts).unwrap_err();
+    assert!(e.to_string().starts_with("conv2d: padding_mode Reflect: reflect padding"), "{e}");
 }
 
 /// Adaptive max pooling from the definition: PyTorch's windows, the first maximum, NaN wins.
 fn adaptive_max_ref(
-    x: &[f32],
-    (h, w): (usize, usize),
-    (oh, ow): (usize, usize),
+    x: &[f32], (h, w): (usize, usize), (oh, ow): (usize, usize),
 ) -> (Vec<f32>, Vec<f32>) {
     let win = |o: usize, n: usize, out: usize| (o * n / out, ((o + 1) * n).div_ceil(out));
     let (mut y, mut idx) = (Vec::new(), Vec::new());
@@ -325,35 +273,19 @@ fn adaptive_max_ref(
 fn adaptive_max_pool_matches_its_definition() {
     let mut x = randv(2 * 10 * 7, 9);
     x[17] = f32::NAN;
-    for (out, h, w) in [
-        ((4, 3), 10, 7),
-        ((1, 1), 10, 7),
-        ((10, 7), 10, 7),
-        ((13, 9), 10, 7),
-    ] {
+    for (out, h, w) in [((4, 3), 10, 7), ((1, 1), 10, 7), ((10, 7), 10, 7), ((13, 9), 10, 7)] {
         let (y, idx) = adaptive_max_pool2d_with_indices(&cpu(&x, &[1, 2, h, w]), out).unwrap();
         let (want_y, want_idx) = adaptive_max_ref(&x, (h, w), out);
         let got = y.to_vec().unwrap();
         assert_eq!(idx.to_vec().unwrap(), want_idx, "{out:?}");
-        let same = got
-            .iter()
-            .zip(&want_y)
-            .all(|(a, b)| a == b || a.is_nan() && b.is_nan());
+        let same = got.iter().zip(&want_y).all(|(a, b)| a == b || a.is_nan() && b.is_nan());
         assert!(same, "{out:?}: {got:?} != {want_y:?}");
         assert!(got.iter().any(|v| v.is_nan()), "NaN propagates");
     }
     let e = adaptive_max_pool2d(&cpu(&x, &[1, 2, 10, 7]), (0, 2)).unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("adaptive_max_pool2d: output size must be positive"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("adaptive_max_pool2d: output size must be positive"), "{e}");
     let e = adaptive_max_pool2d(&cpu(&x, &[2, 10, 7]), 2).unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("adaptive_max_pool2d: input must be (n, c, h, w)"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("adaptive_max_pool2d: input must be (n, c, h, w)"), "{e}");
 }
 
 #[test]
@@ -398,11 +330,7 @@ fn erf_ref(x: f64) -> f64 {
 #[test]
 fn erf_and_exact_gelu_match_their_definitions() {
     // tabulated values: the series itself is right
-    for (x, v) in [
-        (0.5, 0.520_499_877_8),
-        (1.0, 0.842_700_792_9),
-        (2.0, 0.995_322_265_0),
-    ] {
+    for (x, v) in [(0.5, 0.520_499_877_8), (1.0, 0.842_700_792_9), (2.0, 0.995_322_265_0)] {
         assert!((erf_ref(x) - v).abs() < 1e-9, "erf_ref({x})");
     }
     let mut v: Vec<f32> = randv(200, 12).iter().map(|x| x * 8.0).collect();
@@ -414,20 +342,11 @@ fn erf_and_exact_gelu_match_their_definitions() {
         .iter()
         .map(|&a| (0.5 * a as f64 * (1.0 + erf_ref(a as f64 / 2f64.sqrt()))) as f32)
         .collect();
-    assert_close(
-        &x.gelu().unwrap().to_vec().unwrap(),
-        &gelu,
-        1e-6,
-        1e-6,
-        "gelu",
-    );
+    assert_close(&x.gelu().unwrap().to_vec().unwrap(), &gelu, 1e-6, 1e-6, "gelu");
     // relative accuracy where erf is tiny
     let tiny = cpu(&[1e-3, -2e-4], &[2]).erf().unwrap().to_vec().unwrap();
     for (got, a) in tiny.iter().zip([1e-3f64, -2e-4]) {
-        assert!(
-            ((*got as f64) / erf_ref(a) - 1.0).abs() < 1e-6,
-            "erf({a}) = {got}"
-        );
+        assert!(((*got as f64) / erf_ref(a) - 1.0).abs() < 1e-6, "erf({a}) = {got}");
     }
     let nan = cpu(&[f32::NAN], &[1]).gelu().unwrap().to_vec().unwrap();
     assert!(nan[0].is_nan());
@@ -435,14 +354,9 @@ fn erf_and_exact_gelu_match_their_definitions() {
 
 #[test]
 fn exact_gelu_gradients_and_the_gpu() {
-    let x = vec![(
-        vec![4, 25],
-        randv(100, 13).iter().map(|v| v * 5.0).collect(),
-    )];
-    let cases: Vec<(&str, Box<Op>)> = vec![
-        ("erf", Box::new(|t| t[0].erf())),
-        ("gelu", Box::new(|t| t[0].gelu())),
-    ];
+    let x = vec![(vec![4, 25], randv(100, 13).iter().map(|v| v * 5.0).collect())];
+    let cases: Vec<(&str, Box<Op>)> =
+        vec![("erf", Box::new(|t| t[0].erf())), ("gelu", Box::new(|t| t[0].gelu()))];
     for (name, f) in &cases {
         gradcheck(&x, f.as_ref(), 1e-3, 2e-2);
         check_op(name, &x, 1e-5, 1e-6, f.as_ref());
@@ -454,10 +368,7 @@ fn the_layers_are_their_functions() {
     use convshade::nn::{AdaptiveMaxPool2d, Module, SiLU, GELU};
     let x = cpu(&randv(2 * 3 * 5 * 4, 14), &[2, 3, 5, 4]);
     let same = |a: Tensor, b: Tensor| assert_eq!(a.to_vec().unwrap(), b.to_vec().unwrap());
-    same(
-        AdaptiveMaxPool2d((2, 3)).forward(&x).unwrap(),
-        adaptive_max_pool2d(&x, (2, 3)).unwrap(),
-    );
+    same(AdaptiveMaxPool2d((2, 3)).forward(&x).unwrap(), adaptive_max_pool2d(&x, (2, 3)).unwrap());
     same(GELU(false).forward(&x).unwrap(), x.gelu().unwrap());
     same(GELU(true).forward(&x).unwrap(), x.gelu_tanh().unwrap());
     same(SiLU.forward(&x).unwrap(), x.silu().unwrap());

@@ -21,10 +21,7 @@ fn t(v: Vec<f32>, s: [usize; 4], d: &Device) -> Tensor {
 }
 
 fn arange4(n: usize, s: [usize; 4], d: &Device) -> Tensor {
-    Tensor::arange(0.0, n as f32, d)
-        .unwrap()
-        .reshape(s)
-        .unwrap()
+    Tensor::arange(0.0, n as f32, d).unwrap().reshape(s).unwrap()
 }
 
 #[test]
@@ -32,44 +29,22 @@ fn tutorial_2x2_pooling() {
     for d in devices() {
         let x = arange4(9, [1, 1, 3, 3], &d);
         let o = MaxPool2dOptions::new(2).stride(1);
-        assert_eq!(
-            max_pool2d(&x, &o).unwrap().to_vec().unwrap(),
-            vec![4.0, 5.0, 7.0, 8.0]
-        );
+        assert_eq!(max_pool2d(&x, &o).unwrap().to_vec().unwrap(), vec![4.0, 5.0, 7.0, 8.0]);
         let a = AvgPool2dOptions::new(2).stride(1);
-        assert_eq!(
-            avg_pool2d(&x, &a).unwrap().to_vec().unwrap(),
-            vec![2.0, 3.0, 5.0, 6.0]
-        );
+        assert_eq!(avg_pool2d(&x, &a).unwrap().to_vec().unwrap(), vec![2.0, 3.0, 5.0, 6.0]);
         // 4x4 with padding and stride, two channels
         let x = arange4(16, [1, 1, 4, 4], &d);
         assert_eq!(
-            max_pool2d(&x, &MaxPool2dOptions::new(3))
-                .unwrap()
-                .to_vec()
-                .unwrap(),
+            max_pool2d(&x, &MaxPool2dOptions::new(3)).unwrap().to_vec().unwrap(),
             vec![10.0]
         );
         let o = MaxPool2dOptions::new(3).padding(1).stride(2);
-        assert_eq!(
-            max_pool2d(&x, &o).unwrap().to_vec().unwrap(),
-            vec![5.0, 7.0, 13.0, 15.0]
-        );
+        assert_eq!(max_pool2d(&x, &o).unwrap().to_vec().unwrap(), vec![5.0, 7.0, 13.0, 15.0]);
         let o = MaxPool2dOptions::new((2, 3)).padding((0, 1)).stride((2, 3));
-        assert_eq!(
-            max_pool2d(&x, &o).unwrap().to_vec().unwrap(),
-            vec![5.0, 7.0, 13.0, 15.0]
-        );
-        let x2 = Tensor::arange(0.0, 16.0, &d)
-            .unwrap()
-            .reshape([1, 1, 4, 4])
-            .unwrap();
+        assert_eq!(max_pool2d(&x, &o).unwrap().to_vec().unwrap(), vec![5.0, 7.0, 13.0, 15.0]);
+        let x2 = Tensor::arange(0.0, 16.0, &d).unwrap().reshape([1, 1, 4, 4]).unwrap();
         let both = t(
-            [
-                x2.to_vec().unwrap(),
-                x2.add_scalar(1.0).unwrap().to_vec().unwrap(),
-            ]
-            .concat(),
+            [x2.to_vec().unwrap(), x2.add_scalar(1.0).unwrap().to_vec().unwrap()].concat(),
             [1, 2, 4, 4],
             &d,
         );
@@ -86,18 +61,8 @@ fn layer_shapes_of_the_cnn_tutorial() {
     // (1, 16, 14, 14): max pool 2/2 and avg pool 2/2 halve it, nearest x2 doubles it, relu keeps it.
     let d = Device::cpu();
     let x = Tensor::randn([1, 16, 14, 14], 0, &d).unwrap();
-    assert_eq!(
-        max_pool2d(&x, &MaxPool2dOptions::new(2).stride(2))
-            .unwrap()
-            .dims(),
-        &[1, 16, 7, 7]
-    );
-    assert_eq!(
-        avg_pool2d(&x, &AvgPool2dOptions::new(2).stride(2))
-            .unwrap()
-            .dims(),
-        &[1, 16, 7, 7]
-    );
+    assert_eq!(max_pool2d(&x, &MaxPool2dOptions::new(2).stride(2)).unwrap().dims(), &[1, 16, 7, 7]);
+    assert_eq!(avg_pool2d(&x, &AvgPool2dOptions::new(2).stride(2)).unwrap().dims(), &[1, 16, 7, 7]);
     let up = upsample(&x, &UpsampleOptions::nearest(UpsampleSize::Scale(2.0, 2.0))).unwrap();
     assert_eq!(up.dims(), &[1, 16, 28, 28]);
     assert_eq!(x.relu().unwrap().dims(), x.dims());
@@ -106,12 +71,8 @@ fn layer_shapes_of_the_cnn_tutorial() {
 #[test]
 fn max_pool_indices_and_overlapping_backward() {
     for d in devices() {
-        let x = t(
-            vec![1.0, 9.0, 2.0, 3.0, 4.0, 8.0, 7.0, 5.0, 6.0],
-            [1, 1, 3, 3],
-            &d,
-        )
-        .requires_grad_();
+        let x =
+            t(vec![1.0, 9.0, 2.0, 3.0, 4.0, 8.0, 7.0, 5.0, 6.0], [1, 1, 3, 3], &d).requires_grad_();
         let (y, idx) = max_pool2d_with_indices(&x, &MaxPool2dOptions::new(2).stride(1)).unwrap();
         assert_eq!(y.to_vec().unwrap(), vec![9.0, 9.0, 7.0, 8.0]);
         assert_eq!(idx.to_vec().unwrap(), vec![1.0, 1.0, 6.0, 5.0]);
@@ -124,10 +85,7 @@ fn max_pool_indices_and_overlapping_backward() {
         // padding counts as -inf: all-negative input never picks a pad
         let neg = t(vec![-5.0, -3.0, -4.0, -6.0], [1, 1, 2, 2], &d);
         let y = max_pool2d(&neg, &MaxPool2dOptions::new(2).stride(1).padding(1)).unwrap();
-        assert_eq!(
-            y.to_vec().unwrap(),
-            vec![-5.0, -3.0, -3.0, -4.0, -3.0, -3.0, -4.0, -4.0, -6.0]
-        );
+        assert_eq!(y.to_vec().unwrap(), vec![-5.0, -3.0, -3.0, -4.0, -3.0, -3.0, -4.0, -4.0, -6.0]);
     }
 }
 
@@ -136,14 +94,7 @@ fn ceil_mode_follows_pytorch() {
     let d = Device::cpu();
     let x = arange4(25, [1, 1, 5, 5], &d);
     // k2 s2 p1: ceil would give 4 but the 4th window starts in the padding: dropped -> 3
-    let y = max_pool2d(
-        &x,
-        &MaxPool2dOptions::new(2)
-            .stride(2)
-            .padding(1)
-            .ceil_mode(true),
-    )
-    .unwrap();
+    let y = max_pool2d(&x, &MaxPool2dOptions::new(2).stride(2).padding(1).ceil_mode(true)).unwrap();
     assert_eq!(y.dims(), &[1, 1, 3, 3]);
     // k2 s2 no padding: ceil keeps a partial last window
     let y = max_pool2d(&x, &MaxPool2dOptions::new(2).ceil_mode(true)).unwrap();
@@ -160,32 +111,18 @@ fn avg_pool_padding_rules() {
     let incl = avg_pool2d(&x, &AvgPool2dOptions::new(2).stride(2).padding(1)).unwrap();
     // corner window holds 1 real element of 4
     assert_eq!(incl.to_vec().unwrap(), vec![0.25, 0.5, 0.5, 1.0]);
-    let excl = avg_pool2d(
-        &x,
-        &AvgPool2dOptions::new(2)
-            .stride(2)
-            .padding(1)
-            .count_include_pad(false),
-    )
-    .unwrap();
+    let excl =
+        avg_pool2d(&x, &AvgPool2dOptions::new(2).stride(2).padding(1).count_include_pad(false))
+            .unwrap();
     assert_eq!(excl.to_vec().unwrap(), vec![1.0; 4]);
-    let ovr = avg_pool2d(
-        &x,
-        &AvgPool2dOptions::new(2)
-            .stride(2)
-            .padding(1)
-            .divisor_override(2),
-    )
-    .unwrap();
+    let ovr =
+        avg_pool2d(&x, &AvgPool2dOptions::new(2).stride(2).padding(1).divisor_override(2)).unwrap();
     assert_eq!(ovr.to_vec().unwrap(), vec![0.5, 1.0, 1.0, 2.0]);
     // ceil_mode with padding: H=6 k3 s2 p1 -> last window clipped at H + pad: divides by 2 rows
     let x = Tensor::ones([1, 1, 6, 1], &d).unwrap();
     let y = avg_pool2d(
         &x,
-        &AvgPool2dOptions::new((3, 1))
-            .stride((2, 1))
-            .padding((1, 0))
-            .ceil_mode(true),
+        &AvgPool2dOptions::new((3, 1)).stride((2, 1)).padding((1, 0)).ceil_mode(true),
     )
     .unwrap();
     assert_eq!(y.to_vec().unwrap(), vec![2.0 / 3.0, 1.0, 1.0, 0.5]);
@@ -197,13 +134,7 @@ fn adaptive_and_global_average_pooling() {
         let x = Tensor::randn([2, 3, 5, 7], 4, &d).unwrap();
         let g = adaptive_avg_pool2d(&x, 1).unwrap();
         let mean = x.reshape([2, 3, 35]).unwrap().mean_axis(2, false).unwrap();
-        common::close(
-            &g.reshape([2, 3]).unwrap(),
-            &mean,
-            1e-5,
-            1e-6,
-            "global average",
-        );
+        common::close(&g.reshape([2, 3]).unwrap(), &mean, 1e-5, 1e-6, "global average");
         // 5 -> 3 windows: [0,2), [1,4), [3,5)
         let r = arange4(5, [1, 1, 5, 1], &d);
         let y = adaptive_avg_pool2d(&r, (3, 1)).unwrap();
@@ -221,17 +152,11 @@ fn upsample_hand_cases() {
             vec![1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 3.0, 3.0, 4.0, 4.0]
         );
         let row = t(vec![0.0, 1.0], [1, 1, 1, 2], &d);
-        let ac = upsample(
-            &row,
-            &UpsampleOptions::bilinear(UpsampleSize::Size(1, 3), true),
-        )
-        .unwrap();
+        let ac =
+            upsample(&row, &UpsampleOptions::bilinear(UpsampleSize::Size(1, 3), true)).unwrap();
         assert_eq!(ac.to_vec().unwrap(), vec![0.0, 0.5, 1.0]);
-        let hp = upsample(
-            &row,
-            &UpsampleOptions::bilinear(UpsampleSize::Size(1, 4), false),
-        )
-        .unwrap();
+        let hp =
+            upsample(&row, &UpsampleOptions::bilinear(UpsampleSize::Size(1, 4), false)).unwrap();
         assert_eq!(hp.to_vec().unwrap(), vec![0.0, 0.25, 0.75, 1.0]);
         // nearest 3 -> 2 uses floor(dst * 1.5): sources 0 and 1
         let r3 = t(vec![5.0, 6.0, 7.0], [1, 1, 1, 3], &d);
@@ -243,13 +168,8 @@ fn upsample_hand_cases() {
 #[test]
 fn activation_values() {
     for d in devices() {
-        let x = Tensor::from_vec(vec![-2.0, 0.0, 3.0], [3], &d)
-            .unwrap()
-            .requires_grad_();
-        assert_eq!(
-            x.leaky_relu(0.1).unwrap().to_vec().unwrap(),
-            vec![-0.2, 0.0, 3.0]
-        );
+        let x = Tensor::from_vec(vec![-2.0, 0.0, 3.0], [3], &d).unwrap().requires_grad_();
+        assert_eq!(x.leaky_relu(0.1).unwrap().to_vec().unwrap(), vec![-0.2, 0.0, 3.0]);
         let s = x.sigmoid().unwrap().to_vec().unwrap();
         assert!((s[1] - 0.5).abs() < 1e-7 && (s[2] - 0.952_574_1).abs() < 1e-6);
         let th = x.tanh().unwrap().to_vec().unwrap();
@@ -274,14 +194,7 @@ fn distinct(n: usize, seed: u64) -> Vec<f32> {
 }
 
 /// dims, kernel, stride, padding, dilation, ceil_mode
-type PoolCfg = (
-    [usize; 4],
-    (usize, usize),
-    (usize, usize),
-    (usize, usize),
-    (usize, usize),
-    bool,
-);
+type PoolCfg = ([usize; 4], (usize, usize), (usize, usize), (usize, usize), (usize, usize), bool);
 
 fn pool_cfg() -> impl Strategy<Value = PoolCfg> {
     (
@@ -293,14 +206,7 @@ fn pool_cfg() -> impl Strategy<Value = PoolCfg> {
         any::<bool>(),
     )
         .prop_map(|((n, c, h, w), k, s, p, dl, ceil)| {
-            (
-                [n, c, h, w],
-                k,
-                s,
-                (p.0.min(k.0 / 2), p.1.min(k.1 / 2)),
-                dl,
-                ceil,
-            )
+            ([n, c, h, w], k, s, (p.0.min(k.0 / 2), p.1.min(k.1 / 2)), dl, ceil)
         })
         .prop_filter("window fits", |(d, k, _, p, dl, _)| {
             dl.0 * (k.0 - 1) < d[2] + 2 * p.0 && dl.1 * (k.1 - 1) < d[3] + 2 * p.1
@@ -359,10 +265,7 @@ proptest! {
 #[test]
 fn pooling_gradients_match_finite_differences() {
     let inp = vec![(vec![1, 2, 5, 6], distinct(60, 3))];
-    let o = MaxPool2dOptions::new(3)
-        .stride(2)
-        .padding(1)
-        .ceil_mode(true);
+    let o = MaxPool2dOptions::new(3).stride(2).padding(1).ceil_mode(true);
     common::gradcheck(&inp, &|t| max_pool2d(&t[0], &o), 1e-3, 1e-2);
     let a = AvgPool2dOptions::new((3, 2))
         .stride((2, 1))
@@ -382,20 +285,11 @@ fn gpu_pool_and_upsample_backward_are_bit_reproducible() {
     let f = |t: &[Tensor]| {
         let a = avg_pool2d(&t[0], &AvgPool2dOptions::new(3).stride(1).padding(1))?;
         let m = max_pool2d(&a, &MaxPool2dOptions::new(3).stride(2))?;
-        upsample(
-            &m,
-            &UpsampleOptions::bilinear(UpsampleSize::Size(17, 13), false),
-        )
+        upsample(&m, &UpsampleOptions::bilinear(UpsampleSize::Size(17, 13), false))
     };
     let (_, g1) = common::run_op(&g, &inp, &f);
     let (_, g2) = common::run_op(&g, &inp, &f);
-    let bits = |t: &Tensor| {
-        t.to_vec()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect::<Vec<_>>()
-    };
+    let bits = |t: &Tensor| t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(g1[0].as_ref().unwrap()), bits(g2[0].as_ref().unwrap()));
 }
 
@@ -403,52 +297,32 @@ fn gpu_pool_and_upsample_backward_are_bit_reproducible() {
 fn bad_pool_arguments_give_clear_errors() {
     let d = Device::cpu();
     let x = Tensor::ones([1, 1, 4, 4], &d).unwrap();
-    let e = max_pool2d(&x, &MaxPool2dOptions::new(2).padding(2))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("max_pool2d") && e.contains("half of the kernel"),
-        "{e}"
-    );
-    let e = max_pool2d(&x, &MaxPool2dOptions::new(0))
-        .unwrap_err()
-        .to_string();
+    let e = max_pool2d(&x, &MaxPool2dOptions::new(2).padding(2)).unwrap_err().to_string();
+    assert!(e.contains("max_pool2d") && e.contains("half of the kernel"), "{e}");
+    let e = max_pool2d(&x, &MaxPool2dOptions::new(0)).unwrap_err().to_string();
     assert!(e.contains("kernel size must be positive"), "{e}");
-    let e = avg_pool2d(&x, &AvgPool2dOptions::new(2).stride(0))
-        .unwrap_err()
-        .to_string();
+    let e = avg_pool2d(&x, &AvgPool2dOptions::new(2).stride(0)).unwrap_err().to_string();
     assert!(e.contains("avg_pool2d") && e.contains("stride"), "{e}");
-    let e = avg_pool2d(&x, &AvgPool2dOptions::new(5))
-        .unwrap_err()
-        .to_string();
+    let e = avg_pool2d(&x, &AvgPool2dOptions::new(5)).unwrap_err().to_string();
     assert!(e.contains("larger than the padded input"), "{e}");
-    let e = avg_pool2d(&x, &AvgPool2dOptions::new(2).divisor_override(0))
-        .unwrap_err()
-        .to_string();
+    let e = avg_pool2d(&x, &AvgPool2dOptions::new(2).divisor_override(0)).unwrap_err().to_string();
     assert!(e.contains("divisor_override"), "{e}");
     let e = adaptive_avg_pool2d(&x, (0, 2)).unwrap_err().to_string();
     assert!(e.contains("output size"), "{e}");
-    let e = upsample(&x, &UpsampleOptions::nearest(UpsampleSize::Size(0, 3)))
+    let e =
+        upsample(&x, &UpsampleOptions::nearest(UpsampleSize::Size(0, 3))).unwrap_err().to_string();
+    assert!(e.contains("upsample") && e.contains("positive"), "{e}");
+    let e = upsample(&x, &UpsampleOptions::nearest(UpsampleSize::Scale(f64::NAN, 2.0)))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("upsample") && e.contains("positive"), "{e}");
-    let e = upsample(
-        &x,
-        &UpsampleOptions::nearest(UpsampleSize::Scale(f64::NAN, 2.0)),
-    )
-    .unwrap_err()
-    .to_string();
     assert!(e.contains("scale factor"), "{e}");
     let e = upsample(&x, &UpsampleOptions::nearest(UpsampleSize::Scale(0.1, 2.0)))
         .unwrap_err()
         .to_string();
     assert!(e.contains("output size is 0"), "{e}");
-    let e = max_pool2d(
-        &Tensor::ones([4, 4], &d).unwrap(),
-        &MaxPool2dOptions::new(2),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = max_pool2d(&Tensor::ones([4, 4], &d).unwrap(), &MaxPool2dOptions::new(2))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("(n, c, h, w)"), "{e}");
     let e = x.leaky_relu(f32::NAN).unwrap_err().to_string();
     assert!(e.contains("leaky_relu"), "{e}");
@@ -462,14 +336,8 @@ fn ceil_mode_accepts_a_kernel_larger_than_the_input() {
         assert_eq!(m.to_vec().unwrap(), vec![8.0], "{d:?}");
         let a = avg_pool2d(&x, &AvgPool2dOptions::new(4).stride(4).ceil_mode(true)).unwrap();
         assert_eq!(a.to_vec().unwrap(), vec![4.0], "{d:?}");
-        let p = avg_pool2d(
-            &x,
-            &AvgPool2dOptions::new(4)
-                .stride(4)
-                .padding(1)
-                .ceil_mode(true),
-        )
-        .unwrap();
+        let p =
+            avg_pool2d(&x, &AvgPool2dOptions::new(4).stride(4).padding(1).ceil_mode(true)).unwrap();
         assert_eq!(p.to_vec().unwrap(), vec![2.25], "{d:?}");
         let one = Tensor::ones([1, 1, 1, 1], &d).unwrap();
         let o = max_pool2d(&one, &MaxPool2dOptions::new(2).ceil_mode(true)).unwrap();
@@ -499,11 +367,8 @@ fn scale_factors_follow_pytorch_special_cases() {
         let n = upsample(&x, &UpsampleOptions::nearest(UpsampleSize::Scale(1.0, 2.2))).unwrap();
         assert_eq!(n.to_vec().unwrap(), vec![0.0, 0.0, 1.0, 1.0, 2.0, 2.0]);
         // bilinear keeps the factor's scale 1 / 2.2 (values from PyTorch)
-        let b = upsample(
-            &x,
-            &UpsampleOptions::bilinear(UpsampleSize::Scale(1.0, 2.2), false),
-        )
-        .unwrap();
+        let b =
+            upsample(&x, &UpsampleOptions::bilinear(UpsampleSize::Scale(1.0, 2.2), false)).unwrap();
         common::assert_close(
             &b.to_vec().unwrap(),
             &[0.0, 0.181_818_2, 0.636_363_6, 1.090_909_1, 1.545_454_5, 2.0],

@@ -10,25 +10,17 @@ use convshade::{Device, Error, Tensor};
 
 #[test]
 fn backward_of_a_non_scalar_is_an_error_and_backward_with_takes_its_gradient() {
-    let x = Tensor::from_vec(vec![1.0, -2.0, 3.0], [3], &Device::cpu())
-        .unwrap()
-        .requires_grad_();
+    let x = Tensor::from_vec(vec![1.0, -2.0, 3.0], [3], &Device::cpu()).unwrap().requires_grad_();
     let y = x.mul_scalar(2.0).unwrap();
     let e = y.backward().err().unwrap().to_string();
-    assert!(
-        e.starts_with("backward: the gradient can be implied only for a scalar"),
-        "{e}"
-    );
+    assert!(e.starts_with("backward: the gradient can be implied only for a scalar"), "{e}");
     assert!(e.contains("[3]") && e.contains("backward_with"), "{e}");
     let up = Tensor::from_vec(vec![1.0, 10.0, 100.0], [3], &Device::cpu()).unwrap();
     let g = y.backward_with(&up).unwrap();
     assert_eq!(g.get(&x).unwrap().to_vec().unwrap(), [2.0, 20.0, 200.0]);
     // a one-element tensor of any rank is a scalar, as in PyTorch
     let one = x.sum_all().unwrap().reshape([1, 1]).unwrap();
-    assert_eq!(
-        one.backward().unwrap().get(&x).unwrap().to_vec().unwrap(),
-        [1.0; 3]
-    );
+    assert_eq!(one.backward().unwrap().get(&x).unwrap().to_vec().unwrap(), [1.0; 3]);
 }
 
 #[test]
@@ -46,10 +38,7 @@ fn training_on_the_cpu_is_the_same_with_1_2_and_4_threads() {
     let runs: Vec<_> = [1, 2, 4]
         .iter()
         .map(|&n| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
             pool.install(|| train_small_cnn(&Device::cpu(), 12, 2))
         })
         .collect();

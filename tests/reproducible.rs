@@ -13,10 +13,7 @@ type Op = Box<dyn Fn(&[Tensor]) -> convshade::Result<Tensor> + Send + Sync>;
 /// Pools whose windows overlap, so inputs receive up to 9 (or, dilated, 4) window gradients.
 fn overlapping_pools() -> Vec<(&'static str, Op)> {
     vec![
-        (
-            "max 3x3/1",
-            Box::new(|t| max_pool2d(&t[0], &MaxPool2dOptions::new(3).stride(1))),
-        ),
+        ("max 3x3/1", Box::new(|t| max_pool2d(&t[0], &MaxPool2dOptions::new(3).stride(1)))),
         (
             "max 3x3/2 pad 1 dilation 2",
             Box::new(|t| {
@@ -55,11 +52,7 @@ fn grad_bits(dev: &Device, f: &Op) -> Vec<u32> {
 }
 
 fn on_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> T {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build()
-        .unwrap()
-        .install(f)
+    rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap().install(f)
 }
 
 #[test]
@@ -67,11 +60,7 @@ fn cpu_pool_gradients_are_the_same_bits_on_1_2_and_4_threads() {
     for (name, f) in overlapping_pools() {
         let one = on_threads(1, || grad_bits(&Device::cpu(), &f));
         for n in [2, 4] {
-            assert_eq!(
-                on_threads(n, || grad_bits(&Device::cpu(), &f)),
-                one,
-                "{name}, {n}"
-            );
+            assert_eq!(on_threads(n, || grad_bits(&Device::cpu(), &f)), one, "{name}, {n}");
         }
     }
 }
@@ -82,12 +71,7 @@ fn cpu_and_gpu_pool_gradients_are_the_same_bits() {
     for (name, f) in overlapping_pools() {
         let (cpu, gpu) = (grad_bits(&Device::cpu(), &f), grad_bits(&gpu, &f));
         let differ = cpu.iter().zip(&gpu).filter(|(a, b)| a != b).count();
-        assert_eq!(
-            differ,
-            0,
-            "{name}: {differ} of {} elements differ",
-            cpu.len()
-        );
+        assert_eq!(differ, 0, "{name}: {differ} of {} elements differ", cpu.len());
     }
 }
 
@@ -133,20 +117,13 @@ fn cpu_conv_bits(x: [usize; 4], d: usize, k: usize, opts: convshade::Conv2dOptio
     let cpu = Device::cpu();
     let [n, c, h, wd] = x;
     let xv = Tensor::randn(x, 11, &cpu).unwrap().requires_grad_();
-    let w = Tensor::randn([d, c / opts.groups, k, k], 12, &cpu)
-        .unwrap()
-        .requires_grad_();
+    let w = Tensor::randn([d, c / opts.groups, k, k], 12, &cpu).unwrap().requires_grad_();
     let b = Tensor::randn([d], 13, &cpu).unwrap().requires_grad_();
     let y = convshade::conv2d(&xv, &w, Some(&b), &opts).unwrap();
     let up = Tensor::randn(y.dims().to_vec(), 14, &cpu).unwrap();
     let grads = y.mul(&up).unwrap().sum_all().unwrap().backward().unwrap();
     let mut bits = Vec::new();
-    for t in [
-        &y,
-        grads.get(&xv).unwrap(),
-        grads.get(&w).unwrap(),
-        grads.get(&b).unwrap(),
-    ] {
+    for t in [&y, grads.get(&xv).unwrap(), grads.get(&w).unwrap(), grads.get(&b).unwrap()] {
         bits.extend(t.to_vec().unwrap().iter().map(|v| v.to_bits()));
     }
     assert!(bits.len() > n * d * h.min(wd));
@@ -183,9 +160,6 @@ fn cpu_conv2d_and_matmul_are_the_same_bits_on_1_2_and_4_threads() {
     };
     let one = on_threads(1, matmul_bits);
     for threads in [2, 4] {
-        assert!(
-            on_threads(threads, matmul_bits) == one,
-            "matmul, {threads} threads"
-        );
+        assert!(on_threads(threads, matmul_bits) == one, "matmul, {threads} threads");
     }
 }

@@ -23,9 +23,7 @@ fn split_gpu() -> Option<Device> {
         ..Default::default()
     })
     .unwrap();
-    let Device::Gpu(ctx) = &dev else {
-        unreachable!()
-    };
+    let Device::Gpu(ctx) = &dev else { unreachable!() };
     assert_eq!(ctx.limits().max_storage_buffer_binding_size, 4096);
     Some(dev)
 }
@@ -37,10 +35,7 @@ type Op<'a> = dyn Fn(&[Tensor]) -> Result<Tensor> + 'a;
 fn same(dev: &Device, name: &str, inputs: &[(Vec<usize>, Vec<f32>)], f: &Op<'_>) {
     let (yc, gc) = run_op(&Device::cpu(), inputs, f);
     let biggest = inputs.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
-    assert!(
-        biggest.max(yc.elem_count()) > BINDING,
-        "{name}: nothing past one binding"
-    );
+    assert!(biggest.max(yc.elem_count()) > BINDING, "{name}: nothing past one binding");
     let (yg, gg) = run_op(dev, inputs, f);
     close(&yg, &yc, 1e-4, 1e-4, &format!("{name}: forward"));
     for (i, (a, b)) in gg.iter().zip(&gc).enumerate() {
@@ -63,50 +58,33 @@ fn elementwise_ops_and_broadcasts_past_one_binding() {
     let x = input(&[37, 61], 1);
     same(&d, "relu", std::slice::from_ref(&x), &|t| t[0].relu());
     same(&d, "tanh", std::slice::from_ref(&x), &|t| t[0].tanh());
-    same(&d, "mul", &[x.clone(), input(&[37, 61], 2)], &|t| {
-        t[0].mul(&t[1])
-    });
+    same(&d, "mul", &[x.clone(), input(&[37, 61], 2)], &|t| t[0].mul(&t[1]));
     // a row and a column broadcast, and a scalar
     let ins = [x.clone(), input(&[1, 61], 3), input(&[37, 1], 4)];
     same(&d, "broadcast add", &ins, &|t| t[0].mul(&t[1])?.add(&t[2]));
-    same(&d, "scalar", &[x.clone(), input(&[1], 5)], &|t| {
-        t[0].sub(&t[1])
-    });
+    same(&d, "scalar", &[x.clone(), input(&[1], 5)], &|t| t[0].sub(&t[1]));
     // a broadcast in the middle axis of a 3-d output
     let ins = [input(&[5, 1, 300], 6), input(&[5, 7, 300], 7)];
     same(&d, "middle broadcast", &ins, &|t| t[0].add(&t[1]));
     // a tensor whose every row is past one binding
-    same(
-        &d,
-        "long rows",
-        &[input(&[3, 2100], 8), input(&[2100], 9)],
-        &|t| t[0].div(&t[1].add_scalar(3.0)?),
-    );
+    same(&d, "long rows", &[input(&[3, 2100], 8), input(&[2100], 9)], &|t| {
+        t[0].div(&t[1].add_scalar(3.0)?)
+    });
 }
 
 #[test]
 fn reductions_past_one_binding_take_every_path() {
     let Some(d) = split_gpu() else { return };
     // outer rows that fit: (40, 50) along 1
-    same(&d, "sum rows", &[input(&[40, 50], 1)], &|t| {
-        t[0].sum_axis(1, false)
-    });
+    same(&d, "sum rows", &[input(&[40, 50], 1)], &|t| t[0].sum_axis(1, false));
     // the whole reduced axis past a binding: partial sums, reduced again
     same(&d, "sum all", &[input(&[5000], 2)], &|t| t[0].sum_all());
     same(&d, "mean all", &[input(&[70, 70], 3)], &|t| t[0].mean_all());
-    same(&d, "max axis 1", &[input(&[2, 3000], 4)], &|t| {
-        t[0].max_axis(1, false)
-    });
+    same(&d, "max axis 1", &[input(&[2, 3000], 4)], &|t| t[0].max_axis(1, false));
     // inner past half a binding: column blocks
-    same(&d, "sum axis 0", &[input(&[3, 1500], 5)], &|t| {
-        t[0].sum_axis(0, true)
-    });
-    same(&d, "max axis 0", &[input(&[3, 1500], 6)], &|t| {
-        t[0].max_axis(0, false)
-    });
-    same(&d, "mean middle", &[input(&[4, 30, 20], 7)], &|t| {
-        t[0].mean_axis(1, false)
-    });
+    same(&d, "sum axis 0", &[input(&[3, 1500], 5)], &|t| t[0].sum_axis(0, true));
+    same(&d, "max axis 0", &[input(&[3, 1500], 6)], &|t| t[0].max_axis(0, false));
+    same(&d, "mean middle", &[input(&[4, 30, 20], 7)], &|t| t[0].mean_axis(1, false));
     // a NaN propagates through the split max
     let mut v = randv(3000, 8);
     v[2500] = f32::NAN;
@@ -119,84 +97,41 @@ fn reductions_past_one_binding_take_every_path() {
 fn layout_copies_past_one_binding() {
     let Some(d) = split_gpu() else { return };
     let x = input(&[2, 3, 40, 30], 1);
-    same(&d, "permute", std::slice::from_ref(&x), &|t| {
-        t[0].permute(&[3, 1, 0, 2])
-    });
-    same(&d, "transpose", &[input(&[50, 60], 2)], &|t| {
-        t[0].transpose(0, 1)
-    });
-    same(&d, "flip", std::slice::from_ref(&x), &|t| {
-        t[0].flip(&[0, 3])
-    });
-    same(&d, "broadcast_to", &[input(&[1, 3, 1, 30], 3)], &|t| {
-        t[0].broadcast_to([4, 3, 40, 30])
-    });
+    same(&d, "permute", std::slice::from_ref(&x), &|t| t[0].permute(&[3, 1, 0, 2]));
+    same(&d, "transpose", &[input(&[50, 60], 2)], &|t| t[0].transpose(0, 1));
+    same(&d, "flip", std::slice::from_ref(&x), &|t| t[0].flip(&[0, 3]));
+    same(&d, "broadcast_to", &[input(&[1, 3, 1, 30], 3)], &|t| t[0].broadcast_to([4, 3, 40, 30]));
 }
 
 #[test]
 fn matmul_past_one_binding_splits_rows_columns_and_k() {
     let Some(d) = split_gpu() else { return };
     let mm: &Op = &|t| t[0].matmul(&t[1]);
-    same(
-        &d,
-        "rows and columns",
-        &[input(&[70, 40], 1), input(&[40, 50], 2)],
-        mm,
-    );
+    same(&d, "rows and columns", &[input(&[70, 40], 1), input(&[40, 50], 2)], mm);
     // every row of A and every column of B past one binding: K is split and summed
-    same(
-        &d,
-        "long k",
-        &[input(&[3, 3000], 3), input(&[3000, 4], 4)],
-        mm,
-    );
-    same(
-        &d,
-        "batched",
-        &[input(&[6, 20, 30], 5), input(&[6, 30, 25], 6)],
-        mm,
-    );
-    same(
-        &d,
-        "broadcast batch",
-        &[input(&[6, 20, 30], 7), input(&[30, 25], 8)],
-        mm,
-    );
-    same(
-        &d,
-        "transposed",
-        &[input(&[40, 70], 9), input(&[50, 40], 10)],
-        &|t| t[0].transpose(0, 1)?.matmul(&t[1].transpose(0, 1)?),
-    );
+    same(&d, "long k", &[input(&[3, 3000], 3), input(&[3000, 4], 4)], mm);
+    same(&d, "batched", &[input(&[6, 20, 30], 5), input(&[6, 30, 25], 6)], mm);
+    same(&d, "broadcast batch", &[input(&[6, 20, 30], 7), input(&[30, 25], 8)], mm);
+    same(&d, "transposed", &[input(&[40, 70], 9), input(&[50, 40], 10)], &|t| {
+        t[0].transpose(0, 1)?.matmul(&t[1].transpose(0, 1)?)
+    });
 }
 
 #[test]
 fn convolutions_past_one_binding_split_the_batch() {
     let Some(d) = split_gpu() else { return };
     let opts = Conv2dOptions::new().padding(1);
-    let ins = [
-        input(&[5, 2, 16, 16], 1),
-        input(&[3, 2, 3, 3], 2),
-        input(&[3], 3),
-    ];
-    same(&d, "conv2d", &ins, &|t| {
-        conv2d(&t[0], &t[1], t.get(2), &opts)
-    });
+    let ins = [input(&[5, 2, 16, 16], 1), input(&[3, 2, 3, 3], 2), input(&[3], 3)];
+    same(&d, "conv2d", &ins, &|t| conv2d(&t[0], &t[1], t.get(2), &opts));
     let grouped = Conv2dOptions::new().stride(2).groups(2);
     let ins = [input(&[6, 4, 12, 12], 4), input(&[4, 2, 3, 3], 5)];
-    same(&d, "grouped conv2d", &ins, &|t| {
-        conv2d(&t[0], &t[1], None, &grouped)
-    });
+    same(&d, "grouped conv2d", &ins, &|t| conv2d(&t[0], &t[1], None, &grouped));
     let depthwise = Conv2dOptions::new().padding(1).groups(3);
     let ins = [input(&[5, 3, 10, 10], 6), input(&[6, 1, 3, 3], 7)];
-    same(&d, "depthwise", &ins, &|t| {
-        conv2d(&t[0], &t[1], None, &depthwise)
-    });
+    same(&d, "depthwise", &ins, &|t| conv2d(&t[0], &t[1], None, &depthwise));
     let up = ConvTranspose2dOptions::new().stride(2);
     let ins = [input(&[4, 3, 8, 8], 8), input(&[3, 2, 2, 2], 9)];
-    same(&d, "conv_transpose2d", &ins, &|t| {
-        conv_transpose2d(&t[0], &t[1], None, &up)
-    });
+    same(&d, "conv_transpose2d", &ins, &|t| conv_transpose2d(&t[0], &t[1], None, &up));
 }
 
 #[test]
@@ -204,24 +139,14 @@ fn pools_upsampling_and_padding_past_one_binding() {
     let Some(d) = split_gpu() else { return };
     let x = input(&[6, 3, 12, 12], 1);
     let mp = MaxPool2dOptions::new(2);
-    same(&d, "max_pool2d", std::slice::from_ref(&x), &|t| {
-        max_pool2d(&t[0], &mp)
-    });
+    same(&d, "max_pool2d", std::slice::from_ref(&x), &|t| max_pool2d(&t[0], &mp));
     let ap = AvgPool2dOptions::new(3).stride(2).padding(1);
-    same(&d, "avg_pool2d", std::slice::from_ref(&x), &|t| {
-        avg_pool2d(&t[0], &ap)
-    });
-    same(&d, "adaptive avg", std::slice::from_ref(&x), &|t| {
-        adaptive_avg_pool2d(&t[0], (5, 7))
-    });
-    same(&d, "adaptive max", std::slice::from_ref(&x), &|t| {
-        adaptive_max_pool2d(&t[0], (5, 7))
-    });
+    same(&d, "avg_pool2d", std::slice::from_ref(&x), &|t| avg_pool2d(&t[0], &ap));
+    same(&d, "adaptive avg", std::slice::from_ref(&x), &|t| adaptive_avg_pool2d(&t[0], (5, 7)));
+    same(&d, "adaptive max", std::slice::from_ref(&x), &|t| adaptive_max_pool2d(&t[0], (5, 7)));
     let near = UpsampleOptions::nearest(UpsampleSize::Size(20, 20));
     let small = input(&[4, 2, 10, 10], 2);
-    same(&d, "nearest", std::slice::from_ref(&small), &|t| {
-        upsample(&t[0], &near)
-    });
+    same(&d, "nearest", std::slice::from_ref(&small), &|t| upsample(&t[0], &near));
     let bil = UpsampleOptions::bilinear(UpsampleSize::Size(19, 21), false);
     same(&d, "bilinear", &[small], &|t| upsample(&t[0], &bil));
     same(&d, "reflect pad", std::slice::from_ref(&x), &|t| {
@@ -229,25 +154,12 @@ fn pools_upsampling_and_padding_past_one_binding() {
     });
     // one image of 3 x 24 x 24 = 1,728 elements, past the binding: split by plane
     let image = input(&[1, 3, 24, 24], 3);
-    same(
-        &d,
-        "max_pool2d of one image",
-        std::slice::from_ref(&image),
-        &|t| max_pool2d(&t[0], &mp),
-    );
-    same(
-        &d,
-        "adaptive avg of one image",
-        std::slice::from_ref(&image),
-        &|t| adaptive_avg_pool2d(&t[0], (5, 7)),
-    );
+    same(&d, "max_pool2d of one image", std::slice::from_ref(&image), &|t| max_pool2d(&t[0], &mp));
+    same(&d, "adaptive avg of one image", std::slice::from_ref(&image), &|t| {
+        adaptive_avg_pool2d(&t[0], (5, 7))
+    });
     let half = UpsampleOptions::bilinear(UpsampleSize::Size(30, 20), true);
-    same(
-        &d,
-        "bilinear of one image",
-        std::slice::from_ref(&image),
-        &|t| upsample(&t[0], &half),
-    );
+    same(&d, "bilinear of one image", std::slice::from_ref(&image), &|t| upsample(&t[0], &half));
 }
 
 #[test]
@@ -287,35 +199,21 @@ fn convolutions_of_one_image_past_one_binding_run_in_row_bands() {
     let Some(d) = split_gpu() else { return };
     // 2 x 30 x 30 = 1,800 elements per image: bands of output rows
     let opts = Conv2dOptions::new().padding(1);
-    let ins = [
-        input(&[2, 2, 30, 30], 1),
-        input(&[3, 2, 3, 3], 2),
-        input(&[3], 3),
-    ];
-    same(&d, "banded conv2d", &ins, &|t| {
-        conv2d(&t[0], &t[1], t.get(2), &opts)
-    });
+    let ins = [input(&[2, 2, 30, 30], 1), input(&[3, 2, 3, 3], 2), input(&[3], 3)];
+    same(&d, "banded conv2d", &ins, &|t| conv2d(&t[0], &t[1], t.get(2), &opts));
     let odd = Conv2dOptions::new().stride(2).padding((2, 1)).dilation(2);
     let ins = [input(&[1, 3, 25, 27], 4), input(&[4, 3, 3, 3], 5)];
-    same(&d, "banded strided dilated", &ins, &|t| {
-        conv2d(&t[0], &t[1], None, &odd)
-    });
+    same(&d, "banded strided dilated", &ins, &|t| conv2d(&t[0], &t[1], None, &odd));
     let grouped = Conv2dOptions::new().padding(1).groups(2);
     let ins = [input(&[1, 4, 20, 20], 6), input(&[4, 2, 3, 3], 7)];
-    same(&d, "banded grouped", &ins, &|t| {
-        conv2d(&t[0], &t[1], None, &grouped)
-    });
+    same(&d, "banded grouped", &ins, &|t| conv2d(&t[0], &t[1], None, &grouped));
     let depthwise = Conv2dOptions::new().padding(1).groups(3);
     let ins = [input(&[1, 3, 24, 24], 8), input(&[6, 1, 3, 3], 9)];
-    same(&d, "banded depthwise", &ins, &|t| {
-        conv2d(&t[0], &t[1], None, &depthwise)
-    });
+    same(&d, "banded depthwise", &ins, &|t| conv2d(&t[0], &t[1], None, &depthwise));
     // a transposed convolution's output image of 2 x 40 x 40: its forward is an input gradient
     let up = ConvTranspose2dOptions::new().stride(2);
     let ins = [input(&[1, 3, 20, 20], 10), input(&[3, 2, 2, 2], 11)];
-    same(&d, "banded conv_transpose2d", &ins, &|t| {
-        conv_transpose2d(&t[0], &t[1], None, &up)
-    });
+    same(&d, "banded conv_transpose2d", &ins, &|t| conv_transpose2d(&t[0], &t[1], None, &up));
 }
 
 #[test]
@@ -326,10 +224,7 @@ fn a_piece_that_cannot_be_split_is_a_clear_error() {
     let w = Tensor::zeros([1, 8, 5, 5], &d).unwrap();
     let e = conv2d(&x, &w, None, &Conv2dOptions::new()).unwrap_err();
     let m = e.to_string();
-    assert!(
-        m.starts_with("conv2d: one indivisible piece of this op needs 1600 elements"),
-        "{m}"
-    );
+    assert!(m.starts_with("conv2d: one indivisible piece of this op needs 1600 elements"), "{m}");
     // and the device still works
     let y = x.add_scalar(1.0).unwrap().sum_all().unwrap();
     assert_eq!(y.to_scalar().unwrap(), 9600.0);

@@ -21,9 +21,7 @@ fn contexts() -> Option<[(Device, bool); 2]> {
             ..Default::default()
         })
         .unwrap();
-        let Device::Gpu(c) = &dev else {
-            unreachable!("a GPU context")
-        };
+        let Device::Gpu(c) = &dev else { unreachable!("a GPU context") };
         let used = c.uses_subgroups();
         (dev, used)
     };
@@ -42,10 +40,7 @@ fn subgroup_reductions_match_the_plain_tree_and_the_cpu() {
     let Some([(sub, used), (plain, plain_used)]) = contexts() else {
         return;
     };
-    assert!(
-        !plain_used,
-        "no_subgroups must turn subgroup operations off"
-    );
+    assert!(!plain_used, "no_subgroups must turn subgroup operations off");
     if !used {
         eprintln!("!!! this adapter has no subgroup operations: only the plain path ran !!!");
     }
@@ -66,26 +61,14 @@ fn subgroup_reductions_match_the_plain_tree_and_the_cpu() {
                     assert_eq!(a.is_nan(), b.is_nan(), "{dev:?} {o}x{l}x{n}: {a} vs {b}");
                 }
                 let finite = |v: &[f32]| {
-                    v.iter()
-                        .map(|x| if x.is_nan() { 0.0 } else { *x })
-                        .collect::<Vec<_>>()
+                    v.iter().map(|x| if x.is_nan() { 0.0 } else { *x }).collect::<Vec<_>>()
                 };
-                assert_close(
-                    &finite(g),
-                    &finite(w),
-                    1e-4,
-                    1e-3,
-                    &format!("{dev:?} {o}x{l}x{n}"),
-                );
+                assert_close(&finite(g), &finite(w), 1e-4, 1e-3, &format!("{dev:?} {o}x{l}x{n}"));
             }
             // the same bits on a second run
             assert_eq!(
                 got.concat().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                reductions(&x)
-                    .concat()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect::<Vec<_>>(),
+                reductions(&x).concat().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                 "{dev:?} {o}x{l}x{n}: run to run"
             );
         }

@@ -29,12 +29,7 @@ fn flags(dir: &Path) -> TrainFlags {
     }
 }
 
-const DEFAULTS: Defaults = Defaults {
-    dataset: "mnist",
-    epochs: 1,
-    batch_size: 8,
-    lr: 1e-3,
-};
+const DEFAULTS: Defaults = Defaults { dataset: "mnist", epochs: 1, batch_size: 8, lr: 1e-3 };
 
 /// Gzipped IDX files of `n` 4x4 images whose label is the brightest quadrant.
 fn write_idx(dir: &Path, prefix: &str, n: usize) {
@@ -44,11 +39,7 @@ fn write_idx(dir: &Path, prefix: &str, n: usize) {
         let q = i % 4;
         for p in 0..16 {
             let quadrant = (p / 8) * 2 + (p % 4) / 2;
-            images.push(if quadrant == q {
-                250
-            } else {
-                (i * 7 + p) as u8 % 40
-            });
+            images.push(if quadrant == q { 250 } else { (i * 7 + p) as u8 % 40 });
         }
         labels.push(q as u8);
     }
@@ -63,10 +54,7 @@ fn write_idx(dir: &Path, prefix: &str, n: usize) {
 #[test]
 fn missing_and_corrupt_files_name_the_file_and_the_fetch_script() {
     let dir = tempfile::tempdir().unwrap();
-    let e = load_data(&flags(dir.path()), &DEFAULTS)
-        .err()
-        .unwrap()
-        .to_string();
+    let e = load_data(&flags(dir.path()), &DEFAULTS).err().unwrap().to_string();
     assert!(e.contains("train-images-idx3-ubyte.gz"), "{e}");
     assert!(e.contains("bash tools/fetch_data.sh"), "{e}");
     write_idx(dir.path(), "train", 8);
@@ -74,10 +62,7 @@ fn missing_and_corrupt_files_name_the_file_and_the_fetch_script() {
     // a truncated test image file
     let bad = dir.path().join("t10k-images-idx3-ubyte.gz");
     std::fs::write(&bad, &std::fs::read(&bad).unwrap()[..20]).unwrap();
-    let e = load_data(&flags(dir.path()), &DEFAULTS)
-        .err()
-        .unwrap()
-        .to_string();
+    let e = load_data(&flags(dir.path()), &DEFAULTS).err().unwrap().to_string();
     assert!(e.contains("t10k-images-idx3-ubyte.gz"), "{e}");
     assert!(e.contains("bash tools/fetch_data.sh"), "{e}");
 }
@@ -88,9 +73,8 @@ fn a_short_run_learns_and_repeats_from_the_seed() {
     write_idx(dir.path(), "train", 64);
     write_idx(dir.path(), "t10k", 16);
     let run_on = |save: &str, dev: &Device| {
-        let mut net = Sequential::new()
-            .push(Flatten)
-            .push(Linear::new(16, 4, true, 1, dev).unwrap());
+        let mut net =
+            Sequential::new().push(Flatten).push(Linear::new(16, 4, true, 1, dev).unwrap());
         let mut f = flags(dir.path());
         f.save = Some(dir.path().join(save));
         let mut out = Vec::new();
@@ -106,9 +90,7 @@ fn a_short_run_learns_and_repeats_from_the_seed() {
     assert!(lines[1].starts_with("epoch 1/2: loss "), "{text}");
     assert!(lines[2].starts_with("epoch 2/2: loss "), "{text}");
     let last = lines.last().unwrap();
-    let pct = last
-        .strip_prefix("test accuracy: ")
-        .and_then(|r| r.strip_suffix('%'));
+    let pct = last.strip_prefix("test accuracy: ").and_then(|r| r.strip_suffix('%'));
     let pct: f64 = pct.unwrap().parse().unwrap();
     assert_eq!(format!("test accuracy: {pct:.2}%"), *last, "two decimals");
     // the saved weights classify the quadrants

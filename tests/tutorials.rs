@@ -20,14 +20,8 @@ fn m(rows: &[&[f32]], d: &Device) -> Tensor {
 fn a_conv_layer_adds_its_bias() {
     // corr2d(arange(9), arange(4)) + bias 1
     for d in devices() {
-        let x = Tensor::arange(0.0, 9.0, &d)
-            .unwrap()
-            .reshape([1, 1, 3, 3])
-            .unwrap();
-        let k = Tensor::arange(0.0, 4.0, &d)
-            .unwrap()
-            .reshape([1, 1, 2, 2])
-            .unwrap();
+        let x = Tensor::arange(0.0, 9.0, &d).unwrap().reshape([1, 1, 3, 3]).unwrap();
+        let k = Tensor::arange(0.0, 4.0, &d).unwrap().reshape([1, 1, 2, 2]).unwrap();
         let b = Tensor::ones([1], &d).unwrap();
         let y = conv2d(&x, &k, Some(&b), &Conv2dOptions::default()).unwrap();
         assert_eq!(y.to_vec().unwrap(), vec![20.0, 26.0, 38.0, 44.0], "{d:?}");
@@ -45,22 +39,13 @@ fn vertical_horizontal_and_diagonal_edges() {
             }
         }
         let x = Tensor::from_vec(img, [6, 8], &d).unwrap();
-        let y = corr2d(&x, &m(&[&[2.0, -2.0]], &d))
-            .unwrap()
-            .to_vec2()
-            .unwrap();
-        assert!(
-            y.iter().all(|r| r == &[0.0, 2.0, 0.0, 0.0, 0.0, -2.0, 0.0]),
-            "{d:?}"
-        );
+        let y = corr2d(&x, &m(&[&[2.0, -2.0]], &d)).unwrap().to_vec2().unwrap();
+        assert!(y.iter().all(|r| r == &[0.0, 2.0, 0.0, 0.0, 0.0, -2.0, 0.0]), "{d:?}");
         // horizontal: rows 2..4 black, kernel [[2], [-2]]
         let mut img = vec![1.0f32; 48];
         img[16..32].iter_mut().for_each(|v| *v = 0.0);
         let x = Tensor::from_vec(img, [6, 8], &d).unwrap();
-        let y = corr2d(&x, &m(&[&[2.0], &[-2.0]], &d))
-            .unwrap()
-            .to_vec2()
-            .unwrap();
+        let y = corr2d(&x, &m(&[&[2.0], &[-2.0]], &d)).unwrap().to_vec2().unwrap();
         let want = [0.0, 2.0, 0.0, -2.0, 0.0];
         for (row, w) in y.iter().zip(want) {
             assert_eq!(row, &vec![w; 8], "{d:?}");
@@ -97,9 +82,7 @@ fn a_5x5_image_and_a_2x2_kernel() {
         );
         let k = m(&[&[0.0, 1.0], &[2.0, 3.0]], &d);
         let y = corr2d(&x, &k).unwrap().to_vec().unwrap();
-        let want = [
-            34., 22., 16., 7., 18., 22., 25., 28., 11., 17., 14., 8., 14., 23., 15., 28.,
-        ];
+        let want = [34., 22., 16., 7., 18., 22., 25., 28., 11., 17., 14., 8., 14., 23., 15., 28.];
         assert_eq!(y, want.to_vec(), "{d:?}");
     }
 }
@@ -117,12 +100,7 @@ fn learning_a_2_minus_2_kernel() {
         let x = Tensor::from_vec(img, [1, 1, 6, 8], &d).unwrap();
         let k = Tensor::from_vec(vec![2.0, -2.0], [1, 1, 1, 2], &d).unwrap();
         let y = conv2d(&x, &k, None, &Conv2dOptions::default()).unwrap();
-        let w = Var::new(
-            &Tensor::rand([1, 1, 1, 2], 7, &d)
-                .unwrap()
-                .sub_scalar(0.5)
-                .unwrap(),
-        );
+        let w = Var::new(&Tensor::rand([1, 1, 1, 2], 7, &d).unwrap().sub_scalar(0.5).unwrap());
         let mut last = f32::INFINITY;
         for _ in 0..10 {
             let loss = conv2d(&x, &w.as_tensor(), None, &Conv2dOptions::default())
@@ -139,10 +117,7 @@ fn learning_a_2_minus_2_kernel() {
             last = loss.to_scalar().unwrap();
         }
         let k = w.as_tensor().to_vec().unwrap();
-        assert!(
-            (k[0] - 2.0).abs() < 0.1 && (k[1] + 2.0).abs() < 0.1,
-            "{d:?}: {k:?}"
-        );
+        assert!((k[0] - 2.0).abs() < 0.1 && (k[1] + 2.0).abs() < 0.1, "{d:?}: {k:?}");
         assert!(last < 0.5, "{d:?}: final loss {last}");
     }
 }
@@ -151,9 +126,7 @@ fn learning_a_2_minus_2_kernel() {
 fn multiple_input_and_output_channels() {
     for d in devices() {
         let x = Tensor::from_vec(
-            vec![
-                0., 1., 2., 3., 4., 5., 6., 7., 8., 1., 2., 3., 4., 5., 6., 7., 8., 9.,
-            ],
+            vec![0., 1., 2., 3., 4., 5., 6., 7., 8., 1., 2., 3., 4., 5., 6., 7., 8., 9.],
             [1, 2, 3, 3],
             &d,
         )
@@ -184,11 +157,7 @@ fn multiple_input_and_output_channels() {
         let x = Tensor::randn([1, 3, 3, 3], 1, &d).unwrap();
         let k = Tensor::randn([2, 3, 1, 1], 2, &d).unwrap();
         let y = conv2d(&x, &k, None, &Conv2dOptions::default()).unwrap();
-        let mm = k
-            .reshape([2, 3])
-            .unwrap()
-            .matmul(&x.reshape([3, 9]).unwrap())
-            .unwrap();
+        let mm = k.reshape([2, 3]).unwrap().matmul(&x.reshape([3, 9]).unwrap()).unwrap();
         common::close(&y.reshape([2, 9]).unwrap(), &mm, 1e-5, 1e-6, "1x1 conv");
     }
 }
@@ -255,31 +224,18 @@ fn learning_the_edge_kernel_by_gradient_descent() {
         let x = Tensor::from_vec(img, [1, 1, 6, 8], &dev).unwrap();
         let k = Tensor::from_vec(vec![1.0, -1.0], [1, 1, 1, 2], &dev).unwrap();
         let target = conv2d(&x, &k, None, &Conv2dOptions::default()).unwrap();
-        let kernel = Var::new(
-            &Tensor::rand([1, 1, 1, 2], 42, &dev)
-                .unwrap()
-                .sub_scalar(0.5)
-                .unwrap(),
-        );
+        let kernel =
+            Var::new(&Tensor::rand([1, 1, 1, 2], 42, &dev).unwrap().sub_scalar(0.5).unwrap());
         let mut losses = vec![];
         for _ in 0..10 {
             let pred = conv2d(&x, &kernel.as_tensor(), None, &Conv2dOptions::default()).unwrap();
-            let loss = pred
-                .sub(&target)
-                .unwrap()
-                .square()
-                .unwrap()
-                .sum_all()
-                .unwrap();
+            let loss = pred.sub(&target).unwrap().square().unwrap().sum_all().unwrap();
             let grads = loss.backward().unwrap();
             let step = grads.get_var(&kernel).unwrap().mul_scalar(3e-2).unwrap();
             kernel.set(&kernel.as_tensor().sub(&step).unwrap()).unwrap();
             losses.push(loss.to_scalar().unwrap());
         }
-        assert!(
-            losses.windows(2).all(|w| w[1] < w[0]),
-            "{dev:?}: loss not decreasing: {losses:?}"
-        );
+        assert!(losses.windows(2).all(|w| w[1] < w[0]), "{dev:?}: loss not decreasing: {losses:?}");
         let learned = kernel.as_tensor().to_vec().unwrap();
         assert!(
             (learned[0] - 1.0).abs() < 0.05 && (learned[1] + 1.0).abs() < 0.05,

@@ -31,10 +31,7 @@ fn state_dicts_are_keyed_as_pytorch_and_round_trip_through_safetensors() {
     let cpu = Device::cpu();
     let a = net(1, &cpu);
     let keys: Vec<String> = a.state_dict().into_iter().map(|(k, _)| k).collect();
-    assert_eq!(
-        keys,
-        ["0.weight", "0.bias", "3.weight", "5.weight", "5.bias"]
-    );
+    assert_eq!(keys, ["0.weight", "0.bias", "3.weight", "5.weight", "5.bias"]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("net.safetensors");
     save_safetensors(&file, &a.state_dict()).unwrap();
@@ -55,16 +52,10 @@ fn a_model_from_the_gpu_predicts_the_same_on_the_cpu() {
     let file = dir.path().join("gpu.safetensors");
     save_safetensors(&file, &trained.state_dict()).unwrap();
     let mut on_cpu = net(9, &cpu);
-    on_cpu
-        .load_state_dict(&load_safetensors(&file, &cpu).unwrap())
-        .unwrap();
+    on_cpu.load_state_dict(&load_safetensors(&file, &cpu).unwrap()).unwrap();
     let xv = randv(16 * 64, 5);
-    let yg = trained
-        .forward(&Tensor::from_vec(xv.clone(), [16, 1, 8, 8], &g).unwrap())
-        .unwrap();
-    let yc = on_cpu
-        .forward(&Tensor::from_vec(xv, [16, 1, 8, 8], &cpu).unwrap())
-        .unwrap();
+    let yg = trained.forward(&Tensor::from_vec(xv.clone(), [16, 1, 8, 8], &g).unwrap()).unwrap();
+    let yc = on_cpu.forward(&Tensor::from_vec(xv, [16, 1, 8, 8], &cpu).unwrap()).unwrap();
     common::close(&yg, &yc, 1e-4, 1e-5, "logits");
     assert_eq!(yg.argmax_rows().unwrap(), yc.argmax_rows().unwrap());
 }
@@ -98,10 +89,7 @@ fn integer_tensors_load_as_float_and_bad_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bn.safetensors");
     let count = 7i64.to_le_bytes();
-    let w: Vec<u8> = [0.5f32, -1.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
+    let w: Vec<u8> = [0.5f32, -1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
     let views = vec![
         (
             "1.num_batches_tracked",
@@ -114,27 +102,15 @@ fn integer_tensors_load_as_float_and_bad_files_are_named() {
     ];
     safetensors::serialize_to_file(views, None, &file).unwrap();
     let got = load_safetensors(&file, &Device::cpu()).unwrap();
-    let find = |k: &str| {
-        got.iter()
-            .find(|(n, _)| n == k)
-            .unwrap()
-            .1
-            .to_vec()
-            .unwrap()
-    };
+    let find = |k: &str| got.iter().find(|(n, _)| n == k).unwrap().1.to_vec().unwrap();
     assert_eq!(find("1.num_batches_tracked"), [7.0]);
     assert_eq!(find("1.weight"), [0.5, -1.0]);
     // truncated, corrupt, missing
     let raw = std::fs::read(&file).unwrap();
     let bad = dir.path().join("bad.safetensors");
     std::fs::write(&bad, &raw[..raw.len() - 3]).unwrap();
-    let e = load_safetensors(&bad, &Device::cpu())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("bad.safetensors") && e.contains("not a valid safetensors"),
-        "{e}"
-    );
+    let e = load_safetensors(&bad, &Device::cpu()).unwrap_err().to_string();
+    assert!(e.contains("bad.safetensors") && e.contains("not a valid safetensors"), "{e}");
     std::fs::write(&bad, b"garbage").unwrap();
     assert!(load_safetensors(&bad, &Device::cpu()).is_err());
     let e = load_safetensors(dir.path().join("none.safetensors"), &Device::cpu())
@@ -174,16 +150,11 @@ fn pytorch_saved_weights_reproduce_pytorchs_logits() {
         net.set_training(false);
         // seven training steps were taken before saving
         let tracked = net.state_dict();
-        let count = tracked
-            .iter()
-            .find(|(k, _)| k == "1.num_batches_tracked")
-            .unwrap();
+        let count = tracked.iter().find(|(k, _)| k == "1.num_batches_tracked").unwrap();
         assert_eq!(count.1.to_vec().unwrap(), [7.0]);
         let x = convshade::io::read_npy(format!("{dir}/input.npy")).unwrap();
         let want = convshade::io::read_npy(format!("{dir}/logits.npy")).unwrap();
-        let got = net
-            .forward(&Tensor::from_ndarray(&x, &dev).unwrap())
-            .unwrap();
+        let got = net.forward(&Tensor::from_ndarray(&x, &dev).unwrap()).unwrap();
         assert_eq!(got.dims(), want.shape());
         let want: Vec<f32> = want.iter().copied().collect();
         common::assert_close(&got.to_vec().unwrap(), &want, 0.0, 1e-4, &dev.name());

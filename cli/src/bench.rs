@@ -45,10 +45,7 @@ pub(crate) struct BenchArgs {
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    }
+    Error::Io { path: path.display().to_string(), msg: e.to_string() }
 }
 
 pub(crate) fn bench(args: &BenchArgs) -> Result<i32> {
@@ -86,11 +83,7 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<i32> {
             })?;
         }
     }
-    let cfg = if args.quick {
-        BenchConfig::quick()
-    } else {
-        BenchConfig::full()
-    };
+    let cfg = if args.quick { BenchConfig::quick() } else { BenchConfig::full() };
     let (peaks, copy) = if args.peak {
         measure_peaks(&devices, args.quick)?
     } else {
@@ -126,19 +119,13 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<i32> {
 /// The FMA peak of every device, and the host's copy bandwidth.
 fn measure_peaks(devices: &[convshade::Device], quick: bool) -> Result<(Peaks, Peaks)> {
     let time = Duration::from_millis(if quick { 200 } else { 1000 });
-    let mut peaks = Peaks {
-        cpu: Some(peak::cpu_peak_gflops(time)),
-        gpu: None,
-    };
+    let mut peaks = Peaks { cpu: Some(peak::cpu_peak_gflops(time)), gpu: None };
     for dev in devices {
         if let Some(g) = peak::gpu_peak_gflops(dev, time)? {
             peaks.gpu = Some(g);
         }
     }
-    let copy = Peaks {
-        cpu: Some(peak::cpu_copy_gbps(time)),
-        gpu: None,
-    };
+    let copy = Peaks { cpu: Some(peak::cpu_copy_gbps(time)), gpu: None };
     let show = |p: Option<f64>| p.map_or("-".into(), |g| format!("{g:.1} GFLOP/s"));
     println!(
         "peak f32: cpu {} ({} threads, {}), gpu {}; host copy {:.1} GB/s",
@@ -167,11 +154,7 @@ fn table(report: &Report, others: &[Report]) -> Table {
         "GPU / CPU".into(),
         "submits".into(),
     ];
-    header.extend(
-        others
-            .iter()
-            .map(|o| format!("vs {} ({})", o.engine, o.version)),
-    );
+    header.extend(others.iter().map(|o| format!("vs {} ({})", o.engine, o.version)));
     t.set_header(header);
     for r in &report.results {
         let gpu_cpu = match (r.device.as_str(), report.find(&r.case, "cpu")) {
@@ -180,21 +163,13 @@ fn table(report: &Report, others: &[Report]) -> Table {
         };
         let pct = match (r.gflops, report.peak_gflops.of(&r.device)) {
             (Some(g), Some(p)) => Some(g / p),
-            _ => r
-                .gbps
-                .zip(report.peak_copy_gbps.of(&r.device))
-                .map(|(g, p)| g / p),
+            _ => r.gbps.zip(report.peak_copy_gbps.of(&r.device)).map(|(g, p)| g / p),
         }
         .map_or("-".into(), |f| format!("{:.1}%", 100.0 * f));
         let mut row = vec![
             Cell::new(&r.case),
             Cell::new(&r.device),
-            Cell::new(format!(
-                "{} ({}-{})",
-                ms(r.median_ms),
-                ms(r.min_ms),
-                ms(r.max_ms)
-            )),
+            Cell::new(format!("{} ({}-{})", ms(r.median_ms), ms(r.min_ms), ms(r.max_ms))),
             Cell::new(r.gflops.map_or("-".into(), |g| format!("{g:.1}"))),
             Cell::new(r.gbps.map_or("-".into(), |g| format!("{g:.1}"))),
             Cell::new(pct),

@@ -6,11 +6,7 @@ mod plot;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "convshade",
-    version,
-    about = "A tensor engine for conv nets on wgpu"
-)]
+#[command(name = "convshade", version, about = "A tensor engine for conv nets on wgpu")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -122,14 +118,8 @@ fn info(loop_cap: Option<usize>) -> convshade::Result<()> {
             let l = ctx.limits();
             println!("chosen for Device::gpu(): {} ({})", a.name, a.backend);
             println!("  max buffer size:                  {}", l.max_buffer_size);
-            println!(
-                "  max storage buffer binding size:  {}",
-                l.max_storage_buffer_binding_size
-            );
-            println!(
-                "  max workgroups per dimension:     {}",
-                l.max_workgroups_per_dimension
-            );
+            println!("  max storage buffer binding size:  {}", l.max_storage_buffer_binding_size);
+            println!("  max workgroups per dimension:     {}", l.max_workgroups_per_dimension);
             println!(
                 "  storage buffers per shader stage: {}",
                 l.max_storage_buffers_per_shader_stage

@@ -29,15 +29,10 @@ fn series(report: &Report, others: &[Report], cases: &[String]) -> Vec<Series> {
     let mut out = Vec::new();
     for rep in std::iter::once(report).chain(others) {
         for dev in ["cpu", "gpu"] {
-            let ms: Vec<Option<f64>> = cases
-                .iter()
-                .map(|c| rep.find(c, dev).map(|r| r.median_ms))
-                .collect();
+            let ms: Vec<Option<f64>> =
+                cases.iter().map(|c| rep.find(c, dev).map(|r| r.median_ms)).collect();
             if ms.iter().any(Option::is_some) {
-                out.push(Series {
-                    label: format!("{} {dev}", rep.engine),
-                    ms,
-                });
+                out.push(Series { label: format!("{} {dev}", rep.engine), ms });
             }
         }
     }
@@ -72,13 +67,7 @@ pub(crate) fn draw(path: &Path, report: &Report, others: &[Report]) -> Result<()
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..cases.len() as f64, (lo..hi).log_scale())
         .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(0)
-        .y_desc("ms")
-        .draw()
-        .map_err(|e| err(&e))?;
+    chart.configure_mesh().disable_x_mesh().x_labels(0).y_desc("ms").draw().map_err(|e| err(&e))?;
     let slot = 0.8 / all.len().max(1) as f64;
     for (j, s) in all.iter().enumerate() {
         let color = Palette99::pick(j).to_rgba();
@@ -107,8 +96,7 @@ pub(crate) fn draw(path: &Path, report: &Report, others: &[Report]) -> Result<()
         .pos(Pos::new(HPos::Left, VPos::Center));
     for (i, c) in cases.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(i as f64 + 0.5, lo));
-        root.draw(&Text::new(c.as_str(), (x, y + 8), font.clone()))
-            .map_err(|e| err(&e))?;
+        root.draw(&Text::new(c.as_str(), (x, y + 8), font.clone())).map_err(|e| err(&e))?;
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())

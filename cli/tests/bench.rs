@@ -42,30 +42,22 @@ fn convshade(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("the convshade binary runs");
-    assert!(
-        out.status.success(),
-        "convshade {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "convshade {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
 #[test]
 fn list_names_exactly_the_suite() {
     let out = convshade(&["bench", "--list"]);
-    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(String::from)
-        .collect();
+    let names: Vec<String> =
+        String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
     assert_eq!(names, SUITE);
     let lib: Vec<String> = bench::suite().into_iter().map(|c| c.name).collect();
     assert_eq!(lib, SUITE);
     // the filter is a regular expression
     let out = convshade(&["bench", "--list", "--filter", "^conv_S[23]_fwd$"]);
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stdout).lines().collect::<Vec<_>>(),
         ["conv_S2_fwd", "conv_S3_fwd"]
     );
 }
@@ -83,10 +75,7 @@ fn report_json_round_trips_and_reads_other_engines() {
     assert_eq!(pool.median_ms, 2.0);
     assert_eq!(pool.gflops, None);
     assert_eq!(pool.gbps, Some(2.0)); // 4 MB in 2 ms
-    let peaks = Peaks {
-        cpu: Some(100.0),
-        gpu: None,
-    };
+    let peaks = Peaks { cpu: Some(100.0), gpu: None };
     let mut report = Report::new(&[Device::cpu()], peaks, vec![r, pool]);
     report.peak_copy_gbps.cpu = Some(30.0);
     assert_eq!(report.engine, "convshade");
@@ -154,14 +143,7 @@ fn the_command_writes_json_and_a_chart_with_a_comparison() {
     let json = dir.path().join("run.json");
     let svg = dir.path().join("run.svg");
     let (json_s, svg_s) = (json.to_str().unwrap(), svg.to_str().unwrap());
-    let args = [
-        "bench",
-        "--quick",
-        "--device",
-        "cpu",
-        "--filter",
-        "^conv_S1_fwd$",
-    ];
+    let args = ["bench", "--quick", "--device", "cpu", "--filter", "^conv_S1_fwd$"];
     convshade(&[&args[..], &["--json", json_s]].concat());
     let first = Report::from_json(&std::fs::read_to_string(&json).unwrap(), "run").unwrap();
     assert_eq!(first.results.len(), 1);
@@ -174,20 +156,13 @@ fn the_command_writes_json_and_a_chart_with_a_comparison() {
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(chart.starts_with("<svg"), "not an SVG");
     assert!(chart.contains("conv_S1_fwd"), "the chart names the case");
-    assert_eq!(
-        chart.matches("convshade cpu").count(),
-        2,
-        "two legend entries"
-    );
+    assert_eq!(chart.matches("convshade cpu").count(), 2, "two legend entries");
     // a bad regular expression or plot format is an error, not a crash
     for bad in [
         &["bench", "--filter", "(", "--list"][..],
         &["bench", "--plot", "x.png", "--filter", "^$"][..],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_convshade"))
-            .args(bad)
-            .output()
-            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_convshade")).args(bad).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("bench"));
     }
@@ -199,14 +174,9 @@ fn peaks_are_measured_and_positive() {
     assert!(cpu.is_finite() && cpu > 0.1, "{cpu}");
     let copy = peak::cpu_copy_gbps(Duration::from_millis(20));
     assert!(copy.is_finite() && copy > 0.1, "{copy}");
-    assert_eq!(
-        peak::gpu_peak_gflops(&Device::cpu(), Duration::ZERO).unwrap(),
-        None
-    );
+    assert_eq!(peak::gpu_peak_gflops(&Device::cpu(), Duration::ZERO).unwrap(), None);
     if let Some(gpu) = common::gpu() {
-        let g = peak::gpu_peak_gflops(&gpu, Duration::from_millis(20))
-            .unwrap()
-            .unwrap();
+        let g = peak::gpu_peak_gflops(&gpu, Duration::from_millis(20)).unwrap().unwrap();
         assert!(g.is_finite() && g > 0.0, "{g}");
     }
 }

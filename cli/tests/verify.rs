@@ -17,10 +17,7 @@ fn verify_command_prints_a_line_per_case_and_the_count() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
-    assert!(
-        lines[0].starts_with("PASS relu_zeros [cpu] max error"),
-        "{stdout}"
-    );
+    assert!(lines[0].starts_with("PASS relu_zeros [cpu] max error"), "{stdout}");
     assert!(
         lines[1].starts_with("FAIL relu_zeros [cpu]") && lines[1].contains("unknown op"),
         "{stdout}"

@@ -62,15 +62,11 @@ struct Cli {
 /// A training example's `main`: parses the flags (`about` is its `--help` line), builds
 /// `network(seed, device)` and trains it.
 pub fn main_with(
-    about: &'static str,
-    d: &Defaults,
-    network: fn(u64, &Device) -> Result<Sequential>,
+    about: &'static str, d: &Defaults, network: fn(u64, &Device) -> Result<Sequential>,
 ) {
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().about(about).get_matches();
-    let flags = Cli::from_arg_matches(&matches)
-        .unwrap_or_else(|e| e.exit())
-        .train;
+    let flags = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()).train;
     exit_on_error(|| {
         let dev = device(&flags)?;
         let mut net = network(flags.seed, &dev)?;
@@ -109,9 +105,7 @@ fn idx_file(dir: &Path, name: &str) -> PathBuf {
 /// it.
 pub fn load_data(flags: &TrainFlags, d: &Defaults) -> Result<(Dataset, Dataset)> {
     let dir = flags.data.clone().unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("data/cache")
-            .join(d.dataset)
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/cache").join(d.dataset)
     });
     let hint = "run `bash tools/fetch_data.sh` to fetch it, or pass --data DIR";
     let split = |prefix: &str| -> Result<Dataset> {
@@ -126,10 +120,9 @@ pub fn load_data(flags: &TrainFlags, d: &Defaults) -> Result<(Dataset, Dataset)>
             }
         }
         Dataset::from_idx(&images, &labels).map_err(|e| match e {
-            Error::Format { path, msg } | Error::Io { path, msg } => Error::Format {
-                path,
-                msg: format!("{msg}; {hint} again"),
-            },
+            Error::Format { path, msg } | Error::Io { path, msg } => {
+                Error::Format { path, msg: format!("{msg}; {hint} again") }
+            }
             e => e,
         })
     };
@@ -172,17 +165,10 @@ fn bar(batches: usize, epoch: usize, epochs: usize) -> ProgressBar {
 /// Trains `net` with AdamW (weight decay 0.01) and a cosine schedule stepped per epoch, writing
 /// a line per epoch to `out` and, last, `test accuracy: XX.XX%`.
 pub fn train(
-    net: &mut Sequential,
-    flags: &TrainFlags,
-    d: &Defaults,
-    device: &Device,
-    out: &mut dyn Write,
+    net: &mut Sequential, flags: &TrainFlags, d: &Defaults, device: &Device, out: &mut dyn Write,
 ) -> Result<()> {
     let mut say = |line: String| {
-        writeln!(out, "{line}").map_err(|e| Error::Io {
-            path: "stdout".into(),
-            msg: e.to_string(),
-        })
+        writeln!(out, "{line}").map_err(|e| Error::Io { path: "stdout".into(), msg: e.to_string() })
     };
     let (train, test) = load_data(flags, d)?;
     let epochs = flags.epochs.unwrap_or(d.epochs);

@@ -6,11 +6,7 @@ use crate::Result;
 
 /// Reading a `(c)` vector along the channel axis of `(n, c, hw)`, and `(n, c, hw)` itself.
 fn per_channel((n, c, hw): (usize, usize, usize)) -> BroadcastSpec {
-    BroadcastSpec {
-        out: vec![n, c, hw],
-        a_strides: vec![c * hw, hw, 1],
-        b_strides: vec![0, 1, 0],
-    }
+    BroadcastSpec { out: vec![n, c, hw], a_strides: vec![c * hw, hw, 1], b_strides: vec![0, 1, 0] }
 }
 
 fn plain((n, c, hw): (usize, usize, usize)) -> BroadcastSpec {
@@ -23,9 +19,7 @@ fn plain((n, c, hw): (usize, usize, usize)) -> BroadcastSpec {
 
 /// `(n, c, hw) -> (c)` sums over n and hw: hw first, then n.
 pub(crate) fn channel_sum<B: Backend + ?Sized>(
-    be: &B,
-    x: &B::Storage,
-    (n, c, hw): (usize, usize, usize),
+    be: &B, x: &B::Storage, (n, c, hw): (usize, usize, usize),
 ) -> Result<B::Storage> {
     let per_image = be.reduce_axis(x, n * c, hw, 1, ReduceOp::Sum)?; // (n, c)
     be.reduce_axis(&per_image, 1, n, c, ReduceOp::Sum)
@@ -33,11 +27,7 @@ pub(crate) fn channel_sum<B: Backend + ?Sized>(
 
 /// `sum (x - mean[ch]) * w` per channel, `w` being `g` or else `x - mean[ch]`.
 pub(crate) fn channel_dot<B: Backend + ?Sized>(
-    be: &B,
-    x: &B::Storage,
-    mean: &B::Storage,
-    g: Option<&B::Storage>,
-    dims: (usize, usize, usize),
+    be: &B, x: &B::Storage, mean: &B::Storage, g: Option<&B::Storage>, dims: (usize, usize, usize),
 ) -> Result<B::Storage> {
     let d = be.binary(x, mean, BinaryOp::Sub, &per_channel(dims))?;
     let p = be.binary(&d, g.unwrap_or(&d), BinaryOp::Mul, &plain(dims))?;
@@ -46,11 +36,7 @@ pub(crate) fn channel_dot<B: Backend + ?Sized>(
 
 /// `a[ch] * u + b[ch] * v + k[ch]` (without `(v, b)`: `a[ch] * u + k[ch]`).
 pub(crate) fn channel_combine<B: Backend + ?Sized>(
-    be: &B,
-    u: &B::Storage,
-    a: &B::Storage,
-    vb: Option<(&B::Storage, &B::Storage)>,
-    k: &B::Storage,
+    be: &B, u: &B::Storage, a: &B::Storage, vb: Option<(&B::Storage, &B::Storage)>, k: &B::Storage,
     dims: (usize, usize, usize),
 ) -> Result<B::Storage> {
     let mut y = be.binary(u, a, BinaryOp::Mul, &per_channel(dims))?;

@@ -58,21 +58,9 @@ impl ConvSpec {
         }
         let pad_top = (g.dh * g.kh.saturating_sub(1)).checked_sub(g.pad_top)?;
         let pad_left = (g.dw * g.kw.saturating_sub(1)).checked_sub(g.pad_left)?;
-        let t = WindowGeom {
-            c: self.d,
-            h: g.oh,
-            w: g.ow,
-            pad_top,
-            pad_left,
-            oh: g.h,
-            ow: g.w,
-            ..*g
-        };
-        Some(ConvSpec {
-            g: t,
-            groups: self.groups,
-            d: g.c,
-        })
+        let t =
+            WindowGeom { c: self.d, h: g.oh, w: g.ow, pad_top, pad_left, oh: g.h, ow: g.w, ..*g };
+        Some(ConvSpec { g: t, groups: self.groups, d: g.c })
     }
 
     /// `W_g (dg, cgkk)` for batch (image, group): the same for every image.
@@ -137,11 +125,7 @@ impl ConvSpec {
 
 /// conv2d's forward as im2col and one GEMM per (image, group), then the bias.
 pub(crate) fn forward_by_im2col<B: Backend + ?Sized>(
-    be: &B,
-    x: &B::Storage,
-    w: &B::Storage,
-    bias: Option<&B::Storage>,
-    s: &ConvSpec,
+    be: &B, x: &B::Storage, w: &B::Storage, bias: Option<&B::Storage>, s: &ConvSpec,
 ) -> Result<B::Storage> {
     let cols = be.im2col(x, &s.g)?; // (c*kh*kw, n*oh*ow)
     let y = be.gemm(w, &cols, &s.forward_gemm())?; // (n, d, oh, ow)
@@ -150,10 +134,7 @@ pub(crate) fn forward_by_im2col<B: Backend + ?Sized>(
 
 /// `y (n, d, oh, ow) + bias (d)`.
 pub(crate) fn add_bias<B: Backend + ?Sized>(
-    be: &B,
-    y: B::Storage,
-    bias: Option<&B::Storage>,
-    s: &ConvSpec,
+    be: &B, y: B::Storage, bias: Option<&B::Storage>, s: &ConvSpec,
 ) -> Result<B::Storage> {
     let Some(b) = bias else {
         return Ok(y);
@@ -169,10 +150,7 @@ pub(crate) fn add_bias<B: Backend + ?Sized>(
 
 /// conv2d's input gradient: one GEMM per (image, group) into columns, then col2im.
 pub(crate) fn input_grad_by_col2im<B: Backend + ?Sized>(
-    be: &B,
-    gout: &B::Storage,
-    w: &B::Storage,
-    s: &ConvSpec,
+    be: &B, gout: &B::Storage, w: &B::Storage, s: &ConvSpec,
 ) -> Result<B::Storage> {
     // per (image, group): grad_cols_{g, n} (cgkk, ohw) = W_g^T (cgkk, dg) x gout_{n, g}
     let mut spec = s.per_image_group(
@@ -186,10 +164,7 @@ pub(crate) fn input_grad_by_col2im<B: Backend + ?Sized>(
 
 /// conv2d's weight gradient: im2col, then one GEMM per group over the whole batch.
 pub(crate) fn weight_grad_by_im2col<B: Backend + ?Sized>(
-    be: &B,
-    x: &B::Storage,
-    gout: &B::Storage,
-    s: &ConvSpec,
+    be: &B, x: &B::Storage, gout: &B::Storage, s: &ConvSpec,
 ) -> Result<B::Storage> {
     let (n, d, ohw) = (s.g.n, s.d, s.ohw());
     let cols = be.im2col(x, &s.g)?;

@@ -86,11 +86,7 @@ impl MatLayout {
     }
     /// The same storage read as its transpose.
     pub fn t(self) -> Self {
-        MatLayout {
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
+        MatLayout { row_stride: self.col_stride, col_stride: self.row_stride, ..self }
     }
     #[inline]
     pub(crate) fn base(&self, b: usize, batch_inner: usize) -> usize {
@@ -100,11 +96,7 @@ impl MatLayout {
     }
     /// One past the largest element index this layout can touch (None on overflow).
     pub(crate) fn extent(
-        &self,
-        batch: usize,
-        batch_inner: usize,
-        rows: usize,
-        cols: usize,
+        &self, batch: usize, batch_inner: usize, rows: usize, cols: usize,
     ) -> Option<usize> {
         let terms = [
             ((batch - 1) / batch_inner, self.batch_outer_stride),
@@ -112,11 +104,9 @@ impl MatLayout {
             (rows - 1, self.row_stride),
             (cols - 1, self.col_stride),
         ];
-        terms
-            .iter()
-            .try_fold(self.offset.checked_add(1)?, |acc, &(i, s)| {
-                acc.checked_add(i.checked_mul(s)?)
-            })
+        terms.iter().try_fold(self.offset.checked_add(1)?, |acc, &(i, s)| {
+            acc.checked_add(i.checked_mul(s)?)
+        })
     }
 }
 
@@ -166,20 +156,11 @@ pub trait Backend {
     fn unary(&self, x: &Self::Storage, n: usize, op: UnaryOp) -> Result<Self::Storage>;
     /// `out[idx] = op(a[idx . a_strides], b[idx . b_strides])` over `spec.out`.
     fn binary(
-        &self,
-        a: &Self::Storage,
-        b: &Self::Storage,
-        op: BinaryOp,
-        spec: &BroadcastSpec,
+        &self, a: &Self::Storage, b: &Self::Storage, op: BinaryOp, spec: &BroadcastSpec,
     ) -> Result<Self::Storage>;
     /// `(outer, len, inner) -> (outer, inner)`: reduces the middle axis (in index order for sums).
     fn reduce_axis(
-        &self,
-        x: &Self::Storage,
-        outer: usize,
-        len: usize,
-        inner: usize,
-        op: ReduceOp,
+        &self, x: &Self::Storage, outer: usize, len: usize, inner: usize, op: ReduceOp,
     ) -> Result<Self::Storage>;
     /// Contiguous copy of a strided view (permute, slice, expand).
     fn copy_strided(&self, x: &Self::Storage, spec: &StridedSpec) -> Result<Self::Storage>;
@@ -196,11 +177,7 @@ pub trait Backend {
     /// where `relu` is set. By default im2col and one GEMM per (image, group), then the bias and
     /// the ReLU.
     fn conv2d(
-        &self,
-        x: &Self::Storage,
-        w: &Self::Storage,
-        bias: Option<&Self::Storage>,
-        s: &ConvSpec,
+        &self, x: &Self::Storage, w: &Self::Storage, bias: Option<&Self::Storage>, s: &ConvSpec,
         relu: bool,
     ) -> Result<Self::Storage> {
         let y = conv::forward_by_im2col(self, x, w, bias, s)?;
@@ -211,117 +188,73 @@ pub trait Backend {
     }
     /// conv2d's input gradient: `grad (n, d, oh, ow)`, `w` -> `(n, c, h, w)`.
     fn conv2d_backward_input(
-        &self,
-        grad: &Self::Storage,
-        w: &Self::Storage,
-        s: &ConvSpec,
+        &self, grad: &Self::Storage, w: &Self::Storage, s: &ConvSpec,
     ) -> Result<Self::Storage> {
         conv::input_grad_by_col2im(self, grad, w, s)
     }
     /// conv2d's weight gradient: `x`, `grad (n, d, oh, ow)` -> `(d, c/groups, kh, kw)`, each
     /// weight summing over (n, oh, ow).
     fn conv2d_backward_weight(
-        &self,
-        x: &Self::Storage,
-        grad: &Self::Storage,
-        s: &ConvSpec,
+        &self, x: &Self::Storage, grad: &Self::Storage, s: &ConvSpec,
     ) -> Result<Self::Storage> {
         conv::weight_grad_by_im2col(self, x, grad, s)
     }
     /// Depthwise convolution (groups = c, `mult` filters per channel), directly, without im2col:
     /// `x (n, c, h, w)`, `w (c*mult, 1, kh, kw)` -> `(n, c*mult, oh, ow)`.
     fn depthwise_conv2d(
-        &self,
-        x: &Self::Storage,
-        w: &Self::Storage,
-        g: &WindowGeom,
-        mult: usize,
+        &self, x: &Self::Storage, w: &Self::Storage, g: &WindowGeom, mult: usize,
     ) -> Result<Self::Storage>;
     /// Its input gradient, a gather: `grad (n, c*mult, oh, ow)`, `w` -> `(n, c, h, w)`, each
     /// element summing over (m, kh, kw) in that order.
     fn depthwise_conv2d_backward_input(
-        &self,
-        grad: &Self::Storage,
-        w: &Self::Storage,
-        g: &WindowGeom,
-        mult: usize,
+        &self, grad: &Self::Storage, w: &Self::Storage, g: &WindowGeom, mult: usize,
     ) -> Result<Self::Storage>;
     /// Its weight gradient: `x`, `grad (n, c*mult, oh, ow)` -> `(c*mult, 1, kh, kw)`, each
     /// weight summing over (n, oh, ow).
     fn depthwise_conv2d_backward_weight(
-        &self,
-        x: &Self::Storage,
-        grad: &Self::Storage,
-        g: &WindowGeom,
-        mult: usize,
+        &self, x: &Self::Storage, grad: &Self::Storage, g: &WindowGeom, mult: usize,
     ) -> Result<Self::Storage>;
     /// `(n, c, h, w) -> (n, c, oh, ow)` maxima and the flat `h*w` index of each (as f32).
     fn max_pool2d(
-        &self,
-        x: &Self::Storage,
-        g: &WindowGeom,
+        &self, x: &Self::Storage, g: &WindowGeom,
     ) -> Result<(Self::Storage, Self::Storage)>;
     /// `grad (n, c, oh, ow), indices -> (n, c, h, w)`, a gather over the windows holding each input.
     fn max_pool2d_backward(
-        &self,
-        grad: &Self::Storage,
-        indices: &Self::Storage,
-        g: &WindowGeom,
+        &self, grad: &Self::Storage, indices: &Self::Storage, g: &WindowGeom,
     ) -> Result<Self::Storage>;
     /// `(n, c, h, w) -> (n, c, oh, ow)` window means.
     fn avg_pool2d(
-        &self,
-        x: &Self::Storage,
-        g: &WindowGeom,
-        opts: AvgPoolOpts,
+        &self, x: &Self::Storage, g: &WindowGeom, opts: AvgPoolOpts,
     ) -> Result<Self::Storage>;
     /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
     fn avg_pool2d_backward(
-        &self,
-        grad: &Self::Storage,
-        g: &WindowGeom,
-        opts: AvgPoolOpts,
+        &self, grad: &Self::Storage, g: &WindowGeom, opts: AvgPoolOpts,
     ) -> Result<Self::Storage>;
     /// `(n, c, h, w) -> (n, c, oh, ow)` with PyTorch's adaptive windows
     /// `[floor(o*h/oh), ceil((o+1)*h/oh))`.
     fn adaptive_avg_pool2d(
-        &self,
-        x: &Self::Storage,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
+        &self, x: &Self::Storage, dims: (usize, usize, usize, usize), out: (usize, usize),
     ) -> Result<Self::Storage>;
     /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
     fn adaptive_avg_pool2d_backward(
-        &self,
-        grad: &Self::Storage,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
+        &self, grad: &Self::Storage, dims: (usize, usize, usize, usize), out: (usize, usize),
     ) -> Result<Self::Storage>;
     /// `(n, c, h, w) -> (n, c, oh, ow)` maxima over the adaptive windows and the flat `h*w`
     /// index of each (as f32).
     fn adaptive_max_pool2d(
-        &self,
-        x: &Self::Storage,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
+        &self, x: &Self::Storage, dims: (usize, usize, usize, usize), out: (usize, usize),
     ) -> Result<(Self::Storage, Self::Storage)>;
     /// `grad (n, c, oh, ow), indices -> (n, c, h, w)`, a gather over the windows holding each
     /// input.
     fn adaptive_max_pool2d_backward(
-        &self,
-        grad: &Self::Storage,
-        indices: &Self::Storage,
-        dims: (usize, usize, usize, usize),
+        &self, grad: &Self::Storage, indices: &Self::Storage, dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<Self::Storage>;
     /// `x (n, c, hw)`, `mean (c)`, `g (n, c, hw)` -> `(c)`: per channel the sum over (n, hw)
     /// of `(x - mean) * g`, or of `(x - mean)^2` without `g` (batch norm's variance and its
     /// gradient's dot product).
     fn channel_dot(
-        &self,
-        x: &Self::Storage,
-        mean: &Self::Storage,
-        g: Option<&Self::Storage>,
+        &self, x: &Self::Storage, mean: &Self::Storage, g: Option<&Self::Storage>,
         dims: (usize, usize, usize),
     ) -> Result<Self::Storage> {
         channel::channel_dot(self, x, mean, g, dims)
@@ -329,12 +262,8 @@ pub trait Backend {
     /// `u, v (n, c, hw)`, `a, b, k (c)` -> `a * u + b * v + k` per channel (without
     /// `(v, b)`, `a * u + k`): batch norm's output and input gradient.
     fn channel_combine(
-        &self,
-        u: &Self::Storage,
-        a: &Self::Storage,
-        vb: Option<(&Self::Storage, &Self::Storage)>,
-        k: &Self::Storage,
-        dims: (usize, usize, usize),
+        &self, u: &Self::Storage, a: &Self::Storage, vb: Option<(&Self::Storage, &Self::Storage)>,
+        k: &Self::Storage, dims: (usize, usize, usize),
     ) -> Result<Self::Storage> {
         channel::channel_combine(self, u, a, vb, k, dims)
     }
@@ -347,17 +276,13 @@ pub trait Backend {
     fn upsample_nearest(&self, x: &Self::Storage, g: &UpsampleGeom) -> Result<Self::Storage>;
     /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
     fn upsample_nearest_backward(
-        &self,
-        grad: &Self::Storage,
-        g: &UpsampleGeom,
+        &self, grad: &Self::Storage, g: &UpsampleGeom,
     ) -> Result<Self::Storage>;
     /// `(n, c, h, w) -> (n, c, oh, ow)` bilinear interpolation.
     fn upsample_bilinear(&self, x: &Self::Storage, g: &UpsampleGeom) -> Result<Self::Storage>;
     /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
     fn upsample_bilinear_backward(
-        &self,
-        grad: &Self::Storage,
-        g: &UpsampleGeom,
+        &self, grad: &Self::Storage, g: &UpsampleGeom,
     ) -> Result<Self::Storage>;
 }
 
@@ -365,10 +290,7 @@ pub trait Backend {
 /// (PyTorch's `area_pixel_compute_source_index` and `upsample_bilinear2d`): `(i0, i1, l0, l1)`.
 #[inline]
 pub(crate) fn bilinear_src(
-    dst: usize,
-    input: usize,
-    scale: f32,
-    align_corners: bool,
+    dst: usize, input: usize, scale: f32, align_corners: bool,
 ) -> (usize, usize, f32, f32) {
     let src = if align_corners {
         scale * dst as f32

@@ -106,10 +106,7 @@ opcode_enum! {
 
 /// The code of `name` in `table`; `u32::MAX` (no shader case) for a name it lacks.
 fn opcode(table: &[&str], name: &str) -> u32 {
-    table
-        .iter()
-        .position(|&n| n == name)
-        .map_or(u32::MAX, |i| i as u32)
+    table.iter().position(|&n| n == name).map_or(u32::MAX, |i| i as u32)
 }
 
 impl UnaryOp {
@@ -158,11 +155,7 @@ pub(crate) fn erf(x: f32) -> f32 {
     ];
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
-    let horner = |c: &[f64]| {
-        c[1..]
-            .iter()
-            .fold(c[0] as f32, |acc, &k| x2 * acc + k as f32)
-    };
+    let horner = |c: &[f64]| c[1..].iter().fold(c[0] as f32, |acc, &k| x2 * acc + k as f32);
     x * horner(&P) / horner(&Q)
 }
 

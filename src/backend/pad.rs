@@ -49,11 +49,7 @@ pub(crate) fn pad_source(o: usize, before: isize, n: usize, kind: PadKind) -> Op
 /// `[0, out)` (empty ones are `(0, 0)`): the same set `pad_source` maps to `i`, in the order
 /// the GPU's gather adds them.
 pub(crate) fn pad_readers(
-    i: usize,
-    before: isize,
-    n: usize,
-    out: usize,
-    kind: PadKind,
+    i: usize, before: isize, n: usize, out: usize, kind: PadKind,
 ) -> [(usize, usize); 3] {
     let (i, ni, out_i) = (i as isize, n as isize, out as isize);
     let range = |lo: isize, hi: isize| {
@@ -74,11 +70,7 @@ pub(crate) fn pad_readers(
         }
         PadKind::Reflect => {
             let left = if i > 0 { one(-i) } else { (0, 0) };
-            let right = if i < ni - 1 {
-                one(2 * (ni - 1) - i)
-            } else {
-                (0, 0)
-            };
+            let right = if i < ni - 1 { one(2 * (ni - 1) - i) } else { (0, 0) };
             [left, one(i), right]
         }
         PadKind::Circular => [one(i - ni), one(i), one(i + ni)],
@@ -92,12 +84,7 @@ mod tests {
     /// The readers of each input are exactly the outputs whose source it is, ascending.
     #[test]
     fn readers_invert_sources() {
-        let kinds = [
-            PadKind::Constant,
-            PadKind::Reflect,
-            PadKind::Replicate,
-            PadKind::Circular,
-        ];
+        let kinds = [PadKind::Constant, PadKind::Reflect, PadKind::Replicate, PadKind::Circular];
         for kind in kinds {
             for n in 1..6usize {
                 for before in -2..7isize {

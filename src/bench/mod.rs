@@ -104,9 +104,7 @@ fn warm_up(op: &mut BenchOp, dev: &Device) -> Result<(f64, Option<usize>)> {
 /// Every case of the suite that `keep` accepts, on every device; `on_start(case, device)` is
 /// called before each measurement (for a progress display).
 pub fn run(
-    devices: &[Device],
-    cfg: &BenchConfig,
-    keep: impl Fn(&str) -> bool,
+    devices: &[Device], cfg: &BenchConfig, keep: impl Fn(&str) -> bool,
     mut on_start: impl FnMut(&str, &Device),
 ) -> Result<Vec<BenchResult>> {
     let mut out = Vec::new();

@@ -154,24 +154,8 @@ mod x86 {
         };
     }
 
-    fma_kernel!(
-        fma512,
-        "avx512f",
-        CHAINS_512,
-        16,
-        _mm512_set1_ps,
-        _mm512_fmadd_ps,
-        _mm512_add_ps
-    );
-    fma_kernel!(
-        fma256,
-        "avx2,fma",
-        CHAINS_256,
-        8,
-        _mm256_set1_ps,
-        _mm256_fmadd_ps,
-        _mm256_add_ps
-    );
+    fma_kernel!(fma512, "avx512f", CHAINS_512, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps);
+    fma_kernel!(fma256, "avx2,fma", CHAINS_256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps);
 }
 
 /// Where no SIMD kernel is written: independent `mul_add` chains the compiler may vectorize.
@@ -203,11 +187,7 @@ mod tests {
         let one = (0..3).fold(0.5f32, |x, _| x.mul_add(0.999_999, 1e-6));
         let (lanes, chains) = lanes_and_chains();
         let want = one * (lanes * chains) as f32;
-        assert!(
-            (fma_loop(3) - want).abs() < 1e-3 * want,
-            "{} vs {want}",
-            fma_loop(3)
-        );
+        assert!((fma_loop(3) - want).abs() < 1e-3 * want, "{} vs {want}", fma_loop(3));
         assert_eq!(loop_flops(3), 6.0 * (lanes * chains) as f64);
     }
 }

@@ -43,11 +43,7 @@ pub struct BenchResult {
 impl BenchResult {
     /// From per-run seconds of each sample.
     pub fn from_samples(
-        case: &str,
-        device: &str,
-        per_run: &[f64],
-        inner: usize,
-        flops: Option<f64>,
+        case: &str, device: &str, per_run: &[f64], inner: usize, flops: Option<f64>,
     ) -> Self {
         let mut s = per_run.to_vec();
         s.sort_by(f64::total_cmp);
@@ -71,10 +67,7 @@ impl BenchResult {
 
     /// With the GB/s of `bytes` moved per run at the median time.
     pub fn with_bytes(self, bytes: Option<f64>) -> Self {
-        BenchResult {
-            gbps: bytes.map(|b| b / (self.median_ms * 1e-3) / 1e9),
-            ..self
-        }
+        BenchResult { gbps: bytes.map(|b| b / (self.median_ms * 1e-3) / 1e9), ..self }
     }
 }
 
@@ -158,9 +151,7 @@ impl Report {
 
     /// The result for `case` on `device`, if the run has one.
     pub fn find(&self, case: &str, device: &str) -> Option<&BenchResult> {
-        self.results
-            .iter()
-            .find(|r| r.case == case && r.device == device)
+        self.results.iter().find(|r| r.case == case && r.device == device)
     }
 
     pub fn to_json(&self) -> String {
@@ -187,9 +178,5 @@ pub fn host() -> Host {
                 .map(|m| m.trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    Host {
-        cpu,
-        cores: super::peak::cores(),
-        simd: super::peak::simd().into(),
-    }
+    Host { cpu, cores: super::peak::cores(), simd: super::peak::simd().into() }
 }

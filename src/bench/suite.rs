@@ -42,15 +42,7 @@ fn conv_shapes() -> [(&'static str, ConvShape); 5] {
         ("S2", conv([64, 1, 28, 28], 32, (3, 3), same)),
         ("S3", conv([64, 32, 14, 14], 64, (3, 3), same)),
         ("S4", conv([8, 64, 56, 56], 64, (3, 3), same)),
-        (
-            "S5",
-            conv(
-                [8, 3, 224, 224],
-                64,
-                (7, 7),
-                Conv2dOptions::new().stride(2).padding(3),
-            ),
-        ),
+        ("S5", conv([8, 3, 224, 224], 64, (7, 7), Conv2dOptions::new().stride(2).padding(3))),
     ]
 }
 
@@ -60,10 +52,7 @@ pub fn suite() -> Vec<BenchCase> {
         gemm("gemm_256", 256, 256, 256),
         gemm("gemm_512", 512, 512, 512),
         gemm("gemm_1024", 1024, 1024, 1024),
-        BenchCase {
-            hardware_only: true,
-            ..gemm("gemm_4096", 4096, 4096, 4096)
-        },
+        BenchCase { hardware_only: true, ..gemm("gemm_4096", 4096, 4096, 4096) },
         gemm("gemm_im2row", 3136, 576, 64),
     ];
     for (name, s) in conv_shapes() {
@@ -168,17 +157,10 @@ fn inputs<const N: usize>(ts: [Tensor; N], backward: bool) -> [Input; N] {
 /// the output (max pooling also its indices); the backward reads the upstream gradient (and the
 /// indices) and writes the input gradient. Both pools here halve each side.
 pub fn pool_bytes(kind: &str, [n, c, h, w]: [usize; 4], backward: bool) -> f64 {
-    let (input, output) = (
-        (n * c * h * w) as f64,
-        (n * c * h.div_ceil(2) * w.div_ceil(2)) as f64,
-    );
+    let (input, output) = ((n * c * h * w) as f64, (n * c * h.div_ceil(2) * w.div_ceil(2)) as f64);
     let indices = if kind == "max_pool" { output } else { 0.0 };
     let fwd = input + output + indices;
-    let bwd = if backward {
-        output + indices + input
-    } else {
-        0.0
-    };
+    let bwd = if backward { output + indices + input } else { 0.0 };
     4.0 * (fwd + bwd)
 }
 
@@ -238,10 +220,7 @@ fn batch_norm_case(dims: [usize; 4], backward: bool) -> BenchCase {
                 backward,
             );
             let (rm, rv) = (Tensor::zeros([c], dev)?, Tensor::ones([c], dev)?);
-            let opts = BatchNormOptions {
-                training: true,
-                ..BatchNormOptions::default()
-            };
+            let opts = BatchNormOptions { training: true, ..BatchNormOptions::default() };
             let up = Tensor::randn(dims, 4, dev)?;
             Ok(Box::new(move || {
                 let (wt, b) = (wt.get(), b.get());

@@ -50,10 +50,7 @@ pub struct Tolerance {
 
 impl Default for Tolerance {
     fn default() -> Self {
-        Tolerance {
-            rtol: 1e-4,
-            atol: 1e-5,
-        }
+        Tolerance { rtol: 1e-4, atol: 1e-5 }
     }
 }
 
@@ -79,11 +76,7 @@ pub struct CaseOutcome {
 impl std::fmt::Display for CaseOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let status = if self.passed { "PASS" } else { "FAIL" };
-        write!(
-            f,
-            "{status} {} [{}] max error {:.3e}",
-            self.name, self.device, self.max_error
-        )?;
+        write!(f, "{status} {} [{}] max error {:.3e}", self.name, self.device, self.max_error)?;
         if !self.passed {
             write!(f, ": {}", self.reason)?;
         }
@@ -95,33 +88,24 @@ impl std::fmt::Display for CaseOutcome {
 pub fn load_suite(dir: impl AsRef<Path>) -> Result<Suite> {
     let dir = dir.as_ref().to_path_buf();
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })?;
-    let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::Format {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Io { path: path.display().to_string(), msg: e.to_string() })?;
+    let m: Manifest = serde_json::from_str(&text)
+        .map_err(|e| Error::Format { path: path.display().to_string(), msg: e.to_string() })?;
     if m.format != FORMAT {
         return Err(Error::Format {
             path: path.display().to_string(),
             msg: format!("format is {:?}, expected {FORMAT:?}", m.format),
         });
     }
-    Ok(Suite {
-        dir,
-        cases: m.cases,
-    })
+    Ok(Suite { dir, cases: m.cases })
 }
 
 pub use crate::io::read_npy;
 
 /// Runs every case on every device, in order; `on_result` sees each outcome as it comes.
 pub fn run_suite(
-    suite: &Suite,
-    devices: &[Device],
-    mut on_result: impl FnMut(&CaseOutcome),
+    suite: &Suite, devices: &[Device], mut on_result: impl FnMut(&CaseOutcome),
 ) -> Vec<CaseOutcome> {
     let mut out = Vec::new();
     for case in &suite.cases {
@@ -149,10 +133,7 @@ pub fn run_case(dir: &Path, case: &CaseSpec, device: &Device) -> CaseOutcome {
 }
 
 fn invalid(name: &str, msg: impl Into<String>) -> Error {
-    Error::Format {
-        path: name.to_string(),
-        msg: msg.into(),
-    }
+    Error::Format { path: name.to_string(), msg: msg.into() }
 }
 
 fn check_case(dir: &Path, case: &CaseSpec, device: &Device, max_error: &mut f32) -> Result<()> {
@@ -205,18 +186,12 @@ fn check_signature(case: &CaseSpec) -> Result<()> {
         op_signature(&case.op).ok_or_else(|| invalid(name, format!("unknown op {:?}", case.op)))?;
     for key in case.attrs.keys() {
         if !attr_names.contains(&key.as_str()) {
-            return Err(invalid(
-                name,
-                format!("unknown attr {key:?} for op {}", case.op),
-            ));
+            return Err(invalid(name, format!("unknown attr {key:?} for op {}", case.op)));
         }
     }
     for key in case.inputs.keys() {
         if !required.contains(&key.as_str()) && !optional.contains(&key.as_str()) {
-            return Err(invalid(
-                name,
-                format!("unknown input {key:?} for op {}", case.op),
-            ));
+            return Err(invalid(name, format!("unknown input {key:?} for op {}", case.op)));
         }
     }
     for key in required {
@@ -232,10 +207,7 @@ fn load_inputs(dir: &Path, case: &CaseSpec, device: &Device) -> Result<BTreeMap<
     let mut inputs: BTreeMap<String, Tensor> = BTreeMap::new();
     for (key, file) in &case.inputs {
         let a = read_npy(dir.join(file))?;
-        inputs.insert(
-            key.clone(),
-            Tensor::from_ndarray(&a, device)?.requires_grad_(),
-        );
+        inputs.insert(key.clone(), Tensor::from_ndarray(&a, device)?.requires_grad_());
     }
     Ok(inputs)
 }
@@ -243,48 +215,29 @@ fn load_inputs(dir: &Path, case: &CaseSpec, device: &Device) -> Result<BTreeMap<
 /// Compares `got` with the expected array in `file` within the case's tolerance, and records
 /// the largest error.
 fn compare_array(
-    dir: &Path,
-    case: &CaseSpec,
-    what: &str,
-    got: &Tensor,
-    file: &str,
-    max_error: &mut f32,
+    dir: &Path, case: &CaseSpec, what: &str, got: &Tensor, file: &str, max_error: &mut f32,
 ) -> Result<()> {
     let name = case.name.as_str();
     let want = read_npy(dir.join(file))?;
     if got.dims() != want.shape() {
         let (gs, ws) = (got.shape(), want.shape());
-        return Err(invalid(
-            name,
-            format!("{what}: shape {gs} but expected {ws:?}"),
-        ));
+        return Err(invalid(name, format!("{what}: shape {gs} but expected {ws:?}")));
     }
     let g = got.to_vec()?;
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let mut err = 0f32;
     for (a, b) in g.iter().zip(want.iter()) {
         // equal values, infinities and NaN where NaN is expected included, match exactly
-        let d = if a == b || a.is_nan() && b.is_nan() {
-            0.0
-        } else {
-            (a - b).abs()
-        };
+        let d = if a == b || a.is_nan() && b.is_nan() { 0.0 } else { (a - b).abs() };
         err = if d.is_nan() { f32::NAN } else { err.max(d) };
         if err.is_nan() {
             break;
         }
     }
-    *max_error = if max_error.is_nan() {
-        err
-    } else {
-        max_error.max(err)
-    };
+    *max_error = if max_error.is_nan() { err } else { max_error.max(err) };
     let allowed = case.tolerance.atol + case.tolerance.rtol * scale;
     if err.is_nan() || err > allowed {
-        return Err(invalid(
-            name,
-            format!("{what}: max error {err:.3e} exceeds {allowed:.3e}"),
-        ));
+        return Err(invalid(name, format!("{what}: max error {err:.3e} exceeds {allowed:.3e}")));
     }
     Ok(())
 }

@@ -14,11 +14,8 @@ use crate::{
 };
 
 /// `(required inputs, optional inputs, attrs)` of `op`, or `None` for an unknown op.
-pub(super) type Signature = (
-    &'static [&'static str],
-    &'static [&'static str],
-    &'static [&'static str],
-);
+pub(super) type Signature =
+    (&'static [&'static str], &'static [&'static str], &'static [&'static str]);
 
 pub(super) fn op_signature(op: &str) -> Option<Signature> {
     const X: &[&str] = &["input"];
@@ -34,22 +31,11 @@ pub(super) fn op_signature(op: &str) -> Option<Signature> {
             &["stride", "padding", "output_padding", "dilation", "groups"],
         ),
         "pad" => (X, &[], &["pad", "mode", "value"]),
-        "max_pool2d" => (
-            X,
-            &[],
-            &["kernel", "stride", "padding", "ceil_mode", "dilation"],
-        ),
+        "max_pool2d" => (X, &[], &["kernel", "stride", "padding", "ceil_mode", "dilation"]),
         "avg_pool2d" => (
             X,
             &[],
-            &[
-                "kernel",
-                "stride",
-                "padding",
-                "ceil_mode",
-                "count_include_pad",
-                "divisor_override",
-            ],
+            &["kernel", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"],
         ),
         "adaptive_avg_pool2d" | "adaptive_max_pool2d" => (X, &[], &["output_size"]),
         "batch_norm2d" => (
@@ -80,9 +66,7 @@ impl Attrs<'_> {
     }
     fn pair(&self, key: &str, default: (usize, usize)) -> Result<(usize, usize)> {
         let uint = |v: &Value| {
-            v.as_u64()
-                .map(|x| x as usize)
-                .ok_or_else(|| self.bad(key, "non-negative integers", v))
+            v.as_u64().map(|x| x as usize).ok_or_else(|| self.bad(key, "non-negative integers", v))
         };
         match self.map.get(key) {
             None => Ok(default),
@@ -98,8 +82,7 @@ impl Attrs<'_> {
         }
     }
     fn required_pair(&self, op: &str, key: &str) -> Result<(usize, usize)> {
-        self.opt_pair(key)?
-            .ok_or_else(|| invalid(self.case, format!("{op} needs attr {key}")))
+        self.opt_pair(key)?.ok_or_else(|| invalid(self.case, format!("{op} needs attr {key}")))
     }
     fn bool(&self, key: &str, default: bool) -> Result<bool> {
         match self.map.get(key) {
@@ -126,10 +109,7 @@ impl Attrs<'_> {
     fn float(&self, key: &str, default: f32) -> Result<f32> {
         match self.map.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .map(|x| x as f32)
-                .ok_or_else(|| self.bad(key, "a number", v)),
+            Some(v) => v.as_f64().map(|x| x as f32).ok_or_else(|| self.bad(key, "a number", v)),
         }
     }
     /// A string attr, one of `allowed` (the first is the default).
@@ -147,18 +127,12 @@ impl Attrs<'_> {
         }
     }
     fn widths(&self, key: &str) -> Result<Vec<isize>> {
-        let v = self
-            .map
-            .get(key)
-            .ok_or_else(|| invalid(self.case, format!("pad needs attr {key}")))?;
-        let list = v
-            .as_array()
-            .ok_or_else(|| self.bad(key, "a list of integers", v))?;
+        let v =
+            self.map.get(key).ok_or_else(|| invalid(self.case, format!("pad needs attr {key}")))?;
+        let list = v.as_array().ok_or_else(|| self.bad(key, "a list of integers", v))?;
         list.iter()
             .map(|x| {
-                x.as_i64()
-                    .map(|w| w as isize)
-                    .ok_or_else(|| self.bad(key, "a list of integers", v))
+                x.as_i64().map(|w| w as isize).ok_or_else(|| self.bad(key, "a list of integers", v))
             })
             .collect()
     }
@@ -197,14 +171,10 @@ fn labels(case: &str, t: &Tensor) -> Result<Vec<usize>> {
 /// Runs the case's op on its inputs (the signature already checked): `output`, and for
 /// batch_norm2d in training the updated `running_mean` and `running_var`.
 pub(super) fn run_op(
-    case: &super::CaseSpec,
-    inputs: &BTreeMap<String, Tensor>,
+    case: &super::CaseSpec, inputs: &BTreeMap<String, Tensor>,
 ) -> Result<BTreeMap<String, Tensor>> {
     let name = case.name.as_str();
-    let attrs = Attrs {
-        case: name,
-        map: &case.attrs,
-    };
+    let attrs = Attrs { case: name, map: &case.attrs };
     let x = &inputs["input"];
     let op = case.op.as_str();
     let mut out = BTreeMap::new();
@@ -238,10 +208,7 @@ pub(super) fn run_op(
         "pad" => {
             let mode = attrs.choice("mode", &["constant", "reflect", "replicate", "circular"])?;
             if mode != "constant" && case.attrs.contains_key("value") {
-                return Err(invalid(
-                    name,
-                    "attr value is only valid for constant padding",
-                ));
+                return Err(invalid(name, "attr value is only valid for constant padding"));
             }
             let mode = match mode {
                 "reflect" => PadMode::Reflect,

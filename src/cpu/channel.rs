@@ -9,10 +9,7 @@ use crate::Result;
 
 /// `sum over (n, hw) of (x - mean[ch]) * (g or x - mean[ch])` for `(n, c, hw)` -> `(c)`.
 pub(super) fn channel_dot(
-    x: &[f32],
-    mean: &[f32],
-    g: Option<&[f32]>,
-    (n, c, hw): (usize, usize, usize),
+    x: &[f32], mean: &[f32], g: Option<&[f32]>, (n, c, hw): (usize, usize, usize),
 ) -> Result<Vec<f32>> {
     Ok((0..c)
         .into_par_iter()
@@ -23,11 +20,9 @@ pub(super) fn channel_dot(
                 let at = (img * c + ch) * hw;
                 let xs = &x[at..at + hw];
                 let part: f64 = match g {
-                    Some(g) => xs
-                        .iter()
-                        .zip(&g[at..at + hw])
-                        .map(|(&v, &w)| ((v - m) * w) as f64)
-                        .sum(),
+                    Some(g) => {
+                        xs.iter().zip(&g[at..at + hw]).map(|(&v, &w)| ((v - m) * w) as f64).sum()
+                    }
                     None => xs.iter().map(|&v| ((v - m) * (v - m)) as f64).sum(),
                 };
                 acc += part;
@@ -39,10 +34,7 @@ pub(super) fn channel_dot(
 
 /// `a[ch] * u + b[ch] * v + k[ch]` over `(n, c, hw)` (without `(v, b)`: `a[ch] * u + k[ch]`).
 pub(super) fn channel_combine(
-    u: &[f32],
-    a: &[f32],
-    vb: Option<(&[f32], &[f32])>,
-    k: &[f32],
+    u: &[f32], a: &[f32], vb: Option<(&[f32], &[f32])>, k: &[f32],
     (n, c, hw): (usize, usize, usize),
 ) -> Result<Vec<f32>> {
     let mut y = host_vec_for_overwrite(n * c * hw, "batch_norm2d")?;

@@ -74,11 +74,7 @@ impl Dims {
 /// `x (n, c, h, w)`, `w (d, c/groups, kh, kw)`, `bias (d)` -> `(n, d, oh, ow)`, then a ReLU
 /// where `relu` is set (per image, while its output is in cache).
 pub(super) fn conv2d(
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    s: &ConvSpec,
-    relu: bool,
+    x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &ConvSpec, relu: bool,
 ) -> Result<Vec<f32>> {
     const OP: &str = "conv2d";
     let z = Dims::of(s);
@@ -88,36 +84,34 @@ pub(super) fn conv2d(
         return Ok(y);
     }
     let threads = Threads::for_tasks(s.g.n);
-    y.par_chunks_mut(s.d * z.ohw)
-        .enumerate()
-        .try_for_each(|(n, yn)| {
-            // yn: (d, oh, ow) of image n, starting from the bias
-            if let Some(b) = bias {
-                for (row, &bv) in yn.chunks_exact_mut(z.ohw).zip(b) {
-                    row.fill(bv);
+    y.par_chunks_mut(s.d * z.ohw).enumerate().try_for_each(|(n, yn)| {
+        // yn: (d, oh, ow) of image n, starting from the bias
+        if let Some(b) = bias {
+            for (row, &bv) in yn.chunks_exact_mut(z.ohw).zip(b) {
+                row.fill(bv);
+            }
+        }
+        with_scratch(z.scratch, OP, |scratch| {
+            for grp in 0..s.groups {
+                let cols = z.columns(s, z.group(&x[n * z.chw..], grp), scratch);
+                // y_{n, g} (dg, ohw) (+)= W_g (dg, cgkk) x cols (cgkk, ohw)
+                // SAFETY: each operand spans exactly the slice it is made from.
+                unsafe {
+                    sgemm(
+                        (z.dg, z.ohw, z.cgkk),
+                        Mat::rows(&w[grp * z.dg * z.cgkk..], z.cgkk),
+                        Mat::rows(cols, z.ohw),
+                        Mat::rows_mut(&mut yn[grp * z.dg * z.ohw..], z.ohw),
+                        bias.is_some(),
+                        threads,
+                    );
                 }
             }
-            with_scratch(z.scratch, OP, |scratch| {
-                for grp in 0..s.groups {
-                    let cols = z.columns(s, z.group(&x[n * z.chw..], grp), scratch);
-                    // y_{n, g} (dg, ohw) (+)= W_g (dg, cgkk) x cols (cgkk, ohw)
-                    // SAFETY: each operand spans exactly the slice it is made from.
-                    unsafe {
-                        sgemm(
-                            (z.dg, z.ohw, z.cgkk),
-                            Mat::rows(&w[grp * z.dg * z.cgkk..], z.cgkk),
-                            Mat::rows(cols, z.ohw),
-                            Mat::rows_mut(&mut yn[grp * z.dg * z.ohw..], z.ohw),
-                            bias.is_some(),
-                            threads,
-                        );
-                    }
-                }
-                if relu {
-                    yn.iter_mut().for_each(|v| *v = UnaryOp::Relu.apply(*v));
-                }
-            })
-        })?;
+            if relu {
+                yn.iter_mut().for_each(|v| *v = UnaryOp::Relu.apply(*v));
+            }
+        })
+    })?;
     Ok(y)
 }
 
@@ -132,36 +126,27 @@ pub(super) fn conv2d_backward_input(grad: &[f32], w: &[f32], s: &ConvSpec) -> Re
         return Ok(dx);
     }
     let threads = Threads::for_tasks(s.g.n);
-    dx.par_chunks_mut(z.chw)
-        .enumerate()
-        .try_for_each(|(n, dxn)| {
-            if !z.pointwise {
-                dxn.fill(0.0); // col2im adds into it
-            }
-            with_scratch(z.scratch, OP, |cols| {
-                for grp in 0..s.groups {
-                    let go = Mat::rows(&grad[(n * s.d + grp * z.dg) * z.ohw..], z.ohw); // (dg, ohw)
-                    let wt = Mat::rows(&w[grp * z.dg * z.cgkk..], z.cgkk).t(); // (cgkk, dg)
-                    let dxg = &mut dxn[grp * z.cg * z.hw..][..z.cg * z.hw];
-                    // pointwise: the product is the gradient itself (cgkk = cg); else columns
-                    let dst = if z.pointwise { &mut *dxg } else { &mut *cols };
-                    // SAFETY: each operand spans exactly the slice it is made from.
-                    unsafe {
-                        sgemm(
-                            (z.cgkk, z.ohw, z.dg),
-                            wt,
-                            go,
-                            Mat::rows_mut(dst, z.ohw),
-                            false,
-                            threads,
-                        );
-                    }
-                    if !z.pointwise {
-                        col2im_image(cols, &s.g, dxg);
-                    }
+    dx.par_chunks_mut(z.chw).enumerate().try_for_each(|(n, dxn)| {
+        if !z.pointwise {
+            dxn.fill(0.0); // col2im adds into it
+        }
+        with_scratch(z.scratch, OP, |cols| {
+            for grp in 0..s.groups {
+                let go = Mat::rows(&grad[(n * s.d + grp * z.dg) * z.ohw..], z.ohw); // (dg, ohw)
+                let wt = Mat::rows(&w[grp * z.dg * z.cgkk..], z.cgkk).t(); // (cgkk, dg)
+                let dxg = &mut dxn[grp * z.cg * z.hw..][..z.cg * z.hw];
+                // pointwise: the product is the gradient itself (cgkk = cg); else columns
+                let dst = if z.pointwise { &mut *dxg } else { &mut *cols };
+                // SAFETY: each operand spans exactly the slice it is made from.
+                unsafe {
+                    sgemm((z.cgkk, z.ohw, z.dg), wt, go, Mat::rows_mut(dst, z.ohw), false, threads);
                 }
-            })
-        })?;
+                if !z.pointwise {
+                    col2im_image(cols, &s.g, dxg);
+                }
+            }
+        })
+    })?;
     Ok(dx)
 }
 
@@ -180,30 +165,27 @@ pub(super) fn conv2d_backward_weight(x: &[f32], grad: &[f32], s: &ConvSpec) -> R
     let threads = Threads::for_tasks(chunks);
     // each partial is overwritten by its first image's product
     let mut partials = host_vec_for_overwrite(chunks * wlen, OP)?;
-    partials
-        .par_chunks_mut(wlen)
-        .enumerate()
-        .try_for_each(|(j, part)| {
-            with_scratch(z.scratch, OP, |scratch| {
-                for (i, n) in (j * per..((j + 1) * per).min(n_img)).enumerate() {
-                    for grp in 0..s.groups {
-                        let cols = z.columns(s, z.group(&x[n * z.chw..], grp), scratch);
-                        // dW_g (dg, cgkk) (+)= grad_{n, g} (dg, ohw) x cols^T (ohw, cgkk)
-                        // SAFETY: each operand spans exactly the slice it is made from.
-                        unsafe {
-                            sgemm(
-                                (z.dg, z.cgkk, z.ohw),
-                                Mat::rows(&grad[(n * s.d + grp * z.dg) * z.ohw..], z.ohw),
-                                Mat::rows(cols, z.ohw).t(),
-                                Mat::rows_mut(&mut part[grp * z.dg * z.cgkk..], z.cgkk),
-                                i > 0,
-                                threads,
-                            );
-                        }
+    partials.par_chunks_mut(wlen).enumerate().try_for_each(|(j, part)| {
+        with_scratch(z.scratch, OP, |scratch| {
+            for (i, n) in (j * per..((j + 1) * per).min(n_img)).enumerate() {
+                for grp in 0..s.groups {
+                    let cols = z.columns(s, z.group(&x[n * z.chw..], grp), scratch);
+                    // dW_g (dg, cgkk) (+)= grad_{n, g} (dg, ohw) x cols^T (ohw, cgkk)
+                    // SAFETY: each operand spans exactly the slice it is made from.
+                    unsafe {
+                        sgemm(
+                            (z.dg, z.cgkk, z.ohw),
+                            Mat::rows(&grad[(n * s.d + grp * z.dg) * z.ohw..], z.ohw),
+                            Mat::rows(cols, z.ohw).t(),
+                            Mat::rows_mut(&mut part[grp * z.dg * z.cgkk..], z.cgkk),
+                            i > 0,
+                            threads,
+                        );
                     }
                 }
-            })
-        })?;
+            }
+        })
+    })?;
     if chunks == 1 {
         return Ok(partials);
     }
@@ -236,9 +218,7 @@ mod tests {
     }
 
     fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0)
-            .collect()
+        (0..n).map(|i| ((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0).collect()
     }
 
     /// The per-image kernels (shifted "same" copies, pointwise, strided rows, one image or
@@ -246,15 +226,8 @@ mod tests {
     #[test]
     fn per_image_convolution_matches_the_im2col_gemm_default() {
         // (n, c, h, w), d, (kh, kw), stride, [top, bottom, left, right], dilation, groups
-        type Case = (
-            [usize; 4],
-            usize,
-            (usize, usize),
-            (usize, usize),
-            [usize; 4],
-            (usize, usize),
-            usize,
-        );
+        type Case =
+            ([usize; 4], usize, (usize, usize), (usize, usize), [usize; 4], (usize, usize), usize);
         let cases: [Case; 7] = [
             ([3, 4, 7, 9], 6, (3, 3), (1, 1), [1, 1, 1, 1], (1, 1), 1),
             ([2, 3, 7, 9], 4, (3, 2), (1, 1), [2, 2, 0, 1], (2, 1), 1),
@@ -275,23 +248,11 @@ mod tests {
             let what =
                 format!("{x:?} d {d} k {k:?} s {stride:?} p {pads:?} dil {dil:?} g {groups}");
             let want = forward_by_im2col(&CpuBackend, &xs, &ws, Some(&bs), &s).unwrap();
-            close(
-                &conv2d(&xs, &ws, Some(&bs), &s, false).unwrap(),
-                &want,
-                &format!("y {what}"),
-            );
+            close(&conv2d(&xs, &ws, Some(&bs), &s, false).unwrap(), &want, &format!("y {what}"));
             let want = input_grad_by_col2im(&CpuBackend, &up, &ws, &s).unwrap();
-            close(
-                &conv2d_backward_input(&up, &ws, &s).unwrap(),
-                &want,
-                &format!("dx {what}"),
-            );
+            close(&conv2d_backward_input(&up, &ws, &s).unwrap(), &want, &format!("dx {what}"));
             let want = weight_grad_by_im2col(&CpuBackend, &xs, &up, &s).unwrap();
-            close(
-                &conv2d_backward_weight(&xs, &up, &s).unwrap(),
-                &want,
-                &format!("dw {what}"),
-            );
+            close(&conv2d_backward_weight(&xs, &up, &s).unwrap(), &want, &format!("dw {what}"));
         }
     }
 }

@@ -6,10 +6,7 @@ use crate::Result;
 
 /// `x (n, c, h, w)`, `w (c*mult, 1, kh, kw)` -> `(n, c*mult, oh, ow)`.
 pub(super) fn depthwise_conv2d(
-    x: &[f32],
-    w: &[f32],
-    g: &WindowGeom,
-    mult: usize,
+    x: &[f32], w: &[f32], g: &WindowGeom, mult: usize,
 ) -> Result<Vec<f32>> {
     let g = *g;
     let d = g.c * mult;
@@ -41,18 +38,11 @@ pub(super) fn depthwise_conv2d(
 
 /// `grad (n, c*mult, oh, ow)`, `w` -> `(n, c, h, w)`, a gather summing over (m, kh, kw).
 pub(super) fn depthwise_conv2d_backward_input(
-    grad: &[f32],
-    w: &[f32],
-    g: &WindowGeom,
-    mult: usize,
+    grad: &[f32], w: &[f32], g: &WindowGeom, mult: usize,
 ) -> Result<Vec<f32>> {
     let g = *g;
     let d = g.c * mult;
-    let mut dx = host_vec(
-        g.n * g.c * g.h * g.w,
-        0.0,
-        "depthwise_conv2d_backward_input",
-    )?;
+    let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, "depthwise_conv2d_backward_input")?;
     par_chunks(&mut dx, g.h * g.w, |nc, plane| {
         let (n, c) = (nc / g.c, nc % g.c);
         for ih in 0..g.h {
@@ -75,10 +65,7 @@ pub(super) fn depthwise_conv2d_backward_input(
 /// `x`, `grad (n, c*mult, oh, ow)` -> `(c*mult, 1, kh, kw)`, summed in f64 over
 /// (n, oh, ow).
 pub(super) fn depthwise_conv2d_backward_weight(
-    x: &[f32],
-    grad: &[f32],
-    g: &WindowGeom,
-    mult: usize,
+    x: &[f32], grad: &[f32], g: &WindowGeom, mult: usize,
 ) -> Result<Vec<f32>> {
     let g = *g;
     let d = g.c * mult;
@@ -111,10 +98,7 @@ pub(super) fn depthwise_conv2d_backward_weight(
 /// (kh, kw) order: the order in which both backends' gathers sum.
 #[inline]
 fn taps_reading(
-    g: &WindowGeom,
-    ih: usize,
-    iw: usize,
-    mut f: impl FnMut(usize, usize, usize, usize),
+    g: &WindowGeom, ih: usize, iw: usize, mut f: impl FnMut(usize, usize, usize, usize),
 ) {
     for kh in 0..g.kh {
         let Some(oh) = conv_src(ih, kh, g.pad_top, g.dh, g.sh, g.oh) else {
@@ -132,12 +116,7 @@ fn taps_reading(
 /// `o * stride + k * dilation - pad == i`.
 #[inline]
 fn conv_src(
-    i: usize,
-    k: usize,
-    pad: usize,
-    dilation: usize,
-    stride: usize,
-    out: usize,
+    i: usize, k: usize, pad: usize, dilation: usize, stride: usize, out: usize,
 ) -> Option<usize> {
     let t = i as isize + pad as isize - (k * dilation) as isize;
     if t < 0 || !(t as usize).is_multiple_of(stride) {

@@ -88,9 +88,7 @@ fn map1(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Result<Vec<f32>> {
         }
     };
     if x.len() >= PAR_MIN {
-        out.par_chunks_mut(ELEMWISE_CHUNK)
-            .zip(x.par_chunks(ELEMWISE_CHUNK))
-            .for_each(run);
+        out.par_chunks_mut(ELEMWISE_CHUNK).zip(x.par_chunks(ELEMWISE_CHUNK)).for_each(run);
     } else {
         run((&mut out, x));
     }
@@ -100,10 +98,7 @@ fn map1(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Result<Vec<f32>> {
 /// `f(a, b)` with broadcasting: rows of the last axis are walked with that axis's strides
 /// (1, or 0 for a broadcast operand), the row starts found from the full strides.
 fn map2(
-    a: &[f32],
-    b: &[f32],
-    spec: &BroadcastSpec,
-    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+    a: &[f32], b: &[f32], spec: &BroadcastSpec, f: impl Fn(f32, f32) -> f32 + Sync + Send,
 ) -> Result<Vec<f32>> {
     let n = spec.len();
     let mut out = host_vec_for_overwrite(n, "binary")?;
@@ -125,10 +120,8 @@ fn map2(
     }
     let dims = &spec.out;
     let last = dims.last().copied().unwrap_or(1);
-    let (sa, sb) = (
-        spec.a_strides.last().copied().unwrap_or(0),
-        spec.b_strides.last().copied().unwrap_or(0),
-    );
+    let (sa, sb) =
+        (spec.a_strides.last().copied().unwrap_or(0), spec.b_strides.last().copied().unwrap_or(0));
     let row = |r: usize, o: &mut [f32]| {
         let start = r * last;
         let ia = strided_offset(start, dims, &spec.a_strides);

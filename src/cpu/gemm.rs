@@ -20,27 +20,15 @@ pub(super) struct Mat {
 impl Mat {
     /// Row-major `(rows, cols)` from the start of `s`.
     pub fn rows(s: &[f32], cols: usize) -> Self {
-        Mat {
-            ptr: s.as_ptr(),
-            rs: cols as isize,
-            cs: 1,
-        }
+        Mat { ptr: s.as_ptr(), rs: cols as isize, cs: 1 }
     }
     /// Row-major `(rows, cols)` output from the start of `s`.
     pub fn rows_mut(s: &mut [f32], cols: usize) -> Self {
-        Mat {
-            ptr: s.as_mut_ptr(),
-            rs: cols as isize,
-            cs: 1,
-        }
+        Mat { ptr: s.as_mut_ptr(), rs: cols as isize, cs: 1 }
     }
     /// The same storage read as its transpose.
     pub fn t(self) -> Self {
-        Mat {
-            rs: self.cs,
-            cs: self.rs,
-            ..self
-        }
+        Mat { rs: self.cs, cs: self.rs, ..self }
     }
 }
 
@@ -71,12 +59,7 @@ impl Threads {
 /// overlaps neither `a` nor `b` nor another thread's output.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn sgemm(
-    (m, n, k): (usize, usize, usize),
-    a: Mat,
-    b: Mat,
-    c: Mat,
-    accumulate: bool,
-    threads: Threads,
+    (m, n, k): (usize, usize, usize), a: Mat, b: Mat, c: Mat, accumulate: bool, threads: Threads,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -130,11 +113,8 @@ pub(super) fn gemm(a: &[f32], b: &[f32], s: &GemmSpec) -> Result<Vec<f32>> {
     }
     let cp = SyncPtr(c.as_mut_ptr());
     let run = |bi: usize, threads: Threads| {
-        let (ao, bo, co) = (
-            s.a.base(bi, s.batch_inner),
-            s.b.base(bi, s.batch_inner),
-            s.c.base(bi, s.batch_inner),
-        );
+        let (ao, bo, co) =
+            (s.a.base(bi, s.batch_inner), s.b.base(bi, s.batch_inner), s.c.base(bi, s.batch_inner));
         let mat = |p: &[f32], o: usize, rs: usize, cs: usize| Mat {
             ptr: p.as_ptr().wrapping_add(o),
             rs: rs as isize,
@@ -158,9 +138,7 @@ pub(super) fn gemm(a: &[f32], b: &[f32], s: &GemmSpec) -> Result<Vec<f32>> {
         }
     };
     if s.batch > 1 && s.m * s.n * s.k < (1 << 18) {
-        (0..s.batch)
-            .into_par_iter()
-            .for_each(|bi| run(bi, Threads::One));
+        (0..s.batch).into_par_iter().for_each(|bi| run(bi, Threads::One));
     } else {
         (0..s.batch).for_each(|bi| run(bi, Threads::All));
     }

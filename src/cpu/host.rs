@@ -28,10 +28,7 @@ pub(super) fn host_vec_for_overwrite(n: usize, op: &'static str) -> Result<Vec<f
 fn fresh_vec(n: usize, value: f32, op: &'static str) -> Result<Vec<f32>> {
     let no_memory = || crate::Error::OutOfMemory {
         op,
-        msg: format!(
-            "cannot allocate {n} elements ({} bytes) on the host",
-            n.saturating_mul(4)
-        ),
+        msg: format!("cannot allocate {n} elements ({} bytes) on the host", n.saturating_mul(4)),
     };
     if value.to_bits() == 0 && n > 0 {
         let layout = std::alloc::Layout::array::<f32>(n).map_err(|_| no_memory())?;
@@ -75,23 +72,17 @@ const TASK_MIN: usize = 1 << 12;
 /// Fills `out` in chunks of `chunk` elements (one plane, one row), threaded when large. Each
 /// chunk is computed the same way whatever the grouping, so results do not depend on it.
 pub(super) fn par_chunks(
-    out: &mut [f32],
-    chunk: usize,
-    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+    out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) {
     if out.len() >= PAR_MIN && chunk > 0 {
         let group = (TASK_MIN / chunk).max(1);
-        out.par_chunks_mut(chunk * group)
-            .enumerate()
-            .for_each(|(t, block)| {
-                for (i, c) in block.chunks_mut(chunk).enumerate() {
-                    f(t * group + i, c);
-                }
-            });
+        out.par_chunks_mut(chunk * group).enumerate().for_each(|(t, block)| {
+            for (i, c) in block.chunks_mut(chunk).enumerate() {
+                f(t * group + i, c);
+            }
+        });
     } else {
-        out.chunks_mut(chunk.max(1))
-            .enumerate()
-            .for_each(|(i, c)| f(i, c));
+        out.chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| f(i, c));
     }
 }
 
@@ -103,22 +94,19 @@ thread_local! {
 /// Runs `f` on this thread's scratch buffer of `len` elements (contents unspecified), grown
 /// when needed and kept for the next call; an `Err` naming `op` when it cannot grow.
 pub(super) fn with_scratch<R>(
-    len: usize,
-    op: &'static str,
-    f: impl FnOnce(&mut [f32]) -> R,
+    len: usize, op: &'static str, f: impl FnOnce(&mut [f32]) -> R,
 ) -> Result<R> {
     // Taken out while in use: a nested call on this thread (rayon may run another task here
     // while `f` waits) gets a buffer of its own instead of a borrow conflict.
     let mut buf = SCRATCH.take();
     if buf.len() < len {
-        buf.try_reserve_exact(len - buf.len())
-            .map_err(|_| crate::Error::OutOfMemory {
-                op,
-                msg: format!(
-                    "cannot allocate a scratch buffer of {len} elements ({} bytes) on the host",
-                    len.saturating_mul(4)
-                ),
-            })?;
+        buf.try_reserve_exact(len - buf.len()).map_err(|_| crate::Error::OutOfMemory {
+            op,
+            msg: format!(
+                "cannot allocate a scratch buffer of {len} elements ({} bytes) on the host",
+                len.saturating_mul(4)
+            ),
+        })?;
         buf.resize(len, 0.0);
     }
     let r = f(&mut buf[..len]);

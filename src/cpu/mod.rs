@@ -39,22 +39,13 @@ impl Backend for CpuBackend {
     }
 
     fn binary(
-        &self,
-        a: &Vec<f32>,
-        b: &Vec<f32>,
-        op: BinaryOp,
-        spec: &BroadcastSpec,
+        &self, a: &Vec<f32>, b: &Vec<f32>, op: BinaryOp, spec: &BroadcastSpec,
     ) -> Result<Vec<f32>> {
         elementwise::binary(a, b, op, spec)
     }
 
     fn reduce_axis(
-        &self,
-        x: &Vec<f32>,
-        outer: usize,
-        len: usize,
-        inner: usize,
-        op: ReduceOp,
+        &self, x: &Vec<f32>, outer: usize, len: usize, inner: usize, op: ReduceOp,
     ) -> Result<Vec<f32>> {
         reduce::reduce_axis(x, outer, len, inner, op)
     }
@@ -76,60 +67,37 @@ impl Backend for CpuBackend {
     }
 
     fn conv2d(
-        &self,
-        x: &Vec<f32>,
-        w: &Vec<f32>,
-        bias: Option<&Vec<f32>>,
-        s: &ConvSpec,
-        relu: bool,
+        &self, x: &Vec<f32>, w: &Vec<f32>, bias: Option<&Vec<f32>>, s: &ConvSpec, relu: bool,
     ) -> Result<Vec<f32>> {
         conv::conv2d(x, w, bias.map(|b| &b[..]), s, relu)
     }
 
     fn conv2d_backward_input(
-        &self,
-        grad: &Vec<f32>,
-        w: &Vec<f32>,
-        s: &ConvSpec,
+        &self, grad: &Vec<f32>, w: &Vec<f32>, s: &ConvSpec,
     ) -> Result<Vec<f32>> {
         conv::conv2d_backward_input(grad, w, s)
     }
 
     fn conv2d_backward_weight(
-        &self,
-        x: &Vec<f32>,
-        grad: &Vec<f32>,
-        s: &ConvSpec,
+        &self, x: &Vec<f32>, grad: &Vec<f32>, s: &ConvSpec,
     ) -> Result<Vec<f32>> {
         conv::conv2d_backward_weight(x, grad, s)
     }
 
     fn depthwise_conv2d(
-        &self,
-        x: &Vec<f32>,
-        w: &Vec<f32>,
-        g: &WindowGeom,
-        mult: usize,
+        &self, x: &Vec<f32>, w: &Vec<f32>, g: &WindowGeom, mult: usize,
     ) -> Result<Vec<f32>> {
         depthwise::depthwise_conv2d(x, w, g, mult)
     }
 
     fn depthwise_conv2d_backward_input(
-        &self,
-        grad: &Vec<f32>,
-        w: &Vec<f32>,
-        g: &WindowGeom,
-        mult: usize,
+        &self, grad: &Vec<f32>, w: &Vec<f32>, g: &WindowGeom, mult: usize,
     ) -> Result<Vec<f32>> {
         depthwise::depthwise_conv2d_backward_input(grad, w, g, mult)
     }
 
     fn depthwise_conv2d_backward_weight(
-        &self,
-        x: &Vec<f32>,
-        grad: &Vec<f32>,
-        g: &WindowGeom,
-        mult: usize,
+        &self, x: &Vec<f32>, grad: &Vec<f32>, g: &WindowGeom, mult: usize,
     ) -> Result<Vec<f32>> {
         depthwise::depthwise_conv2d_backward_weight(x, grad, g, mult)
     }
@@ -139,10 +107,7 @@ impl Backend for CpuBackend {
     }
 
     fn max_pool2d_backward(
-        &self,
-        grad: &Vec<f32>,
-        indices: &Vec<f32>,
-        g: &WindowGeom,
+        &self, grad: &Vec<f32>, indices: &Vec<f32>, g: &WindowGeom,
     ) -> Result<Vec<f32>> {
         pool::max_pool2d_backward(grad, indices, g)
     }
@@ -152,67 +117,44 @@ impl Backend for CpuBackend {
     }
 
     fn avg_pool2d_backward(
-        &self,
-        grad: &Vec<f32>,
-        g: &WindowGeom,
-        opts: AvgPoolOpts,
+        &self, grad: &Vec<f32>, g: &WindowGeom, opts: AvgPoolOpts,
     ) -> Result<Vec<f32>> {
         pool::avg_pool2d_backward(grad, g, opts)
     }
 
     fn adaptive_avg_pool2d(
-        &self,
-        x: &Vec<f32>,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
+        &self, x: &Vec<f32>, dims: (usize, usize, usize, usize), out: (usize, usize),
     ) -> Result<Vec<f32>> {
         pool::adaptive_avg_pool2d(x, dims, out)
     }
 
     fn adaptive_avg_pool2d_backward(
-        &self,
-        grad: &Vec<f32>,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
+        &self, grad: &Vec<f32>, dims: (usize, usize, usize, usize), out: (usize, usize),
     ) -> Result<Vec<f32>> {
         pool::adaptive_avg_pool2d_backward(grad, dims, out)
     }
 
     fn adaptive_max_pool2d(
-        &self,
-        x: &Vec<f32>,
-        dims: (usize, usize, usize, usize),
-        out: (usize, usize),
+        &self, x: &Vec<f32>, dims: (usize, usize, usize, usize), out: (usize, usize),
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         pool::adaptive_max_pool2d(x, dims, out)
     }
 
     fn adaptive_max_pool2d_backward(
-        &self,
-        grad: &Vec<f32>,
-        indices: &Vec<f32>,
-        dims: (usize, usize, usize, usize),
+        &self, grad: &Vec<f32>, indices: &Vec<f32>, dims: (usize, usize, usize, usize),
         out: (usize, usize),
     ) -> Result<Vec<f32>> {
         pool::adaptive_max_pool2d_backward(grad, indices, dims, out)
     }
 
     fn channel_dot(
-        &self,
-        x: &Vec<f32>,
-        mean: &Vec<f32>,
-        g: Option<&Vec<f32>>,
-        dims: (usize, usize, usize),
+        &self, x: &Vec<f32>, mean: &Vec<f32>, g: Option<&Vec<f32>>, dims: (usize, usize, usize),
     ) -> Result<Vec<f32>> {
         channel::channel_dot(x, mean, g.map(|v| v.as_slice()), dims)
     }
 
     fn channel_combine(
-        &self,
-        u: &Vec<f32>,
-        a: &Vec<f32>,
-        vb: Option<(&Vec<f32>, &Vec<f32>)>,
-        k: &Vec<f32>,
+        &self, u: &Vec<f32>, a: &Vec<f32>, vb: Option<(&Vec<f32>, &Vec<f32>)>, k: &Vec<f32>,
         dims: (usize, usize, usize),
     ) -> Result<Vec<f32>> {
         let vb = vb.map(|(v, b)| (v.as_slice(), b.as_slice()));

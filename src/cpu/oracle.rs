@@ -4,15 +4,9 @@
 /// `x (n, c, h, w)`, `wt (d, c/groups, kh, kw)`, padding `[top, bottom, left, right]`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_direct(
-    x: &[f32],
-    xdims: (usize, usize, usize, usize),
-    wt: &[f32],
-    wdims: (usize, usize, usize, usize),
-    bias: Option<&[f32]>,
-    stride: (usize, usize),
-    padding: [usize; 4],
-    dilation: (usize, usize),
-    groups: usize,
+    x: &[f32], xdims: (usize, usize, usize, usize), wt: &[f32],
+    wdims: (usize, usize, usize, usize), bias: Option<&[f32]>, stride: (usize, usize),
+    padding: [usize; 4], dilation: (usize, usize), groups: usize,
 ) -> (Vec<f32>, (usize, usize, usize, usize)) {
     let (n, c, h, w) = xdims;
     let (d, cg, kh, kw) = wdims;

@@ -9,12 +9,8 @@ use crate::Result;
 pub(super) fn pad2d(x: &[f32], g: &PadGeom) -> Result<Vec<f32>> {
     let g = *g;
     let mut y = host_vec_for_overwrite(g.planes * g.oh * g.ow, "pad")?;
-    let rows: Vec<_> = (0..g.oh)
-        .map(|o| pad_source(o, g.top, g.h, g.kind))
-        .collect();
-    let cols: Vec<_> = (0..g.ow)
-        .map(|o| pad_source(o, g.left, g.w, g.kind))
-        .collect();
+    let rows: Vec<_> = (0..g.oh).map(|o| pad_source(o, g.top, g.h, g.kind)).collect();
+    let cols: Vec<_> = (0..g.ow).map(|o| pad_source(o, g.left, g.w, g.kind)).collect();
     par_chunks(&mut y, g.oh * g.ow, |p, out| {
         let plane = &x[p * g.h * g.w..][..g.h * g.w];
         for (row, src_h) in out.chunks_mut(g.ow).zip(&rows) {
@@ -33,12 +29,8 @@ pub(super) fn pad2d(x: &[f32], g: &PadGeom) -> Result<Vec<f32>> {
 pub(super) fn pad2d_backward(grad: &[f32], g: &PadGeom) -> Result<Vec<f32>> {
     let g = *g;
     let mut dx = host_vec(g.planes * g.h * g.w, 0.0, "pad_backward")?;
-    let rows: Vec<_> = (0..g.h)
-        .map(|i| pad_readers(i, g.top, g.h, g.oh, g.kind))
-        .collect();
-    let cols: Vec<_> = (0..g.w)
-        .map(|j| pad_readers(j, g.left, g.w, g.ow, g.kind))
-        .collect();
+    let rows: Vec<_> = (0..g.h).map(|i| pad_readers(i, g.top, g.h, g.oh, g.kind)).collect();
+    let cols: Vec<_> = (0..g.w).map(|j| pad_readers(j, g.left, g.w, g.ow, g.kind)).collect();
     par_chunks(&mut dx, g.h * g.w, |p, plane| {
         let go = &grad[p * g.oh * g.ow..][..g.oh * g.ow];
         for (row, ry) in plane.chunks_mut(g.w).zip(&rows) {

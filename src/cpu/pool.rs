@@ -20,9 +20,7 @@ pub(super) fn max_pool2d(x: &[f32], g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32
     // the taps inside the input per output row, and per column tap the outputs that read
     // inside: the same for every plane
     let rows: Vec<_> = (0..g.oh).map(|oh| g.row_taps(oh)).collect();
-    let cols: Vec<_> = (0..g.kw)
-        .map(|kw| inside(g.ow, kw * g.dw, g.pad_left, g.sw, g.w))
-        .collect();
+    let cols: Vec<_> = (0..g.kw).map(|kw| inside(g.ow, kw * g.dw, g.pad_left, g.sw, g.w)).collect();
     let work = |nc: usize, o: &mut [f32], ix: &mut [f32]| {
         let plane = &x[nc * g.h * g.w..][..g.h * g.w];
         // one output row at a time, its taps in (kh, kw) order for every output
@@ -44,11 +42,7 @@ pub(super) fn max_pool2d(x: &[f32], g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32
                         // `||`: no branch to mispredict. Indices are below 2^24.
                         let take = (v > *b) | v.is_nan() | (*a < 0.0);
                         *b = if take { v } else { *b };
-                        *a = if take {
-                            (ih * g.w + iw) as i32 as f32
-                        } else {
-                            *a
-                        };
+                        *a = if take { (ih * g.w + iw) as i32 as f32 } else { *a };
                     }
                 }
             }
@@ -64,9 +58,7 @@ pub(super) fn max_pool2d(x: &[f32], g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32
 /// `grad (n, c, oh, ow)`, `indices` -> `(n, c, h, w)`: each output's gradient added to its
 /// argmax, one pass over the outputs.
 pub(super) fn max_pool2d_backward(
-    grad: &[f32],
-    indices: &[f32],
-    g: &WindowGeom,
+    grad: &[f32], indices: &[f32], g: &WindowGeom,
 ) -> Result<Vec<f32>> {
     let g = *g;
     // each plane is zeroed by its own task, while it is in cache
@@ -112,9 +104,7 @@ pub(super) fn avg_pool2d(x: &[f32], g: &WindowGeom, opts: AvgPoolOpts) -> Result
 /// `grad (n, c, oh, ow) -> (n, c, h, w)`: each output's share added to its window, one
 /// pass over the outputs.
 pub(super) fn avg_pool2d_backward(
-    grad: &[f32],
-    g: &WindowGeom,
-    opts: AvgPoolOpts,
+    grad: &[f32], g: &WindowGeom, opts: AvgPoolOpts,
 ) -> Result<Vec<f32>> {
     let g = *g;
     // each plane is zeroed by its own task, while it is in cache
@@ -141,9 +131,7 @@ pub(super) fn avg_pool2d_backward(
 
 /// `(n, c, h, w) -> (n, c, oh, ow)` over PyTorch's adaptive windows.
 pub(super) fn adaptive_avg_pool2d(
-    x: &[f32],
-    dims: (usize, usize, usize, usize),
-    out: (usize, usize),
+    x: &[f32], dims: (usize, usize, usize, usize), out: (usize, usize),
 ) -> Result<Vec<f32>> {
     let (n, c, h, w) = dims;
     let (oh, ow) = out;
@@ -169,9 +157,7 @@ pub(super) fn adaptive_avg_pool2d(
 
 /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
 pub(super) fn adaptive_avg_pool2d_backward(
-    grad: &[f32],
-    dims: (usize, usize, usize, usize),
-    out: (usize, usize),
+    grad: &[f32], dims: (usize, usize, usize, usize), out: (usize, usize),
 ) -> Result<Vec<f32>> {
     let (n, c, h, w) = dims;
     let (oh, ow) = out;
@@ -205,9 +191,7 @@ pub(super) fn adaptive_avg_pool2d_backward(
 /// `(n, c, h, w) -> (n, c, oh, ow)` maxima over PyTorch's adaptive windows and the flat `h*w`
 /// index of each (as f32), taps in raster order as `max_pool2d`.
 pub(super) fn adaptive_max_pool2d(
-    x: &[f32],
-    dims: (usize, usize, usize, usize),
-    out: (usize, usize),
+    x: &[f32], dims: (usize, usize, usize, usize), out: (usize, usize),
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let (n, c, h, w) = dims;
     let (oh, ow) = out;
@@ -246,10 +230,7 @@ pub(super) fn adaptive_max_pool2d(
 /// `grad (n, c, oh, ow), indices -> (n, c, h, w)`: each input sums the gradients of the windows
 /// whose maximum it is.
 pub(super) fn adaptive_max_pool2d_backward(
-    grad: &[f32],
-    indices: &[f32],
-    dims: (usize, usize, usize, usize),
-    out: (usize, usize),
+    grad: &[f32], indices: &[f32], dims: (usize, usize, usize, usize), out: (usize, usize),
 ) -> Result<Vec<f32>> {
     let (n, c, h, w) = dims;
     let (oh, ow) = out;
@@ -304,13 +285,7 @@ fn avg_window(g: &WindowGeom, oh: usize, ow: usize, opts: AvgPoolOpts) -> AvgWin
         None if opts.count_include_pad => pool_size as f32,
         None => ((h1 - h0) * (w1 - w0)) as f32,
     };
-    AvgWindow {
-        h0,
-        h1: h1.max(h0),
-        w0,
-        w1: w1.max(w0),
-        divisor,
-    }
+    AvgWindow { h0, h1: h1.max(h0), w0, w1: w1.max(w0), divisor }
 }
 
 /// Adaptive-pool outputs whose window may contain input `i`.

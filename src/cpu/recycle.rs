@@ -40,10 +40,7 @@ pub(crate) fn give(v: Vec<f32>) {
     let Ok(mut guard) = CACHE.lock() else {
         return;
     };
-    let cache = guard.get_or_insert_with(|| Cache {
-        by_len: HashMap::new(),
-        bytes: 0,
-    });
+    let cache = guard.get_or_insert_with(|| Cache { by_len: HashMap::new(), bytes: 0 });
     let slot = cache.by_len.entry(len).or_default();
     if cache.bytes + len * 4 <= MAX_BYTES && slot.len() < MAX_PER_LEN {
         slot.push(v);

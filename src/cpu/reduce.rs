@@ -16,11 +16,7 @@ const ROWS_PER_TASK: usize = 64;
 /// `(outer, len, inner) -> (outer, inner)`, combining in index order; sums go through
 /// `sum_axis`.
 pub(super) fn reduce_axis(
-    x: &[f32],
-    outer: usize,
-    len: usize,
-    inner: usize,
-    op: ReduceOp,
+    x: &[f32], outer: usize, len: usize, inner: usize, op: ReduceOp,
 ) -> Result<Vec<f32>> {
     if op == ReduceOp::Sum {
         return sum_axis(x, outer, len, inner);
@@ -66,24 +62,19 @@ fn sum_axis(x: &[f32], outer: usize, len: usize, inner: usize) -> Result<Vec<f32
     if inner == 1 {
         // contiguous rows (a conv bias gradient's planes): tasks of many rows, each summed in
         // order as below
-        out.par_chunks_mut(ROWS_PER_TASK)
-            .enumerate()
-            .for_each(|(t, sums)| {
-                for (j, r) in sums.iter_mut().enumerate() {
-                    let row = &x[(t * ROWS_PER_TASK + j) * len..][..len];
-                    *r = row.iter().fold(0.0f64, |a, &v| a + v as f64) as f32;
-                }
-            });
+        out.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(t, sums)| {
+            for (j, r) in sums.iter_mut().enumerate() {
+                let row = &x[(t * ROWS_PER_TASK + j) * len..][..len];
+                *r = row.iter().fold(0.0f64, |a, &v| a + v as f64) as f32;
+            }
+        });
         return Ok(out);
     }
     par_chunks(&mut out, inner, |o, row| {
         let base = o * len * inner;
         let mut acc = vec![0.0f64; inner];
         for k in 0..len {
-            for (a, &v) in acc
-                .iter_mut()
-                .zip(&x[base + k * inner..base + (k + 1) * inner])
-            {
+            for (a, &v) in acc.iter_mut().zip(&x[base + k * inner..base + (k + 1) * inner]) {
                 *a += v as f64;
             }
         }

@@ -120,18 +120,9 @@ impl Shifted {
         if rows.is_empty() || cols.is_empty() {
             return None;
         }
-        let (d0, d1) = (
-            rows.start * g.ow + cols.start,
-            (rows.end - 1) * g.ow + cols.end,
-        );
+        let (d0, d1) = (rows.start * g.ow + cols.start, (rows.end - 1) * g.ow + cols.end);
         let s0 = (rows.start + kh * g.dh - g.pad_top) * g.w + cols.start + kw * g.dw - g.pad_left;
-        Some(Shifted {
-            rows,
-            cols,
-            d0,
-            d1,
-            s0,
-        })
+        Some(Shifted { rows, cols, d0, d1, s0 })
     }
 
     /// Zeroes the windows between rows that read padding: `ow - cols.len()` after each row but
@@ -196,10 +187,7 @@ fn fold_shifted(src: &mut [f32], g: &WindowGeom, tap: (usize, usize), plane: &mu
         return;
     };
     b.zero_between_rows(g.ow, src);
-    for (d, v) in plane[b.s0..][..b.d1 - b.d0]
-        .iter_mut()
-        .zip(&src[b.d0..b.d1])
-    {
+    for (d, v) in plane[b.s0..][..b.d1 - b.d0].iter_mut().zip(&src[b.d0..b.d1]) {
         *d += v;
     }
 }
@@ -207,17 +195,9 @@ fn fold_shifted(src: &mut [f32], g: &WindowGeom, tap: (usize, usize), plane: &mu
 /// The outputs `o < outs` whose tap at offset `tap` (`k * dilation`) reads inside an input
 /// of `len`: `0 <= o * stride + tap - pad < len`.
 pub(super) fn inside(
-    outs: usize,
-    tap: usize,
-    pad: usize,
-    stride: usize,
-    len: usize,
+    outs: usize, tap: usize, pad: usize, stride: usize, len: usize,
 ) -> Range<usize> {
     let lo = pad.saturating_sub(tap).div_ceil(stride);
-    let hi = if len + pad > tap {
-        ((len + pad - tap - 1) / stride + 1).min(outs)
-    } else {
-        0
-    };
+    let hi = if len + pad > tap { ((len + pad - tap - 1) / stride + 1).min(outs) } else { 0 };
     lo.min(hi)..hi
 }

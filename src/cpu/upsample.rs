@@ -24,12 +24,8 @@ pub(super) fn upsample_nearest(x: &[f32], g: &UpsampleGeom) -> Result<Vec<f32>> 
 
 /// `grad (n, c, oh, ow) -> (n, c, h, w)`.
 pub(super) fn upsample_nearest_backward(grad: &[f32], g: &UpsampleGeom) -> Result<Vec<f32>> {
-    let rows: Vec<_> = (0..g.h)
-        .map(|ih| nearest_range(ih, g.h, g.oh, g.scale_h))
-        .collect();
-    let cols: Vec<_> = (0..g.w)
-        .map(|iw| nearest_range(iw, g.w, g.ow, g.scale_w))
-        .collect();
+    let rows: Vec<_> = (0..g.h).map(|ih| nearest_range(ih, g.h, g.oh, g.scale_h)).collect();
+    let cols: Vec<_> = (0..g.w).map(|iw| nearest_range(iw, g.w, g.ow, g.scale_w)).collect();
     gather_backward(grad, g, "upsample_nearest_backward", |go, ih, iw| {
         let ((a0, a1), (b0, b1)) = (rows[ih], cols[iw]);
         let mut acc = 0.0;
@@ -45,9 +41,7 @@ pub(super) fn upsample_nearest_backward(grad: &[f32], g: &UpsampleGeom) -> Resul
 /// `grad (n, c, oh, ow) -> (n, c, h, w)`: input element `(ih, iw)` of every plane is
 /// `cell(go, ih, iw)`, `go` that plane's output gradient.
 fn gather_backward(
-    grad: &[f32],
-    g: &UpsampleGeom,
-    op: &'static str,
+    grad: &[f32], g: &UpsampleGeom, op: &'static str,
     cell: impl Fn(&[f32], usize, usize) -> f32 + Sync,
 ) -> Result<Vec<f32>> {
     let mut dx = host_vec(g.n * g.c * g.h * g.w, 0.0, op)?;
@@ -67,9 +61,8 @@ pub(super) fn upsample_bilinear(x: &[f32], g: &UpsampleGeom) -> Result<Vec<f32>>
     let g = *g;
     let mut y = host_vec(g.n * g.c * g.oh * g.ow, 0.0, "upsample_bilinear")?;
     // Source columns and weights are the same for every row and plane: compute them once.
-    let cols: Vec<_> = (0..g.ow)
-        .map(|j| bilinear_src(j, g.w, g.scale_w, g.align_corners))
-        .collect();
+    let cols: Vec<_> =
+        (0..g.ow).map(|j| bilinear_src(j, g.w, g.scale_w, g.align_corners)).collect();
     par_chunks(&mut y, g.oh * g.ow, |nc, o| {
         let p = &x[nc * g.h * g.w..][..g.h * g.w];
         for i in 0..g.oh {

@@ -6,24 +6,28 @@
 use bytemuck::Zeroable;
 
 use super::elementwise;
+use super::runtime::kernel::{kernels, Buffer};
 use super::runtime::launch::u32_of;
 use super::runtime::loops;
-use super::runtime::uniforms::{uniform, Uniform};
-use super::runtime::{Bind, GpuBuffer, Kernel, Module, WG};
+use super::runtime::uniforms::uniform;
+use super::runtime::{Bind, GpuBuffer, WG};
 use super::split::{by_items, by_items_summed, owned_range, too_large, Ctx, Partials, Rows};
 use crate::Result;
 
+kernels! { CHANNEL_WGSL = ("channel", include_str!("../../shaders/channel.wgsl"), BUFFERS): ChannelParams;
+    /// `x`, `mean`, `g` (or `x` again), then the per-channel sums.
+    DOT = ("channel_dot", "batch_norm2d", &[Bind::In(1), Bind::In(2), Bind::In(3), Bind::Out(6)]);
+    /// `u`, `a`, `v`, `b`, `k` (`u` and `a` again without `(v, b)`), then the combination.
+    COMBINE = ("channel_combine", "batch_norm2d", &[Bind::In(1), Bind::In(2), Bind::In(3), Bind::In(4), Bind::In(5), Bind::Out(6)]);
+}
+
 uniform! {
     ChannelParams as "ChannelParams" {
-        n: u32,
-        c: u32,
-        hw: u32,
-        total: u32,
+        n: u32, c: u32, hw: u32, total: u32,
         /// bit 0: the second operand is bound
         flags: u32,
         /// channel_dot: this pass's element rows (WG elements each)
-        r0: u32,
-        r1: u32,
+        r0: u32, r1: u32,
         _pad: u32,
     }
 }
@@ -31,32 +35,16 @@ uniform! {
 /// Storage buffers channel_combine binds; adapters with fewer use the composed default.
 pub(crate) const COMBINE_BUFFERS: u32 = 6;
 
-pub(crate) static CHANNEL_WGSL: Module = Module::new(
-    "channel",
-    include_str!("../../shaders/channel.wgsl"),
-    ChannelParams::wgsl,
-);
-/// `x`, `mean`, `g` (or `x` again), then the per-channel sums.
-pub(crate) static DOT: Kernel<ChannelParams> = Kernel::new(
-    &CHANNEL_WGSL,
-    "channel_dot",
-    "batch_norm2d",
-    &[Bind::In(1), Bind::In(2), Bind::In(3), Bind::Out(6)],
-);
-/// `u`, `a`, `v`, `b`, `k` (`u` and `a` again without `(v, b)`), then the combination.
-pub(crate) static COMBINE: Kernel<ChannelParams> = Kernel::new(
-    &CHANNEL_WGSL,
-    "channel_combine",
-    "batch_norm2d",
-    &[
-        Bind::In(1),
-        Bind::In(2),
-        Bind::In(3),
-        Bind::In(4),
-        Bind::In(5),
-        Bind::Out(6),
-    ],
-);
+/// `x`; channel_dot's mean or channel_combine's `a`; the second operand (`x` again where there
+/// is none) and its `b`; `k`; the output.
+const BUFFERS: &[Buffer] = &[
+    Buffer::read("x"),
+    Buffer::read("a"),
+    Buffer::read("v"),
+    Buffer::read("b"),
+    Buffer::read("k"),
+    Buffer::write("out"),
+];
 
 impl ChannelParams {
     fn new((n, c, hw): (usize, usize, usize), second: bool) -> Result<Self> {
@@ -73,11 +61,7 @@ impl ChannelParams {
 
 /// `(c)`: per channel, the sum of `(x - mean) * (g or x - mean)` over (n, hw).
 fn dot_kernel(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    mean: &GpuBuffer,
-    g: Option<&GpuBuffer>,
-    dims: (usize, usize, usize),
+    ctx: &Ctx, x: &GpuBuffer, mean: &GpuBuffer, g: Option<&GpuBuffer>, dims: (usize, usize, usize),
 ) -> Result<GpuBuffer> {
     let mut p = ChannelParams::new(dims, g.is_some())?;
     let rows = (dims.0 * dims.2).div_ceil(WG);
@@ -94,11 +78,7 @@ fn dot_kernel(
 
 /// `a * u + b * v + k` per channel (without `(v, b)`: `a * u + k`).
 fn combine_kernel(
-    ctx: &Ctx,
-    u: &GpuBuffer,
-    a: &GpuBuffer,
-    vb: Option<(&GpuBuffer, &GpuBuffer)>,
-    k: &GpuBuffer,
+    ctx: &Ctx, u: &GpuBuffer, a: &GpuBuffer, vb: Option<(&GpuBuffer, &GpuBuffer)>, k: &GpuBuffer,
     dims: (usize, usize, usize),
 ) -> Result<GpuBuffer> {
     let p = ChannelParams::new(dims, vb.is_some())?;
@@ -108,11 +88,7 @@ fn combine_kernel(
 
 /// `x (n, c, hw)`, `mean (c)`, `g (n, c, hw)` -> `(c)`, by runs of images past one binding.
 pub(crate) fn dot(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    mean: &GpuBuffer,
-    g: Option<&GpuBuffer>,
-    dims: (usize, usize, usize),
+    ctx: &Ctx, x: &GpuBuffer, mean: &GpuBuffer, g: Option<&GpuBuffer>, dims: (usize, usize, usize),
 ) -> Result<GpuBuffer> {
     let (n, c, hw) = dims;
     if c * hw > ctx.binding_len() {
@@ -127,11 +103,7 @@ pub(crate) fn dot(
 
 /// `u, v (n, c, hw)`, `a, b, k (c)` -> `a * u + b * v + k`, by runs of images past one binding.
 pub(crate) fn combine(
-    ctx: &Ctx,
-    u: &GpuBuffer,
-    a: &GpuBuffer,
-    vb: Option<(&GpuBuffer, &GpuBuffer)>,
-    k: &GpuBuffer,
+    ctx: &Ctx, u: &GpuBuffer, a: &GpuBuffer, vb: Option<(&GpuBuffer, &GpuBuffer)>, k: &GpuBuffer,
     dims: (usize, usize, usize),
 ) -> Result<GpuBuffer> {
     let (n, c, hw) = dims;
@@ -142,17 +114,10 @@ pub(crate) fn combine(
     if let Some((v, b)) = vb {
         ins.extend([Rows::per(v, c * hw), Rows::whole(b)]);
     }
-    by_items(
-        ctx,
-        "batch_norm2d channel_combine",
-        n,
-        &ins,
-        c * hw,
-        |p, n| {
-            let vb = (p.len() == 5).then(|| (p[3], p[4]));
-            combine_kernel(ctx, p[0], p[1], vb, p[2], (n, c, hw))
-        },
-    )
+    by_items(ctx, "batch_norm2d channel_combine", n, &ins, c * hw, |p, n| {
+        let vb = (p.len() == 5).then(|| (p[3], p[4]));
+        combine_kernel(ctx, p[0], p[1], vb, p[2], (n, c, hw))
+    })
 }
 
 /// Channels per run: a run of one image's planes within a binding.
@@ -167,10 +132,7 @@ fn channel_run(ctx: &Ctx, op: &'static str, hw: usize) -> Result<usize> {
 /// [`dot`] when one image is past a binding: runs of channels of each image, each run's means
 /// copied out with it.
 fn dot_runs(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    mean: &GpuBuffer,
-    g: Option<&GpuBuffer>,
+    ctx: &Ctx, x: &GpuBuffer, mean: &GpuBuffer, g: Option<&GpuBuffer>,
     (n, c, hw): (usize, usize, usize),
 ) -> Result<GpuBuffer> {
     let per = channel_run(ctx, "batch_norm2d channel_dot", hw)?;
@@ -193,11 +155,7 @@ fn dot_runs(
 /// [`combine`] when one image is past a binding: runs of channels of each image, each run's
 /// per-channel vectors copied out with it.
 fn combine_runs(
-    ctx: &Ctx,
-    u: &GpuBuffer,
-    a: &GpuBuffer,
-    vb: Option<(&GpuBuffer, &GpuBuffer)>,
-    k: &GpuBuffer,
+    ctx: &Ctx, u: &GpuBuffer, a: &GpuBuffer, vb: Option<(&GpuBuffer, &GpuBuffer)>, k: &GpuBuffer,
     (n, c, hw): (usize, usize, usize),
 ) -> Result<GpuBuffer> {
     let op = "batch_norm2d channel_combine";
@@ -210,9 +168,7 @@ fn combine_runs(
         for i in 0..n {
             let at = (i * c + c0) * hw;
             let ur = owned_range(ctx, u, at, run * hw)?;
-            let vr = vb
-                .map(|(v, _)| owned_range(ctx, v, at, run * hw))
-                .transpose()?;
+            let vr = vb.map(|(v, _)| owned_range(ctx, v, at, run * hw)).transpose()?;
             let pair = vr.as_ref().zip(br.as_ref());
             let y = combine_kernel(ctx, &ur, &ar, pair, &kr, (1, run, hw))?;
             ctx.copy_range((&y, 0), (&out, at), run * hw)?;

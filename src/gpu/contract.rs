@@ -15,12 +15,7 @@ use super::{kernels, GpuBuffer, MODULES};
 use crate::backend::{BinaryOp, ReduceOp, UnaryOp, BINARY_OPCODES, REDUCE_OPCODES, UNARY_OPCODES};
 
 /// A module, its opcode functions, its opcode table, and the variants' codes.
-type OpcodeCheck = (
-    &'static Module,
-    &'static [&'static str],
-    &'static [&'static str],
-    Vec<u32>,
-);
+type OpcodeCheck = (&'static Module, &'static [&'static str], &'static [&'static str], Vec<u32>);
 
 fn module(m: &Module) -> naga::Module {
     let src = m.source();
@@ -72,19 +67,9 @@ fn uniforms_have_the_same_layout_in_rust_and_wgsl() {
         check_layout(k.module, k.uniform, k.uniform_size, (k.fields)());
     }
     // the structs nested in the GEMM's uniform
-    check_layout(
-        &GEMM_WGSL,
-        MatParams::WGSL_NAME,
-        size_of::<MatParams>(),
-        MatParams::fields(),
-    );
+    check_layout(&GEMM_WGSL, MatParams::WGSL_NAME, size_of::<MatParams>(), MatParams::fields());
     let window = size_of::<WindowParams>();
-    check_layout(
-        &GEMM_WGSL,
-        WindowParams::WGSL_NAME,
-        window,
-        WindowParams::fields(),
-    );
+    check_layout(&GEMM_WGSL, WindowParams::WGSL_NAME, window, WindowParams::fields());
 }
 
 /// Every kernel handle names an entry point of its module that binds exactly the handle's
@@ -111,11 +96,11 @@ fn check_kernel(k: &KernelInfo) {
         .iter()
         .position(|e| e.name == k.entry)
         .unwrap_or_else(|| panic!("{what}: no such entry point"));
-    assert_eq!(
-        m.entry_points[index].stage,
-        naga::ShaderStage::Compute,
-        "{what}"
-    );
+    assert_eq!(m.entry_points[index].stage, naga::ShaderStage::Compute, "{what}");
+    for (name, _) in k.constants {
+        let declared = m.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(*name));
+        assert!(declared, "{what}: sets pipeline constant {name}, which the module lacks");
+    }
     let uses = info.get_entry_point(index);
     let mut storage = Vec::new();
     for (h, g) in m.global_variables.iter() {
@@ -143,10 +128,7 @@ fn check_kernel(k: &KernelInfo) {
     }
     let mut declared = k.bindings.to_vec();
     declared.sort_by_key(|b| b.slot());
-    assert_eq!(
-        declared, storage,
-        "{what}: storage bindings (read or written)"
-    );
+    assert_eq!(declared, storage, "{what}: storage bindings (read or written)");
 }
 
 /// Misaligned on purpose (a vec4 array after three u32s): the check above must catch it.
@@ -160,20 +142,12 @@ fn a_layout_mismatch_is_caught() {
             dims: [[u32; 4]; 2],
         }
     }
-    let src = format!(
-        "{}@group(0) @binding(0) var<uniform> p: Skewed;\n",
-        Skewed::wgsl()
-    );
+    let src = format!("{}@group(0) @binding(0) var<uniform> p: Skewed;\n", Skewed::wgsl());
     let m = naga::front::wgsl::parse_str(&src).unwrap();
     let (_, wgsl) = wgsl_layout(&m, "Skewed");
-    let rust: Vec<(String, u32)> = Skewed::fields()
-        .into_iter()
-        .map(|(n, _, _, o)| (n.to_string(), o as u32))
-        .collect();
-    assert_ne!(
-        wgsl, rust,
-        "WGSL aligns the array to 16 bytes, repr(C) to 4"
-    );
+    let rust: Vec<(String, u32)> =
+        Skewed::fields().into_iter().map(|(n, _, _, o)| (n.to_string(), o as u32)).collect();
+    assert_ne!(wgsl, rust, "WGSL aligns the array to 16 bytes, repr(C) to 4");
 }
 
 /// Every case value of the `switch`es in function `func` of `shader`.
@@ -201,9 +175,7 @@ fn switch_cases(shader: &Module, func: &str) -> Vec<Vec<u32>> {
                     walk(accept, out);
                     walk(reject, out);
                 }
-                naga::Statement::Loop {
-                    body, continuing, ..
-                } => {
+                naga::Statement::Loop { body, continuing, .. } => {
                     walk(body, out);
                     walk(continuing, out);
                 }
@@ -230,22 +202,13 @@ fn every_opcode_has_its_shader_case() {
     let checks: [OpcodeCheck; 3] = [
         (&UNARY_WGSL, &["apply"], &UNARY_OPCODES, unary),
         (&BINARY_WGSL, &["apply"], &BINARY_OPCODES, binary),
-        (
-            &REDUCE_WGSL,
-            &["identity", "combine"],
-            &REDUCE_OPCODES,
-            reduce,
-        ),
+        (&REDUCE_WGSL, &["identity", "combine"], &REDUCE_OPCODES, reduce),
     ];
     for (shader, funcs, table, mut codes) in checks {
         // every variant has a code in the table, each its own
         codes.sort();
         let all: Vec<u32> = (0..table.len() as u32).collect();
-        assert_eq!(
-            codes, all,
-            "{}: variants and opcode table differ",
-            shader.name
-        );
+        assert_eq!(codes, all, "{}: variants and opcode table differ", shader.name);
         for func in funcs {
             let mut cases = switch_cases(shader, func);
             assert_eq!(cases.len(), 1, "{}::{func}: one opcode switch", shader.name);
@@ -272,9 +235,15 @@ fn every_pipeline_constant_is_declared_and_set() {
                 shader.name
             );
         }
+        // one without a default is set for every pipeline, or by every kernel of the module
+        let kernels: Vec<_> =
+            kernels().into_iter().filter(|k| k.module.name == shader.name).collect();
         for (name, has_default) in &declared {
+            let by_kernels = |k: &&KernelInfo| k.constants.iter().any(|(n, _)| n == name);
             assert!(
-                *has_default || constants.iter().any(|(n, _)| n == name),
+                *has_default
+                    || constants.iter().any(|(n, _)| n == name)
+                    || (!kernels.is_empty() && kernels.iter().all(by_kernels)),
                 "{}.wgsl: override {name} has no default and Rust does not set it",
                 shader.name
             );
@@ -289,12 +258,7 @@ fn unknown_opcodes_give_nan_on_the_gpu() {
         return;
     };
     let x = ctx.upload(&[1.5, -2.0, 0.0, 3.0], "test").unwrap();
-    let unary = UnaryParams {
-        n: 4,
-        op: UNARY_OPCODES.len() as u32,
-        alpha: 7.0,
-        _pad: 0,
-    };
+    let unary = UnaryParams { n: 4, op: UNARY_OPCODES.len() as u32, alpha: 7.0, _pad: 0 };
     let reduce = ReduceParams {
         outer: 1,
         len: 4,
@@ -323,11 +287,9 @@ fn unknown_opcodes_give_nan_on_the_gpu() {
     ctx.launch(&UNARY, &unary, &[&x, &y4], [1, 1, 1]).unwrap();
     all_nan(&y4, "unary");
     let binary_kernel = &super::elementwise::BINARY;
-    ctx.launch(binary_kernel, &binary, &[&x, &x, &y4], [1, 1, 1])
-        .unwrap();
+    ctx.launch(binary_kernel, &binary, &[&x, &x, &y4], [1, 1, 1]).unwrap();
     all_nan(&y4, "binary");
-    ctx.launch(&SUM_NARROW, &reduce, &[&x, &y1], [1, 1, 1])
-        .unwrap();
+    ctx.launch(&SUM_NARROW, &reduce, &[&x, &y1], [1, 1, 1]).unwrap();
     all_nan(&y1, "sum_narrow");
 }
 

@@ -1,12 +1,13 @@
 //! The convolution family: conv2d forward and both gradients as implicit GEMMs, the GEMM
-//! kernel's convolution entry points (shaders/gemm.wgsl), which gather their operands from the
+//! kernel's convolution modes (shaders/gemm.wgsl, pipeline constant MODE), which gather their operands from the
 //! input and the output gradient as the tiles load, so no column matrix exists on the GPU. Past
 //! one binding they run per run of images, or for an image past a binding in bands of output
 //! rows (`split::bands`).
 
 use super::gemm::{self, Extra, GemmParams, GEMM_BINDINGS, GEMM_WGSL};
+use super::runtime::kernel::kernels;
 use super::runtime::launch::u32_of;
-use super::runtime::{GpuBuffer, Kernel};
+use super::runtime::GpuBuffer;
 use super::split::bands::{by_bands, by_bands_input, by_bands_weight, image_fits};
 use super::split::{by_items, by_items_summed, each_fits, fits, Ctx, Rows};
 use super::window::WindowParams;
@@ -14,26 +15,12 @@ use crate::backend::{ConvSpec, GemmSpec, MatLayout};
 use crate::shape::WindowGeom;
 use crate::Result;
 
-pub(crate) static CONV_FWD: Kernel<GemmParams> =
-    Kernel::new(&GEMM_WGSL, "conv_fwd", "conv2d", GEMM_BINDINGS);
-pub(crate) static CONV_WGRAD: Kernel<GemmParams> = Kernel::new(
-    &GEMM_WGSL,
-    "conv_wgrad",
-    "conv2d_backward_weight",
-    GEMM_BINDINGS,
-);
-pub(crate) static CONV_DGRAD: Kernel<GemmParams> = Kernel::new(
-    &GEMM_WGSL,
-    "conv_dgrad",
-    "conv2d_backward_input",
-    GEMM_BINDINGS,
-);
-pub(crate) static CONV_DGRAD_STRIDED: Kernel<GemmParams> = Kernel::new(
-    &GEMM_WGSL,
-    "conv_dgrad_strided",
-    "conv2d_backward_input",
-    GEMM_BINDINGS,
-);
+kernels! { GEMM_WGSL: GemmParams;
+    CONV_FWD = ("gemm", "conv2d", GEMM_BINDINGS, "MODE" = 1);
+    CONV_WGRAD = ("gemm", "conv2d_backward_weight", GEMM_BINDINGS, "MODE" = 2);
+    CONV_DGRAD = ("gemm", "conv2d_backward_input", GEMM_BINDINGS, "MODE" = 3);
+    CONV_DGRAD_STRIDED = ("gemm", "conv2d_backward_input", GEMM_BINDINGS, "MODE" = 4);
+}
 
 /// A convolution's geometry over a batch of `n` (a run of a split batch).
 pub(crate) fn batch(g: &WindowGeom, n: usize) -> WindowGeom {
@@ -42,12 +29,7 @@ pub(crate) fn batch(g: &WindowGeom, n: usize) -> WindowGeom {
 
 /// `x (n, c, h, w)`, `w`, `bias` -> `(n, d, oh, ow)`, then a ReLU where `relu` is set.
 pub(crate) fn forward(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    w: &GpuBuffer,
-    bias: Option<&GpuBuffer>,
-    s: &ConvSpec,
-    relu: bool,
+    ctx: &Ctx, x: &GpuBuffer, w: &GpuBuffer, bias: Option<&GpuBuffer>, s: &ConvSpec, relu: bool,
 ) -> Result<GpuBuffer> {
     let inputs: Vec<&GpuBuffer> = [x, w].into_iter().chain(bias).collect();
     if fits(ctx, &inputs, &[s.out_len()]) {
@@ -69,10 +51,7 @@ pub(crate) fn forward(
 
 /// The input gradient: `grad (n, d, oh, ow)`, `w` -> `(n, c, h, w)`.
 pub(crate) fn backward_input(
-    ctx: &Ctx,
-    grad: &GpuBuffer,
-    w: &GpuBuffer,
-    s: &ConvSpec,
+    ctx: &Ctx, grad: &GpuBuffer, w: &GpuBuffer, s: &ConvSpec,
 ) -> Result<GpuBuffer> {
     const OP: &str = "conv2d_backward_input";
     let chw = s.g.c * s.g.h * s.g.w;
@@ -93,10 +72,7 @@ pub(crate) fn backward_input(
 
 /// The weight gradient: `x`, `grad (n, d, oh, ow)` -> `(d, c/groups, kh, kw)`.
 pub(crate) fn backward_weight(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    grad: &GpuBuffer,
-    s: &ConvSpec,
+    ctx: &Ctx, x: &GpuBuffer, grad: &GpuBuffer, s: &ConvSpec,
 ) -> Result<GpuBuffer> {
     const OP: &str = "conv2d_backward_weight";
     let len = s.d * s.cgkk();
@@ -108,10 +84,7 @@ pub(crate) fn backward_weight(
             weight_kernel(ctx, xb, gb, &s.with_g(bg))
         });
     }
-    let ins = [
-        Rows::per(x, s.g.c * s.g.h * s.g.w),
-        Rows::per(grad, s.d * s.ohw()),
-    ];
+    let ins = [Rows::per(x, s.g.c * s.g.h * s.g.w), Rows::per(grad, s.d * s.ohw())];
     by_items_summed(ctx, OP, s.g.n, &ins, len, |p, n| {
         weight_kernel(ctx, p[0], p[1], &s.with_g(&batch(&s.g, n)))
     })
@@ -129,23 +102,14 @@ fn conv_window(s: &ConvSpec) -> Result<WindowParams> {
 /// GPU memory holds only the input, the weights, the output and the tiles. The bias and
 /// `relu` run in the epilogue.
 fn forward_kernel(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    w: &GpuBuffer,
-    bias: Option<&GpuBuffer>,
-    relu: bool,
-    s: &ConvSpec,
+    ctx: &Ctx, x: &GpuBuffer, w: &GpuBuffer, bias: Option<&GpuBuffer>, relu: bool, s: &ConvSpec,
 ) -> Result<GpuBuffer> {
     let g = &s.g;
     let mut spec = s.forward_gemm();
     // batch entry (image, group) reads x from its image's group of channels
     spec.b = MatLayout::strided(g.c * g.h * g.w, s.cg() * g.h * g.w, s.ohw(), 1);
-    let extra = Extra {
-        win: conv_window(s)?,
-        images: [0, 0],
-        bias: bias.map(|b| (b, s.dg())),
-        relu,
-    };
+    let extra =
+        Extra { win: conv_window(s)?, images: [0, 0], bias: bias.map(|b| (b, s.dg())), relu };
     gemm::launch(ctx, (w, x), &spec, &CONV_FWD, extra)
 }
 
@@ -193,10 +157,6 @@ fn input_kernel(ctx: &Ctx, gout: &GpuBuffer, w: &GpuBuffer, s: &ConvSpec) -> Res
         Some(t) => (&CONV_DGRAD, conv_window(&t)?),
         None => (&CONV_DGRAD_STRIDED, conv_window(s)?),
     };
-    let extra = Extra {
-        win,
-        images,
-        ..Extra::strided()
-    };
+    let extra = Extra { win, images, ..Extra::strided() };
     gemm::launch(ctx, (w, gout), &spec, entry, extra)
 }

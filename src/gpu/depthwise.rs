@@ -5,10 +5,10 @@
 
 use super::conv::batch;
 use super::reduce::reduce_kernel;
+use super::runtime::kernel::{kernels, Buffer};
 use super::runtime::launch::fit;
 use super::runtime::loops;
-use super::runtime::uniforms::Uniform;
-use super::runtime::{Bind, GpuBuffer, Kernel, Module, WG};
+use super::runtime::{Bind, GpuBuffer, Kernel, WG};
 use super::split::bands::{by_bands, by_bands_input, by_bands_weight, image_fits};
 use super::split::{by_items, by_items_summed, each_fits, Ctx, Rows};
 use super::window::WindowParams;
@@ -16,27 +16,14 @@ use crate::backend::ReduceOp;
 use crate::shape::WindowGeom;
 use crate::Result;
 
-pub(crate) static DEPTHWISE_WGSL: Module = Module::new(
-    "depthwise",
-    include_str!("../../shaders/depthwise.wgsl"),
-    WindowParams::wgsl,
-);
+kernels! { DEPTHWISE_WGSL = ("depthwise", include_str!("../../shaders/depthwise.wgsl"), &[Buffer::read("src"), Buffer::write("dst"), Buffer::read("aux")]): WindowParams;
+    FORWARD = ("dw_fwd", "depthwise_conv2d", GATHER);
+    INPUT_GRAD = ("dw_bwd_input", "depthwise_conv2d_backward_input", GATHER);
+    WEIGHT_GRAD = ("dw_bwd_weight", "depthwise_conv2d_backward_weight", GATHER);
+}
+
 /// `src` at binding 1, the second input (`aux`) at 3, the output at 2.
 const GATHER: &[Bind] = &[Bind::In(1), Bind::In(3), Bind::Out(2)];
-pub(crate) static FORWARD: Kernel<WindowParams> =
-    Kernel::new(&DEPTHWISE_WGSL, "dw_fwd", "depthwise_conv2d", GATHER);
-pub(crate) static INPUT_GRAD: Kernel<WindowParams> = Kernel::new(
-    &DEPTHWISE_WGSL,
-    "dw_bwd_input",
-    "depthwise_conv2d_backward_input",
-    GATHER,
-);
-pub(crate) static WEIGHT_GRAD: Kernel<WindowParams> = Kernel::new(
-    &DEPTHWISE_WGSL,
-    "dw_bwd_weight",
-    "depthwise_conv2d_backward_weight",
-    GATHER,
-);
 
 /// Elements of one image of the input, `c * h * w`, and of the output, `c * mult * oh * ow`.
 fn image_lens(g: &WindowGeom, mult: usize) -> (usize, usize) {
@@ -45,25 +32,14 @@ fn image_lens(g: &WindowGeom, mult: usize) -> (usize, usize) {
 
 /// `x (n, c, h, w)`, `w (c*mult, 1, kh, kw)` -> `(n, c*mult, oh, ow)`.
 pub(crate) fn forward(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    w: &GpuBuffer,
-    g: &WindowGeom,
-    mult: usize,
+    ctx: &Ctx, x: &GpuBuffer, w: &GpuBuffer, g: &WindowGeom, mult: usize,
 ) -> Result<GpuBuffer> {
     let op = FORWARD.info.op;
     let (chw, out) = image_lens(g, mult);
     if !image_fits(ctx, g, g.c * mult) {
         each_fits(ctx, op, &[w.len])?;
         return by_bands(ctx, op, x, g, g.c * mult, |xb, bg| {
-            gather(
-                ctx,
-                &FORWARD,
-                (xb, w),
-                bg,
-                mult,
-                (image_lens(bg, mult).1, bg.kh),
-            )
+            gather(ctx, &FORWARD, (xb, w), bg, mult, (image_lens(bg, mult).1, bg.kh))
         });
     }
     let ins = [Rows::per(x, chw), Rows::whole(w)];
@@ -75,47 +51,25 @@ pub(crate) fn forward(
 /// The input gradient: `grad (n, c*mult, oh, ow)`, `w` -> `(n, c, h, w)`, each element summing
 /// over (m, kh, kw) in that order.
 pub(crate) fn backward_input(
-    ctx: &Ctx,
-    grad: &GpuBuffer,
-    w: &GpuBuffer,
-    g: &WindowGeom,
-    mult: usize,
+    ctx: &Ctx, grad: &GpuBuffer, w: &GpuBuffer, g: &WindowGeom, mult: usize,
 ) -> Result<GpuBuffer> {
     let op = INPUT_GRAD.info.op;
     let (chw, out) = image_lens(g, mult);
     if !image_fits(ctx, g, g.c * mult) {
         each_fits(ctx, op, &[w.len])?;
         return by_bands_input(ctx, op, grad, g, g.c * mult, |gb, bg| {
-            gather(
-                ctx,
-                &INPUT_GRAD,
-                (gb, w),
-                bg,
-                mult,
-                (image_lens(bg, mult).0, mult * bg.kh),
-            )
+            gather(ctx, &INPUT_GRAD, (gb, w), bg, mult, (image_lens(bg, mult).0, mult * bg.kh))
         });
     }
     let ins = [Rows::per(grad, out), Rows::whole(w)];
     by_items(ctx, op, g.n, &ins, chw, |p, n| {
-        gather(
-            ctx,
-            &INPUT_GRAD,
-            (p[0], p[1]),
-            &batch(g, n),
-            mult,
-            (chw, mult * g.kh),
-        )
+        gather(ctx, &INPUT_GRAD, (p[0], p[1]), &batch(g, n), mult, (chw, mult * g.kh))
     })
 }
 
 /// The weight gradient: `x`, `grad (n, c*mult, oh, ow)` -> `(c*mult, 1, kh, kw)`.
 pub(crate) fn backward_weight(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    grad: &GpuBuffer,
-    g: &WindowGeom,
-    mult: usize,
+    ctx: &Ctx, x: &GpuBuffer, grad: &GpuBuffer, g: &WindowGeom, mult: usize,
 ) -> Result<GpuBuffer> {
     let (op, len) = (WEIGHT_GRAD.info.op, mult * g.c * g.kh * g.kw);
     if !image_fits(ctx, g, g.c * mult) {
@@ -133,12 +87,8 @@ pub(crate) fn backward_weight(
 /// A depthwise gather of `per_image` outputs per image, in passes over the `rows` of its outer
 /// loop: the forward's are kh, the input gradient's (m, kh).
 fn gather(
-    ctx: &Ctx,
-    k: &Kernel<WindowParams>,
-    (src, aux): (&GpuBuffer, &GpuBuffer),
-    g: &WindowGeom,
-    mult: usize,
-    (per_image, rows): (usize, usize),
+    ctx: &Ctx, k: &Kernel<WindowParams>, (src, aux): (&GpuBuffer, &GpuBuffer), g: &WindowGeom,
+    mult: usize, (per_image, rows): (usize, usize),
 ) -> Result<GpuBuffer> {
     let op = k.info.op;
     let total = g.n * per_image;
@@ -151,11 +101,7 @@ fn gather(
 /// The weight gradient within one binding: one workgroup per weight and chunk of windows,
 /// then the chunks summed in order.
 fn weight_kernel(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    grad: &GpuBuffer,
-    g: &WindowGeom,
-    mult: usize,
+    ctx: &Ctx, x: &GpuBuffer, grad: &GpuBuffer, g: &WindowGeom, mult: usize,
 ) -> Result<GpuBuffer> {
     let op = WEIGHT_GRAD.info.op;
     let weights = g.c * mult * g.kh * g.kw;

@@ -2,13 +2,27 @@
 //! (binary.wgsl) and the strided copy (copy.wgsl), each split past one binding by flat runs or
 //! by its strided view.
 
+use super::runtime::kernel::{kernels, Buffer};
 use super::runtime::launch::u32_of;
-use super::runtime::uniforms::{uniform, Uniform};
-use super::runtime::{Bind, GpuBuffer, Kernel, Module};
+use super::runtime::uniforms::uniform;
+use super::runtime::{Bind, GpuBuffer};
 use super::split::strided::{split_strided, View};
 use super::split::{by_items, fits, Ctx, Rows};
 use crate::backend::{BinaryOp, BroadcastSpec, StridedSpec, UnaryOp, MAX_RANK};
 use crate::{Error, Result};
+
+kernels! { UNARY_WGSL = ("unary", include_str!("../../shaders/unary.wgsl"), XY): UnaryParams;
+    UNARY = ("unary", "unary", Bind::MAP);
+    FILL = ("fill", "full", &[Bind::Out(2)]);
+}
+
+kernels! { BINARY_WGSL = ("binary", include_str!("../../shaders/binary.wgsl"), &[Buffer::read("a"), Buffer::read("b"), Buffer::write("y")]): BinaryParams;
+    BINARY = ("binary", "binary", &[Bind::In(1), Bind::In(2), Bind::Out(3)]);
+}
+
+kernels! { COPY_WGSL = ("copy", include_str!("../../shaders/copy.wgsl"), XY): CopyParams;
+    COPY = ("copy_strided", "copy", Bind::MAP);
+}
 
 uniform! {
     UnaryParams as "Params" {
@@ -44,40 +58,11 @@ uniform! {
     }
 }
 
-pub(crate) static UNARY_WGSL: Module = Module::new(
-    "unary",
-    include_str!("../../shaders/unary.wgsl"),
-    UnaryParams::wgsl,
-);
-pub(crate) static BINARY_WGSL: Module = Module::new(
-    "binary",
-    include_str!("../../shaders/binary.wgsl"),
-    BinaryParams::wgsl,
-);
-pub(crate) static COPY_WGSL: Module = Module::new(
-    "copy",
-    include_str!("../../shaders/copy.wgsl"),
-    CopyParams::wgsl,
-);
-
-const MAP: &[Bind] = &[Bind::In(1), Bind::Out(2)];
-pub(crate) static UNARY: Kernel<UnaryParams> = Kernel::new(&UNARY_WGSL, "unary", "unary", MAP);
-pub(crate) static FILL: Kernel<UnaryParams> =
-    Kernel::new(&UNARY_WGSL, "fill", "full", &[Bind::Out(2)]);
-pub(crate) static BINARY: Kernel<BinaryParams> = Kernel::new(
-    &BINARY_WGSL,
-    "binary",
-    "binary",
-    &[Bind::In(1), Bind::In(2), Bind::Out(3)],
-);
-pub(crate) static COPY: Kernel<CopyParams> = Kernel::new(&COPY_WGSL, "copy_strided", "copy", MAP);
+const XY: &[Buffer] = &[Buffer::read("x"), Buffer::write("y")];
 
 fn check_rank(op: &'static str, rank: usize) -> Result<()> {
     if rank > MAX_RANK {
-        return Err(Error::Invalid {
-            op,
-            msg: format!("rank {rank} exceeds {MAX_RANK}"),
-        });
+        return Err(Error::Invalid { op, msg: format!("rank {rank} exceeds {MAX_RANK}") });
     }
     Ok(())
 }
@@ -108,23 +93,14 @@ fn pack_signed(v: &[isize]) -> Result<[[u32; 4]; 2]> {
 pub(crate) fn unary(ctx: &Ctx, x: &GpuBuffer, n: usize, op: UnaryOp) -> Result<GpuBuffer> {
     by_items(ctx, "unary", n, &[Rows::per(x, 1)], 1, |p, n| {
         let (code, alpha) = op.code();
-        let params = UnaryParams {
-            n: u32_of(n, "unary")?,
-            op: code,
-            alpha,
-            _pad: 0,
-        };
+        let params = UnaryParams { n: u32_of(n, "unary")?, op: code, alpha, _pad: 0 };
         ctx.map(&UNARY, &params, p, n)
     })
 }
 
 /// `out[idx] = op(a[idx . a_strides], b[idx . b_strides])` over `spec.out`.
 pub(crate) fn binary(
-    ctx: &Ctx,
-    a: &GpuBuffer,
-    b: &GpuBuffer,
-    op: BinaryOp,
-    spec: &BroadcastSpec,
+    ctx: &Ctx, a: &GpuBuffer, b: &GpuBuffer, op: BinaryOp, spec: &BroadcastSpec,
 ) -> Result<GpuBuffer> {
     if fits(ctx, &[a, b], &[spec.len()]) {
         return binary_kernel(ctx, a, b, op, spec);
@@ -147,11 +123,7 @@ pub(crate) fn binary(
 }
 
 fn binary_kernel(
-    ctx: &Ctx,
-    a: &GpuBuffer,
-    b: &GpuBuffer,
-    op: BinaryOp,
-    spec: &BroadcastSpec,
+    ctx: &Ctx, a: &GpuBuffer, b: &GpuBuffer, op: BinaryOp, spec: &BroadcastSpec,
 ) -> Result<GpuBuffer> {
     check_rank("binary", spec.out.len())?;
     let (code, alpha) = op.code();
@@ -176,17 +148,9 @@ pub(crate) fn copy(ctx: &Ctx, x: &GpuBuffer, spec: &StridedSpec) -> Result<GpuBu
     if fits(ctx, &[x], &[len]) {
         return copy_kernel(ctx, x, spec);
     }
-    let views = [View {
-        buf: x,
-        strides: spec.strides.clone(),
-        offset: spec.offset,
-    }];
+    let views = [View { buf: x, strides: spec.strides.clone(), offset: spec.offset }];
     split_strided(ctx, "copy", &spec.out, &views, |p, (out, st)| {
-        let piece = StridedSpec {
-            out: out.to_vec(),
-            strides: st[0].0.clone(),
-            offset: st[0].1,
-        };
+        let piece = StridedSpec { out: out.to_vec(), strides: st[0].0.clone(), offset: st[0].1 };
         copy_kernel(ctx, p[0], &piece)
     })
 }
@@ -209,12 +173,7 @@ fn copy_kernel(ctx: &Ctx, x: &GpuBuffer, spec: &StridedSpec) -> Result<GpuBuffer
 pub(crate) fn full(ctx: &Ctx, n: usize, value: f32) -> Result<GpuBuffer> {
     let out = ctx.alloc_any(n, "full")?;
     for (part, _) in out.pieces() {
-        let p = UnaryParams {
-            n: u32_of(part.len, "full")?,
-            op: 0,
-            alpha: value,
-            _pad: 0,
-        };
+        let p = UnaryParams { n: u32_of(part.len, "full")?, op: 0, alpha: value, _pad: 0 };
         ctx.launch(&FILL, &p, &[part], ctx.threads("full", part.len)?)?;
     }
     Ok(out)
@@ -222,10 +181,6 @@ pub(crate) fn full(ctx: &Ctx, n: usize, value: f32) -> Result<GpuBuffer> {
 
 /// `a + b`, elementwise over `len` elements, split where they are past one binding.
 pub(crate) fn add_same(ctx: &Ctx, a: &GpuBuffer, b: &GpuBuffer, len: usize) -> Result<GpuBuffer> {
-    let spec = BroadcastSpec {
-        out: vec![len],
-        a_strides: vec![1],
-        b_strides: vec![1],
-    };
+    let spec = BroadcastSpec { out: vec![len], a_strides: vec![1], b_strides: vec![1] };
     binary(ctx, a, b, BinaryOp::Add, &spec)
 }

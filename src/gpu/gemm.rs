@@ -6,14 +6,19 @@
 
 use bytemuck::Zeroable;
 
+use super::runtime::kernel::{kernels, Buffer};
 use super::runtime::launch::u32_of;
 use super::runtime::loops;
 use super::runtime::uniforms::{uniform, Uniform, WgslType};
-use super::runtime::{Bind, GpuBuffer, Kernel, Module};
+use super::runtime::{Bind, GpuBuffer, Kernel};
 use super::split::{fits, gather_range, resolve, too_large, Ctx, Partials};
 use super::window::WindowParams;
 use crate::backend::{GemmSpec, MatLayout};
 use crate::{Error, Result};
+
+kernels! { GEMM_WGSL = ("gemm", include_str!("../../shaders/gemm.wgsl"), BUFFERS, gemm_uniforms): GemmParams;
+    GEMM = ("gemm", "matmul", GEMM_BINDINGS, "MODE" = 0);
+}
 
 uniform! {
     /// One operand's `MatLayout` as the shader reads it.
@@ -76,16 +81,12 @@ fn gemm_uniforms() -> String {
     MatParams::wgsl() + &WindowParams::wgsl() + &GemmParams::wgsl()
 }
 
-pub(crate) static GEMM_WGSL: Module = Module::new(
-    "gemm",
-    include_str!("../../shaders/gemm.wgsl"),
-    gemm_uniforms,
-);
-
 /// A, B, C (written) and the bias (A again where there is none).
 pub(crate) const GEMM_BINDINGS: &[Bind] = &[Bind::In(1), Bind::In(2), Bind::Out(3), Bind::In(4)];
-pub(crate) static GEMM: Kernel<GemmParams> =
-    Kernel::new(&GEMM_WGSL, "gemm", "matmul", GEMM_BINDINGS);
+
+/// A, B, C, and the epilogue's per-row bias (any read-only buffer where unused).
+const BUFFERS: &[Buffer] =
+    &[Buffer::read("A"), Buffer::read("B"), Buffer::write("C"), Buffer::read("bias")];
 
 /// What an entry point reads beyond the operands' strides, and the epilogue.
 #[derive(Clone, Copy)]
@@ -101,12 +102,7 @@ pub(crate) struct Extra<'a> {
 
 impl Extra<'_> {
     pub(crate) fn strided() -> Self {
-        Extra {
-            win: WindowParams::zeroed(),
-            images: [0, 0],
-            bias: None,
-            relu: false,
-        }
+        Extra { win: WindowParams::zeroed(), images: [0, 0], bias: None, relu: false }
     }
 }
 
@@ -114,10 +110,7 @@ impl Extra<'_> {
 /// budget, each later K range resuming from C (bit-identical to one dispatch). `k` is the
 /// plain GEMM or one of the convolution entry points, all of which share GEMM_BINDINGS.
 pub(crate) fn launch(
-    ctx: &Ctx,
-    (a, b): (&GpuBuffer, &GpuBuffer),
-    s: &GemmSpec,
-    k: &Kernel<GemmParams>,
+    ctx: &Ctx, (a, b): (&GpuBuffer, &GpuBuffer), s: &GemmSpec, k: &Kernel<GemmParams>,
     extra: Extra<'_>,
 ) -> Result<GpuBuffer> {
     let op = k.info.op;
@@ -127,11 +120,7 @@ pub(crate) fn launch(
     let (bm, bn) = tiles.tile();
     let max = limits.max_workgroups_per_dimension as usize;
     let kc = loops::gemm_k_chunk(ctx.cap(), &tiles);
-    let k_starts: Vec<usize> = if s.k == 0 {
-        vec![0]
-    } else {
-        (0..s.k).step_by(kc).collect()
-    };
+    let k_starts: Vec<usize> = if s.k == 0 { vec![0] } else { (0..s.k).step_by(kc).collect() };
     let epilogue = extra.bias.is_some() as u32 | (extra.relu as u32) << 1;
     // without a bias, binding 4 is A again (read-only both times)
     let bias = extra.bias.map_or(a, |(b, _)| b);
@@ -163,11 +152,8 @@ pub(crate) fn launch(
                         c: MatParams::new(&s.c)?,
                         win: extra.win,
                     };
-                    let groups = [
-                        cols.div_ceil(bn) as u32,
-                        rows.div_ceil(bm) as u32,
-                        batches as u32,
-                    ];
+                    let groups =
+                        [cols.div_ceil(bn) as u32, rows.div_ceil(bm) as u32, batches as u32];
                     ctx.launch_tiled(k, tiles, &p, &[a, b, &c, bias], groups)?;
                 }
             }
@@ -215,24 +201,15 @@ pub(crate) fn gemm(ctx: &Ctx, a: &GpuBuffer, b: &GpuBuffer, s: &GemmSpec) -> Res
 /// One block of C, `(nb, m, n)` row-major: batches `b0..`, rows `i0..`, columns `j0..`, its K
 /// ranges of `kk` summed in order.
 fn gemm_block(
-    ctx: &Ctx,
-    (a, b): (&GpuBuffer, &GpuBuffer),
-    s: &GemmSpec,
-    (b0, nb): (usize, usize),
-    (i0, m): (usize, usize),
-    (j0, n): (usize, usize),
-    kk: usize,
+    ctx: &Ctx, (a, b): (&GpuBuffer, &GpuBuffer), s: &GemmSpec, (b0, nb): (usize, usize),
+    (i0, m): (usize, usize), (j0, n): (usize, usize), kk: usize,
 ) -> Result<GpuBuffer> {
     // where a layout's sub-block starts, and how many elements it spans
     let range = |l: &MatLayout, r0: usize, c0: usize, r: usize, cc: usize| {
         let at = l.base(b0, s.batch_inner) + r0 * l.row_stride + c0 * l.col_stride;
         (at, (nb - 1) * l.batch_outer_stride + span(l, r, cc))
     };
-    let local = |l: &MatLayout| MatLayout {
-        offset: 0,
-        batch_inner_stride: 0,
-        ..*l
-    };
+    let local = |l: &MatLayout| MatLayout { offset: 0, batch_inner_stride: 0, ..*l };
     if s.k == 0 {
         return Err(Error::Gpu("matmul: a block without a K range".into()));
     }
@@ -241,10 +218,7 @@ fn gemm_block(
         let k = kk.min(s.k - k0);
         let (a_at, a_len) = range(&s.a, i0, k0, m, k);
         let (b_at, b_len) = range(&s.b, k0, j0, k, n);
-        let got = [
-            gather_range(ctx, a, a_at, a_len)?,
-            gather_range(ctx, b, b_at, b_len)?,
-        ];
+        let got = [gather_range(ctx, a, a_at, a_len)?, gather_range(ctx, b, b_at, b_len)?];
         let p = resolve([a, b].into_iter(), &got);
         let piece = GemmSpec {
             batch: nb,
@@ -299,10 +273,7 @@ fn gemm_blocks(s: &GemmSpec, max: usize) -> (usize, usize, usize, usize) {
     let mut bb = 1;
     if (mi, nj, kk) == (s.m, s.n, s.k) && s.batch_inner == 1 {
         let fit = |l: &MatLayout, sp: usize| {
-            (max - sp)
-                .checked_div(l.batch_outer_stride)
-                .unwrap_or(s.batch)
-                + 1
+            (max - sp).checked_div(l.batch_outer_stride).unwrap_or(s.batch) + 1
         };
         bb = fit(&s.a, span(&s.a, mi, kk))
             .min(fit(&s.b, span(&s.b, kk, nj)))

@@ -150,12 +150,7 @@ impl Backend for GpuBackend {
         elementwise::binary(&self.ctx, a, b, op, spec)
     }
     fn reduce_axis(
-        &self,
-        x: &S,
-        outer: usize,
-        len: usize,
-        inner: usize,
-        op: ReduceOp,
+        &self, x: &S, outer: usize, len: usize, inner: usize, op: ReduceOp,
     ) -> Result<S> {
         reduce::reduce(&self.ctx, x, (outer, len, inner), op)
     }
@@ -184,20 +179,12 @@ impl Backend for GpuBackend {
         depthwise::forward(&self.ctx, x, w, g, mult)
     }
     fn depthwise_conv2d_backward_input(
-        &self,
-        grad: &S,
-        w: &S,
-        g: &WindowGeom,
-        mult: usize,
+        &self, grad: &S, w: &S, g: &WindowGeom, mult: usize,
     ) -> Result<S> {
         depthwise::backward_input(&self.ctx, grad, w, g, mult)
     }
     fn depthwise_conv2d_backward_weight(
-        &self,
-        x: &S,
-        grad: &S,
-        g: &WindowGeom,
-        mult: usize,
+        &self, x: &S, grad: &S, g: &WindowGeom, mult: usize,
     ) -> Result<S> {
         depthwise::backward_weight(&self.ctx, x, grad, g, mult)
     }
@@ -223,30 +210,17 @@ impl Backend for GpuBackend {
         pool::adaptive_max_pool(&self.ctx, x, dims, out)
     }
     fn adaptive_max_pool2d_backward(
-        &self,
-        grad: &S,
-        indices: &S,
-        dims: Dims,
-        out: (usize, usize),
+        &self, grad: &S, indices: &S, dims: Dims, out: (usize, usize),
     ) -> Result<S> {
         pool::adaptive_max_pool_backward(&self.ctx, grad, indices, dims, out)
     }
     fn channel_dot(
-        &self,
-        x: &S,
-        mean: &S,
-        g: Option<&S>,
-        dims: (usize, usize, usize),
+        &self, x: &S, mean: &S, g: Option<&S>, dims: (usize, usize, usize),
     ) -> Result<S> {
         channel::dot(&self.ctx, x, mean, g, dims)
     }
     fn channel_combine(
-        &self,
-        u: &S,
-        a: &S,
-        vb: Option<(&S, &S)>,
-        k: &S,
-        dims: (usize, usize, usize),
+        &self, u: &S, a: &S, vb: Option<(&S, &S)>, k: &S, dims: (usize, usize, usize),
     ) -> Result<S> {
         // adapters with fewer storage buffers per stage take the composed default
         if self.ctx.limits().max_storage_buffers_per_shader_stage < channel::COMBINE_BUFFERS {

@@ -4,23 +4,24 @@
 
 use bytemuck::Zeroable;
 
-use super::runtime::launch::{fit, u32_of, RowPasses};
+use super::runtime::kernel::{kernels, Buffer};
+use super::runtime::launch::{fit, fit_each, row_passes, u32_of};
 use super::runtime::loops;
-use super::runtime::uniforms::{uniform, Uniform};
-use super::runtime::{Bind, GpuBuffer, Kernel, Module};
+use super::runtime::uniforms::uniform;
+use super::runtime::{Bind, GpuBuffer};
 use super::split::{by_items, Ctx, Rows};
 use crate::backend::{PadGeom, PadKind};
 use crate::Result;
 
+kernels! { PAD_WGSL = ("pad", include_str!("../../shaders/pad.wgsl"), Buffer::SRC_DST): PadParams;
+    PAD_FWD = ("pad_fwd", "pad", Bind::MAP);
+    PAD_BWD = ("pad_bwd", "pad", Bind::MAP);
+}
+
 uniform! {
     PadParams as "PadParams" {
-        planes: u32,
-        h: u32,
-        w: u32,
-        oh: u32,
-        ow: u32,
-        top: i32,
-        left: i32,
+        planes: u32, h: u32, w: u32, oh: u32, ow: u32,
+        top: i32, left: i32,
         /// `PadKind` as its code
         kind: u32,
         value: f32,
@@ -31,20 +32,7 @@ uniform! {
     }
 }
 
-impl RowPasses for PadParams {
-    fn set_rows(&mut self, (r0, r1): (u32, u32)) {
-        (self.r0, self.r1) = (r0, r1);
-    }
-}
-
-pub(crate) static PAD_WGSL: Module = Module::new(
-    "pad",
-    include_str!("../../shaders/pad.wgsl"),
-    PadParams::wgsl,
-);
-const MAP: &[Bind] = &[Bind::In(1), Bind::Out(2)];
-pub(crate) static PAD_FWD: Kernel<PadParams> = Kernel::new(&PAD_WGSL, "pad_fwd", "pad", MAP);
-pub(crate) static PAD_BWD: Kernel<PadParams> = Kernel::new(&PAD_WGSL, "pad_bwd", "pad", MAP);
+row_passes!(PadParams);
 
 /// A signed width for the shaders' i32 arithmetic.
 fn signed(v: isize) -> Result<i32> {
@@ -55,15 +43,7 @@ fn signed(v: isize) -> Result<i32> {
 impl PadParams {
     fn new(g: &PadGeom, total: usize) -> Result<Self> {
         let mut p = PadParams::zeroed();
-        for (field, v) in [
-            (&mut p.planes, g.planes),
-            (&mut p.h, g.h),
-            (&mut p.w, g.w),
-            (&mut p.oh, g.oh),
-            (&mut p.ow, g.ow),
-        ] {
-            *field = fit(v, "pad")?;
-        }
+        [p.planes, p.h, p.w, p.oh, p.ow] = fit_each([g.planes, g.h, g.w, g.oh, g.ow], "pad")?;
         // sums like `i + top + 1` stay in i32
         fit(g.h + g.top.unsigned_abs() + 1, "pad")?;
         fit(g.w + g.left.unsigned_abs() + 1, "pad")?;
@@ -105,16 +85,9 @@ pub(crate) fn backward(ctx: &Ctx, grad: &GpuBuffer, g: &PadGeom) -> Result<GpuBu
     let inner = readers_per_input(g.w, g.ow, g.kind) + 3;
     let passes = loops::row_passes("pad", rows, inner, 3, ctx.cap())?;
     let ins = [Rows::per(grad, g.oh * g.ow)];
-    by_items(
-        ctx,
-        "pad_backward",
-        g.planes,
-        &ins,
-        g.h * g.w,
-        |p, planes| {
-            let total = planes * g.h * g.w;
-            let params = PadParams::new(&PadGeom { planes, ..*g }, total)?;
-            ctx.map_passes(&PAD_BWD, params, p, total, &passes)
-        },
-    )
+    by_items(ctx, "pad_backward", g.planes, &ins, g.h * g.w, |p, planes| {
+        let total = planes * g.h * g.w;
+        let params = PadParams::new(&PadGeom { planes, ..*g }, total)?;
+        ctx.map_passes(&PAD_BWD, params, p, total, &passes)
+    })
 }

@@ -3,9 +3,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::runtime::uniforms::{uniform, Uniform};
-use super::runtime::{Bind, GpuContext, Kernel, Module, WG};
+use super::runtime::kernel::{kernels, Buffer};
+use super::runtime::uniforms::uniform;
+use super::runtime::{Bind, GpuContext, WG};
 use crate::Result;
+
+kernels! { PEAK_WGSL = ("peak", include_str!("../../shaders/peak.wgsl"), &[Buffer::write("dst")]): PeakParams;
+    FMA_PEAK = ("fma_peak", "bench --peak", &[Bind::Out(1)]);
+}
 
 uniform! {
     PeakParams as "Params" {
@@ -15,14 +20,6 @@ uniform! {
         _pad2: u32,
     }
 }
-
-pub(crate) static PEAK_WGSL: Module = Module::new(
-    "peak",
-    include_str!("../../shaders/peak.wgsl"),
-    PeakParams::wgsl,
-);
-pub(crate) static FMA_PEAK: Kernel<PeakParams> =
-    Kernel::new(&PEAK_WGSL, "fma_peak", "bench --peak", &[Bind::Out(1)]);
 
 /// FMA rounds per invocation (well inside the loop budget), and FLOPs of one round: 8 vec4
 /// chains of one multiply and one add per lane.
@@ -36,10 +33,7 @@ pub(crate) fn fma_peak_gflops(ctx: &Arc<GpuContext>, min_time: Duration) -> Resu
     let trips = TRIPS.min(ctx.cap() as u32);
     let threads = GROUPS as usize * WG;
     let out = ctx.alloc(threads, "bench --peak")?;
-    let p = PeakParams {
-        trips,
-        ..bytemuck::Zeroable::zeroed()
-    };
+    let p = PeakParams { trips, ..bytemuck::Zeroable::zeroed() };
     let run = |dispatches: usize| -> Result<f64> {
         let t0 = Instant::now();
         for _ in 0..dispatches {

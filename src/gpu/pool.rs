@@ -3,49 +3,34 @@
 //! loop budget. Planes are independent, so past one binding every pooling op runs by runs of
 //! planes (one image past a binding still splits).
 
+use super::runtime::kernel::{kernels, Buffer};
 use super::runtime::loops;
-use super::runtime::uniforms::Uniform;
-use super::runtime::{Bind, GpuBuffer, Kernel, Module};
+use super::runtime::{Bind, GpuBuffer, Kernel};
 use super::split::{by_items, by_items2, Ctx, Rows};
 use super::window::WindowParams;
 use crate::backend::AvgPoolOpts;
 use crate::shape::WindowGeom;
 use crate::{Error, Result};
 
-pub(crate) static POOL_WGSL: Module = Module::new(
-    "pool",
-    include_str!("../../shaders/pool.wgsl"),
-    WindowParams::wgsl,
-);
-const MAP: &[Bind] = &[Bind::In(1), Bind::Out(2)];
+kernels! { POOL_WGSL = ("pool", include_str!("../../shaders/pool.wgsl"), BUFFERS): WindowParams;
+    MAX_FWD = ("max_fwd", "max_pool2d", ARGMAX);
+    MAX_BWD = ("max_bwd", "max_pool2d", ARGMAX_BACK);
+    AVG_FWD = ("avg_fwd", "avg_pool2d", Bind::MAP);
+    AVG_BWD = ("avg_bwd", "avg_pool2d", Bind::MAP);
+    ADAPTIVE_FWD = ("adaptive_fwd", "adaptive_avg_pool2d", Bind::MAP);
+    ADAPTIVE_BWD = ("adaptive_bwd", "adaptive_avg_pool2d", Bind::MAP);
+    ADAPTIVE_MAX_FWD = ("adaptive_max_fwd", "adaptive_max_pool2d", ARGMAX);
+    ADAPTIVE_MAX_BWD = ("adaptive_max_bwd", "adaptive_max_pool2d", ARGMAX_BACK);
+}
+
 /// The input, then the maxima and their indices.
 const ARGMAX: &[Bind] = &[Bind::In(1), Bind::Out(2), Bind::Out(3)];
 /// The output gradient and the indices, then the input gradient.
 const ARGMAX_BACK: &[Bind] = &[Bind::In(1), Bind::In(3), Bind::Out(2)];
-pub(crate) static MAX_FWD: Kernel<WindowParams> =
-    Kernel::new(&POOL_WGSL, "max_fwd", "max_pool2d", ARGMAX);
-pub(crate) static MAX_BWD: Kernel<WindowParams> =
-    Kernel::new(&POOL_WGSL, "max_bwd", "max_pool2d", ARGMAX_BACK);
-pub(crate) static AVG_FWD: Kernel<WindowParams> =
-    Kernel::new(&POOL_WGSL, "avg_fwd", "avg_pool2d", MAP);
-pub(crate) static AVG_BWD: Kernel<WindowParams> =
-    Kernel::new(&POOL_WGSL, "avg_bwd", "avg_pool2d", MAP);
-pub(crate) static ADAPTIVE_FWD: Kernel<WindowParams> =
-    Kernel::new(&POOL_WGSL, "adaptive_fwd", "adaptive_avg_pool2d", MAP);
-pub(crate) static ADAPTIVE_BWD: Kernel<WindowParams> =
-    Kernel::new(&POOL_WGSL, "adaptive_bwd", "adaptive_avg_pool2d", MAP);
-pub(crate) static ADAPTIVE_MAX_FWD: Kernel<WindowParams> = Kernel::new(
-    &POOL_WGSL,
-    "adaptive_max_fwd",
-    "adaptive_max_pool2d",
-    ARGMAX,
-);
-pub(crate) static ADAPTIVE_MAX_BWD: Kernel<WindowParams> = Kernel::new(
-    &POOL_WGSL,
-    "adaptive_max_bwd",
-    "adaptive_max_pool2d",
-    ARGMAX_BACK,
-);
+
+/// The source, the output, and max pooling's flat `h*w` argmax per output (as f32): written
+/// forward, read backward.
+const BUFFERS: &[Buffer] = &[Buffer::read("src"), Buffer::write("dst"), Buffer::write("aux")];
 
 /// `(n, c, h, w)` of an adaptive pool's input.
 type Dims = (usize, usize, usize, usize);
@@ -61,22 +46,16 @@ struct Launch {
 /// Runs `k` in passes over its outer loop (`r_end` the loop's length) on `inputs`, into `N`
 /// new outputs.
 fn passes<const N: usize>(
-    ctx: &Ctx,
-    k: &Kernel<WindowParams>,
-    mut l: Launch,
-    inputs: &[&GpuBuffer],
+    ctx: &Ctx, k: &Kernel<WindowParams>, mut l: Launch, inputs: &[&GpuBuffer],
 ) -> Result<[GpuBuffer; N]> {
     let op = k.info.op;
     let passes = loops::row_passes(op, l.loops.0, l.loops.1, 0, ctx.cap())?;
     l.params.r_end = passes.last().map_or(0, |&(_, r1)| r1);
-    let outs = (0..N)
-        .map(|_| ctx.alloc(l.total, op))
-        .collect::<Result<Vec<_>>>()?;
+    let outs = (0..N).map(|_| ctx.alloc(l.total, op)).collect::<Result<Vec<_>>>()?;
     let mut bufs = inputs.to_vec();
     bufs.extend(outs.iter());
     ctx.launch_passes(k, l.params, &bufs, l.total, &passes)?;
-    outs.try_into()
-        .map_err(|_| Error::Gpu(format!("{op}: an output went missing")))
+    outs.try_into().map_err(|_| Error::Gpu(format!("{op}: an output went missing")))
 }
 
 /// A window op's geometry over `k` planes of one channel each.
@@ -91,11 +70,7 @@ pub(crate) fn max_pool(ctx: &Ctx, x: &GpuBuffer, g: &WindowGeom) -> Result<(GpuB
         let g = planes(g, n);
         let total = n * g.oh * g.ow;
         let params = WindowParams::new(&g, total, "max_pool2d")?;
-        let l = Launch {
-            params,
-            loops: (g.kh, g.kw),
-            total,
-        };
+        let l = Launch { params, loops: (g.kh, g.kw), total };
         let [y, idx] = passes(ctx, &MAX_FWD, l, p)?;
         Ok((y, idx))
     })
@@ -103,10 +78,7 @@ pub(crate) fn max_pool(ctx: &Ctx, x: &GpuBuffer, g: &WindowGeom) -> Result<(GpuB
 
 /// `grad (n, c, oh, ow), indices -> (n, c, h, w)`, in passes over kh.
 pub(crate) fn max_pool_backward(
-    ctx: &Ctx,
-    grad: &GpuBuffer,
-    indices: &GpuBuffer,
-    g: &WindowGeom,
+    ctx: &Ctx, grad: &GpuBuffer, indices: &GpuBuffer, g: &WindowGeom,
 ) -> Result<GpuBuffer> {
     let (op, o) = ("max_pool2d_backward", g.oh * g.ow);
     let ins = [Rows::per(grad, o), Rows::per(indices, o)];
@@ -114,11 +86,7 @@ pub(crate) fn max_pool_backward(
         let g = planes(g, n);
         let total = n * g.h * g.w;
         let params = WindowParams::new(&g, total, "max_pool2d")?;
-        let l = Launch {
-            params,
-            loops: (g.kh, g.kw),
-            total,
-        };
+        let l = Launch { params, loops: (g.kh, g.kw), total };
         let [dx] = passes(ctx, &MAX_BWD, l, p)?;
         Ok(dx)
     })
@@ -127,11 +95,7 @@ pub(crate) fn max_pool_backward(
 /// Average pooling forward (`(n, c, h, w) -> (n, c, oh, ow)` window means) or backward
 /// (`grad (n, c, oh, ow) -> (n, c, h, w)`).
 pub(crate) fn avg_pool(
-    ctx: &Ctx,
-    backward: bool,
-    src: &GpuBuffer,
-    g: &WindowGeom,
-    opts: AvgPoolOpts,
+    ctx: &Ctx, backward: bool, src: &GpuBuffer, g: &WindowGeom, opts: AvgPoolOpts,
 ) -> Result<GpuBuffer> {
     let (x, y) = (g.h * g.w, g.oh * g.ow);
     let (op, k, (from, to)) = match backward {
@@ -147,16 +111,7 @@ pub(crate) fn avg_pool(
         };
         let total = n * to;
         let params = WindowParams::new(&g, total, "avg_pool2d")?.with_avg(opts)?;
-        let [out] = passes(
-            ctx,
-            k,
-            Launch {
-                params,
-                loops,
-                total,
-            },
-            p,
-        )?;
+        let [out] = passes(ctx, k, Launch { params, loops, total }, p)?;
         Ok(out)
     })
 }
@@ -164,11 +119,7 @@ pub(crate) fn avg_pool(
 /// Adaptive average pooling, forward (`(n, c, h, w) -> (n, c, oh, ow)` with PyTorch's
 /// windows) or backward (`grad (n, c, oh, ow) -> (n, c, h, w)`).
 pub(crate) fn adaptive_avg_pool(
-    ctx: &Ctx,
-    backward: bool,
-    src: &GpuBuffer,
-    dims: Dims,
-    out: (usize, usize),
+    ctx: &Ctx, backward: bool, src: &GpuBuffer, dims: Dims, out: (usize, usize),
 ) -> Result<GpuBuffer> {
     let (x, y) = (dims.2 * dims.3, out.0 * out.1);
     let (k, (from, to)) = match backward {
@@ -176,30 +127,15 @@ pub(crate) fn adaptive_avg_pool(
         true => (&ADAPTIVE_BWD, (y, x)),
     };
     let op = k.info.op;
-    by_items(
-        ctx,
-        op,
-        dims.0 * dims.1,
-        &[Rows::per(src, from)],
-        to,
-        |p, n| {
-            let [out] = passes(
-                ctx,
-                k,
-                adaptive((n, 1, dims.2, dims.3), out, backward, op)?,
-                p,
-            )?;
-            Ok(out)
-        },
-    )
+    by_items(ctx, op, dims.0 * dims.1, &[Rows::per(src, from)], to, |p, n| {
+        let [out] = passes(ctx, k, adaptive((n, 1, dims.2, dims.3), out, backward, op)?, p)?;
+        Ok(out)
+    })
 }
 
 /// Adaptive max pooling: maxima `(n, c, oh, ow)` and their flat `h*w` indices.
 pub(crate) fn adaptive_max_pool(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    dims: Dims,
-    out: (usize, usize),
+    ctx: &Ctx, x: &GpuBuffer, dims: Dims, out: (usize, usize),
 ) -> Result<(GpuBuffer, GpuBuffer)> {
     let op = ADAPTIVE_MAX_FWD.info.op;
     let ins = [Rows::per(x, dims.2 * dims.3)];
@@ -212,11 +148,7 @@ pub(crate) fn adaptive_max_pool(
 
 /// `grad (n, c, oh, ow), indices -> (n, c, h, w)`.
 pub(crate) fn adaptive_max_pool_backward(
-    ctx: &Ctx,
-    grad: &GpuBuffer,
-    indices: &GpuBuffer,
-    dims: Dims,
-    out: (usize, usize),
+    ctx: &Ctx, grad: &GpuBuffer, indices: &GpuBuffer, dims: Dims, out: (usize, usize),
 ) -> Result<GpuBuffer> {
     let o = out.0 * out.1;
     let ins = [Rows::per(grad, o), Rows::per(indices, o)];
@@ -232,10 +164,7 @@ pub(crate) fn adaptive_max_pool_backward(
 /// loops: forward, the longest window per axis; backward, the most windows covering one input
 /// per axis (the kernel scans one extra each side).
 fn adaptive(
-    (n, c, h, w): Dims,
-    (oh, ow): (usize, usize),
-    backward: bool,
-    op: &'static str,
+    (n, c, h, w): Dims, (oh, ow): (usize, usize), backward: bool, op: &'static str,
 ) -> Result<Launch> {
     let (total, loops) = if backward {
         let loops = ((oh.div_ceil(h) + 2).min(oh), (ow.div_ceil(w) + 2).min(ow));
@@ -245,9 +174,5 @@ fn adaptive(
         (n * c * oh * ow, loops)
     };
     let params = WindowParams::adaptive((n, c, h, w), (oh, ow), total, op)?;
-    Ok(Launch {
-        params,
-        loops,
-        total,
-    })
+    Ok(Launch { params, loops, total })
 }

@@ -2,13 +2,23 @@
 //! subgroups): one axis of `(outer, len, inner)`, in as many passes as the loop budget needs,
 //! split past one binding by outer rows, runs of the axis, or blocks of columns.
 
+use super::runtime::kernel::{kernels, Buffer};
 use super::runtime::launch::u32_of;
 use super::runtime::loops;
-use super::runtime::uniforms::{uniform, Uniform};
-use super::runtime::{Bind, GpuBuffer, Kernel, Module, WG};
+use super::runtime::uniforms::uniform;
+use super::runtime::{Bind, GpuBuffer, WG};
 use super::split::{by_items, copy_rows, fits, owned_range, too_large, Ctx, Rows};
 use crate::backend::ReduceOp;
 use crate::Result;
+
+kernels! { REDUCE_WGSL = ("reduce", include_str!("../../shaders/reduce.wgsl"), XY): ReduceParams;
+    SUM_NARROW = ("sum_narrow", "sum", Bind::MAP);
+    SUM_WIDE = ("sum_wide", "sum", Bind::MAP);
+}
+
+kernels! { REDUCE_SUBGROUPS_WGSL = ("reduce_subgroups", concat!(include_str!("../../shaders/reduce.wgsl"), "\n", include_str!("../../shaders/reduce_subgroups.wgsl")), XY): ReduceParams;
+    SUM_WIDE_SUBGROUPS = ("sum_wide_subgroups", "sum", Bind::MAP);
+}
 
 uniform! {
     ReduceParams as "Params" {
@@ -23,29 +33,9 @@ uniform! {
     }
 }
 
-pub(crate) static REDUCE_WGSL: Module = Module::new(
-    "reduce",
-    include_str!("../../shaders/reduce.wgsl"),
-    ReduceParams::wgsl,
-);
-/// reduce.wgsl with its subgroup entry point (adapters with `Features::SUBGROUP` only).
-pub(crate) static REDUCE_SUBGROUPS_WGSL: Module = Module::new(
-    "reduce_subgroups",
-    concat!(
-        include_str!("../../shaders/reduce.wgsl"),
-        "\n",
-        include_str!("../../shaders/reduce_subgroups.wgsl")
-    ),
-    ReduceParams::wgsl,
-);
+// reduce.wgsl with its subgroup entry point (adapters with `Features::SUBGROUP` only)
 
-const MAP: &[Bind] = &[Bind::In(1), Bind::Out(2)];
-pub(crate) static SUM_NARROW: Kernel<ReduceParams> =
-    Kernel::new(&REDUCE_WGSL, "sum_narrow", "sum", MAP);
-pub(crate) static SUM_WIDE: Kernel<ReduceParams> =
-    Kernel::new(&REDUCE_WGSL, "sum_wide", "sum", MAP);
-pub(crate) static SUM_WIDE_SUBGROUPS: Kernel<ReduceParams> =
-    Kernel::new(&REDUCE_SUBGROUPS_WGSL, "sum_wide_subgroups", "sum", MAP);
+const XY: &[Buffer] = &[Buffer::read("x"), Buffer::write("y")];
 
 /// Axis length from which a reduction uses whole workgroups (shorter axes: one thread each).
 const WIDE_REDUCE_MIN: usize = 128;
@@ -53,10 +43,7 @@ const WIDE_REDUCE_MIN: usize = 128;
 /// `(outer, len, inner) -> (outer, inner)`, split by outer rows, by runs of the reduced axis
 /// (partial results reduced again), or for a very long inner axis by column blocks.
 pub(crate) fn reduce(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    (outer, len, inner): (usize, usize, usize),
-    op: ReduceOp,
+    ctx: &Ctx, x: &GpuBuffer, (outer, len, inner): (usize, usize, usize), op: ReduceOp,
 ) -> Result<GpuBuffer> {
     let max = ctx.binding_len();
     if fits(ctx, &[x], &[outer * inner]) {
@@ -108,10 +95,7 @@ pub(crate) fn reduce(
 /// fixed size (one workgroup each) into `(outer, chunks, inner)`, which is reduced again, so
 /// no invocation loops past the budget and the order depends on the shape alone.
 pub(crate) fn reduce_kernel(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    (outer, len, inner): (usize, usize, usize),
-    op: ReduceOp,
+    ctx: &Ctx, x: &GpuBuffer, (outer, len, inner): (usize, usize, usize), op: ReduceOp,
 ) -> Result<GpuBuffer> {
     // (MIN_LOOP_CAP > WIDE_REDUCE_MIN: the narrow loop always fits.)
     let mut p = ReduceParams {

@@ -28,10 +28,7 @@ fn compare(got: &[f32], want: &[f32], tol: f32) -> std::result::Result<(), Strin
     if got.len() != want.len() {
         return Err(format!("{} values against {}", got.len(), want.len()));
     }
-    let scale = want
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(0f32, |m, v| m.max(v.abs()));
+    let scale = want.iter().filter(|v| v.is_finite()).fold(0f32, |m, v| m.max(v.abs()));
     let mut worst: Option<(usize, f32)> = None;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let diff = if w.is_finite() {
@@ -74,12 +71,7 @@ impl<B: Backend<Storage = GpuBuffer>> Shadow<B> {
 
     /// Checks one GPU output against the CPU's; the fault hook corrupts it first.
     fn verify(
-        &self,
-        op: &'static str,
-        shapes: String,
-        out: GpuBuffer,
-        want: Vec<f32>,
-        tol: f32,
+        &self, op: &'static str, shapes: String, out: GpuBuffer, want: Vec<f32>, tol: f32,
     ) -> Result<GpuBuffer> {
         let out = match self.ctx.fault_op() == Some(op) {
             true => elementwise::unary(&self.ctx, &out, out.len, UnaryOp::AddScalar(1.0))?,
@@ -95,9 +87,7 @@ impl<B: Backend<Storage = GpuBuffer>> Shadow<B> {
 
     /// Runs `gpu`, then `cpu` on host copies of `inputs`, and compares.
     fn checked(
-        &self,
-        (op, shapes, tol): (&'static str, String, f32),
-        inputs: &[&GpuBuffer],
+        &self, (op, shapes, tol): (&'static str, String, f32), inputs: &[&GpuBuffer],
         gpu: impl FnOnce(&B) -> Result<GpuBuffer>,
         cpu: impl FnOnce(&CpuBackend, &[Vec<f32>]) -> Result<Vec<f32>>,
     ) -> Result<GpuBuffer> {
@@ -108,9 +98,7 @@ impl<B: Backend<Storage = GpuBuffer>> Shadow<B> {
 
     /// [`Shadow::checked`] for a primitive with two outputs (values and indices), both exact.
     fn checked2(
-        &self,
-        (op, shapes): (&'static str, String),
-        x: &GpuBuffer,
+        &self, (op, shapes): (&'static str, String), x: &GpuBuffer,
         gpu: impl FnOnce(&B) -> Result<(GpuBuffer, GpuBuffer)>,
         cpu: impl FnOnce(&CpuBackend, &Vec<f32>) -> Result<(Vec<f32>, Vec<f32>)>,
     ) -> Result<(GpuBuffer, GpuBuffer)> {
@@ -131,18 +119,13 @@ fn window(op: &'static str, g: &WindowGeom, tol: f32) -> (&'static str, String, 
 }
 
 fn upsample(op: &'static str, g: &UpsampleGeom, tol: f32) -> (&'static str, String, f32) {
-    let shapes = format!(
-        "input ({}, {}, {}, {}), output {}x{}",
-        g.n, g.c, g.h, g.w, g.oh, g.ow
-    );
+    let shapes = format!("input ({}, {}, {}, {}), output {}x{}", g.n, g.c, g.h, g.w, g.oh, g.ow);
     (op, shapes, tol)
 }
 
 fn pad(op: &'static str, g: &PadGeom, tol: f32) -> (&'static str, String, f32) {
-    let shapes = format!(
-        "{} planes of {}x{} padded to {}x{}, {:?}",
-        g.planes, g.h, g.w, g.oh, g.ow, g.kind
-    );
+    let shapes =
+        format!("{} planes of {}x{} padded to {}x{}, {:?}", g.planes, g.h, g.w, g.oh, g.ow, g.kind);
     (op, shapes, tol)
 }
 
@@ -159,12 +142,7 @@ impl<B: Backend<Storage = GpuBuffer>> Backend for Shadow<B> {
 
     fn unary(&self, x: &S, n: usize, op: UnaryOp) -> Result<S> {
         let what = ("unary", format!("{n} elements ({op:?})"), E);
-        self.checked(
-            what,
-            &[x],
-            |g| g.unary(x, n, op),
-            |c, h| c.unary(&h[0], n, op),
-        )
+        self.checked(what, &[x], |g| g.unary(x, n, op), |c, h| c.unary(&h[0], n, op))
     }
 
     fn binary(&self, a: &S, b: &S, op: BinaryOp, spec: &BroadcastSpec) -> Result<S> {
@@ -174,12 +152,7 @@ impl<B: Backend<Storage = GpuBuffer>> Backend for Shadow<B> {
     }
 
     fn reduce_axis(
-        &self,
-        x: &S,
-        outer: usize,
-        len: usize,
-        inner: usize,
-        op: ReduceOp,
+        &self, x: &S, outer: usize, len: usize, inner: usize, op: ReduceOp,
     ) -> Result<S> {
         let shapes = format!("(outer, len, inner) = ({outer}, {len}, {inner}) ({op:?})");
         let gpu = |g: &B| g.reduce_axis(x, outer, len, inner, op);
@@ -237,11 +210,7 @@ impl<B: Backend<Storage = GpuBuffer>> Backend for Shadow<B> {
     }
 
     fn depthwise_conv2d_backward_input(
-        &self,
-        grad: &S,
-        w: &S,
-        g: &WindowGeom,
-        mult: usize,
+        &self, grad: &S, w: &S, g: &WindowGeom, mult: usize,
     ) -> Result<S> {
         let what = window("depthwise_conv2d_backward_input", g, A);
         let gpu = |b: &B| b.depthwise_conv2d_backward_input(grad, w, g, mult);
@@ -252,11 +221,7 @@ impl<B: Backend<Storage = GpuBuffer>> Backend for Shadow<B> {
     }
 
     fn depthwise_conv2d_backward_weight(
-        &self,
-        x: &S,
-        grad: &S,
-        g: &WindowGeom,
-        mult: usize,
+        &self, x: &S, grad: &S, g: &WindowGeom, mult: usize,
     ) -> Result<S> {
         let what = window("depthwise_conv2d_backward_weight", g, A);
         let gpu = |b: &B| b.depthwise_conv2d_backward_weight(x, grad, g, mult);
@@ -307,20 +272,11 @@ impl<B: Backend<Storage = GpuBuffer>> Backend for Shadow<B> {
     fn adaptive_max_pool2d(&self, x: &S, dims: Dims, out: (usize, usize)) -> Result<(S, S)> {
         let (op, shapes, _) = adaptive("adaptive_max_pool2d", dims, out);
         let cpu = |c: &CpuBackend, h: &Vec<f32>| c.adaptive_max_pool2d(h, dims, out);
-        self.checked2(
-            (op, shapes),
-            x,
-            |b| b.adaptive_max_pool2d(x, dims, out),
-            cpu,
-        )
+        self.checked2((op, shapes), x, |b| b.adaptive_max_pool2d(x, dims, out), cpu)
     }
 
     fn adaptive_max_pool2d_backward(
-        &self,
-        grad: &S,
-        indices: &S,
-        dims: Dims,
-        out: (usize, usize),
+        &self, grad: &S, indices: &S, dims: Dims, out: (usize, usize),
     ) -> Result<S> {
         let what = adaptive("adaptive_max_pool2d_backward", dims, out);
         let gpu = |b: &B| b.adaptive_max_pool2d_backward(grad, indices, dims, out);
@@ -331,11 +287,7 @@ impl<B: Backend<Storage = GpuBuffer>> Backend for Shadow<B> {
     }
 
     fn channel_dot(
-        &self,
-        x: &S,
-        mean: &S,
-        g: Option<&S>,
-        dims: (usize, usize, usize),
+        &self, x: &S, mean: &S, g: Option<&S>, dims: (usize, usize, usize),
     ) -> Result<S> {
         let inputs: Vec<&S> = [x, mean].into_iter().chain(g).collect();
         let what = ("batch_norm2d channel_dot", format!("{dims:?}"), A);
@@ -345,12 +297,7 @@ impl<B: Backend<Storage = GpuBuffer>> Backend for Shadow<B> {
     }
 
     fn channel_combine(
-        &self,
-        u: &S,
-        a: &S,
-        vb: Option<(&S, &S)>,
-        k: &S,
-        dims: (usize, usize, usize),
+        &self, u: &S, a: &S, vb: Option<(&S, &S)>, k: &S, dims: (usize, usize, usize),
     ) -> Result<S> {
         let mut inputs = vec![u, a, k];
         inputs.extend(vb.map(|(v, b)| [v, b]).into_iter().flatten());
@@ -369,12 +316,7 @@ impl<B: Backend<Storage = GpuBuffer>> Backend for Shadow<B> {
 
     fn pad2d_backward(&self, grad: &S, g: &PadGeom) -> Result<S> {
         let cpu = |c: &CpuBackend, h: &[Vec<f32>]| c.pad2d_backward(&h[0], g);
-        self.checked(
-            pad("pad_backward", g, A),
-            &[grad],
-            |b| b.pad2d_backward(grad, g),
-            cpu,
-        )
+        self.checked(pad("pad_backward", g, A), &[grad], |b| b.pad2d_backward(grad, g), cpu)
     }
 
     fn upsample_nearest(&self, x: &S, g: &UpsampleGeom) -> Result<S> {
@@ -398,12 +340,7 @@ impl<B: Backend<Storage = GpuBuffer>> Backend for Shadow<B> {
     fn upsample_bilinear_backward(&self, grad: &S, g: &UpsampleGeom) -> Result<S> {
         let cpu = |c: &CpuBackend, h: &[Vec<f32>]| c.upsample_bilinear_backward(&h[0], g);
         let what = upsample("upsample_bilinear_backward", g, A);
-        self.checked(
-            what,
-            &[grad],
-            |b| b.upsample_bilinear_backward(grad, g),
-            cpu,
-        )
+        self.checked(what, &[grad], |b| b.upsample_bilinear_backward(grad, g), cpu)
     }
 }
 
@@ -415,10 +352,7 @@ mod tests {
     fn comparison_finds_the_largest_difference() {
         assert!(compare(&[1.0, 2.0], &[1.0, 2.0001], 1e-3).is_ok());
         let m = compare(&[131070.0], &[33554432.0], 1e-3).unwrap_err();
-        assert!(
-            m.contains("largest difference") && m.contains("element 0"),
-            "{m}"
-        );
+        assert!(m.contains("largest difference") && m.contains("element 0"), "{m}");
         assert!(compare(&[f32::NAN], &[0.0], 1e-3).is_err());
         assert!(compare(&[f32::NAN], &[f32::NAN], 0.0).is_ok());
         assert!(compare(&[1.0], &[f32::INFINITY], 1e-3).is_err());

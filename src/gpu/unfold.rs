@@ -3,22 +3,18 @@
 //! of columns, so past one binding they run by runs of images, copied out and in row by row.
 
 use super::conv::batch;
+use super::runtime::kernel::{kernels, Buffer};
 use super::runtime::loops;
-use super::runtime::uniforms::Uniform;
-use super::runtime::{Bind, GpuBuffer, Kernel, Module};
+use super::runtime::{Bind, GpuBuffer};
 use super::split::{copy_rows, fits, items_per_piece, owned_range, Ctx, Rows};
 use super::window::WindowParams;
 use crate::shape::WindowGeom;
 use crate::Result;
 
-pub(crate) static UNFOLD_WGSL: Module = Module::new(
-    "unfold",
-    include_str!("../../shaders/unfold.wgsl"),
-    WindowParams::wgsl,
-);
-const MAP: &[Bind] = &[Bind::In(1), Bind::Out(2)];
-pub(crate) static IM2COL: Kernel<WindowParams> = Kernel::new(&UNFOLD_WGSL, "im2col", "im2row", MAP);
-pub(crate) static COL2IM: Kernel<WindowParams> = Kernel::new(&UNFOLD_WGSL, "col2im", "row2im", MAP);
+kernels! { UNFOLD_WGSL = ("unfold", include_str!("../../shaders/unfold.wgsl"), Buffer::SRC_DST): WindowParams;
+    IM2COL = ("im2col", "im2row", Bind::MAP);
+    COL2IM = ("col2im", "row2im", Bind::MAP);
+}
 
 /// `(n, c, h, w) -> cols (c*kh*kw, n*oh*ow)`.
 pub(crate) fn im2col(ctx: &Ctx, x: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuffer> {
@@ -33,13 +29,7 @@ pub(crate) fn im2col(ctx: &Ctx, x: &GpuBuffer, g: &WindowGeom) -> Result<GpuBuff
         let piece = owned_range(ctx, x, n0 * chw, nc * chw)?;
         let part = im2col_kernel(ctx, &piece, &batch(g, nc))?;
         let run = nc * ohw;
-        copy_rows(
-            ctx,
-            (&part, 0, run),
-            (&cols, n0 * ohw, g.n * ohw),
-            taps,
-            run,
-        )?;
+        copy_rows(ctx, (&part, 0, run), (&cols, n0 * ohw, g.n * ohw), taps, run)?;
     }
     Ok(cols)
 }
@@ -56,13 +46,7 @@ pub(crate) fn col2im(ctx: &Ctx, cols: &GpuBuffer, g: &WindowGeom) -> Result<GpuB
         let nc = per.min(g.n - n0);
         let run = nc * ohw;
         let piece = ctx.alloc(taps * run, "col2im")?;
-        copy_rows(
-            ctx,
-            (cols, n0 * ohw, g.n * ohw),
-            (&piece, 0, run),
-            taps,
-            run,
-        )?;
+        copy_rows(ctx, (cols, n0 * ohw, g.n * ohw), (&piece, 0, run), taps, run)?;
         let part = col2im_kernel(ctx, &piece, &batch(g, nc))?;
         ctx.copy_range((&part, 0), (&out, n0 * chw), nc * chw)?;
     }

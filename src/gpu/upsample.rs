@@ -4,60 +4,34 @@
 
 use bytemuck::Zeroable;
 
-use super::runtime::launch::{fit, u32_of, RowPasses};
+use super::runtime::kernel::{kernels, Buffer};
+use super::runtime::launch::{fit_each, row_passes, u32_of};
 use super::runtime::loops;
-use super::runtime::uniforms::{uniform, Uniform};
-use super::runtime::{Bind, GpuBuffer, Kernel, Module};
+use super::runtime::uniforms::uniform;
+use super::runtime::{Bind, GpuBuffer};
 use super::split::{by_items, Ctx, Rows};
 use crate::backend::{bilinear_src, nearest_src, UpsampleGeom};
 use crate::Result;
 
+kernels! { UPSAMPLE_WGSL = ("upsample", include_str!("../../shaders/upsample.wgsl"), Buffer::SRC_DST): UpsampleParams;
+    NEAREST_FWD = ("nearest_fwd", "upsample_nearest", Bind::MAP);
+    NEAREST_BWD = ("nearest_bwd", "upsample_nearest_backward", Bind::MAP);
+    BILINEAR_FWD = ("bilinear_fwd", "upsample_bilinear", Bind::MAP);
+    BILINEAR_BWD = ("bilinear_bwd", "upsample_bilinear_backward", Bind::MAP);
+}
+
 uniform! {
     UpsampleParams as "Params" {
-        n: u32,
-        c: u32,
-        h: u32,
-        w: u32,
-        oh: u32,
-        ow: u32,
+        n: u32, c: u32, h: u32, w: u32, oh: u32, ow: u32,
         total: u32,
         align_corners: u32,
-        scale_h: f32,
-        scale_w: f32,
+        scale_h: f32, scale_w: f32,
         /// backward passes: this pass's rows of the outer loop
-        r0: u32,
-        r1: u32,
+        r0: u32, r1: u32,
     }
 }
 
-impl RowPasses for UpsampleParams {
-    fn set_rows(&mut self, (r0, r1): (u32, u32)) {
-        (self.r0, self.r1) = (r0, r1);
-    }
-}
-
-pub(crate) static UPSAMPLE_WGSL: Module = Module::new(
-    "upsample",
-    include_str!("../../shaders/upsample.wgsl"),
-    UpsampleParams::wgsl,
-);
-const MAP: &[Bind] = &[Bind::In(1), Bind::Out(2)];
-pub(crate) static NEAREST_FWD: Kernel<UpsampleParams> =
-    Kernel::new(&UPSAMPLE_WGSL, "nearest_fwd", "upsample_nearest", MAP);
-pub(crate) static NEAREST_BWD: Kernel<UpsampleParams> = Kernel::new(
-    &UPSAMPLE_WGSL,
-    "nearest_bwd",
-    "upsample_nearest_backward",
-    MAP,
-);
-pub(crate) static BILINEAR_FWD: Kernel<UpsampleParams> =
-    Kernel::new(&UPSAMPLE_WGSL, "bilinear_fwd", "upsample_bilinear", MAP);
-pub(crate) static BILINEAR_BWD: Kernel<UpsampleParams> = Kernel::new(
-    &UPSAMPLE_WGSL,
-    "bilinear_bwd",
-    "upsample_bilinear_backward",
-    MAP,
-);
+row_passes!(UpsampleParams);
 
 /// Interpolation modes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -69,17 +43,7 @@ pub(crate) enum Mode {
 impl UpsampleParams {
     fn new(g: &UpsampleGeom, total: usize) -> Result<Self> {
         let mut p = UpsampleParams::zeroed();
-        let sizes = [
-            (&mut p.n, g.n),
-            (&mut p.c, g.c),
-            (&mut p.h, g.h),
-            (&mut p.w, g.w),
-            (&mut p.oh, g.oh),
-            (&mut p.ow, g.ow),
-        ];
-        for (field, v) in sizes {
-            *field = fit(v, "upsample")?;
-        }
+        [p.n, p.c, p.h, p.w, p.oh, p.ow] = fit_each([g.n, g.c, g.h, g.w, g.oh, g.ow], "upsample")?;
         p.total = u32_of(total, "upsample")?;
         p.align_corners = g.align_corners as u32;
         p.scale_h = g.scale_h;
@@ -116,27 +80,17 @@ pub(crate) fn forward(ctx: &Ctx, mode: Mode, x: &GpuBuffer, g: &UpsampleGeom) ->
         Mode::Bilinear => &BILINEAR_FWD,
     };
     let (x_plane, y_plane) = (g.h * g.w, g.oh * g.ow);
-    by_items(
-        ctx,
-        k.info.op,
-        g.n * g.c,
-        &[Rows::per(x, x_plane)],
-        y_plane,
-        |p, n| {
-            let total = n * y_plane;
-            let params = UpsampleParams::new(&UpsampleGeom { n, c: 1, ..*g }, total)?;
-            ctx.map(k, &params, p, total)
-        },
-    )
+    by_items(ctx, k.info.op, g.n * g.c, &[Rows::per(x, x_plane)], y_plane, |p, n| {
+        let total = n * y_plane;
+        let params = UpsampleParams::new(&UpsampleGeom { n, c: 1, ..*g }, total)?;
+        ctx.map(k, &params, p, total)
+    })
 }
 
 /// `grad (n, c, oh, ow) -> (n, c, h, w)`, in passes over the outputs that read each input, by
 /// runs of planes.
 pub(crate) fn backward(
-    ctx: &Ctx,
-    mode: Mode,
-    grad: &GpuBuffer,
-    g: &UpsampleGeom,
+    ctx: &Ctx, mode: Mode, grad: &GpuBuffer, g: &UpsampleGeom,
 ) -> Result<GpuBuffer> {
     let k = match mode {
         Mode::Nearest => &NEAREST_BWD,
@@ -148,16 +102,9 @@ pub(crate) fn backward(
     let fixed = loops::search_trips(g.oh, g.ow);
     let passes = loops::row_passes("upsample", rows, cols, fixed, ctx.cap())?;
     let (x_plane, y_plane) = (g.h * g.w, g.oh * g.ow);
-    by_items(
-        ctx,
-        k.info.op,
-        g.n * g.c,
-        &[Rows::per(grad, y_plane)],
-        x_plane,
-        |p, n| {
-            let total = n * x_plane;
-            let params = UpsampleParams::new(&UpsampleGeom { n, c: 1, ..*g }, total)?;
-            ctx.map_passes(k, params, p, total, &passes)
-        },
-    )
+    by_items(ctx, k.info.op, g.n * g.c, &[Rows::per(grad, y_plane)], x_plane, |p, n| {
+        let total = n * x_plane;
+        let params = UpsampleParams::new(&UpsampleGeom { n, c: 1, ..*g }, total)?;
+        ctx.map_passes(k, params, p, total, &passes)
+    })
 }

@@ -5,7 +5,7 @@
 
 use bytemuck::Zeroable;
 
-use super::runtime::launch::{fit, u32_of, RowPasses};
+use super::runtime::launch::{fit, fit_each, row_passes, u32_of};
 use super::runtime::uniforms::{uniform, WgslType};
 use crate::backend::AvgPoolOpts;
 use crate::shape::WindowGeom;
@@ -13,20 +13,12 @@ use crate::Result;
 
 uniform! {
     WindowParams as "WindowParams" {
-        n: u32,
-        c: u32,
-        h: u32,
-        w: u32,
-        kh: u32,
-        kw: u32,
-        sh: u32,
-        sw: u32,
-        pad_top: u32,
-        pad_left: u32,
-        dh: u32,
-        dw: u32,
-        oh: u32,
-        ow: u32,
+        n: u32, c: u32, h: u32, w: u32,
+        kh: u32, kw: u32,
+        sh: u32, sw: u32,
+        pad_top: u32, pad_left: u32,
+        dh: u32, dw: u32,
+        oh: u32, ow: u32,
         total: u32,
         /// depthwise: filters per input channel
         mult: u32,
@@ -34,8 +26,7 @@ uniform! {
         flags: u32,
         divisor: u32,
         /// this pass's rows of the outer window loop, and the row count (`loops::row_passes`)
-        r0: u32,
-        r1: u32,
+        r0: u32, r1: u32,
         r_end: u32,
         _pad: [u32; 3],
     }
@@ -56,25 +47,10 @@ impl WindowParams {
         // the furthest tap, oh * sh + kh * dh, must stay in range too
         fit(furthest_tap(g), op)?;
         let mut p = WindowParams::zeroed();
-        let fields = [
-            (&mut p.n, g.n),
-            (&mut p.c, g.c),
-            (&mut p.h, g.h),
-            (&mut p.w, g.w),
-            (&mut p.kh, g.kh),
-            (&mut p.kw, g.kw),
-            (&mut p.sh, g.sh),
-            (&mut p.sw, g.sw),
-            (&mut p.pad_top, g.pad_top),
-            (&mut p.pad_left, g.pad_left),
-            (&mut p.dh, g.dh),
-            (&mut p.dw, g.dw),
-            (&mut p.oh, g.oh),
-            (&mut p.ow, g.ow),
-        ];
-        for (field, v) in fields {
-            *field = fit(v, op)?;
-        }
+        let sizes = [g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.dh, g.dw];
+        [p.n, p.c, p.h, p.w, p.kh, p.kw, p.sh, p.sw, p.pad_top, p.pad_left, p.dh, p.dw] =
+            fit_each(sizes, op)?;
+        [p.oh, p.ow] = fit_each([g.oh, g.ow], op)?;
         p.total = u32_of(total, op)?;
         p.mult = 1;
         Ok(p)
@@ -89,40 +65,19 @@ impl WindowParams {
 
     /// Adaptive pooling: only the sizes matter; `op` names the public op in errors.
     pub(crate) fn adaptive(
-        (n, c, h, w): (usize, usize, usize, usize),
-        out: (usize, usize),
-        total: usize,
+        (n, c, h, w): (usize, usize, usize, usize), out: (usize, usize), total: usize,
         op: &'static str,
     ) -> Result<Self> {
         // window bounds are computed as o * h and (i + 1) * oh in u32
-        fit(
-            (h + 1)
-                .saturating_mul(out.0 + 1)
-                .max((w + 1).saturating_mul(out.1 + 1)),
-            op,
-        )?;
+        fit((h + 1).saturating_mul(out.0 + 1).max((w + 1).saturating_mul(out.1 + 1)), op)?;
         let mut p = WindowParams::zeroed();
-        for (field, v) in [
-            (&mut p.n, n),
-            (&mut p.c, c),
-            (&mut p.h, h),
-            (&mut p.w, w),
-            (&mut p.oh, out.0),
-            (&mut p.ow, out.1),
-        ] {
-            *field = fit(v, op)?;
-        }
+        [p.n, p.c, p.h, p.w, p.oh, p.ow] = fit_each([n, c, h, w, out.0, out.1], op)?;
         p.total = u32_of(total, op)?;
         Ok(p)
     }
 }
 
-impl RowPasses for WindowParams {
-    fn set_rows(&mut self, (r0, r1): (u32, u32)) {
-        self.r0 = r0;
-        self.r1 = r1;
-    }
-}
+row_passes!(WindowParams);
 
 /// Nested in the GEMM's uniform (the convolution of its implicit entry points).
 impl WgslType for WindowParams {

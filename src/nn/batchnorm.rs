@@ -47,16 +47,9 @@ impl Module for BatchNorm2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let c = self.channels();
         let xc = x.dims4().map(|d| d.1).unwrap_or(c);
-        ensure!(
-            xc == c,
-            "BatchNorm2d",
-            "input has {xc} channels, the layer {c}"
-        );
-        let opts = BatchNormOptions {
-            training: self.training,
-            momentum: self.momentum,
-            eps: self.eps,
-        };
+        ensure!(xc == c, "BatchNorm2d", "input has {xc} channels, the layer {c}");
+        let opts =
+            BatchNormOptions { training: self.training, momentum: self.momentum, eps: self.eps };
         let out = batch_norm2d(
             x,
             &self.running_mean.as_tensor(),
@@ -66,17 +59,13 @@ impl Module for BatchNorm2d {
             &opts,
         )
         .map_err(|e| match e {
-            crate::Error::Invalid { msg, .. } => crate::Error::Invalid {
-                op: "BatchNorm2d",
-                msg,
-            },
+            crate::Error::Invalid { msg, .. } => crate::Error::Invalid { op: "BatchNorm2d", msg },
             e => e,
         })?;
         if self.training {
             self.running_mean.set(&out.running_mean)?;
             self.running_var.set(&out.running_var)?;
-            self.num_batches_tracked
-                .set(&self.num_batches_tracked.as_tensor().add_scalar(1.0)?)?;
+            self.num_batches_tracked.set(&self.num_batches_tracked.as_tensor().add_scalar(1.0)?)?;
         }
         Ok(out.output)
     }

@@ -22,17 +22,8 @@ pub struct Dropout {
 impl Dropout {
     /// `p` in `[0, 1)`.
     pub fn new(p: f32, seed: u64) -> Result<Dropout> {
-        ensure!(
-            (0.0..1.0).contains(&p),
-            "dropout",
-            "probability p must lie in [0, 1), got {p}"
-        );
-        Ok(Dropout {
-            p,
-            seed,
-            training: true,
-            calls: AtomicU64::new(0),
-        })
+        ensure!((0.0..1.0).contains(&p), "dropout", "probability p must lie in [0, 1), got {p}");
+        Ok(Dropout { p, seed, training: true, calls: AtomicU64::new(0) })
     }
 }
 

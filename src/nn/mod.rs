@@ -57,19 +57,13 @@ pub trait Module: Send + Sync {
 /// (kaiming_uniform with a = sqrt(5)).
 fn uniform_init(shape: &[usize], fan_in: usize, seed: u64, device: &Device) -> Result<Tensor> {
     let bound = 1.0 / (fan_in as f32).sqrt();
-    Tensor::rand(shape.to_vec(), seed, device)?
-        .mul_scalar(2.0 * bound)?
-        .sub_scalar(bound)
+    Tensor::rand(shape.to_vec(), seed, device)?.mul_scalar(2.0 * bound)?.sub_scalar(bound)
 }
 
 /// A layer's weight (`shape`) and optional bias (`bias` elements), both `U(-bound, bound)` for
 /// its `fan_in`; the bias draws from a seed of its own.
 fn init_weight_and_bias(
-    shape: &[usize],
-    fan_in: usize,
-    bias: Option<usize>,
-    seed: u64,
-    device: &Device,
+    shape: &[usize], fan_in: usize, bias: Option<usize>, seed: u64, device: &Device,
 ) -> Result<(Var, Option<Var>)> {
     let weight = Var::new(&uniform_init(shape, fan_in, seed, device)?);
     let bias_seed = seed ^ 0x9e37_79b9;
@@ -80,19 +74,52 @@ fn init_weight_and_bias(
     Ok((weight, bias))
 }
 
-/// A layer's weight followed by its bias, if any.
-fn weight_and_bias(weight: &Var, bias: &Option<Var>) -> Vec<Var> {
-    std::iter::once(weight.clone())
-        .chain(bias.clone())
-        .collect()
+/// A convolution layer's weight and bias, PyTorch's initialisation: conv2d's weight `(out,
+/// in/groups, kh, kw)`, or a transposed convolution's `(in, out/groups, kh, kw)`, both with
+/// `fan_in` the product of the weight's last three axes. `layer` names the layer in errors.
+fn conv_weight_and_bias(
+    layer: &'static str, (c_in, c_out): (usize, usize), kernel: impl Into<Pair>,
+    (groups, transposed): (usize, bool), bias: bool, seed: u64, device: &Device,
+) -> Result<(Var, Option<Var>)> {
+    let (kh, kw) = kernel.into().0;
+    ensure!(
+        c_in > 0 && c_out > 0 && kh > 0 && kw > 0 && groups > 0,
+        layer,
+        "channels, kernel size and groups must be positive, got {c_in} -> {c_out}, kernel ({kh}, {kw}), groups {groups}"
+    );
+    ensure!(
+        c_in.is_multiple_of(groups) && c_out.is_multiple_of(groups),
+        layer,
+        "in_channels {c_in} and out_channels {c_out} must be divisible by groups {groups}"
+    );
+    let shape = match transposed {
+        false => [c_out, c_in / groups, kh, kw],
+        true => [c_in, c_out / groups, kh, kw],
+    };
+    let fan_in = shape[1] * kh * kw;
+    init_weight_and_bias(&shape, fan_in, bias.then_some(c_out), seed, device)
 }
 
-/// `weight` and `bias` under their PyTorch names.
-fn named_weight_and_bias(weight: &Var, bias: &Option<Var>) -> Vec<(String, Var)> {
-    std::iter::once(("weight".to_string(), weight.clone()))
-        .chain(bias.clone().map(|b| ("bias".to_string(), b)))
-        .collect()
+/// A layer's weight and bias as tensors, for its forward pass.
+fn weight_and_bias(weight: &Var, bias: &Option<Var>) -> (Tensor, Option<Tensor>) {
+    (weight.as_tensor(), bias.as_ref().map(Var::as_tensor))
 }
+
+/// `Module::parameters` and `Module::named_state` of a layer with a `weight` and an optional
+/// `bias`: the weight first, under PyTorch's names.
+macro_rules! weight_and_bias_state {
+    () => {
+        fn parameters(&self) -> Vec<Var> {
+            std::iter::once(self.weight.clone()).chain(self.bias.clone()).collect()
+        }
+        fn named_state(&self) -> Vec<(String, Var)> {
+            std::iter::once(("weight".to_string(), self.weight.clone()))
+                .chain(self.bias.clone().map(|b| ("bias".to_string(), b)))
+                .collect()
+        }
+    };
+}
+use weight_and_bias_state;
 
 /// `nn.Conv2d`.
 pub struct Conv2d {
@@ -104,32 +131,16 @@ pub struct Conv2d {
 impl Conv2d {
     /// `in_channels -> out_channels` with a `kernel` window; weights from `seed`.
     pub fn new(
-        in_channels: usize,
-        out_channels: usize,
-        kernel: impl Into<Pair>,
-        opts: Conv2dOptions,
-        bias: bool,
-        seed: u64,
-        device: &Device,
+        in_channels: usize, out_channels: usize, kernel: impl Into<Pair>, opts: Conv2dOptions,
+        bias: bool, seed: u64, device: &Device,
     ) -> Result<Conv2d> {
-        let (kh, kw) = kernel.into().0;
-        ensure!(
-            in_channels > 0 && out_channels > 0 && kh > 0 && kw > 0,
+        let channels = (in_channels, out_channels);
+        let (weight, bias) = conv_weight_and_bias(
             "Conv2d",
-            "channels and kernel size must be positive, got {in_channels} -> {out_channels}, kernel ({kh}, {kw})"
-        );
-        ensure!(
-            opts.groups > 0 && in_channels.is_multiple_of(opts.groups) && out_channels.is_multiple_of(opts.groups),
-            "Conv2d",
-            "in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {}",
-            opts.groups
-        );
-        let cg = in_channels / opts.groups;
-        let fan_in = cg * kh * kw;
-        let (weight, bias) = init_weight_and_bias(
-            &[out_channels, cg, kh, kw],
-            fan_in,
-            bias.then_some(out_channels),
+            channels,
+            kernel,
+            (opts.groups, false),
+            bias,
             seed,
             device,
         )?;
@@ -139,23 +150,13 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let b = self.bias.as_ref().map(Var::as_tensor);
-        conv2d(x, &self.weight.as_tensor(), b.as_ref(), &self.opts)
+        let (w, b) = weight_and_bias(&self.weight, &self.bias);
+        conv2d(x, &w, b.as_ref(), &self.opts)
     }
-    fn parameters(&self) -> Vec<Var> {
-        weight_and_bias(&self.weight, &self.bias)
-    }
-    fn named_state(&self) -> Vec<(String, Var)> {
-        named_weight_and_bias(&self.weight, &self.bias)
-    }
+    weight_and_bias_state!();
     fn forward_relu(&self, x: &Tensor) -> Option<Result<Tensor>> {
-        let b = self.bias.as_ref().map(Var::as_tensor);
-        Some(conv2d_relu(
-            x,
-            &self.weight.as_tensor(),
-            b.as_ref(),
-            &self.opts,
-        ))
+        let (w, b) = weight_and_bias(&self.weight, &self.bias);
+        Some(conv2d_relu(x, &w, b.as_ref(), &self.opts))
     }
 }
 
@@ -167,11 +168,7 @@ pub struct Linear {
 
 impl Linear {
     pub fn new(
-        in_features: usize,
-        out_features: usize,
-        bias: bool,
-        seed: u64,
-        device: &Device,
+        in_features: usize, out_features: usize, bias: bool, seed: u64, device: &Device,
     ) -> Result<Linear> {
         ensure!(
             in_features > 0 && out_features > 0,
@@ -179,28 +176,18 @@ impl Linear {
             "feature counts must be positive, got {in_features} -> {out_features}"
         );
         let shape = [out_features, in_features];
-        let (weight, bias) = init_weight_and_bias(
-            &shape,
-            in_features,
-            bias.then_some(out_features),
-            seed,
-            device,
-        )?;
+        let (weight, bias) =
+            init_weight_and_bias(&shape, in_features, bias.then_some(out_features), seed, device)?;
         Ok(Linear { weight, bias })
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let b = self.bias.as_ref().map(Var::as_tensor);
-        x.linear(&self.weight.as_tensor(), b.as_ref())
+        let (w, b) = weight_and_bias(&self.weight, &self.bias);
+        x.linear(&w, b.as_ref())
     }
-    fn parameters(&self) -> Vec<Var> {
-        weight_and_bias(&self.weight, &self.bias)
-    }
-    fn named_state(&self) -> Vec<(String, Var)> {
-        named_weight_and_bias(&self.weight, &self.bias)
-    }
+    weight_and_bias_state!();
 }
 
 /// `nn.MaxPool2d`.
@@ -302,12 +289,7 @@ impl Module for GELU {
 pub struct Flatten;
 impl Module for Flatten {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ensure!(
-            x.rank() >= 2,
-            "Flatten",
-            "input must have a batch axis, got shape {}",
-            x.shape()
-        );
+        ensure!(x.rank() >= 2, "Flatten", "input must have a batch axis, got shape {}", x.shape());
         x.flatten_from(1)
     }
 }
@@ -343,10 +325,7 @@ impl Module for Sequential {
         let mut i = 0;
         while i < self.layers.len() {
             let next_is_relu = self.layers.get(i + 1).is_some_and(|l| l.is_relu());
-            match next_is_relu
-                .then(|| self.layers[i].forward_relu(&h))
-                .flatten()
-            {
+            match next_is_relu.then(|| self.layers[i].forward_relu(&h)).flatten() {
                 Some(fused) => {
                     h = fused?;
                     i += 2;
@@ -360,18 +339,14 @@ impl Module for Sequential {
         Ok(h)
     }
     fn set_training(&mut self, training: bool) {
-        self.layers
-            .iter_mut()
-            .for_each(|l| l.set_training(training));
+        self.layers.iter_mut().for_each(|l| l.set_training(training));
     }
     fn named_state(&self) -> Vec<(String, Var)> {
         self.layers
             .iter()
             .enumerate()
             .flat_map(|(i, l)| {
-                l.named_state()
-                    .into_iter()
-                    .map(move |(k, v)| (format!("{i}.{k}"), v))
+                l.named_state().into_iter().map(move |(k, v)| (format!("{i}.{k}"), v))
             })
             .collect()
     }

@@ -40,19 +40,14 @@ impl Tensor {
 
     /// `F.gelu(x)`: `x/2 * (1 + erf(x / sqrt(2)))`.
     pub fn gelu(&self) -> Result<Tensor> {
-        let cdf = self
-            .mul_scalar(std::f32::consts::FRAC_1_SQRT_2)?
-            .erf()?
-            .add_scalar(1.0)?;
+        let cdf = self.mul_scalar(std::f32::consts::FRAC_1_SQRT_2)?.erf()?.add_scalar(1.0)?;
         self.mul_scalar(0.5)?.mul(&cdf)
     }
 
     /// `F.gelu(x, approximate='tanh')`: `x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))`.
     pub fn gelu_tanh(&self) -> Result<Tensor> {
         const K: f32 = 0.797_884_6; // sqrt(2 / pi)
-        let inner = self
-            .add(&self.powf(3.0)?.mul_scalar(0.044715)?)?
-            .mul_scalar(K)?;
+        let inner = self.add(&self.powf(3.0)?.mul_scalar(0.044715)?)?.mul_scalar(K)?;
         self.mul_scalar(0.5)?.mul(&inner.tanh()?.add_scalar(1.0)?)
     }
 }

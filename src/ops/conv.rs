@@ -87,10 +87,7 @@ impl From<(usize, usize)> for Pair {
 
 /// `[top, bottom, left, right]` for the given padding mode.
 pub(crate) fn resolve_padding(
-    op: &'static str,
-    p: Padding,
-    kernel: (usize, usize),
-    stride: (usize, usize),
+    op: &'static str, p: Padding, kernel: (usize, usize), stride: (usize, usize),
     dilation: (usize, usize),
 ) -> Result<[usize; 4]> {
     Ok(match p {
@@ -122,9 +119,7 @@ fn transpose_raw(t: &Tensor) -> Result<Tensor> {
 /// Validates kernel/stride/padding/dilation for `(n, c, h, w)` and returns the geometry (the
 /// per-axis checks live in `shape::conv_out_len`).
 pub(crate) fn geometry(
-    op: &'static str,
-    dims: (usize, usize, usize, usize),
-    kernel: (usize, usize),
+    op: &'static str, dims: (usize, usize, usize, usize), kernel: (usize, usize),
     opts: &Conv2dOptions,
 ) -> Result<WindowGeom> {
     let pads = resolve_padding(op, opts.padding, kernel, opts.stride, opts.dilation)?;
@@ -133,43 +128,29 @@ pub(crate) fn geometry(
 
 /// im2row's and row2im's window options: a convolution's, without groups.
 fn unfold_options(
-    stride: impl Into<Pair>,
-    padding: impl Into<Padding>,
-    dilation: impl Into<Pair>,
+    stride: impl Into<Pair>, padding: impl Into<Padding>, dilation: impl Into<Pair>,
 ) -> Conv2dOptions {
-    Conv2dOptions::new()
-        .stride(stride)
-        .padding(padding)
-        .dilation(dilation)
+    Conv2dOptions::new().stride(stride).padding(padding).dilation(dilation)
 }
 
 /// `x (n, c, h, w) -> rows (n*oh*ow, c*kh*kw)`: every receptive field as a row, columns in
 /// (c, kh, kw) order, zeros for padding. Differentiable (its adjoint is [`row2im`]).
 pub fn im2row(
-    x: &Tensor,
-    kernel: impl Into<Pair>,
-    stride: impl Into<Pair>,
-    padding: impl Into<Padding>,
+    x: &Tensor, kernel: impl Into<Pair>, stride: impl Into<Pair>, padding: impl Into<Padding>,
     dilation: impl Into<Pair>,
 ) -> Result<Tensor> {
     let dims = x.shape().dims4_for("im2row")?;
     let opts = unfold_options(stride, padding, dilation);
     let g = geometry("im2row", dims, kernel.into().0, &opts)?;
     let y = transpose_raw(&im2col_raw(x, &g)?)?;
-    Ok(y.attach(&[x], move |gr| {
-        Ok(vec![Some(col2im_raw(&transpose_raw(gr)?, &g)?)])
-    }))
+    Ok(y.attach(&[x], move |gr| Ok(vec![Some(col2im_raw(&transpose_raw(gr)?, &g)?)])))
 }
 
 /// The adjoint of [`im2row`]: `rows (n*oh*ow, c*kh*kw) -> (n, c, h, w)` where every input
 /// element sums the row entries taken from it. Not the inverse: overlapping windows add up.
 pub fn row2im(
-    rows: &Tensor,
-    input_shape: (usize, usize, usize, usize),
-    kernel: impl Into<Pair>,
-    stride: impl Into<Pair>,
-    padding: impl Into<Padding>,
-    dilation: impl Into<Pair>,
+    rows: &Tensor, input_shape: (usize, usize, usize, usize), kernel: impl Into<Pair>,
+    stride: impl Into<Pair>, padding: impl Into<Padding>, dilation: impl Into<Pair>,
 ) -> Result<Tensor> {
     let opts = unfold_options(stride, padding, dilation);
     let g = geometry("row2im", input_shape, kernel.into().0, &opts)?;
@@ -182,18 +163,13 @@ pub fn row2im(
         rows.shape()
     );
     let y = col2im_raw(&transpose_raw(rows)?, &g)?;
-    Ok(y.attach(&[rows], move |gr| {
-        Ok(vec![Some(transpose_raw(&im2col_raw(gr, &g)?)?)])
-    }))
+    Ok(y.attach(&[rows], move |gr| Ok(vec![Some(transpose_raw(&im2col_raw(gr, &g)?)?)])))
 }
 
 /// `F.conv2d`: `input (n, c, h, w)`, `weight (d, c/groups, kh, kw)`, `bias (d)` ->
 /// `(n, d, oh, ow)`. Cross-correlation, as in every deep learning library.
 pub fn conv2d(
-    input: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    opts: &Conv2dOptions,
+    input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions,
 ) -> Result<Tensor> {
     conv2d_act(input, weight, bias, opts, false)
 }
@@ -202,20 +178,13 @@ pub fn conv2d(
 /// so the pre-activation is never written. Same results and gradients as the two ops
 /// (`nn::Sequential` fuses a `Conv2d` followed by a `ReLU` into it).
 pub fn conv2d_relu(
-    input: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    opts: &Conv2dOptions,
+    input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions,
 ) -> Result<Tensor> {
     conv2d_act(input, weight, bias, opts, true)
 }
 
 fn conv2d_act(
-    input: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    opts: &Conv2dOptions,
-    relu: bool,
+    input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions, relu: bool,
 ) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let args = (input, weight, bias);
@@ -260,10 +229,7 @@ fn conv2d_act(
         },
         move |gout, x| {
             let st = on_backend2!(OP, x.storage(), gout.storage(), xs, go, be => be.conv2d_backward_weight(xs, go, &spec));
-            Ok(Tensor::from_storage(
-                st,
-                Shape::from([d, g.c / groups, g.kh, g.kw]),
-            ))
+            Ok(Tensor::from_storage(st, Shape::from([d, g.c / groups, g.kh, g.kw])))
         },
     )
 }
@@ -271,18 +237,9 @@ fn conv2d_act(
 /// An empty batch (or no filters) gives an empty output with zero gradients; a convolution over
 /// no input channels is refused.
 pub(crate) fn empty_conv_result(
-    op: &'static str,
-    input: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    out: [usize; 4],
+    op: &'static str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, out: [usize; 4],
 ) -> Result<Option<Tensor>> {
-    ensure!(
-        input.dims().get(1) != Some(&0),
-        op,
-        "input {} has no channels",
-        input.shape()
-    );
+    ensure!(input.dims().get(1) != Some(&0), op, "input {} has no channels", input.shape());
     let mut others = vec![weight];
     others.extend(bias);
     crate::ops::empty::empty_window_result(op, input, &others, out)
@@ -290,11 +247,7 @@ pub(crate) fn empty_conv_result(
 
 /// The backend's conv2d primitive, the bias included: `(n, d, oh, ow)`, no autograd record.
 pub(crate) fn conv_forward_raw(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    s: &ConvSpec,
-    relu: bool,
+    x: &Tensor, w: &Tensor, bias: Option<&Tensor>, s: &ConvSpec, relu: bool,
 ) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let shape = Shape::from([s.g.n, s.d, s.g.oh, s.g.ow]);
@@ -319,9 +272,7 @@ pub(crate) enum WeightLayout {
 /// Checks devices and shapes of a convolution's arguments, conv2d's or conv_transpose2d's;
 /// returns the input's dims and `(out_channels, kh, kw)`.
 pub(crate) fn check_conv_args(
-    op: &'static str,
-    (input, weight, bias): (&Tensor, &Tensor, Option<&Tensor>),
-    groups: usize,
+    op: &'static str, (input, weight, bias): (&Tensor, &Tensor, Option<&Tensor>), groups: usize,
     layout: WeightLayout,
 ) -> Result<(Dims4, (usize, usize, usize))> {
     input.check_same_device(op, weight)?;
@@ -357,12 +308,7 @@ pub(crate) fn check_conv_args(
         weight.shape()
     );
     if let Some(b) = bias {
-        ensure!(
-            b.dims() == [d],
-            op,
-            "bias must have shape [{d}], got {}",
-            b.shape()
-        );
+        ensure!(b.dims() == [d], op, "bias must have shape [{d}], got {}", b.shape());
     }
     Ok(((n, c, h, w), (d, kh, kw)))
 }
@@ -372,20 +318,13 @@ pub(crate) fn check_conv_args(
 /// that need a gradient, on the output gradient through the ReLU; the bias gradient is the same
 /// for every path.
 pub(crate) fn attach_conv(
-    y: Tensor,
-    input: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    relu_out: Option<Tensor>,
+    y: Tensor, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, relu_out: Option<Tensor>,
     grad_input: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
     grad_weight: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
 ) -> Result<Tensor> {
     let (x, w) = (input.clone(), weight.clone());
     let has_bias = bias.is_some();
-    let inputs: Vec<&Tensor> = [Some(input), Some(weight), bias]
-        .into_iter()
-        .flatten()
-        .collect();
+    let inputs: Vec<&Tensor> = [Some(input), Some(weight), bias].into_iter().flatten().collect();
     Ok(y.attach(&inputs, move |gout| {
         // gout: (n, d, oh, ow), then through the ReLU
         let masked;
@@ -397,14 +336,8 @@ pub(crate) fn attach_conv(
             }
             None => gout,
         };
-        let gx = x
-            .requires_grad()
-            .then(|| grad_input(gout, &w))
-            .transpose()?;
-        let gw = w
-            .requires_grad()
-            .then(|| grad_weight(gout, &x))
-            .transpose()?;
+        let gx = x.requires_grad().then(|| grad_input(gout, &w)).transpose()?;
+        let gw = w.requires_grad().then(|| grad_weight(gout, &x)).transpose()?;
         let mut grads = vec![gx, gw];
         if has_bias {
             grads.push(Some(bias_grad(gout)?));
@@ -438,19 +371,12 @@ fn bias_grad(gout: &Tensor) -> Result<Tensor> {
 /// `conv2d` with groups = channels (`mult` filters each): forward and both gradients by the
 /// backends' direct depthwise kernels.
 fn depthwise(
-    input: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    g: WindowGeom,
-    mult: usize,
+    input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, g: WindowGeom, mult: usize,
 ) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let d = g.c * mult;
     let st = on_backend2!(OP, input.storage(), weight.storage(), x, w, be => be.depthwise_conv2d(x, w, &g, mult));
-    let y = add_bias(
-        Tensor::from_storage(st, Shape::from([g.n, d, g.oh, g.ow])),
-        bias,
-    )?;
+    let y = add_bias(Tensor::from_storage(st, Shape::from([g.n, d, g.oh, g.ow])), bias)?;
     attach_conv(
         y,
         input,
@@ -480,12 +406,7 @@ pub fn corr2d(x: &Tensor, k: &Tensor) -> Result<Tensor> {
         msg: format!("kernel must be 2-d, got {}", k.shape()),
     })?;
     if kh > h || kw > w {
-        bail!(
-            "corr2d",
-            "kernel {} is larger than the input {}",
-            k.shape(),
-            x.shape()
-        );
+        bail!("corr2d", "kernel {} is larger than the input {}", k.shape(), x.shape());
     }
     let y = conv2d(
         &x.reshape([1, 1, h, w])?,
@@ -499,11 +420,6 @@ pub fn corr2d(x: &Tensor, k: &Tensor) -> Result<Tensor> {
 /// True 2-D convolution (the kernel flipped in both axes, then cross-correlation):
 /// `out[i, j] = sum_{a, b} x[i + a, j + b] * k[kh - 1 - a, kw - 1 - b]`.
 pub fn convolve2d(x: &Tensor, k: &Tensor) -> Result<Tensor> {
-    ensure!(
-        k.rank() == 2,
-        "convolve2d",
-        "kernel must be 2-d, got {}",
-        k.shape()
-    );
+    ensure!(k.rank() == 2, "convolve2d", "kernel must be 2-d, got {}", k.shape());
     corr2d(x, &k.flip(&[0, 1])?)
 }

@@ -49,10 +49,7 @@ impl ConvTranspose2dOptions {
 /// `input (n, c_in, h, w)`, `weight (c_in, c_out/groups, kh, kw)`, `bias (c_out)` ->
 /// `(n, c_out, (h-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1, ...)`.
 pub fn conv_transpose2d(
-    input: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    opts: &ConvTranspose2dOptions,
+    input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, opts: &ConvTranspose2dOptions,
 ) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d";
     let o = opts;
@@ -72,20 +69,13 @@ pub fn conv_transpose2d(
         o.output_padding,
     )?;
     let (oh, ow) = (g.h, g.w);
-    let spec = ConvSpec {
-        g,
-        groups: o.groups,
-        d: c_in,
-    };
+    let spec = ConvSpec { g, groups: o.groups, d: c_in };
     crate::shape::numel(OP, &[n, c_out, oh, ow])?;
     if let Some(y) = super::conv::empty_conv_result(OP, input, weight, bias, [n, c_out, oh, ow])? {
         return Ok(y);
     }
     let st = on_backend2!(OP, input.storage(), weight.storage(), xs, ws, be => be.conv2d_backward_input(xs, ws, &spec));
-    let y = add_bias(
-        Tensor::from_storage(st, Shape::from([n, c_out, oh, ow])),
-        bias,
-    )?;
+    let y = add_bias(Tensor::from_storage(st, Shape::from([n, c_out, oh, ow])), bias)?;
     attach_conv(
         y,
         input,
@@ -98,10 +88,7 @@ pub fn conv_transpose2d(
         // gradient exchanged
         move |gout, x| {
             let st = on_backend2!(OP, gout.storage(), x.storage(), gs, xs, be => be.conv2d_backward_weight(gs, xs, &spec));
-            Ok(Tensor::from_storage(
-                st,
-                Shape::from([c_in, cg_out, kh, kw]),
-            ))
+            Ok(Tensor::from_storage(st, Shape::from([c_in, cg_out, kh, kw])))
         },
     )
 }

@@ -15,10 +15,7 @@ impl Tensor {
 
     /// `op(a, b)` with broadcasting and no autograd record.
     pub(crate) fn binary_raw(
-        &self,
-        rhs: &Tensor,
-        op: BinaryOp,
-        name: &'static str,
+        &self, rhs: &Tensor, op: BinaryOp, name: &'static str,
     ) -> Result<Tensor> {
         self.check_same_device(name, rhs)?;
         let out = broadcast_shapes(name, self.shape(), rhs.shape())?;
@@ -33,8 +30,7 @@ impl Tensor {
 
     /// A unary op whose gradient is `rule(x, y, grad)`.
     fn unary_op(
-        &self,
-        op: UnaryOp,
+        &self, op: UnaryOp,
         rule: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
     ) -> Result<Tensor> {
         let y = self.unary_raw(op)?;
@@ -45,11 +41,7 @@ impl Tensor {
     /// A unary op whose gradient is the binary op `grad(saved, upstream)`, `saved` its input
     /// or its output.
     fn unary_with_backward(
-        &self,
-        op: UnaryOp,
-        saved: Saved,
-        grad: BinaryOp,
-        name: &'static str,
+        &self, op: UnaryOp, saved: Saved, grad: BinaryOp, name: &'static str,
     ) -> Result<Tensor> {
         self.unary_op(op, move |x, y, g| {
             let s = match saved {
@@ -65,14 +57,12 @@ impl Tensor {
     }
     pub fn square(&self) -> Result<Tensor> {
         self.unary_op(UnaryOp::Square, |x, _, g| {
-            g.binary_raw(x, BinaryOp::Mul, "square")?
-                .unary_raw(UnaryOp::MulScalar(2.0))
+            g.binary_raw(x, BinaryOp::Mul, "square")?.unary_raw(UnaryOp::MulScalar(2.0))
         })
     }
     pub fn sqrt(&self) -> Result<Tensor> {
         self.unary_op(UnaryOp::Sqrt, |_, y, g| {
-            g.binary_raw(y, BinaryOp::Div, "sqrt")?
-                .unary_raw(UnaryOp::MulScalar(0.5))
+            g.binary_raw(y, BinaryOp::Div, "sqrt")?.unary_raw(UnaryOp::MulScalar(0.5))
         })
     }
     pub fn exp(&self) -> Result<Tensor> {
@@ -80,9 +70,7 @@ impl Tensor {
     }
     /// Natural logarithm.
     pub fn log(&self) -> Result<Tensor> {
-        self.unary_op(UnaryOp::Log, |x, _, g| {
-            g.binary_raw(x, BinaryOp::Div, "log")
-        })
+        self.unary_op(UnaryOp::Log, |x, _, g| g.binary_raw(x, BinaryOp::Div, "log"))
     }
     /// `max(x, 0)`; the gradient at exactly 0 is 0, as in PyTorch.
     pub fn relu(&self) -> Result<Tensor> {
@@ -90,11 +78,7 @@ impl Tensor {
     }
     /// `x` where positive, `slope * x` elsewhere.
     pub fn leaky_relu(&self, slope: f32) -> Result<Tensor> {
-        ensure!(
-            slope.is_finite(),
-            "leaky_relu",
-            "negative slope must be finite, got {slope}"
-        );
+        ensure!(slope.is_finite(), "leaky_relu", "negative slope must be finite, got {slope}");
         let grad = BinaryOp::LeakyReluBackward(slope);
         self.unary_with_backward(UnaryOp::LeakyRelu(slope), Saved::Input, grad, "leaky_relu")
     }
@@ -124,9 +108,7 @@ impl Tensor {
         self.add_scalar(-s)
     }
     pub fn mul_scalar(&self, s: f32) -> Result<Tensor> {
-        self.unary_op(UnaryOp::MulScalar(s), move |_, _, g| {
-            g.unary_raw(UnaryOp::MulScalar(s))
-        })
+        self.unary_op(UnaryOp::MulScalar(s), move |_, _, g| g.unary_raw(UnaryOp::MulScalar(s)))
     }
     pub fn div_scalar(&self, s: f32) -> Result<Tensor> {
         ensure!(s != 0.0, "div_scalar", "division by zero");
@@ -140,9 +122,7 @@ impl Tensor {
                 // d/dx x^0 = 0 everywhere (p * x^-1 would give NaN at 0)
                 return g.unary_raw(UnaryOp::MulScalar(0.0));
             }
-            let d = x
-                .unary_raw(UnaryOp::PowScalar(p - 1.0))?
-                .unary_raw(UnaryOp::MulScalar(p))?;
+            let d = x.unary_raw(UnaryOp::PowScalar(p - 1.0))?.unary_raw(UnaryOp::MulScalar(p))?;
             g.binary_raw(&d, BinaryOp::Mul, "powf")
         })
     }
@@ -150,10 +130,7 @@ impl Tensor {
     /// A broadcast binary op whose gradients are `rule(a, b, grad)` before reduction to each
     /// operand's shape.
     fn binary_op(
-        &self,
-        rhs: &Tensor,
-        op: BinaryOp,
-        name: &'static str,
+        &self, rhs: &Tensor, op: BinaryOp, name: &'static str,
         rule: impl Fn(&Tensor, &Tensor, &Tensor, Need) -> Result<Grads2> + Send + Sync + 'static,
     ) -> Result<Tensor> {
         let y = self.binary_raw(rhs, op, name)?;
@@ -215,14 +192,9 @@ struct Need(bool, bool);
 impl Need {
     /// Runs each input's rule only where that input needs it.
     fn each(
-        self,
-        first: impl FnOnce() -> Result<Tensor>,
-        second: impl FnOnce() -> Result<Tensor>,
+        self, first: impl FnOnce() -> Result<Tensor>, second: impl FnOnce() -> Result<Tensor>,
     ) -> Result<Grads2> {
-        Ok((
-            self.0.then(first).transpose()?,
-            self.1.then(second).transpose()?,
-        ))
+        Ok((self.0.then(first).transpose()?, self.1.then(second).transpose()?))
     }
 }
 

@@ -9,10 +9,7 @@ use crate::{bail, Result, Tensor};
 /// `Some(empty output)` when the `(n, c, h, w)` input `x` or the output `out` has no elements,
 /// `None` when the op has work to do. The gradients of `x` and `others` are zeros.
 pub(crate) fn empty_window_result(
-    op: &'static str,
-    x: &Tensor,
-    others: &[&Tensor],
-    out: impl Into<Shape>,
+    op: &'static str, x: &Tensor, others: &[&Tensor], out: impl Into<Shape>,
 ) -> Result<Option<Tensor>> {
     let out = out.into();
     if x.elem_count() != 0 && out.elem_count() != 0 {
@@ -27,10 +24,7 @@ pub(crate) fn empty_window_result(
 
 /// `value` in the shape `out`, whose gradients with respect to `x` and `others` are zeros.
 pub(crate) fn filled_with_zero_grads(
-    x: &Tensor,
-    others: &[&Tensor],
-    out: Shape,
-    value: f32,
+    x: &Tensor, others: &[&Tensor], out: Shape, value: f32,
 ) -> Result<Tensor> {
     let dev = x.device();
     let y = Tensor::full(out, value, &dev)?;
@@ -38,27 +32,18 @@ pub(crate) fn filled_with_zero_grads(
     inputs.extend_from_slice(others);
     let shapes: Vec<Shape> = inputs.iter().map(|t| t.shape().clone()).collect();
     Ok(y.attach(&inputs, move |_| {
-        shapes
-            .iter()
-            .map(|s| Tensor::zeros(s.clone(), &dev).map(Some))
-            .collect()
+        shapes.iter().map(|s| Tensor::zeros(s.clone(), &dev).map(Some)).collect()
     }))
 }
 
 /// [`empty_window_result`] for the pools (but the adaptive average) and upsampling, where
 /// PyTorch refuses an empty channel axis too: only the batch of their input may be empty.
 pub(crate) fn empty_pool_result(
-    op: &'static str,
-    x: &Tensor,
-    out: impl Into<Shape>,
+    op: &'static str, x: &Tensor, out: impl Into<Shape>,
 ) -> Result<Option<Tensor>> {
     let d = x.dims();
     if d.len() == 4 && d[1] == 0 {
-        bail!(
-            op,
-            "input {} has no channels: only the batch may be empty",
-            x.shape()
-        );
+        bail!(op, "input {} has no channels: only the batch may be empty", x.shape());
     }
     empty_window_result(op, x, &[], out)
 }

@@ -27,15 +27,8 @@ impl Tensor {
         if self.shape() == &shape {
             return Ok(self.clone());
         }
-        let strides = broadcast_strides(self.shape(), &shape)
-            .iter()
-            .map(|&s| s as isize)
-            .collect();
-        let y = self.strided_raw(StridedSpec {
-            out: shape.dims().to_vec(),
-            strides,
-            offset: 0,
-        })?;
+        let strides = broadcast_strides(self.shape(), &shape).iter().map(|&s| s as isize).collect();
+        let y = self.strided_raw(StridedSpec { out: shape.dims().to_vec(), strides, offset: 0 })?;
         let src = self.shape().clone();
         Ok(y.attach(&[self], move |g| Ok(vec![Some(g.sum_to(&src)?)])))
     }
@@ -69,11 +62,7 @@ impl Tensor {
     pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
         let r = self.rank();
         let mut seen = vec![false; r];
-        ensure!(
-            perm.len() == r,
-            "permute",
-            "permutation {perm:?} does not match rank {r}"
-        );
+        ensure!(perm.len() == r, "permute", "permutation {perm:?} does not match rank {r}");
         for &p in perm {
             if p >= r || seen[p] {
                 bail!("permute", "{perm:?} is not a permutation of 0..{r}");
@@ -109,19 +98,11 @@ impl Tensor {
         let mut offset = 0;
         for (i, &a) in axes.iter().enumerate() {
             self.check_axis("flip", a)?;
-            ensure!(
-                !axes[..i].contains(&a),
-                "flip",
-                "axis {a} appears more than once in {axes:?}"
-            );
+            ensure!(!axes[..i].contains(&a), "flip", "axis {a} appears more than once in {axes:?}");
             offset += (self.dims()[a] - 1) * st[a];
             strides[a] = -strides[a];
         }
-        let y = self.strided_raw(StridedSpec {
-            out: self.dims().to_vec(),
-            strides,
-            offset,
-        })?;
+        let y = self.strided_raw(StridedSpec { out: self.dims().to_vec(), strides, offset })?;
         let axes = axes.to_vec();
         Ok(y.attach(&[self], move |g| Ok(vec![Some(g.flip(&axes)?)])))
     }

@@ -66,21 +66,14 @@ pub struct CrossEntropyOptions {
 /// and class indices: per row `-sum_c q_c * log_softmax(logits)_c` with `q = (1 - s) * one_hot +
 /// s / classes`, then the batch mean or sum.
 pub fn cross_entropy_labels(
-    logits: &Tensor,
-    labels: &[usize],
-    opts: CrossEntropyOptions,
+    logits: &Tensor, labels: &[usize], opts: CrossEntropyOptions,
 ) -> Result<Tensor> {
     const OP: &str = "cross_entropy";
     let (n, classes) = logits.shape().dims2().map_err(|_| crate::Error::Invalid {
         op: OP,
         msg: format!("logits must be (n, classes), got {}", logits.shape()),
     })?;
-    ensure!(
-        labels.len() == n,
-        OP,
-        "{} labels for {n} rows of logits",
-        labels.len()
-    );
+    ensure!(labels.len() == n, OP, "{} labels for {n} rows of logits", labels.len());
     if let Some((i, l)) = labels.iter().enumerate().find(|(_, &l)| l >= classes) {
         return Err(crate::Error::Invalid {
             op: OP,
@@ -88,11 +81,7 @@ pub fn cross_entropy_labels(
         });
     }
     let s = opts.label_smoothing;
-    ensure!(
-        (0.0..=1.0).contains(&s),
-        OP,
-        "label_smoothing must lie in [0, 1], got {s}"
-    );
+    ensure!((0.0..=1.0).contains(&s), OP, "label_smoothing must lie in [0, 1], got {s}");
     let q = one_hot(labels, classes, &logits.device())?
         .mul_scalar(1.0 - s)?
         .add_scalar(s / classes as f32)?;
@@ -108,11 +97,7 @@ pub fn one_hot(labels: &[usize], classes: usize, device: &crate::Device) -> Resu
     ensure!(classes > 0, "one_hot", "need at least one class");
     let mut v = vec![0.0f32; labels.len() * classes];
     for (i, &l) in labels.iter().enumerate() {
-        ensure!(
-            l < classes,
-            "one_hot",
-            "label {l} at position {i} is not below {classes} classes"
-        );
+        ensure!(l < classes, "one_hot", "label {l} at position {i} is not below {classes} classes");
         v[i * classes + l] = 1.0;
     }
     Tensor::from_vec(v, [labels.len(), classes], device)
@@ -128,13 +113,16 @@ impl Tensor {
             .map(|r| {
                 r.iter()
                     .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                        if v > bv {
-                            (i, v)
-                        } else {
-                            (bi, bv)
-                        }
-                    })
+                    .fold(
+                        (0, f32::NEG_INFINITY),
+                        |(bi, bv), (i, &v)| {
+                            if v > bv {
+                                (i, v)
+                            } else {
+                                (bi, bv)
+                            }
+                        },
+                    )
                     .0
             })
             .collect())

@@ -7,11 +7,7 @@ use crate::{ensure, Error, Result};
 
 /// Runs a strided GEMM after checking that every layout stays inside its buffer.
 pub(crate) fn gemm_raw(
-    op: &'static str,
-    a: &Tensor,
-    b: &Tensor,
-    spec: &GemmSpec,
-    shape: Shape,
+    op: &'static str, a: &Tensor, b: &Tensor, spec: &GemmSpec, shape: Shape,
 ) -> Result<Tensor> {
     a.check_same_device(op, b)?;
     if spec.batch == 0 || spec.m == 0 || spec.n == 0 || spec.k == 0 {
@@ -19,8 +15,7 @@ pub(crate) fn gemm_raw(
         return Tensor::zeros(shape, &a.device());
     }
     let inside = |l: &MatLayout, rows: usize, cols: usize, len: usize| {
-        l.extent(spec.batch, spec.batch_inner, rows, cols)
-            .is_some_and(|e| e <= len)
+        l.extent(spec.batch, spec.batch_inner, rows, cols).is_some_and(|e| e <= len)
     };
     if !(inside(&spec.a, spec.m, spec.k, a.elem_count())
         && inside(&spec.b, spec.k, spec.n, b.elem_count())
@@ -129,10 +124,7 @@ impl Tensor {
                 a.matmul_t(g, !trans_a, false)?
             };
             // An operand shared across batches (2-d, or batch 1) gets the sum over the batch.
-            Ok(vec![
-                Some(ga.sum_to(a.shape())?),
-                Some(gb.sum_to(b.shape())?),
-            ])
+            Ok(vec![Some(ga.sum_to(a.shape())?), Some(gb.sum_to(b.shape())?)])
         }))
     }
 
@@ -156,12 +148,7 @@ impl Tensor {
         let y = self.matmul_t(weight, false, true)?;
         match bias {
             Some(b) => {
-                ensure!(
-                    b.dims() == [fout],
-                    OP,
-                    "bias must have shape [{fout}], got {}",
-                    b.shape()
-                );
+                ensure!(b.dims() == [fout], OP, "bias must have shape [{fout}], got {}", b.shape());
                 y.add(b)
             }
             None => Ok(y),

@@ -19,11 +19,7 @@ pub struct BatchNormOptions {
 
 impl Default for BatchNormOptions {
     fn default() -> Self {
-        BatchNormOptions {
-            training: false,
-            momentum: 0.1,
-            eps: 1e-5,
-        }
+        BatchNormOptions { training: false, momentum: 0.1, eps: 1e-5 }
     }
 }
 
@@ -48,11 +44,7 @@ fn channel_dot(x: &Tensor, mean: &Tensor, g: Option<&Tensor>, dims: Dims) -> Res
 
 /// `a * u + b * v + k` per channel.
 fn channel_combine(
-    u: &Tensor,
-    a: &Tensor,
-    vb: Option<(&Tensor, &Tensor)>,
-    k: &Tensor,
-    dims: Dims,
+    u: &Tensor, a: &Tensor, vb: Option<(&Tensor, &Tensor)>, k: &Tensor, dims: Dims,
 ) -> Result<Tensor> {
     let st = on_backend2!(OP, u.storage(), a.storage(), us, as_, be => {
         let pair = |(v, b)| Ok::<_, Error>((same_backend(OP, us, v)?, same_backend(OP, us, b)?));
@@ -64,8 +56,7 @@ fn channel_combine(
 
 /// `(n, c, h, w) -> (c)` sums over (n, h, w), no autograd record.
 fn channel_sum(x: &Tensor, (n, c, hw): Dims) -> Result<Tensor> {
-    x.sum_axis_raw(n * c, hw, 1, Shape::from([n, c]))?
-        .sum_axis_raw(1, n, c, Shape::from([c]))
+    x.sum_axis_raw(n * c, hw, 1, Shape::from([n, c]))?.sum_axis_raw(1, n, c, Shape::from([c]))
 }
 
 type Dims = (usize, usize, usize);
@@ -75,12 +66,8 @@ type Dims = (usize, usize, usize);
 /// normalizes by the batch's mean and biased variance and moves the running statistics toward
 /// the batch's by `momentum`, the variance unbiased, as PyTorch does.
 pub fn batch_norm2d(
-    x: &Tensor,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    weight: Option<&Tensor>,
-    bias: Option<&Tensor>,
-    opts: &BatchNormOptions,
+    x: &Tensor, running_mean: &Tensor, running_var: &Tensor, weight: Option<&Tensor>,
+    bias: Option<&Tensor>, opts: &BatchNormOptions,
 ) -> Result<BatchNormOutput> {
     let (n, c, h, w) = x.dims4().map_err(|_| Error::Invalid {
         op: OP,
@@ -107,11 +94,7 @@ pub fn batch_norm2d(
     }
     let (m, eps) = (opts.momentum, opts.eps);
     ensure!(m.is_finite(), OP, "momentum must be finite, got {m}");
-    ensure!(
-        eps.is_finite() && eps >= 0.0,
-        OP,
-        "eps must be finite and non-negative, got {eps}"
-    );
+    ensure!(eps.is_finite() && eps >= 0.0, OP, "eps must be finite and non-negative, got {eps}");
     let dims = (n, c, h * w);
     let count = n * h * w;
     // the statistics and coefficients are constants; the gradients are written out below
@@ -157,10 +140,7 @@ pub fn batch_norm2d(
             // d/dx of the batch statistics folded in:
             // dx = scale * (g - mean(g) - (x - mean) * invstd^2 * mean(g * (x - mean)))
             let per = -1.0 / count as f32;
-            let b = scale
-                .mul(&invstd.square()?)?
-                .mul(&sum_gxc)?
-                .mul_scalar(per)?;
+            let b = scale.mul(&invstd.square()?)?.mul(&sum_gxc)?.mul_scalar(per)?;
             let k = scale.mul(&sum_g)?.mul_scalar(per)?.sub(&b.mul(&mean)?)?;
             channel_combine(g, &scale, Some((&xd, &b)), &k, dims)?
         } else {
@@ -175,9 +155,5 @@ pub fn batch_norm2d(
         }
         Ok(grads)
     });
-    Ok(BatchNormOutput {
-        output,
-        running_mean: new_mean,
-        running_var: new_var,
-    })
+    Ok(BatchNormOutput { output, running_mean: new_mean, running_var: new_var })
 }

@@ -115,17 +115,7 @@ pub fn pad(x: &Tensor, widths: &[isize], mode: PadMode) -> Result<Tensor> {
         };
         return filled_with_zero_grads(x, &[], Shape::from(out_dims), fill);
     }
-    let g = PadGeom {
-        planes,
-        h,
-        w,
-        oh: oh as usize,
-        ow: ow as usize,
-        top,
-        left,
-        kind,
-        value,
-    };
+    let g = PadGeom { planes, h, w, oh: oh as usize, ow: ow as usize, top, left, kind, value };
     let st = on_backend!(x.storage(), s, be => be.pad2d(s, &g));
     let y = Tensor::from_storage(st, Shape::from(out_dims));
     let in_shape = x.shape().clone();
@@ -181,10 +171,9 @@ pub(crate) fn pad_for_conv(x: &Tensor, pads: [usize; 4], mode: PaddingMode) -> R
     };
     let [t, b, l, r] = pads.map(|p| p as isize);
     pad(x, &[l, r, t, b], mode).map_err(|e| match e {
-        crate::Error::Invalid { msg, .. } => crate::Error::Invalid {
-            op: "conv2d",
-            msg: format!("padding_mode {mode:?}: {msg}"),
-        },
+        crate::Error::Invalid { msg, .. } => {
+            crate::Error::Invalid { op: "conv2d", msg: format!("padding_mode {mode:?}: {msg}") }
+        }
         e => e,
     })
 }

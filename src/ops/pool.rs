@@ -114,10 +114,7 @@ pub fn max_pool2d_with_indices(x: &Tensor, opts: &MaxPool2dOptions) -> Result<(T
     let ic = idx.clone();
     let y = y.attach(&[x], move |gr| {
         let st = on_backend2_idx(gr, &ic, &g)?;
-        Ok(vec![Some(Tensor::from_storage(
-            st,
-            Shape::from([g.n, g.c, g.h, g.w]),
-        ))])
+        Ok(vec![Some(Tensor::from_storage(st, Shape::from([g.n, g.c, g.h, g.w])))])
     });
     Ok((y, idx))
 }
@@ -155,10 +152,7 @@ pub fn avg_pool2d(x: &Tensor, opts: &AvgPool2dOptions) -> Result<Tensor> {
     let y = Tensor::from_storage(st, Shape::from([g.n, g.c, g.oh, g.ow]));
     Ok(y.attach(&[x], move |gr| {
         let st = on_backend!(gr.storage(), s, be => be.avg_pool2d_backward(s, &g, o));
-        Ok(vec![Some(Tensor::from_storage(
-            st,
-            Shape::from([g.n, g.c, g.h, g.w]),
-        ))])
+        Ok(vec![Some(Tensor::from_storage(st, Shape::from([g.n, g.c, g.h, g.w])))])
     }))
 }
 
@@ -168,11 +162,7 @@ type Dims4 = (usize, usize, usize, usize);
 /// An adaptive pool's input dims and output size, checked.
 fn adaptive_args(op: &'static str, x: &Tensor, Pair(out): Pair) -> Result<(Dims4, (usize, usize))> {
     let dims = input_dims(op, x)?;
-    ensure!(
-        out.0 > 0 && out.1 > 0,
-        op,
-        "output size must be positive, got {out:?}"
-    );
+    ensure!(out.0 > 0 && out.1 > 0, op, "output size must be positive, got {out:?}");
     crate::shape::numel(op, &[dims.0, dims.1, out.0, out.1])?;
     Ok((dims, out))
 }
@@ -189,10 +179,7 @@ pub fn adaptive_avg_pool2d(x: &Tensor, out: impl Into<Pair>) -> Result<Tensor> {
     let y = Tensor::from_storage(st, Shape::from([dims.0, dims.1, out.0, out.1]));
     Ok(y.attach(&[x], move |gr| {
         let st = on_backend!(gr.storage(), s, be => be.adaptive_avg_pool2d_backward(s, dims, out));
-        Ok(vec![Some(Tensor::from_storage(
-            st,
-            Shape::from([dims.0, dims.1, dims.2, dims.3]),
-        ))])
+        Ok(vec![Some(Tensor::from_storage(st, Shape::from([dims.0, dims.1, dims.2, dims.3])))])
     }))
 }
 
@@ -205,8 +192,7 @@ pub fn adaptive_max_pool2d(x: &Tensor, out: impl Into<Pair>) -> Result<Tensor> {
 /// `F.adaptive_max_pool2d(..., return_indices=True)`: the maxima and the flat `h*w` index of each
 /// within its input plane (as f32 values, exact below 2^24).
 pub fn adaptive_max_pool2d_with_indices(
-    x: &Tensor,
-    out: impl Into<Pair>,
+    x: &Tensor, out: impl Into<Pair>,
 ) -> Result<(Tensor, Tensor)> {
     const OP: &str = "adaptive_max_pool2d";
     let (dims, out) = adaptive_args(OP, x, out.into())?;

@@ -8,22 +8,13 @@ use crate::{ensure, Result};
 impl Tensor {
     /// Sum of the middle axis of `(outer, len, inner)`, no autograd record.
     pub(crate) fn sum_axis_raw(
-        &self,
-        outer: usize,
-        len: usize,
-        inner: usize,
-        shape: Shape,
+        &self, outer: usize, len: usize, inner: usize, shape: Shape,
     ) -> Result<Tensor> {
         self.reduce_raw(outer, len, inner, shape, ReduceOp::Sum)
     }
 
     pub(crate) fn reduce_raw(
-        &self,
-        outer: usize,
-        len: usize,
-        inner: usize,
-        shape: Shape,
-        op: ReduceOp,
+        &self, outer: usize, len: usize, inner: usize, shape: Shape, op: ReduceOp,
     ) -> Result<Tensor> {
         let st = on_backend!(self.storage(), x, be => be.reduce_axis(x, outer, len, inner, op));
         Ok(Tensor::from_storage(st, shape))
@@ -55,12 +46,7 @@ impl Tensor {
     }
 
     pub(crate) fn check_axis(&self, op: &'static str, axis: usize) -> Result<()> {
-        ensure!(
-            axis < self.rank(),
-            op,
-            "axis {axis} is out of range for shape {}",
-            self.shape()
-        );
+        ensure!(axis < self.rank(), op, "axis {axis} is out of range for shape {}", self.shape());
         Ok(())
     }
 
@@ -82,9 +68,7 @@ impl Tensor {
         let y = self.sum_axis_raw(outer, dims[axis], inner, out_shape)?;
         let in_shape = self.shape().clone();
         Ok(y.attach(&[self], move |g| {
-            Ok(vec![Some(
-                g.reshape(kept.clone())?.broadcast_to(in_shape.clone())?,
-            )])
+            Ok(vec![Some(g.reshape(kept.clone())?.broadcast_to(in_shape.clone())?)])
         }))
     }
 
@@ -93,9 +77,7 @@ impl Tensor {
         let n = self.elem_count();
         let y = self.sum_axis_raw(1, n, 1, Shape::from(vec![]))?;
         let in_shape = self.shape().clone();
-        Ok(y.attach(&[self], move |g| {
-            Ok(vec![Some(g.broadcast_to(in_shape.clone())?)])
-        }))
+        Ok(y.attach(&[self], move |g| Ok(vec![Some(g.broadcast_to(in_shape.clone())?)])))
     }
 
     /// Mean along `axis`.
@@ -121,12 +103,7 @@ impl Tensor {
         // Leading axes the target lacks, then axes where it has size 1.
         for _ in 0..lead {
             let d = t.dims().to_vec();
-            t = t.sum_axis_raw(
-                1,
-                d[0],
-                d[1..].iter().product(),
-                Shape::from(d[1..].to_vec()),
-            )?;
+            t = t.sum_axis_raw(1, d[0], d[1..].iter().product(), Shape::from(d[1..].to_vec()))?;
         }
         for (axis, &want) in shape.dims().iter().enumerate() {
             let d = t.dims().to_vec();
@@ -141,12 +118,7 @@ impl Tensor {
                 )?;
             }
         }
-        ensure!(
-            t.shape() == shape,
-            "sum_to",
-            "cannot reduce {} to {shape}",
-            self.shape()
-        );
+        ensure!(t.shape() == shape, "sum_to", "cannot reduce {} to {shape}", self.shape());
         Ok(t)
     }
 }

@@ -10,10 +10,7 @@ use crate::Result;
 /// `(n, c, h, w) -> (c*kh*kw, n*oh*ow)`, no autograd record.
 pub(super) fn im2col_raw(x: &Tensor, g: &WindowGeom) -> Result<Tensor> {
     let st = on_backend!(x.storage(), s, be => be.im2col(s, g));
-    Ok(Tensor::from_storage(
-        st,
-        Shape::from([g.row_len(), g.row_count()]),
-    ))
+    Ok(Tensor::from_storage(st, Shape::from([g.row_len(), g.row_count()])))
 }
 
 /// `(c*kh*kw, n*oh*ow) -> (n, c, h, w)`, no autograd record.

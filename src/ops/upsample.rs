@@ -30,16 +30,10 @@ pub struct UpsampleOptions {
 
 impl UpsampleOptions {
     pub fn nearest(size: UpsampleSize) -> Self {
-        UpsampleOptions {
-            mode: UpsampleMode::Nearest,
-            size,
-        }
+        UpsampleOptions { mode: UpsampleMode::Nearest, size }
     }
     pub fn bilinear(size: UpsampleSize, align_corners: bool) -> Self {
-        UpsampleOptions {
-            mode: UpsampleMode::Bilinear { align_corners },
-            size,
-        }
+        UpsampleOptions { mode: UpsampleMode::Bilinear { align_corners }, size }
     }
 }
 
@@ -51,27 +45,15 @@ pub fn upsample(x: &Tensor, opts: &UpsampleOptions) -> Result<Tensor> {
         msg: format!("input must be (n, c, h, w), got {}", x.shape()),
     })?;
     let nearest = opts.mode == UpsampleMode::Nearest;
-    let align_corners = matches!(
-        opts.mode,
-        UpsampleMode::Bilinear {
-            align_corners: true
-        }
-    );
+    let align_corners = matches!(opts.mode, UpsampleMode::Bilinear { align_corners: true });
     let (oh, ow, fh, fw) = match opts.size {
         UpsampleSize::Size(oh, ow) => {
-            ensure!(
-                oh > 0 && ow > 0,
-                OP,
-                "output size must be positive, got ({oh}, {ow})"
-            );
+            ensure!(oh > 0 && ow > 0, OP, "output size must be positive, got ({oh}, {ow})");
             (oh, ow, None, None)
         }
-        UpsampleSize::Scale(sh, sw) => (
-            upsample_out_len(OP, h, sh)?,
-            upsample_out_len(OP, w, sw)?,
-            Some(sh),
-            Some(sw),
-        ),
+        UpsampleSize::Scale(sh, sw) => {
+            (upsample_out_len(OP, h, sh)?, upsample_out_len(OP, w, sw)?, Some(sh), Some(sw))
+        }
     };
     crate::shape::numel(OP, &[n, c, oh, ow])?;
     if let Some(y) = super::empty::empty_pool_result(OP, x, [n, c, oh, ow])? {
@@ -100,9 +82,6 @@ pub fn upsample(x: &Tensor, opts: &UpsampleOptions) -> Result<Tensor> {
         } else {
             on_backend!(gr.storage(), s, be => be.upsample_bilinear_backward(s, &g))
         };
-        Ok(vec![Some(Tensor::from_storage(
-            st,
-            Shape::from([n, c, h, w]),
-        ))])
+        Ok(vec![Some(Tensor::from_storage(st, Shape::from([n, c, h, w])))])
     }))
 }

@@ -134,13 +134,7 @@ pub(crate) fn broadcast_strides(src: &Shape, out: &Shape) -> Vec<usize> {
     let st = src.strides();
     let offset = out.rank() - src.rank();
     (0..out.rank())
-        .map(|i| {
-            if i < offset || src.0[i - offset] == 1 {
-                0
-            } else {
-                st[i - offset]
-            }
-        })
+        .map(|i| if i < offset || src.0[i - offset] == 1 { 0 } else { st[i - offset] })
         .collect()
 }
 

@@ -6,13 +6,12 @@ use crate::{ensure, Result};
 
 /// Extent of a window: `dilation * (kernel - 1) + 1`.
 fn window_span(op: &'static str, kernel: usize, dilation: usize) -> Result<usize> {
-    (kernel - 1)
-        .checked_mul(dilation)
-        .and_then(|v| v.checked_add(1))
-        .ok_or_else(|| crate::Error::Invalid {
+    (kernel - 1).checked_mul(dilation).and_then(|v| v.checked_add(1)).ok_or_else(|| {
+        crate::Error::Invalid {
             op,
             msg: format!("kernel {kernel} with dilation {dilation} overflows"),
-        })
+        }
+    })
 }
 
 /// Kernel size, stride and dilation of a sliding window must all be positive.
@@ -25,10 +24,8 @@ fn check_window(op: &'static str, kernel: usize, stride: usize, dilation: usize)
 
 /// `a + b`, or an error naming `op` on overflow.
 fn add(op: &'static str, a: usize, b: usize) -> Result<usize> {
-    a.checked_add(b).ok_or_else(|| crate::Error::Invalid {
-        op,
-        msg: format!("size {a} + {b} overflows"),
-    })
+    a.checked_add(b)
+        .ok_or_else(|| crate::Error::Invalid { op, msg: format!("size {a} + {b} overflows") })
 }
 
 /// Output length of a sliding window along one axis: the one formula of convolution and
@@ -37,13 +34,8 @@ fn add(op: &'static str, a: usize, b: usize) -> Result<usize> {
 /// window that would start inside the right padding is dropped.
 #[allow(clippy::too_many_arguments)]
 pub fn window_out_len(
-    op: &'static str,
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    (pad_lo, pad_hi): (usize, usize),
-    dilation: usize,
-    ceil_mode: bool,
+    op: &'static str, input: usize, kernel: usize, stride: usize, (pad_lo, pad_hi): (usize, usize),
+    dilation: usize, ceil_mode: bool,
 ) -> Result<usize> {
     check_window(op, kernel, stride, dilation)?;
     let padded = add(op, add(op, input, pad_lo)?, pad_hi)?;
@@ -65,12 +57,7 @@ pub fn window_out_len(
 
 /// Output length of a convolution along one axis ([`window_out_len`] without ceil_mode).
 pub fn conv_out_len(
-    op: &'static str,
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    pad_lo: usize,
-    pad_hi: usize,
+    op: &'static str, input: usize, kernel: usize, stride: usize, pad_lo: usize, pad_hi: usize,
     dilation: usize,
 ) -> Result<usize> {
     window_out_len(op, input, kernel, stride, (pad_lo, pad_hi), dilation, false)
@@ -80,13 +67,8 @@ pub fn conv_out_len(
 /// pad_lo - pad_hi + dilation * (k - 1) + output_padding + 1`: the input length of the
 /// convolution it is the adjoint of.
 pub fn transpose_out_len(
-    op: &'static str,
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    (pad_lo, pad_hi): (usize, usize),
-    dilation: usize,
-    output_padding: usize,
+    op: &'static str, input: usize, kernel: usize, stride: usize, (pad_lo, pad_hi): (usize, usize),
+    dilation: usize, output_padding: usize,
 ) -> Result<usize> {
     check_window(op, kernel, stride, dilation)?;
     ensure!(
@@ -103,21 +85,14 @@ pub fn transpose_out_len(
         op,
         "input length {input} with kernel {kernel}, stride {stride}, padding {pad_lo}+{pad_hi} and dilation {dilation} gives no output"
     );
-    usize::try_from(out).map_err(|_| crate::Error::TooLarge {
-        op,
-        msg: format!("an output length of {out}"),
-    })
+    usize::try_from(out)
+        .map_err(|_| crate::Error::TooLarge { op, msg: format!("an output length of {out}") })
 }
 
 /// Output length of max/avg pooling along one axis: [`window_out_len`] with the same padding
 /// on both sides, which PyTorch limits to half the kernel.
 pub fn pool_out_len(
-    op: &'static str,
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    pad: usize,
-    dilation: usize,
+    op: &'static str, input: usize, kernel: usize, stride: usize, pad: usize, dilation: usize,
     ceil_mode: bool,
 ) -> Result<usize> {
     check_pool_pad(op, kernel, pad)?;
@@ -137,11 +112,7 @@ fn check_pool_pad(op: &'static str, kernel: usize, pad: usize) -> Result<()> {
 /// Source coordinate scale of `F.interpolate` along one axis (PyTorch's
 /// `area_pixel_compute_scale`). With a given scale factor PyTorch uses `1 / factor`.
 pub fn upsample_scale_for(
-    input: usize,
-    output: usize,
-    align_corners: bool,
-    factor: Option<f64>,
-    nearest: bool,
+    input: usize, output: usize, align_corners: bool, factor: Option<f64>, nearest: bool,
 ) -> f32 {
     // PyTorch's CPU kernels copy an axis whose size does not change, and nearest takes
     // `dst >> 1` when the size doubles, whatever the scale factor said.
@@ -157,10 +128,7 @@ pub fn upsample_scale_for(
 /// The scale from sizes and an optional factor alone, without the special cases of
 /// [`upsample_scale_for`].
 pub fn upsample_scale(
-    input: usize,
-    output: usize,
-    align_corners: bool,
-    factor: Option<f64>,
+    input: usize, output: usize, align_corners: bool, factor: Option<f64>,
 ) -> f32 {
     if align_corners {
         if output > 1 {
@@ -184,11 +152,7 @@ pub fn upsample_out_len(op: &'static str, input: usize, factor: f64) -> Result<u
         "scale factor must be finite and positive, got {factor}"
     );
     let out = (input as f64 * factor).floor() as usize;
-    ensure!(
-        out > 0,
-        op,
-        "output size is 0 (input {input}, scale factor {factor})"
-    );
+    ensure!(out > 0, op, "output size is 0 (input {input}, scale factor {factor})");
     Ok(out)
 }
 
@@ -217,12 +181,8 @@ impl WindowGeom {
     /// A convolution's window, padding `[top, bottom, left, right]`; validates the arguments
     /// and computes the output size.
     pub fn conv(
-        op: &'static str,
-        input: (usize, usize, usize, usize),
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        padding: [usize; 4],
-        dilation: (usize, usize),
+        op: &'static str, input: (usize, usize, usize, usize), kernel: (usize, usize),
+        stride: (usize, usize), padding: [usize; 4], dilation: (usize, usize),
     ) -> Result<Self> {
         let g = Self::sized(op, input, kernel, stride, padding, dilation, false)?;
         // the row matrix (n*oh*ow, c*kh*kw) must be addressable
@@ -232,38 +192,21 @@ impl WindowGeom {
 
     /// A pooling window, the same padding on both sides of each axis.
     pub fn pool(
-        op: &'static str,
-        input: (usize, usize, usize, usize),
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        padding: (usize, usize),
-        dilation: (usize, usize),
-        ceil_mode: bool,
+        op: &'static str, input: (usize, usize, usize, usize), kernel: (usize, usize),
+        stride: (usize, usize), padding: (usize, usize), dilation: (usize, usize), ceil_mode: bool,
     ) -> Result<Self> {
         let (ph, pw) = padding;
         check_pool_pad(op, kernel.0, ph)?;
         check_pool_pad(op, kernel.1, pw)?;
-        let g = Self::sized(
-            op,
-            input,
-            kernel,
-            stride,
-            [ph, ph, pw, pw],
-            dilation,
-            ceil_mode,
-        )?;
+        let g = Self::sized(op, input, kernel, stride, [ph, ph, pw, pw], dilation, ceil_mode)?;
         numel(op, &[g.n, g.c, g.oh, g.ow])?;
         Ok(g)
     }
 
     /// `padding` is `[top, bottom, left, right]`.
     fn sized(
-        op: &'static str,
-        (n, c, h, w): (usize, usize, usize, usize),
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        [top, bottom, left, right]: [usize; 4],
-        dilation: (usize, usize),
+        op: &'static str, (n, c, h, w): (usize, usize, usize, usize), kernel: (usize, usize),
+        stride: (usize, usize), [top, bottom, left, right]: [usize; 4], dilation: (usize, usize),
         ceil_mode: bool,
     ) -> Result<Self> {
         let (pad_h, pad_w) = ((top, bottom), (left, right));
@@ -303,42 +246,16 @@ impl WindowGeom {
     /// axis, on both sides, as PyTorch's.
     #[allow(clippy::too_many_arguments)]
     pub fn conv_transpose(
-        op: &'static str,
-        (n, h, w): (usize, usize, usize),
-        c_out: usize,
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        padding: (usize, usize),
-        dilation: (usize, usize),
+        op: &'static str, (n, h, w): (usize, usize, usize), c_out: usize, kernel: (usize, usize),
+        stride: (usize, usize), padding: (usize, usize), dilation: (usize, usize),
         output_padding: (usize, usize),
     ) -> Result<Self> {
         let (ph, pw) = padding;
-        let oh = transpose_out_len(
-            op,
-            h,
-            kernel.0,
-            stride.0,
-            (ph, ph),
-            dilation.0,
-            output_padding.0,
-        )?;
-        let ow = transpose_out_len(
-            op,
-            w,
-            kernel.1,
-            stride.1,
-            (pw, pw),
-            dilation.1,
-            output_padding.1,
-        )?;
-        let mut g = Self::conv(
-            op,
-            (n, c_out, oh, ow),
-            kernel,
-            stride,
-            [ph, ph, pw, pw],
-            dilation,
-        )?;
+        let oh =
+            transpose_out_len(op, h, kernel.0, stride.0, (ph, ph), dilation.0, output_padding.0)?;
+        let ow =
+            transpose_out_len(op, w, kernel.1, stride.1, (pw, pw), dilation.1, output_padding.1)?;
+        let mut g = Self::conv(op, (n, c_out, oh, ow), kernel, stride, [ph, ph, pw, pw], dilation)?;
         (g.oh, g.ow) = (h, w);
         Ok(g)
     }
@@ -371,24 +288,12 @@ impl WindowGeom {
 /// Taps `k < taps` with `0 <= at + k * dil - pad < len`: a window's taps inside the input.
 #[inline]
 fn inside_taps(
-    at: usize,
-    pad: usize,
-    dil: usize,
-    len: usize,
-    taps: usize,
+    at: usize, pad: usize, dil: usize, len: usize, taps: usize,
 ) -> std::ops::Range<usize> {
     let start = at as isize - pad as isize;
     let (dil, last) = (dil as isize, len as isize - 1);
-    let lo = if start >= 0 {
-        0
-    } else {
-        (-start + dil - 1) / dil
-    };
-    let hi = if start > last {
-        0
-    } else {
-        (last - start) / dil + 1
-    };
+    let lo = if start >= 0 { 0 } else { (-start + dil - 1) / dil };
+    let hi = if start > last { 0 } else { (last - start) / dil + 1 };
     let hi = (hi as usize).min(taps);
     (lo as usize).min(hi)..hi
 }

@@ -38,9 +38,6 @@ pub fn relu_case(op: &str, attrs: &str) -> String {
 }
 
 pub fn write_manifest(dir: &Path, cases: &[String]) {
-    let text = format!(
-        r#"{{"format": "convshade-cases/1", "cases": [{}]}}"#,
-        cases.join(",")
-    );
+    let text = format!(r#"{{"format": "convshade-cases/1", "cases": [{}]}}"#, cases.join(","));
     std::fs::write(dir.join("manifest.json"), text).unwrap();
 }

@@ -28,18 +28,11 @@ pub fn gpu() -> Option<Device> {
 /// `max |got - want| <= atol + rtol * max |want|` (the conformance rule), with a useful message.
 pub fn assert_close(got: &[f32], want: &[f32], rtol: f32, atol: f32, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    let scale = want
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(0f32, |m, v| m.max(v.abs()));
+    let scale = want.iter().filter(|v| v.is_finite()).fold(0f32, |m, v| m.max(v.abs()));
     let mut worst = (0.0f32, 0usize);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         // equal values (infinities included), and NaN where NaN is expected, are exact matches
-        let d = if g == w || g.is_nan() && w.is_nan() {
-            0.0
-        } else {
-            (g - w).abs()
-        };
+        let d = if g == w || g.is_nan() && w.is_nan() { 0.0 } else { (g - w).abs() };
         if d.is_nan() || g.is_nan() != w.is_nan() {
             panic!("{what}: NaN mismatch at {i}: got {g}, want {w}");
         }
@@ -66,26 +59,16 @@ pub fn close(a: &Tensor, b: &Tensor, rtol: f32, atol: f32, what: &str) {
 /// Deterministic pseudo-random values in [-1, 1) (seeded).
 pub fn randv(n: usize, seed: u64) -> Vec<f32> {
     let t = Tensor::rand([n], seed, &Device::cpu()).unwrap();
-    t.to_vec()
-        .unwrap()
-        .into_iter()
-        .map(|v| v * 2.0 - 1.0)
-        .collect()
+    t.to_vec().unwrap().into_iter().map(|v| v * 2.0 - 1.0).collect()
 }
 
 /// Output and input gradients of `f` on `device`, for `loss = sum(f(x) * r)` with fixed random `r`.
 pub fn run_op(
-    device: &Device,
-    inputs: &[(Vec<usize>, Vec<f32>)],
-    f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+    device: &Device, inputs: &[(Vec<usize>, Vec<f32>)], f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
 ) -> (Tensor, Vec<Option<Tensor>>) {
     let xs: Vec<Tensor> = inputs
         .iter()
-        .map(|(s, v)| {
-            Tensor::from_vec(v.clone(), s.clone(), device)
-                .unwrap()
-                .requires_grad_()
-        })
+        .map(|(s, v)| Tensor::from_vec(v.clone(), s.clone(), device).unwrap().requires_grad_())
         .collect();
     let y = f(&xs).unwrap();
     let r = Tensor::from_vec(randv(y.elem_count(), 999), y.dims().to_vec(), device).unwrap();
@@ -97,10 +80,7 @@ pub fn run_op(
 
 /// Checks `f` forward and every input gradient on the GPU against the CPU backend.
 pub fn check_op(
-    name: &str,
-    inputs: &[(Vec<usize>, Vec<f32>)],
-    rtol: f32,
-    atol: f32,
+    name: &str, inputs: &[(Vec<usize>, Vec<f32>)], rtol: f32, atol: f32,
     f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
 ) {
     let Some(gpu) = gpu() else { return };
@@ -118,10 +98,7 @@ pub fn check_op(
 
 /// Numerical gradient check on the CPU (`convshade::gradcheck`); panics with its message.
 pub fn gradcheck(
-    inputs: &[(Vec<usize>, Vec<f32>)],
-    f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
-    eps: f32,
-    tol: f32,
+    inputs: &[(Vec<usize>, Vec<f32>)], f: &dyn Fn(&[Tensor]) -> Result<Tensor>, eps: f32, tol: f32,
 ) {
     let xs: Vec<Tensor> = inputs
         .iter()

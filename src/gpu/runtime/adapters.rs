@@ -19,9 +19,7 @@ impl AdapterSummary {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info)
-                .trim()
-                .to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
             is_software: info.device_type == wgpu::DeviceType::Cpu,
         }
     }
@@ -63,9 +61,7 @@ pub(super) async fn pick(opts: &GpuOptions) -> Result<wgpu::Adapter> {
     let adapters = instance.enumerate_adapters(backends).await;
     match opts.adapter {
         Some(i) => adapters.into_iter().nth(i),
-        None => adapters
-            .into_iter()
-            .max_by_key(|a| adapter_rank(&a.get_info())),
+        None => adapters.into_iter().max_by_key(|a| adapter_rank(&a.get_info())),
     }
     .ok_or_else(|| Error::NoAdapter(format!("wgpu found no adapter for backends {backends:?}")))
 }

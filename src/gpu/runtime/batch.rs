@@ -51,15 +51,10 @@ pub(super) struct Batch {
 
 impl Batch {
     pub(super) fn new(device: &wgpu::Device, limits: &wgpu::Limits) -> Self {
-        let slot = MAX_PARAMS.next_multiple_of(u64::from(
-            limits.min_uniform_buffer_offset_alignment.max(16),
-        ));
+        let slot = MAX_PARAMS
+            .next_multiple_of(u64::from(limits.min_uniform_buffer_offset_alignment.max(16)));
         Batch {
-            pending: Mutex::new(Pending {
-                encoder: None,
-                ops: 0,
-                epoch: 1,
-            }),
+            pending: Mutex::new(Pending { encoder: None, ops: 0, epoch: 1 }),
             poisoned: Mutex::new(Vec::new()),
             ring: device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("params ring"),
@@ -79,10 +74,7 @@ impl GpuContext {
     /// An error if `buf` was written by a batch that failed.
     fn ensure_valid(&self, buf: &GpuBuffer) -> Result<()> {
         if buf.is_split() {
-            return buf
-                .pieces()
-                .iter()
-                .try_for_each(|(p, _)| self.ensure_valid(p));
+            return buf.pieces().iter().try_for_each(|(p, _)| self.ensure_valid(p));
         }
         let e = buf.epoch();
         if e != 0 && lock(&self.batch.poisoned).contains(&e) {
@@ -104,9 +96,7 @@ impl GpuContext {
         pending.epoch += 1;
         // Recording errors surface when the encoder is finished: they fail this batch.
         let (_, status) = self.scoped("submit", || self.queue.submit(Some(enc.finish())));
-        self.counters
-            .submits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counters.submits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         status.inspect_err(|_| lock(&self.batch.poisoned).push(epoch))
     }
 
@@ -121,23 +111,14 @@ impl GpuContext {
     /// Launches kernel `k` over `groups` workgroups: `params` at binding 0, `bufs` whole at the
     /// kernel's storage bindings, in their order.
     pub(crate) fn launch<P: Pod>(
-        &self,
-        k: &Kernel<P>,
-        params: &P,
-        bufs: &[&GpuBuffer],
-        groups: [u32; 3],
+        &self, k: &Kernel<P>, params: &P, bufs: &[&GpuBuffer], groups: [u32; 3],
     ) -> Result<()> {
         self.launch_tiled(k, self.limits.gemm.large, params, bufs, groups)
     }
 
     /// [`GpuContext::launch`] of a pipeline compiled for the GEMM tiling `tiles`.
     pub(crate) fn launch_tiled<P: Pod>(
-        &self,
-        k: &Kernel<P>,
-        tiles: GemmTiles,
-        params: &P,
-        bufs: &[&GpuBuffer],
-        groups: [u32; 3],
+        &self, k: &Kernel<P>, tiles: GemmTiles, params: &P, bufs: &[&GpuBuffer], groups: [u32; 3],
     ) -> Result<()> {
         let whole: Vec<Range> = bufs.iter().map(|&b| (b, 0, b.len)).collect();
         self.launch_ranges(&k.info, tiles, bytemuck::bytes_of(params), &whole, groups)
@@ -146,12 +127,7 @@ impl GpuContext {
     /// Records one dispatch of kernel `k` into the pending batch, each storage binding a range
     /// of its buffer (offsets meet the adapter's alignment).
     pub(crate) fn launch_ranges(
-        &self,
-        k: &KernelInfo,
-        tiles: GemmTiles,
-        params: &[u8],
-        ranges: &[Range],
-        groups: [u32; 3],
+        &self, k: &KernelInfo, tiles: GemmTiles, params: &[u8], ranges: &[Range], groups: [u32; 3],
     ) -> Result<()> {
         let max = self.limits.max_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
@@ -194,9 +170,8 @@ impl GpuContext {
         // dispatch's ring slot: the queue writes them before the batch runs, and after the
         // batches submitted earlier, which used the same slots.
         let slot = pending.ops as u64 * self.batch.slot;
-        let (bind_group, status) = self.scoped(k.op, || {
-            self.bind_group(&pipeline, k, (params, slot), ranges)
-        });
+        let (bind_group, status) =
+            self.scoped(k.op, || self.bind_group(&pipeline, k, (params, slot), ranges));
         status?;
         // Checked under the lock, so no batch can fail between the check and the recording.
         for (buf, _, _) in ranges {
@@ -205,12 +180,10 @@ impl GpuContext {
         let epoch = pending.epoch;
         {
             let mut pass =
-                pending
-                    .encoder(&self.device)
-                    .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(k.entry),
-                        timestamp_writes: None,
-                    });
+                pending.encoder(&self.device).begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(k.entry),
+                    timestamp_writes: None,
+                });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -235,10 +208,7 @@ impl GpuContext {
 
     /// The uniform `params` at binding 0 and the storage ranges at the kernel's bindings.
     fn bind_group(
-        &self,
-        pipeline: &wgpu::ComputePipeline,
-        k: &KernelInfo,
-        (params, slot): (&[u8], u64),
+        &self, pipeline: &wgpu::ComputePipeline, k: &KernelInfo, (params, slot): (&[u8], u64),
         ranges: &[Range],
     ) -> wgpu::BindGroup {
         let own;
@@ -251,16 +221,12 @@ impl GpuContext {
             }
         } else {
             // no uniform struct is this large today; counted like every created buffer
-            self.counters
-                .created
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            own = self
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("params"),
-                    contents: params,
-                    usage: wgpu::BufferUsages::UNIFORM,
-                });
+            self.counters.created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            own = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: params,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
             own.as_entire_buffer_binding()
         };
         let mut entries = vec![wgpu::BindGroupEntry {
@@ -289,10 +255,7 @@ impl GpuContext {
     /// Records a copy of `len` elements from `src[src_at..]` to `dst[dst_at..]`, across the parts
     /// of either (the split paths' way of moving pieces).
     pub(crate) fn copy_range(
-        &self,
-        (src, src_at): (&GpuBuffer, usize),
-        (dst, dst_at): (&GpuBuffer, usize),
-        len: usize,
+        &self, (src, src_at): (&GpuBuffer, usize), (dst, dst_at): (&GpuBuffer, usize), len: usize,
     ) -> Result<()> {
         let _serial = self.serial();
         let mut pending = lock(&self.batch.pending);
@@ -350,11 +313,10 @@ impl GpuContext {
     pub(crate) async fn read_async(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
         if buf.is_split() {
             let mut out = Vec::new();
-            out.try_reserve_exact(buf.len)
-                .map_err(|_| Error::OutOfMemory {
-                    op: "read",
-                    msg: format!("no host memory for {} elements", buf.len),
-                })?;
+            out.try_reserve_exact(buf.len).map_err(|_| Error::OutOfMemory {
+                op: "read",
+                msg: format!("no host memory for {} elements", buf.len),
+            })?;
             for (part, _) in buf.pieces() {
                 out.extend(Box::pin(self.read_async(part)).await?);
             }
@@ -371,19 +333,15 @@ impl GpuContext {
             let staging = self.take_staging(bytes)?;
             let mut pending = lock(&self.batch.pending);
             // The copy joins the pending batch, so a failure of that batch fails the read.
-            pending
-                .encoder(&self.device)
-                .copy_buffer_to_buffer(raw, 0, &staging, 0, bytes);
+            pending.encoder(&self.device).copy_buffer_to_buffer(raw, 0, &staging, 0, bytes);
             self.submit_locked(&mut pending)?;
             staging
         };
         self.ensure_valid(buf)?;
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-        staging
-            .slice(..bytes)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
+        staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
         {
             let _serial = self.serial();
             self.poll()?;
@@ -424,12 +382,7 @@ mod tests {
 
     /// Unary params for relu over 2 elements.
     fn relu_params() -> UnaryParams {
-        UnaryParams {
-            n: 2,
-            op: UnaryOp::Relu.code().0,
-            alpha: 0.0,
-            _pad: 0,
-        }
+        UnaryParams { n: 2, op: UnaryOp::Relu.code().0, alpha: 0.0, _pad: 0 }
     }
 
     fn relu(ctx: &GpuContext, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
@@ -451,13 +404,7 @@ mod tests {
         let params = bytemuck::bytes_of(&p);
         let tiles = ctx.limits.gemm.large;
         let err = ctx
-            .launch_ranges(
-                &UNARY.info,
-                tiles,
-                params,
-                &[(&x, 1, 1), (&z, 0, 2)],
-                [1, 1, 1],
-            )
+            .launch_ranges(&UNARY.info, tiles, params, &[(&x, 1, 1), (&z, 0, 2)], [1, 1, 1])
             .unwrap_err();
         assert!(matches!(err, Error::Gpu(_)), "{err}");
         assert_eq!(ctx.read(&y).unwrap(), vec![0.0, 2.0]);
@@ -466,21 +413,17 @@ mod tests {
         // the batch: its outputs turn into errors, its inputs stay readable.
         let w = ctx.alloc(2, "test").unwrap();
         relu(&ctx, &y, &w).unwrap();
-        lock(&ctx.batch.pending)
-            .encoder
-            .as_mut()
-            .unwrap()
-            .copy_buffer_to_buffer(x.raw().unwrap(), 0, z.raw().unwrap(), 0, 1 << 20);
-        assert!(
-            ctx.read(&w).is_err(),
-            "an output of the failed batch must not read as data"
+        lock(&ctx.batch.pending).encoder.as_mut().unwrap().copy_buffer_to_buffer(
+            x.raw().unwrap(),
+            0,
+            z.raw().unwrap(),
+            0,
+            1 << 20,
         );
+        assert!(ctx.read(&w).is_err(), "an output of the failed batch must not read as data");
         assert_eq!(ctx.read(&y).unwrap(), vec![0.0, 2.0]);
         let v = ctx.alloc(2, "test").unwrap();
-        assert!(
-            relu(&ctx, &w, &v).is_err(),
-            "a failed tensor cannot feed new work"
-        );
+        assert!(relu(&ctx, &w, &v).is_err(), "a failed tensor cannot feed new work");
         // Fresh work afterwards is unaffected.
         let a = ctx.upload(&[-3.0, 4.0], "test").unwrap();
         let b = ctx.alloc(2, "test").unwrap();

@@ -47,10 +47,7 @@ fn size_class(bytes: u64) -> u64 {
 
 impl Pool {
     pub(super) fn new(memory_limit: Option<u64>) -> Self {
-        Pool {
-            state: Mutex::new(PoolState::default()),
-            memory_limit,
-        }
+        Pool { state: Mutex::new(PoolState::default()), memory_limit }
     }
 
     pub(super) fn memory_limit(&self) -> Option<u64> {
@@ -113,10 +110,7 @@ impl Pool {
 impl GpuContext {
     /// The most elements one storage binding (and so one kernel operand) holds.
     pub(crate) fn binding_len(&self) -> usize {
-        let bytes = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
+        let bytes = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
         (bytes / 4) as usize
     }
 
@@ -143,9 +137,7 @@ impl GpuContext {
     /// [`GpuContext::alloc`] within the device's own binding limit, whatever
     /// `GpuOptions::max_storage_binding` says (the self-test's fixed sizes).
     pub(crate) fn alloc_device(
-        self: &Arc<Self>,
-        len: usize,
-        op: &'static str,
+        self: &Arc<Self>, len: usize, op: &'static str,
     ) -> Result<GpuBuffer> {
         let d = self.device.limits();
         let max = d.max_storage_buffer_binding_size.min(d.max_buffer_size);
@@ -174,10 +166,7 @@ impl GpuContext {
     /// or with `readback` a `MAP_READ | COPY_DST` one. `true` when it was pooled. The caller
     /// holds the serial lock.
     fn take_buffer(
-        &self,
-        class: u64,
-        readback: bool,
-        op: &'static str,
+        &self, class: u64, readback: bool, op: &'static str,
     ) -> Result<(wgpu::Buffer, bool)> {
         if let Some(b) = self.pool.take_idle(class, readback) {
             return Ok((b, true));
@@ -234,9 +223,7 @@ impl GpuContext {
     /// [`GpuContext::upload`] into one buffer within the device's own binding limit (the
     /// self-test's fixed sizes).
     pub(super) fn upload_device(
-        self: &Arc<Self>,
-        data: &[f32],
-        op: &'static str,
+        self: &Arc<Self>, data: &[f32], op: &'static str,
     ) -> Result<GpuBuffer> {
         self.write_new(self.alloc_device(data.len(), op)?, data)
     }
@@ -281,12 +268,7 @@ pub struct GpuBuffer {
 
 impl GpuBuffer {
     fn new(mem: Memory, len: usize, ctx: &Arc<GpuContext>) -> Self {
-        GpuBuffer {
-            mem,
-            len,
-            ctx: ctx.clone(),
-            epoch: AtomicU64::new(0),
-        }
+        GpuBuffer { mem, len, ctx: ctx.clone(), epoch: AtomicU64::new(0) }
     }
     /// The one buffer of a tensor within one binding; `None` for a tensor in parts.
     pub(crate) fn raw(&self) -> Option<&wgpu::Buffer> {

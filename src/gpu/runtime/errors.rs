@@ -45,12 +45,7 @@ impl ErrorState {
             *lock(&why) = format!("{reason:?}: {msg}");
             flag.store(true, Ordering::SeqCst);
         });
-        ErrorState {
-            raised,
-            lost,
-            lost_why,
-            gl_serial: gl.then(|| Mutex::new(())),
-        }
+        ErrorState { raised, lost, lost_why, gl_serial: gl.then(|| Mutex::new(())) }
     }
 
     fn check_lost(&self) -> Result<()> {
@@ -109,16 +104,10 @@ impl GpuContext {
         let [validation, oom, internal] =
             [validation.pop(), oom.pop(), internal.pop()].map(pollster::block_on);
         let status = if let Some(e) = oom {
-            Err(Error::OutOfMemory {
-                op,
-                msg: e.to_string(),
-            })
+            Err(Error::OutOfMemory { op, msg: e.to_string() })
         } else {
-            let errors: Vec<String> = [validation, internal]
-                .into_iter()
-                .flatten()
-                .map(|e| e.to_string())
-                .collect();
+            let errors: Vec<String> =
+                [validation, internal].into_iter().flatten().map(|e| e.to_string()).collect();
             match errors.is_empty() {
                 true => self.errors.check_lost(),
                 false => Err(Error::Gpu(format!("{op}: {}", errors.join("; ")))),

@@ -20,40 +20,71 @@ pub(crate) const WG: usize = 256;
 
 const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
 
-/// A WGSL module of `shaders/`.
+/// A storage buffer a module declares, at the next binding after the uniform's 0: its WGSL
+/// name, whether any kernel of the module writes it, and its element type.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Buffer {
+    name: &'static str,
+    write: bool,
+    elem: &'static str,
+}
+
+impl Buffer {
+    /// A source read and an output written: most window and map modules.
+    pub(crate) const SRC_DST: &'static [Buffer] = &[Buffer::read("src"), Buffer::write("dst")];
+
+    /// An `array<f32>` the kernels only read.
+    pub(crate) const fn read(name: &'static str) -> Self {
+        Buffer { name, write: false, elem: "f32" }
+    }
+    /// An `array<f32>` some kernel writes.
+    pub(crate) const fn write(name: &'static str) -> Self {
+        Buffer { name, write: true, elem: "f32" }
+    }
+    /// The same buffer of another element type.
+    pub(crate) const fn of(self, elem: &'static str) -> Self {
+        Buffer { elem, ..self }
+    }
+}
+
+/// A WGSL module of `shaders/`. Its resources are declared here, not in its file: the uniform
+/// `p` at binding 0 and the storage buffers after it, generated in front of the module with
+/// the uniform structs (from their Rust declarations) and the prelude.
 pub(crate) struct Module {
     pub name: &'static str,
     /// The module's own text, as in `shaders/`.
     body: &'static str,
     /// The uniform structs the module reads, declared from Rust.
     uniforms: fn() -> String,
+    /// The WGSL name of the struct at binding 0.
+    params: &'static str,
+    buffers: &'static [Buffer],
     source: OnceLock<String>,
 }
 
 impl Module {
     pub(crate) const fn new(
-        name: &'static str,
-        body: &'static str,
-        uniforms: fn() -> String,
+        name: &'static str, body: &'static str, uniforms: fn() -> String, params: &'static str,
+        buffers: &'static [Buffer],
     ) -> Self {
-        Module {
-            name,
-            body,
-            uniforms,
-            source: OnceLock::new(),
-        }
+        Module { name, body, uniforms, params, buffers, source: OnceLock::new() }
     }
 
-    /// What the device compiles: the opcode constants, the module's uniforms, the prelude, then
-    /// the module.
+    /// What the device compiles: the opcode constants, the module's uniforms and resources,
+    /// the prelude, then the module.
     pub(crate) fn source(&self) -> &str {
         self.source.get_or_init(|| {
-            format!(
-                "{}{}{PRELUDE}\n{}",
-                opcode_constants(),
-                (self.uniforms)(),
-                self.body
-            )
+            let mut res = format!("@group(0) @binding(0) var<uniform> p: {};\n", self.params);
+            for (i, b) in self.buffers.iter().enumerate() {
+                let access = if b.write { "read_write" } else { "read" };
+                res += &format!(
+                    "@group(0) @binding({}) var<storage, {access}> {}: array<{}>;\n",
+                    i + 1,
+                    b.name,
+                    b.elem
+                );
+            }
+            format!("{}{}{res}{PRELUDE}\n{}", opcode_constants(), (self.uniforms)(), self.body)
         })
     }
 }
@@ -67,6 +98,9 @@ pub(crate) enum Bind {
 }
 
 impl Bind {
+    /// One input at binding 1, the output at binding 2: a map.
+    pub(crate) const MAP: &'static [Bind] = &[Bind::In(1), Bind::Out(2)];
+
     pub(crate) fn slot(self) -> u32 {
         match self {
             Bind::In(b) | Bind::Out(b) => b,
@@ -86,6 +120,8 @@ pub(crate) struct KernelInfo {
     pub entry: &'static str,
     /// The public op this kernel serves, named in its errors.
     pub op: &'static str,
+    /// Pipeline constants of this kernel's own (an entry point specialised several ways).
+    pub constants: &'static [(&'static str, u32)],
     /// Its storage bindings, in the order a launch passes the buffers (the uniform is binding 0).
     pub bindings: &'static [Bind],
     /// The uniform struct's size, and its WGSL name and fields (for the contract checks).
@@ -104,16 +140,15 @@ pub(crate) struct Kernel<P> {
 
 impl<P: Uniform> Kernel<P> {
     pub(crate) const fn new(
-        module: &'static Module,
-        entry: &'static str,
-        op: &'static str,
-        bindings: &'static [Bind],
+        module: &'static Module, entry: &'static str, op: &'static str, bindings: &'static [Bind],
+        constants: &'static [(&'static str, u32)],
     ) -> Self {
         Kernel {
             info: KernelInfo {
                 module,
                 entry,
                 op,
+                constants,
                 bindings,
                 uniform: P::WGSL_NAME,
                 uniform_size: std::mem::size_of::<P>(),
@@ -124,6 +159,31 @@ impl<P: Uniform> Kernel<P> {
     }
 }
 
+/// Declares a family's kernels, one line each, `NAME = (entry, public op, bindings[, "CONST" =
+/// value]*);` (the constants: pipeline constants of this kernel's own), after a
+/// head naming their module and uniform type: `MODULE: Params;` for a module declared
+/// elsewhere, or `MODULE = (name, source, buffers[, uniforms]): Params;` to declare it here
+/// (its uniforms default to `Params`'s own declaration).
+macro_rules! kernels {
+    (@uniforms $params:ty) => { <$params as $crate::gpu::runtime::uniforms::Uniform>::wgsl };
+    (@uniforms $params:ty, $uniforms:expr) => { $uniforms };
+    ($m:ident = ($name:literal, $src:expr, $buffers:expr $(, $uniforms:expr)?): $params:ty; $($rest:tt)*) => {
+        pub(crate) static $m: $crate::gpu::runtime::Module = $crate::gpu::runtime::Module::new(
+            $name,
+            $src,
+            $crate::gpu::runtime::kernel::kernels!(@uniforms $params $(, $uniforms)?),
+            <$params as $crate::gpu::runtime::uniforms::Uniform>::WGSL_NAME,
+            $buffers,
+        );
+        $crate::gpu::runtime::kernel::kernels!($m: $params; $($rest)*);
+    };
+    ($module:ident: $params:ty; $($(#[$doc:meta])* $k:ident = ($entry:literal, $op:literal, $binds:expr $(, $c:literal = $v:expr)*);)*) => {
+        $($(#[$doc])* pub(crate) static $k: $crate::gpu::runtime::Kernel<$params> =
+            $crate::gpu::runtime::Kernel::new(&$module, $entry, $op, $binds, &[$(($c, $v)),*]);)*
+    };
+}
+pub(crate) use kernels;
+
 /// The values of the prelude's `override`s, set on every pipeline: `WG` and the GEMM tiling.
 pub(crate) fn constants(tiles: &GemmTiles) -> Vec<(&'static str, f64)> {
     let mut c = vec![("WG", WG as f64)];
@@ -133,11 +193,8 @@ pub(crate) fn constants(tiles: &GemmTiles) -> Vec<(&'static str, f64)> {
 
 /// `const UNARY_NEG: u32 = 0u;` and so on for every opcode table in `crate::backend`.
 fn opcode_constants() -> String {
-    let tables: [(&str, &[&str]); 3] = [
-        ("UNARY", &UNARY_OPCODES),
-        ("BINARY", &BINARY_OPCODES),
-        ("REDUCE", &REDUCE_OPCODES),
-    ];
+    let tables: [(&str, &[&str]); 3] =
+        [("UNARY", &UNARY_OPCODES), ("BINARY", &BINARY_OPCODES), ("REDUCE", &REDUCE_OPCODES)];
     let mut out = String::from("// Generated from the opcode tables in src/backend/opcodes.rs.\n");
     for (prefix, names) in tables {
         for (code, name) in names.iter().enumerate() {
@@ -147,47 +204,48 @@ fn opcode_constants() -> String {
     out
 }
 
+/// A pipeline: a module's entry point, the GEMM tiling, and the kernel's own constants.
+type PipelineKey = (&'static str, &'static str, GemmTiles, &'static [(&'static str, u32)]);
+
 /// Compiled modules and pipelines, each made once per context.
 #[derive(Default)]
 pub(super) struct Pipelines {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<(&'static str, &'static str, GemmTiles), wgpu::ComputePipeline>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
 }
 
 impl GpuContext {
     /// The compute pipeline of kernel `k` with GEMM tiling `tiles`, compiled once.
     pub(super) fn pipeline(
-        &self,
-        k: &KernelInfo,
-        tiles: GemmTiles,
+        &self, k: &KernelInfo, tiles: GemmTiles,
     ) -> Result<wgpu::ComputePipeline> {
-        let key = (k.module.name, k.entry, tiles);
+        let key = (k.module.name, k.entry, tiles, k.constants);
         if let Some(p) = lock(&self.pipelines.pipelines).get(&key) {
             return Ok(p.clone());
         }
         let module = lock(&self.pipelines.modules)
             .entry(k.module.name)
             .or_insert_with(|| {
-                self.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(k.module.name),
-                        source: wgpu::ShaderSource::Wgsl(k.module.source().into()),
-                    })
+                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(k.module.name),
+                    source: wgpu::ShaderSource::Wgsl(k.module.source().into()),
+                })
             })
             .clone();
+        let mut constants = constants(&tiles);
+        constants.extend(k.constants.iter().map(|&(name, v)| (name, f64::from(v))));
         let (pipeline, status) = self.scoped(k.op, || {
-            self.device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(k.entry),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some(k.entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &constants(&tiles),
-                        ..Default::default()
-                    },
-                    cache: None,
-                })
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(k.op),
+                layout: None,
+                module: &module,
+                entry_point: Some(k.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    ..Default::default()
+                },
+                cache: None,
+            })
         });
         status?;
         lock(&self.pipelines.pipelines).insert(key, pipeline.clone());

@@ -46,11 +46,32 @@ pub(crate) fn fit(v: usize, op: &'static str) -> Result<u32> {
     Ok(v as u32)
 }
 
+/// Every value of `v` through [`fit`].
+pub(crate) fn fit_each<const N: usize>(v: [usize; N], op: &'static str) -> Result<[u32; N]> {
+    let mut out = [0; N];
+    for (o, v) in out.iter_mut().zip(v) {
+        *o = fit(v, op)?;
+    }
+    Ok(out)
+}
+
 /// Params of a kernel that runs its outer loop in passes (`loops::row_passes`).
 pub(crate) trait RowPasses: Pod {
     /// Writes a pass's rows `[r0, r1)` of the outer loop.
     fn set_rows(&mut self, rows: (u32, u32));
 }
+
+/// Implements [`RowPasses`] for params whose pass rows are the fields `r0` and `r1`.
+macro_rules! row_passes {
+    ($($t:ty),*) => {
+        $(impl $crate::gpu::runtime::launch::RowPasses for $t {
+            fn set_rows(&mut self, (r0, r1): (u32, u32)) {
+                (self.r0, self.r1) = (r0, r1);
+            }
+        })*
+    };
+}
+pub(crate) use row_passes;
 
 impl GpuContext {
     /// The per-invocation loop budget.
@@ -72,11 +93,7 @@ impl GpuContext {
     /// One thread per element of a new `total`-element output: `k(inputs..) -> out`, the
     /// output the kernel's last binding.
     pub(crate) fn map<P: Pod>(
-        self: &Arc<Self>,
-        k: &Kernel<P>,
-        params: &P,
-        inputs: &[&GpuBuffer],
-        total: usize,
+        self: &Arc<Self>, k: &Kernel<P>, params: &P, inputs: &[&GpuBuffer], total: usize,
     ) -> Result<GpuBuffer> {
         let out = self.alloc(total, k.info.op)?;
         let mut bufs = inputs.to_vec();
@@ -88,11 +105,7 @@ impl GpuContext {
     /// [`GpuContext::map`] in passes over the rows of the kernel's outer loop (`passes` from
     /// `loops::row_passes`), each dispatch resuming from the output of the one before.
     pub(crate) fn map_passes<P: RowPasses>(
-        self: &Arc<Self>,
-        k: &Kernel<P>,
-        params: P,
-        inputs: &[&GpuBuffer],
-        total: usize,
+        self: &Arc<Self>, k: &Kernel<P>, params: P, inputs: &[&GpuBuffer], total: usize,
         passes: &[(u32, u32)],
     ) -> Result<GpuBuffer> {
         let out = self.alloc(total, k.info.op)?;
@@ -105,11 +118,7 @@ impl GpuContext {
     /// One thread per element of a `total`-element output, one dispatch per pass of `passes`;
     /// every pass after the first resumes from the kernel's outputs.
     pub(crate) fn launch_passes<P: RowPasses>(
-        &self,
-        k: &Kernel<P>,
-        mut params: P,
-        bufs: &[&GpuBuffer],
-        total: usize,
+        &self, k: &Kernel<P>, mut params: P, bufs: &[&GpuBuffer], total: usize,
         passes: &[(u32, u32)],
     ) -> Result<()> {
         let groups = self.threads(k.info.op, total)?;

@@ -22,11 +22,7 @@ pub(crate) fn search_trips(oh: usize, ow: usize) -> usize {
 /// iterations runs an inner loop of at most `inner` iterations, so that every pass runs at most
 /// `cap` iterations in all (`fixed` of them outside the two loops).
 pub(crate) fn row_passes(
-    op: &'static str,
-    rows: usize,
-    inner: usize,
-    fixed: usize,
-    cap: usize,
+    op: &'static str, rows: usize, inner: usize, fixed: usize, cap: usize,
 ) -> Result<Vec<(u32, u32)>> {
     let per_row = inner.saturating_add(1);
     let per_pass = cap.saturating_sub(fixed) / per_row;
@@ -84,29 +80,21 @@ mod tests {
         assert_eq!(row_passes("t", 3, 3, 0, 100).unwrap(), vec![(0, 3)]);
         assert_eq!(row_passes("t", 0, 3, 0, 100).unwrap(), vec![(0, 0)]);
         let e = row_passes("max_pool2d", 2, 100, 0, 50).unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("max_pool2d: a window row of 100 taps"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("max_pool2d: a window row of 100 taps"), "{e}");
     }
 
     #[test]
     fn chunks_fit_the_cap() {
         for cap in [MIN_LOOP_CAP, 1000, 16384, 65535] {
             assert!(reduce_stride_trips(cap) + 80 <= cap);
-            for t in [GemmTiling::HARDWARE, GemmTiling::SOFTWARE]
-                .iter()
-                .flat_map(|t| [t.large, t.small])
+            for t in
+                [GemmTiling::HARDWARE, GemmTiling::SOFTWARE].iter().flat_map(|t| [t.large, t.small])
             {
                 let (fixed, per_tile) = t.trips();
                 let cap = cap.max(fixed + per_tile);
                 let k = gemm_k_chunk(cap, &t);
                 assert!(k.is_multiple_of(t.bk as usize) && k > 0);
-                assert!(
-                    k / t.bk as usize * per_tile + fixed <= cap,
-                    "cap {cap}: k chunk {k}"
-                );
+                assert!(k / t.bk as usize * per_tile + fixed <= cap, "cap {cap}: k chunk {k}");
             }
             assert!(search_trips(1 << 31, 1 << 31) < cap);
         }

@@ -118,11 +118,7 @@ pub struct GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "GpuContext({} via {})",
-            self.adapter.name, self.adapter.backend
-        )
+        write!(f, "GpuContext({} via {})", self.adapter.name, self.adapter.backend)
     }
 }
 
@@ -173,12 +169,9 @@ impl GpuContext {
             .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", info.name)))?;
         let software = info.device_type == wgpu::DeviceType::Cpu;
         let limits = GpuLimits::new(&alimits, &opts, software)?;
-        let memory_limit = opts.memory_limit.or_else(|| {
-            software
-                .then(host_memory_available)
-                .flatten()
-                .map(|b| b / 8 * 7)
-        });
+        let memory_limit = opts
+            .memory_limit
+            .or_else(|| software.then(host_memory_available).flatten().map(|b| b / 8 * 7));
         let ctx = Arc::new(GpuContext {
             errors: errors::ErrorState::new(&device, info.backend == wgpu::Backend::Gl),
             batch: batch::Batch::new(&device, &alimits),
@@ -189,10 +182,7 @@ impl GpuContext {
             pipelines: kernel::Pipelines::default(),
             pool: buffers::Pool::new(memory_limit),
             // the uniform ring is the first buffer created
-            counters: Counters {
-                created: AtomicUsize::new(1),
-                ..Counters::default()
-            },
+            counters: Counters { created: AtomicUsize::new(1), ..Counters::default() },
             check: opts.check || std::env::var("CONVSHADE_CHECK").is_ok_and(|v| v == "1"),
             faults,
             self_test: Mutex::new(None),
@@ -383,9 +373,7 @@ mod tests {
                 r.expect("another thread's error must not fail this thread's scoped call");
             }
         });
-        let e = ctx
-            .check()
-            .expect_err("the unscoped errors are reported, not lost");
+        let e = ctx.check().expect_err("the unscoped errors are reported, not lost");
         assert!(e.to_string().contains("bad on purpose"), "{e}");
         ctx.check().expect("and reported once");
     }

@@ -7,8 +7,8 @@ use std::time::Instant;
 use bytemuck::Zeroable;
 
 use super::batch::Range;
-use super::kernel::{Bind, Kernel, Module, WG};
-use super::uniforms::{uniform, Uniform};
+use super::kernel::{kernels, Bind, Buffer, Kernel, WG};
+use super::uniforms::uniform;
 use super::{GpuBuffer, GpuContext};
 use crate::Error;
 
@@ -32,22 +32,14 @@ uniform! {
     }
 }
 
-pub(crate) static MODULE: Module = Module::new(
-    "selftest",
-    include_str!("../../../shaders/selftest.wgsl"),
-    Params::wgsl,
-);
 const OUT: &[Bind] = &[Bind::Out(2)];
-pub(crate) static LOOP: Kernel<Params> = Kernel::new(&MODULE, "canary_loop", "self-test", OUT);
-pub(crate) static BARRIER: Kernel<Params> =
-    Kernel::new(&MODULE, "canary_barrier", "self-test", OUT);
-pub(crate) static GRID: Kernel<Params> = Kernel::new(&MODULE, "canary_grid", "self-test", OUT);
-pub(crate) static OFFSET: Kernel<Params> = Kernel::new(
-    &MODULE,
-    "canary_offset",
-    "self-test",
-    &[Bind::In(1), Bind::Out(2)],
-);
+
+kernels! { MODULE = ("selftest", include_str!("../../../shaders/selftest.wgsl"), &[Buffer::read("src").of("u32"), Buffer::write("dst").of("u32")]): Params;
+    LOOP = ("canary_loop", "self-test", OUT);
+    BARRIER = ("canary_barrier", "self-test", OUT);
+    GRID = ("canary_grid", "self-test", OUT);
+    OFFSET = ("canary_offset", "self-test", &[Bind::In(1), Bind::Out(2)]);
+}
 
 const ROUNDS: u32 = 64;
 
@@ -63,18 +55,10 @@ pub(super) async fn run(ctx: &Arc<GpuContext>, fault: Option<&str>) -> SelfTestR
     let trips = ctx.limits.loop_cap;
     let checks: [(String, &str, Canary); 5] = [
         (format!("loop of {trips} iterations"), "loop", Canary::Loop),
-        (
-            format!("{ROUNDS} barrier rounds in a loop"),
-            "barrier",
-            Canary::Barrier,
-        ),
+        (format!("{ROUNDS} barrier rounds in a loop"), "barrier", Canary::Barrier),
         ("2-d grid".into(), "grid2", Canary::Grid([5, 3, 1])),
         ("3-d grid".into(), "grid3", Canary::Grid([3, 2, 2])),
-        (
-            "read at a non-zero binding offset".into(),
-            "offset",
-            Canary::Offset,
-        ),
+        ("read at a non-zero binding offset".into(), "offset", Canary::Offset),
     ];
     for (what, key, canary) in checks {
         let outcome = canary.run(ctx).await.and_then(|(mut got, want)| {
@@ -84,10 +68,9 @@ pub(super) async fn run(ctx: &Arc<GpuContext>, fault: Option<&str>) -> SelfTestR
             match got.iter().zip(&want).position(|(g, w)| g != w) {
                 None if got.len() == want.len() => Ok(()),
                 None => Err(format!("{} values, expected {}", got.len(), want.len())),
-                Some(i) => Err(format!(
-                    "element {i} is {:#010x}, expected {:#010x}",
-                    got[i], want[i]
-                )),
+                Some(i) => {
+                    Err(format!("element {i} is {:#010x}, expected {:#010x}", got[i], want[i]))
+                }
             }
         });
         match outcome {
@@ -98,11 +81,7 @@ pub(super) async fn run(ctx: &Arc<GpuContext>, fault: Option<&str>) -> SelfTestR
             }
         }
     }
-    SelfTestReport {
-        passed,
-        failure,
-        millis: start.elapsed().as_secs_f64() * 1e3,
-    }
+    SelfTestReport { passed, failure, millis: start.elapsed().as_secs_f64() * 1e3 }
 }
 
 /// A canary's device result and the host's expected values.
@@ -132,11 +111,7 @@ impl Canary {
 
 /// Launches a canary; its output is read back by the caller.
 fn run_one(
-    ctx: &Arc<GpuContext>,
-    k: &Kernel<Params>,
-    p: Params,
-    ranges: &[Range],
-    groups: [u32; 3],
+    ctx: &Arc<GpuContext>, k: &Kernel<Params>, p: Params, ranges: &[Range], groups: [u32; 3],
 ) -> std::result::Result<(), String> {
     let params = bytemuck::bytes_of(&p);
     ctx.launch_ranges(&k.info, ctx.limits.gemm.large, params, ranges, groups)
@@ -153,19 +128,12 @@ fn alloc(ctx: &Arc<GpuContext>, n: usize) -> std::result::Result<GpuBuffer, Stri
 fn loop_canary(ctx: &Arc<GpuContext>) -> Launched {
     let trips = ctx.limits.loop_cap as u32;
     let out = alloc(ctx, WG)?;
-    let p = Params {
-        trips,
-        rounds: 0,
-        n: WG as u32,
-        _pad: 0,
-    };
+    let p = Params { trips, rounds: 0, n: WG as u32, _pad: 0 };
     run_one(ctx, &LOOP, p, &[(&out, 0, WG)], [1, 1, 1])?;
     let want = (0..WG as u32)
         .map(|lid| {
             (0..trips).fold(lid, |acc, k| {
-                acc.wrapping_mul(1664525)
-                    .wrapping_add(1013904223)
-                    .wrapping_add(k)
+                acc.wrapping_mul(1664525).wrapping_add(1013904223).wrapping_add(k)
             })
         })
         .collect();
@@ -176,12 +144,7 @@ fn barrier_canary(ctx: &Arc<GpuContext>) -> Launched {
     const GROUPS: u32 = 2;
     let n = WG * GROUPS as usize;
     let out = alloc(ctx, n)?;
-    let p = Params {
-        trips: 0,
-        rounds: ROUNDS,
-        n: n as u32,
-        _pad: 0,
-    };
+    let p = Params { trips: 0, rounds: ROUNDS, n: n as u32, _pad: 0 };
     run_one(ctx, &BARRIER, p, &[(&out, 0, n)], [GROUPS, 1, 1])?;
     let mut want = Vec::with_capacity(n);
     for g in 0..GROUPS {
@@ -190,9 +153,7 @@ fn barrier_canary(ctx: &Arc<GpuContext>) -> Launched {
         for r in 0..ROUNDS {
             let ring = v.clone();
             for (l, x) in v.iter_mut().enumerate() {
-                *x = x
-                    .wrapping_mul(31)
-                    .wrapping_add(ring[(l + r as usize + 1) % WG]);
+                *x = x.wrapping_mul(31).wrapping_add(ring[(l + r as usize + 1) % WG]);
             }
         }
         want.extend(v);
@@ -227,29 +188,11 @@ fn grid_canary(ctx: &Arc<GpuContext>, groups: [u32; 3]) -> Launched {
 
 fn offset_canary(ctx: &Arc<GpuContext>) -> Launched {
     let skip = (ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
-    let data: Vec<u32> = (0..(skip + WG) as u32)
-        .map(|i| i.wrapping_mul(2654435761))
-        .collect();
-    let src = ctx
-        .upload_device(bits(&data), "self-test")
-        .map_err(|e| e.to_string())?;
+    let data: Vec<u32> = (0..(skip + WG) as u32).map(|i| i.wrapping_mul(2654435761)).collect();
+    let src = ctx.upload_device(bits(&data), "self-test").map_err(|e| e.to_string())?;
     let out = alloc(ctx, WG)?;
-    let p = Params {
-        trips: 0,
-        rounds: 0,
-        n: WG as u32,
-        _pad: 0,
-    };
-    run_one(
-        ctx,
-        &OFFSET,
-        p,
-        &[(&src, skip, WG), (&out, 0, WG)],
-        [1, 1, 1],
-    )?;
-    let want = data[skip..]
-        .iter()
-        .map(|v| v.wrapping_mul(3).wrapping_add(7))
-        .collect();
+    let p = Params { trips: 0, rounds: 0, n: WG as u32, _pad: 0 };
+    run_one(ctx, &OFFSET, p, &[(&src, skip, WG), (&out, 0, WG)], [1, 1, 1])?;
+    let want = data[skip..].iter().map(|v| v.wrapping_mul(3).wrapping_add(7)).collect();
     Ok((out, want))
 }

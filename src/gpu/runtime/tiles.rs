@@ -31,16 +31,8 @@ pub struct GemmTiling {
 impl GemmTiling {
     /// Hardware GPUs: 128x128 tiles of 256 threads, and 64x64 ones of 64.
     pub const HARDWARE: GemmTiling = GemmTiling {
-        large: GemmTiles {
-            tx: 16,
-            ty: 16,
-            bk: 8,
-        },
-        small: GemmTiles {
-            tx: 8,
-            ty: 8,
-            bk: 8,
-        },
+        large: GemmTiles { tx: 16, ty: 16, bk: 8 },
+        small: GemmTiles { tx: 8, ty: 8, bk: 8 },
     };
     /// Software adapters (lavapipe, llvmpipe) run a workgroup's invocations in SIMD batches on
     /// one CPU thread, switching between them at every barrier, and load per lane: 64x128 tiles
@@ -49,16 +41,8 @@ impl GemmTiling {
     /// gemm_1024, conv_S3_fwd_bwd, conv_S4_fwd_bwd and train_step (8 deep fits the least loop
     /// budget a context accepts; 16 deep was no faster).
     pub const SOFTWARE: GemmTiling = GemmTiling {
-        large: GemmTiles {
-            tx: 16,
-            ty: 8,
-            bk: 16,
-        },
-        small: GemmTiles {
-            tx: 8,
-            ty: 4,
-            bk: 8,
-        },
+        large: GemmTiles { tx: 16, ty: 8, bk: 16 },
+        small: GemmTiles { tx: 8, ty: 4, bk: 8 },
     };
 
     /// One tiling for every product.
@@ -107,11 +91,7 @@ impl GemmTiling {
 
     /// The loop budget both tilings need for one K tile (see [`GemmTiles::trips`]).
     pub(crate) fn min_loop_cap(&self) -> usize {
-        [self.large, self.small]
-            .iter()
-            .map(|t| t.trips().0 + t.trips().1)
-            .max()
-            .unwrap_or(0)
+        [self.large, self.small].iter().map(|t| t.trips().0 + t.trips().1).max().unwrap_or(0)
     }
 }
 
@@ -134,20 +114,12 @@ impl GemmTiles {
     /// Tile elements each thread stages per operand.
     fn loads(&self) -> (u32, u32) {
         let (bm, bn) = self.tile();
-        (
-            self.bk * bm as u32 / self.threads(),
-            self.bk * bn as u32 / self.threads(),
-        )
+        (self.bk * bm as u32 / self.threads(), self.bk * bn as u32 / self.threads())
     }
 
     /// `Err` unless the kernel can run this tiling on an adapter with `limits`.
     pub(crate) fn check(&self, limits: &wgpu::Limits) -> Result<()> {
-        let bad = |msg: String| {
-            Err(Error::Invalid {
-                op: "GpuOptions::gemm_tiles",
-                msg,
-            })
-        };
+        let bad = |msg: String| Err(Error::Invalid { op: "GpuOptions::gemm_tiles", msg });
         if self.tx == 0 || self.ty == 0 || self.bk == 0 {
             return bad(format!("{self:?}: tx, ty and bk must be positive"));
         }
@@ -192,11 +164,7 @@ impl GemmTiles {
 
     /// The pipeline constants of shaders/gemm.wgsl.
     pub(crate) fn constants(&self) -> [(&'static str, f64); 3] {
-        [
-            ("GEMM_TX", self.tx as f64),
-            ("GEMM_TY", self.ty as f64),
-            ("GEMM_BK", self.bk as f64),
-        ]
+        [("GEMM_TX", self.tx as f64), ("GEMM_TY", self.ty as f64), ("GEMM_BK", self.bk as f64)]
     }
 }
 
@@ -211,15 +179,10 @@ mod tests {
             t.check(&limits).unwrap();
         }
         assert_eq!(GemmTiling::HARDWARE.large.tile(), (128, 128));
-        assert_eq!(
-            GemmTiling::for_adapter(false, &limits),
-            GemmTiling::HARDWARE
-        );
+        assert_eq!(GemmTiling::for_adapter(false, &limits), GemmTiling::HARDWARE);
         // a downlevel adapter (16 KiB workgroup memory, 256 invocations) still gets a tiling
         let small = wgpu::Limits::downlevel_defaults();
-        GemmTiling::for_adapter(false, &small)
-            .check(&small)
-            .unwrap();
+        GemmTiling::for_adapter(false, &small).check(&small).unwrap();
     }
 
     #[test]
@@ -235,23 +198,11 @@ mod tests {
     fn bad_tilings_are_refused() {
         let limits = wgpu::Limits::default();
         let bad = [
-            GemmTiles {
-                tx: 0,
-                ty: 8,
-                bk: 8,
-            },
+            GemmTiles { tx: 0, ty: 8, bk: 8 },
             // 64 elements per thread
-            GemmTiles {
-                tx: 16,
-                ty: 16,
-                bk: 64,
-            },
+            GemmTiles { tx: 16, ty: 16, bk: 64 },
             // 1,024 threads
-            GemmTiles {
-                tx: 32,
-                ty: 32,
-                bk: 8,
-            },
+            GemmTiles { tx: 32, ty: 32, bk: 8 },
         ];
         for t in bad {
             assert!(t.check(&limits).is_err(), "{t:?}");

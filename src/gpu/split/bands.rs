@@ -42,21 +42,8 @@ fn bands(g: &WindowGeom, per: usize) -> impl Iterator<Item = Band> + '_ {
             } else {
                 (hi - lo, (lo as isize - first) as usize)
             };
-            let geom = WindowGeom {
-                n: 1,
-                h,
-                pad_top,
-                oh: r1 - r0,
-                ..*g
-            };
-            Band {
-                image,
-                r0,
-                r1,
-                lo,
-                hi,
-                geom,
-            }
+            let geom = WindowGeom { n: 1, h, pad_top, oh: r1 - r0, ..*g };
+            Band { image, r0, r1, lo, hi, geom }
         })
     })
 }
@@ -83,21 +70,11 @@ fn band_rows(ctx: &Ctx, op: &'static str, g: &WindowGeom, out_c: usize) -> Resul
 
 /// Rows `[lo, hi)` of every plane of image `i` of `x`, as one `(planes, hi - lo, w)` buffer.
 fn gather_rows(
-    ctx: &Ctx,
-    x: &GpuBuffer,
-    (i, c, h, w): Image,
-    lo: usize,
-    hi: usize,
+    ctx: &Ctx, x: &GpuBuffer, (i, c, h, w): Image, lo: usize, hi: usize,
 ) -> Result<GpuBuffer> {
     let run = (hi - lo) * w;
     let band = ctx.alloc(c * run, "split")?;
-    copy_rows(
-        ctx,
-        (x, (i * c * h + lo) * w, h * w),
-        (&band, 0, run),
-        c,
-        run,
-    )?;
+    copy_rows(ctx, (x, (i * c * h + lo) * w, h * w), (&band, 0, run), c, run)?;
     Ok(band)
 }
 
@@ -111,31 +88,16 @@ fn input_band(ctx: &Ctx, x: &GpuBuffer, g: &WindowGeom, b: &Band) -> Result<GpuB
 
 /// The reverse of `gather_rows`: `band` into rows `[lo, hi)` of image `i` of `x`.
 fn scatter_rows(
-    ctx: &Ctx,
-    band: &GpuBuffer,
-    x: &GpuBuffer,
-    (i, c, h, w): Image,
-    lo: usize,
-    hi: usize,
+    ctx: &Ctx, band: &GpuBuffer, x: &GpuBuffer, (i, c, h, w): Image, lo: usize, hi: usize,
 ) -> Result<()> {
     let run = (hi - lo) * w;
-    copy_rows(
-        ctx,
-        (band, 0, run),
-        (x, (i * c * h + lo) * w, h * w),
-        c,
-        run,
-    )
+    copy_rows(ctx, (band, 0, run), (x, (i * c * h + lo) * w, h * w), c, run)
 }
 
 /// A forward window op `(n, c, h, w) -> (n, out_c, oh, ow)` in bands of output rows:
 /// `run(input band, band geometry)` gives the band's output rows.
 pub(crate) fn by_bands(
-    ctx: &Ctx,
-    op: &'static str,
-    x: &GpuBuffer,
-    g: &WindowGeom,
-    out_c: usize,
+    ctx: &Ctx, op: &'static str, x: &GpuBuffer, g: &WindowGeom, out_c: usize,
     run: impl Fn(&GpuBuffer, &WindowGeom) -> Result<GpuBuffer>,
 ) -> Result<GpuBuffer> {
     let per = band_rows(ctx, op, g, out_c)?;
@@ -150,13 +112,8 @@ pub(crate) fn by_bands(
 /// A weight gradient over bands: `run(input band, output-gradient band, band geometry)`
 /// gives a `len`-element partial, summed over bands and images in order.
 pub(crate) fn by_bands_weight(
-    ctx: &Ctx,
-    op: &'static str,
-    (x, grad): (&GpuBuffer, &GpuBuffer),
-    g: &WindowGeom,
-    out_c: usize,
-    len: usize,
-    run: impl Fn(&GpuBuffer, &GpuBuffer, &WindowGeom) -> Result<GpuBuffer>,
+    ctx: &Ctx, op: &'static str, (x, grad): (&GpuBuffer, &GpuBuffer), g: &WindowGeom, out_c: usize,
+    len: usize, run: impl Fn(&GpuBuffer, &GpuBuffer, &WindowGeom) -> Result<GpuBuffer>,
 ) -> Result<GpuBuffer> {
     super::each_fits(ctx, op, &[len])?;
     let per = band_rows(ctx, op, g, out_c)?;
@@ -173,11 +130,7 @@ pub(crate) fn by_bands_weight(
 /// An input gradient over bands: `run(output-gradient band, band geometry)` gives the
 /// band's `(c, hi - lo, w)` input rows, added into the result in band order.
 pub(crate) fn by_bands_input(
-    ctx: &Ctx,
-    op: &'static str,
-    grad: &GpuBuffer,
-    g: &WindowGeom,
-    out_c: usize,
+    ctx: &Ctx, op: &'static str, grad: &GpuBuffer, g: &WindowGeom, out_c: usize,
     run: impl Fn(&GpuBuffer, &WindowGeom) -> Result<GpuBuffer>,
 ) -> Result<GpuBuffer> {
     let per = band_rows(ctx, op, g, out_c)?;

@@ -24,11 +24,8 @@ pub(crate) type Ctx = Arc<GpuContext>;
 /// Copies `rows` runs of `len` elements: run `r` from `src` at `from + r * from_stride` to
 /// `dst` at `to + r * to_stride`, as one copy where the runs are back to back on both sides.
 pub(crate) fn copy_rows(
-    ctx: &Ctx,
-    (src, from, from_stride): (&GpuBuffer, usize, usize),
-    (dst, to, to_stride): (&GpuBuffer, usize, usize),
-    rows: usize,
-    len: usize,
+    ctx: &Ctx, (src, from, from_stride): (&GpuBuffer, usize, usize),
+    (dst, to, to_stride): (&GpuBuffer, usize, usize), rows: usize, len: usize,
 ) -> Result<()> {
     if from_stride == len && to_stride == len {
         return ctx.copy_range((src, from), (dst, to), rows * len);
@@ -53,19 +50,11 @@ pub(crate) struct Rows<'a> {
 impl<'a> Rows<'a> {
     /// `per` elements per item, items back to back.
     pub fn per(buf: &'a GpuBuffer, per: usize) -> Self {
-        Rows {
-            buf,
-            stride: per,
-            extent: per,
-        }
+        Rows { buf, stride: per, extent: per }
     }
     /// The whole buffer, for every item.
     pub fn whole(buf: &'a GpuBuffer) -> Self {
-        Rows {
-            buf,
-            stride: 0,
-            extent: buf.len,
-        }
+        Rows { buf, stride: 0, extent: buf.len }
     }
     /// Elements that `rows` consecutive items read.
     fn span(&self, rows: usize) -> usize {
@@ -95,11 +84,7 @@ pub(crate) fn each_fits(ctx: &Ctx, op: &'static str, lens: &[usize]) -> Result<(
 
 /// How many items one piece takes: every operand's span and every output within a binding.
 pub(crate) fn items_per_piece(
-    ctx: &Ctx,
-    op: &'static str,
-    items: usize,
-    ins: &[Rows],
-    out_item: &[usize],
+    ctx: &Ctx, op: &'static str, items: usize, ins: &[Rows], out_item: &[usize],
 ) -> Result<usize> {
     let max = ctx.binding_len();
     let mut c = items.max(1);
@@ -143,8 +128,7 @@ pub(crate) fn owned_range(ctx: &Ctx, x: &GpuBuffer, at: usize, len: usize) -> Re
 
 /// The buffers a piece binds: each original where it was not copied.
 pub(crate) fn resolve<'a>(
-    orig: impl Iterator<Item = &'a GpuBuffer>,
-    got: &'a [Gathered],
+    orig: impl Iterator<Item = &'a GpuBuffer>, got: &'a [Gathered],
 ) -> Vec<&'a GpuBuffer> {
     orig.zip(got)
         .map(|(b, g)| match g {
@@ -156,19 +140,13 @@ pub(crate) fn resolve<'a>(
 
 /// Each operand's elements for items `[r0, r1)`.
 fn gather(ctx: &Ctx, ins: &[Rows], r0: usize, r1: usize) -> Result<Vec<Gathered>> {
-    ins.iter()
-        .map(|r| gather_range(ctx, r.buf, r0 * r.stride, r.span(r1 - r0)))
-        .collect()
+    ins.iter().map(|r| gather_range(ctx, r.buf, r0 * r.stride, r.span(r1 - r0))).collect()
 }
 
 /// Calls `each(pieces, r0, r1)` on runs of `items` items, each run's operands within one
 /// binding (`out_item`: the outputs' elements per item, which bound the run too).
 fn each_piece(
-    ctx: &Ctx,
-    op: &'static str,
-    items: usize,
-    ins: &[Rows],
-    out_item: &[usize],
+    ctx: &Ctx, op: &'static str, items: usize, ins: &[Rows], out_item: &[usize],
     mut each: impl FnMut(&[&GpuBuffer], usize, usize) -> Result<()>,
 ) -> Result<()> {
     let per = items_per_piece(ctx, op, items, ins, out_item)?;
@@ -185,40 +163,29 @@ fn each_piece(
 /// (`out_item[j]` elements per item for output `j`) together in item order. Where one run
 /// takes every item, its outputs are the result, uncopied.
 fn split_items<const N: usize>(
-    ctx: &Ctx,
-    op: &'static str,
-    items: usize,
-    ins: &[Rows],
-    out_item: [usize; N],
+    ctx: &Ctx, op: &'static str, items: usize, ins: &[Rows], out_item: [usize; N],
     run: impl Fn(&[&GpuBuffer], usize) -> Result<[GpuBuffer; N]>,
 ) -> Result<[GpuBuffer; N]> {
     if items_per_piece(ctx, op, items, ins, &out_item)? >= items {
         let got = gather(ctx, ins, 0, items)?;
         return run(&resolve(ins.iter().map(|r| r.buf), &got), items);
     }
-    let outs = out_item
-        .iter()
-        .map(|&o| ctx.alloc_any(items * o, op))
-        .collect::<Result<Vec<_>>>()?;
+    let outs =
+        out_item.iter().map(|&o| ctx.alloc_any(items * o, op)).collect::<Result<Vec<_>>>()?;
     each_piece(ctx, op, items, ins, &out_item, |p, r0, r1| {
         for ((out, piece), &o) in outs.iter().zip(&run(p, r1 - r0)?).zip(&out_item) {
             ctx.copy_range((piece, 0), (out, r0 * o), (r1 - r0) * o)?;
         }
         Ok(())
     })?;
-    outs.try_into()
-        .map_err(|_| Error::Gpu(format!("{op}: split lost an output")))
+    outs.try_into().map_err(|_| Error::Gpu(format!("{op}: split lost an output")))
 }
 
 /// An op over `n` items (a batch, planes) whose `ins` are read per item (or whole) and whose
 /// output has `out_item` elements per item: `run(inputs, items)` on all of them where they
 /// fit one binding, else on runs of items.
 pub(crate) fn by_items(
-    ctx: &Ctx,
-    op: &'static str,
-    n: usize,
-    ins: &[Rows],
-    out_item: usize,
+    ctx: &Ctx, op: &'static str, n: usize, ins: &[Rows], out_item: usize,
     run: impl Fn(&[&GpuBuffer], usize) -> Result<GpuBuffer>,
 ) -> Result<GpuBuffer> {
     let [out] = split_items(ctx, op, n, ins, [out_item], |p, n| Ok([run(p, n)?]))?;
@@ -227,11 +194,7 @@ pub(crate) fn by_items(
 
 /// [`by_items`] for two outputs (a pool's values and indices).
 pub(crate) fn by_items2(
-    ctx: &Ctx,
-    op: &'static str,
-    n: usize,
-    ins: &[Rows],
-    out_item: usize,
+    ctx: &Ctx, op: &'static str, n: usize, ins: &[Rows], out_item: usize,
     run: impl Fn(&[&GpuBuffer], usize) -> Result<(GpuBuffer, GpuBuffer)>,
 ) -> Result<(GpuBuffer, GpuBuffer)> {
     let [a, b] = split_items(ctx, op, n, ins, [out_item; 2], |p, n| {
@@ -260,26 +223,19 @@ impl Partials {
     }
     /// The sum, or zeros where nothing was added.
     pub(crate) fn finish(self, ctx: &Ctx) -> Result<GpuBuffer> {
-        self.sum
-            .map_or_else(|| elementwise::full(ctx, self.len, 0.0), Ok)
+        self.sum.map_or_else(|| elementwise::full(ctx, self.len, 0.0), Ok)
     }
 }
 
 /// [`by_items`] for an op whose items each add into one `len`-element result (a weight
 /// gradient over a batch): the runs' partials are summed in order.
 pub(crate) fn by_items_summed(
-    ctx: &Ctx,
-    op: &'static str,
-    n: usize,
-    ins: &[Rows],
-    len: usize,
+    ctx: &Ctx, op: &'static str, n: usize, ins: &[Rows], len: usize,
     run: impl Fn(&[&GpuBuffer], usize) -> Result<GpuBuffer>,
 ) -> Result<GpuBuffer> {
     each_fits(ctx, op, &[len])?;
     let mut sum = Partials::new(len);
-    each_piece(ctx, op, n, ins, &[], |p, r0, r1| {
-        sum.add(ctx, run(p, r1 - r0)?)
-    })?;
+    each_piece(ctx, op, n, ins, &[], |p, r0, r1| sum.add(ctx, run(p, r1 - r0)?))?;
     sum.finish(ctx)
 }
 

@@ -21,10 +21,7 @@ pub(crate) type StridedPiece<'a> = (&'a [usize], &'a [(Vec<isize>, usize)]);
 /// Runs `run(operands, piece)` over pieces of `out`, each within one binding, and puts the
 /// pieces' outputs together.
 pub(crate) fn split_strided(
-    ctx: &Ctx,
-    op: &'static str,
-    out: &[usize],
-    views: &[View],
+    ctx: &Ctx, op: &'static str, out: &[usize], views: &[View],
     mut run: impl FnMut(&[&GpuBuffer], StridedPiece) -> Result<GpuBuffer>,
 ) -> Result<GpuBuffer> {
     let max = ctx.binding_len();
@@ -35,9 +32,7 @@ pub(crate) fn split_strided(
     }
     // elements one index of axis k reads of a view past axis k
     let inner_span = |v: &View, k: usize| {
-        1 + (k + 1..out.len())
-            .map(|j| (out[j] - 1) * v.strides[j].unsigned_abs())
-            .sum::<usize>()
+        1 + (k + 1..out.len()).map(|j| (out[j] - 1) * v.strides[j].unsigned_abs()).sum::<usize>()
     };
     let inner_len = |k: usize| out[k + 1..].iter().product::<usize>();
     let k = (0..out.len())
@@ -68,9 +63,7 @@ pub(crate) fn split_strided(
             let mut strides = Vec::new();
             for v in views {
                 let base = v.offset as isize
-                    + (0..k)
-                        .map(|j| idx[j] as isize * v.strides[j])
-                        .sum::<isize>()
+                    + (0..k).map(|j| idx[j] as isize * v.strides[j]).sum::<isize>()
                     + a as isize * v.strides[k];
                 let low = (c as isize - 1) * v.strides[k].min(0)
                     + (k + 1..out.len())
