@@ -1,6 +1,6 @@
 //! Adapter discovery and choice.
 
-use super::GpuOptions;
+use super::options::GpuOptions;
 use crate::{Error, Result};
 
 /// What `convshade info` and `Device::auto` need to know about an adapter.

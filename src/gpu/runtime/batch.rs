@@ -1,36 +1,28 @@
-//! Batched execution: kernels are launched into one pending encoder, which a readback, an
-//! upload, a sync or a full batch submits. A batch that fails poisons the buffers it wrote.
+//! The pending batch: one command encoder that kernels are recorded into until a readback, an
+//! upload, a sync or a full batch submits it, its batch number, the batches that failed, and
+//! the uniform ring.
 
 use std::sync::Mutex;
 
-use bytemuck::Pod;
-use wgpu::util::DeviceExt;
-
-use super::buffers::GpuBuffer;
-use super::kernel::{Kernel, KernelInfo};
-use super::tiles::GemmTiles;
-use super::{lock, GpuContext};
-use crate::{Error, Result};
-
 /// Pending dispatches before an automatic submit, to bound the encoder's size; also the uniform
 /// ring's slot count.
-const MAX_PENDING: usize = 512;
+pub(super) const MAX_PENDING: usize = 512;
 /// The largest `params` a ring slot holds; larger ones get a buffer of their own.
-const MAX_PARAMS: u64 = 256;
+pub(super) const MAX_PARAMS: u64 = 256;
 
 /// The encoder that kernels are recorded into, and its batch number. Every buffer a batch
 /// writes remembers that number, so when a batch fails (wgpu reports an encoder's errors only
 /// when it is finished or submitted) every tensor it wrote turns into an error instead of
 /// stale data.
-struct Pending {
-    encoder: Option<wgpu::CommandEncoder>,
-    ops: usize,
-    epoch: u64,
+pub(super) struct Pending {
+    pub(super) encoder: Option<wgpu::CommandEncoder>,
+    pub(super) ops: usize,
+    pub(super) epoch: u64,
 }
 
 impl Pending {
     /// The batch's encoder, begun on first use.
-    fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+    pub(super) fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
         self.encoder.get_or_insert_with(|| {
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("convshade"),
@@ -42,11 +34,11 @@ impl Pending {
 /// The pending batch, the batches that failed, and the uniform ring: one slot per dispatch of
 /// a batch, written through the queue as the dispatch is recorded, so no uniform buffer is
 /// created per dispatch.
-pub(super) struct Batch {
-    pending: Mutex<Pending>,
-    poisoned: Mutex<Vec<u64>>,
-    ring: wgpu::Buffer,
-    slot: u64,
+pub(crate) struct Batch {
+    pub(super) pending: Mutex<Pending>,
+    pub(super) poisoned: Mutex<Vec<u64>>,
+    pub(super) ring: wgpu::Buffer,
+    pub(super) slot: u64,
 }
 
 impl Batch {
@@ -64,370 +56,5 @@ impl Batch {
             }),
             slot,
         }
-    }
-}
-
-/// A storage binding's range: `(buffer, offset, len)`, in elements.
-pub(crate) type Range<'a> = (&'a GpuBuffer, usize, usize);
-
-impl GpuContext {
-    /// An error if `buf` was written by a batch that failed.
-    fn ensure_valid(&self, buf: &GpuBuffer) -> Result<()> {
-        if buf.is_split() {
-            return buf.pieces().iter().try_for_each(|(p, _)| self.ensure_valid(p));
-        }
-        let e = buf.epoch();
-        if e != 0 && lock(&self.batch.poisoned).contains(&e) {
-            return Err(Error::Gpu(
-                "this tensor was computed by GPU work that failed (see the earlier error)".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Submits the pending encoder. Callers hold the pending lock, so submits and host writes
-    /// happen in the order they were recorded.
-    fn submit_locked(&self, pending: &mut Pending) -> Result<()> {
-        pending.ops = 0;
-        let Some(enc) = pending.encoder.take() else {
-            return self.check();
-        };
-        let epoch = pending.epoch;
-        pending.epoch += 1;
-        // Recording errors surface when the encoder is finished: they fail this batch.
-        let (_, status) = self.scoped("submit", || self.queue.submit(Some(enc.finish())));
-        self.counters.submits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        status.inspect_err(|_| lock(&self.batch.poisoned).push(epoch))
-    }
-
-    /// Submits the pending work, then runs `f` before any other thread can record or submit
-    /// (host writes into pooled buffers that recorded work may still read).
-    pub(super) fn with_batch_submitted<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let mut pending = lock(&self.batch.pending);
-        self.submit_locked(&mut pending)?;
-        f()
-    }
-
-    /// Launches kernel `k` over `groups` workgroups: `params` at binding 0, `bufs` whole at the
-    /// kernel's storage bindings, in their order.
-    pub(crate) fn launch<P: Pod>(
-        &self, k: &Kernel<P>, params: &P, bufs: &[&GpuBuffer], groups: [u32; 3],
-    ) -> Result<()> {
-        self.launch_tiled(k, self.limits.gemm.large, params, bufs, groups)
-    }
-
-    /// [`GpuContext::launch`] of a pipeline compiled for the GEMM tiling `tiles`.
-    pub(crate) fn launch_tiled<P: Pod>(
-        &self, k: &Kernel<P>, tiles: GemmTiles, params: &P, bufs: &[&GpuBuffer], groups: [u32; 3],
-    ) -> Result<()> {
-        let whole: Vec<Range> = bufs.iter().map(|&b| (b, 0, b.len)).collect();
-        self.launch_ranges(&k.info, tiles, bytemuck::bytes_of(params), &whole, groups)
-    }
-
-    /// Records one dispatch of kernel `k` into the pending batch, each storage binding a range
-    /// of its buffer (offsets meet the adapter's alignment).
-    pub(crate) fn launch_ranges(
-        &self, k: &KernelInfo, tiles: GemmTiles, params: &[u8], ranges: &[Range], groups: [u32; 3],
-    ) -> Result<()> {
-        let max = self.limits.max_workgroups_per_dimension;
-        if groups.iter().any(|&g| g > max) {
-            return Err(Error::TooLarge {
-                op: k.op,
-                msg: format!(
-                    "{}: dispatch {groups:?} exceeds {max} workgroups per dimension",
-                    k.entry
-                ),
-            });
-        }
-        if ranges.len() != k.bindings.len() || params.len() != k.uniform_size {
-            return Err(Error::Gpu(format!(
-                "{}: {} buffers for {} bindings, {} bytes of params for {}",
-                k.entry,
-                ranges.len(),
-                k.bindings.len(),
-                params.len(),
-                k.uniform_size
-            )));
-        }
-        if groups.contains(&0) {
-            return Ok(());
-        }
-        // The split paths bind pieces; a tensor in parts reaching a kernel is refused.
-        if let Some((b, _, _)) = ranges.iter().find(|(b, _, _)| b.is_split()) {
-            return Err(Error::TooLarge {
-                op: k.op,
-                msg: format!(
-                    "a tensor of {} elements is past one storage binding, and this op does not split it",
-                    b.len
-                ),
-            });
-        }
-        let _serial = self.serial();
-        let pipeline = self.pipeline(k, tiles)?;
-        let mut pending = lock(&self.batch.pending);
-        // Resources first, in this thread's error scopes: a failure here returns before the
-        // shared encoder is touched, so other pending work is unaffected. The params go to this
-        // dispatch's ring slot: the queue writes them before the batch runs, and after the
-        // batches submitted earlier, which used the same slots.
-        let slot = pending.ops as u64 * self.batch.slot;
-        let (bind_group, status) =
-            self.scoped(k.op, || self.bind_group(&pipeline, k, (params, slot), ranges));
-        status?;
-        // Checked under the lock, so no batch can fail between the check and the recording.
-        for (buf, _, _) in ranges {
-            self.ensure_valid(buf)?;
-        }
-        let epoch = pending.epoch;
-        {
-            let mut pass =
-                pending.encoder(&self.device).begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some(k.entry),
-                    timestamp_writes: None,
-                });
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        }
-        // Only outputs carry the batch: inputs made earlier stay valid if this batch fails.
-        for (bind, (buf, _, _)) in k.bindings.iter().zip(ranges) {
-            if bind.written() {
-                buf.set_epoch(epoch);
-            }
-        }
-        self.count_op(&mut pending)
-    }
-
-    /// One more command in the pending batch; a full batch is submitted.
-    fn count_op(&self, pending: &mut Pending) -> Result<()> {
-        pending.ops += 1;
-        if pending.ops >= MAX_PENDING {
-            return self.submit_locked(pending);
-        }
-        Ok(())
-    }
-
-    /// The uniform `params` at binding 0 and the storage ranges at the kernel's bindings.
-    fn bind_group(
-        &self, pipeline: &wgpu::ComputePipeline, k: &KernelInfo, (params, slot): (&[u8], u64),
-        ranges: &[Range],
-    ) -> wgpu::BindGroup {
-        let own;
-        let uniform = if params.len() as u64 <= MAX_PARAMS && !params.is_empty() {
-            self.queue.write_buffer(&self.batch.ring, slot, params);
-            wgpu::BufferBinding {
-                buffer: &self.batch.ring,
-                offset: slot,
-                size: wgpu::BufferSize::new(params.len() as u64),
-            }
-        } else {
-            // no uniform struct is this large today; counted like every created buffer
-            self.counters.created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            own = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: params,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-            own.as_entire_buffer_binding()
-        };
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(uniform),
-        }];
-        for (bind, &(buf, offset, len)) in k.bindings.iter().zip(ranges) {
-            // every range is of a one-buffer tensor (checked by the caller)
-            let Some(raw) = buf.raw() else { continue };
-            entries.push(wgpu::BindGroupEntry {
-                binding: bind.slot(),
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: raw,
-                    offset: (offset * 4) as u64,
-                    size: wgpu::BufferSize::new((len.max(1) * 4) as u64),
-                }),
-            });
-        }
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(k.entry),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        })
-    }
-
-    /// Records a copy of `len` elements from `src[src_at..]` to `dst[dst_at..]`, across the parts
-    /// of either (the split paths' way of moving pieces).
-    pub(crate) fn copy_range(
-        &self, (src, src_at): (&GpuBuffer, usize), (dst, dst_at): (&GpuBuffer, usize), len: usize,
-    ) -> Result<()> {
-        let _serial = self.serial();
-        let mut pending = lock(&self.batch.pending);
-        let (srcs, dsts) = (src.pieces(), dst.pieces());
-        let mut done = 0;
-        while done < len {
-            let (s, s0) = piece_at(&srcs, src_at + done);
-            let (d, d0) = piece_at(&dsts, dst_at + done);
-            let (s_off, d_off) = (src_at + done - s0, dst_at + done - d0);
-            let n = (len - done).min(s.len - s_off).min(d.len - d_off);
-            self.ensure_valid(s)?;
-            let (Some(s_raw), Some(d_raw)) = (s.raw(), d.raw()) else {
-                return Err(Error::Gpu("copy_range: a piece in parts".into()));
-            };
-            let epoch = pending.epoch;
-            let bytes = |e: usize| (e * 4) as u64;
-            pending.encoder(&self.device).copy_buffer_to_buffer(
-                s_raw,
-                bytes(s_off),
-                d_raw,
-                bytes(d_off),
-                bytes(n),
-            );
-            d.set_epoch(epoch);
-            self.count_op(&mut pending)?;
-            done += n;
-        }
-        Ok(())
-    }
-
-    /// Submits pending work and waits until the device has finished it.
-    pub fn sync(&self) -> Result<()> {
-        let _serial = self.serial();
-        self.submit_locked(&mut lock(&self.batch.pending))?;
-        self.poll()?;
-        self.check()
-    }
-
-    fn poll(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::Gpu(format!("poll: {e}")))
-    }
-
-    /// Copies a buffer back to the host (submits pending work first).
-    pub(crate) fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
-        pollster::block_on(self.read_async(buf))
-    }
-
-    /// [`GpuContext::read`] as a future: the copy is recorded and submitted at once, and the
-    /// future resolves when the mapped staging buffer is ready. Native callers block on it
-    /// (`read`); where nothing may block (a browser), the caller awaits it while the device
-    /// is polled by its host.
-    pub(crate) async fn read_async(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
-        if buf.is_split() {
-            let mut out = Vec::new();
-            out.try_reserve_exact(buf.len).map_err(|_| Error::OutOfMemory {
-                op: "read",
-                msg: format!("no host memory for {} elements", buf.len),
-            })?;
-            for (part, _) in buf.pieces() {
-                out.extend(Box::pin(self.read_async(part)).await?);
-            }
-            return Ok(out);
-        }
-        let bytes = (buf.len * 4) as u64;
-        let Some(raw) = buf.raw().filter(|_| bytes > 0) else {
-            // an empty tensor: nothing to copy, but the work before it still reports its errors
-            self.sync()?;
-            return self.ensure_valid(buf).map(|_| Vec::new());
-        };
-        let staging = {
-            let _serial = self.serial();
-            let staging = self.take_staging(bytes)?;
-            let mut pending = lock(&self.batch.pending);
-            // The copy joins the pending batch, so a failure of that batch fails the read.
-            pending.encoder(&self.device).copy_buffer_to_buffer(raw, 0, &staging, 0, bytes);
-            self.submit_locked(&mut pending)?;
-            staging
-        };
-        self.ensure_valid(buf)?;
-        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-        staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        {
-            let _serial = self.serial();
-            self.poll()?;
-        }
-        match rx.receive().await {
-            Some(Ok(())) => {}
-            Some(Err(e)) => return Err(Error::Gpu(format!("map_async: {e}"))),
-            None => return Err(Error::Gpu("map_async callback dropped".into())),
-        }
-        let _serial = self.serial();
-        let out = {
-            let view = staging
-                .slice(..bytes)
-                .get_mapped_range()
-                .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-        };
-        staging.unmap();
-        self.give_staging(staging);
-        self.check()?;
-        Ok(out)
-    }
-}
-
-/// The piece holding element `at`, and the index its first element has.
-fn piece_at<'a>(pieces: &[(&'a GpuBuffer, usize)], at: usize) -> (&'a GpuBuffer, usize) {
-    let i = pieces.partition_point(|&(_, start)| start <= at) - 1;
-    pieces[i]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::backend::UnaryOp;
-    use crate::gpu::elementwise::UnaryParams;
-    use crate::gpu::elementwise::UNARY;
-
-    /// Unary params for relu over 2 elements.
-    fn relu_params() -> UnaryParams {
-        UnaryParams { n: 2, op: UnaryOp::Relu.code().0, alpha: 0.0, _pad: 0 }
-    }
-
-    fn relu(ctx: &GpuContext, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
-        ctx.launch(&UNARY, &relu_params(), &[x, y], [1, 1, 1])
-    }
-
-    #[test]
-    fn a_failed_batch_fails_the_tensors_it_wrote_and_nothing_else() {
-        let Some(ctx) = super::super::test_context() else {
-            return;
-        };
-        let x = ctx.upload(&[-1.0, 2.0], "test").unwrap();
-        let y = ctx.alloc(2, "test").unwrap();
-        relu(&ctx, &x, &y).unwrap();
-        // A bad bind group (a binding at an offset the adapter cannot align) is refused before
-        // it reaches the shared encoder: the pending relu is unaffected.
-        let z = ctx.alloc(2, "test").unwrap();
-        let p = relu_params();
-        let params = bytemuck::bytes_of(&p);
-        let tiles = ctx.limits.gemm.large;
-        let err = ctx
-            .launch_ranges(&UNARY.info, tiles, params, &[(&x, 1, 1), (&z, 0, 2)], [1, 1, 1])
-            .unwrap_err();
-        assert!(matches!(err, Error::Gpu(_)), "{err}");
-        assert_eq!(ctx.read(&y).unwrap(), vec![0.0, 2.0]);
-
-        // A command that fails only when the batch is submitted (an out-of-bounds copy) fails
-        // the batch: its outputs turn into errors, its inputs stay readable.
-        let w = ctx.alloc(2, "test").unwrap();
-        relu(&ctx, &y, &w).unwrap();
-        lock(&ctx.batch.pending).encoder.as_mut().unwrap().copy_buffer_to_buffer(
-            x.raw().unwrap(),
-            0,
-            z.raw().unwrap(),
-            0,
-            1 << 20,
-        );
-        assert!(ctx.read(&w).is_err(), "an output of the failed batch must not read as data");
-        assert_eq!(ctx.read(&y).unwrap(), vec![0.0, 2.0]);
-        let v = ctx.alloc(2, "test").unwrap();
-        assert!(relu(&ctx, &w, &v).is_err(), "a failed tensor cannot feed new work");
-        // Fresh work afterwards is unaffected.
-        let a = ctx.upload(&[-3.0, 4.0], "test").unwrap();
-        let b = ctx.alloc(2, "test").unwrap();
-        relu(&ctx, &a, &b).unwrap();
-        assert_eq!(ctx.read(&b).unwrap(), vec![0.0, 4.0]);
     }
 }

@@ -11,9 +11,7 @@ use std::sync::{Mutex, OnceLock};
 
 use super::tiles::GemmTiles;
 use super::uniforms::Uniform;
-use super::{lock, GpuContext};
 use crate::backend::{BINARY_OPCODES, REDUCE_OPCODES, UNARY_OPCODES};
-use crate::Result;
 
 /// Threads per workgroup of the one-dimensional kernels (`override WG`).
 pub(crate) const WG: usize = 256;
@@ -168,7 +166,7 @@ macro_rules! kernels {
     (@uniforms $params:ty) => { <$params as $crate::gpu::runtime::uniforms::Uniform>::wgsl };
     (@uniforms $params:ty, $uniforms:expr) => { $uniforms };
     ($m:ident = ($name:literal, $src:expr, $buffers:expr $(, $uniforms:expr)?): $params:ty; $($rest:tt)*) => {
-        pub(crate) static $m: $crate::gpu::runtime::Module = $crate::gpu::runtime::Module::new(
+        pub(crate) static $m: $crate::gpu::runtime::kernel::Module = $crate::gpu::runtime::kernel::Module::new(
             $name,
             $src,
             $crate::gpu::runtime::kernel::kernels!(@uniforms $params $(, $uniforms)?),
@@ -178,8 +176,8 @@ macro_rules! kernels {
         $crate::gpu::runtime::kernel::kernels!($m: $params; $($rest)*);
     };
     ($module:ident: $params:ty; $($(#[$doc:meta])* $k:ident = ($entry:literal, $op:literal, $binds:expr $(, $c:literal = $v:expr)*);)*) => {
-        $($(#[$doc])* pub(crate) static $k: $crate::gpu::runtime::Kernel<$params> =
-            $crate::gpu::runtime::Kernel::new(&$module, $entry, $op, $binds, &[$(($c, $v)),*]);)*
+        $($(#[$doc])* pub(crate) static $k: $crate::gpu::runtime::kernel::Kernel<$params> =
+            $crate::gpu::runtime::kernel::Kernel::new(&$module, $entry, $op, $binds, &[$(($c, $v)),*]);)*
     };
 }
 pub(crate) use kernels;
@@ -209,46 +207,7 @@ type PipelineKey = (&'static str, &'static str, GemmTiles, &'static [(&'static s
 
 /// Compiled modules and pipelines, each made once per context.
 #[derive(Default)]
-pub(super) struct Pipelines {
-    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
-}
-
-impl GpuContext {
-    /// The compute pipeline of kernel `k` with GEMM tiling `tiles`, compiled once.
-    pub(super) fn pipeline(
-        &self, k: &KernelInfo, tiles: GemmTiles,
-    ) -> Result<wgpu::ComputePipeline> {
-        let key = (k.module.name, k.entry, tiles, k.constants);
-        if let Some(p) = lock(&self.pipelines.pipelines).get(&key) {
-            return Ok(p.clone());
-        }
-        let module = lock(&self.pipelines.modules)
-            .entry(k.module.name)
-            .or_insert_with(|| {
-                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(k.module.name),
-                    source: wgpu::ShaderSource::Wgsl(k.module.source().into()),
-                })
-            })
-            .clone();
-        let mut constants = constants(&tiles);
-        constants.extend(k.constants.iter().map(|&(name, v)| (name, f64::from(v))));
-        let (pipeline, status) = self.scoped(k.op, || {
-            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(k.op),
-                layout: None,
-                module: &module,
-                entry_point: Some(k.entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    ..Default::default()
-                },
-                cache: None,
-            })
-        });
-        status?;
-        lock(&self.pipelines.pipelines).insert(key, pipeline.clone());
-        Ok(pipeline)
-    }
+pub(crate) struct Pipelines {
+    pub(super) modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pub(super) pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use bytemuck::Pod;
 
+use super::context::GpuContext;
 use super::kernel::{Kernel, WG};
-use super::{GpuBuffer, GpuContext};
+use super::memory::GpuBuffer;
 use crate::{Error, Result};
 
 /// Workgroups for `n_groups` along x, spilling into y and then z past the per-dimension limit

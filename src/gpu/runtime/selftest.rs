@@ -6,22 +6,12 @@ use std::time::Instant;
 
 use bytemuck::Zeroable;
 
-use super::batch::Range;
+use super::context::{GpuContext, SelfTestReport};
+use super::dispatch::Range;
 use super::kernel::{kernels, Bind, Buffer, Kernel, WG};
+use super::memory::GpuBuffer;
 use super::uniforms::uniform;
-use super::{GpuBuffer, GpuContext};
 use crate::Error;
-
-/// What the self-test found.
-#[derive(Clone, Debug)]
-pub struct SelfTestReport {
-    /// The checks that passed.
-    pub passed: Vec<String>,
-    /// The first check that failed, with what it got.
-    pub failure: Option<String>,
-    /// Wall time of the whole test, shader compilation included.
-    pub millis: f64,
-}
 
 uniform! {
     Params as "Params" {

@@ -1,0 +1,186 @@
+//! Opening a context: the adapter's choice, the device, and the self-test that must pass.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+use super::adapters::{self, AdapterSummary};
+use super::batch::Batch;
+use super::context::{lock, Counters, GpuContext, GpuLimits, SelfTestReport};
+use super::errors::ErrorState;
+use super::kernel::Pipelines;
+use super::options::{Faults, GpuOptions};
+use super::pool::Pool;
+use super::selftest;
+use crate::{Error, Result};
+
+impl GpuContext {
+    /// Opens the best adapter wgpu finds (hardware before software, native APIs before GL).
+    pub fn new() -> Result<Arc<Self>> {
+        Self::with_options(GpuOptions::default())
+    }
+
+    /// [`GpuContext::new`] with options. Unless `skip_self_test` is set, the adapter must pass
+    /// the self-test: one that fails is refused with [`Error::AdapterRefused`] naming the
+    /// adapter, its driver and the failed check.
+    pub fn with_options(opts: GpuOptions) -> Result<Arc<Self>> {
+        Self::with_faults(opts, Faults::default())
+    }
+
+    /// [`GpuContext::with_options`] with injected faults (test hooks).
+    pub(crate) fn with_faults(opts: GpuOptions, faults: Faults) -> Result<Arc<Self>> {
+        pollster::block_on(Self::create(opts, faults))
+    }
+
+    /// Device creation as a future: native callers block on it ([`GpuContext::with_options`]);
+    /// where nothing may block (a browser), the caller awaits it.
+    pub(crate) async fn create(opts: GpuOptions, faults: Faults) -> Result<Arc<Self>> {
+        let adapter = adapters::pick(&opts).await?;
+        let info = adapter.get_info();
+        let alimits = adapter.limits();
+        // subgroup operations where the adapter has them (reductions use them)
+        let features =
+            if !opts.no_subgroups && adapter.features().contains(wgpu::Features::SUBGROUP) {
+                wgpu::Features::SUBGROUP
+            } else {
+                wgpu::Features::empty()
+            };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("convshade"),
+                required_features: features,
+                required_limits: alimits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", info.name)))?;
+        let software = info.device_type == wgpu::DeviceType::Cpu;
+        let limits = GpuLimits::new(&alimits, &opts, software)?;
+        let memory_limit = opts
+            .memory_limit
+            .or_else(|| software.then(host_memory_available).flatten().map(|b| b / 8 * 7));
+        let ctx = Arc::new(GpuContext {
+            errors: ErrorState::new(&device, info.backend == wgpu::Backend::Gl),
+            batch: Batch::new(&device, &alimits),
+            device,
+            queue,
+            adapter: AdapterSummary::from_info(&info),
+            limits,
+            pipelines: Pipelines::default(),
+            pool: Pool::new(memory_limit),
+            // the uniform ring is the first buffer created
+            counters: Counters { created: AtomicUsize::new(1), ..Counters::default() },
+            check: opts.check || std::env::var("CONVSHADE_CHECK").is_ok_and(|v| v == "1"),
+            faults,
+            self_test: Mutex::new(None),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+        });
+        if !opts.skip_self_test {
+            ctx.refuse_unless_self_test_passes(faults.self_test).await?;
+        }
+        Ok(ctx)
+    }
+
+    async fn refuse_unless_self_test_passes(self: &Arc<Self>, fault: Option<&str>) -> Result<()> {
+        let report = selftest::run(self, fault).await;
+        let failed = report.failure.clone();
+        *lock(&self.self_test) = Some(report);
+        match failed {
+            None => Ok(()),
+            Some(why) => Err(Error::AdapterRefused(format!(
+                "{} ({}, driver {}) failed the self-test: {why}",
+                self.adapter.name, self.adapter.backend, self.adapter.driver
+            ))),
+        }
+    }
+
+    /// Runs the self-test now (again) and records its result.
+    pub fn run_self_test(self: &Arc<Self>) -> SelfTestReport {
+        let report = pollster::block_on(selftest::run(self, None));
+        *lock(&self.self_test) = Some(report.clone());
+        report
+    }
+    /// Destroys the device, as a driver reset or an unplugged GPU would lose it (a test hook):
+    /// every later call on this context is an `Err`; a new context works.
+    pub(crate) fn lose_device(&self) {
+        let _serial = self.serial();
+        self.device.destroy();
+        // the callback may come later; the context is lost from now on
+        self.mark_lost();
+    }
+}
+
+/// Host memory available now, in bytes (Linux's `MemAvailable`; None elsewhere).
+fn host_memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// A context on the default adapter for unit tests, or `None` (with a loud line) where there is
+/// none; with `CONVSHADE_REQUIRE_GPU=1` a missing adapter fails the test instead.
+#[cfg(test)]
+pub(crate) fn test_context() -> Option<Arc<GpuContext>> {
+    match GpuContext::new() {
+        Ok(ctx) => Some(ctx),
+        Err(e) if std::env::var("CONVSHADE_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("CONVSHADE_REQUIRE_GPU=1 but no GPU adapter: {e}")
+        }
+        Err(e) => {
+            eprintln!("!!! SKIPPING GPU CHECK: no GPU adapter ({e}) !!!");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error raised outside any scope (here: straight on the device, by another thread) is
+    /// not pinned on a scoped call of this thread; it surfaces at the next check, once.
+    #[test]
+    fn scoped_errors_stay_with_their_thread() {
+        let Some(ctx) = test_context() else {
+            return;
+        };
+        let bad = |label| wgpu::BufferDescriptor {
+            label: Some(label),
+            // not a multiple of 4 with mapped_at_creation: invalid
+            size: 6,
+            usage: wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: true,
+        };
+        std::thread::scope(|s| {
+            let raiser = s.spawn(|| {
+                for _ in 0..20 {
+                    let _serial = ctx.serial();
+                    let _ = ctx.device.create_buffer(&bad("bad on purpose"));
+                }
+            });
+            let worker = s.spawn(|| {
+                (0..40)
+                    // distinct sizes, so each allocation creates a buffer in a scope
+                    .map(|i| ctx.alloc(1000 + 64 * i, "test").map(|_| ()))
+                    .collect::<Vec<_>>()
+            });
+            // a scoped error of this thread comes back here, and names its own call
+            for _ in 0..20 {
+                // device calls are serialized on GL, as everywhere in the context
+                let _serial = ctx.serial();
+                let (_, status) = ctx.scoped("test", || ctx.device.create_buffer(&bad("mine")));
+                let e = status.expect_err("a scoped error must come back to its caller");
+                assert!(matches!(e, Error::Gpu(_)), "{e}");
+                assert!(e.to_string().contains("mine"), "{e}");
+                assert!(!e.to_string().contains("bad on purpose"), "{e}");
+            }
+            raiser.join().unwrap();
+            for r in worker.join().unwrap() {
+                r.expect("another thread's error must not fail this thread's scoped call");
+            }
+        });
+        let e = ctx.check().expect_err("the unscoped errors are reported, not lost");
+        assert!(e.to_string().contains("bad on purpose"), "{e}");
+        ctx.check().expect("and reported once");
+    }
+}
