@@ -55,9 +55,11 @@ impl GradStore {
     pub fn get_var(&self, v: &Var) -> Option<&Tensor> {
         self.grads.get(&v.id())
     }
+    /// The number of gradients held.
     pub fn len(&self) -> usize {
         self.grads.len()
     }
+    /// Whether no gradient is held.
     pub fn is_empty(&self) -> bool {
         self.grads.is_empty()
     }

@@ -58,10 +58,12 @@ impl Dataset {
         Dataset::new(x, dims, y)
     }
 
+    /// The number of images.
     pub fn len(&self) -> usize {
         self.dims[0]
     }
 
+    /// Whether the dataset holds no image.
     pub fn is_empty(&self) -> bool {
         self.dims[0] == 0
     }
@@ -71,6 +73,7 @@ impl Dataset {
         self.dims
     }
 
+    /// One class label per image.
     pub fn labels(&self) -> &[usize] {
         &self.labels
     }
@@ -111,6 +114,7 @@ impl DataLoader {
         self.drop_last = on;
         self
     }
+    /// Augment each image of a batch with `a`.
     pub fn augment(mut self, a: Augment) -> Self {
         self.augment = Some(a);
         self

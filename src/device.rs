@@ -111,6 +111,7 @@ impl Device {
         }
     }
 
+    /// Whether this is a GPU device.
     pub fn is_gpu(&self) -> bool {
         matches!(self, Device::Gpu(_))
     }

@@ -7,18 +7,40 @@
 pub enum Error {
     /// A bad argument or shape given to an op.
     #[error("{op}: {msg}")]
-    Invalid { op: &'static str, msg: String },
+    Invalid {
+        /// The op that refused its arguments.
+        op: &'static str,
+        /// What was wrong with them.
+        msg: String,
+    },
     /// Operands live on different devices.
     #[error("{op}: operands are on different devices ({lhs} and {rhs})")]
-    DeviceMismatch { op: &'static str, lhs: String, rhs: String },
+    DeviceMismatch {
+        /// The op given the operands.
+        op: &'static str,
+        /// The name of the first operand's device.
+        lhs: String,
+        /// The name of the other operand's device.
+        rhs: String,
+    },
     /// Work too large for the device: an index past the kernels' 32-bit range, or one piece of
     /// an op that cannot be cut further past one storage binding.
     #[error("{op}: {msg}")]
-    TooLarge { op: &'static str, msg: String },
+    TooLarge {
+        /// The op whose work is too large.
+        op: &'static str,
+        /// Which limit the work passes.
+        msg: String,
+    },
     /// The device's memory (or `GpuOptions::memory_limit`), or the host's, cannot hold an
     /// allocation.
     #[error("{op}: out of memory: {msg}")]
-    OutOfMemory { op: &'static str, msg: String },
+    OutOfMemory {
+        /// The op that needed the allocation.
+        op: &'static str,
+        /// The allocation that failed, or the driver's message.
+        msg: String,
+    },
     /// The device was lost (a driver reset, an unplugged GPU): every later call on its context
     /// fails; a new device may work.
     #[error("gpu: device lost{}", if .0.is_empty() { String::new() } else { format!(": {}", .0) })]
@@ -31,17 +53,34 @@ pub enum Error {
     AdapterRefused(String),
     /// Shadow mode (`CONVSHADE_CHECK=1`) found the GPU's result of an op unlike the CPU's.
     #[error("shadow check: {op} on {shapes}: GPU and CPU disagree: {detail}")]
-    ShadowMismatch { op: &'static str, shapes: String, detail: String },
+    ShadowMismatch {
+        /// The op checked.
+        op: &'static str,
+        /// The shapes of the op's operands.
+        shapes: String,
+        /// Where and by how much the two results differ.
+        detail: String,
+    },
     /// Any other error the GPU driver reported (validation, internal), or work that depended on
     /// a batch that failed.
     #[error("gpu: {0}")]
     Gpu(String),
     /// A file could not be read or written.
     #[error("{path}: {msg}")]
-    Io { path: String, msg: String },
+    Io {
+        /// The file's path.
+        path: String,
+        /// The error the system reported.
+        msg: String,
+    },
     /// A file was read but its content is malformed (NPY, JSON, manifest).
     #[error("{path}: malformed: {msg}")]
-    Format { path: String, msg: String },
+    Format {
+        /// The file's path.
+        path: String,
+        /// What is malformed in it.
+        msg: String,
+    },
 }
 
 impl Error {

@@ -33,6 +33,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod autograd;
 mod backend;
 pub mod bench;

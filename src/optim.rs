@@ -5,8 +5,11 @@ use crate::{ensure, no_grad, GradStore, Result, Tensor, Var};
 
 /// Updates parameters from the gradients of one backward pass.
 pub trait Optimizer {
+    /// Updates every parameter that has a gradient in `grads`.
     fn step(&mut self, grads: &GradStore) -> Result<()>;
+    /// The current learning rate.
     fn learning_rate(&self) -> f32;
+    /// Sets the learning rate for the following steps; it must be finite and non-negative.
     fn set_learning_rate(&mut self, lr: f32) -> Result<()>;
 }
 
@@ -58,6 +61,7 @@ pub struct Sgd {
 }
 
 impl Sgd {
+    /// Plain SGD at rate `lr`: no momentum, no weight decay.
     pub fn new(params: Vec<Var>, lr: f32) -> Result<Sgd> {
         check_lr("sgd", lr)?;
         let n = params.len();
@@ -70,16 +74,19 @@ impl Sgd {
             velocity: vec![None; n],
         })
     }
+    /// Momentum factor (0: none).
     pub fn momentum(mut self, m: f32) -> Result<Sgd> {
         non_negative("sgd", "momentum", m)?;
         self.momentum = m;
         Ok(self)
     }
+    /// L2 weight decay, added to the gradient.
     pub fn weight_decay(mut self, wd: f32) -> Result<Sgd> {
         non_negative("sgd", "weight decay", wd)?;
         self.weight_decay = wd;
         Ok(self)
     }
+    /// Nesterov momentum; needs a positive momentum.
     pub fn nesterov(mut self, on: bool) -> Result<Sgd> {
         ensure!(!on || self.momentum > 0.0, "sgd", "Nesterov momentum needs a positive momentum");
         self.nesterov = on;
@@ -149,6 +156,7 @@ impl Adam {
             decoupled: false,
         })
     }
+    /// Decay rates of the first and second moment estimates, each in `[0, 1)`.
     pub fn betas(mut self, b1: f32, b2: f32) -> Result<Adam> {
         ensure!(
             (0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2),
@@ -159,11 +167,13 @@ impl Adam {
         self.beta2 = b2;
         Ok(self)
     }
+    /// Added to the denominator for numerical stability; positive.
     pub fn eps(mut self, eps: f32) -> Result<Adam> {
         ensure!(eps.is_finite() && eps > 0.0, "adam", "eps must be finite and positive, got {eps}");
         self.eps = eps;
         Ok(self)
     }
+    /// L2 weight decay, added to the gradient.
     pub fn weight_decay(mut self, wd: f32) -> Result<Adam> {
         non_negative("adam", "weight decay", wd)?;
         self.weight_decay = wd;
@@ -210,6 +220,7 @@ impl Optimizer for Adam {
 pub struct AdamW(Adam);
 
 impl AdamW {
+    /// AdamW at rate `lr`: betas (0.9, 0.999), eps 1e-8, weight decay 0.01.
     pub fn new(params: Vec<Var>, lr: f32) -> Result<AdamW> {
         check_lr("adamw", lr)?;
         let mut adam = Adam::new(params, lr)?;
@@ -217,12 +228,15 @@ impl AdamW {
         adam.decoupled = true;
         Ok(AdamW(adam))
     }
+    /// Decay rates of the first and second moment estimates, each in `[0, 1)`.
     pub fn betas(self, b1: f32, b2: f32) -> Result<AdamW> {
         self.0.betas(b1, b2).map(AdamW)
     }
+    /// Added to the denominator for numerical stability; positive.
     pub fn eps(self, eps: f32) -> Result<AdamW> {
         self.0.eps(eps).map(AdamW)
     }
+    /// Decoupled weight decay: each step scales the parameters by `1 - lr * wd`.
     pub fn weight_decay(self, wd: f32) -> Result<AdamW> {
         self.0.weight_decay(wd).map(AdamW)
     }

@@ -1,5 +1,5 @@
 //! Learning-rate schedules, as PyTorch's `StepLR` and `CosineAnnealingLR` (closed forms): call
-//! [`LrSchedule::step`] once per epoch, after the epoch's optimizer steps.
+//! [`Scheduler::step`] once per epoch, after the epoch's optimizer steps.
 
 use crate::{ensure, Optimizer, Result};
 
@@ -11,17 +11,22 @@ pub trait LrSchedule {
 
 /// `StepLR`: `base * gamma^(epoch / step_size)`.
 pub struct StepLr {
+    /// Epochs between decays.
     pub step_size: usize,
+    /// Factor the rate is multiplied by every `step_size` epochs.
     pub gamma: f32,
 }
 
 /// `CosineAnnealingLR`: `eta_min + (base - eta_min) * (1 + cos(pi * epoch / t_max)) / 2`.
 pub struct CosineLr {
+    /// Epochs of the half cosine, from the base rate down to `eta_min`.
     pub t_max: usize,
+    /// The least rate.
     pub eta_min: f32,
 }
 
 impl StepLr {
+    /// Decays by `gamma` every `step_size` epochs; `step_size` must be positive.
     pub fn new(step_size: usize, gamma: f32) -> Result<StepLr> {
         ensure!(step_size > 0, "StepLr", "step_size must be positive, got 0");
         ensure!(
@@ -34,6 +39,7 @@ impl StepLr {
 }
 
 impl CosineLr {
+    /// Anneals to `eta_min` over `t_max` epochs; `t_max` must be positive.
     pub fn new(t_max: usize, eta_min: f32) -> Result<CosineLr> {
         ensure!(t_max > 0, "CosineLr", "t_max must be positive, got 0");
         ensure!(

@@ -225,18 +225,23 @@ impl Tensor {
     pub(crate) fn node(&self) -> Option<&Node> {
         self.0.node.as_ref()
     }
+    /// The tensor's identity: shared by its clones, new for every other tensor.
     pub fn id(&self) -> TensorId {
         self.0.id
     }
+    /// The shape.
     pub fn shape(&self) -> &Shape {
         &self.0.shape
     }
+    /// The size of each axis.
     pub fn dims(&self) -> &[usize] {
         self.0.shape.dims()
     }
+    /// The number of axes.
     pub fn rank(&self) -> usize {
         self.0.shape.rank()
     }
+    /// The number of elements.
     pub fn elem_count(&self) -> usize {
         self.0.shape.elem_count()
     }
@@ -244,6 +249,7 @@ impl Tensor {
     pub fn dims4(&self) -> Result<(usize, usize, usize, usize)> {
         self.0.shape.dims4()
     }
+    /// The device holding the data.
     pub fn device(&self) -> Device {
         self.0.storage.device()
     }
@@ -270,6 +276,7 @@ impl Tensor {
         Ok(Tensor::from_storage(storage, shape))
     }
 
+    /// A tensor from row-major data, copied.
     pub fn from_slice(data: &[f32], shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         Tensor::from_vec(data.to_vec(), shape, device)
     }
@@ -282,6 +289,7 @@ impl Tensor {
         Tensor::from_vec(data, a.shape().to_vec(), device)
     }
 
+    /// A tensor of `shape` with every element `value`.
     pub fn full(shape: impl Into<Shape>, value: f32, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
         shape.validate("full")?;
@@ -293,10 +301,12 @@ impl Tensor {
         Ok(Tensor::from_storage(storage, shape))
     }
 
+    /// A tensor of zeros.
     pub fn zeros(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         Tensor::full(shape, 0.0, device)
     }
 
+    /// A tensor of ones.
     pub fn ones(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         Tensor::full(shape, 1.0, device)
     }
@@ -373,6 +383,7 @@ impl Tensor {
         Ok(self.to_vec()?[0])
     }
 
+    /// The values as an ndarray array of the same shape.
     pub fn to_ndarray(&self) -> Result<ArrayD<f32>> {
         ArrayD::from_shape_vec(IxDyn(self.dims()), self.to_vec()?)
             .map_err(|e| Error::Invalid { op: "to_ndarray", msg: e.to_string() })

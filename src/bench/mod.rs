@@ -1,4 +1,4 @@
-//! The benchmark runner: the standard suite ([`suite`]) timed the same way on every device
+//! The benchmark runner: the standard suite ([`suite()`]) timed the same way on every device
 //! and, by `tools/bench_torch.py`, on PyTorch; results in one JSON schema ([`report`]) and
 //! read against the measured peak of each device ([`peak`]).
 //!

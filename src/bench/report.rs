@@ -23,16 +23,22 @@ use crate::{Device, Error, Result};
 /// One case on one device.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchResult {
+    /// The suite case's name (`gemm_256`, ...).
     pub case: String,
     /// `"cpu"` or `"gpu"`.
     pub device: String,
     /// Per run, over the samples.
     pub median_ms: f64,
+    /// Fastest sample, per run.
     pub min_ms: f64,
+    /// Slowest sample, per run.
     pub max_ms: f64,
     /// Timed runs in all (samples times the calibrated inner loop).
     pub runs: usize,
+    /// GFLOP/s at the median time (`None` for cases without a FLOP count).
     pub gflops: Option<f64>,
+    /// GB/s of the least traffic a run must make, at the median time (`None` for cases without
+    /// a byte count).
     #[serde(default)]
     pub gbps: Option<f64>,
     /// GPU command-buffer submits of one run, its closing sync included (`None` on the CPU).
@@ -74,11 +80,15 @@ impl BenchResult {
 /// The GPU adapter the results ran on.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AdapterJson {
+    /// The adapter's name, as the driver reports it.
     pub name: String,
+    /// The graphics API it ran through (`Vulkan`, `Metal`, `Dx12`, `Gl`).
     #[serde(default)]
     pub backend: String,
+    /// The adapter's kind (`DiscreteGpu`, `IntegratedGpu`, `Cpu`, ...).
     #[serde(default)]
     pub device_type: String,
+    /// The driver's name and version.
     #[serde(default)]
     pub driver: String,
 }
@@ -86,7 +96,9 @@ pub struct AdapterJson {
 /// The machine.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Host {
+    /// The CPU model.
     pub cpu: String,
+    /// Logical cores.
     pub cores: usize,
     /// The widest SIMD the CPU has (`avx512f`, `avx2+fma`, `neon`, ...).
     pub simd: String,
@@ -95,7 +107,9 @@ pub struct Host {
 /// A measured peak per device: attainable f32 GFLOP/s, or copy GB/s (read plus write).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Peaks {
+    /// The CPU's peak (`None` where not measured).
     pub cpu: Option<f64>,
+    /// The GPU's peak (`None` where not measured or without a GPU).
     pub gpu: Option<f64>,
 }
 
@@ -113,13 +127,20 @@ impl Peaks {
 /// A whole run of one engine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The engine that produced the results (`convshade`, `torch`).
     pub engine: String,
+    /// The engine's version.
     pub version: String,
+    /// The GPU adapter (`None` without a GPU).
     pub adapter: Option<AdapterJson>,
+    /// The machine the run was on.
     pub host: Host,
+    /// Measured peak f32 GFLOP/s per device.
     pub peak_gflops: Peaks,
+    /// Measured peak copy GB/s per device (read plus write).
     #[serde(default)]
     pub peak_copy_gbps: Peaks,
+    /// Every case's result on every device.
     pub results: Vec<BenchResult>,
 }
 
@@ -154,11 +175,13 @@ impl Report {
         self.results.iter().find(|r| r.case == case && r.device == device)
     }
 
+    /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         // plain data: serialization cannot fail
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
+    /// Parses a report from JSON; `origin` names the source (a file path) in errors.
     pub fn from_json(text: &str, origin: &str) -> Result<Report> {
         serde_json::from_str(text).map_err(|e| Error::Io {
             path: origin.into(),

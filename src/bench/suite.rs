@@ -14,6 +14,7 @@ type BuildFn = Box<dyn Fn(&Device) -> Result<BenchOp>>;
 
 /// One case of the suite.
 pub struct BenchCase {
+    /// The case's name, as the CLI, the JSON and the README use it.
     pub name: String,
     /// Floating-point operations of one run; `None` for data-movement ops (pooling).
     pub flops: Option<f64>,

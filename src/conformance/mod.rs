@@ -26,16 +26,24 @@ struct Manifest {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseSpec {
+    /// The case's name, unique in the manifest.
     pub name: String,
+    /// The op to run (a name from docs/CONFORMANCE.md).
     pub op: String,
+    /// The op's attributes by name (`stride`, `padding`, ...).
     #[serde(default)]
     pub attrs: BTreeMap<String, Value>,
+    /// Input arrays: the op's input name to an NPY file, relative to the suite directory.
     pub inputs: BTreeMap<String, String>,
+    /// Expected output arrays: output name (`output`, ...) to an NPY file.
     pub expected: BTreeMap<String, String>,
+    /// The NPY file of the upstream gradient; without it only the forward is checked.
     #[serde(default)]
     pub grad_output: Option<String>,
+    /// Expected gradients: input name to an NPY file.
     #[serde(default)]
     pub expected_grads: BTreeMap<String, String>,
+    /// How close each array must be.
     #[serde(default)]
     pub tolerance: Tolerance,
 }
@@ -44,7 +52,9 @@ pub struct CaseSpec {
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tolerance {
+    /// Relative tolerance, scaled by `max |expected|`.
     pub rtol: f32,
+    /// Absolute tolerance.
     pub atol: f32,
 }
 
@@ -57,15 +67,20 @@ impl Default for Tolerance {
 /// A loaded suite: the directory and its cases.
 #[derive(Debug)]
 pub struct Suite {
+    /// The suite's directory, which array paths are relative to.
     pub dir: PathBuf,
+    /// The manifest's cases, in order.
     pub cases: Vec<CaseSpec>,
 }
 
 /// The result of one case on one device.
 #[derive(Clone, Debug)]
 pub struct CaseOutcome {
+    /// The case's name.
     pub name: String,
+    /// The device's name ([`Device::name`]).
     pub device: String,
+    /// Whether every compared array was within the tolerance.
     pub passed: bool,
     /// Largest `|got - expected|` over every compared array (NaN if nothing was compared).
     pub max_error: f32,

@@ -1,7 +1,7 @@
-//! The GPU backend: every primitive of [`Backend`] as WGSL kernels through wgpu.
+//! The GPU backend: every primitive of the engine's backend trait as WGSL kernels through wgpu.
 //!
 //! - `runtime/`: below everything, the context (adapter and self-test, device and queue, buffer
-//!   pool, batching, pipeline cache, uniforms, error state) and the typed [`runtime::Kernel`]
+//!   pool, batching, pipeline cache, uniforms, error state) and the typed `Kernel`
 //!   handle every launch goes through.
 //! - The kernel families, one file each beside its WGSL in `shaders/`: `elementwise`, `reduce`,
 //!   `gemm`, `conv` (the implicit convolutions), `unfold`, `depthwise`, `pool`, `upsample`,

@@ -10,18 +10,25 @@ use crate::{ensure, Device, Result, Tensor, Var};
 /// statistics toward the batch's (the variance unbiased, as PyTorch does); evaluation normalizes
 /// by the running statistics.
 pub struct BatchNorm2d {
+    /// Per-channel scale `(c)`, initially ones.
     pub weight: Var,
+    /// Per-channel shift `(c)`, initially zeros.
     pub bias: Var,
+    /// Running mean `(c)`, initially zeros.
     pub running_mean: Var,
+    /// Running variance `(c)`, initially ones.
     pub running_var: Var,
     /// A count, kept as float32 (PyTorch's int64 loads into it as it is).
     pub num_batches_tracked: Var,
+    /// Added to the variance before its square root.
     pub eps: f32,
+    /// Weight of the batch's statistics in each update of the running ones.
     pub momentum: f32,
     training: bool,
 }
 
 impl BatchNorm2d {
+    /// A layer over `channels` channels, in training mode.
     pub fn new(channels: usize, device: &Device) -> Result<BatchNorm2d> {
         ensure!(channels > 0, "BatchNorm2d", "needs at least one channel");
         Ok(BatchNorm2d {

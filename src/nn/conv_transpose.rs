@@ -8,12 +8,16 @@ use crate::{conv_transpose2d, ConvTranspose2dOptions, Device, Result, Tensor, Va
 /// bias `(out)`, both `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` with PyTorch's
 /// `fan_in = out/groups * kh * kw` (its weight's second axis).
 pub struct ConvTranspose2d {
+    /// `(in, out/groups, kh, kw)`.
     pub weight: Var,
+    /// `(out)`, if the layer has a bias.
     pub bias: Option<Var>,
+    /// Stride, padding, output padding, dilation and groups.
     pub opts: ConvTranspose2dOptions,
 }
 
 impl ConvTranspose2d {
+    /// `in_channels -> out_channels` with a `kernel` window; weights from `seed`.
     pub fn new(
         in_channels: usize, out_channels: usize, kernel: impl Into<Pair>,
         opts: ConvTranspose2dOptions, bias: bool, seed: u64, device: &Device,

@@ -19,6 +19,7 @@ use crate::{
 
 /// A layer or a network: a function of one tensor with trainable parameters.
 pub trait Module: Send + Sync {
+    /// The layer's output for the input `x`.
     fn forward(&self, x: &Tensor) -> Result<Tensor>;
     /// Trainable parameters, in a stable order.
     fn parameters(&self) -> Vec<Var> {
@@ -123,8 +124,11 @@ use weight_and_bias_state;
 
 /// `nn.Conv2d`.
 pub struct Conv2d {
+    /// `(out, in/groups, kh, kw)`.
     pub weight: Var,
+    /// `(out)`, if the layer has a bias.
     pub bias: Option<Var>,
+    /// Stride, padding, dilation, groups and padding mode.
     pub opts: Conv2dOptions,
 }
 
@@ -162,11 +166,15 @@ impl Module for Conv2d {
 
 /// `nn.Linear`: `(n, in) -> (n, out)`.
 pub struct Linear {
+    /// `(out, in)`.
     pub weight: Var,
+    /// `(out)`, if the layer has a bias.
     pub bias: Option<Var>,
 }
 
 impl Linear {
+    /// `in_features -> out_features`; weight and bias `U(-1/sqrt(in), 1/sqrt(in))` from `seed`,
+    /// as PyTorch initialises them.
     pub fn new(
         in_features: usize, out_features: usize, bias: bool, seed: u64, device: &Device,
     ) -> Result<Linear> {
@@ -301,6 +309,7 @@ pub struct Sequential {
 }
 
 impl Sequential {
+    /// No layers: the identity.
     pub fn new() -> Self {
         Self::default()
     }
@@ -309,9 +318,11 @@ impl Sequential {
         self.layers.push(Box::new(layer));
         self
     }
+    /// The number of layers.
     pub fn len(&self) -> usize {
         self.layers.len()
     }
+    /// Whether there is no layer.
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }

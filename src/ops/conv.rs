@@ -37,9 +37,13 @@ impl From<(usize, usize)> for Padding {
 /// zero padding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dOptions {
+    /// Step of the window, `(height, width)`.
     pub stride: (usize, usize),
+    /// Padding of the input: explicit, `Same` or `Valid`; filled as `padding_mode` says.
     pub padding: Padding,
+    /// Spacing between kernel elements, `(height, width)`.
     pub dilation: (usize, usize),
+    /// Channel groups: input and output channels must both be divisible by it.
     pub groups: usize,
     /// What the padding holds: zeros, or the input reflected, replicated or wrapped around.
     pub padding_mode: PaddingMode,
@@ -58,6 +62,7 @@ impl Default for Conv2dOptions {
 }
 
 impl Conv2dOptions {
+    /// PyTorch's defaults.
     pub fn new() -> Self {
         Self::default()
     }

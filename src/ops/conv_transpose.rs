@@ -13,11 +13,15 @@ use crate::Result;
 /// Options of [`conv_transpose2d`], as PyTorch's (padding on both sides of each axis).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvTranspose2dOptions {
+    /// Stride of the convolution this is the adjoint of, `(height, width)`.
     pub stride: (usize, usize),
+    /// Rows and columns removed from each side of the output, `(height, width)`.
     pub padding: (usize, usize),
     /// Extra rows and columns at the bottom and right: below the stride or the dilation.
     pub output_padding: (usize, usize),
+    /// Spacing between kernel elements, `(height, width)`.
     pub dilation: (usize, usize),
+    /// Channel groups: input and output channels must both be divisible by it.
     pub groups: usize,
 }
 
@@ -34,6 +38,7 @@ impl Default for ConvTranspose2dOptions {
 }
 
 impl ConvTranspose2dOptions {
+    /// PyTorch's defaults.
     pub fn new() -> Self {
         Self::default()
     }

@@ -52,19 +52,23 @@ impl Tensor {
         })
     }
 
+    /// `-x`.
     pub fn neg(&self) -> Result<Tensor> {
         self.unary_op(UnaryOp::Neg, |_, _, g| g.unary_raw(UnaryOp::Neg))
     }
+    /// `x^2`.
     pub fn square(&self) -> Result<Tensor> {
         self.unary_op(UnaryOp::Square, |x, _, g| {
             g.binary_raw(x, BinaryOp::Mul, "square")?.unary_raw(UnaryOp::MulScalar(2.0))
         })
     }
+    /// Square root.
     pub fn sqrt(&self) -> Result<Tensor> {
         self.unary_op(UnaryOp::Sqrt, |_, y, g| {
             g.binary_raw(y, BinaryOp::Div, "sqrt")?.unary_raw(UnaryOp::MulScalar(0.5))
         })
     }
+    /// `e^x`.
     pub fn exp(&self) -> Result<Tensor> {
         self.unary_with_backward(UnaryOp::Exp, Saved::Output, BinaryOp::Mul, "exp")
     }
@@ -82,10 +86,12 @@ impl Tensor {
         let grad = BinaryOp::LeakyReluBackward(slope);
         self.unary_with_backward(UnaryOp::LeakyRelu(slope), Saved::Input, grad, "leaky_relu")
     }
+    /// `1 / (1 + e^-x)`.
     pub fn sigmoid(&self) -> Result<Tensor> {
         let grad = BinaryOp::SigmoidBackward;
         self.unary_with_backward(UnaryOp::Sigmoid, Saved::Output, grad, "sigmoid")
     }
+    /// Hyperbolic tangent.
     pub fn tanh(&self) -> Result<Tensor> {
         self.unary_with_backward(UnaryOp::Tanh, Saved::Output, BinaryOp::TanhBackward, "tanh")
     }
@@ -101,15 +107,19 @@ impl Tensor {
             d.binary_raw(g, BinaryOp::Mul, "erf")
         })
     }
+    /// `x + s`.
     pub fn add_scalar(&self, s: f32) -> Result<Tensor> {
         self.unary_op(UnaryOp::AddScalar(s), |_, _, g| Ok(g.clone()))
     }
+    /// `x - s`.
     pub fn sub_scalar(&self, s: f32) -> Result<Tensor> {
         self.add_scalar(-s)
     }
+    /// `x * s`.
     pub fn mul_scalar(&self, s: f32) -> Result<Tensor> {
         self.unary_op(UnaryOp::MulScalar(s), move |_, _, g| g.unary_raw(UnaryOp::MulScalar(s)))
     }
+    /// `x / s`; `s` must not be zero.
     pub fn div_scalar(&self, s: f32) -> Result<Tensor> {
         ensure!(s != 0.0, "div_scalar", "division by zero");
         self.mul_scalar(1.0 / s)

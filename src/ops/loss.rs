@@ -49,8 +49,10 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 /// How a loss reduces over the batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Reduction {
+    /// The mean over the batch.
     #[default]
     Mean,
+    /// The sum over the batch.
     Sum,
 }
 
@@ -59,6 +61,7 @@ pub enum Reduction {
 pub struct CrossEntropyOptions {
     /// In `[0, 1]`: the target becomes `(1 - s) * one_hot + s / classes`.
     pub label_smoothing: f32,
+    /// Mean (the default) or sum over the batch.
     pub reduction: Reduction,
 }
 

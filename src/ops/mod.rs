@@ -5,6 +5,7 @@
 macro_rules! setters {
     ($($field:ident($arg:ident: $ty:ty) = $conv:expr;)*) => {
         $(
+            #[doc = concat!("Sets the `", stringify!($field), "` field.")]
             pub fn $field(mut self, $arg: $ty) -> Self {
                 self.$field = $conv;
                 self

@@ -13,7 +13,9 @@ use crate::{ensure, Error, Result, Tensor};
 pub struct BatchNormOptions {
     /// Normalize by the batch's statistics and update the running ones, else by the running ones.
     pub training: bool,
+    /// Weight of the batch's statistics in each update of the running ones.
     pub momentum: f32,
+    /// Added to the variance before its square root.
     pub eps: f32,
 }
 
@@ -26,8 +28,11 @@ impl Default for BatchNormOptions {
 /// What [`batch_norm2d`] gives: the output and the running statistics after the call (updated in
 /// training, the inputs in evaluation; constants for autograd either way).
 pub struct BatchNormOutput {
+    /// The normalized input, `(n, c, h, w)`.
     pub output: Tensor,
+    /// The running mean after the call, `(c)`.
     pub running_mean: Tensor,
+    /// The running variance after the call, `(c)`.
     pub running_var: Tensor,
 }
 

@@ -23,10 +23,14 @@ pub enum PadMode {
 /// How a convolution pads its input, as `nn.Conv2d`'s `padding_mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PaddingMode {
+    /// Zeros.
     #[default]
     Zeros,
+    /// The input mirrored at its edges, without repeating them.
     Reflect,
+    /// The edge values repeated.
     Replicate,
+    /// The input wrapped around.
     Circular,
 }
 

@@ -10,14 +10,21 @@ use crate::{ensure, Error, Result};
 /// Options of [`max_pool2d`]; `stride` defaults to the kernel size, as in PyTorch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPool2dOptions {
+    /// Window size, `(height, width)`.
     pub kernel: (usize, usize),
+    /// Step of the window; `None`: the kernel size.
     pub stride: Option<(usize, usize)>,
+    /// Implicit padding (negative infinity) on both sides, `(height, width)`; at most half the
+    /// kernel.
     pub padding: (usize, usize),
+    /// Spacing between window elements, `(height, width)`.
     pub dilation: (usize, usize),
+    /// Round the output size up instead of down, as PyTorch's `ceil_mode`.
     pub ceil_mode: bool,
 }
 
 impl MaxPool2dOptions {
+    /// A `kernel` window, stride the kernel size, no padding, dilation 1, floor mode.
     pub fn new(kernel: impl Into<Pair>) -> Self {
         MaxPool2dOptions {
             kernel: kernel.into().0,
@@ -38,15 +45,22 @@ impl MaxPool2dOptions {
 /// Options of [`avg_pool2d`]; `stride` defaults to the kernel size, `count_include_pad` to true.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AvgPool2dOptions {
+    /// Window size, `(height, width)`.
     pub kernel: (usize, usize),
+    /// Step of the window; `None`: the kernel size.
     pub stride: Option<(usize, usize)>,
+    /// Zero padding on both sides, `(height, width)`; at most half the kernel.
     pub padding: (usize, usize),
+    /// Round the output size up instead of down.
     pub ceil_mode: bool,
+    /// Count padded elements in the divisor.
     pub count_include_pad: bool,
+    /// Divide by this instead of the window's element count.
     pub divisor_override: Option<usize>,
 }
 
 impl AvgPool2dOptions {
+    /// A `kernel` window, stride the kernel size, no padding, floor mode, padding counted.
     pub fn new(kernel: impl Into<Pair>) -> Self {
         AvgPool2dOptions {
             kernel: kernel.into().0,

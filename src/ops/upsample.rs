@@ -11,27 +11,37 @@ pub enum UpsampleMode {
     /// `mode="nearest"`: source index `floor(dst * in / out)`.
     Nearest,
     /// `mode="bilinear"` with the given `align_corners`.
-    Bilinear { align_corners: bool },
+    Bilinear {
+        /// PyTorch's `align_corners`: the corner pixels of input and output line up, rather
+        /// than their outer edges.
+        align_corners: bool,
+    },
 }
 
 /// Target size: explicit, or a scale factor per axis (output `floor(in * factor)`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UpsampleSize {
+    /// Output `(height, width)`.
     Size(usize, usize),
+    /// Scale factors `(height, width)`.
     Scale(f64, f64),
 }
 
 /// Options of [`upsample`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UpsampleOptions {
+    /// How output values are interpolated.
     pub mode: UpsampleMode,
+    /// The output size, or how to compute it.
     pub size: UpsampleSize,
 }
 
 impl UpsampleOptions {
+    /// Nearest-neighbour interpolation to `size`.
     pub fn nearest(size: UpsampleSize) -> Self {
         UpsampleOptions { mode: UpsampleMode::Nearest, size }
     }
+    /// Bilinear interpolation to `size`, with PyTorch's `align_corners`.
     pub fn bilinear(size: UpsampleSize, align_corners: bool) -> Self {
         UpsampleOptions { mode: UpsampleMode::Bilinear { align_corners }, size }
     }

@@ -45,12 +45,15 @@ impl From<&Shape> for Shape {
 }
 
 impl Shape {
+    /// The size of each axis.
     pub fn dims(&self) -> &[usize] {
         &self.0
     }
+    /// The number of axes.
     pub fn rank(&self) -> usize {
         self.0.len()
     }
+    /// The number of elements: the product of the sizes.
     pub fn elem_count(&self) -> usize {
         self.0.iter().product()
     }
@@ -74,14 +77,17 @@ impl Shape {
             Err(_) => bail!(op, "expected a {N}-d tensor, got shape {self}"),
         }
     }
+    /// The sizes of a 2-d shape; an error for any other rank.
     pub fn dims2(&self) -> Result<(usize, usize)> {
         let [a, b] = self.dims_n("dims2")?;
         Ok((a, b))
     }
+    /// The sizes of a 3-d shape; an error for any other rank.
     pub fn dims3(&self) -> Result<(usize, usize, usize)> {
         let [a, b, c] = self.dims_n("dims3")?;
         Ok((a, b, c))
     }
+    /// The sizes of a 4-d shape; an error for any other rank.
     pub fn dims4(&self) -> Result<(usize, usize, usize, usize)> {
         let [a, b, c, d] = self.dims_n("dims4")?;
         Ok((a, b, c, d))

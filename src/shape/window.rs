@@ -161,19 +161,33 @@ pub fn upsample_out_len(op: &'static str, input: usize, factor: f64) -> Result<u
 /// kernel); indexing needs only the top and left padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WindowGeom {
+    /// Batch size.
     pub n: usize,
+    /// Channels.
     pub c: usize,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
+    /// Kernel height.
     pub kh: usize,
+    /// Kernel width.
     pub kw: usize,
+    /// Vertical stride.
     pub sh: usize,
+    /// Horizontal stride.
     pub sw: usize,
+    /// Rows of padding above the input.
     pub pad_top: usize,
+    /// Columns of padding left of the input.
     pub pad_left: usize,
+    /// Vertical dilation.
     pub dh: usize,
+    /// Horizontal dilation.
     pub dw: usize,
+    /// Output height.
     pub oh: usize,
+    /// Output width.
     pub ow: usize,
 }
 

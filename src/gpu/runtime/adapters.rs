@@ -6,10 +6,15 @@ use crate::{Error, Result};
 /// What `convshade info` and `Device::auto` need to know about an adapter.
 #[derive(Clone, Debug)]
 pub struct AdapterSummary {
+    /// The adapter's name, as the driver reports it.
     pub name: String,
+    /// The graphics API (`Vulkan`, `Metal`, `Dx12`, `Gl`).
     pub backend: String,
+    /// The adapter's kind (`DiscreteGpu`, `IntegratedGpu`, `Cpu`, ...).
     pub device_type: String,
+    /// The driver's name and version.
     pub driver: String,
+    /// Whether it is a software adapter (device type `Cpu`: lavapipe, llvmpipe).
     pub is_software: bool,
 }
 

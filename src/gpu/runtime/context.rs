@@ -22,12 +22,20 @@ use crate::Result;
 /// The limits that decide how work is split.
 #[derive(Clone, Copy, Debug)]
 pub struct GpuLimits {
+    /// Largest buffer, in bytes.
     pub max_buffer_size: u64,
+    /// Largest storage buffer binding, in bytes (lowered by `GpuOptions::max_storage_binding`).
     pub max_storage_buffer_binding_size: u64,
+    /// Most workgroups per dispatch dimension (lowered by
+    /// `GpuOptions::max_workgroups_per_dimension`).
     pub max_workgroups_per_dimension: u32,
+    /// Most storage buffers one kernel may bind.
     pub max_storage_buffers_per_shader_stage: u32,
+    /// Most invocations in one workgroup.
     pub max_compute_invocations_per_workgroup: u32,
+    /// Workgroup memory per workgroup, in bytes.
     pub max_compute_workgroup_storage_size: u32,
+    /// Alignment of a storage binding's offset, in bytes.
     pub min_storage_buffer_offset_alignment: u32,
     /// Most loop iterations a kernel may run per invocation (see [`LOOP_CAP`]).
     pub loop_cap: usize,

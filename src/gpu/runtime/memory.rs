@@ -158,7 +158,8 @@ enum Memory {
 }
 
 /// A device buffer holding `len` f32 values; goes back to the pool when dropped. A tensor past
-/// one storage binding is a list of parts instead (see [`GpuContext::alloc_any`]).
+/// one storage binding is a list of parts instead, which kernels never bind: the ops on it run
+/// in pieces.
 pub struct GpuBuffer {
     mem: Memory,
     pub(crate) len: usize,

@@ -7,8 +7,11 @@ use crate::{Error, Result};
 /// 8x8 block, from operand tiles staged `bk` deep in workgroup memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GemmTiles {
+    /// Threads of the workgroup along C's columns.
     pub tx: u32,
+    /// Threads of the workgroup along C's rows.
     pub ty: u32,
+    /// Depth of the operand tiles staged in workgroup memory.
     pub bk: u32,
 }
 
@@ -24,7 +27,9 @@ pub(crate) const MAX_LOADS: u32 = 32;
 /// large tiles would be mostly padding or too few to fill the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmTiling {
+    /// The tiles of products with at least two of them each way per batch entry.
     pub large: GemmTiles,
+    /// The tiles of every other product.
     pub small: GemmTiles,
 }
 
