@@ -72,6 +72,24 @@ fn uniforms_have_the_same_layout_in_rust_and_wgsl() {
     check_layout(&GEMM_WGSL, WindowParams::WGSL_NAME, window, WindowParams::fields());
 }
 
+/// Every entry point of every module has a kernel handle in `gpu::kernels()`, so the check
+/// below reaches it (a new entry point, or a new module's, cannot go unchecked). A module that
+/// includes another's text (the subgroup reduction) has that module's entry points checked
+/// through its handles.
+#[test]
+fn every_entry_point_has_a_checked_handle() {
+    let handles = kernels();
+    for shader in MODULES {
+        for ep in module(shader).entry_points {
+            let mine = |k: &&&KernelInfo| {
+                k.module.name == shader.name || shader.body().contains(k.module.body())
+            };
+            let held = handles.iter().filter(mine).any(|k| k.entry == ep.name);
+            assert!(held, "{}.wgsl {}: no kernel handle in gpu::kernels()", shader.name, ep.name);
+        }
+    }
+}
+
 /// Every kernel handle names an entry point of its module that binds exactly the handle's
 /// storage buffers, writes those it marks written and no others, and reads its uniform at
 /// binding 0 as the handle's type.

@@ -68,6 +68,12 @@ impl Module {
         Module { name, body, uniforms, params, buffers, source: OnceLock::new() }
     }
 
+    /// The module's own text (for the contract checks).
+    #[cfg(test)]
+    pub(crate) fn body(&self) -> &'static str {
+        self.body
+    }
+
     /// What the device compiles: the opcode constants, the module's uniforms and resources,
     /// the prelude, then the module.
     pub(crate) fn source(&self) -> &str {
