@@ -305,14 +305,17 @@ fn each_dispatch_reads_its_own_params_and_batches_stay_few() {
     let mut g = Tensor::from_vec(v.clone(), [1000], &dev).unwrap();
     let mut c = Tensor::from_vec(v, [1000], &Device::cpu()).unwrap();
     dev.sync().unwrap();
-    let before = ctx.pool_stats().submits;
+    let before = ctx.pool_stats();
     for i in 0..1100 {
         let s = (i % 7) as f32 * 0.25 - 0.75;
         g = g.add_scalar(s).unwrap();
         c = c.add_scalar(s).unwrap();
     }
     dev.sync().unwrap();
-    assert_eq!(ctx.pool_stats().submits - before, 3);
+    let after = ctx.pool_stats();
+    assert_eq!(after.submits - before.submits, 3);
+    // one dispatch per op
+    assert_eq!(after.dispatches - before.dispatches, 1100);
     close(&g, &c, 1e-6, 0.0, "1,100 add_scalar");
 
     use convshade::nn::Module;

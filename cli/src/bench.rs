@@ -139,7 +139,7 @@ fn measure_peaks(devices: &[convshade::Device], quick: bool) -> Result<(Peaks, P
 }
 
 /// case, device, median (min-max), GFLOP/s, GB/s, % of peak (FLOP/s against the FMA peak, or
-/// for pooling GB/s against the copy bandwidth), GPU/CPU, GPU submits per run, then convshade /
+/// for pooling GB/s against the copy bandwidth), GPU/CPU, GPU submits and dispatches per run, then convshade /
 /// other per compared report.
 fn table(report: &Report, others: &[Report]) -> Table {
     let mut t = Table::new();
@@ -153,6 +153,7 @@ fn table(report: &Report, others: &[Report]) -> Table {
         "% of peak".into(),
         "GPU / CPU".into(),
         "submits".into(),
+        "dispatches".into(),
     ];
     header.extend(others.iter().map(|o| format!("vs {} ({})", o.engine, o.version)));
     t.set_header(header);
@@ -175,6 +176,7 @@ fn table(report: &Report, others: &[Report]) -> Table {
             Cell::new(pct),
             Cell::new(gpu_cpu),
             Cell::new(r.submits.map_or("-".into(), |s| s.to_string())),
+            Cell::new(r.dispatches.map_or("-".into(), |s| s.to_string())),
         ];
         for o in others {
             let ratio = o

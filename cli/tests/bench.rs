@@ -118,6 +118,9 @@ fn a_quick_filtered_run_works_on_both_devices() {
             assert_eq!(r.device, bench::device_kind(dev));
             assert!(r.min_ms > 0.0 && r.min_ms <= r.median_ms && r.median_ms <= r.max_ms);
             assert!(r.runs >= 1);
+            // the GPU counts its submits and dispatches per run; the CPU has none
+            assert_eq!(r.dispatches.is_some(), dev.is_gpu());
+            assert!(r.dispatches.is_none_or(|d| d >= 1) && r.submits.is_none_or(|s| s >= 1));
             // conv_S1 is 2 * 1 * 6 * 7 * 2 = 168 FLOPs forward, 3x that with the backward
             match name {
                 "conv_S1_fwd_bwd" => {

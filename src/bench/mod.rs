@@ -74,8 +74,8 @@ fn time_runs(op: &mut BenchOp, dev: &Device, n: usize) -> Result<f64> {
 pub fn run_case(case: &BenchCase, dev: &Device, cfg: &BenchConfig) -> Result<BenchResult> {
     let mut op = (case.build)(dev)?;
     let start = Instant::now();
-    // the warm-up run also sizes the inner loop and counts the GPU's submits
-    let (once, submits) = warm_up(&mut op, dev)?;
+    // the warm-up run also sizes the inner loop and counts the GPU's submits and dispatches
+    let (once, counts) = warm_up(&mut op, dev)?;
     let inner = (cfg.min_sample.as_secs_f64() / once.max(1e-9)).ceil() as usize;
     let inner = inner.clamp(1, 1 << 20);
     let mut per_run = Vec::with_capacity(cfg.samples);
@@ -83,22 +83,24 @@ pub fn run_case(case: &BenchCase, dev: &Device, cfg: &BenchConfig) -> Result<Ben
         per_run.push(time_runs(&mut op, dev, inner)?);
     }
     Ok(BenchResult {
-        submits,
+        submits: counts.map(|c| c.0),
+        dispatches: counts.map(|c| c.1),
         ..BenchResult::from_samples(&case.name, device_kind(dev), &per_run, inner, case.flops)
             .with_bytes(case.bytes)
     })
 }
 
-/// One untimed run: its seconds, and on the GPU the command buffers it submitted, its sync
-/// included (the inputs' uploads are submitted before it starts).
-fn warm_up(op: &mut BenchOp, dev: &Device) -> Result<(f64, Option<usize>)> {
+/// One untimed run: its seconds, and on the GPU the command buffers it submitted (its sync
+/// included; the inputs' uploads are submitted before it starts) and the dispatches it recorded.
+fn warm_up(op: &mut BenchOp, dev: &Device) -> Result<(f64, Option<(usize, usize)>)> {
     let Device::Gpu(ctx) = dev else {
         return Ok((time_runs(op, dev, 1)?, None));
     };
     dev.sync()?;
-    let before = ctx.pool_stats().submits;
+    let before = ctx.pool_stats();
     let once = time_runs(op, dev, 1)?;
-    Ok((once, Some(ctx.pool_stats().submits - before)))
+    let after = ctx.pool_stats();
+    Ok((once, Some((after.submits - before.submits, after.dispatches - before.dispatches))))
 }
 
 /// Every case of the suite that `keep` accepts, on every device; `on_start(case, device)` is

@@ -44,6 +44,9 @@ pub struct BenchResult {
     /// GPU command-buffer submits of one run, its closing sync included (`None` on the CPU).
     #[serde(default)]
     pub submits: Option<usize>,
+    /// GPU compute dispatches of one run (`None` on the CPU).
+    #[serde(default)]
+    pub dispatches: Option<usize>,
 }
 
 impl BenchResult {
@@ -68,6 +71,7 @@ impl BenchResult {
             gflops: flops.map(|f| f / median / 1e9),
             gbps: None,
             submits: None,
+            dispatches: None,
         }
     }
 

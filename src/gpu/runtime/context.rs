@@ -60,6 +60,7 @@ pub(super) struct Counters {
     pub(super) created: AtomicUsize,
     pub(super) reused: AtomicUsize,
     pub(super) submits: AtomicUsize,
+    pub(super) dispatches: AtomicUsize,
 }
 
 /// One adapter, its device and queue, and the state ops share.
@@ -114,6 +115,7 @@ impl GpuContext {
             created: self.counters.created.load(Ordering::Relaxed),
             reused: self.counters.reused.load(Ordering::Relaxed),
             submits: self.counters.submits.load(Ordering::Relaxed),
+            dispatches: self.counters.dispatches.load(Ordering::Relaxed),
         }
     }
 

@@ -133,6 +133,7 @@ impl GpuContext {
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
+        self.counters.dispatches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Only outputs carry the batch: inputs made earlier stay valid if this batch fails.
         for (bind, (buf, _, _)) in k.bindings.iter().zip(ranges) {
             if bind.written() {

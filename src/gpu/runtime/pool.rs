@@ -35,6 +35,8 @@ pub struct PoolStats {
     pub reused: usize,
     /// Command buffers submitted to the queue.
     pub submits: usize,
+    /// Compute dispatches recorded (buffer copies not included).
+    pub dispatches: usize,
 }
 
 pub(super) fn size_class(bytes: u64) -> u64 {
