@@ -48,14 +48,47 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io { path: path.display().to_string(), msg: e.to_string() }
 }
 
-pub(crate) fn bench(args: &BenchArgs) -> Result<i32> {
-    let filter = match &args.filter {
-        Some(f) => Some(regex::Regex::new(f).map_err(|e| Error::Invalid {
-            op: "bench",
+/// `--filter` as a regular expression.
+fn filter(op: &'static str, f: Option<&str>) -> Result<Option<regex::Regex>> {
+    f.map(|f| {
+        regex::Regex::new(f).map_err(|e| Error::Invalid {
+            op,
             msg: format!("--filter is not a regular expression: {e}"),
-        })?),
-        None => None,
-    };
+        })
+    })
+    .transpose()
+}
+
+/// `convshade tune`: every case of the suite (that `filter` keeps) run once on a GPU context
+/// that times the GEMM's tilings on first use; prints what was chosen.
+pub(crate) fn tune(f: Option<&str>) -> Result<()> {
+    let filter = filter("tune", f)?;
+    let opts =
+        GpuOptions { tuning: Some(convshade::gpu::Tuning::OnFirstUse), ..Default::default() };
+    let dev = Device::gpu_with(opts)?;
+    let Device::Gpu(ctx) = &dev else { return Ok(()) };
+    let software = ctx.adapter().is_software;
+    let cases: Vec<_> = bench::suite()
+        .into_iter()
+        .filter(|c| filter.as_ref().is_none_or(|f| f.is_match(&c.name)))
+        .filter(|c| !(software && c.hardware_only))
+        .collect();
+    let bar = ProgressBar::new(cases.len() as u64);
+    for case in cases {
+        bar.set_message(case.name.clone());
+        let mut op = (case.build)(&dev)?;
+        op()?;
+        dev.sync()?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!("{} ({})", ctx.adapter().name, ctx.adapter().backend);
+    crate::print_tuning(ctx);
+    Ok(())
+}
+
+pub(crate) fn bench(args: &BenchArgs) -> Result<i32> {
+    let filter = filter("bench", args.filter.as_deref())?;
     let keep = |name: &str| filter.as_ref().is_none_or(|f| f.is_match(name));
     if args.list {
         for case in bench::suite().iter().filter(|c| keep(&c.name)) {

@@ -25,6 +25,13 @@ enum Cmd {
     /// Time the standard suite on each device, against the measured peak and, with
     /// `--compare`, another engine's report (tools/bench_torch.py writes PyTorch's).
     Bench(bench::BenchArgs),
+    /// Time the GEMM's candidate tilings for every product of the standard suite on the GPU
+    /// and cache the fastest per kernel and shape class (later runs read the cache).
+    Tune {
+        /// Only the cases whose name matches this regular expression.
+        #[arg(long)]
+        filter: Option<String>,
+    },
     /// Run a `convshade-cases/1` directory (PyTorch reference outputs and gradients).
     Verify {
         /// The directory holding manifest.json.
@@ -41,6 +48,7 @@ fn main() {
         Cmd::Info { loop_cap } => info(loop_cap).map(|_| 0),
         Cmd::Verify { dir, device } => verify(&dir, &device),
         Cmd::Bench(args) => bench::bench(&args),
+        Cmd::Tune { filter } => bench::tune(filter.as_deref()).map(|_| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -145,6 +153,7 @@ fn info(loop_cap: Option<usize>) -> convshade::Result<()> {
                 "  subgroup operations:              {}",
                 if ctx.uses_subgroups() { "used" } else { "none" }
             );
+            print_tuning(&ctx);
         }
         Ok(_) => {}
         Err(e) => println!("Device::gpu(): {e}"),
@@ -152,4 +161,20 @@ fn info(loop_cap: Option<usize>) -> convshade::Result<()> {
     let auto = convshade::Device::auto();
     println!("Device::auto(): {}", auto.name());
     Ok(())
+}
+
+/// The context's tuning: mode, cache, candidates, and the tilings chosen so far.
+pub(crate) fn print_tuning(ctx: &convshade::gpu::GpuContext) {
+    let tile = |t: &convshade::gpu::GemmTiles| {
+        let (m, n) = t.tile();
+        format!("{m}x{n}/{}", t.bk)
+    };
+    let (mode, cache) = ctx.tuning();
+    let cache = cache.map_or("none".into(), |p| p.display().to_string());
+    println!("  GEMM tuning:                      {mode:?} (cache {cache})");
+    let cands: Vec<String> = ctx.gemm_candidates().iter().map(tile).collect();
+    println!("    candidates (rows x columns / depth): {}", cands.join(", "));
+    for (key, t) in ctx.tuned() {
+        println!("    {key}: {}", tile(&t));
+    }
 }

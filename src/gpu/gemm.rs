@@ -10,7 +10,7 @@ use super::runtime::kernel::{kernels, Buffer};
 use super::runtime::launch::u32_of;
 use super::runtime::loops;
 use super::runtime::uniforms::{uniform, Uniform, WgslType};
-use super::runtime::{Bind, GpuBuffer, Kernel};
+use super::runtime::{Bind, GemmTiles, GpuBuffer, Kernel};
 use super::split::{fits, gather_range, resolve, too_large, Ctx, Partials};
 use super::window::WindowParams;
 use crate::backend::{GemmSpec, MatLayout};
@@ -113,10 +113,20 @@ pub(crate) fn launch(
     ctx: &Ctx, (a, b): (&GpuBuffer, &GpuBuffer), s: &GemmSpec, k: &Kernel<GemmParams>,
     extra: Extra<'_>,
 ) -> Result<GpuBuffer> {
+    let dims = [s.batch, s.m, s.n, s.k];
+    let run = |t| launch_tiled(ctx, (a, b), s, k, extra, t).map(drop);
+    let tiles = ctx.gemm_tiling(&k.info, dims, run)?;
+    launch_tiled(ctx, (a, b), s, k, extra, tiles)
+}
+
+/// [`launch`] with the tiling `tiles`.
+fn launch_tiled(
+    ctx: &Ctx, (a, b): (&GpuBuffer, &GpuBuffer), s: &GemmSpec, k: &Kernel<GemmParams>,
+    extra: Extra<'_>, tiles: GemmTiles,
+) -> Result<GpuBuffer> {
     let op = k.info.op;
     let c = ctx.alloc(s.c_len, op)?;
     let limits = ctx.limits();
-    let tiles = limits.gemm.pick(s.m, s.n);
     let (bm, bn) = tiles.tile();
     let max = limits.max_workgroups_per_dimension as usize;
     let kc = loops::gemm_k_chunk(ctx.cap(), &tiles);

@@ -35,7 +35,7 @@ mod window;
 pub(crate) use peak::fma_peak_gflops;
 pub use runtime::{
     enumerate_adapters, AdapterSummary, GemmTiles, GemmTiling, GpuBuffer, GpuContext, GpuLimits,
-    GpuOptions, PoolStats, SelfTestReport, LOOP_CAP,
+    GpuOptions, PoolStats, SelfTestReport, Tuning, LOOP_CAP,
 };
 
 use std::sync::Arc;

@@ -12,11 +12,13 @@ pub(crate) use super::lock::lock;
 use super::adapters::AdapterSummary;
 use super::batch::Batch;
 use super::errors::ErrorState;
+use super::kernel::KernelInfo;
 use super::kernel::Pipelines;
 use super::loops::MIN_LOOP_CAP;
 use super::options::{Faults, GpuOptions, LOOP_CAP};
 use super::pool::{Pool, PoolStats};
-use super::tiles::GemmTiling;
+use super::tiles::{GemmTiles, GemmTiling};
+use super::tune::{Tuner, Tuning};
 use crate::Result;
 
 /// The limits that decide how work is split.
@@ -79,6 +81,8 @@ pub struct GpuContext {
     pub(super) self_test: Mutex<Option<SelfTestReport>>,
     /// The device has `Features::SUBGROUP` enabled.
     pub(super) subgroups: bool,
+    /// The GEMM tilings chosen per kernel and shape class.
+    pub(super) tuner: Tuner,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -88,6 +92,31 @@ impl std::fmt::Debug for GpuContext {
 }
 
 impl GpuContext {
+    /// The tiling for a launch of GEMM kernel `k` on a product of `(batch, m, n, k)`: tuned
+    /// (timing the candidates now through `run` on first use, where tuning is on), else the
+    /// default for the product's size.
+    pub(crate) fn gemm_tiling(
+        &self, k: &KernelInfo, dims: [usize; 4], run: impl FnMut(GemmTiles) -> Result<()>,
+    ) -> Result<GemmTiles> {
+        let default = self.limits.gemm.pick(dims[1], dims[2]);
+        self.tuner.choose(k, dims, default, run, || self.sync())
+    }
+
+    /// The GEMM tilings tuning has chosen, by kernel and shape class.
+    pub fn tuned(&self) -> Vec<(String, GemmTiles)> {
+        self.tuner.chosen()
+    }
+
+    /// The GEMM tilings tuning chooses among on this adapter.
+    pub fn gemm_candidates(&self) -> &[GemmTiles] {
+        self.tuner.candidates()
+    }
+
+    /// When tilings are timed, and the cache file.
+    pub fn tuning(&self) -> (Tuning, Option<&std::path::Path>) {
+        self.tuner.mode()
+    }
+
     /// The self-test's result, once it has run (see [`GpuContext::run_self_test`]).
     pub fn self_test(&self) -> Option<SelfTestReport> {
         lock(&self.self_test).clone()

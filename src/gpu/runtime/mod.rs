@@ -22,6 +22,7 @@ mod readback;
 mod scope;
 pub(crate) mod selftest;
 pub(crate) mod tiles;
+mod tune;
 pub(crate) mod uniforms;
 
 pub use adapters::{enumerate_adapters, AdapterSummary};
@@ -34,3 +35,4 @@ pub(crate) use options::Faults;
 pub use options::{GpuOptions, LOOP_CAP};
 pub use pool::PoolStats;
 pub use tiles::{GemmTiles, GemmTiling};
+pub use tune::Tuning;

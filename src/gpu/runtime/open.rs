@@ -11,6 +11,7 @@ use super::kernel::Pipelines;
 use super::options::{Faults, GpuOptions};
 use super::pool::Pool;
 use super::selftest;
+use super::tune::{default_cache_path, Tuner, Tuning};
 use crate::{Error, Result};
 
 impl GpuContext {
@@ -58,12 +59,15 @@ impl GpuContext {
         let memory_limit = opts
             .memory_limit
             .or_else(|| software.then(host_memory_available).flatten().map(|b| b / 8 * 7));
+        let adapter = AdapterSummary::from_info(&info);
+        let tuner = tuner(&opts, &adapter, &limits, &alimits);
         let ctx = Arc::new(GpuContext {
             errors: ErrorState::new(&device, info.backend == wgpu::Backend::Gl),
             batch: Batch::new(&device, &alimits),
             device,
             queue,
-            adapter: AdapterSummary::from_info(&info),
+            adapter,
+            tuner,
             limits,
             pipelines: Pipelines::default(),
             pool: Pool::new(memory_limit),
@@ -107,6 +111,35 @@ impl GpuContext {
         // the callback may come later; the context is lost from now on
         self.mark_lost();
     }
+}
+
+/// The context's tuner: its mode and cache from the options, the environment or the defaults,
+/// and the candidate tilings that fit the adapter.
+fn tuner(
+    opts: &GpuOptions, a: &AdapterSummary, limits: &GpuLimits, alimits: &wgpu::Limits,
+) -> Tuner {
+    let env = std::env::var("CONVSHADE_TUNE").ok().and_then(|v| Tuning::from_name(&v));
+    let mode = match opts.gemm_tiles {
+        Some(_) => Tuning::Off,
+        None => opts.tuning.or(env).unwrap_or(match a.is_software {
+            true => Tuning::Cached,
+            false => Tuning::OnFirstUse,
+        }),
+    };
+    let path = opts
+        .tune_cache
+        .clone()
+        .or_else(|| std::env::var_os("CONVSHADE_TUNE_CACHE").map(Into::into))
+        .or_else(default_cache_path);
+    let fingerprint = format!(
+        "{} ({}) | {} | convshade {}",
+        a.name,
+        a.backend,
+        a.driver,
+        env!("CARGO_PKG_VERSION")
+    );
+    let candidates = limits.gemm.candidates(a.is_software, alimits, limits.loop_cap);
+    Tuner::new(mode, path, fingerprint, candidates)
 }
 
 /// Host memory available now, in bytes (Linux's `MemAvailable`; None elsewhere).

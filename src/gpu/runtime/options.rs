@@ -1,7 +1,10 @@
 //! What a program may ask of a GPU context beyond the adapter's own settings, and the faults
 //! the test hooks inject.
 
+use std::path::PathBuf;
+
 use super::tiles::GemmTiles;
+use super::tune::Tuning;
 
 /// Settings of a GPU context beyond the adapter's own.
 #[derive(Clone, Debug, Default)]
@@ -36,6 +39,13 @@ pub struct GpuOptions {
     /// Run the plain kernels even where the adapter has subgroup operations (to test and
     /// compare both paths).
     pub no_subgroups: bool,
+    /// When the GEMM's tilings are timed (default: `CONVSHADE_TUNE`, else
+    /// [`Tuning::OnFirstUse`] on hardware and [`Tuning::Cached`] on software adapters, which
+    /// only prove the GPU path right). Off where `gemm_tiles` fixes the tiling.
+    pub tuning: Option<Tuning>,
+    /// The tuning cache file (default: `CONVSHADE_TUNE_CACHE`, else `convshade/tuning.json` in
+    /// the user's cache folder).
+    pub tune_cache: Option<PathBuf>,
 }
 
 /// Faults injected on purpose, to prove the refusal and mismatch paths (`crate::testing`).

@@ -5,7 +5,7 @@ use crate::{Error, Result};
 
 /// A workgroup of `tx` x `ty` threads computes a `(8 ty) x (8 tx)` tile of C, each thread an
 /// 8x8 block, from operand tiles staged `bk` deep in workgroup memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct GemmTiles {
     /// Threads of the workgroup along C's columns.
     pub tx: u32,
@@ -76,6 +76,27 @@ impl GemmTiling {
             large: fit(GemmTiling::HARDWARE.large),
             small: fit(GemmTiling::HARDWARE.small),
         }
+    }
+
+    /// The tilings tuning times on an adapter: this tiling's two, and four more around them
+    /// (wider or narrower workgroups, shallower or deeper staging), each kept only within the
+    /// adapter's limits and the loop budget `cap`.
+    pub(crate) fn candidates(
+        &self, software: bool, limits: &wgpu::Limits, cap: usize,
+    ) -> Vec<GemmTiles> {
+        let t = |tx, ty, bk| GemmTiles { tx, ty, bk };
+        let more = match software {
+            true => [t(16, 16, 8), t(8, 8, 8), t(16, 8, 8), t(8, 8, 16)],
+            false => [t(16, 8, 8), t(8, 16, 8), t(16, 16, 16), t(8, 8, 16)],
+        };
+        let mut out: Vec<GemmTiles> = Vec::new();
+        for c in [self.large, self.small].into_iter().chain(more) {
+            let fits = c.check(limits).is_ok() && c.trips().0 + c.trips().1 <= cap;
+            if fits && !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
     }
 
     /// `Err` unless the kernel can run both tilings on an adapter with `limits`.

@@ -1,0 +1,94 @@
+//! Per-adapter tuning of the GEMM: every candidate tiling gives the same bits on products and on
+//! every convolution mode, and a context that tunes on first use keeps and caches its winner,
+//! which the next context reads back without timing anything.
+
+mod common;
+
+use common::{close, gpu, randv};
+use convshade::gpu::{GpuOptions, Tuning};
+use convshade::{conv2d, Conv2dOptions, Device, Result, Tensor};
+
+/// A product and convolutions in each of the GEMM's modes (forward, weight gradient, stride-1
+/// and strided input gradients), their outputs' bits.
+fn gemm_work(dev: &Device) -> Result<Vec<Vec<u32>>> {
+    let bits = |t: &Tensor| t.to_vec().map(|v| v.iter().map(|x| x.to_bits()).collect());
+    let a = Tensor::from_vec(randv(70 * 130, 1), [70, 130], dev)?;
+    let b = Tensor::from_vec(randv(130 * 90, 2), [130, 90], dev)?;
+    let mut out = vec![bits(&a.matmul(&b)?)?];
+    let x = Tensor::from_vec(randv(2 * 5 * 11 * 9, 3), [2, 5, 11, 9], dev)?.requires_grad_();
+    let w = Tensor::from_vec(randv(6 * 5 * 3 * 3, 4), [6, 5, 3, 3], dev)?.requires_grad_();
+    for stride in [1, 2] {
+        let y = conv2d(&x, &w, None, &Conv2dOptions::new().stride(stride).padding(1))?;
+        let grads = y.sum_all()?.backward()?;
+        out.push(bits(&y)?);
+        for t in [&x, &w] {
+            out.push(bits(grads.get(t).expect("a gradient"))?);
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn every_candidate_tiling_gives_the_same_bits() {
+    let Some(Device::Gpu(ctx)) = gpu() else { return };
+    let candidates = ctx.gemm_candidates().to_vec();
+    assert!(candidates.len() >= 2, "{candidates:?}");
+    let mut first: Option<Vec<Vec<u32>>> = None;
+    for t in candidates {
+        let dev =
+            Device::gpu_with(GpuOptions { gemm_tiles: Some(t), ..Default::default() }).unwrap();
+        let got = gemm_work(&dev).unwrap();
+        match &first {
+            None => first = Some(got),
+            Some(want) => assert!(got == *want, "tiling {t:?} changed the bits"),
+        }
+    }
+}
+
+#[test]
+fn tuning_on_first_use_keeps_and_caches_the_winner() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("tuning.json");
+    let open = |tuning| {
+        let opts = GpuOptions {
+            tuning: Some(tuning),
+            tune_cache: Some(cache.clone()),
+            ..Default::default()
+        };
+        Device::gpu_with(opts).unwrap()
+    };
+    let dev = open(Tuning::OnFirstUse);
+    let Device::Gpu(ctx) = &dev else { unreachable!() };
+    assert!(ctx.tuned().is_empty());
+    let a = Tensor::from_vec(randv(64 * 48, 5), [64, 48], &dev).unwrap();
+    let b = Tensor::from_vec(randv(48 * 80, 6), [48, 80], &dev).unwrap();
+    let y = a.matmul(&b).unwrap();
+    // one product: one class timed, its winner one of the candidates, the result right
+    let tuned = ctx.tuned();
+    assert_eq!(tuned.len(), 1, "{tuned:?}");
+    assert!(ctx.gemm_candidates().contains(&tuned[0].1));
+    let cpu = |t: &Tensor| t.to_device(&Device::cpu()).unwrap();
+    close(&y, &cpu(&a).matmul(&cpu(&b)).unwrap(), 1e-4, 1e-5, "tuned matmul");
+    // the same class again times nothing new
+    a.matmul(&b).unwrap().to_vec().unwrap();
+    assert_eq!(ctx.tuned(), tuned);
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert!(text.contains(&tuned[0].0), "{text}");
+    // a new context reads the winner back; with tuning off it reads nothing
+    let Device::Gpu(again) = open(Tuning::Cached) else { unreachable!() };
+    assert_eq!(again.tuned(), tuned);
+    let Device::Gpu(off) = open(Tuning::Off) else { unreachable!() };
+    assert!(off.tuned().is_empty());
+    // a fixed tiling turns tuning off
+    let fixed = GpuOptions {
+        gemm_tiles: Some(tuned[0].1),
+        tuning: Some(Tuning::OnFirstUse),
+        tune_cache: Some(cache.clone()),
+        ..Default::default()
+    };
+    let Device::Gpu(fixed) = Device::gpu_with(fixed).unwrap() else { unreachable!() };
+    assert_eq!(fixed.tuning().0, Tuning::Off);
+}
