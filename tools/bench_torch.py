@@ -222,6 +222,10 @@ def main():
     torch.set_num_threads(os.cpu_count())
     torch.manual_seed(0)
     dev = torch.device(args.device)
+    if dev.type == "cuda":
+        # float32 products as float32: TF32 would trade precision for speed
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     cfg = QUICK if args.quick else FULL
     results = []
     for name, build in cases:
