@@ -61,7 +61,7 @@ macro_rules! on_backend {
             }
             $crate::tensor::Storage::Gpu($x) => {
                 let backend = $crate::gpu::backend($x.ctx());
-                let $be = &*backend;
+                let $be = backend.get();
                 $crate::tensor::Storage::Gpu($body?)
             }
         }
@@ -79,7 +79,7 @@ macro_rules! on_backend_pair {
             }
             $crate::tensor::Storage::Gpu($x) => {
                 let backend = $crate::gpu::backend($x.ctx());
-                let $be = &*backend;
+                let $be = backend.get();
                 let (a, b) = $body?;
                 ($crate::tensor::Storage::Gpu(a), $crate::tensor::Storage::Gpu(b))
             }
@@ -99,7 +99,7 @@ macro_rules! on_backend2 {
                 if std::sync::Arc::ptr_eq($x.ctx(), $y.ctx()) =>
             {
                 let backend = $crate::gpu::backend($x.ctx());
-                let $be = &*backend;
+                let $be = backend.get();
                 $crate::tensor::Storage::Gpu($body?)
             }
             (l, r) => {

@@ -30,22 +30,38 @@ fn image_lens(g: &WindowGeom, mult: usize) -> (usize, usize) {
     (g.c * g.h * g.w, g.c * mult * g.oh * g.ow)
 }
 
+/// The two gathers: the forward reads input images and writes output images, the input
+/// gradient the reverse.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gather {
+    Forward,
+    InputGrad,
+}
+
+impl Gather {
+    fn kernel(self) -> &'static Kernel<WindowParams> {
+        match self {
+            Gather::Forward => &FORWARD,
+            Gather::InputGrad => &INPUT_GRAD,
+        }
+    }
+
+    /// Elements of one image read and written, and the rows of the kernel's outer loop: kh
+    /// forward, (m, kh) for the input gradient.
+    fn shape(self, g: &WindowGeom, mult: usize) -> (usize, usize, usize) {
+        let (chw, out) = image_lens(g, mult);
+        match self {
+            Gather::Forward => (chw, out, g.kh),
+            Gather::InputGrad => (out, chw, mult * g.kh),
+        }
+    }
+}
+
 /// `x (n, c, h, w)`, `w (c*mult, 1, kh, kw)` -> `(n, c*mult, oh, ow)`.
 pub(crate) fn forward(
     ctx: &Ctx, x: &GpuBuffer, w: &GpuBuffer, g: &WindowGeom, mult: usize,
 ) -> Result<GpuBuffer> {
-    let op = FORWARD.info.op;
-    let (chw, out) = image_lens(g, mult);
-    if !image_fits(ctx, g, g.c * mult) {
-        each_fits(ctx, op, &[w.len])?;
-        return by_bands(ctx, op, x, g, g.c * mult, |xb, bg| {
-            gather(ctx, &FORWARD, (xb, w), bg, mult, (image_lens(bg, mult).1, bg.kh))
-        });
-    }
-    let ins = [Rows::per(x, chw), Rows::whole(w)];
-    by_items(ctx, op, g.n, &ins, out, |p, n| {
-        gather(ctx, &FORWARD, (p[0], p[1]), &batch(g, n), mult, (out, g.kh))
-    })
+    by_images(ctx, Gather::Forward, x, w, g, mult)
 }
 
 /// The input gradient: `grad (n, c*mult, oh, ow)`, `w` -> `(n, c, h, w)`, each element summing
@@ -53,17 +69,27 @@ pub(crate) fn forward(
 pub(crate) fn backward_input(
     ctx: &Ctx, grad: &GpuBuffer, w: &GpuBuffer, g: &WindowGeom, mult: usize,
 ) -> Result<GpuBuffer> {
-    let op = INPUT_GRAD.info.op;
-    let (chw, out) = image_lens(g, mult);
+    by_images(ctx, Gather::InputGrad, grad, w, g, mult)
+}
+
+/// A gather over the batch: by runs of images, or for an image past a binding in bands of
+/// output rows.
+fn by_images(
+    ctx: &Ctx, which: Gather, src: &GpuBuffer, w: &GpuBuffer, g: &WindowGeom, mult: usize,
+) -> Result<GpuBuffer> {
+    let op = which.kernel().info.op;
+    let band = |s: &GpuBuffer, bg: &WindowGeom| gather(ctx, which, (s, w), bg, mult);
     if !image_fits(ctx, g, g.c * mult) {
         each_fits(ctx, op, &[w.len])?;
-        return by_bands_input(ctx, op, grad, g, g.c * mult, |gb, bg| {
-            gather(ctx, &INPUT_GRAD, (gb, w), bg, mult, (image_lens(bg, mult).0, mult * bg.kh))
-        });
+        return match which {
+            Gather::Forward => by_bands(ctx, op, src, g, g.c * mult, band),
+            Gather::InputGrad => by_bands_input(ctx, op, src, g, g.c * mult, band),
+        };
     }
-    let ins = [Rows::per(grad, out), Rows::whole(w)];
-    by_items(ctx, op, g.n, &ins, chw, |p, n| {
-        gather(ctx, &INPUT_GRAD, (p[0], p[1]), &batch(g, n), mult, (chw, mult * g.kh))
+    let (read, written, _) = which.shape(g, mult);
+    let ins = [Rows::per(src, read), Rows::whole(w)];
+    by_items(ctx, op, g.n, &ins, written, |p, n| {
+        gather(ctx, which, (p[0], p[1]), &batch(g, n), mult)
     })
 }
 
@@ -84,14 +110,14 @@ pub(crate) fn backward_weight(
     })
 }
 
-/// A depthwise gather of `per_image` outputs per image, in passes over the `rows` of its outer
-/// loop: the forward's are kh, the input gradient's (m, kh).
+/// A depthwise gather over the images of `g`, in passes over its outer loop.
 fn gather(
-    ctx: &Ctx, k: &Kernel<WindowParams>, (src, aux): (&GpuBuffer, &GpuBuffer), g: &WindowGeom,
-    mult: usize, (per_image, rows): (usize, usize),
+    ctx: &Ctx, which: Gather, (src, aux): (&GpuBuffer, &GpuBuffer), g: &WindowGeom, mult: usize,
 ) -> Result<GpuBuffer> {
+    let k = which.kernel();
     let op = k.info.op;
-    let total = g.n * per_image;
+    let (_, written, rows) = which.shape(g, mult);
+    let total = g.n * written;
     let mut p = WindowParams::new(g, total, op)?;
     p.mult = fit(mult, op)?;
     let passes = loops::row_passes(op, rows, g.kw, 0, ctx.cap())?;

@@ -123,12 +123,28 @@ pub(crate) struct GpuBackend {
     ctx: Arc<GpuContext>,
 }
 
+/// The backend of a context: the GPU backend, or in shadow mode the same behind the decorator.
+pub(crate) enum Backends {
+    Plain(GpuBackend),
+    Checked(shadow::Shadow<GpuBackend>),
+}
+
+impl Backends {
+    /// The backend to call.
+    pub(crate) fn get(&self) -> &dyn Backend<Storage = GpuBuffer> {
+        match self {
+            Backends::Plain(b) => b,
+            Backends::Checked(s) => s,
+        }
+    }
+}
+
 /// The backend for a context: the GPU backend, behind the shadow decorator in shadow mode.
-pub(crate) fn backend(ctx: &Arc<GpuContext>) -> Box<dyn Backend<Storage = GpuBuffer>> {
+pub(crate) fn backend(ctx: &Arc<GpuContext>) -> Backends {
     let gpu = GpuBackend { ctx: ctx.clone() };
     match ctx.check_mode() {
-        true => Box::new(shadow::Shadow::new(gpu, ctx.clone())),
-        false => Box::new(gpu),
+        true => Backends::Checked(shadow::Shadow::new(gpu, ctx.clone())),
+        false => Backends::Plain(gpu),
     }
 }
 

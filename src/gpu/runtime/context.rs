@@ -7,13 +7,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-pub(crate) use super::lock::lock;
-
 use super::adapters::AdapterSummary;
 use super::batch::Batch;
 use super::errors::ErrorState;
 use super::kernel::KernelInfo;
 use super::kernel::Pipelines;
+use super::lock::lock;
 use super::loops::MIN_LOOP_CAP;
 use super::options::{Faults, GpuOptions, LOOP_CAP};
 use super::pool::{Pool, PoolStats};
@@ -83,6 +82,10 @@ pub struct GpuContext {
     pub(super) subgroups: bool,
     /// The GEMM tilings chosen per kernel and shape class.
     pub(super) tuner: Tuner,
+    /// Serializes every device call on GL, whose driver context wgpu guards with a lock that
+    /// panics after a few seconds of contention (a long llvmpipe wait in one thread would make
+    /// another thread's allocation abort).
+    pub(super) gl_serial: Option<Mutex<()>>,
 }
 
 impl std::fmt::Debug for GpuContext {

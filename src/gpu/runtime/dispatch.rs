@@ -6,8 +6,9 @@ use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
 use super::batch::{Pending, MAX_PARAMS, MAX_PENDING};
-use super::context::{lock, GpuContext};
+use super::context::GpuContext;
 use super::kernel::{constants, Kernel, KernelInfo};
+use super::lock::lock;
 use super::memory::GpuBuffer;
 use super::tiles::GemmTiles;
 use crate::{Error, Result};

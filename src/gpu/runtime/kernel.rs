@@ -1,4 +1,4 @@
-//! Typed kernels and the pipeline cache. A [`Module`] is one WGSL file of `shaders/` with, in
+//! Typed kernels and the pipeline cache's maps (`dispatch.rs` fills them). A [`Module`] is one WGSL file of `shaders/` with, in
 //! front, the opcode constants and uniform structs generated from their Rust declarations and
 //! the prelude. A [`Kernel`] is one entry point of a module with its uniform type, the storage
 //! buffers it binds and which of them it writes, and the public op it serves (named in its

@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use super::adapters::{self, AdapterSummary};
 use super::batch::Batch;
-use super::context::{lock, Counters, GpuContext, GpuLimits, SelfTestReport};
+use super::context::{Counters, GpuContext, GpuLimits, SelfTestReport};
 use super::errors::ErrorState;
 use super::kernel::Pipelines;
+use super::lock::lock;
 use super::options::{Faults, GpuOptions};
 use super::pool::Pool;
 use super::selftest;
@@ -60,9 +61,10 @@ impl GpuContext {
             .memory_limit
             .or_else(|| software.then(host_memory_available).flatten().map(|b| b / 8 * 7));
         let adapter = AdapterSummary::from_info(&info);
-        let tuner = tuner(&opts, &adapter, &limits, &alimits);
+        let tuner = tuner(&opts, &adapter, &limits, &alimits)?;
         let ctx = Arc::new(GpuContext {
-            errors: ErrorState::new(&device, info.backend == wgpu::Backend::Gl),
+            errors: ErrorState::new(&device),
+            gl_serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
             batch: Batch::new(&device, &alimits),
             device,
             queue,
@@ -108,7 +110,6 @@ impl GpuContext {
     pub(crate) fn lose_device(&self) {
         let _serial = self.serial();
         self.device.destroy();
-        // the callback may come later; the context is lost from now on
         self.mark_lost();
     }
 }
@@ -117,8 +118,8 @@ impl GpuContext {
 /// and the candidate tilings that fit the adapter.
 fn tuner(
     opts: &GpuOptions, a: &AdapterSummary, limits: &GpuLimits, alimits: &wgpu::Limits,
-) -> Tuner {
-    let env = std::env::var("CONVSHADE_TUNE").ok().and_then(|v| Tuning::from_name(&v));
+) -> Result<Tuner> {
+    let env = Tuning::from_env(std::env::var("CONVSHADE_TUNE").ok().as_deref())?;
     let mode = match opts.gemm_tiles {
         Some(_) => Tuning::Off,
         None => opts.tuning.or(env).unwrap_or(match a.is_software {
@@ -139,7 +140,7 @@ fn tuner(
         env!("CARGO_PKG_VERSION")
     );
     let candidates = limits.gemm.candidates(a.is_software, alimits, limits.loop_cap);
-    Tuner::new(mode, path, fingerprint, candidates)
+    Ok(Tuner::new(mode, path, fingerprint, candidates))
 }
 
 /// Host memory available now, in bytes (Linux's `MemAvailable`; None elsewhere).

@@ -1,7 +1,8 @@
 //! Moving results: buffer-to-buffer copies across a tensor's parts (the split paths'), waiting
 //! for the device, and reading a buffer back to the host, blocking or as a future.
 
-use super::context::{lock, GpuContext};
+use super::context::GpuContext;
+use super::lock::lock;
 use super::memory::GpuBuffer;
 use crate::{Error, Result};
 

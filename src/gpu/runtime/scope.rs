@@ -1,49 +1,36 @@
 //! Device errors as `Err`s: the error scopes around device calls, the errors raised outside any
-//! scope, the lost device, and the GL serial lock.
+//! scope, the lost device; and the GL serial lock that device calls take.
 
-use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 
-use super::context::{lock, GpuContext};
-use super::errors::Raised;
+use super::context::GpuContext;
+use super::lock::lock;
 use crate::{Error, Result};
 
 impl GpuContext {
     /// The GL serial lock, where the backend is GL.
     pub(crate) fn serial(&self) -> Option<MutexGuard<'_, ()>> {
-        self.errors.gl_serial.as_ref().map(lock)
+        self.gl_serial.as_ref().map(lock)
     }
 
     /// Turns the errors wgpu raised outside any error scope (from any thread) since the last
-    /// check into an `Err`, and reports a lost device.
+    /// check into an `Err` (out of memory where any was), and reports a lost device.
     pub(crate) fn check(&self) -> Result<()> {
         self.errors.check_lost()?;
-        let raised: Vec<Raised> = std::mem::take(&mut *lock(&self.errors.raised));
-        let oom = raised.iter().find_map(|r| match r {
-            Raised::OutOfMemory(m) => Some(m.clone()),
-            Raised::Other(_) => None,
-        });
-        if let Some(msg) = oom {
-            return Err(Error::OutOfMemory { op: "gpu", msg });
+        let raised = std::mem::take(&mut *lock(&self.errors.raised));
+        if raised.is_empty() {
+            return Ok(());
         }
-        match raised.is_empty() {
-            true => Ok(()),
-            false => Err(Error::Gpu(
-                raised
-                    .iter()
-                    .map(|r| match r {
-                        Raised::OutOfMemory(m) | Raised::Other(m) => m.as_str(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )),
+        let msg = raised.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+        match raised.iter().any(|(oom, _)| *oom) {
+            true => Err(Error::OutOfMemory { op: "gpu", msg }),
+            false => Err(Error::Gpu(msg)),
         }
     }
 
-    /// Marks the device lost (the test hook destroys it first).
+    /// Marks the device lost (the test hook destroys it first; the callback may come later).
     pub(crate) fn mark_lost(&self) {
-        *lock(&self.errors.lost_why) = "destroyed".into();
-        self.errors.lost.store(true, Ordering::SeqCst);
+        lock(&self.errors.lost).get_or_insert_with(|| "destroyed".into());
     }
 
     /// Runs device calls of `op` inside error scopes, which wgpu keeps per thread: the errors

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use super::kernel::KernelInfo;
 use super::lock::lock;
 use super::tiles::GemmTiles;
-use crate::Result;
+use crate::{Error, Result};
 
 /// When the GEMM's tilings are timed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tuning {
     /// Never: the default tiling by adapter type and product size (`GemmTiling::pick`).
     Off,
@@ -36,6 +36,18 @@ impl Tuning {
             "on" | "1" => Some(Tuning::OnFirstUse),
             _ => None,
         }
+    }
+
+    /// `CONVSHADE_TUNE`'s value, if set: an unknown one is an error naming the variable.
+    pub(crate) fn from_env(value: Option<&str>) -> Result<Option<Tuning>> {
+        value
+            .map(|v| {
+                Tuning::from_name(v).ok_or_else(|| Error::Invalid {
+                    op: "CONVSHADE_TUNE",
+                    msg: format!("unknown value {v:?}; expected off, cached or on"),
+                })
+            })
+            .transpose()
     }
 }
 
@@ -114,9 +126,7 @@ impl Tuner {
             let _ = std::fs::remove_file(&tmp);
         }
     }
-}
 
-impl Tuner {
     /// The tiling for a launch of GEMM kernel `k` on a product of `(batch, m, n, k)`: the one
     /// tuned for its class, else, in [`Tuning::OnFirstUse`], the fastest of the candidates,
     /// each run by `run(tiling)` and waited for by `sync`, else `default`.
@@ -124,14 +134,18 @@ impl Tuner {
         &self, k: &KernelInfo, dims: [usize; 4], default: GemmTiles,
         mut run: impl FnMut(GemmTiles) -> Result<()>, sync: impl Fn() -> Result<()>,
     ) -> Result<GemmTiles> {
-        if self.mode == Tuning::Off || self.candidates.len() < 2 {
+        let cached = self.mode == Tuning::Cached;
+        if self.mode == Tuning::Off
+            || self.candidates.len() < 2
+            || (cached && lock(&self.chosen).is_empty())
+        {
             return Ok(default);
         }
         let key = key(k, dims);
         if let Some(&t) = lock(&self.chosen).get(&key) {
             return Ok(t);
         }
-        if self.mode != Tuning::OnFirstUse {
+        if cached {
             return Ok(default);
         }
         // each candidate once to compile its pipeline, then its best of two timed runs
@@ -176,6 +190,14 @@ mod tests {
 
     fn tiles(tx: u32, ty: u32, bk: u32) -> GemmTiles {
         GemmTiles { tx, ty, bk }
+    }
+
+    #[test]
+    fn an_unknown_tuning_value_is_an_error_naming_the_variable() {
+        assert_eq!(Tuning::from_env(Some("cached")).unwrap(), Some(Tuning::Cached));
+        assert_eq!(Tuning::from_env(None).unwrap(), None);
+        let e = Tuning::from_env(Some("fast")).unwrap_err();
+        assert!(matches!(e, Error::Invalid { op: "CONVSHADE_TUNE", .. }), "{e}");
     }
 
     #[test]
