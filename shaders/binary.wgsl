@@ -11,6 +11,9 @@ fn apply(u: f32, v: f32) -> f32 {
         case BINARY_LEAKY_RELU_BACKWARD: { return select(v * p.alpha, v, u > 0.0); }
         case BINARY_SIGMOID_BACKWARD: { return v * u * (1.0 - u); }
         case BINARY_TANH_BACKWARD: { return v * (1.0 - u * u); }
+        // NaN checked apart: a compiler may assume none when comparing
+        case BINARY_EQ: { return select(0.0, 1.0, u == v && !is_nan(u)); }
+        case BINARY_MAX_HIT: { return select(0.0, 1.0, (u == v && !is_nan(u)) || (is_nan(u) && is_nan(v))); }
         default: { return nan(); }
     }
 }

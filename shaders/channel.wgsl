@@ -29,7 +29,8 @@ fn channel_dot(th: Thread) {
     }
 }
 
-// out = a[ch] * x + b[ch] * v + k[ch] (without v: a[ch] * x + k[ch]).
+// out = a[ch] * x + b[ch] * v + k[ch] (flag 1); else a[ch] * x + k[ch], then + v (flag 2: a
+// residual) and a ReLU (flag 4) as the unary op's: NaN stays NaN, -0 becomes 0.
 @compute @workgroup_size(WG)
 fn channel_combine(th: Thread) {
     let i = thread_index(th);
@@ -37,7 +38,14 @@ fn channel_combine(th: Thread) {
     let ch = (i / p.hw) % p.c;
     if ((p.flags & 1u) != 0u) {
         out[i] = a[ch] * x[i] + b[ch] * v[i] + k[ch];
-    } else {
-        out[i] = a[ch] * x[i] + k[ch];
+        return;
     }
+    var y = a[ch] * x[i] + k[ch];
+    if ((p.flags & 2u) != 0u) {
+        y = y + v[i];
+    }
+    if ((p.flags & 4u) != 0u && y <= 0.0 && !is_nan(y)) {
+        y = 0.0;
+    }
+    out[i] = y;
 }

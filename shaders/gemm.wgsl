@@ -164,8 +164,8 @@ fn c_vec(c0: u32, r: u32, c: u32) -> vec4<f32> {
     return vec4<f32>(c_at(c0, r, c), c_at(c0, r, c + 1u), c_at(c0, r, c + 2u), c_at(c0, r, c + 3u));
 }
 
-// The epilogue of one element on the last K range (`add`: its row's bias), then the store where it
-// lies inside the matrix.
+// The epilogue of one element on the last K range (`add`: its row's bias; a column's bias from the
+// binding), then the store where it lies inside the matrix.
 fn store_at(c0: u32, r: u32, c: u32, v: f32, add: f32) {
     if (c >= p.n) {
         return;
@@ -175,6 +175,9 @@ fn store_at(c0: u32, r: u32, c: u32, v: f32, add: f32) {
         // no bias adds nothing, not even to -0
         if ((p.epilogue & 1u) != 0u) {
             y += add;
+        }
+        if ((p.epilogue & 4u) != 0u) {
+            y += bias[c];
         }
         // as the unary ReLU: NaN stays NaN, -0 becomes 0
         if ((p.epilogue & 2u) != 0u && y <= 0.0 && !is_nan(y)) {

@@ -1,12 +1,18 @@
-//! Fused ops: `conv2d_relu` (the GPU's ReLU in the convolution's epilogue) gives exactly what
-//! `conv2d` then `relu` gives, forward and backward, on each device; `Sequential` fuses a
-//! `Conv2d` followed by a `ReLU` into it.
+//! Fused ops give exactly what the ops apart give, forward and backward, on each device, in
+//! fewer GPU passes: `conv2d_relu` (the ReLU in the convolution's epilogue), `linear` and
+//! `linear_relu` (bias and ReLU in the product's stores), `batch_norm2d_relu` (the residual add
+//! and the ReLU in the normalisation's pass). `Sequential` fuses a `Conv2d`, `Linear` or
+//! `BatchNorm2d` followed by a `ReLU`.
 
 mod common;
 
 use common::{check_op, gpu, randv, run_op};
-use convshade::nn::{Conv2d, Module, ReLU, Sequential};
-use convshade::{conv2d, conv2d_relu, Conv2dOptions, Device, Padding, Tensor};
+use convshade::gpu::GpuOptions;
+use convshade::nn::{BatchNorm2d, Conv2d, Linear, Module, ReLU, Sequential};
+use convshade::{
+    batch_norm2d, batch_norm2d_relu, conv2d, conv2d_relu, BatchNormOptions, Conv2dOptions, Device,
+    Error, Padding, Tensor,
+};
 
 fn devices() -> Vec<Device> {
     let mut d = vec![Device::cpu()];
@@ -102,4 +108,172 @@ fn sequential_fuses_conv_then_relu_with_the_same_result() {
             assert!(grads.get_var(v).is_some(), "{dev:?}: a gradient");
         }
     }
+}
+
+/// Linear layers: with and without a bias, a row count that leaves partial tiles, and one
+/// input row.
+fn linear_cases() -> Vec<(&'static str, Inputs)> {
+    let x = (vec![37, 50], randv(37 * 50, 11));
+    let w = (vec![19, 50], randv(19 * 50, 12));
+    let b = (vec![19], randv(19, 13));
+    let x1 = (vec![1, 50], randv(50, 14));
+    vec![
+        ("bias", vec![x.clone(), w.clone(), b.clone()]),
+        ("no bias", vec![x, w.clone()]),
+        ("one row", vec![x1, w, b]),
+    ]
+}
+
+/// `linear` (fused or as matmul then add) then, where `relu`, a ReLU (fused or apart).
+fn linear_call(t: &[Tensor], fused: bool, relu: bool) -> convshade::Result<Tensor> {
+    if fused {
+        return match relu {
+            true => t[0].linear_relu(&t[1], t.get(2)),
+            false => t[0].linear(&t[1], t.get(2)),
+        };
+    }
+    let mut y = t[0].matmul_t(&t[1], false, true)?;
+    if let Some(b) = t.get(2) {
+        y = y.add(b)?;
+    }
+    if relu {
+        y = y.relu()?;
+    }
+    Ok(y)
+}
+
+#[test]
+fn linear_epilogues_match_the_ops_apart_bit_for_bit() {
+    for dev in devices() {
+        for (name, inputs) in linear_cases() {
+            for relu in [false, true] {
+                let (yf, gf) = run_op(&dev, &inputs, &|t| linear_call(t, true, relu));
+                let (yu, gu) = run_op(&dev, &inputs, &|t| linear_call(t, false, relu));
+                let zeros = yf.to_vec().unwrap().iter().filter(|v| **v == 0.0).count();
+                assert_eq!(zeros > 0, relu, "{name}: the ReLU must cut some outputs");
+                assert_eq!(bits(&yf), bits(&yu), "{dev:?} {name} relu {relu}: forward");
+                for (i, (a, b)) in gf.iter().zip(&gu).enumerate() {
+                    let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+                    assert_eq!(bits(a), bits(b), "{dev:?} {name} relu {relu}: gradient {i}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn linear_relu_on_the_gpu_matches_the_cpu() {
+    for (name, inputs) in linear_cases() {
+        check_op(name, &inputs, 1e-4, 1e-5, &|t| linear_call(t, true, true));
+    }
+}
+
+/// Batch norm in training mode over `(4, 3, 5, 5)`, with its affine parameters and a residual.
+fn bn_inputs() -> Inputs {
+    let d = vec![4, 3, 5, 5];
+    let n = 4 * 3 * 5 * 5;
+    vec![
+        (d.clone(), randv(n, 21)),
+        (vec![3], randv(3, 22)),
+        (vec![3], randv(3, 23)),
+        (d, randv(n, 24)),
+    ]
+}
+
+/// `relu(batch_norm(x) + residual)`, fused or as the three ops; `residual` picks whether the
+/// fourth input is added.
+fn bn_call(t: &[Tensor], fused: bool, residual: bool) -> convshade::Result<Tensor> {
+    let dev = t[0].device();
+    let (rm, rv) = (Tensor::zeros([3], &dev)?, Tensor::ones([3], &dev)?);
+    let opts = BatchNormOptions { training: true, ..BatchNormOptions::default() };
+    let r = residual.then(|| &t[3]);
+    if fused {
+        return Ok(batch_norm2d_relu(&t[0], &rm, &rv, Some(&t[1]), Some(&t[2]), &opts, r)?.output);
+    }
+    let mut y = batch_norm2d(&t[0], &rm, &rv, Some(&t[1]), Some(&t[2]), &opts)?.output;
+    if let Some(r) = r {
+        y = y.add(r)?;
+    }
+    y.relu()
+}
+
+#[test]
+fn batch_norm_relu_and_residual_match_the_ops_apart_bit_for_bit() {
+    for dev in devices() {
+        for residual in [false, true] {
+            let mut inputs = bn_inputs();
+            if !residual {
+                inputs.pop();
+            }
+            let (yf, gf) = run_op(&dev, &inputs, &|t| bn_call(t, true, residual));
+            let (yu, gu) = run_op(&dev, &inputs, &|t| bn_call(t, false, residual));
+            let zeros = yf.to_vec().unwrap().iter().filter(|v| **v == 0.0).count();
+            assert!(zeros > 10, "{dev:?} residual {residual}: the ReLU must cut some outputs");
+            assert_eq!(bits(&yf), bits(&yu), "{dev:?} residual {residual}: forward");
+            assert_eq!(gf.len(), inputs.len());
+            for (i, (a, b)) in gf.iter().zip(&gu).enumerate() {
+                let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+                assert_eq!(bits(a), bits(b), "{dev:?} residual {residual}: gradient {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn batch_norm_relu_rejects_a_residual_of_another_shape() {
+    for dev in devices() {
+        let t: Vec<Tensor> =
+            bn_inputs().into_iter().map(|(s, v)| Tensor::from_vec(v, s, &dev).unwrap()).collect();
+        let (rm, rv) = (Tensor::zeros([3], &dev).unwrap(), Tensor::ones([3], &dev).unwrap());
+        let wrong = Tensor::zeros([4, 3, 5, 4], &dev).unwrap();
+        let opts = BatchNormOptions::default();
+        let got = batch_norm2d_relu(&t[0], &rm, &rv, None, None, &opts, Some(&wrong));
+        assert!(matches!(got, Err(Error::Invalid { op: "batch_norm2d", .. })), "{dev:?}");
+    }
+}
+
+#[test]
+fn sequential_fuses_linear_and_batch_norm_with_a_following_relu() {
+    for dev in devices() {
+        let bn = BatchNorm2d::new(3, &dev).unwrap();
+        let x = Tensor::from_vec(randv(2 * 3 * 4 * 4, 31), [2, 3, 4, 4], &dev).unwrap();
+        // the unfused reference first: both calls move the running statistics alike
+        let want = bn.forward(&x).unwrap().relu().unwrap();
+        let net = Sequential::new().push(bn).push(ReLU);
+        assert_eq!(bits(&net.forward(&x).unwrap()), bits(&want), "{dev:?} BatchNorm2d");
+
+        let lin = Linear::new(48, 5, true, 4, &dev).unwrap();
+        let flat = x.reshape([2, 48]).unwrap();
+        let want = lin.forward(&flat).unwrap().relu().unwrap();
+        let net = Sequential::new().push(lin).push(ReLU);
+        assert_eq!(bits(&net.forward(&flat).unwrap()), bits(&want), "{dev:?} Linear");
+    }
+}
+
+#[test]
+fn fused_epilogues_save_gpu_passes() {
+    let Some(Device::Gpu(_)) = gpu() else { return };
+    // a context of its own: other tests' dispatches would count on the shared one
+    let dev = Device::gpu_with(GpuOptions::default()).unwrap();
+    let Device::Gpu(ctx) = &dev else { unreachable!("a GPU device") };
+    let count = |f: &dyn Fn() -> convshade::Result<Tensor>| {
+        f().unwrap(); // warm: pipelines built outside the count
+        dev.sync().unwrap();
+        let before = ctx.pool_stats().dispatches;
+        f().unwrap();
+        dev.sync().unwrap();
+        ctx.pool_stats().dispatches - before
+    };
+    let t: Vec<Tensor> =
+        bn_inputs().into_iter().map(|(s, v)| Tensor::from_vec(v, s, &dev).unwrap()).collect();
+    let (fused, apart) = (count(&|| bn_call(&t, true, true)), count(&|| bn_call(&t, false, true)));
+    assert_eq!(fused + 2, apart, "batch norm, residual add and ReLU");
+    let t: Vec<Tensor> = linear_cases()[0]
+        .1
+        .iter()
+        .map(|(s, v)| Tensor::from_vec(v.clone(), s.clone(), &dev).unwrap())
+        .collect();
+    let (fused, apart) =
+        (count(&|| linear_call(&t, true, true)), count(&|| linear_call(&t, false, true)));
+    assert_eq!((fused, apart), (1, 3), "linear, bias and ReLU");
 }

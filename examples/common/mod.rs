@@ -11,7 +11,7 @@ use convshade::data::{DataLoader, Dataset};
 use convshade::nn::{Module, Sequential};
 use convshade::{
     cross_entropy_labels, no_grad, AdamW, CosineLr, CrossEntropyOptions, Device, Error, Optimizer,
-    Result, Scheduler,
+    Result, Scheduler, Tensor,
 };
 
 /// The flags both examples take; unset ones take the example's [`Defaults`].
@@ -140,17 +140,40 @@ pub fn load_data(flags: &TrainFlags, d: &Defaults) -> Result<(Dataset, Dataset)>
     Ok((train, test))
 }
 
-/// Share of `labels` the network classifies right, in evaluation mode, in batches of 1,000.
+/// How many rows of `logits (b, classes)` have their first maximum at the row's label, as a
+/// `()` tensor on the logits' device (nothing read back).
+fn right_count(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
+    let labels: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
+    let n = labels.len();
+    let labels = Tensor::from_vec(labels, [n], &logits.device())?;
+    logits.detach().argmax(1, false)?.eq(&labels)?.sum_all()
+}
+
+/// `a + b`, or `b` where there is no `a` yet: a running sum kept on the device.
+fn accumulate(a: Option<Tensor>, b: Tensor) -> Result<Option<Tensor>> {
+    Ok(Some(match a {
+        Some(a) => a.add(&b)?,
+        None => b,
+    }))
+}
+
+/// The value of a running sum (0 before the first term): one read-back.
+fn read(sum: &Option<Tensor>) -> Result<f64> {
+    sum.as_ref().map_or(Ok(0.0), |t| Ok(t.to_scalar()? as f64))
+}
+
+/// Share of `labels` the network classifies right, in evaluation mode, in batches of 1,000,
+/// counted on the device and read back once.
 fn accuracy(net: &mut Sequential, data: &Dataset, device: &Device) -> Result<f64> {
     net.set_training(false);
-    let mut right = 0usize;
+    let mut right = None;
     for batch in DataLoader::new(1000)?.epoch(data, 0, device) {
         let (x, labels) = batch?;
-        let pred = no_grad(|| net.forward(&x))?.argmax_rows()?;
-        right += pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
+        let logits = no_grad(|| net.forward(&x))?;
+        right = accumulate(right, right_count(&logits, &labels)?)?;
     }
     net.set_training(true);
-    Ok(right as f64 / data.len() as f64)
+    Ok(read(&right)? / data.len() as f64)
 }
 
 fn bar(batches: usize, epoch: usize, epochs: usize) -> ProgressBar {
@@ -193,7 +216,10 @@ pub fn train(
     for epoch in 0..epochs {
         let bar = bar(loader.num_batches(&train), epoch + 1, epochs);
         let start = Instant::now();
-        let (mut loss_sum, mut right, mut seen) = (0f64, 0usize, 0usize);
+        // the running loss and accuracy stay on the device, read back only for the bar a few
+        // times a second, so steps queue up without waiting for each other
+        let (mut loss_sum, mut right, mut seen) = (None, None, 0usize);
+        let mut shown = Instant::now();
         for batch in loader.epoch(&train, epoch as u64, device) {
             let (x, labels) = batch?;
             let logits = net.forward(&x)?;
@@ -201,18 +227,22 @@ pub fn train(
             let grads = loss.backward()?;
             opt.step(&grads)?;
             // weighted by batch size, so a short last batch counts as much as its images
-            loss_sum += loss.to_scalar()? as f64 * labels.len() as f64;
-            let pred = logits.argmax_rows()?;
-            right += pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
+            let weighted = loss.detach().mul_scalar(labels.len() as f32)?;
+            loss_sum = accumulate(loss_sum, weighted)?;
+            right = accumulate(right, right_count(&logits, &labels)?)?;
             seen += labels.len();
-            let rate = seen as f64 / start.elapsed().as_secs_f64();
-            bar.set_message(format!(
-                "loss {:.4} acc {:.2}% {rate:.0} img/s",
-                loss_sum / seen as f64,
-                100.0 * right as f64 / seen as f64
-            ));
+            if shown.elapsed().as_secs_f64() >= 0.5 {
+                shown = Instant::now();
+                let rate = seen as f64 / start.elapsed().as_secs_f64();
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.2}% {rate:.0} img/s",
+                    read(&loss_sum)? / seen as f64,
+                    100.0 * read(&right)? / seen as f64
+                ));
+            }
             bar.inc(1);
         }
+        let (loss_sum, right) = (read(&loss_sum)?, read(&right)?);
         let secs = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
         schedule.step(&mut opt)?;
@@ -221,7 +251,7 @@ pub fn train(
             "epoch {}/{epochs}: loss {:.4}, train accuracy {:.2}%, test accuracy {:.2}%, {secs:.1} s ({:.0} images/s)",
             epoch + 1,
             loss_sum / seen.max(1) as f64,
-            100.0 * right as f64 / seen.max(1) as f64,
+            100.0 * right / seen.max(1) as f64,
             100.0 * test_acc,
             seen as f64 / secs
         ))?;

@@ -1,7 +1,7 @@
 //! Per-channel primitives of batch normalization over `(n, c, hw)`, by default composed of the
 //! broadcast binary ops and axis reductions (the CPU backend fuses them into single passes).
 
-use super::{Backend, BinaryOp, BroadcastSpec, ReduceOp};
+use super::{Backend, BinaryOp, BroadcastSpec, ReduceOp, UnaryOp};
 use crate::Result;
 
 /// Reading a `(c)` vector along the channel axis of `(n, c, hw)`, and `(n, c, hw)` itself.
@@ -45,4 +45,19 @@ pub(crate) fn channel_combine<B: Backend + ?Sized>(
         y = be.binary(&y, &bv, BinaryOp::Add, &plain(dims))?;
     }
     be.binary(&y, k, BinaryOp::Add, &per_channel(dims))
+}
+
+/// `a[ch] * u + k[ch]`, then `+ residual` and a ReLU where asked, each a pass of its own.
+pub(crate) fn channel_affine<B: Backend + ?Sized>(
+    be: &B, u: &B::Storage, a: &B::Storage, k: &B::Storage, residual: Option<&B::Storage>,
+    relu: bool, dims: (usize, usize, usize),
+) -> Result<B::Storage> {
+    let mut y = be.channel_combine(u, a, None, k, dims)?;
+    if let Some(r) = residual {
+        y = be.binary(&y, r, BinaryOp::Add, &plain(dims))?;
+    }
+    if relu {
+        y = be.unary(&y, dims.0 * dims.1 * dims.2, UnaryOp::Relu)?;
+    }
+    Ok(y)
 }

@@ -3,10 +3,12 @@
 
 pub(crate) mod channel;
 pub(crate) mod conv;
+mod linear;
 mod opcodes;
 mod pad;
 
 pub use conv::ConvSpec;
+pub(crate) use linear::gemm_bias_relu_unfused;
 pub(crate) use pad::{pad_readers, pad_source};
 pub use pad::{PadGeom, PadKind};
 
@@ -166,6 +168,14 @@ pub trait Backend {
     fn copy_strided(&self, x: &Self::Storage, spec: &StridedSpec) -> Result<Self::Storage>;
     /// Strided batched matrix product.
     fn gemm(&self, a: &Self::Storage, b: &Self::Storage, spec: &GemmSpec) -> Result<Self::Storage>;
+    /// A linear layer: one `(m, k) x (k, n)` product (C row-major), `bias (n)` added to every
+    /// row, then a ReLU where `relu` is set. By default in three passes.
+    fn gemm_bias_relu(
+        &self, a: &Self::Storage, b: &Self::Storage, spec: &GemmSpec, bias: Option<&Self::Storage>,
+        relu: bool,
+    ) -> Result<Self::Storage> {
+        linear::gemm_bias_relu_unfused(self, a, b, spec, bias, relu)
+    }
     /// `(n, c, h, w) -> cols (c*kh*kw, n*oh*ow)`: row `(c, kh, kw)` holds that tap of every
     /// window, windows in (n, oh, ow) order, zeros for padding. (The public `im2row` is its
     /// transpose.) Each row is contiguous over the windows, so GEMMs and col2im read it in order.
@@ -266,6 +276,15 @@ pub trait Backend {
         k: &Self::Storage, dims: (usize, usize, usize),
     ) -> Result<Self::Storage> {
         channel::channel_combine(self, u, a, vb, k, dims)
+    }
+    /// `u (n, c, hw)`, `a, k (c)` -> `a * u + k` per channel, then `+ residual (n, c, hw)` and a
+    /// ReLU where asked: batch norm's output with what follows it in a residual block. By
+    /// default `channel_combine`, then one pass each.
+    fn channel_affine(
+        &self, u: &Self::Storage, a: &Self::Storage, k: &Self::Storage,
+        residual: Option<&Self::Storage>, relu: bool, dims: (usize, usize, usize),
+    ) -> Result<Self::Storage> {
+        channel::channel_affine(self, u, a, k, residual, relu, dims)
     }
     /// `(planes, h, w) -> (planes, oh, ow)` padded as `g` says.
     fn pad2d(&self, x: &Self::Storage, g: &PadGeom) -> Result<Self::Storage>;

@@ -101,6 +101,10 @@ opcode_enum! {
         SigmoidBackward = "SIGMOID_BACKWARD",
         /// `b * (1 - a^2)` with `a` the tanh output
         TanhBackward = "TANH_BACKWARD",
+        /// `1` where `a == b`, else `0`: NaN equals nothing.
+        Eq = "EQ",
+        /// `1` where `a == b` or both are NaN, else `0`: marks a line's maximum (argmax).
+        MaxHit = "MAX_HIT",
     }
 }
 
@@ -181,6 +185,8 @@ impl BinaryOp {
             BinaryOp::LeakyReluBackward(s) => select(a > 0.0, b, b * s),
             BinaryOp::SigmoidBackward => b * a * (1.0 - a),
             BinaryOp::TanhBackward => b * (1.0 - a * a),
+            BinaryOp::Eq => select(a == b, 1.0, 0.0),
+            BinaryOp::MaxHit => select(a == b || (a.is_nan() && b.is_nan()), 1.0, 0.0),
         }
     }
 }

@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use super::host::{host_vec_for_overwrite, par_chunks};
+use crate::backend::UnaryOp;
 use crate::Result;
 
 /// `sum over (n, hw) of (x - mean[ch]) * (g or x - mean[ch])` for `(n, c, hw)` -> `(c)`.
@@ -55,6 +56,29 @@ pub(super) fn channel_combine(
                     *o = a * p + k;
                 }
             }
+        }
+    });
+    Ok(y)
+}
+
+/// `a[ch] * u + k[ch]`, then `+ residual` and a ReLU where asked, in one pass with the
+/// composed passes' arithmetic.
+pub(super) fn channel_affine(
+    u: &[f32], a: &[f32], k: &[f32], residual: Option<&[f32]>, relu: bool,
+    (n, c, hw): (usize, usize, usize),
+) -> Result<Vec<f32>> {
+    let mut y = host_vec_for_overwrite(n * c * hw, "batch_norm2d")?;
+    par_chunks(&mut y, hw, |plane, out| {
+        let ch = plane % c;
+        let (a, k) = (a[ch], k[ch]);
+        let us = &u[plane * hw..][..hw];
+        let rs = residual.map(|r| &r[plane * hw..][..hw]);
+        for (i, (o, &p)) in out.iter_mut().zip(us).enumerate() {
+            let mut v = a * p + k;
+            if let Some(r) = rs {
+                v += r[i];
+            }
+            *o = if relu { UnaryOp::Relu.apply(v) } else { v };
         }
     });
     Ok(y)

@@ -44,6 +44,8 @@ pub(super) fn binary(a: &[f32], b: &[f32], op: BinaryOp, spec: &BroadcastSpec) -
         B::LeakyReluBackward(s) => map2(a, b, spec, |u, v| B::LeakyReluBackward(s).apply(u, v))?,
         B::SigmoidBackward => map2(a, b, spec, |u, v| B::SigmoidBackward.apply(u, v))?,
         B::TanhBackward => map2(a, b, spec, |u, v| B::TanhBackward.apply(u, v))?,
+        B::Eq => map2(a, b, spec, |u, v| B::Eq.apply(u, v))?,
+        B::MaxHit => map2(a, b, spec, |u, v| B::MaxHit.apply(u, v))?,
     })
 }
 

@@ -161,6 +161,13 @@ impl Backend for CpuBackend {
         channel::channel_combine(u, a, vb, k, dims)
     }
 
+    fn channel_affine(
+        &self, u: &Vec<f32>, a: &Vec<f32>, k: &Vec<f32>, residual: Option<&Vec<f32>>, relu: bool,
+        dims: (usize, usize, usize),
+    ) -> Result<Vec<f32>> {
+        channel::channel_affine(u, a, k, residual.map(|r| r.as_slice()), relu, dims)
+    }
+
     fn pad2d(&self, x: &Vec<f32>, g: &PadGeom) -> Result<Vec<f32>> {
         pad::pad2d(x, g)
     }

@@ -11,7 +11,7 @@ use super::runtime::launch::u32_of;
 use super::runtime::loops;
 use super::runtime::uniforms::uniform;
 use super::runtime::{Bind, GpuBuffer, WG};
-use super::split::{by_items, by_items_summed, owned_range, too_large, Ctx, Partials, Rows};
+use super::split::{by_items, by_items_summed, fits, owned_range, too_large, Ctx, Partials, Rows};
 use crate::Result;
 
 kernels! { CHANNEL_WGSL = ("channel", include_str!("../../shaders/channel.wgsl"), BUFFERS): ChannelParams;
@@ -24,7 +24,8 @@ kernels! { CHANNEL_WGSL = ("channel", include_str!("../../shaders/channel.wgsl")
 uniform! {
     ChannelParams as "ChannelParams" {
         n: u32, c: u32, hw: u32, total: u32,
-        /// bit 0: the second operand is bound
+        /// bit 0: the second operand is bound with its `b`; bit 1: it is a residual added
+        /// after `a * x + k`; bit 2: a ReLU last
         flags: u32,
         /// channel_dot: this pass's element rows (WG elements each)
         r0: u32, r1: u32,
@@ -84,6 +85,23 @@ fn combine_kernel(
     let p = ChannelParams::new(dims, vb.is_some())?;
     let (v, b) = vb.unwrap_or((u, a));
     ctx.map(&COMBINE, &p, &[u, a, v, b, k], dims.0 * dims.1 * dims.2)
+}
+
+/// `a * u + k` per channel, then `+ residual` and a ReLU where asked, in one pass; `None` where
+/// an operand or the output is past one binding (the caller runs the passes apart).
+pub(crate) fn affine(
+    ctx: &Ctx, u: &GpuBuffer, a: &GpuBuffer, k: &GpuBuffer, residual: Option<&GpuBuffer>,
+    relu: bool, dims: (usize, usize, usize),
+) -> Result<Option<GpuBuffer>> {
+    let len = dims.0 * dims.1 * dims.2;
+    let ins: Vec<&GpuBuffer> = [u, a, k].into_iter().chain(residual).collect();
+    if !fits(ctx, &ins, &[len]) {
+        return Ok(None);
+    }
+    let mut p = ChannelParams::new(dims, false)?;
+    p.flags = (residual.is_some() as u32) << 1 | (relu as u32) << 2;
+    let v = residual.unwrap_or(u);
+    ctx.map(&COMBINE, &p, &[u, a, v, a, k], len).map(Some)
 }
 
 /// `x (n, c, hw)`, `mean (c)`, `g (n, c, hw)` -> `(c)`, by runs of images past one binding.

@@ -109,7 +109,7 @@ fn forward_kernel(
     // batch entry (image, group) reads x from its image's group of channels
     spec.b = MatLayout::strided(g.c * g.h * g.w, s.cg() * g.h * g.w, s.ohw(), 1);
     let extra =
-        Extra { win: conv_window(s)?, images: [0, 0], bias: bias.map(|b| (b, s.dg())), relu };
+        Extra { win: conv_window(s)?, bias: bias.map(|b| (b, s.dg())), relu, ..Extra::strided() };
     gemm::launch(ctx, (w, x), &spec, &CONV_FWD, extra)
 }
 

@@ -64,8 +64,8 @@ uniform! {
         /// conv_wgrad: A's and B's stride between images along k; conv_dgrad: A's between filters
         a_image: u32,
         b_image: u32,
-        /// bit 0: add `bias[(batch entry % batch_inner) * bias_stride + row]`; bit 1: ReLU
-        /// (both on the last K range only)
+        /// bit 0: add `bias[(batch entry % batch_inner) * bias_stride + row]`; bit 1: ReLU;
+        /// bit 2: add `bias[column]` (all on the last K range only)
         epilogue: u32,
         bias_stride: u32,
         _pad: [u32; 3],
@@ -97,12 +97,20 @@ pub(crate) struct Extra<'a> {
     pub images: [usize; 2],
     /// a per-row bias, `bias_stride` rows apart per batch entry
     pub bias: Option<(&'a GpuBuffer, usize)>,
+    /// a per-column bias (a linear layer's), for one batch entry
+    pub col_bias: Option<&'a GpuBuffer>,
     pub relu: bool,
 }
 
 impl Extra<'_> {
     pub(crate) fn strided() -> Self {
-        Extra { win: WindowParams::zeroed(), images: [0, 0], bias: None, relu: false }
+        Extra {
+            win: WindowParams::zeroed(),
+            images: [0, 0],
+            bias: None,
+            col_bias: None,
+            relu: false,
+        }
     }
 }
 
@@ -131,9 +139,11 @@ fn launch_tiled(
     let max = limits.max_workgroups_per_dimension as usize;
     let kc = loops::gemm_k_chunk(ctx.cap(), &tiles);
     let k_starts: Vec<usize> = if s.k == 0 { vec![0] } else { (0..s.k).step_by(kc).collect() };
-    let epilogue = extra.bias.is_some() as u32 | (extra.relu as u32) << 1;
+    let epilogue = extra.bias.is_some() as u32
+        | (extra.relu as u32) << 1
+        | (extra.col_bias.is_some() as u32) << 2;
     // without a bias, binding 4 is A again (read-only both times)
-    let bias = extra.bias.map_or(a, |(b, _)| b);
+    let bias = extra.bias.map(|(b, _)| b).or(extra.col_bias).unwrap_or(a);
     let u = |v: usize| u32_of(v, op);
     for batch_start in (0..s.batch).step_by(max) {
         let batches = (s.batch - batch_start).min(max);
@@ -175,6 +185,21 @@ fn launch_tiled(
 /// The strided batched GEMM within one binding.
 fn gemm_kernel(ctx: &Ctx, a: &GpuBuffer, b: &GpuBuffer, s: &GemmSpec) -> Result<GpuBuffer> {
     launch(ctx, (a, b), s, &GEMM, Extra::strided())
+}
+
+/// A linear layer's product `(m, k) x (k, n)` with its epilogue in the GEMM's stores:
+/// `bias[column]` added, then a ReLU where `relu` is set. `None` where the product is batched
+/// or its operands do not fit one binding each (the caller runs the passes apart).
+pub(crate) fn gemm_bias_relu(
+    ctx: &Ctx, (a, b): (&GpuBuffer, &GpuBuffer), s: &GemmSpec, bias: Option<&GpuBuffer>, relu: bool,
+) -> Result<Option<GpuBuffer>> {
+    let single = s.batch == 1 && s.c == MatLayout::row_major(s.m, s.n);
+    let ins: Vec<&GpuBuffer> = [a, b].into_iter().chain(bias).collect();
+    if !single || !fits(ctx, &ins, &[s.c_len]) {
+        return Ok(None);
+    }
+    let extra = Extra { col_bias: bias, relu, ..Extra::strided() };
+    launch(ctx, (a, b), s, &GEMM, extra).map(Some)
 }
 
 /// The strided batched GEMM, in blocks past one binding: batches, rows, columns and K ranges

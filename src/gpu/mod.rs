@@ -176,6 +176,14 @@ impl Backend for GpuBackend {
     fn gemm(&self, a: &S, b: &S, spec: &GemmSpec) -> Result<S> {
         gemm::gemm(&self.ctx, a, b, spec)
     }
+    fn gemm_bias_relu(
+        &self, a: &S, b: &S, spec: &GemmSpec, bias: Option<&S>, relu: bool,
+    ) -> Result<S> {
+        match gemm::gemm_bias_relu(&self.ctx, (a, b), spec, bias, relu)? {
+            Some(y) => Ok(y),
+            None => crate::backend::gemm_bias_relu_unfused(self, a, b, spec, bias, relu),
+        }
+    }
     fn conv2d(&self, x: &S, w: &S, bias: Option<&S>, s: &ConvSpec, relu: bool) -> Result<S> {
         conv::forward(&self.ctx, x, w, bias, s, relu)
     }
@@ -243,6 +251,19 @@ impl Backend for GpuBackend {
             return crate::backend::channel::channel_combine(self, u, a, vb, k, dims);
         }
         channel::combine(&self.ctx, u, a, vb, k, dims)
+    }
+    fn channel_affine(
+        &self, u: &S, a: &S, k: &S, residual: Option<&S>, relu: bool, dims: (usize, usize, usize),
+    ) -> Result<S> {
+        let fused =
+            self.ctx.limits().max_storage_buffers_per_shader_stage >= channel::COMBINE_BUFFERS;
+        match fused
+            .then(|| channel::affine(&self.ctx, u, a, k, residual, relu, dims))
+            .transpose()?
+        {
+            Some(Some(y)) => Ok(y),
+            _ => crate::backend::channel::channel_affine(self, u, a, k, residual, relu, dims),
+        }
     }
     fn pad2d(&self, x: &S, g: &PadGeom) -> Result<S> {
         pad::forward(&self.ctx, x, g)

@@ -172,6 +172,17 @@ impl<B: Backend<Storage = GpuBuffer>> Backend for Shadow<B> {
         self.checked(("matmul", shapes, A), &[a, b], |g| g.gemm(a, b, s), cpu)
     }
 
+    fn gemm_bias_relu(
+        &self, a: &S, b: &S, s: &GemmSpec, bias: Option<&S>, relu: bool,
+    ) -> Result<S> {
+        let shapes = format!("({}, {}) x ({}, {}), bias {}", s.m, s.k, s.k, s.n, bias.is_some());
+        let inputs: Vec<&S> = [a, b].into_iter().chain(bias).collect();
+        let gpu = |g: &B| g.gemm_bias_relu(a, b, s, bias, relu);
+        let cpu =
+            |c: &CpuBackend, h: &[Vec<f32>]| c.gemm_bias_relu(&h[0], &h[1], s, h.get(2), relu);
+        self.checked(("linear", shapes, A), &inputs, gpu, cpu)
+    }
+
     fn conv2d(&self, x: &S, w: &S, bias: Option<&S>, s: &ConvSpec, relu: bool) -> Result<S> {
         let inputs: Vec<&S> = [x, w].into_iter().chain(bias).collect();
         let gpu = |g: &B| g.conv2d(x, w, bias, s, relu);
@@ -307,6 +318,17 @@ impl<B: Backend<Storage = GpuBuffer>> Backend for Shadow<B> {
             c.channel_combine(&h[0], &h[1], vb, &h[2], dims)
         };
         self.checked(what, &inputs, |b| b.channel_combine(u, a, vb, k, dims), cpu)
+    }
+
+    fn channel_affine(
+        &self, u: &S, a: &S, k: &S, residual: Option<&S>, relu: bool, dims: (usize, usize, usize),
+    ) -> Result<S> {
+        let inputs: Vec<&S> = [u, a, k].into_iter().chain(residual).collect();
+        let what = ("batch_norm2d channel_affine", format!("{dims:?}"), E);
+        let cpu = |c: &CpuBackend, h: &[Vec<f32>]| {
+            c.channel_affine(&h[0], &h[1], &h[2], h.get(3), relu, dims)
+        };
+        self.checked(what, &inputs, |b| b.channel_affine(u, a, k, residual, relu, dims), cpu)
     }
 
     fn pad2d(&self, x: &S, g: &PadGeom) -> Result<S> {

@@ -2,7 +2,7 @@
 //! kept.
 
 use super::Module;
-use crate::ops::norm::{batch_norm2d, BatchNormOptions};
+use crate::ops::norm::{batch_norm2d, batch_norm2d_relu, BatchNormOptions};
 use crate::{ensure, Device, Result, Tensor, Var};
 
 /// PyTorch's `BatchNorm2d(channels)`: eps 1e-5, momentum 0.1, affine, tracking running
@@ -50,21 +50,25 @@ impl BatchNorm2d {
     }
 }
 
-impl Module for BatchNorm2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl BatchNorm2d {
+    /// `relu(self(x) + residual)`: a residual block's tail, the add and the ReLU in the
+    /// normalisation's pass (`ops::batch_norm2d_relu`).
+    pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, Some(residual), true)
+    }
+
+    fn forward_with(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
         let c = self.channels();
         let xc = x.dims4().map(|d| d.1).unwrap_or(c);
         ensure!(xc == c, "BatchNorm2d", "input has {xc} channels, the layer {c}");
         let opts =
             BatchNormOptions { training: self.training, momentum: self.momentum, eps: self.eps };
-        let out = batch_norm2d(
-            x,
-            &self.running_mean.as_tensor(),
-            &self.running_var.as_tensor(),
-            Some(&self.weight.as_tensor()),
-            Some(&self.bias.as_tensor()),
-            &opts,
-        )
+        let (rm, rv) = (self.running_mean.as_tensor(), self.running_var.as_tensor());
+        let (w, b) = (self.weight.as_tensor(), self.bias.as_tensor());
+        let out = match relu {
+            true => batch_norm2d_relu(x, &rm, &rv, Some(&w), Some(&b), &opts, residual),
+            false => batch_norm2d(x, &rm, &rv, Some(&w), Some(&b), &opts),
+        }
         .map_err(|e| match e {
             crate::Error::Invalid { msg, .. } => crate::Error::Invalid { op: "BatchNorm2d", msg },
             e => e,
@@ -75,6 +79,16 @@ impl Module for BatchNorm2d {
             self.num_batches_tracked.set(&self.num_batches_tracked.as_tensor().add_scalar(1.0)?)?;
         }
         Ok(out.output)
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, None, false)
+    }
+    /// `relu(self(x))` in one pass over the output (`Sequential` fuses a following `ReLU`).
+    fn forward_relu(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        Some(self.forward_with(x, None, true))
     }
     fn parameters(&self) -> Vec<Var> {
         vec![self.weight.clone(), self.bias.clone()]

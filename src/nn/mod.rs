@@ -196,6 +196,10 @@ impl Module for Linear {
         x.linear(&w, b.as_ref())
     }
     weight_and_bias_state!();
+    fn forward_relu(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        let (w, b) = weight_and_bias(&self.weight, &self.bias);
+        Some(x.linear_relu(&w, b.as_ref()))
+    }
 }
 
 /// `nn.MaxPool2d`.

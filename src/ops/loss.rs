@@ -107,7 +107,8 @@ pub fn one_hot(labels: &[usize], classes: usize, device: &crate::Device) -> Resu
 }
 
 impl Tensor {
-    /// Index of the largest value of each row of a 2-d tensor (first on ties), on the host.
+    /// Index of the largest value of each row of a 2-d tensor (first on ties, a NaN counting as
+    /// the largest, as [`Tensor::argmax`]), on the host.
     pub fn argmax_rows(&self) -> Result<Vec<usize>> {
         let (_, k) = self.shape().dims2()?;
         Ok(self
@@ -116,16 +117,13 @@ impl Tensor {
             .map(|r| {
                 r.iter()
                     .enumerate()
-                    .fold(
-                        (0, f32::NEG_INFINITY),
-                        |(bi, bv), (i, &v)| {
-                            if v > bv {
-                                (i, v)
-                            } else {
-                                (bi, bv)
-                            }
-                        },
-                    )
+                    .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                        if v > bv || (v.is_nan() && !bv.is_nan()) {
+                            (i, v)
+                        } else {
+                            (bi, bv)
+                        }
+                    })
                     .0
             })
             .collect())

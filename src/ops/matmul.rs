@@ -1,8 +1,8 @@
 //! Matrix products (2-d and batched, with transposed operands) and the linear layer function.
 
-use crate::backend::{Backend, GemmSpec, MatLayout};
+use crate::backend::{Backend, BinaryOp, GemmSpec, MatLayout};
 use crate::shape::Shape;
-use crate::tensor::{on_backend2, Tensor};
+use crate::tensor::{on_backend2, same_backend, Tensor};
 use crate::{ensure, Error, Result};
 
 /// Runs a strided GEMM after checking that every layout stays inside its buffer.
@@ -128,10 +128,21 @@ impl Tensor {
         }))
     }
 
-    /// `x (n, in) -> x W^T + b (n, out)` with `weight (out, in)` and `bias (out)`, as `F.linear`.
+    /// `F.linear`: `x (n, in)`, `weight (out, in)`, `bias (out)` -> `x weight^T + bias`, the bias
+    /// added in the product's stores where the backend can.
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        self.linear_act(weight, bias, false)
+    }
+
+    /// `F.relu(F.linear(x, weight, bias))` as one op: the bias and the ReLU in the product's
+    /// stores where the backend can, with the results of the ops apart, bit for bit.
+    pub fn linear_relu(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        self.linear_act(weight, bias, true)
+    }
+
+    fn linear_act(&self, weight: &Tensor, bias: Option<&Tensor>, relu: bool) -> Result<Tensor> {
         const OP: &str = "linear";
-        let (_, fin) = self.shape().dims2().map_err(|_| Error::Invalid {
+        let (n, fin) = self.shape().dims2().map_err(|_| Error::Invalid {
             op: OP,
             msg: format!("input must be (n, in), got {}", self.shape()),
         })?;
@@ -145,13 +156,54 @@ impl Tensor {
             "input has {fin} features but weight {} expects {win}",
             weight.shape()
         );
-        let y = self.matmul_t(weight, false, true)?;
-        match bias {
-            Some(b) => {
-                ensure!(b.dims() == [fout], OP, "bias must have shape [{fout}], got {}", b.shape());
-                y.add(b)
-            }
-            None => Ok(y),
+        if let Some(b) = bias {
+            ensure!(b.dims() == [fout], OP, "bias must have shape [{fout}], got {}", b.shape());
+            self.check_same_device(OP, b)?;
         }
+        if n == 0 || fin == 0 {
+            // nothing to fuse: the ops apart handle empty products
+            let y = self.matmul_t(weight, false, true)?;
+            let y = match bias {
+                Some(b) => y.add(b)?,
+                None => y,
+            };
+            return if relu { y.relu() } else { Ok(y) };
+        }
+        self.check_same_device(OP, weight)?;
+        crate::shape::numel(OP, &[n, fout])?;
+        let spec = GemmSpec {
+            batch: 1,
+            batch_inner: 1,
+            m: n,
+            n: fout,
+            k: fin,
+            a: MatLayout::row_major(n, fin),
+            b: MatLayout::row_major(fout, fin).t(),
+            c: MatLayout::row_major(n, fout),
+            c_len: n * fout,
+        };
+        let st = on_backend2!(OP, self.storage(), weight.storage(), x, w, be => {
+            let b = bias.map(|b| same_backend(OP, x, b)).transpose()?;
+            be.gemm_bias_relu(x, w, &spec, b, relu)
+        });
+        let y = Tensor::from_storage(st, Shape::from([n, fout]));
+        let (x, w) = (self.clone(), weight.clone());
+        let kept = relu.then(|| y.detach());
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        let has_bias = bias.is_some();
+        Ok(y.attach(&inputs, move |g| {
+            let g = match &kept {
+                Some(y) => y.binary_raw(g, BinaryOp::ReluBackward, "linear_relu")?,
+                None => g.clone(),
+            };
+            // as matmul's and add's rules: g w, g^T x, and g summed over the rows
+            let mut grads =
+                vec![Some(g.matmul_t(&w, false, false)?), Some(g.matmul_t(&x, true, false)?)];
+            if has_bias {
+                grads.push(Some(g.sum_to(&Shape::from([fout]))?));
+            }
+            Ok(grads)
+        }))
     }
 }

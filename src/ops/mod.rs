@@ -15,6 +15,7 @@ macro_rules! setters {
 }
 
 pub mod activation;
+mod compare;
 pub mod conv;
 pub mod conv_transpose;
 pub mod elementwise;
@@ -35,7 +36,7 @@ pub use loss::{
     cross_entropy, cross_entropy_labels, mse_loss, mse_loss_with, one_hot, CrossEntropyOptions,
     Reduction,
 };
-pub use norm::{batch_norm2d, BatchNormOptions, BatchNormOutput};
+pub use norm::{batch_norm2d, batch_norm2d_relu, BatchNormOptions, BatchNormOutput};
 pub use pad::{pad, PadMode, PaddingMode};
 pub use pool::{
     adaptive_avg_pool2d, adaptive_max_pool2d, adaptive_max_pool2d_with_indices, avg_pool2d,

@@ -59,6 +59,17 @@ fn channel_combine(
     Ok(Tensor::from_storage(st, u.shape().clone()))
 }
 
+/// `a * u + k` per channel, then `+ residual` and a ReLU where asked.
+fn channel_affine(
+    u: &Tensor, a: &Tensor, k: &Tensor, residual: Option<&Tensor>, relu: bool, dims: Dims,
+) -> Result<Tensor> {
+    let st = on_backend2!(OP, u.storage(), a.storage(), us, as_, be => {
+        let r = residual.map(|r| same_backend(OP, us, r)).transpose()?;
+        be.channel_affine(us, as_, same_backend(OP, us, k)?, r, relu, dims)
+    });
+    Ok(Tensor::from_storage(st, u.shape().clone()))
+}
+
 /// `(n, c, h, w) -> (c)` sums over (n, h, w), no autograd record.
 fn channel_sum(x: &Tensor, (n, c, hw): Dims) -> Result<Tensor> {
     x.sum_axis_raw(n * c, hw, 1, Shape::from([n, c]))?.sum_axis_raw(1, n, c, Shape::from([c]))
@@ -73,6 +84,25 @@ type Dims = (usize, usize, usize);
 pub fn batch_norm2d(
     x: &Tensor, running_mean: &Tensor, running_var: &Tensor, weight: Option<&Tensor>,
     bias: Option<&Tensor>, opts: &BatchNormOptions,
+) -> Result<BatchNormOutput> {
+    batch_norm2d_with(x, (running_mean, running_var), (weight, bias), opts, None, false)
+}
+
+/// `F.relu(F.batch_norm(...) + residual)` (without `residual`, `F.relu(F.batch_norm(...))`): a
+/// residual block's tail as one op. The normalisation, the skip connection's add and the ReLU
+/// run in one pass over the output, with the results of the three ops apart, bit for bit.
+pub fn batch_norm2d_relu(
+    x: &Tensor, running_mean: &Tensor, running_var: &Tensor, weight: Option<&Tensor>,
+    bias: Option<&Tensor>, opts: &BatchNormOptions, residual: Option<&Tensor>,
+) -> Result<BatchNormOutput> {
+    batch_norm2d_with(x, (running_mean, running_var), (weight, bias), opts, residual, true)
+}
+
+/// [`batch_norm2d`], then `+ residual` and a ReLU where asked, in the output's pass.
+fn batch_norm2d_with(
+    x: &Tensor, (running_mean, running_var): (&Tensor, &Tensor),
+    (weight, bias): (Option<&Tensor>, Option<&Tensor>), opts: &BatchNormOptions,
+    residual: Option<&Tensor>, relu: bool,
 ) -> Result<BatchNormOutput> {
     let (n, c, h, w) = x.dims4().map_err(|_| Error::Invalid {
         op: OP,
@@ -96,6 +126,16 @@ pub fn batch_norm2d(
     }
     for t in named.iter().filter_map(|(_, t)| *t) {
         x.check_same_device(OP, t)?;
+    }
+    if let Some(r) = residual {
+        ensure!(
+            r.dims() == x.dims(),
+            OP,
+            "residual must have the input's shape {}, got {}",
+            x.shape(),
+            r.shape()
+        );
+        x.check_same_device(OP, r)?;
     }
     let (m, eps) = (opts.momentum, opts.eps);
     ensure!(m.is_finite(), OP, "momentum must be finite, got {m}");
@@ -132,12 +172,20 @@ pub fn batch_norm2d(
         Some(b) => b.detach().sub(&mean.mul(&scale)?)?,
         None => mean.mul(&scale)?.neg()?,
     };
-    let y = channel_combine(&xd, &scale, None, &shift, dims)?;
+    let y = channel_affine(&xd, &scale, &shift, residual, relu, dims)?;
     let mut inputs = vec![x];
     inputs.extend(weight);
     inputs.extend(bias);
+    inputs.extend(residual);
     let (has_weight, has_bias, training) = (weight.is_some(), bias.is_some(), opts.training);
+    let has_residual = residual.is_some();
+    // the ReLU's mask: the output where it is positive
+    let kept = relu.then(|| y.detach());
     let output = y.attach(&inputs, move |g| {
+        let g = &match &kept {
+            Some(y) => y.binary_raw(g, crate::backend::BinaryOp::ReluBackward, OP)?,
+            None => g.clone(),
+        };
         let sum_g = channel_sum(g, dims)?;
         // sum g * (x - mean): the weight's gradient times the standard deviation
         let sum_gxc = channel_dot(&xd, &mean, Some(g), dims)?;
@@ -157,6 +205,9 @@ pub fn batch_norm2d(
         }
         if has_bias {
             grads.push(Some(sum_g));
+        }
+        if has_residual {
+            grads.push(Some(g.clone()));
         }
         Ok(grads)
     });
