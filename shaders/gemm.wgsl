@@ -65,9 +65,12 @@ fn b_slot(e: u32) -> vec2<u32> {
     return vec2<u32>(e % GEMM_BK, e / GEMM_BK);
 }
 
+// The end of this workgroup's K range (set first by gemm_tile).
+var<private> k_hi: u32;
+
 // A[r, k] and B[k, c] of this batch entry, 0 outside the matrix or past this pass's K range.
 fn a_at(a0: u32, r: u32, k: u32, mode: u32) -> f32 {
-    if (r >= p.m || k >= p.k_end) { return 0.0; }
+    if (r >= p.m || k >= k_hi) { return 0.0; }
     if (mode == 2u) {
         let ohw = p.win.oh * p.win.ow;
         return A[a0 + (k / ohw) * p.a_image + r * p.a.row_stride + k % ohw];
@@ -84,7 +87,7 @@ fn a_at(a0: u32, r: u32, k: u32, mode: u32) -> f32 {
 }
 
 fn b_at(b0: u32, k: u32, c: u32, mode: u32) -> f32 {
-    if (c >= p.n || k >= p.k_end) { return 0.0; }
+    if (c >= p.n || k >= k_hi) { return 0.0; }
     if (mode == 1u || mode == 3u) {
         return x_at(b0, k, c);
     }
@@ -210,10 +213,17 @@ fn store_row(c0: u32, r: u32, cols: vec2<u32>, v0: vec4<f32>, v1: vec4<f32>, ent
 // top of this file). The block's accumulators are named, not an indexed array, so that every
 // compiler keeps them in registers.
 fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
-    let bidx = wid.z + p.batch_start;
+    // grid z: (K chunk, batch entry); a product split along K writes each chunk's partial
+    // product to a slab of its own, summed in chunk order afterwards
+    let chunk = wid.z / p.batches;
+    let bidx = wid.z % p.batches + p.batch_start;
     let a0 = base(p.a, bidx);
     let b0 = base(p.b, bidx);
-    let c0 = base(p.c, bidx);
+    let c0 = base(p.c, bidx) + chunk * p.slab;
+    // this pass's K range, [k_start, k_end) within the chunk
+    let kc = chunk * p.k_split;
+    let k_lo = kc + p.k_start;
+    k_hi = min(min(kc + p.k_end, kc + p.k_split), p.k);
     let row0 = p.row_start + wid.y * GEMM_BM;
     let col0 = p.col_start + wid.x * GEMM_BN;
     let tid = lid.y * GEMM_TX + lid.x;
@@ -247,14 +257,14 @@ fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
     var rb: array<f32, MAX_LOADS>;
     for (var l = 0u; l < A_LOADS; l++) {
         let s = a_slot(tid + l * THREADS);
-        ra[l] = a_at(a0, row0 + s.x, p.k_start + s.y, mode);
+        ra[l] = a_at(a0, row0 + s.x, k_lo + s.y, mode);
     }
     for (var l = 0u; l < B_LOADS; l++) {
         let s = b_slot(tid + l * THREADS);
-        rb[l] = b_at(b0, p.k_start + s.x, col0 + s.y, mode);
+        rb[l] = b_at(b0, k_lo + s.x, col0 + s.y, mode);
     }
 
-    for (var k0 = p.k_start; k0 < p.k_end; k0 += GEMM_BK) {
+    for (var k0 = k_lo; k0 < k_hi; k0 += GEMM_BK) {
         for (var l = 0u; l < A_LOADS; l++) {
             let s = a_slot(tid + l * THREADS);
             As[s.y * A_ROW + s.x / 4u][s.x % 4u] = ra[l];
@@ -266,7 +276,7 @@ fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
         workgroupBarrier();
         // the next K tile's loads are in flight while this one is multiplied
         let k1 = k0 + GEMM_BK;
-        if (k1 < p.k_end) {
+        if (k1 < k_hi) {
             for (var l = 0u; l < A_LOADS; l++) {
                 let s = a_slot(tid + l * THREADS);
                 ra[l] = a_at(a0, row0 + s.x, k1 + s.y, mode);

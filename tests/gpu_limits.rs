@@ -21,6 +21,28 @@ fn gpu_matmul_is_tiled_and_exact_on_integers() {
     close(&tg.matmul(&bg).unwrap(), &tc.matmul(&bc).unwrap(), 0.0, 0.0, "integer matmul");
 }
 
+#[test]
+fn gpu_products_split_along_k_are_exact_on_integers() {
+    let Some(g) = gpu() else { return };
+    // few outputs and a long K: the chunks of K run side by side, then are summed; integer sums
+    // are exact in any order, so the split must give the CPU's values exactly
+    let narrow =
+        convshade::gpu::GpuOptions { max_workgroups_per_dimension: Some(16), ..Default::default() };
+    for dev in [g, Device::gpu_with(narrow).unwrap()] {
+        for (batch, m, k, n) in [(1, 6, 9000, 5), (3, 4, 5000, 7), (1, 33, 70_000, 2)] {
+            let a: Vec<f32> = (0..batch * m * k).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
+            let b: Vec<f32> = (0..batch * k * n).map(|i| ((i * 3) % 7) as f32 - 3.0).collect();
+            let on = |d: &Device| {
+                let ta = Tensor::from_vec(a.clone(), [batch, m, k], d).unwrap();
+                let tb = Tensor::from_vec(b.clone(), [batch, k, n], d).unwrap();
+                ta.matmul(&tb).unwrap()
+            };
+            let what = format!("({batch}, {m}, {k}) x ({batch}, {k}, {n})");
+            close(&on(&dev), &on(&Device::cpu()), 0.0, 0.0, &what);
+        }
+    }
+}
+
 /// Same op on the CPU and on `dev`, outputs and gradients compared.
 fn compare_on(
     dev: &Device, name: &str, inputs: &[(Vec<usize>, Vec<f32>)],

@@ -9,7 +9,7 @@ use convshade::gpu::{GpuOptions, Tuning};
 use convshade::{conv2d, Conv2dOptions, Device, Result, Tensor};
 
 /// A product and convolutions in each of the GEMM's modes (forward, weight gradient, stride-1
-/// and strided input gradients), their outputs' bits.
+/// and strided input gradients), and products split along K, their outputs' bits.
 fn gemm_work(dev: &Device) -> Result<Vec<Vec<u32>>> {
     let bits = |t: &Tensor| t.to_vec().map(|v| v.iter().map(|x| x.to_bits()).collect());
     let a = Tensor::from_vec(randv(70 * 130, 1), [70, 130], dev)?;
@@ -25,6 +25,15 @@ fn gemm_work(dev: &Device) -> Result<Vec<Vec<u32>>> {
             out.push(bits(grads.get(t).expect("a gradient"))?);
         }
     }
+    // products split along K (few outputs, long K): a matmul and a weight gradient over many
+    // images
+    let a = Tensor::from_vec(randv(20 * 5000, 5), [20, 5000], dev)?;
+    let b = Tensor::from_vec(randv(5000 * 12, 6), [5000, 12], dev)?;
+    out.push(bits(&a.matmul(&b)?)?);
+    let x = Tensor::from_vec(randv(16 * 2 * 16 * 16, 7), [16, 2, 16, 16], dev)?;
+    let w = Tensor::from_vec(randv(3 * 2 * 3 * 3, 8), [3, 2, 3, 3], dev)?.requires_grad_();
+    let y = conv2d(&x, &w, None, &Conv2dOptions::new().padding(1))?;
+    out.push(bits(y.sum_all()?.backward()?.get(&w).expect("a gradient"))?);
     Ok(out)
 }
 

@@ -13,7 +13,7 @@ use super::runtime::uniforms::{uniform, Uniform, WgslType};
 use super::runtime::{Bind, GemmTiles, GpuBuffer, Kernel};
 use super::split::{fits, gather_range, resolve, too_large, Ctx, Partials};
 use super::window::WindowParams;
-use crate::backend::{GemmSpec, MatLayout};
+use crate::backend::{GemmSpec, MatLayout, ReduceOp};
 use crate::{Error, Result};
 
 kernels! { GEMM_WGSL = ("gemm", include_str!("../../shaders/gemm.wgsl"), BUFFERS, gemm_uniforms): GemmParams;
@@ -58,7 +58,7 @@ uniform! {
         batch_start: u32,
         row_start: u32,
         col_start: u32,
-        /// this dispatch's K range; later ranges resume from C
+        /// this dispatch's K range within each chunk; later ranges resume from C
         k_start: u32,
         k_end: u32,
         /// conv_wgrad: A's and B's stride between images along k; conv_dgrad: A's between filters
@@ -68,7 +68,11 @@ uniform! {
         /// bit 2: add `bias[column]` (all on the last K range only)
         epilogue: u32,
         bias_stride: u32,
-        _pad: [u32; 3],
+        /// K per chunk of a product split along K (K itself when unsplit), C elements between
+        /// the chunks' slabs, and batch entries per dispatch (grid z is chunks x entries)
+        k_split: u32,
+        slab: u32,
+        batches: u32,
         a: MatParams,
         b: MatParams,
         c: MatParams,
@@ -133,20 +137,23 @@ fn launch_tiled(
     extra: Extra<'_>, tiles: GemmTiles,
 ) -> Result<GpuBuffer> {
     let op = k.info.op;
-    let c = ctx.alloc(s.c_len, op)?;
     let limits = ctx.limits();
-    let (bm, bn) = tiles.tile();
     let max = limits.max_workgroups_per_dimension as usize;
+    let ks = k_chunk(s, extra, ctx.binding_len(), max);
+    let chunks = s.k.div_ceil(ks).max(1);
+    let c = ctx.alloc(chunks * s.c_len, op)?;
+    let (bm, bn) = tiles.tile();
     let kc = loops::gemm_k_chunk(ctx.cap(), &tiles);
-    let k_starts: Vec<usize> = if s.k == 0 { vec![0] } else { (0..s.k).step_by(kc).collect() };
+    let k_starts: Vec<usize> = if s.k == 0 { vec![0] } else { (0..ks).step_by(kc).collect() };
     let epilogue = extra.bias.is_some() as u32
         | (extra.relu as u32) << 1
         | (extra.col_bias.is_some() as u32) << 2;
     // without a bias, binding 4 is A again (read-only both times)
     let bias = extra.bias.map(|(b, _)| b).or(extra.col_bias).unwrap_or(a);
     let u = |v: usize| u32_of(v, op);
-    for batch_start in (0..s.batch).step_by(max) {
-        let batches = (s.batch - batch_start).min(max);
+    let per_dispatch = max / chunks;
+    for batch_start in (0..s.batch).step_by(per_dispatch) {
+        let batches = (s.batch - batch_start).min(per_dispatch);
         for row_start in (0..s.m).step_by(max * bm) {
             let rows = (s.m - row_start).min(max * bm);
             for col_start in (0..s.n).step_by(max * bn) {
@@ -161,25 +168,59 @@ fn launch_tiled(
                         row_start: u(row_start)?,
                         col_start: u(col_start)?,
                         k_start: u(k_start)?,
-                        k_end: u((k_start + kc).min(s.k))?,
+                        k_end: u((k_start + kc).min(ks))?,
                         a_image: u(extra.images[0])?,
                         b_image: u(extra.images[1])?,
                         epilogue,
                         bias_stride: u(extra.bias.map_or(0, |(_, st)| st))?,
-                        _pad: [0; 3],
+                        k_split: u(ks)?,
+                        slab: u(s.c_len)?,
+                        batches: u(batches)?,
                         a: MatParams::new(&s.a)?,
                         b: MatParams::new(&s.b)?,
                         c: MatParams::new(&s.c)?,
                         win: extra.win,
                     };
-                    let groups =
-                        [cols.div_ceil(bn) as u32, rows.div_ceil(bm) as u32, batches as u32];
+                    let z = (batches * chunks) as u32;
+                    let groups = [cols.div_ceil(bn) as u32, rows.div_ceil(bm) as u32, z];
                     ctx.launch_tiled(k, tiles, &p, &[a, b, &c, bias], groups)?;
                 }
             }
         }
     }
-    Ok(c)
+    if chunks == 1 {
+        return Ok(c);
+    }
+    // the chunks' partial products, summed in chunk order
+    super::reduce::reduce(ctx, &c, (1, chunks, s.c_len), ReduceOp::Sum)
+}
+
+/// Products with fewer outputs than this may be split along K.
+const SPLIT_OUTPUTS: usize = 1 << 16;
+/// The least K per chunk of a split product, and the most partial products kept.
+const SPLIT_MIN_K: usize = 1024;
+const SPLIT_PARTIALS: usize = 1 << 20;
+const SPLIT_MAX_CHUNKS: usize = 32;
+
+/// K per chunk: a product with few outputs and a long K (a weight gradient, summing over every
+/// image and position) runs its K chunks side by side, else it would fill only a few
+/// workgroups. The chunks depend on the shape alone, never on the tiling, so every tiling
+/// adds each output's terms in the same order. Products with an epilogue are not split.
+fn k_chunk(s: &GemmSpec, extra: Extra<'_>, binding: usize, max_groups: usize) -> usize {
+    let whole = s.k.max(1);
+    let outputs = s.batch * s.m * s.n;
+    if extra.bias.is_some() || extra.col_bias.is_some() || extra.relu || outputs >= SPLIT_OUTPUTS {
+        return whole;
+    }
+    let chunks = (s.k / SPLIT_MIN_K)
+        .min(SPLIT_PARTIALS / outputs.max(1))
+        .min(SPLIT_MAX_CHUNKS)
+        .min(binding / s.c_len.max(1))
+        .min(max_groups / s.batch.max(1));
+    if chunks < 2 {
+        return whole;
+    }
+    s.k.div_ceil(chunks)
 }
 
 /// The strided batched GEMM within one binding.

@@ -78,16 +78,18 @@ impl GemmTiling {
         }
     }
 
-    /// The tilings tuning times on an adapter: this tiling's two, and four more around them
+    /// The tilings tuning times on an adapter: this tiling's two, and five more around them
     /// (wider or narrower workgroups, shallower or deeper staging), each kept only within the
     /// adapter's limits and the loop budget `cap`.
     pub(crate) fn candidates(
         &self, software: bool, limits: &wgpu::Limits, cap: usize,
     ) -> Vec<GemmTiles> {
         let t = |tx, ty, bk| GemmTiles { tx, ty, bk };
+        // the last of each: a narrow tile for products only a few columns wide (a weight
+        // gradient of few input channels, a classifier's logits)
         let more = match software {
-            true => [t(16, 16, 8), t(8, 8, 8), t(16, 8, 8), t(8, 8, 16)],
-            false => [t(16, 8, 8), t(8, 16, 8), t(16, 16, 16), t(8, 8, 16)],
+            true => [t(16, 16, 8), t(8, 8, 8), t(16, 8, 8), t(8, 8, 16), t(2, 8, 8)],
+            false => [t(16, 8, 8), t(8, 16, 8), t(16, 16, 16), t(8, 8, 16), t(4, 16, 8)],
         };
         let mut out: Vec<GemmTiles> = Vec::new();
         for c in [self.large, self.small].into_iter().chain(more) {
