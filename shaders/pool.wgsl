@@ -64,6 +64,18 @@ fn max_fwd(th: Thread) {
     keep(i, best);
 }
 
+// The one output along an axis whose window can hold input i, when windows do not overlap
+// (extent (k - 1) * dil + 1 at most the stride), or -1 where none does.
+fn sole_window(i: u32, k: u32, stride: u32, dil: u32, pad: u32, out: u32) -> i32 {
+    let ip = i + pad;
+    let o = ip / stride;
+    let off = ip - o * stride;
+    if (o >= out || off % dil != 0u || off / dil >= k) {
+        return -1;
+    }
+    return i32(o);
+}
+
 @compute @workgroup_size(WG)
 fn max_bwd(th: Thread) {
     let i = thread_index(th);
@@ -71,6 +83,23 @@ fn max_bwd(th: Thread) {
     let at = pos_in(i, p.h, p.w);
     let me = f32(at.y * p.w + at.x);
     let obase = at.plane * p.oh * p.ow;
+    let apart = (p.kh - 1u) * p.dh < p.sh && (p.kw - 1u) * p.dw < p.sw;
+    if (apart && p.r0 == 0u && p.r1 >= p.kh) {
+        // windows apart (2x2 stride 2, say): an input is in one window at most, found without
+        // a loop
+        let oh = sole_window(at.y, p.kh, p.sh, p.dh, p.pad_top, p.oh);
+        let ow = sole_window(at.x, p.kw, p.sw, p.dw, p.pad_left, p.ow);
+        var g = 0.0;
+        if (oh >= 0 && ow >= 0) {
+            let o = obase + u32(oh) * p.ow + u32(ow);
+            if (aux[o] == me) {
+                // added to 0 as the loop below does (-0 becomes 0)
+                g += src[o];
+            }
+        }
+        dst[i] = g;
+        return;
+    }
     var acc = select(0.0, dst[i], p.r0 > 0u);
     for (var kh = p.r0; kh < p.r1; kh++) {
         let oh = tap_source(at.y, kh, p.pad_top, p.dh, p.sh, p.oh);

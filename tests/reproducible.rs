@@ -10,7 +10,8 @@ use convshade::{avg_pool2d, max_pool2d, AvgPool2dOptions, Device, MaxPool2dOptio
 
 type Op = Box<dyn Fn(&[Tensor]) -> convshade::Result<Tensor> + Send + Sync>;
 
-/// Pools whose windows overlap, so inputs receive up to 9 (or, dilated, 4) window gradients.
+/// Pools whose windows overlap, so inputs receive up to 9 (or, dilated, 4) window gradients, and
+/// max pools whose windows lie apart.
 fn overlapping_pools() -> Vec<(&'static str, Op)> {
     vec![
         ("max 3x3/1", Box::new(|t| max_pool2d(&t[0], &MaxPool2dOptions::new(3).stride(1)))),
@@ -20,6 +21,15 @@ fn overlapping_pools() -> Vec<(&'static str, Op)> {
                 let o = MaxPool2dOptions::new(3).stride(2).padding(1).dilation(2);
                 max_pool2d(&t[0], &o)
             }),
+        ),
+        // windows apart: each input in one window at most (the loop-free backward)
+        (
+            "max 2x2/2 pad 1 ceil, apart",
+            Box::new(|t| max_pool2d(&t[0], &MaxPool2dOptions::new(2).padding(1).ceil_mode(true))),
+        ),
+        (
+            "max 2x2/3 dilation 2, apart",
+            Box::new(|t| max_pool2d(&t[0], &MaxPool2dOptions::new(2).stride(3).dilation(2))),
         ),
         (
             "avg 3x3/1 pad 1",
