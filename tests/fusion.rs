@@ -267,7 +267,9 @@ fn fused_epilogues_save_gpu_passes() {
     let t: Vec<Tensor> =
         bn_inputs().into_iter().map(|(s, v)| Tensor::from_vec(v, s, &dev).unwrap()).collect();
     let (fused, apart) = (count(&|| bn_call(&t, true, true)), count(&|| bn_call(&t, false, true)));
-    assert_eq!(fused + 2, apart, "batch norm, residual add and ReLU");
+    // an adapter with fewer than 6 storage buffers per stage runs batch norm's passes apart
+    let saved = if ctx.limits().max_storage_buffers_per_shader_stage >= 6 { 2 } else { 0 };
+    assert_eq!(fused + saved, apart, "batch norm, residual add and ReLU");
     let t: Vec<Tensor> = linear_cases()[0]
         .1
         .iter()
