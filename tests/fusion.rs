@@ -24,6 +24,20 @@ fn bits(t: &Tensor) -> Vec<u32> {
     t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect()
 }
 
+/// Output and input gradients, as `run_op` gives them.
+type Run = (Tensor, Vec<Option<Tensor>>);
+
+/// The fused run's output and every input's gradient (each input must get one) have the
+/// unfused run's bits.
+fn assert_same_bits(fused: &Run, apart: &Run, what: &str) {
+    assert_eq!(bits(&fused.0), bits(&apart.0), "{what}: forward");
+    for (i, (a, b)) in fused.1.iter().zip(&apart.1).enumerate() {
+        let got = a.as_ref().unwrap_or_else(|| panic!("{what}: no gradient for input {i}"));
+        let want = b.as_ref().unwrap_or_else(|| panic!("{what}: no unfused gradient {i}"));
+        assert_eq!(bits(got), bits(want), "{what}: gradient {i}");
+    }
+}
+
 /// Convolutions whose outputs are about half negative: a plain, a strided and grouped one, and
 /// a 1x1 one, with and without a bias.
 /// Inputs as `(shape, values)`.
@@ -43,6 +57,16 @@ fn cases() -> Vec<(&'static str, Inputs, Conv2dOptions)> {
             Conv2dOptions::new().stride(2).padding(Padding::Explicit([1, 0, 2, 1])).groups(2),
         ),
         ("1x1, no bias", vec![x, w1], Conv2dOptions::new()),
+        // few outputs and a long K (300 channels x 9 taps): split along K
+        (
+            "deep, bias",
+            vec![
+                (vec![1, 300, 4, 4], randv(300 * 16, 6)),
+                (vec![3, 300, 3, 3], randv(3 * 300 * 9, 7)),
+                (vec![3], randv(3, 8)),
+            ],
+            Conv2dOptions::new().padding(1),
+        ),
     ]
 }
 
@@ -60,20 +84,16 @@ fn call(t: &[Tensor], opts: &Conv2dOptions, fused: bool) -> convshade::Result<Te
 fn conv2d_relu_is_relu_of_conv2d_bit_for_bit() {
     for dev in devices() {
         for (name, inputs, opts) in cases() {
-            let (yf, gf) = run_op(&dev, &inputs, &|t| call(t, &opts, true));
-            let (yu, gu) = run_op(&dev, &inputs, &|t| call(t, &opts, false));
-            let y = yf.to_vec().unwrap();
+            let fused = run_op(&dev, &inputs, &|t| call(t, &opts, true));
+            let apart = run_op(&dev, &inputs, &|t| call(t, &opts, false));
+            let y = fused.0.to_vec().unwrap();
             let zeros = y.iter().filter(|v| **v == 0.0).count();
             assert!(
                 zeros > y.len() / 5 && zeros < y.len() * 4 / 5,
                 "{name}: the ReLU must cut some outputs, not all ({zeros} of {})",
                 y.len()
             );
-            assert_eq!(bits(&yf), bits(&yu), "{dev:?} {name}: forward");
-            for (i, (a, b)) in gf.iter().zip(&gu).enumerate() {
-                let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
-                assert_eq!(bits(a), bits(b), "{dev:?} {name}: gradient {i}");
-            }
+            assert_same_bits(&fused, &apart, &format!("{dev:?} {name}"));
         }
     }
 }
@@ -117,10 +137,15 @@ fn linear_cases() -> Vec<(&'static str, Inputs)> {
     let w = (vec![19, 50], randv(19 * 50, 12));
     let b = (vec![19], randv(19, 13));
     let x1 = (vec![1, 50], randv(50, 14));
+    // few outputs and a long K: the product is split along K, its epilogue run after the sum
+    let xk = (vec![3, 4096], randv(3 * 4096, 15));
+    let wk = (vec![5, 4096], randv(5 * 4096, 16));
+    let bk = (vec![5], randv(5, 17));
     vec![
         ("bias", vec![x.clone(), w.clone(), b.clone()]),
         ("no bias", vec![x, w.clone()]),
         ("one row", vec![x1, w, b]),
+        ("long K", vec![xk, wk, bk]),
     ]
 }
 
@@ -147,15 +172,11 @@ fn linear_epilogues_match_the_ops_apart_bit_for_bit() {
     for dev in devices() {
         for (name, inputs) in linear_cases() {
             for relu in [false, true] {
-                let (yf, gf) = run_op(&dev, &inputs, &|t| linear_call(t, true, relu));
-                let (yu, gu) = run_op(&dev, &inputs, &|t| linear_call(t, false, relu));
-                let zeros = yf.to_vec().unwrap().iter().filter(|v| **v == 0.0).count();
+                let fused = run_op(&dev, &inputs, &|t| linear_call(t, true, relu));
+                let apart = run_op(&dev, &inputs, &|t| linear_call(t, false, relu));
+                let zeros = fused.0.to_vec().unwrap().iter().filter(|v| **v == 0.0).count();
                 assert_eq!(zeros > 0, relu, "{name}: the ReLU must cut some outputs");
-                assert_eq!(bits(&yf), bits(&yu), "{dev:?} {name} relu {relu}: forward");
-                for (i, (a, b)) in gf.iter().zip(&gu).enumerate() {
-                    let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
-                    assert_eq!(bits(a), bits(b), "{dev:?} {name} relu {relu}: gradient {i}");
-                }
+                assert_same_bits(&fused, &apart, &format!("{dev:?} {name} relu {relu}"));
             }
         }
     }
@@ -205,16 +226,11 @@ fn batch_norm_relu_and_residual_match_the_ops_apart_bit_for_bit() {
             if !residual {
                 inputs.pop();
             }
-            let (yf, gf) = run_op(&dev, &inputs, &|t| bn_call(t, true, residual));
-            let (yu, gu) = run_op(&dev, &inputs, &|t| bn_call(t, false, residual));
-            let zeros = yf.to_vec().unwrap().iter().filter(|v| **v == 0.0).count();
+            let fused = run_op(&dev, &inputs, &|t| bn_call(t, true, residual));
+            let apart = run_op(&dev, &inputs, &|t| bn_call(t, false, residual));
+            let zeros = fused.0.to_vec().unwrap().iter().filter(|v| **v == 0.0).count();
             assert!(zeros > 10, "{dev:?} residual {residual}: the ReLU must cut some outputs");
-            assert_eq!(bits(&yf), bits(&yu), "{dev:?} residual {residual}: forward");
-            assert_eq!(gf.len(), inputs.len());
-            for (i, (a, b)) in gf.iter().zip(&gu).enumerate() {
-                let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
-                assert_eq!(bits(a), bits(b), "{dev:?} residual {residual}: gradient {i}");
-            }
+            assert_same_bits(&fused, &apart, &format!("{dev:?} residual {residual}"));
         }
     }
 }
@@ -241,6 +257,13 @@ fn sequential_fuses_linear_and_batch_norm_with_a_following_relu() {
         let want = bn.forward(&x).unwrap().relu().unwrap();
         let net = Sequential::new().push(bn).push(ReLU);
         assert_eq!(bits(&net.forward(&x).unwrap()), bits(&want), "{dev:?} BatchNorm2d");
+
+        // a residual block's tail: relu(bn(x) + r), in the normalisation's pass
+        let bn = BatchNorm2d::new(3, &dev).unwrap();
+        let r = Tensor::from_vec(randv(2 * 3 * 4 * 4, 32), [2, 3, 4, 4], &dev).unwrap();
+        let want = bn.forward(&x).unwrap().add(&r).unwrap().relu().unwrap();
+        let bn = BatchNorm2d::new(3, &dev).unwrap();
+        assert_eq!(bits(&bn.forward_add_relu(&x, &r).unwrap()), bits(&want), "{dev:?} add_relu");
 
         let lin = Linear::new(48, 5, true, 4, &dev).unwrap();
         let flat = x.reshape([2, 48]).unwrap();

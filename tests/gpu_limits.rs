@@ -41,6 +41,18 @@ fn gpu_products_split_along_k_are_exact_on_integers() {
             close(&on(&dev), &on(&Device::cpu()), 0.0, 0.0, &what);
         }
     }
+    // split, not run in passes: unsplit, K = 9000 takes 4 loop-budget passes of a 16,384-
+    // iteration budget; split in 8 chunks it is one dispatch, then the sum of the chunks
+    let dev = Device::gpu_with(convshade::gpu::GpuOptions::default()).unwrap();
+    let Device::Gpu(ctx) = &dev else { unreachable!("a GPU device") };
+    let a = Tensor::from_vec(randv(6 * 9000, 1), [6, 9000], &dev).unwrap();
+    let b = Tensor::from_vec(randv(9000 * 5, 2), [9000, 5], &dev).unwrap();
+    a.matmul(&b).unwrap();
+    dev.sync().unwrap();
+    let before = ctx.pool_stats().dispatches;
+    a.matmul(&b).unwrap();
+    dev.sync().unwrap();
+    assert_eq!(ctx.pool_stats().dispatches - before, 2, "one product and one sum of chunks");
 }
 
 /// Same op on the CPU and on `dev`, outputs and gradients compared.

@@ -92,11 +92,13 @@ pub fn run_case(case: &BenchCase, dev: &Device, cfg: &BenchConfig) -> Result<Ben
 
 /// One untimed run: its seconds, and on the GPU the command buffers it submitted (its sync
 /// included; the inputs' uploads are submitted before it starts) and the dispatches it recorded.
+/// On the GPU a first run goes before it, so that compiling pipelines and tuning tilings on
+/// first use count neither in the time nor in the counts.
 fn warm_up(op: &mut BenchOp, dev: &Device) -> Result<(f64, Option<(usize, usize)>)> {
     let Device::Gpu(ctx) = dev else {
         return Ok((time_runs(op, dev, 1)?, None));
     };
-    dev.sync()?;
+    time_runs(op, dev, 1)?;
     let before = ctx.pool_stats();
     let once = time_runs(op, dev, 1)?;
     let after = ctx.pool_stats();

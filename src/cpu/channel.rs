@@ -38,24 +38,16 @@ pub(super) fn channel_combine(
     u: &[f32], a: &[f32], vb: Option<(&[f32], &[f32])>, k: &[f32],
     (n, c, hw): (usize, usize, usize),
 ) -> Result<Vec<f32>> {
+    let Some((v, b)) = vb else {
+        return channel_affine(u, a, k, None, false, (n, c, hw));
+    };
     let mut y = host_vec_for_overwrite(n * c * hw, "batch_norm2d")?;
     par_chunks(&mut y, hw, |plane, out| {
         let ch = plane % c;
-        let (a, k) = (a[ch], k[ch]);
-        let us = &u[plane * hw..][..hw];
-        match vb {
-            Some((v, b)) => {
-                let b = b[ch];
-                let vs = &v[plane * hw..][..hw];
-                for ((o, &p), &q) in out.iter_mut().zip(us).zip(vs) {
-                    *o = a * p + b * q + k;
-                }
-            }
-            None => {
-                for (o, &p) in out.iter_mut().zip(us) {
-                    *o = a * p + k;
-                }
-            }
+        let (a, b, k) = (a[ch], b[ch], k[ch]);
+        let (us, vs) = (&u[plane * hw..][..hw], &v[plane * hw..][..hw]);
+        for ((o, &p), &q) in out.iter_mut().zip(us).zip(vs) {
+            *o = a * p + b * q + k;
         }
     });
     Ok(y)

@@ -88,14 +88,16 @@ fn combine_kernel(
 }
 
 /// `a * u + k` per channel, then `+ residual` and a ReLU where asked, in one pass; `None` where
-/// an operand or the output is past one binding (the caller runs the passes apart).
+/// an operand or the output is past one binding, or the adapter binds too few storage buffers
+/// (the caller runs the passes apart).
 pub(crate) fn affine(
     ctx: &Ctx, u: &GpuBuffer, a: &GpuBuffer, k: &GpuBuffer, residual: Option<&GpuBuffer>,
     relu: bool, dims: (usize, usize, usize),
 ) -> Result<Option<GpuBuffer>> {
     let len = dims.0 * dims.1 * dims.2;
     let ins: Vec<&GpuBuffer> = [u, a, k].into_iter().chain(residual).collect();
-    if !fits(ctx, &ins, &[len]) {
+    let bindable = ctx.limits().max_storage_buffers_per_shader_stage >= COMBINE_BUFFERS;
+    if !bindable || !fits(ctx, &ins, &[len]) {
         return Ok(None);
     }
     let mut p = ChannelParams::new(dims, false)?;

@@ -4,7 +4,7 @@
 //! one binding they run per run of images, or for an image past a binding in bands of output
 //! rows (`split::bands`).
 
-use super::gemm::{self, Extra, GemmParams, GEMM_BINDINGS, GEMM_WGSL};
+use super::gemm::{self, Bias, Extra, GemmParams, GEMM_BINDINGS, GEMM_WGSL};
 use super::runtime::kernel::kernels;
 use super::runtime::launch::u32_of;
 use super::runtime::GpuBuffer;
@@ -108,8 +108,12 @@ fn forward_kernel(
     let mut spec = s.forward_gemm();
     // batch entry (image, group) reads x from its image's group of channels
     spec.b = MatLayout::strided(g.c * g.h * g.w, s.cg() * g.h * g.w, s.ohw(), 1);
-    let extra =
-        Extra { win: conv_window(s)?, bias: bias.map(|b| (b, s.dg())), relu, ..Extra::strided() };
+    let extra = Extra {
+        win: conv_window(s)?,
+        bias: bias.map(|b| Bias::Rows(b, s.dg())),
+        relu,
+        ..Extra::strided()
+    };
     gemm::launch(ctx, (w, x), &spec, &CONV_FWD, extra)
 }
 

@@ -6,6 +6,7 @@
 
 use bytemuck::Zeroable;
 
+use super::elementwise;
 use super::runtime::kernel::{kernels, Buffer};
 use super::runtime::launch::u32_of;
 use super::runtime::loops;
@@ -13,7 +14,7 @@ use super::runtime::uniforms::{uniform, Uniform, WgslType};
 use super::runtime::{Bind, GemmTiles, GpuBuffer, Kernel};
 use super::split::{fits, gather_range, resolve, too_large, Ctx, Partials};
 use super::window::WindowParams;
-use crate::backend::{GemmSpec, MatLayout, ReduceOp};
+use crate::backend::{BinaryOp, BroadcastSpec, GemmSpec, MatLayout, ReduceOp, UnaryOp};
 use crate::{Error, Result};
 
 kernels! { GEMM_WGSL = ("gemm", include_str!("../../shaders/gemm.wgsl"), BUFFERS, gemm_uniforms): GemmParams;
@@ -92,6 +93,15 @@ pub(crate) const GEMM_BINDINGS: &[Bind] = &[Bind::In(1), Bind::In(2), Bind::Out(
 const BUFFERS: &[Buffer] =
     &[Buffer::read("A"), Buffer::read("B"), Buffer::write("C"), Buffer::read("bias")];
 
+/// The epilogue's bias.
+#[derive(Clone, Copy)]
+pub(crate) enum Bias<'a> {
+    /// one per row, `stride` rows apart per batch entry (a convolution's, per output channel)
+    Rows(&'a GpuBuffer, usize),
+    /// one per column, for one batch entry (a linear layer's)
+    Columns(&'a GpuBuffer),
+}
+
 /// What an entry point reads beyond the operands' strides, and the epilogue.
 #[derive(Clone, Copy)]
 pub(crate) struct Extra<'a> {
@@ -99,22 +109,13 @@ pub(crate) struct Extra<'a> {
     pub win: WindowParams,
     /// `GemmParams::a_image`, `b_image`
     pub images: [usize; 2],
-    /// a per-row bias, `bias_stride` rows apart per batch entry
-    pub bias: Option<(&'a GpuBuffer, usize)>,
-    /// a per-column bias (a linear layer's), for one batch entry
-    pub col_bias: Option<&'a GpuBuffer>,
+    pub bias: Option<Bias<'a>>,
     pub relu: bool,
 }
 
 impl Extra<'_> {
     pub(crate) fn strided() -> Self {
-        Extra {
-            win: WindowParams::zeroed(),
-            images: [0, 0],
-            bias: None,
-            col_bias: None,
-            relu: false,
-        }
+        Extra { win: WindowParams::zeroed(), images: [0, 0], bias: None, relu: false }
     }
 }
 
@@ -139,17 +140,23 @@ fn launch_tiled(
     let op = k.info.op;
     let limits = ctx.limits();
     let max = limits.max_workgroups_per_dimension as usize;
-    let ks = k_chunk(s, extra, ctx.binding_len(), max);
+    let ks = k_chunk(s, ctx.binding_len(), max);
     let chunks = s.k.div_ceil(ks).max(1);
     let c = ctx.alloc(chunks * s.c_len, op)?;
     let (bm, bn) = tiles.tile();
     let kc = loops::gemm_k_chunk(ctx.cap(), &tiles);
     let k_starts: Vec<usize> = if s.k == 0 { vec![0] } else { (0..ks).step_by(kc).collect() };
-    let epilogue = extra.bias.is_some() as u32
-        | (extra.relu as u32) << 1
-        | (extra.col_bias.is_some() as u32) << 2;
-    // without a bias, binding 4 is A again (read-only both times)
-    let bias = extra.bias.map(|(b, _)| b).or(extra.col_bias).unwrap_or(a);
+    // a split product runs its epilogue after the chunks are summed (`epilogue_apart`)
+    let epilogue = (chunks == 1) as u32
+        * (matches!(extra.bias, Some(Bias::Rows(..))) as u32
+            | (extra.relu as u32) << 1
+            | (matches!(extra.bias, Some(Bias::Columns(_))) as u32) << 2);
+    let (bias, bias_stride) = match extra.bias {
+        Some(Bias::Rows(b, stride)) => (b, stride),
+        Some(Bias::Columns(b)) => (b, 0),
+        // binding 4 is A again (read-only both times)
+        None => (a, 0),
+    };
     let u = |v: usize| u32_of(v, op);
     let per_dispatch = max / chunks;
     for batch_start in (0..s.batch).step_by(per_dispatch) {
@@ -172,7 +179,7 @@ fn launch_tiled(
                         a_image: u(extra.images[0])?,
                         b_image: u(extra.images[1])?,
                         epilogue,
-                        bias_stride: u(extra.bias.map_or(0, |(_, st)| st))?,
+                        bias_stride: u(bias_stride)?,
                         k_split: u(ks)?,
                         slab: u(s.c_len)?,
                         batches: u(batches)?,
@@ -191,8 +198,34 @@ fn launch_tiled(
     if chunks == 1 {
         return Ok(c);
     }
-    // the chunks' partial products, summed in chunk order
-    super::reduce::reduce(ctx, &c, (1, chunks, s.c_len), ReduceOp::Sum)
+    // the chunks' partial products, summed in chunk order, then the epilogue as passes of its
+    // own: the bits of the product without an epilogue followed by the ops it stands for
+    let c = super::reduce::reduce(ctx, &c, (1, chunks, s.c_len), ReduceOp::Sum)?;
+    epilogue_apart(ctx, c, s, extra)
+}
+
+/// The epilogue after a split product, on C contiguous as `(entries, rows, columns)`: the
+/// row bias (a convolution's, one per output channel) or column bias (a linear layer's)
+/// added, then the ReLU.
+fn epilogue_apart(ctx: &Ctx, c: GpuBuffer, s: &GemmSpec, extra: Extra<'_>) -> Result<GpuBuffer> {
+    let mut y = c;
+    let rows = s.m * s.batch_inner; // channels of a grouped convolution's output
+    let add = |y: &GpuBuffer, bias: &GpuBuffer, out: Vec<usize>, b_strides: Vec<usize>| {
+        let a_strides = crate::Shape::from(out.clone()).strides();
+        let spec = BroadcastSpec { out, a_strides, b_strides };
+        elementwise::binary(ctx, y, bias, BinaryOp::Add, &spec)
+    };
+    y = match extra.bias {
+        Some(Bias::Rows(b, _)) => {
+            add(&y, b, vec![s.c_len / (rows * s.n), rows, s.n], vec![0, 1, 0])?
+        }
+        Some(Bias::Columns(b)) => add(&y, b, vec![s.c_len / s.n, s.n], vec![0, 1])?,
+        None => y,
+    };
+    if extra.relu {
+        y = elementwise::unary(ctx, &y, s.c_len, UnaryOp::Relu)?;
+    }
+    Ok(y)
 }
 
 /// Products with fewer outputs than this may be split along K.
@@ -205,11 +238,11 @@ const SPLIT_MAX_CHUNKS: usize = 32;
 /// K per chunk: a product with few outputs and a long K (a weight gradient, summing over every
 /// image and position) runs its K chunks side by side, else it would fill only a few
 /// workgroups. The chunks depend on the shape alone, never on the tiling, so every tiling
-/// adds each output's terms in the same order. Products with an epilogue are not split.
-fn k_chunk(s: &GemmSpec, extra: Extra<'_>, binding: usize, max_groups: usize) -> usize {
+/// adds each output's terms in the same order, with or without an epilogue.
+fn k_chunk(s: &GemmSpec, binding: usize, max_groups: usize) -> usize {
     let whole = s.k.max(1);
     let outputs = s.batch * s.m * s.n;
-    if extra.bias.is_some() || extra.col_bias.is_some() || extra.relu || outputs >= SPLIT_OUTPUTS {
+    if outputs >= SPLIT_OUTPUTS {
         return whole;
     }
     let chunks = (s.k / SPLIT_MIN_K)
@@ -239,7 +272,7 @@ pub(crate) fn gemm_bias_relu(
     if !single || !fits(ctx, &ins, &[s.c_len]) {
         return Ok(None);
     }
-    let extra = Extra { col_bias: bias, relu, ..Extra::strided() };
+    let extra = Extra { bias: bias.map(Bias::Columns), relu, ..Extra::strided() };
     launch(ctx, (a, b), s, &GEMM, extra).map(Some)
 }
 

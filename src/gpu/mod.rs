@@ -255,14 +255,9 @@ impl Backend for GpuBackend {
     fn channel_affine(
         &self, u: &S, a: &S, k: &S, residual: Option<&S>, relu: bool, dims: (usize, usize, usize),
     ) -> Result<S> {
-        let fused =
-            self.ctx.limits().max_storage_buffers_per_shader_stage >= channel::COMBINE_BUFFERS;
-        match fused
-            .then(|| channel::affine(&self.ctx, u, a, k, residual, relu, dims))
-            .transpose()?
-        {
-            Some(Some(y)) => Ok(y),
-            _ => crate::backend::channel::channel_affine(self, u, a, k, residual, relu, dims),
+        match channel::affine(&self.ctx, u, a, k, residual, relu, dims)? {
+            Some(y) => Ok(y),
+            None => crate::backend::channel::channel_affine(self, u, a, k, residual, relu, dims),
         }
     }
     fn pad2d(&self, x: &S, g: &PadGeom) -> Result<S> {

@@ -140,8 +140,8 @@ impl GpuContext {
         &self.adapter
     }
 
-    /// How many buffers were created, how many allocations reused a freed one, and how many
-    /// command buffers were submitted.
+    /// How many buffers were created, how many allocations reused a freed one, how many
+    /// command buffers were submitted and how many compute dispatches recorded.
     pub fn pool_stats(&self) -> PoolStats {
         PoolStats {
             created: self.counters.created.load(Ordering::Relaxed),

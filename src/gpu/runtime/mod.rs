@@ -1,7 +1,7 @@
 //! The GPU runtime, below every kernel family: one adapter's device and queue, and the small
 //! owners the families share through [`GpuContext`]'s methods: the buffer pool (`pool`), the
-//! pending batch (`batch`), the pipeline cache (`kernel`) and the error state (`errors`), each
-//! with private fields. None of them knows the context; the context's methods sit beside what
+//! pending batch (`batch`), the pipeline cache (`kernel`) and the error state (`errors`), their
+//! fields private to this folder. None of them knows the context; the context's methods sit beside what
 //! they use (`open`, `memory`, `dispatch`, `readback`, `scope`, `launch`), so no file here
 //! imports one that imports it back.
 
