@@ -17,7 +17,7 @@
 // The operands' batch strides (p.a, p.b) locate each entry's first filter and channel.
 //
 // Tiling (sizes are pipeline constants, picked per adapter by src/gpu/runtime/tiles.rs): a workgroup of
-// GEMM_TX x GEMM_TY threads computes a GEMM_BM x GEMM_BN tile of C, each thread an 8x8 block
+// GEMM_TX x GEMM_TY threads computes a GEMM_BM x GEMM_BN tile of C, each thread an 8x8, 8x4, 4x8 or 4x4 block
 // held in vec4s. A and B are staged GEMM_BK deep in workgroup memory, K-major
 // ([k][row] and [k][column], one vec4 of padding per k row against bank conflicts), so each
 // thread reads its rows and columns as vec4s. The next K tile is fetched into registers while
@@ -29,9 +29,10 @@
 // pipeline constant declared after the module's other global expressions.)
 override MODE: u32;
 
-// each thread computes an 8x8 block of C
-override GEMM_BM: u32 = GEMM_TY * 8u;
-override GEMM_BN: u32 = GEMM_TX * 8u;
+// each thread computes a BLOCK_ROWS x (4 BLOCK_VECS) block of C (the prelude's constants; the
+// statements of a larger block are constant-folded away)
+override GEMM_BM: u32 = GEMM_TY * BLOCK_ROWS;
+override GEMM_BN: u32 = GEMM_TX * 4u * BLOCK_VECS;
 override THREADS: u32 = GEMM_TX * GEMM_TY;
 // tile elements each thread stages per operand
 override A_LOADS: u32 = GEMM_BK * GEMM_BM / THREADS;
@@ -141,7 +142,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     gemm_tile(wid, lid, MODE);
 }
 
-// Row q of this thread's 8x8 block: C row 4 * (ty + (q / 4) * TY) + q % 4; its columns
+// Row q of this thread's block: C row 4 * (ty + (q / 4) * TY) + q % 4; its columns
 // 4 * (tx + j * TX) + 0..3 for j = 0, 1. Neighbouring threads hold neighbouring vec4s of the
 // staged tiles.
 fn block_row(row0: u32, ty: u32, q: u32) -> u32 {
@@ -190,7 +191,8 @@ fn store_at(c0: u32, r: u32, c: u32, v: f32, add: f32) {
     C[c0 + r * p.c.row_stride + c * p.c.col_stride] = y;
 }
 
-// One row of the block (two vec4s from columns cols.x and cols.y) through the epilogue.
+// One row of the block (a vec4 from column cols.x, and one from cols.y in a block of two) through
+// the epilogue.
 fn store_row(c0: u32, r: u32, cols: vec2<u32>, v0: vec4<f32>, v1: vec4<f32>, entry: u32) {
     if (r >= p.m) {
         return;
@@ -203,10 +205,12 @@ fn store_row(c0: u32, r: u32, cols: vec2<u32>, v0: vec4<f32>, v1: vec4<f32>, ent
     store_at(c0, r, cols.x + 1u, v0.y, add);
     store_at(c0, r, cols.x + 2u, v0.z, add);
     store_at(c0, r, cols.x + 3u, v0.w, add);
-    store_at(c0, r, cols.y, v1.x, add);
-    store_at(c0, r, cols.y + 1u, v1.y, add);
-    store_at(c0, r, cols.y + 2u, v1.z, add);
-    store_at(c0, r, cols.y + 3u, v1.w, add);
+    if (BLOCK_VECS == 2u) {
+        store_at(c0, r, cols.y, v1.x, add);
+        store_at(c0, r, cols.y + 1u, v1.y, add);
+        store_at(c0, r, cols.y + 2u, v1.z, add);
+        store_at(c0, r, cols.y + 3u, v1.w, add);
+    }
 }
 
 // The output tile of workgroup wid, operands read as `mode` says (0: strided; 1-4: see the
@@ -239,17 +243,24 @@ fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
     var acc60 = vec4<f32>(0.0); var acc61 = vec4<f32>(0.0);
     var acc70 = vec4<f32>(0.0); var acc71 = vec4<f32>(0.0);
     if (p.k_start > 0u) {
+        // a block's unused vec4s read nothing but stay zero
         let r = array<u32, 8>(block_row(row0, lid.y, 0u), block_row(row0, lid.y, 1u),
             block_row(row0, lid.y, 2u), block_row(row0, lid.y, 3u), block_row(row0, lid.y, 4u),
             block_row(row0, lid.y, 5u), block_row(row0, lid.y, 6u), block_row(row0, lid.y, 7u));
-        acc00 = c_vec(c0, r[0], cols.x); acc01 = c_vec(c0, r[0], cols.y);
-        acc10 = c_vec(c0, r[1], cols.x); acc11 = c_vec(c0, r[1], cols.y);
-        acc20 = c_vec(c0, r[2], cols.x); acc21 = c_vec(c0, r[2], cols.y);
-        acc30 = c_vec(c0, r[3], cols.x); acc31 = c_vec(c0, r[3], cols.y);
-        acc40 = c_vec(c0, r[4], cols.x); acc41 = c_vec(c0, r[4], cols.y);
-        acc50 = c_vec(c0, r[5], cols.x); acc51 = c_vec(c0, r[5], cols.y);
-        acc60 = c_vec(c0, r[6], cols.x); acc61 = c_vec(c0, r[6], cols.y);
-        acc70 = c_vec(c0, r[7], cols.x); acc71 = c_vec(c0, r[7], cols.y);
+        acc00 = c_vec(c0, r[0], cols.x); acc10 = c_vec(c0, r[1], cols.x);
+        acc20 = c_vec(c0, r[2], cols.x); acc30 = c_vec(c0, r[3], cols.x);
+        if (BLOCK_VECS == 2u) {
+            acc01 = c_vec(c0, r[0], cols.y); acc11 = c_vec(c0, r[1], cols.y);
+            acc21 = c_vec(c0, r[2], cols.y); acc31 = c_vec(c0, r[3], cols.y);
+        }
+        if (BLOCK_ROWS == 8u) {
+            acc40 = c_vec(c0, r[4], cols.x); acc50 = c_vec(c0, r[5], cols.x);
+            acc60 = c_vec(c0, r[6], cols.x); acc70 = c_vec(c0, r[7], cols.x);
+            if (BLOCK_VECS == 2u) {
+                acc41 = c_vec(c0, r[4], cols.y); acc51 = c_vec(c0, r[5], cols.y);
+                acc61 = c_vec(c0, r[6], cols.y); acc71 = c_vec(c0, r[7], cols.y);
+            }
+        }
     }
 
     // the first K tile into registers
@@ -288,17 +299,32 @@ fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
         }
         for (var kk = 0u; kk < GEMM_BK; kk++) {
             let b0v = Bs[kk * B_ROW + lid.x];
-            let b1v = Bs[kk * B_ROW + lid.x + GEMM_TX];
             let a0v = As[kk * A_ROW + lid.y];
-            let a1v = As[kk * A_ROW + lid.y + GEMM_TY];
-            acc00 = fma(vec4<f32>(a0v.x), b0v, acc00); acc01 = fma(vec4<f32>(a0v.x), b1v, acc01);
-            acc10 = fma(vec4<f32>(a0v.y), b0v, acc10); acc11 = fma(vec4<f32>(a0v.y), b1v, acc11);
-            acc20 = fma(vec4<f32>(a0v.z), b0v, acc20); acc21 = fma(vec4<f32>(a0v.z), b1v, acc21);
-            acc30 = fma(vec4<f32>(a0v.w), b0v, acc30); acc31 = fma(vec4<f32>(a0v.w), b1v, acc31);
-            acc40 = fma(vec4<f32>(a1v.x), b0v, acc40); acc41 = fma(vec4<f32>(a1v.x), b1v, acc41);
-            acc50 = fma(vec4<f32>(a1v.y), b0v, acc50); acc51 = fma(vec4<f32>(a1v.y), b1v, acc51);
-            acc60 = fma(vec4<f32>(a1v.z), b0v, acc60); acc61 = fma(vec4<f32>(a1v.z), b1v, acc61);
-            acc70 = fma(vec4<f32>(a1v.w), b0v, acc70); acc71 = fma(vec4<f32>(a1v.w), b1v, acc71);
+            acc00 = fma(vec4<f32>(a0v.x), b0v, acc00);
+            acc10 = fma(vec4<f32>(a0v.y), b0v, acc10);
+            acc20 = fma(vec4<f32>(a0v.z), b0v, acc20);
+            acc30 = fma(vec4<f32>(a0v.w), b0v, acc30);
+            if (BLOCK_VECS == 2u) {
+                let b1v = Bs[kk * B_ROW + lid.x + GEMM_TX];
+                acc01 = fma(vec4<f32>(a0v.x), b1v, acc01);
+                acc11 = fma(vec4<f32>(a0v.y), b1v, acc11);
+                acc21 = fma(vec4<f32>(a0v.z), b1v, acc21);
+                acc31 = fma(vec4<f32>(a0v.w), b1v, acc31);
+            }
+            if (BLOCK_ROWS == 8u) {
+                let a1v = As[kk * A_ROW + lid.y + GEMM_TY];
+                acc40 = fma(vec4<f32>(a1v.x), b0v, acc40);
+                acc50 = fma(vec4<f32>(a1v.y), b0v, acc50);
+                acc60 = fma(vec4<f32>(a1v.z), b0v, acc60);
+                acc70 = fma(vec4<f32>(a1v.w), b0v, acc70);
+                if (BLOCK_VECS == 2u) {
+                    let b1v = Bs[kk * B_ROW + lid.x + GEMM_TX];
+                    acc41 = fma(vec4<f32>(a1v.x), b1v, acc41);
+                    acc51 = fma(vec4<f32>(a1v.y), b1v, acc51);
+                    acc61 = fma(vec4<f32>(a1v.z), b1v, acc61);
+                    acc71 = fma(vec4<f32>(a1v.w), b1v, acc71);
+                }
+            }
         }
         workgroupBarrier();
     }
@@ -308,8 +334,10 @@ fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
     store_row(c0, block_row(row0, lid.y, 1u), cols, acc10, acc11, entry);
     store_row(c0, block_row(row0, lid.y, 2u), cols, acc20, acc21, entry);
     store_row(c0, block_row(row0, lid.y, 3u), cols, acc30, acc31, entry);
-    store_row(c0, block_row(row0, lid.y, 4u), cols, acc40, acc41, entry);
-    store_row(c0, block_row(row0, lid.y, 5u), cols, acc50, acc51, entry);
-    store_row(c0, block_row(row0, lid.y, 6u), cols, acc60, acc61, entry);
-    store_row(c0, block_row(row0, lid.y, 7u), cols, acc70, acc71, entry);
+    if (BLOCK_ROWS == 8u) {
+        store_row(c0, block_row(row0, lid.y, 4u), cols, acc40, acc41, entry);
+        store_row(c0, block_row(row0, lid.y, 5u), cols, acc50, acc51, entry);
+        store_row(c0, block_row(row0, lid.y, 6u), cols, acc60, acc61, entry);
+        store_row(c0, block_row(row0, lid.y, 7u), cols, acc70, acc71, entry);
+    }
 }

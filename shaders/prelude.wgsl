@@ -6,11 +6,14 @@
 
 // Threads per workgroup of every one-dimensional kernel.
 override WG: u32;
-// GEMM tiling (src/gpu/runtime/tiles.rs): threads per workgroup along columns and rows (each computes
-// an 8x8 block of C), and the K depth of the tiles staged in workgroup memory.
+// GEMM tiling (src/gpu/runtime/tiles.rs): threads per workgroup along columns and rows, the K depth
+// of the tiles staged in workgroup memory, and each thread's block of C: BLOCK_ROWS rows (8 or 4)
+// by BLOCK_VECS vec4s (2 or 1).
 override GEMM_TX: u32;
 override GEMM_TY: u32;
 override GEMM_BK: u32;
+override BLOCK_ROWS: u32;
+override BLOCK_VECS: u32;
 
 // Where an invocation of a one-dimensional kernel is: every such entry point takes one.
 struct Thread {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{close, gpu, randv};
-use convshade::gpu::{GpuOptions, Tuning};
+use convshade::gpu::{GemmTiles, GpuOptions, Tuning};
 use convshade::{conv2d, Conv2dOptions, Device, Result, Tensor};
 
 /// A product and convolutions in each of the GEMM's modes (forward, weight gradient, stride-1
@@ -40,8 +40,12 @@ fn gemm_work(dev: &Device) -> Result<Vec<Vec<u32>>> {
 #[test]
 fn every_candidate_tiling_gives_the_same_bits() {
     let Some(Device::Gpu(ctx)) = gpu() else { return };
-    let candidates = ctx.gemm_candidates().to_vec();
+    let mut candidates = ctx.gemm_candidates().to_vec();
     assert!(candidates.len() >= 2, "{candidates:?}");
+    // every block a thread can compute, whichever this adapter's candidates use
+    for (rows, cols) in [(8, 8), (8, 4), (4, 8), (4, 4)] {
+        candidates.push(GemmTiles::new(8, 8, 8).block(rows, cols));
+    }
     let mut first: Option<Vec<Vec<u32>>> = None;
     for t in candidates {
         let dev =

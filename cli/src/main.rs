@@ -140,14 +140,9 @@ fn info(loop_cap: Option<usize>) -> convshade::Result<()> {
                 "  workgroup storage size:           {}",
                 l.max_compute_workgroup_storage_size
             );
-            let tile = |t: convshade::gpu::GemmTiles| {
-                let (m, n) = t.tile();
-                format!("{m}x{n}, {} deep", t.bk)
-            };
             println!(
                 "  GEMM tiles:                       {} (large), {} (small)",
-                tile(l.gemm.large),
-                tile(l.gemm.small)
+                l.gemm.large, l.gemm.small
             );
             println!(
                 "  subgroup operations:              {}",
@@ -165,16 +160,12 @@ fn info(loop_cap: Option<usize>) -> convshade::Result<()> {
 
 /// The context's tuning: mode, cache, candidates, and the tilings chosen so far.
 pub(crate) fn print_tuning(ctx: &convshade::gpu::GpuContext) {
-    let tile = |t: &convshade::gpu::GemmTiles| {
-        let (m, n) = t.tile();
-        format!("{m}x{n}/{}", t.bk)
-    };
     let (mode, cache) = ctx.tuning();
     let cache = cache.map_or("none".into(), |p| p.display().to_string());
     println!("  GEMM tuning:                      {mode:?} (cache {cache})");
-    let cands: Vec<String> = ctx.gemm_candidates().iter().map(tile).collect();
-    println!("    candidates (rows x columns / depth): {}", cands.join(", "));
+    let cands: Vec<String> = ctx.gemm_candidates().iter().map(|t| t.to_string()).collect();
+    println!("    candidates (rows x columns / depth (block per thread)): {}", cands.join(", "));
     for (key, t) in ctx.tuned() {
-        println!("    {key}: {}", tile(&t));
+        println!("    {key}: {t}");
     }
 }

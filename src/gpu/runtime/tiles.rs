@@ -3,8 +3,9 @@
 
 use crate::{Error, Result};
 
-/// A workgroup of `tx` x `ty` threads computes a `(8 ty) x (8 tx)` tile of C, each thread an
-/// 8x8 block, from operand tiles staged `bk` deep in workgroup memory.
+/// A workgroup of `tx` x `ty` threads computes a `(rows ty) x (cols tx)` tile of C, each thread
+/// a `rows x cols` block (8 or 4 each way), from operand tiles staged `bk` deep in workgroup
+/// memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct GemmTiles {
     /// Threads of the workgroup along C's columns.
@@ -13,10 +14,16 @@ pub struct GemmTiles {
     pub ty: u32,
     /// Depth of the operand tiles staged in workgroup memory.
     pub bk: u32,
+    /// Rows of C each thread computes: 8 or 4.
+    pub rows: u32,
+    /// Columns of C each thread computes: 8 or 4.
+    pub cols: u32,
 }
 
-/// Rows and columns of C each thread computes (fixed in the kernel).
-const BLOCK: u32 = 8;
+/// `tx` x `ty` threads, each an `r` x `c` block, staged `bk` deep.
+const fn t(tx: u32, ty: u32, bk: u32, r: u32, c: u32) -> GemmTiles {
+    GemmTiles { tx, ty, bk, rows: r, cols: c }
+}
 
 /// The register arrays' capacity in the kernel (`MAX_LOADS`): tile elements each thread stages
 /// per operand.
@@ -35,20 +42,16 @@ pub struct GemmTiling {
 
 impl GemmTiling {
     /// Hardware GPUs: 128x128 tiles of 256 threads, and 64x64 ones of 64.
-    pub const HARDWARE: GemmTiling = GemmTiling {
-        large: GemmTiles { tx: 16, ty: 16, bk: 8 },
-        small: GemmTiles { tx: 8, ty: 8, bk: 8 },
-    };
+    pub const HARDWARE: GemmTiling =
+        GemmTiling { large: t(16, 16, 8, 8, 8), small: t(8, 8, 8, 8, 8) };
     /// Software adapters (lavapipe, llvmpipe) run a workgroup's invocations in SIMD batches on
     /// one CPU thread, switching between them at every barrier, and load per lane: 64x128 tiles
     /// 16 deep and 32x64 ones 8 deep, the best of about 15 tilings measured on lavapipe (Mesa
     /// 22.3) for
     /// gemm_1024, conv_S3_fwd_bwd, conv_S4_fwd_bwd and train_step (8 deep fits the least loop
     /// budget a context accepts; 16 deep was no faster).
-    pub const SOFTWARE: GemmTiling = GemmTiling {
-        large: GemmTiles { tx: 16, ty: 8, bk: 16 },
-        small: GemmTiles { tx: 8, ty: 4, bk: 8 },
-    };
+    pub const SOFTWARE: GemmTiling =
+        GemmTiling { large: t(16, 8, 16, 8, 8), small: t(8, 4, 8, 8, 8) };
 
     /// One tiling for every product.
     pub fn uniform(t: GemmTiles) -> GemmTiling {
@@ -78,21 +81,37 @@ impl GemmTiling {
         }
     }
 
-    /// The tilings tuning times on an adapter: this tiling's two, and five more around them
-    /// (wider or narrower workgroups, shallower or deeper staging), each kept only within the
-    /// adapter's limits and the loop budget `cap`.
+    /// The tilings tuning times on an adapter: this tiling's two, and more around them (wider or
+    /// narrower workgroups, shallower or deeper staging, smaller blocks per thread), each kept
+    /// only within the adapter's limits and the loop budget `cap`. Software adapters get one
+    /// block smaller than 8x8: on lavapipe (Mesa 25) it won only a product of 2 outputs.
     pub(crate) fn candidates(
         &self, software: bool, limits: &wgpu::Limits, cap: usize,
     ) -> Vec<GemmTiles> {
-        let t = |tx, ty, bk| GemmTiles { tx, ty, bk };
-        // the last of each: a narrow tile for products only a few columns wide (a weight
+        // the fifth of each: a narrow tile for products only a few columns wide (a weight
         // gradient of few input channels, a classifier's logits)
-        let more = match software {
-            true => [t(16, 16, 8), t(8, 8, 8), t(16, 8, 8), t(8, 8, 16), t(2, 8, 8)],
-            false => [t(16, 8, 8), t(8, 16, 8), t(16, 16, 16), t(8, 8, 16), t(4, 16, 8)],
+        let more: &[GemmTiles] = match software {
+            true => &[
+                t(16, 16, 8, 8, 8),
+                t(8, 8, 8, 8, 8),
+                t(16, 8, 8, 8, 8),
+                t(8, 8, 16, 8, 8),
+                t(2, 8, 8, 8, 8),
+                t(16, 16, 8, 4, 4),
+            ],
+            false => &[
+                t(16, 8, 8, 8, 8),
+                t(8, 16, 8, 8, 8),
+                t(16, 16, 16, 8, 8),
+                t(8, 8, 16, 8, 8),
+                t(4, 16, 8, 8, 8),
+                t(16, 16, 8, 4, 4),
+                t(16, 16, 8, 8, 4),
+                t(16, 16, 8, 4, 8),
+            ],
         };
         let mut out: Vec<GemmTiles> = Vec::new();
-        for c in [self.large, self.small].into_iter().chain(more) {
+        for c in [self.large, self.small].into_iter().chain(more.iter().copied()) {
             let fits = c.check(limits).is_ok() && c.trips().0 + c.trips().1 <= cap;
             if fits && !out.contains(&c) {
                 out.push(c);
@@ -123,10 +142,28 @@ impl GemmTiling {
     }
 }
 
+impl std::fmt::Display for GemmTiles {
+    /// `64x128/16 (8x8)`: the workgroup's tile of C, the staging depth, each thread's block.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (m, n) = self.tile();
+        write!(f, "{m}x{n}/{} ({}x{})", self.bk, self.rows, self.cols)
+    }
+}
+
 impl GemmTiles {
+    /// `tx` x `ty` threads, each an 8x8 block, staged `bk` deep.
+    pub const fn new(tx: u32, ty: u32, bk: u32) -> GemmTiles {
+        t(tx, ty, bk, 8, 8)
+    }
+
+    /// These tiles with each thread computing a `rows x cols` block (8 or 4 each way).
+    pub const fn block(self, rows: u32, cols: u32) -> GemmTiles {
+        GemmTiles { rows, cols, ..self }
+    }
+
     /// Rows and columns of C per workgroup.
     pub fn tile(&self) -> (usize, usize) {
-        ((self.ty * BLOCK) as usize, (self.tx * BLOCK) as usize)
+        ((self.ty * self.rows) as usize, (self.tx * self.cols) as usize)
     }
 
     fn threads(&self) -> u32 {
@@ -150,6 +187,9 @@ impl GemmTiles {
         let bad = |msg: String| Err(Error::Invalid { op: "GpuOptions::gemm_tiles", msg });
         if self.tx == 0 || self.ty == 0 || self.bk == 0 {
             return bad(format!("{self:?}: tx, ty and bk must be positive"));
+        }
+        if ![4, 8].contains(&self.rows) || ![4, 8].contains(&self.cols) {
+            return bad(format!("{self:?}: each thread's block must be 4 or 8 each way"));
         }
         let (bm, bn) = self.tile();
         let (la, lb) = self.loads();
@@ -191,8 +231,14 @@ impl GemmTiles {
     }
 
     /// The pipeline constants of shaders/gemm.wgsl.
-    pub(crate) fn constants(&self) -> [(&'static str, f64); 3] {
-        [("GEMM_TX", self.tx as f64), ("GEMM_TY", self.ty as f64), ("GEMM_BK", self.bk as f64)]
+    pub(crate) fn constants(&self) -> [(&'static str, f64); 5] {
+        [
+            ("GEMM_TX", self.tx as f64),
+            ("GEMM_TY", self.ty as f64),
+            ("GEMM_BK", self.bk as f64),
+            ("BLOCK_ROWS", self.rows as f64),
+            ("BLOCK_VECS", (self.cols / 4) as f64),
+        ]
     }
 }
 
@@ -226,11 +272,13 @@ mod tests {
     fn bad_tilings_are_refused() {
         let limits = wgpu::Limits::default();
         let bad = [
-            GemmTiles { tx: 0, ty: 8, bk: 8 },
+            GemmTiles::new(0, 8, 8),
             // 64 elements per thread
-            GemmTiles { tx: 16, ty: 16, bk: 64 },
+            GemmTiles::new(16, 16, 64),
             // 1,024 threads
-            GemmTiles { tx: 32, ty: 32, bk: 8 },
+            GemmTiles::new(32, 32, 8),
+            // a block the kernel has no code for
+            GemmTiles::new(8, 8, 8).block(2, 8),
         ];
         for t in bad {
             assert!(t.check(&limits).is_err(), "{t:?}");

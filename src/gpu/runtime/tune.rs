@@ -205,7 +205,7 @@ mod tests {
     use super::*;
 
     fn tiles(tx: u32, ty: u32, bk: u32) -> GemmTiles {
-        GemmTiles { tx, ty, bk }
+        GemmTiles::new(tx, ty, bk)
     }
 
     #[test]
