@@ -66,11 +66,10 @@ fn b_slot(e: u32) -> vec2<u32> {
     return vec2<u32>(e % GEMM_BK, e / GEMM_BK);
 }
 
-// The end of this workgroup's K range (set first by gemm_tile).
-var<private> k_hi: u32;
-
-// A[r, k] and B[k, c] of this batch entry, 0 outside the matrix or past this pass's K range.
-fn a_at(a0: u32, r: u32, k: u32, mode: u32) -> f32 {
+// A[r, k] and B[k, c] of this batch entry, 0 outside the matrix or past this pass's K range
+// (which ends at k_hi: a parameter, not a private variable, so that the tile loop's bound is
+// uniform to a browser's compiler).
+fn a_at(a0: u32, r: u32, k: u32, k_hi: u32, mode: u32) -> f32 {
     if (r >= p.m || k >= k_hi) { return 0.0; }
     if (mode == 2u) {
         let ohw = p.win.oh * p.win.ow;
@@ -87,7 +86,7 @@ fn a_at(a0: u32, r: u32, k: u32, mode: u32) -> f32 {
     return A[a0 + r * p.a.row_stride + k * p.a.col_stride];
 }
 
-fn b_at(b0: u32, k: u32, c: u32, mode: u32) -> f32 {
+fn b_at(b0: u32, k: u32, c: u32, k_hi: u32, mode: u32) -> f32 {
     if (c >= p.n || k >= k_hi) { return 0.0; }
     if (mode == 1u || mode == 3u) {
         return x_at(b0, k, c);
@@ -227,7 +226,7 @@ fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
     // this pass's K range, [k_start, k_end) within the chunk
     let kc = chunk * p.k_split;
     let k_lo = kc + p.k_start;
-    k_hi = min(min(kc + p.k_end, kc + p.k_split), p.k);
+    let k_hi = min(min(kc + p.k_end, kc + p.k_split), p.k);
     let row0 = p.row_start + wid.y * GEMM_BM;
     let col0 = p.col_start + wid.x * GEMM_BN;
     let tid = lid.y * GEMM_TX + lid.x;
@@ -268,11 +267,11 @@ fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
     var rb: array<f32, MAX_LOADS>;
     for (var l = 0u; l < A_LOADS; l++) {
         let s = a_slot(tid + l * THREADS);
-        ra[l] = a_at(a0, row0 + s.x, k_lo + s.y, mode);
+        ra[l] = a_at(a0, row0 + s.x, k_lo + s.y, k_hi, mode);
     }
     for (var l = 0u; l < B_LOADS; l++) {
         let s = b_slot(tid + l * THREADS);
-        rb[l] = b_at(b0, k_lo + s.x, col0 + s.y, mode);
+        rb[l] = b_at(b0, k_lo + s.x, col0 + s.y, k_hi, mode);
     }
 
     for (var k0 = k_lo; k0 < k_hi; k0 += GEMM_BK) {
@@ -290,11 +289,11 @@ fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
         if (k1 < k_hi) {
             for (var l = 0u; l < A_LOADS; l++) {
                 let s = a_slot(tid + l * THREADS);
-                ra[l] = a_at(a0, row0 + s.x, k1 + s.y, mode);
+                ra[l] = a_at(a0, row0 + s.x, k1 + s.y, k_hi, mode);
             }
             for (var l = 0u; l < B_LOADS; l++) {
                 let s = b_slot(tid + l * THREADS);
-                rb[l] = b_at(b0, k1 + s.x, col0 + s.y, mode);
+                rb[l] = b_at(b0, k1 + s.x, col0 + s.y, k_hi, mode);
             }
         }
         for (var kk = 0u; kk < GEMM_BK; kk++) {

@@ -48,8 +48,17 @@ fn is_nan(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
 }
 
+// The quiet NaN and infinity, bitcast at run time: WGSL makes a NaN or infinity from a constant
+// expression an error (browsers refuse the module).
+var<private> NAN_BITS: u32 = 0x7fc00000u;
+var<private> INF_BITS: u32 = 0x7f800000u;
+
 fn nan() -> f32 {
-    return bitcast<f32>(0x7fc00000u);
+    return bitcast<f32>(NAN_BITS);
+}
+
+fn inf() -> f32 {
+    return bitcast<f32>(INF_BITS);
 }
 
 // Input position that output o's tap k reads, or -1 in the padding:

@@ -5,7 +5,7 @@
 fn identity() -> f32 {
     switch p.op {
         case REDUCE_SUM: { return 0.0; }
-        case REDUCE_MAX: { return bitcast<f32>(0xff800000u); }
+        case REDUCE_MAX: { return -inf(); }
         default: { return nan(); }
     }
 }

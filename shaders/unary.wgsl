@@ -21,7 +21,7 @@ fn signed_pow(v: f32, e: f32) -> f32 {
         return 1.0;
     }
     if (v == 0.0) {
-        return select(bitcast<f32>(0x7f800000u), 0.0, e > 0.0);
+        return select(inf(), 0.0, e > 0.0);
     }
     if (v > 0.0) {
         return pow(v, e);

@@ -40,8 +40,29 @@ impl Device {
 
     /// The process-wide GPU context on the best adapter wgpu finds (hardware first; honours
     /// `WGPU_BACKEND`). Software adapters count: use [`Device::auto`] to avoid them.
+    /// In a web page the first call must be [`Device::gpu_async`]'s: creating a device waits.
     pub fn gpu() -> Result<Device> {
+        if cfg!(target_arch = "wasm32") && GPU.get().is_none() {
+            return Err(Error::WouldBlock { op: "Device::gpu" });
+        }
         match GPU.get_or_init(GpuContext::new) {
+            Ok(ctx) => Ok(Device::Gpu(ctx.clone())),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// [`Device::gpu`] as a future, which a web page awaits: the first call creates the
+    /// process-wide context (later [`Device::gpu`] calls return it without waiting).
+    pub async fn gpu_async() -> Result<Device> {
+        let ctx = match GPU.get() {
+            Some(ctx) => ctx,
+            None => {
+                let made = GpuContext::new_async().await;
+                // a concurrent first call may have set it meanwhile: the first one set stands
+                GPU.get_or_init(|| made)
+            }
+        };
+        match ctx {
             Ok(ctx) => Ok(Device::Gpu(ctx.clone())),
             Err(e) => Err(e.clone()),
         }
@@ -52,11 +73,21 @@ impl Device {
         Ok(Device::Gpu(GpuContext::with_options(opts)?))
     }
 
+    /// [`Device::gpu_with`] as a future.
+    pub async fn gpu_with_async(opts: crate::gpu::GpuOptions) -> Result<Device> {
+        Ok(Device::Gpu(GpuContext::with_options_async(opts).await?))
+    }
+
     /// A hardware GPU when there is one, else the CPU backend, saying which on stderr. A software
     /// adapter (lavapipe, llvmpipe) runs WGSL far slower than the CPU backend, so it is never
     /// chosen; nor is an adapter that fails the self-test.
     pub fn auto() -> Device {
         Device::auto_from(Device::gpu())
+    }
+
+    /// [`Device::auto`] as a future, which a web page awaits.
+    pub async fn auto_async() -> Device {
+        Device::auto_from(Device::gpu_async().await)
     }
 
     /// [`Device::auto`] over a new context with the given options.
@@ -130,6 +161,15 @@ impl Device {
         match self {
             Device::Cpu => Ok(()),
             Device::Gpu(ctx) => ctx.sync(),
+        }
+    }
+
+    /// [`Device::sync`] as a future, which a web page awaits: it resolves when the work
+    /// recorded so far has finished, with the first error it raised.
+    pub async fn sync_async(&self) -> Result<()> {
+        match self {
+            Device::Cpu => Ok(()),
+            Device::Gpu(ctx) => ctx.sync_async().await,
         }
     }
 }

@@ -61,6 +61,15 @@ pub enum Error {
         /// Where and by how much the two results differ.
         detail: String,
     },
+    /// A call that waits for the device, made where nothing may block (a web page's thread): its
+    /// `_async` form (`Tensor::to_vec_async`, `Device::gpu_async`) is the one to await there.
+    #[error(
+        "{op}: waits for the device, which a web page's thread may not do; await its async form"
+    )]
+    WouldBlock {
+        /// The blocking call.
+        op: &'static str,
+    },
     /// Any other error the GPU driver reported (validation, internal), or work that depended on
     /// a batch that failed.
     #[error("gpu: {0}")]

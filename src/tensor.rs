@@ -358,12 +358,31 @@ impl Tensor {
         Tensor::from_vec(data, shape, device)
     }
 
-    /// The values in row-major order (waits for the device).
+    /// The values in row-major order (waits for the device; in a web page, where nothing may
+    /// wait, a GPU tensor's is an `Err`: await [`Tensor::to_vec_async`] there).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         match self.storage() {
             Storage::Cpu(v) => Ok(v.clone()),
+            Storage::Gpu(_) if cfg!(target_arch = "wasm32") => {
+                Err(Error::WouldBlock { op: "to_vec" })
+            }
             Storage::Gpu(b) => b.ctx().read(b),
         }
+    }
+
+    /// [`Tensor::to_vec`] as a future, for a web page, which must not block: it resolves when
+    /// the device has computed the values and copied them back. Natively it may be awaited too.
+    pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        match self.storage() {
+            Storage::Cpu(v) => Ok(v.clone()),
+            Storage::Gpu(b) => b.ctx().read_async(b).await,
+        }
+    }
+
+    /// [`Tensor::to_scalar`] as a future (see [`Tensor::to_vec_async`]).
+    pub async fn to_scalar_async(&self) -> Result<f32> {
+        self.check_scalar("to_scalar_async")?;
+        Ok(self.to_vec_async().await?[0])
     }
 
     /// The rows of a 2-d tensor.
@@ -374,13 +393,13 @@ impl Tensor {
 
     /// The value of a one-element tensor.
     pub fn to_scalar(&self) -> Result<f32> {
-        ensure!(
-            self.elem_count() == 1,
-            "to_scalar",
-            "tensor of shape {} is not a scalar",
-            self.shape()
-        );
+        self.check_scalar("to_scalar")?;
         Ok(self.to_vec()?[0])
+    }
+
+    fn check_scalar(&self, op: &'static str) -> Result<()> {
+        ensure!(self.elem_count() == 1, op, "tensor of shape {} is not a scalar", self.shape());
+        Ok(())
     }
 
     /// The values as an ndarray array of the same shape.

@@ -30,3 +30,14 @@ pub fn lose_device(dev: &Device) {
         ctx.lose_device();
     }
 }
+
+/// Makes a device call wgpu rejects (a mappable storage buffer), inside error scopes as every
+/// launch is, as a bug in a kernel's launch would: natively its `Err` (a `Gpu` error naming
+/// `device error hook`) is returned at once; in a web page, where a scope's answer comes later,
+/// the next readback or `sync_async` returns it. Nothing happens on the CPU.
+pub fn raise_device_error(dev: &Device) -> Result<()> {
+    match dev {
+        Device::Gpu(ctx) => ctx.raise_device_error(),
+        Device::Cpu => Ok(()),
+    }
+}

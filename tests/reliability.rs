@@ -88,3 +88,21 @@ fn a_lost_device_gives_errors_and_a_new_device_works() {
     let y = Tensor::from_vec(vec![1.0, -2.0, 3.0], [3], &fresh).unwrap();
     assert_eq!(y.relu().unwrap().to_vec().unwrap(), [1.0, 0.0, 3.0]);
 }
+
+/// A device call wgpu rejects is an `Err` naming the call, at once and once: the device goes
+/// on working, and the async forms answer as the blocking ones.
+#[test]
+fn a_rejected_device_call_is_an_err_once() {
+    if gpu().is_none() {
+        return;
+    }
+    let dev = Device::gpu_with(Default::default()).unwrap();
+    let e = convshade::testing::raise_device_error(&dev).unwrap_err();
+    assert!(matches!(&e, Error::Gpu(m) if m.contains("device error hook")), "{e}");
+    let t = Tensor::from_vec(vec![1.0, 2.0], [2], &dev).unwrap().mul_scalar(3.0).unwrap();
+    assert_eq!(t.to_vec().unwrap(), [3.0, 6.0]);
+    assert_eq!(pollster::block_on(t.to_vec_async()).unwrap(), [3.0, 6.0]);
+    assert_eq!(pollster::block_on(t.sum_all().unwrap().to_scalar_async()).unwrap(), 9.0);
+    pollster::block_on(dev.sync_async()).unwrap();
+    assert!(matches!(pollster::block_on(Device::gpu_async()), Ok(Device::Gpu(_))));
+}

@@ -10,7 +10,7 @@ pub mod peak;
 pub mod report;
 pub mod suite;
 
-use std::time::{Duration, Instant};
+use web_time::{Duration, Instant};
 
 use crate::{Device, Result};
 

@@ -2,7 +2,7 @@
 //! WGSL FMA kernel on an adapter. Results are read as a fraction of these.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use web_time::{Duration, Instant};
 
 use crate::{Device, Result};
 
@@ -40,11 +40,13 @@ fn loop_flops(iters: u64) -> f64 {
 }
 
 fn lanes_and_chains() -> (usize, usize) {
+    #[cfg(target_arch = "x86_64")]
     match simd() {
-        "avx512f" => (16, x86::CHAINS_512),
-        "avx2+fma" => (8, x86::CHAINS_256),
-        _ => (1, portable::CHAINS),
+        "avx512f" => return (16, x86::CHAINS_512),
+        "avx2+fma" => return (8, x86::CHAINS_256),
+        _ => {}
     }
+    (1, portable::CHAINS)
 }
 
 /// `iters` rounds of independent FMA chains (enough to hide the FMA latency); returns a value

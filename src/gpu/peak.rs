@@ -1,7 +1,7 @@
 //! The adapter's attainable f32 FMA rate, measured with `shaders/peak.wgsl`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use web_time::{Duration, Instant};
 
 use super::runtime::kernel::{kernels, Buffer};
 use super::runtime::uniforms::uniform;

@@ -207,18 +207,19 @@ impl GpuContext {
         if let Some(p) = lock(&self.pipelines.pipelines).get(&key) {
             return Ok(p.clone());
         }
-        let module = lock(&self.pipelines.modules)
-            .entry(k.module.name)
-            .or_insert_with(|| {
-                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(k.module.name),
-                    source: wgpu::ShaderSource::Wgsl(k.module.source().into()),
-                })
-            })
-            .clone();
         let mut constants = constants(&tiles);
         constants.extend(k.constants.iter().map(|&(name, v)| (name, f64::from(v))));
+        // the module's compilation inside the scopes too, so its errors name the op
         let (pipeline, status) = self.scoped(k.op, || {
+            let module = lock(&self.pipelines.modules)
+                .entry(k.module.name)
+                .or_insert_with(|| {
+                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(k.module.name),
+                        source: wgpu::ShaderSource::Wgsl(k.module.source().into()),
+                    })
+                })
+                .clone();
             self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(k.op),
                 layout: None,

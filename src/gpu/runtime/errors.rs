@@ -6,12 +6,21 @@ use std::sync::{Arc, Mutex};
 use super::lock::lock;
 use crate::{Error, Result};
 
+/// A scope's pop: the browser answers it later.
+#[cfg(target_arch = "wasm32")]
+pub(super) type ScopePop =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>> + Send>>;
+
 /// The error state of one device.
 pub(crate) struct ErrorState {
     /// Errors raised outside any scope, each with whether it was an out-of-memory error.
     pub(super) raised: Arc<Mutex<Vec<(bool, String)>>>,
     /// Why the device was lost, once it was.
     pub(super) lost: Arc<Mutex<Option<String>>>,
+    /// In the browser, the error scopes popped but not yet answered, with the op of each
+    /// (validation, out-of-memory and internal): the next readback awaits them.
+    #[cfg(target_arch = "wasm32")]
+    pub(super) deferred: Mutex<Vec<(&'static str, [ScopePop; 3])>>,
 }
 
 impl ErrorState {
@@ -28,7 +37,12 @@ impl ErrorState {
         device.set_device_lost_callback(move |reason, msg| {
             *lock(&why) = Some(format!("{reason:?}: {msg}"));
         });
-        ErrorState { raised, lost }
+        ErrorState {
+            raised,
+            lost,
+            #[cfg(target_arch = "wasm32")]
+            deferred: Mutex::new(Vec::new()),
+        }
     }
 
     pub(super) fn check_lost(&self) -> Result<()> {

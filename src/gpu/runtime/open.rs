@@ -28,8 +28,22 @@ impl GpuContext {
         Self::with_faults(opts, Faults::default())
     }
 
+    /// [`GpuContext::new`] as a future, which a web page awaits (there the blocking forms are
+    /// an `Err`).
+    pub async fn new_async() -> Result<Arc<Self>> {
+        Self::create(GpuOptions::default(), Faults::default()).await
+    }
+
+    /// [`GpuContext::with_options`] as a future.
+    pub async fn with_options_async(opts: GpuOptions) -> Result<Arc<Self>> {
+        Self::create(opts, Faults::default()).await
+    }
+
     /// [`GpuContext::with_options`] with injected faults (test hooks).
     pub(crate) fn with_faults(opts: GpuOptions, faults: Faults) -> Result<Arc<Self>> {
+        if cfg!(target_arch = "wasm32") {
+            return Err(Error::WouldBlock { op: "GpuContext::new" });
+        }
         pollster::block_on(Self::create(opts, faults))
     }
 
@@ -99,9 +113,19 @@ impl GpuContext {
         }
     }
 
-    /// Runs the self-test now (again) and records its result.
+    /// Runs the self-test now (again) and records its result. In a web page, where nothing
+    /// may block, it reports a failure: await [`GpuContext::run_self_test_async`] there.
     pub fn run_self_test(self: &Arc<Self>) -> SelfTestReport {
-        let report = pollster::block_on(selftest::run(self, None));
+        if cfg!(target_arch = "wasm32") {
+            let why = Error::WouldBlock { op: "run_self_test" }.to_string();
+            return SelfTestReport { passed: Vec::new(), failure: Some(why), millis: 0.0 };
+        }
+        pollster::block_on(self.run_self_test_async())
+    }
+
+    /// [`GpuContext::run_self_test`] as a future.
+    pub async fn run_self_test_async(self: &Arc<Self>) -> SelfTestReport {
+        let report = selftest::run(self, None).await;
         *lock(&self.self_test) = Some(report.clone());
         report
     }
@@ -122,6 +146,8 @@ fn tuner(
     let env = Tuning::from_env(std::env::var("CONVSHADE_TUNE").ok().as_deref())?;
     let mode = match opts.gemm_tiles {
         Some(_) => Tuning::Off,
+        // timing candidates waits for the device, which a web page may not do
+        None if cfg!(target_arch = "wasm32") => Tuning::Off,
         None => opts.tuning.or(env).unwrap_or(match a.is_software {
             true => Tuning::Cached,
             false => Tuning::OnFirstUse,

@@ -41,12 +41,39 @@ impl GpuContext {
         Ok(())
     }
 
-    /// Submits pending work and waits until the device has finished it.
+    /// Submits pending work and waits until the device has finished it (in a web page, an
+    /// `Err`: await [`GpuContext::sync_async`] there).
     pub fn sync(&self) -> Result<()> {
+        if cfg!(target_arch = "wasm32") {
+            return Err(Error::WouldBlock { op: "sync" });
+        }
         let _serial = self.serial();
         self.submit_locked(&mut lock(&self.batch.pending))?;
         self.poll()?;
         self.check()
+    }
+
+    /// [`GpuContext::sync`] as a future, which a web page awaits: it resolves once the device
+    /// has finished the work submitted so far, with every error that work raised.
+    pub async fn sync_async(&self) -> Result<()> {
+        {
+            let _serial = self.serial();
+            self.submit_locked(&mut lock(&self.batch.pending))?;
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _serial = self.serial();
+            self.poll()?;
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+            self.queue.on_submitted_work_done(move || {
+                let _ = tx.send(());
+            });
+            rx.receive().await;
+        }
+        self.settle().await
     }
 
     fn poll(&self) -> Result<()> {
@@ -56,8 +83,12 @@ impl GpuContext {
             .map_err(|e| Error::Gpu(format!("poll: {e}")))
     }
 
-    /// Copies a buffer back to the host (submits pending work first).
+    /// Copies a buffer back to the host (submits pending work first); in a web page an `Err`
+    /// (await [`GpuContext::read_async`] there).
     pub(crate) fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
+        if cfg!(target_arch = "wasm32") {
+            return Err(Error::WouldBlock { op: "read" });
+        }
         pollster::block_on(self.read_async(buf))
     }
 
@@ -80,7 +111,7 @@ impl GpuContext {
         let bytes = (buf.len * 4) as u64;
         let Some(raw) = buf.raw().filter(|_| bytes > 0) else {
             // an empty tensor: nothing to copy, but the work before it still reports its errors
-            self.sync()?;
+            self.sync_async().await?;
             return self.ensure_valid(buf).map(|_| Vec::new());
         };
         let staging = {
@@ -116,7 +147,7 @@ impl GpuContext {
         };
         staging.unmap();
         self.give_staging(staging);
-        self.check()?;
+        self.settle().await?;
         Ok(out)
     }
 }

@@ -33,25 +33,80 @@ impl GpuContext {
         lock(&self.errors.lost).get_or_insert_with(|| "destroyed".into());
     }
 
+    /// The test hook behind `testing::raise_device_error`.
+    pub(crate) fn raise_device_error(&self) -> Result<()> {
+        let _serial = self.serial();
+        let bad = wgpu::BufferDescriptor {
+            label: Some("device error hook"),
+            // a mappable buffer may only be a copy's destination: a validation error
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        };
+        self.scoped("device error hook", || self.device.create_buffer(&bad)).1
+    }
+
     /// Runs device calls of `op` inside error scopes, which wgpu keeps per thread: the errors
-    /// they raise come back to this caller alone, never to another thread's call.
+    /// they raise come back to this caller alone, never to another thread's call. In the
+    /// browser, where nothing may block, a scope's answer comes later: its errors are the next
+    /// readback's `Err` ([`GpuContext::settle`]).
     pub(crate) fn scoped<T>(&self, op: &'static str, f: impl FnOnce() -> T) -> (T, Result<()>) {
         let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
-        let [validation, oom, internal] =
-            [validation.pop(), oom.pop(), internal.pop()].map(pollster::block_on);
-        let status = if let Some(e) = oom {
-            Err(Error::OutOfMemory { op, msg: e.to_string() })
-        } else {
-            let errors: Vec<String> =
-                [validation, internal].into_iter().flatten().map(|e| e.to_string()).collect();
-            match errors.is_empty() {
-                true => self.errors.check_lost(),
-                false => Err(Error::Gpu(format!("{op}: {}", errors.join("; ")))),
-            }
+        let pops = [validation.pop(), oom.pop(), internal.pop()];
+        #[cfg(not(target_arch = "wasm32"))]
+        let status = {
+            let [validation, oom, internal] = pops.map(pollster::block_on);
+            self.scope_status(op, validation, oom, internal)
+        };
+        #[cfg(target_arch = "wasm32")]
+        let status = {
+            let pops = pops.map(|p| Box::pin(p) as super::errors::ScopePop);
+            lock(&self.errors.deferred).push((op, pops));
+            self.errors.check_lost()
         };
         (out, status)
+    }
+
+    /// The `Err` of one call's scopes: out of memory first, then validation and internal errors.
+    fn scope_status(
+        &self, op: &'static str, validation: Option<wgpu::Error>, oom: Option<wgpu::Error>,
+        internal: Option<wgpu::Error>,
+    ) -> Result<()> {
+        if let Some(e) = oom {
+            return Err(Error::OutOfMemory { op, msg: e.to_string() });
+        }
+        let errors: Vec<String> =
+            [validation, internal].into_iter().flatten().map(|e| e.to_string()).collect();
+        match errors.is_empty() {
+            true => self.errors.check_lost(),
+            false => Err(Error::Gpu(format!("{op}: {}", errors.join("; ")))),
+        }
+    }
+
+    /// Every error so far as an `Err`: natively [`GpuContext::check`]; in the browser it first
+    /// awaits the answers of the scopes popped since the last call (an out-of-memory error
+    /// first, else every failing call's errors in the order of the calls).
+    pub(crate) async fn settle(&self) -> Result<()> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            let pending = std::mem::take(&mut *lock(&self.errors.deferred));
+            let mut failed = Vec::new();
+            for (op, [validation, oom, internal]) in pending {
+                let status = self.scope_status(op, validation.await, oom.await, internal.await);
+                match status {
+                    Err(e @ Error::OutOfMemory { .. }) => return Err(e),
+                    Err(Error::Gpu(msg)) => failed.push(msg),
+                    Err(e) => failed.push(e.to_string()),
+                    Ok(()) => {}
+                }
+            }
+            if !failed.is_empty() {
+                return Err(Error::Gpu(failed.join("; ")));
+            }
+        }
+        self.check()
     }
 }

@@ -2,7 +2,7 @@
 //! compared with the same computation on the host. An adapter that fails one is refused.
 
 use std::sync::Arc;
-use std::time::Instant;
+use web_time::Instant;
 
 use bytemuck::Zeroable;
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# convshade in the browser.
+#   tools/web.sh build         the page's wasm and JavaScript glue, into web/pkg
+#   tools/web.sh serve [PORT]  serves web/ at http://localhost:PORT/ (default 8000)
+#   tools/web.sh test          the async API's tests in headless Chromium (wasm-bindgen-test)
+# Needs the wasm32-unknown-unknown target and wasm-bindgen-cli at the version of wasm-bindgen in
+# Cargo.lock: both are installed when missing (the CLI built from crates.io, nothing prebuilt).
+# `test` needs chromium and chromium-driver (Debian: apt-get install chromium chromium-driver).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
+
+tools() {
+  if command -v rustup >/dev/null; then
+    rustup target add wasm32-unknown-unknown >/dev/null 2>&1
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -qF " $version"; then
+    cargo install wasm-bindgen-cli --version "$version" --target-dir "$target_dir/wasm-bindgen-cli"
+  fi
+}
+
+case "${1:-}" in
+  build)
+    tools
+    cargo build --release --target wasm32-unknown-unknown -p convshade-web
+    wasm-bindgen --target web --no-typescript --out-dir web/pkg \
+      "$target_dir/wasm32-unknown-unknown/release/convshade_web.wasm"
+    wasm=web/pkg/convshade_web_bg.wasm
+    echo "web/pkg built: $(stat -c %s "$wasm") bytes of wasm, $(gzip -9c "$wasm" | wc -c) gzipped"
+    ;;
+  serve)
+    port=${2:-8000}
+    echo "http://localhost:$port/ (verify.html?cases=URL&device=gpu|cpu for a case directory)"
+    exec python3 -m http.server "$port" --directory web
+    ;;
+  test)
+    tools
+    # the runner drives headless Chromium through chromedriver, with web/webdriver.json's flags
+    cd web
+    CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+      cargo test --release --target wasm32-unknown-unknown --test browser
+    ;;
+  *)
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
