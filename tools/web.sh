@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # convshade in the browser.
 #   tools/web.sh build         the page's wasm and JavaScript glue, into web/pkg
-#   tools/web.sh serve [PORT]  serves web/ at http://localhost:PORT/ (default 8000)
-#   tools/web.sh test          the async API's tests in headless Chromium (wasm-bindgen-test)
+#   tools/web.sh serve [PORT]  serves the repository at http://localhost:PORT/ (default 8000):
+#                              the demo at /web/, the verifier at /web/verify.html?cases=URL
+#   tools/web.sh test          in headless Chromium on WebGPU: the async API's tests
+#                              (wasm-bindgen-test), then the pages (tools/web_check.py)
 # Needs the wasm32-unknown-unknown target and wasm-bindgen-cli at the version of wasm-bindgen in
 # Cargo.lock: both are installed when missing (the CLI built from crates.io, nothing prebuilt).
 # `test` needs chromium and chromium-driver (Debian: apt-get install chromium chromium-driver).
@@ -31,8 +33,9 @@ case "${1:-}" in
     ;;
   serve)
     port=${2:-8000}
-    echo "http://localhost:$port/ (verify.html?cases=URL&device=gpu|cpu for a case directory)"
-    exec python3 -m http.server "$port" --directory web
+    echo "http://localhost:$port/web/ (the demo)"
+    echo "http://localhost:$port/web/verify.html?cases=/tests/conformance&device=gpu (the cases)"
+    exec python3 -m http.server "$port" --bind 127.0.0.1
     ;;
   test)
     tools
@@ -41,9 +44,12 @@ case "${1:-}" in
     CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
       CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
       cargo test --release --target wasm32-unknown-unknown --test browser
+    cd ..
+    python3 tools/web_check.py "web/verify.html?cases=/tests/conformance&device=gpu" \
+      '^\d+ passed, 0 failed$'
     ;;
   *)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

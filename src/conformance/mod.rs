@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ndarray::ArrayD;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -105,15 +106,57 @@ pub fn load_suite(dir: impl AsRef<Path>) -> Result<Suite> {
     let path = dir.join("manifest.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::Io { path: path.display().to_string(), msg: e.to_string() })?;
-    let m: Manifest = serde_json::from_str(&text)
-        .map_err(|e| Error::Format { path: path.display().to_string(), msg: e.to_string() })?;
+    let cases = parse_manifest(&text, &path.display().to_string())?;
+    Ok(Suite { dir, cases })
+}
+
+/// The cases of a manifest's text (`name` names it in errors), checked as [`load_suite`] does.
+pub fn parse_manifest(text: &str, name: &str) -> Result<Vec<CaseSpec>> {
+    let m: Manifest = serde_json::from_str(text)
+        .map_err(|e| Error::Format { path: name.to_string(), msg: e.to_string() })?;
     if m.format != FORMAT {
         return Err(Error::Format {
-            path: path.display().to_string(),
+            path: name.to_string(),
             msg: format!("format is {:?}, expected {FORMAT:?}", m.format),
         });
     }
-    Ok(Suite { dir, cases: m.cases })
+    Ok(m.cases)
+}
+
+/// Where a suite's arrays come from, by their paths in the manifest: its directory, or the
+/// files already in memory (a web page fetches them, [`InMemory`]).
+pub trait Arrays {
+    /// The float32 array of NPY file `file`.
+    fn array(&self, file: &str) -> Result<ArrayD<f32>>;
+}
+
+impl Arrays for Path {
+    fn array(&self, file: &str) -> Result<ArrayD<f32>> {
+        read_npy(self.join(file))
+    }
+}
+
+/// A case's NPY files in memory, by their paths in the manifest.
+#[derive(Debug, Default)]
+pub struct InMemory(pub BTreeMap<String, Vec<u8>>);
+
+impl Arrays for InMemory {
+    fn array(&self, file: &str) -> Result<ArrayD<f32>> {
+        let bytes = self.0.get(file).ok_or_else(|| Error::Io {
+            path: file.to_string(),
+            msg: "not among the case's files".into(),
+        })?;
+        crate::io::parse_npy(bytes, file)
+    }
+}
+
+impl CaseSpec {
+    /// Every NPY file the case reads, as the manifest names them.
+    pub fn files(&self) -> Vec<&str> {
+        let named = self.inputs.values().chain(self.expected.values());
+        let grads = self.grad_output.iter().chain(self.expected_grads.values());
+        named.chain(grads).map(String::as_str).collect()
+    }
 }
 
 pub use crate::io::read_npy;
@@ -136,8 +179,16 @@ pub fn run_suite(
 /// Runs one case on one device. Every problem, from a missing file to an unknown attr, is a
 /// failed outcome with its reason.
 pub fn run_case(dir: &Path, case: &CaseSpec, device: &Device) -> CaseOutcome {
+    pollster::block_on(run_case_async(dir, case, device))
+}
+
+/// [`run_case`] as a future over any source of arrays, which a web page awaits (its results are
+/// read back without blocking).
+pub async fn run_case_async(
+    arrays: &(impl Arrays + ?Sized), case: &CaseSpec, device: &Device,
+) -> CaseOutcome {
     let mut max_error = f32::NAN;
-    let result = check_case(dir, case, device, &mut max_error);
+    let result = check_case(arrays, case, device, &mut max_error).await;
     CaseOutcome {
         name: case.name.clone(),
         device: device.name(),
@@ -151,25 +202,24 @@ fn invalid(name: &str, msg: impl Into<String>) -> Error {
     Error::Format { path: name.to_string(), msg: msg.into() }
 }
 
-fn check_case(dir: &Path, case: &CaseSpec, device: &Device, max_error: &mut f32) -> Result<()> {
+async fn check_case(
+    arrays: &(impl Arrays + ?Sized), case: &CaseSpec, device: &Device, max_error: &mut f32,
+) -> Result<()> {
     let name = case.name.as_str();
     check_signature(case)?;
-    let inputs = load_inputs(dir, case, device)?;
+    let inputs = load_inputs(arrays, case, device)?;
     let outputs = run_op(case, &inputs)?;
     let output = &outputs["output"];
     let mut compared = 0;
-    let mut check = |what: &str, got: &Tensor, file: &str| -> Result<()> {
-        compared += 1;
-        compare_array(dir, case, what, got, file, max_error)
-    };
     for (key, file) in &case.expected {
         let got = outputs
             .get(key)
             .ok_or_else(|| invalid(name, format!("unknown expected array {key:?}")))?;
-        check(key, got, file)?;
+        compared += 1;
+        compare_array(arrays, case, key, got, file, max_error).await?;
     }
     if let Some(go) = &case.grad_output {
-        let go = Tensor::from_ndarray(&read_npy(dir.join(go))?, device)?;
+        let go = Tensor::from_ndarray(&arrays.array(go)?, device)?;
         if go.shape() != output.shape() {
             let (gs, os) = (go.shape(), output.shape());
             let msg = format!("grad_output shape {gs} differs from output {os}");
@@ -183,7 +233,8 @@ fn check_case(dir: &Path, case: &CaseSpec, device: &Device, max_error: &mut f32)
             let g = grads
                 .get(t)
                 .ok_or_else(|| invalid(name, format!("no gradient reached input {key:?}")))?;
-            check(&format!("grad of {key}"), g, file)?;
+            compared += 1;
+            compare_array(arrays, case, &format!("grad of {key}"), g, file, max_error).await?;
         }
     } else if !case.expected_grads.is_empty() {
         return Err(invalid(name, "expected_grads given without grad_output"));
@@ -218,27 +269,35 @@ fn check_signature(case: &CaseSpec) -> Result<()> {
 }
 
 /// Every input array of the case on `device`, each requiring a gradient.
-fn load_inputs(dir: &Path, case: &CaseSpec, device: &Device) -> Result<BTreeMap<String, Tensor>> {
+fn load_inputs(
+    arrays: &(impl Arrays + ?Sized), case: &CaseSpec, device: &Device,
+) -> Result<BTreeMap<String, Tensor>> {
     let mut inputs: BTreeMap<String, Tensor> = BTreeMap::new();
     for (key, file) in &case.inputs {
-        let a = read_npy(dir.join(file))?;
-        inputs.insert(key.clone(), Tensor::from_ndarray(&a, device)?.requires_grad_());
+        let a = arrays.array(file)?;
+        // class indices are read on the host: kept there, nothing waits for the device
+        let dev = match (case.op.as_str(), key.as_str()) {
+            ("cross_entropy", "target") => &Device::Cpu,
+            _ => device,
+        };
+        inputs.insert(key.clone(), Tensor::from_ndarray(&a, dev)?.requires_grad_());
     }
     Ok(inputs)
 }
 
 /// Compares `got` with the expected array in `file` within the case's tolerance, and records
 /// the largest error.
-fn compare_array(
-    dir: &Path, case: &CaseSpec, what: &str, got: &Tensor, file: &str, max_error: &mut f32,
+async fn compare_array(
+    arrays: &(impl Arrays + ?Sized), case: &CaseSpec, what: &str, got: &Tensor, file: &str,
+    max_error: &mut f32,
 ) -> Result<()> {
     let name = case.name.as_str();
-    let want = read_npy(dir.join(file))?;
+    let want = arrays.array(file)?;
     if got.dims() != want.shape() {
         let (gs, ws) = (got.shape(), want.shape());
         return Err(invalid(name, format!("{what}: shape {gs} but expected {ws:?}")));
     }
-    let g = got.to_vec()?;
+    let g = got.to_vec_async().await?;
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let mut err = 0f32;
     for (a, b) in g.iter().zip(want.iter()) {

@@ -6,8 +6,10 @@ use convshade::{Device, Error, Result};
 use wasm_bindgen::prelude::*;
 
 mod edge;
+mod verify;
 
 pub use edge::edge_demo;
+pub use verify::{manifest_files, verify_case};
 
 /// The device a page names: `gpu` (WebGPU, created on first use) or `cpu`.
 pub async fn device(name: &str) -> Result<Device> {

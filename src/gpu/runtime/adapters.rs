@@ -21,7 +21,11 @@ pub struct AdapterSummary {
 impl AdapterSummary {
     pub(super) fn from_info(info: &wgpu::AdapterInfo) -> Self {
         AdapterSummary {
-            name: info.name.clone(),
+            // a browser may keep the adapter's name to itself
+            name: match info.name.is_empty() {
+                true => "unnamed adapter".into(),
+                false => info.name.clone(),
+            },
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
