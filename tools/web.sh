@@ -3,8 +3,8 @@
 #   tools/web.sh build         the page's wasm and JavaScript glue, into web/pkg
 #   tools/web.sh serve [PORT]  serves the repository at http://localhost:PORT/ (default 8000):
 #                              the demo at /web/, the verifier at /web/verify.html?cases=URL
-#   tools/web.sh test          in headless Chromium on WebGPU: the async API's tests
-#                              (wasm-bindgen-test), then the pages (tools/web_check.py)
+#   tools/web.sh test          builds, then in headless Chromium on WebGPU: the async API's
+#                              tests (wasm-bindgen-test), then the pages (tools/web_check.py)
 # Needs the wasm32-unknown-unknown target and wasm-bindgen-cli at the version of wasm-bindgen in
 # Cargo.lock: both are installed when missing (the CLI built from crates.io, nothing prebuilt).
 # `test` needs chromium and chromium-driver (Debian: apt-get install chromium chromium-driver).
@@ -22,14 +22,18 @@ tools() {
   fi
 }
 
+build() {
+  tools
+  cargo build --release --target wasm32-unknown-unknown -p convshade-web
+  wasm-bindgen --target web --no-typescript --out-dir web/pkg \
+    "$target_dir/wasm32-unknown-unknown/release/convshade_web.wasm"
+  wasm=web/pkg/convshade_web_bg.wasm
+  echo "web/pkg built: $(stat -c %s "$wasm") bytes of wasm, $(gzip -9c "$wasm" | wc -c) gzipped"
+}
+
 case "${1:-}" in
   build)
-    tools
-    cargo build --release --target wasm32-unknown-unknown -p convshade-web
-    wasm-bindgen --target web --no-typescript --out-dir web/pkg \
-      "$target_dir/wasm32-unknown-unknown/release/convshade_web.wasm"
-    wasm=web/pkg/convshade_web_bg.wasm
-    echo "web/pkg built: $(stat -c %s "$wasm") bytes of wasm, $(gzip -9c "$wasm" | wc -c) gzipped"
+    build
     ;;
   serve)
     port=${2:-8000}
@@ -38,7 +42,7 @@ case "${1:-}" in
     exec python3 -m http.server "$port" --bind 127.0.0.1
     ;;
   test)
-    tools
+    build
     # the runner drives headless Chromium through chromedriver, with web/webdriver.json's flags
     cd web
     CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
@@ -47,6 +51,11 @@ case "${1:-}" in
     cd ..
     python3 tools/web_check.py "web/verify.html?cases=/tests/conformance&device=gpu" \
       '^\d+ passed, 0 failed$'
+    # the demo: the kernel learned back within 0.1 of [1, -1], then the digits CNN
+    kernel='\[(0\.9[0-9]*|1\.0[0-9]*), -(0\.9[0-9]*|1\.0[0-9]*)\]'
+    for device in gpu cpu; do
+      python3 tools/web_check.py "web/?auto=1&device=$device" "^done: learned kernel $kernel"
+    done
     ;;
   *)
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'

@@ -5,9 +5,11 @@
 use convshade::{Device, Error, Result};
 use wasm_bindgen::prelude::*;
 
+mod digits;
 mod edge;
 mod verify;
 
+pub use digits::{open_digits, Digits};
 pub use edge::edge_demo;
 pub use verify::{manifest_files, verify_case};
 
