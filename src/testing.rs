@@ -18,6 +18,14 @@ pub fn gpu_with_faults(
     Ok(Device::Gpu(GpuContext::with_faults(opts, faults)?))
 }
 
+/// [`gpu_with_faults`] as a future, which a web page awaits.
+pub async fn gpu_with_faults_async(
+    opts: GpuOptions, self_test: Option<&'static str>, op: Option<&'static str>,
+) -> Result<Device> {
+    let faults = Faults { self_test, op };
+    Ok(Device::Gpu(GpuContext::create(opts, faults).await?))
+}
+
 /// [`Device::auto_with`] over [`gpu_with_faults`].
 pub fn auto_with_faults(opts: GpuOptions, self_test: Option<&'static str>) -> Device {
     Device::auto_from(gpu_with_faults(opts, self_test, None))

@@ -5,7 +5,10 @@
 
 #![cfg(target_arch = "wasm32")]
 
-use convshade::{conv2d, Conv2dOptions, Device, Error, Tensor};
+use convshade::gpu::GpuOptions;
+use convshade::{
+    conv2d, max_pool2d, testing, Conv2dOptions, Device, Error, MaxPool2dOptions, Tensor,
+};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -63,8 +66,7 @@ async fn blocking_calls_are_typed_errors_in_the_page() {
     let t = Tensor::from_vec(vec![1.0, 2.0, 3.0], [3], &dev).unwrap().mul_scalar(2.0).unwrap();
     assert_eq!(t.to_vec(), Err(Error::WouldBlock { op: "to_vec" }));
     assert_eq!(dev.sync(), Err(Error::WouldBlock { op: "sync" }));
-    let opts = convshade::gpu::GpuOptions::default();
-    assert!(matches!(Device::gpu_with(opts), Err(Error::WouldBlock { .. })));
+    assert!(matches!(Device::gpu_with(GpuOptions::default()), Err(Error::WouldBlock { .. })));
     // the async forms answer
     dev.sync_async().await.unwrap();
     assert_eq!(t.to_vec_async().await.unwrap(), vec![2.0, 4.0, 6.0]);
@@ -85,7 +87,7 @@ async fn bad_input_is_an_err_naming_the_op() {
 async fn a_device_error_is_the_next_readbacks_err() {
     let dev = Device::gpu_with_async(Default::default()).await.unwrap();
     let t = Tensor::from_vec(vec![1.0, 2.0], [2], &dev).unwrap();
-    convshade::testing::raise_device_error(&dev).unwrap();
+    testing::raise_device_error(&dev).unwrap();
     let e = t.to_vec_async().await.unwrap_err();
     assert!(matches!(&e, Error::Gpu(m) if m.contains("device error hook")), "{e}");
     // reported once: the device goes on working
@@ -96,9 +98,28 @@ async fn a_device_error_is_the_next_readbacks_err() {
 async fn a_lost_device_is_an_err() {
     let dev = Device::gpu_with_async(Default::default()).await.unwrap();
     let t = Tensor::from_vec(vec![1.0], [1], &dev).unwrap();
-    convshade::testing::lose_device(&dev);
+    testing::lose_device(&dev);
     assert!(matches!(t.to_vec_async().await, Err(Error::DeviceLost(_))));
     assert!(matches!(dev.sync_async().await, Err(Error::DeviceLost(_))));
+}
+
+#[wasm_bindgen_test]
+async fn shadow_mode_checks_every_op_at_the_next_readback() {
+    let opts = || GpuOptions { check: true, ..Default::default() };
+    let conv = |dev: &Device| {
+        let x = Tensor::from_vec(seq(2 * 3 * 9 * 7, 2.0), [2, 3, 9, 7], dev)?;
+        let w = Tensor::from_vec(seq(4 * 3 * 3 * 3, 1.0), [4, 3, 3, 3], dev)?;
+        let y = conv2d(&x, &w, None, &Conv2dOptions::new().padding(1))?;
+        max_pool2d(&y, &MaxPool2dOptions::new(2))
+    };
+    let checked = Device::gpu_with_async(opts()).await.unwrap();
+    let got = conv(&checked).unwrap().to_vec_async().await.unwrap();
+    close(&got, &conv(&Device::Cpu).unwrap().to_vec().unwrap());
+    // a driver that gets the convolution wrong: the op records, the readback refuses
+    let faulty = testing::gpu_with_faults_async(opts(), None, Some("conv2d")).await.unwrap();
+    let y = conv(&faulty).expect("the comparison waits for the readback");
+    let e = y.to_vec_async().await.unwrap_err();
+    assert!(matches!(&e, Error::ShadowMismatch { op: "conv2d", .. }), "{e}");
 }
 
 #[wasm_bindgen_test]

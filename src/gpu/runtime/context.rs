@@ -14,8 +14,10 @@ use super::kernel::KernelInfo;
 use super::kernel::Pipelines;
 use super::lock::lock;
 use super::loops::MIN_LOOP_CAP;
+use super::memory::GpuBuffer;
 use super::options::{Faults, GpuOptions, LOOP_CAP};
 use super::pool::{Pool, PoolStats};
+use super::scope::Verdict;
 use super::tiles::{GemmTiles, GemmTiling};
 use super::tune::{Tuner, Tuning};
 use crate::Result;
@@ -78,6 +80,9 @@ pub struct GpuContext {
     pub(super) check: bool,
     pub(super) faults: Faults,
     pub(super) self_test: Mutex<Option<SelfTestReport>>,
+    /// Checks deferred to the next readback (shadow mode in a web page): copies of their
+    /// buffers, and the verdict on the host copies.
+    pub(super) checks: Mutex<Vec<(Vec<GpuBuffer>, Verdict)>>,
     /// The device has `Features::SUBGROUP` enabled.
     pub(super) subgroups: bool,
     /// The GEMM tilings chosen per kernel and shape class.

@@ -92,6 +92,7 @@ impl GpuContext {
             check: opts.check || std::env::var("CONVSHADE_CHECK").is_ok_and(|v| v == "1"),
             faults,
             self_test: Mutex::new(None),
+            checks: Mutex::new(Vec::new()),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
         });
         if !opts.skip_self_test {

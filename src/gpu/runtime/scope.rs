@@ -1,11 +1,15 @@
 //! Device errors as `Err`s: the error scopes around device calls, the errors raised outside any
 //! scope, the lost device; and the GL serial lock that device calls take.
 
-use std::sync::MutexGuard;
+use std::sync::{Arc, MutexGuard};
 
 use super::context::GpuContext;
 use super::lock::lock;
+use super::memory::GpuBuffer;
 use crate::{Error, Result};
+
+/// A check deferred to the next readback: its verdict on the host copies of its buffers.
+pub(crate) type Verdict = Box<dyn FnOnce(&[Vec<f32>]) -> Result<()> + Send>;
 
 impl GpuContext {
     /// The GL serial lock, where the backend is GL.
@@ -88,7 +92,8 @@ impl GpuContext {
 
     /// Every error so far as an `Err`: natively [`GpuContext::check`]; in the browser it first
     /// awaits the answers of the scopes popped since the last call (an out-of-memory error
-    /// first, else every failing call's errors in the order of the calls).
+    /// first, else every failing call's errors in the order of the calls), and afterwards runs
+    /// the checks deferred since (shadow mode's comparisons).
     pub(crate) async fn settle(&self) -> Result<()> {
         #[cfg(target_arch = "wasm32")]
         {
@@ -107,6 +112,31 @@ impl GpuContext {
                 return Err(Error::Gpu(failed.join("; ")));
             }
         }
-        self.check()
+        self.check()?;
+        let checks = std::mem::take(&mut *lock(&self.checks));
+        for (bufs, verdict) in checks {
+            let mut host = Vec::with_capacity(bufs.len());
+            for b in &bufs {
+                // boxed: a readback settles too
+                host.push(Box::pin(self.read_async(b)).await?);
+            }
+            verdict(&host)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps copies of `bufs` (copied on the device, so later writes cannot change them) and
+    /// `verdict`, which the next readback runs on their host copies, in order.
+    pub(crate) fn defer_check(
+        self: &Arc<Self>, bufs: &[&GpuBuffer], verdict: Verdict,
+    ) -> Result<()> {
+        let mut copies = Vec::with_capacity(bufs.len());
+        for b in bufs {
+            let copy = self.alloc_any(b.len, "shadow")?;
+            self.copy_range((b, 0), (&copy, 0), b.len)?;
+            copies.push(copy);
+        }
+        lock(&self.checks).push((copies, verdict));
+        Ok(())
     }
 }
