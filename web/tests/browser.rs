@@ -1,7 +1,7 @@
 //! The async API in a real browser (wasm-bindgen-test in headless Chromium, tools/web.sh test):
 //! the device is created, computes and reads back without blocking; the blocking forms are
 //! typed `Err`s; device errors and a lost device are `Err`s as natively. No WebGPU adapter is a
-//! failure, never a skip.
+//! failure, never a skip. The adapter's limits hold as natively: work past one binding is split.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -55,6 +55,33 @@ async fn convolution_and_its_gradients_match_the_cpu() {
         Ok::<_, Error>(out)
     };
     let (got, want) = (run(gpu).await.unwrap(), run(Device::Cpu).await.unwrap());
+    for (g, w) in got.iter().zip(&want) {
+        close(g, w);
+    }
+}
+
+#[wasm_bindgen_test]
+async fn tensors_past_a_binding_are_split_as_natively() {
+    // bindings of 4 KiB (1,024 elements): the input, the output and the weight gradient's
+    // operands are stored in parts
+    let opts = GpuOptions { max_storage_binding: Some(4096), ..Default::default() };
+    let split = Device::gpu_with_async(opts).await.unwrap();
+    let Device::Gpu(ctx) = &split else { panic!("not a GPU device") };
+    assert_eq!(ctx.limits().max_storage_buffer_binding_size, 4096);
+    let run = |dev: Device| async move {
+        let x = Tensor::from_vec(seq(3 * 4 * 20 * 20, 2.0), [3, 4, 20, 20], &dev)?.requires_grad_();
+        let w = Tensor::from_vec(seq(6 * 4 * 3 * 3, 1.0), [6, 4, 3, 3], &dev)?.requires_grad_();
+        let y = conv2d(&x, &w, None, &Conv2dOptions::new().padding(1))?;
+        let y = max_pool2d(&y, &MaxPool2dOptions::new(2))?;
+        let grads = y.square()?.sum_all()?.backward()?;
+        let mut out = vec![y.to_vec_async().await?];
+        for t in [&x, &w] {
+            out.push(grads.get(t).expect("a gradient").to_vec_async().await?);
+        }
+        Ok::<_, Error>(out)
+    };
+    let (got, want) = (run(split).await.unwrap(), run(Device::Cpu).await.unwrap());
+    assert!(want[0].len() > 1024 && want[1].len() > 1024, "nothing past one binding");
     for (g, w) in got.iter().zip(&want) {
         close(g, w);
     }
