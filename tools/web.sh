@@ -49,8 +49,10 @@ case "${1:-}" in
       CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
       cargo test --release --target wasm32-unknown-unknown --test browser
     cd ..
-    python3 tools/web_check.py "web/verify.html?cases=/tests/conformance&device=gpu" \
-      '^\d+ passed, 0 failed$'
+    for device in gpu cpu; do
+      python3 tools/web_check.py "web/verify.html?cases=/tests/conformance&device=$device" \
+        '^\d+ passed, 0 failed$'
+    done
     # the demo: the kernel learned back within 0.1 of [1, -1], then the digits CNN
     kernel='\[(0\.9[0-9]*|1\.0[0-9]*), -(0\.9[0-9]*|1\.0[0-9]*)\]'
     for device in gpu cpu; do
