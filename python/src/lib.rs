@@ -1,0 +1,185 @@
+//! convshade from Python: the extension module `convshade._convshade`, which the `convshade`
+//! package (python/py/convshade) gives PyTorch's names. Engine errors become Python exceptions
+//! carrying the engine's message; the GIL is released while the engine waits for a device.
+
+use convshade::{Device, Error, Tensor as Inner};
+use numpy::prelude::*;
+use numpy::{PyArray, PyArrayDyn, PyReadonlyArrayDyn};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+pyo3::create_exception!(convshade, EngineError, PyRuntimeError, "An error the engine reported.");
+
+/// An engine error as a Python exception: bad arguments are `ValueError`, the rest
+/// `EngineError`, each with the engine's message (which names the op).
+fn py_err(e: Error) -> PyErr {
+    match e {
+        Error::Invalid { .. } | Error::DeviceMismatch { .. } => {
+            PyValueError::new_err(e.to_string())
+        }
+        e => EngineError::new_err(e.to_string()),
+    }
+}
+
+fn device(name: &str) -> PyResult<Device> {
+    Device::from_name(name).map_err(py_err)
+}
+
+/// A float32 tensor on a device.
+#[pyclass(name = "Tensor", module = "convshade._convshade", from_py_object)]
+#[derive(Clone)]
+struct Tensor {
+    t: Inner,
+}
+
+/// The other operand of an arithmetic operator: a tensor or a Python number.
+#[derive(FromPyObject)]
+enum Operand {
+    Tensor(Tensor),
+    Scalar(f64),
+}
+
+impl Tensor {
+    fn wrap(t: convshade::Result<Inner>) -> PyResult<Tensor> {
+        t.map(|t| Tensor { t }).map_err(py_err)
+    }
+
+    /// `op(self, other)` for a tensor, `scalar(self, s)` for a number.
+    fn binary(
+        &self, other: Operand, op: fn(&Inner, &Inner) -> convshade::Result<Inner>,
+        scalar: fn(&Inner, f32) -> convshade::Result<Inner>,
+    ) -> PyResult<Tensor> {
+        Tensor::wrap(match other {
+            Operand::Tensor(o) => op(&self.t, &o.t),
+            Operand::Scalar(s) => scalar(&self.t, s as f32),
+        })
+    }
+
+    /// `s op self` for a number on the left, as an elementwise op on a filled tensor.
+    fn reflected(
+        &self, s: f64, op: fn(&Inner, &Inner) -> convshade::Result<Inner>,
+    ) -> PyResult<Tensor> {
+        let left = Inner::full(self.t.dims().to_vec(), s as f32, &self.t.device());
+        Tensor::wrap(left.and_then(|l| op(&l, &self.t)))
+    }
+
+    fn values(&self, py: Python<'_>) -> PyResult<Vec<f32>> {
+        let t = self.t.clone();
+        py.detach(move || t.to_vec()).map_err(py_err)
+    }
+}
+
+#[pymethods]
+impl Tensor {
+    /// A tensor of a float32 NumPy array's values (copied) on device `device` (`cpu`, `gpu`,
+    /// `auto`).
+    #[staticmethod]
+    #[pyo3(signature = (array, device = "auto"))]
+    fn from_numpy(array: PyReadonlyArrayDyn<'_, f32>, device: &str) -> PyResult<Tensor> {
+        let dev = self::device(device)?;
+        Tensor::wrap(Inner::from_ndarray(&array.as_array(), &dev))
+    }
+
+    /// The values as a new float32 NumPy array of the same shape.
+    fn numpy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let v = self.values(py)?;
+        PyArray::from_vec(py, v).reshape(self.t.dims().to_vec())
+    }
+
+    /// The sizes of the axes.
+    #[getter]
+    fn shape(&self) -> Vec<usize> {
+        self.t.dims().to_vec()
+    }
+
+    /// `cpu`, or `gpu (adapter, backend)`.
+    #[getter]
+    fn device(&self) -> String {
+        self.t.device().name()
+    }
+
+    /// The value of a one-element tensor.
+    fn item(&self, py: Python<'_>) -> PyResult<f64> {
+        let t = self.t.clone();
+        py.detach(move || t.to_scalar()).map(f64::from).map_err(py_err)
+    }
+
+    fn __add__(&self, o: Operand) -> PyResult<Tensor> {
+        self.binary(o, Inner::add, Inner::add_scalar)
+    }
+    fn __radd__(&self, o: Operand) -> PyResult<Tensor> {
+        self.binary(o, |a, b| b.add(a), Inner::add_scalar)
+    }
+    fn __sub__(&self, o: Operand) -> PyResult<Tensor> {
+        self.binary(o, Inner::sub, Inner::sub_scalar)
+    }
+    fn __rsub__(&self, s: f64) -> PyResult<Tensor> {
+        self.reflected(s, Inner::sub)
+    }
+    fn __mul__(&self, o: Operand) -> PyResult<Tensor> {
+        self.binary(o, Inner::mul, Inner::mul_scalar)
+    }
+    fn __rmul__(&self, o: Operand) -> PyResult<Tensor> {
+        self.binary(o, |a, b| b.mul(a), Inner::mul_scalar)
+    }
+    fn __truediv__(&self, o: Operand) -> PyResult<Tensor> {
+        self.binary(o, Inner::div, Inner::div_scalar)
+    }
+    fn __rtruediv__(&self, s: f64) -> PyResult<Tensor> {
+        self.reflected(s, Inner::div)
+    }
+    fn __matmul__(&self, o: Tensor) -> PyResult<Tensor> {
+        Tensor::wrap(self.t.matmul(&o.t))
+    }
+    fn __neg__(&self) -> PyResult<Tensor> {
+        Tensor::wrap(self.t.neg())
+    }
+
+    /// The sum over every element, or over axis `dim`.
+    #[pyo3(signature = (dim = None, keepdim = false))]
+    fn sum(&self, dim: Option<usize>, keepdim: bool) -> PyResult<Tensor> {
+        Tensor::wrap(match dim {
+            None => self.t.sum_all(),
+            Some(d) => self.t.sum_axis(d, keepdim),
+        })
+    }
+
+    /// The mean over every element, or over axis `dim`.
+    #[pyo3(signature = (dim = None, keepdim = false))]
+    fn mean(&self, dim: Option<usize>, keepdim: bool) -> PyResult<Tensor> {
+        Tensor::wrap(match dim {
+            None => self.t.mean_all(),
+            Some(d) => self.t.mean_axis(d, keepdim),
+        })
+    }
+
+    fn relu(&self) -> PyResult<Tensor> {
+        Tensor::wrap(self.t.relu())
+    }
+
+    /// PyTorch's printed form, `tensor([[19., 25.], ...])`: NumPy's layout of the values.
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("separator", ", ")?;
+        kwargs.set_item("prefix", "tensor(")?;
+        let body =
+            py.import("numpy")?.call_method("array2string", (self.numpy(py)?,), Some(&kwargs))?;
+        Ok(format!("tensor({})", body.extract::<String>()?))
+    }
+
+    /// A one-element tensor formats as its value (`f"{loss:.3f}"`); any other as its printed form.
+    fn __format__(&self, py: Python<'_>, spec: &str) -> PyResult<String> {
+        let shown = match self.t.elem_count() {
+            1 => self.item(py)?.into_pyobject(py)?.into_any(),
+            _ => self.__repr__(py)?.into_pyobject(py)?.into_any(),
+        };
+        py.import("builtins")?.call_method1("format", (shown, spec))?.extract()
+    }
+}
+
+#[pymodule(name = "_convshade")]
+mod extension {
+    #[pymodule_export]
+    use super::{EngineError, Tensor};
+}
