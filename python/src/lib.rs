@@ -8,6 +8,7 @@ use numpy::{PyArray, PyArrayDyn, PyReadonlyArrayDyn};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::sync::{Arc, Mutex, Weak};
 
 pyo3::create_exception!(convshade, EngineError, PyRuntimeError, "An error the engine reported.");
 
@@ -26,11 +27,28 @@ fn device(name: &str) -> PyResult<Device> {
     Device::from_name(name).map_err(py_err)
 }
 
+/// Where a leaf's accumulated gradient lives: shared by the Python objects of one leaf.
+type GradCell = Arc<Mutex<Option<Inner>>>;
+
+/// A registered leaf: its tensor, and its gradient's cell while its Python object lives.
+type Leaf = (Inner, Weak<Mutex<Option<Inner>>>);
+
+/// Every leaf that requires a gradient and whose Python object is alive: `backward` adds each
+/// one's gradient into its cell, as PyTorch fills `.grad`.
+static LEAVES: Mutex<Vec<Leaf>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A float32 tensor on a device.
 #[pyclass(name = "Tensor", module = "convshade._convshade", from_py_object)]
 #[derive(Clone)]
 struct Tensor {
     t: Inner,
+    /// A leaf that requires a gradient (`requires_grad_`), and its gradient's cell.
+    leaf: bool,
+    grad: GradCell,
 }
 
 /// The other operand of an arithmetic operator: a tensor or a Python number.
@@ -41,8 +59,21 @@ enum Operand {
 }
 
 impl Tensor {
+    fn new(t: Inner) -> Tensor {
+        Tensor { t, leaf: false, grad: GradCell::default() }
+    }
+
     fn wrap(t: convshade::Result<Inner>) -> PyResult<Tensor> {
-        t.map(|t| Tensor { t }).map_err(py_err)
+        t.map(Tensor::new).map_err(py_err)
+    }
+
+    /// Makes `t` this object's value as a leaf that requires a gradient, keeping its gradient.
+    fn set_leaf(&mut self, t: Inner) {
+        self.t = t.requires_grad_();
+        self.leaf = true;
+        let mut leaves = lock(&LEAVES);
+        leaves.retain(|(_, cell)| cell.strong_count() > 0);
+        leaves.push((self.t.clone(), Arc::downgrade(&self.grad)));
     }
 
     /// `op(self, other)` for a tensor, `scalar(self, s)` for a number.
@@ -156,6 +187,78 @@ impl Tensor {
 
     fn relu(&self) -> PyResult<Tensor> {
         Tensor::wrap(self.t.relu())
+    }
+
+    /// Makes this tensor a leaf that gradients flow to; returns it.
+    fn requires_grad_(mut slf: PyRefMut<'_, Self>) -> PyRefMut<'_, Self> {
+        if !slf.leaf {
+            let t = slf.t.clone();
+            slf.set_leaf(t);
+        }
+        slf
+    }
+
+    #[getter]
+    fn requires_grad(&self) -> bool {
+        self.leaf
+    }
+
+    /// The same values without autograd history.
+    fn detach(&self) -> Tensor {
+        Tensor::new(self.t.detach())
+    }
+
+    /// The values without history (as `detach`); assigning replaces them, keeping the tensor a
+    /// leaf with its gradient (`w.data = w.data - lr * w.grad`).
+    #[getter]
+    fn get_data(&self) -> Tensor {
+        self.detach()
+    }
+
+    #[setter]
+    fn set_data(&mut self, value: Tensor) {
+        match self.leaf {
+            true => self.set_leaf(value.t.detach()),
+            false => self.t = value.t.detach(),
+        }
+    }
+
+    /// The gradient `backward` accumulated into this leaf, or None.
+    #[getter]
+    fn get_grad(&self) -> Option<Tensor> {
+        lock(&self.grad).clone().map(Tensor::new)
+    }
+
+    #[setter]
+    fn set_grad(&mut self, value: Option<Tensor>) {
+        *lock(&self.grad) = value.map(|v| v.t);
+    }
+
+    /// Adds the gradients of this tensor (a scalar, or seeded with `gradient`) into the `.grad`
+    /// of every leaf it depends on.
+    #[pyo3(signature = (gradient = None))]
+    fn backward(&self, py: Python<'_>, gradient: Option<Tensor>) -> PyResult<()> {
+        let t = self.t.clone();
+        let grads = py
+            .detach(move || match gradient {
+                None => t.backward(),
+                Some(g) => t.backward_with(&g.t),
+            })
+            .map_err(py_err)?;
+        let leaves: Vec<(Inner, GradCell)> = lock(&LEAVES)
+            .iter()
+            .filter_map(|(t, cell)| Some((t.clone(), cell.upgrade()?)))
+            .collect();
+        for (leaf, cell) in leaves {
+            if let Some(g) = grads.get(&leaf) {
+                let mut slot = lock(&cell);
+                *slot = Some(match slot.take() {
+                    Some(old) => old.add(g).map_err(py_err)?,
+                    None => g.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// PyTorch's printed form, `tensor([[19., 25.], ...])`: NumPy's layout of the values.

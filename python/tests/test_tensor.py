@@ -47,3 +47,35 @@ def test_engine_errors_are_python_exceptions_naming_the_op():
         a @ b
     with pytest.raises(ValueError, match="device"):
         torch.tensor([1.0], device="tpu")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_backward_fills_grad_and_accumulates(device):
+    x = torch.tensor([1.0, 2.0, 3.0], device=device).requires_grad_()
+    assert x.requires_grad and x.grad is None
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0, 6.0])
+    # a second backward adds to it, as in PyTorch
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, 7.0, 9.0])
+    x.grad = None
+    assert x.grad is None
+    # a non-scalar output needs its upstream gradient
+    with pytest.raises(ValueError, match="backward"):
+        (x * 2).backward()
+    (x * 2).backward(gradient=torch.tensor([1.0, 0.0, 2.0], device=device))
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 0.0, 4.0])
+
+
+def test_updates_through_data_keep_the_leaf_and_learn():
+    # least squares on y = 3x by w.data -= lr * w.grad, the tutorials' update
+    x = torch.tensor([1.0, 2.0, 3.0], device="cpu")
+    y = x * 3
+    w = torch.tensor([0.0], device="cpu").requires_grad_()
+    for _ in range(50):
+        loss = ((x * w - y) * (x * w - y)).mean()
+        w.grad = None
+        loss.backward()
+        w.data = w.data - 0.1 * w.grad
+    assert w.requires_grad
+    assert abs(w.item() - 3.0) < 1e-3
