@@ -189,6 +189,24 @@ impl Tensor {
         Tensor::wrap(self.t.relu())
     }
 
+    /// The same values in another shape; one axis may be -1, inferred from the others.
+    fn reshape(&self, shape: Vec<i64>) -> PyResult<Tensor> {
+        let known: i64 = shape.iter().filter(|&&d| d != -1).product();
+        let count = self.t.elem_count() as i64;
+        let mut dims = Vec::with_capacity(shape.len());
+        for &d in &shape {
+            dims.push(match d {
+                -1 if known > 0 && count % known == 0 => (count / known) as usize,
+                d if d >= 0 => d as usize,
+                _ => {
+                    let msg = format!("reshape: shape {shape:?} is invalid for {count} elements");
+                    return Err(PyValueError::new_err(msg));
+                }
+            });
+        }
+        Tensor::wrap(self.t.reshape(dims))
+    }
+
     /// Makes this tensor a leaf that gradients flow to; returns it.
     fn requires_grad_(mut slf: PyRefMut<'_, Self>) -> PyRefMut<'_, Self> {
         if !slf.leaf {
@@ -281,8 +299,41 @@ impl Tensor {
     }
 }
 
+/// A convolution's padding: `(height, width)`, or `"same"` / `"valid"`.
+#[derive(FromPyObject)]
+enum PaddingArg {
+    Pair((usize, usize)),
+    Name(String),
+}
+
+/// PyTorch's `F.conv2d` (its Python wrapper turns single ints into pairs).
+#[pyfunction]
+#[pyo3(signature = (input, weight, bias = None, stride = (1, 1), padding = PaddingArg::Pair((0, 0)), dilation = (1, 1), groups = 1))]
+fn conv2d(
+    input: PyRef<'_, Tensor>, weight: Tensor, bias: Option<Tensor>, stride: (usize, usize),
+    padding: PaddingArg, dilation: (usize, usize), groups: usize,
+) -> PyResult<Tensor> {
+    let (py, x) = (input.py(), input.t.clone());
+    let padding = match padding {
+        PaddingArg::Pair(p) => convshade::Padding::from(p),
+        PaddingArg::Name(n) if n == "same" => convshade::Padding::Same,
+        PaddingArg::Name(n) if n == "valid" => convshade::Padding::Valid,
+        PaddingArg::Name(n) => {
+            let msg = format!("conv2d: padding {n:?}; expected \"same\", \"valid\" or sizes");
+            return Err(PyValueError::new_err(msg));
+        }
+    };
+    let opts = convshade::Conv2dOptions::new()
+        .stride(stride)
+        .padding(padding)
+        .dilation(dilation)
+        .groups(groups);
+    let bias = bias.map(|b| b.t);
+    Tensor::wrap(py.detach(move || convshade::conv2d(&x, &weight.t, bias.as_ref(), &opts)))
+}
+
 #[pymodule(name = "_convshade")]
 mod extension {
     #[pymodule_export]
-    use super::{EngineError, Tensor};
+    use super::{conv2d, EngineError, Tensor};
 }
