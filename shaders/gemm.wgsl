@@ -299,30 +299,36 @@ fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
         for (var kk = 0u; kk < GEMM_BK; kk++) {
             let b0v = Bs[kk * B_ROW + lid.x];
             let a0v = As[kk * A_ROW + lid.y];
+            // the second vec4 of each, read only by a block that has it
+            var b1v = vec4<f32>(0.0);
+            var a1v = vec4<f32>(0.0);
+            if (BLOCK_VECS == 2u) {
+                b1v = Bs[kk * B_ROW + lid.x + GEMM_TX];
+            }
+            if (BLOCK_ROWS == 8u) {
+                a1v = As[kk * A_ROW + lid.y + GEMM_TY];
+            }
             acc00 = fma(vec4<f32>(a0v.x), b0v, acc00);
             acc10 = fma(vec4<f32>(a0v.y), b0v, acc10);
             acc20 = fma(vec4<f32>(a0v.z), b0v, acc20);
             acc30 = fma(vec4<f32>(a0v.w), b0v, acc30);
             if (BLOCK_VECS == 2u) {
-                let b1v = Bs[kk * B_ROW + lid.x + GEMM_TX];
                 acc01 = fma(vec4<f32>(a0v.x), b1v, acc01);
                 acc11 = fma(vec4<f32>(a0v.y), b1v, acc11);
                 acc21 = fma(vec4<f32>(a0v.z), b1v, acc21);
                 acc31 = fma(vec4<f32>(a0v.w), b1v, acc31);
             }
             if (BLOCK_ROWS == 8u) {
-                let a1v = As[kk * A_ROW + lid.y + GEMM_TY];
                 acc40 = fma(vec4<f32>(a1v.x), b0v, acc40);
                 acc50 = fma(vec4<f32>(a1v.y), b0v, acc50);
                 acc60 = fma(vec4<f32>(a1v.z), b0v, acc60);
                 acc70 = fma(vec4<f32>(a1v.w), b0v, acc70);
-                if (BLOCK_VECS == 2u) {
-                    let b1v = Bs[kk * B_ROW + lid.x + GEMM_TX];
-                    acc41 = fma(vec4<f32>(a1v.x), b1v, acc41);
-                    acc51 = fma(vec4<f32>(a1v.y), b1v, acc51);
-                    acc61 = fma(vec4<f32>(a1v.z), b1v, acc61);
-                    acc71 = fma(vec4<f32>(a1v.w), b1v, acc71);
-                }
+            }
+            if (BLOCK_ROWS == 8u && BLOCK_VECS == 2u) {
+                acc41 = fma(vec4<f32>(a1v.x), b1v, acc41);
+                acc51 = fma(vec4<f32>(a1v.y), b1v, acc51);
+                acc61 = fma(vec4<f32>(a1v.z), b1v, acc61);
+                acc71 = fma(vec4<f32>(a1v.w), b1v, acc71);
             }
         }
         workgroupBarrier();

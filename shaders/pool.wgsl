@@ -27,7 +27,7 @@ fn best_so_far(i: u32) -> Best {
     if (p.r0 > 0u) {
         return Best(dst[i], i32(aux[i]));
     }
-    return Best(-inf(), -1); // -inf
+    return Best(-inf(), -1);
 }
 
 // The maximum after tap value v at flat index idx: as PyTorch, NaN propagates and ties keep the

@@ -10,20 +10,17 @@ use crate::{Device, Error, Result, Tensor};
 /// Reads a float32 NPY file.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<ArrayD<f32>> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| Error::Io { path: path.display().to_string(), msg: e.to_string() })?;
-    npy_from(std::io::BufReader::new(file), &path.display().to_string())
+    parse_npy(&bytes, &path.display().to_string())
 }
 
 /// Parses a float32 NPY file already in memory (a web page's fetched bytes); `name` names it in
 /// errors.
 pub fn parse_npy(bytes: &[u8], name: &str) -> Result<ArrayD<f32>> {
-    npy_from(bytes, name)
-}
-
-fn npy_from(reader: impl std::io::Read, name: &str) -> Result<ArrayD<f32>> {
-    ndarray_npy::ReadNpyExt::read_npy(reader).map_err(|e: ndarray_npy::ReadNpyError| {
-        Error::Format { path: name.to_string(), msg: format!("not a float32 NPY array: {e}") }
+    ndarray_npy::ReadNpyExt::read_npy(bytes).map_err(|e: ndarray_npy::ReadNpyError| Error::Format {
+        path: name.to_string(),
+        msg: format!("not a float32 NPY array: {e}"),
     })
 }
 

@@ -363,10 +363,7 @@ impl Tensor {
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         match self.storage() {
             Storage::Cpu(v) => Ok(v.clone()),
-            Storage::Gpu(_) if cfg!(target_arch = "wasm32") => {
-                Err(Error::WouldBlock { op: "to_vec" })
-            }
-            Storage::Gpu(b) => b.ctx().read(b),
+            Storage::Gpu(b) => crate::gpu::runtime::block_on("to_vec", b.ctx().read_async(b)),
         }
     }
 

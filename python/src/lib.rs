@@ -139,8 +139,9 @@ impl Tensor {
     fn __add__(&self, o: Operand) -> PyResult<Tensor> {
         self.binary(o, Inner::add, Inner::add_scalar)
     }
-    fn __radd__(&self, o: Operand) -> PyResult<Tensor> {
-        self.binary(o, |a, b| b.add(a), Inner::add_scalar)
+    // Python calls the reflected forms only for a number on the left
+    fn __radd__(&self, s: f64) -> PyResult<Tensor> {
+        Tensor::wrap(self.t.add_scalar(s as f32))
     }
     fn __sub__(&self, o: Operand) -> PyResult<Tensor> {
         self.binary(o, Inner::sub, Inner::sub_scalar)
@@ -151,8 +152,8 @@ impl Tensor {
     fn __mul__(&self, o: Operand) -> PyResult<Tensor> {
         self.binary(o, Inner::mul, Inner::mul_scalar)
     }
-    fn __rmul__(&self, o: Operand) -> PyResult<Tensor> {
-        self.binary(o, |a, b| b.mul(a), Inner::mul_scalar)
+    fn __rmul__(&self, s: f64) -> PyResult<Tensor> {
+        Tensor::wrap(self.t.mul_scalar(s as f32))
     }
     fn __truediv__(&self, o: Operand) -> PyResult<Tensor> {
         self.binary(o, Inner::div, Inner::div_scalar)

@@ -5,7 +5,7 @@ use super::{Backend, BinaryOp, BroadcastSpec, ReduceOp, UnaryOp};
 use crate::Result;
 
 /// Reading a `(c)` vector along the channel axis of `(n, c, hw)`, and `(n, c, hw)` itself.
-fn per_channel((n, c, hw): (usize, usize, usize)) -> BroadcastSpec {
+pub(crate) fn per_channel((n, c, hw): (usize, usize, usize)) -> BroadcastSpec {
     BroadcastSpec { out: vec![n, c, hw], a_strides: vec![c * hw, hw, 1], b_strides: vec![0, 1, 0] }
 }
 

@@ -179,7 +179,20 @@ pub fn run_suite(
 /// Runs one case on one device. Every problem, from a missing file to an unknown attr, is a
 /// failed outcome with its reason.
 pub fn run_case(dir: &Path, case: &CaseSpec, device: &Device) -> CaseOutcome {
-    pollster::block_on(run_case_async(dir, case, device))
+    match device {
+        // nothing waits for a device there (a web page's CPU backend included)
+        Device::Cpu => pollster::block_on(run_case_async(dir, case, device)),
+        Device::Gpu(_) => {
+            let run = async { Ok(run_case_async(dir, case, device).await) };
+            crate::gpu::runtime::block_on("run_case", run).unwrap_or_else(|e| CaseOutcome {
+                name: case.name.clone(),
+                device: device.name(),
+                passed: false,
+                max_error: f32::NAN,
+                reason: e.to_string(),
+            })
+        }
+    }
 }
 
 /// [`run_case`] as a future over any source of arrays, which a web page awaits (its results are

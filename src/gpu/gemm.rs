@@ -14,7 +14,8 @@ use super::runtime::uniforms::{uniform, Uniform, WgslType};
 use super::runtime::{Bind, GemmTiles, GpuBuffer, Kernel};
 use super::split::{fits, gather_range, resolve, too_large, Ctx, Partials};
 use super::window::WindowParams;
-use crate::backend::{BinaryOp, BroadcastSpec, GemmSpec, MatLayout, ReduceOp, UnaryOp};
+use crate::backend::channel::per_channel;
+use crate::backend::{BinaryOp, GemmSpec, MatLayout, ReduceOp, UnaryOp};
 use crate::{Error, Result};
 
 kernels! { GEMM_WGSL = ("gemm", include_str!("../../shaders/gemm.wgsl"), BUFFERS, gemm_uniforms): GemmParams;
@@ -208,20 +209,17 @@ fn launch_tiled(
 /// row bias (a convolution's, one per output channel) or column bias (a linear layer's)
 /// added, then the ReLU.
 fn epilogue_apart(ctx: &Ctx, c: GpuBuffer, s: &GemmSpec, extra: Extra<'_>) -> Result<GpuBuffer> {
-    let mut y = c;
     let rows = s.m * s.batch_inner; // channels of a grouped convolution's output
-    let add = |y: &GpuBuffer, bias: &GpuBuffer, out: Vec<usize>, b_strides: Vec<usize>| {
-        let a_strides = crate::Shape::from(out.clone()).strides();
-        let spec = BroadcastSpec { out, a_strides, b_strides };
-        elementwise::binary(ctx, y, bias, BinaryOp::Add, &spec)
+                                    // a bias is a vector along the middle axis of (outer, len, inner)
+    let along = match extra.bias {
+        Some(Bias::Rows(b, _)) => Some((b, (s.c_len / (rows * s.n), rows, s.n))),
+        Some(Bias::Columns(b)) => Some((b, (s.c_len / s.n, s.n, 1))),
+        None => None,
     };
-    y = match extra.bias {
-        Some(Bias::Rows(b, _)) => {
-            add(&y, b, vec![s.c_len / (rows * s.n), rows, s.n], vec![0, 1, 0])?
-        }
-        Some(Bias::Columns(b)) => add(&y, b, vec![s.c_len / s.n, s.n], vec![0, 1])?,
-        None => y,
-    };
+    let mut y = c;
+    if let Some((b, dims)) = along {
+        y = elementwise::binary(ctx, &y, b, BinaryOp::Add, &per_channel(dims))?;
+    }
     if extra.relu {
         y = elementwise::unary(ctx, &y, s.c_len, UnaryOp::Relu)?;
     }

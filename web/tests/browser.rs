@@ -21,6 +21,24 @@ fn seq(n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|i| ((i * 7919 % 113) as f32 / 113.0 - 0.5) * scale).collect()
 }
 
+/// `y` and the gradients of its squared sum with respect to `inputs`, read back.
+async fn values_and_grads(y: &Tensor, inputs: &[&Tensor]) -> Result<Vec<Vec<f32>>, Error> {
+    let grads = y.square()?.sum_all()?.backward()?;
+    let mut out = vec![y.to_vec_async().await?];
+    for t in inputs {
+        out.push(grads.get(t).expect("a gradient").to_vec_async().await?);
+    }
+    Ok(out)
+}
+
+/// Every array of `got` close to the same one of `want`.
+fn all_close(got: &[Vec<f32>], want: &[Vec<f32>]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        close(g, w);
+    }
+}
+
 fn close(got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len());
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -47,17 +65,9 @@ async fn convolution_and_its_gradients_match_the_cpu() {
         let x = Tensor::from_vec(seq(2 * 3 * 9 * 7, 2.0), [2, 3, 9, 7], &dev)?.requires_grad_();
         let w = Tensor::from_vec(seq(4 * 3 * 3 * 3, 1.0), [4, 3, 3, 3], &dev)?.requires_grad_();
         let y = conv2d(&x, &w, None, &Conv2dOptions::new().stride(2).padding(1))?.relu()?;
-        let grads = y.square()?.sum_all()?.backward()?;
-        let mut out = vec![y.to_vec_async().await?];
-        for t in [&x, &w] {
-            out.push(grads.get(t).expect("a gradient").to_vec_async().await?);
-        }
-        Ok::<_, Error>(out)
+        values_and_grads(&y, &[&x, &w]).await
     };
-    let (got, want) = (run(gpu).await.unwrap(), run(Device::Cpu).await.unwrap());
-    for (g, w) in got.iter().zip(&want) {
-        close(g, w);
-    }
+    all_close(&run(gpu).await.unwrap(), &run(Device::Cpu).await.unwrap());
 }
 
 #[wasm_bindgen_test]
@@ -73,18 +83,11 @@ async fn tensors_past_a_binding_are_split_as_natively() {
         let w = Tensor::from_vec(seq(6 * 4 * 3 * 3, 1.0), [6, 4, 3, 3], &dev)?.requires_grad_();
         let y = conv2d(&x, &w, None, &Conv2dOptions::new().padding(1))?;
         let y = max_pool2d(&y, &MaxPool2dOptions::new(2))?;
-        let grads = y.square()?.sum_all()?.backward()?;
-        let mut out = vec![y.to_vec_async().await?];
-        for t in [&x, &w] {
-            out.push(grads.get(t).expect("a gradient").to_vec_async().await?);
-        }
-        Ok::<_, Error>(out)
+        values_and_grads(&y, &[&x, &w]).await
     };
     let (got, want) = (run(split).await.unwrap(), run(Device::Cpu).await.unwrap());
     assert!(want[0].len() > 1024 && want[1].len() > 1024, "nothing past one binding");
-    for (g, w) in got.iter().zip(&want) {
-        close(g, w);
-    }
+    all_close(&got, &want);
 }
 
 #[wasm_bindgen_test]

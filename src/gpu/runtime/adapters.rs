@@ -39,10 +39,11 @@ pub fn enumerate_adapters() -> Vec<AdapterSummary> {
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-    pollster::block_on(instance.enumerate_adapters(backends))
-        .iter()
-        .map(|a| AdapterSummary::from_info(&a.get_info()))
-        .collect()
+    // none in a web page, which may not wait for them
+    let found = super::block_on("enumerate_adapters", async {
+        Ok(instance.enumerate_adapters(backends).await)
+    });
+    found.unwrap_or_default().iter().map(|a| AdapterSummary::from_info(&a.get_info())).collect()
 }
 
 fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {

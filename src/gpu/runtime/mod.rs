@@ -34,5 +34,6 @@ pub(crate) use open::test_context;
 pub(crate) use options::Faults;
 pub use options::{GpuOptions, LOOP_CAP};
 pub use pool::PoolStats;
+pub(crate) use readback::block_on;
 pub use tiles::{GemmTiles, GemmTiling};
 pub use tune::Tuning;

@@ -11,6 +11,7 @@ use super::kernel::Pipelines;
 use super::lock::lock;
 use super::options::{Faults, GpuOptions};
 use super::pool::Pool;
+use super::readback::block_on;
 use super::selftest;
 use super::tune::{default_cache_path, Tuner, Tuning};
 use crate::{Error, Result};
@@ -41,10 +42,7 @@ impl GpuContext {
 
     /// [`GpuContext::with_options`] with injected faults (test hooks).
     pub(crate) fn with_faults(opts: GpuOptions, faults: Faults) -> Result<Arc<Self>> {
-        if cfg!(target_arch = "wasm32") {
-            return Err(Error::WouldBlock { op: "GpuContext::new" });
-        }
-        pollster::block_on(Self::create(opts, faults))
+        block_on("GpuContext::new", Self::create(opts, faults))
     }
 
     /// Device creation as a future: native callers block on it ([`GpuContext::with_options`]);
@@ -117,11 +115,12 @@ impl GpuContext {
     /// Runs the self-test now (again) and records its result. In a web page, where nothing
     /// may block, it reports a failure: await [`GpuContext::run_self_test_async`] there.
     pub fn run_self_test(self: &Arc<Self>) -> SelfTestReport {
-        if cfg!(target_arch = "wasm32") {
-            let why = Error::WouldBlock { op: "run_self_test" }.to_string();
-            return SelfTestReport { passed: Vec::new(), failure: Some(why), millis: 0.0 };
-        }
-        pollster::block_on(self.run_self_test_async())
+        let report = block_on("run_self_test", async { Ok(self.run_self_test_async().await) });
+        report.unwrap_or_else(|e| SelfTestReport {
+            passed: Vec::new(),
+            failure: Some(e.to_string()),
+            millis: 0.0,
+        })
     }
 
     /// [`GpuContext::run_self_test`] as a future.

@@ -1,6 +1,8 @@
 //! Moving results: buffer-to-buffer copies across a tensor's parts (the split paths'), waiting
 //! for the device, and reading a buffer back to the host, blocking or as a future.
 
+use std::future::Future;
+
 use super::context::GpuContext;
 use super::lock::lock;
 use super::memory::GpuBuffer;
@@ -44,13 +46,7 @@ impl GpuContext {
     /// Submits pending work and waits until the device has finished it (in a web page, an
     /// `Err`: await [`GpuContext::sync_async`] there).
     pub fn sync(&self) -> Result<()> {
-        if cfg!(target_arch = "wasm32") {
-            return Err(Error::WouldBlock { op: "sync" });
-        }
-        let _serial = self.serial();
-        self.submit_locked(&mut lock(&self.batch.pending))?;
-        self.poll()?;
-        self.check()
+        block_on("sync", self.sync_async())
     }
 
     /// [`GpuContext::sync`] as a future, which a web page awaits: it resolves once the device
@@ -86,10 +82,7 @@ impl GpuContext {
     /// Copies a buffer back to the host (submits pending work first); in a web page an `Err`
     /// (await [`GpuContext::read_async`] there).
     pub(crate) fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
-        if cfg!(target_arch = "wasm32") {
-            return Err(Error::WouldBlock { op: "read" });
-        }
-        pollster::block_on(self.read_async(buf))
+        block_on("read", self.read_async(buf))
     }
 
     /// [`GpuContext::read`] as a future: the copy is recorded and submitted at once, and the
@@ -150,6 +143,15 @@ impl GpuContext {
         self.settle().await?;
         Ok(out)
     }
+}
+
+/// Waits for `work`, the blocking form of call `op`; in a web page, whose one thread may not
+/// wait (the device answers only once it yields), `Error::WouldBlock` naming `op` instead.
+pub(crate) fn block_on<T>(op: &'static str, work: impl Future<Output = Result<T>>) -> Result<T> {
+    if cfg!(target_arch = "wasm32") {
+        return Err(Error::WouldBlock { op });
+    }
+    pollster::block_on(work)
 }
 
 /// The piece holding element `at`, and the index its first element has.
