@@ -135,6 +135,21 @@ fn convolutions_past_one_binding_split_the_batch() {
 }
 
 #[test]
+fn slices_and_assignments_past_one_binding() {
+    let Some(dev) = split_gpu() else { return };
+    use convshade::AxisSlice;
+    // rows of 1500: each row past a binding, cut again along its own axis
+    let wide = [input(&[3, 1500], 21), input(&[2, 498], 22)];
+    let s = [AxisSlice::new(0, 3, 2), AxisSlice::new(7, 1500, 3)];
+    same(&dev, "slice_assign wide rows", &wide, &|x| x[0].slice_assign(&s, &x[1]));
+    same(&dev, "slice wide rows", &wide[..1], &|x| x[0].slice(&s));
+    // many short rows: runs of rows, the untouched ones copied whole
+    let tall = [input(&[600, 5], 23), input(&[200, 2], 24)];
+    let s = [AxisSlice::new(100, 500, 2), AxisSlice::new(1, 5, 2)];
+    same(&dev, "slice_assign tall", &tall, &|x| x[0].slice_assign(&s, &x[1]));
+}
+
+#[test]
 fn pools_upsampling_and_padding_past_one_binding() {
     let Some(d) = split_gpu() else { return };
     let x = input(&[6, 3, 12, 12], 1);

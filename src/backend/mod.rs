@@ -50,6 +50,40 @@ pub struct StridedSpec {
     pub offset: usize,
 }
 
+/// A strided region of a contiguous tensor of shape `dims`: along axis `a`, index `i < len[a]`
+/// of the region is index `start[a] + i * step[a]` of the tensor (`step >= 1`, the region
+/// inside `dims`). Slicing reads it; [`Backend::slice_assign`] writes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceSpec {
+    pub dims: Vec<usize>,
+    pub start: Vec<usize>,
+    pub step: Vec<usize>,
+    pub len: Vec<usize>,
+}
+
+impl SliceSpec {
+    /// The elements of the tensor.
+    pub fn total(&self) -> usize {
+        self.dims.iter().product()
+    }
+    /// The elements of the region.
+    pub fn region(&self) -> usize {
+        self.len.iter().product()
+    }
+    /// The region as a strided read of the contiguous tensor.
+    pub fn strided(&self) -> StridedSpec {
+        let contiguous = crate::Shape::from(self.dims.clone()).strides();
+        let strides = contiguous.iter().zip(&self.step).map(|(&c, &s)| (c * s) as isize).collect();
+        let offset = contiguous.iter().zip(&self.start).map(|(c, s)| c * s).sum();
+        StridedSpec { out: self.len.clone(), strides, offset }
+    }
+    /// Whether tensor index `c` of axis `a` is in the region, and which region index it is.
+    pub fn region_index(&self, a: usize, c: usize) -> Option<usize> {
+        let off = c.checked_sub(self.start[a])?;
+        (off % self.step[a] == 0 && off / self.step[a] < self.len[a]).then_some(off / self.step[a])
+    }
+}
+
 /// Where one GEMM operand's elements live: element `(b, i, j)` of a batch is at
 /// `offset + (b / batch_inner) * batch_outer_stride + (b % batch_inner) * batch_inner_stride
 /// + i * row_stride + j * col_stride`.
@@ -166,6 +200,11 @@ pub trait Backend {
     ) -> Result<Self::Storage>;
     /// Contiguous copy of a strided view (permute, slice, expand).
     fn copy_strided(&self, x: &Self::Storage, spec: &StridedSpec) -> Result<Self::Storage>;
+    /// `base` (`spec.dims`) with the region `spec` replaced by `value` (`spec.len`, contiguous):
+    /// slicing's gradient, and assignment into a slice.
+    fn slice_assign(
+        &self, base: &Self::Storage, value: &Self::Storage, spec: &SliceSpec,
+    ) -> Result<Self::Storage>;
     /// Strided batched matrix product.
     fn gemm(&self, a: &Self::Storage, b: &Self::Storage, spec: &GemmSpec) -> Result<Self::Storage>;
     /// A linear layer: one `(m, k) x (k, n)` product (C row-major), `bias (n)` added to every

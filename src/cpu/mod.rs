@@ -13,6 +13,7 @@ mod pad;
 mod pool;
 mod recycle;
 mod reduce;
+mod slice;
 mod unfold;
 mod upsample;
 
@@ -22,7 +23,7 @@ pub use recycle::release_cached_host_memory;
 
 use crate::backend::{
     AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, ConvSpec, GemmSpec, PadGeom, ReduceOp,
-    StridedSpec, UnaryOp, UpsampleGeom,
+    SliceSpec, StridedSpec, UnaryOp, UpsampleGeom,
 };
 use crate::shape::WindowGeom;
 use crate::Result;
@@ -52,6 +53,10 @@ impl Backend for CpuBackend {
 
     fn copy_strided(&self, x: &Vec<f32>, spec: &StridedSpec) -> Result<Vec<f32>> {
         elementwise::copy_strided(x, spec)
+    }
+
+    fn slice_assign(&self, base: &Vec<f32>, value: &Vec<f32>, s: &SliceSpec) -> Result<Vec<f32>> {
+        slice::slice_assign(base, value, s)
     }
 
     fn gemm(&self, a: &Vec<f32>, b: &Vec<f32>, s: &GemmSpec) -> Result<Vec<f32>> {

@@ -27,6 +27,7 @@ mod pool;
 mod reduce;
 pub(crate) mod runtime;
 mod shadow;
+mod slice;
 mod split;
 mod unfold;
 mod upsample;
@@ -42,17 +43,18 @@ use std::sync::Arc;
 
 use crate::backend::{
     AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, ConvSpec, GemmSpec, PadGeom, ReduceOp,
-    StridedSpec, UnaryOp, UpsampleGeom,
+    SliceSpec, StridedSpec, UnaryOp, UpsampleGeom,
 };
 use crate::shape::WindowGeom;
 use crate::Result;
 use upsample::Mode;
 
 /// Every WGSL module, for the contract checks and [`shader_sources`].
-pub(crate) static MODULES: [&runtime::Module; 14] = [
+pub(crate) static MODULES: [&runtime::Module; 15] = [
     &elementwise::UNARY_WGSL,
     &elementwise::BINARY_WGSL,
     &elementwise::COPY_WGSL,
+    &slice::SLICE_WGSL,
     &reduce::REDUCE_WGSL,
     &reduce::REDUCE_SUBGROUPS_WGSL,
     &gemm::GEMM_WGSL,
@@ -75,6 +77,7 @@ pub(crate) fn kernels() -> Vec<&'static runtime::kernel::KernelInfo> {
         &elementwise::FILL.info,
         &elementwise::BINARY.info,
         &elementwise::COPY.info,
+        &slice::SLICE_ASSIGN.info,
         &reduce::SUM_NARROW.info,
         &reduce::SUM_WIDE.info,
         &reduce::SUM_WIDE_SUBGROUPS.info,
@@ -172,6 +175,9 @@ impl Backend for GpuBackend {
     }
     fn copy_strided(&self, x: &S, spec: &StridedSpec) -> Result<S> {
         elementwise::copy(&self.ctx, x, spec)
+    }
+    fn slice_assign(&self, base: &S, value: &S, spec: &SliceSpec) -> Result<S> {
+        slice::slice_assign(&self.ctx, base, value, spec)
     }
     fn gemm(&self, a: &S, b: &S, spec: &GemmSpec) -> Result<S> {
         gemm::gemm(&self.ctx, a, b, spec)

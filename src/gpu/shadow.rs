@@ -10,7 +10,7 @@ use super::elementwise;
 use super::runtime::{GpuBuffer, GpuContext};
 use crate::backend::{
     AvgPoolOpts, Backend, BinaryOp, BroadcastSpec, ConvSpec, GemmSpec, PadGeom, ReduceOp,
-    StridedSpec, UnaryOp, UpsampleGeom,
+    SliceSpec, StridedSpec, UnaryOp, UpsampleGeom,
 };
 use crate::cpu::CpuBackend;
 use crate::shape::WindowGeom;
@@ -192,6 +192,15 @@ impl<B: Backend<Storage = GpuBuffer>> Backend for Shadow<B> {
             move |c: &CpuBackend, h: &[Vec<f32>]| c.copy_strided(&h[0], &spec)
         };
         self.checked(what, &[x], |g| g.copy_strided(x, spec), cpu)
+    }
+
+    fn slice_assign(&self, base: &S, value: &S, spec: &SliceSpec) -> Result<S> {
+        let what = ("slice_assign", format!("region {:?} of {:?}", spec.len, spec.dims), 0.0);
+        let cpu = {
+            let spec = spec.clone();
+            move |c: &CpuBackend, h: &[Vec<f32>]| c.slice_assign(&h[0], &h[1], &spec)
+        };
+        self.checked(what, &[base, value], |g| g.slice_assign(base, value, spec), cpu)
     }
 
     fn gemm(&self, a: &S, b: &S, s: &GemmSpec) -> Result<S> {

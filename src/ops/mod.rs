@@ -20,6 +20,7 @@ pub mod conv;
 pub mod conv_transpose;
 pub mod elementwise;
 mod empty;
+pub mod index;
 pub mod layout;
 pub mod loss;
 pub mod matmul;
@@ -32,6 +33,7 @@ pub mod upsample;
 
 pub use conv::{conv2d, conv2d_relu, convolve2d, corr2d, im2row, row2im, Conv2dOptions, Padding};
 pub use conv_transpose::{conv_transpose2d, ConvTranspose2dOptions};
+pub use index::{cat, stack, AxisSlice};
 pub use loss::{
     cross_entropy, cross_entropy_labels, mse_loss, mse_loss_with, one_hot, CrossEntropyOptions,
     Reduction,
