@@ -38,6 +38,18 @@ pub fn no_grad<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Turns graph recording on or off for this thread until set again, and returns the previous
+/// setting: for bindings whose scopes are not closures (a Python `with no_grad():` block).
+/// [`no_grad`] is the scoped form.
+pub fn set_grad_enabled(enabled: bool) -> bool {
+    GRAD_ENABLED.with(|g| g.replace(enabled))
+}
+
+/// Whether ops record the graph on this thread (false inside [`no_grad`]).
+pub fn is_grad_enabled() -> bool {
+    grad_enabled()
+}
+
 /// Gradients of the loss with respect to the variables (leaves) it depends on, by tensor id.
 /// Gradients of intermediate tensors are not kept.
 #[derive(Default)]

@@ -56,7 +56,7 @@ pub mod tensor;
 pub mod testing;
 pub mod weights;
 
-pub use autograd::{no_grad, GradStore, Var};
+pub use autograd::{is_grad_enabled, no_grad, set_grad_enabled, GradStore, Var};
 pub use cpu::release_cached_host_memory;
 pub use device::Device;
 pub use error::{Error, Result};

@@ -39,7 +39,7 @@ def test_module_registers_parameters_and_submodules():
     names = [n for n, _ in net.named_parameters()]
     assert names == ["scale", "conv.weight", "conv.bias"]
     y = net(torch.ones((1, 1, 4, 4), device="cpu"))
-    assert y.shape == [1, 2, 4, 4]
+    assert y.shape == (1, 2, 4, 4)
     y.sum().backward()
     assert all(p.grad is not None for p in net.parameters())
     net.zero_grad()
