@@ -46,11 +46,11 @@ fn parse_padding_mode(m: &str) -> PyResult<convshade::PaddingMode> {
 
 /// PyTorch's `F.conv2d`, with `padding_mode` as `nn.Conv2d` has it.
 #[pyfunction]
-#[pyo3(signature = (input, weight, bias = None, stride = (1, 1), padding = PaddingArg::Pair((0, 0)), dilation = (1, 1), groups = 1, padding_mode = "zeros"))]
+#[pyo3(signature = (input, weight, bias = None, stride = (1, 1), padding = PaddingArg::Pair((0, 0)), dilation = (1, 1), groups = 1, padding_mode = "zeros", relu = false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv2d(
     py: Python<'_>, input: Tensor, weight: Tensor, bias: Option<Tensor>, stride: Pair,
-    padding: PaddingArg, dilation: Pair, groups: usize, padding_mode: &str,
+    padding: PaddingArg, dilation: Pair, groups: usize, padding_mode: &str, relu: bool,
 ) -> PyResult<Tensor> {
     let padding = match padding {
         PaddingArg::Pair(p) => convshade::Padding::from(p),
@@ -68,7 +68,11 @@ pub(crate) fn conv2d(
         .groups(groups)
         .padding_mode(parse_padding_mode(padding_mode)?);
     let (x, w, b) = (input.t(), weight.t(), bias.map(|b| b.t()));
-    run(py, move || convshade::conv2d(&x, &w, b.as_ref(), &opts))
+    // with `relu`, the ReLU runs in the convolution's output pass (nn.Sequential's fusion)
+    match relu {
+        true => run(py, move || convshade::conv2d_relu(&x, &w, b.as_ref(), &opts)),
+        false => run(py, move || convshade::conv2d(&x, &w, b.as_ref(), &opts)),
+    }
 }
 
 /// PyTorch's `F.conv_transpose2d`.
@@ -188,28 +192,45 @@ pub(crate) fn interpolate(
 
 /// `x @ weight.T + bias`, PyTorch's `F.linear`.
 #[pyfunction]
-#[pyo3(signature = (input, weight, bias = None))]
+#[pyo3(signature = (input, weight, bias = None, relu = false))]
 pub(crate) fn linear(
-    py: Python<'_>, input: Tensor, weight: Tensor, bias: Option<Tensor>,
+    py: Python<'_>, input: Tensor, weight: Tensor, bias: Option<Tensor>, relu: bool,
 ) -> PyResult<Tensor> {
     let (x, w, b) = (input.t(), weight.t(), bias.map(|b| b.t()));
-    run(py, move || x.linear(&w, b.as_ref()))
+    run(py, move || {
+        // any leading axes, as PyTorch: (*, in) -> (*, out)
+        let d = x.dims().to_vec();
+        // with `relu`, the ReLU runs in the product's stores (nn.Sequential's fusion)
+        let f = if relu { Inner::linear_relu } else { Inner::linear };
+        let Some((&inner, lead)) = d.split_last() else { return f(&x, &w, b.as_ref()) };
+        if d.len() == 2 {
+            return f(&x, &w, b.as_ref());
+        }
+        let y = f(&x.reshape([lead.iter().product(), inner])?, &w, b.as_ref())?;
+        let mut out = lead.to_vec();
+        out.push(y.dims()[1]);
+        y.reshape(out)
+    })
 }
 
 /// PyTorch's `F.batch_norm` on `(n, c, h, w)`: in training, the running statistics (when
 /// given) are updated in place.
 #[pyfunction]
-#[pyo3(signature = (input, running_mean, running_var, weight = None, bias = None, training = false, momentum = 0.1, eps = 1e-5))]
+#[pyo3(signature = (input, running_mean, running_var, weight = None, bias = None, training = false, momentum = 0.1, eps = 1e-5, relu = false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn batch_norm(
     py: Python<'_>, input: Tensor, running_mean: Tensor, running_var: Tensor,
     weight: Option<Tensor>, bias: Option<Tensor>, training: bool, momentum: f32, eps: f32,
+    relu: bool,
 ) -> PyResult<Tensor> {
     let opts = convshade::BatchNormOptions { training, momentum, eps };
     let (x, m, v) = (input.t(), running_mean.t(), running_var.t());
     let (w, b) = (weight.map(|w| w.t()), bias.map(|b| b.t()));
     let out = py
-        .detach(move || convshade::batch_norm2d(&x, &m, &v, w.as_ref(), b.as_ref(), &opts))
+        .detach(move || match relu {
+            true => convshade::batch_norm2d_relu(&x, &m, &v, w.as_ref(), b.as_ref(), &opts, None),
+            false => convshade::batch_norm2d(&x, &m, &v, w.as_ref(), b.as_ref(), &opts),
+        })
         .map_err(py_err)?;
     if training {
         let _off = NoGrad::new();

@@ -45,6 +45,10 @@ class Linear(Module):
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
 
+    def _forward_relu(self, x):
+        # relu(self(x)) in one pass: Sequential's fusion
+        return F._C.linear(x, self.weight, self.bias, True)
+
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
@@ -76,9 +80,12 @@ class Conv2d(_ConvNd):
         self._init((out_channels, in_channels // groups, *self.kernel_size), out_channels, bias,
                    device)
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
         return F._C.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                           self.groups, self.padding_mode)
+                           self.groups, self.padding_mode, relu)
+
+    def _forward_relu(self, x):
+        return self.forward(x, True)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -171,10 +178,16 @@ class BatchNorm2d(Module):
             c = self.num_features
             return F.batch_norm(x, zeros(c, device=x.device), ones(c, device=x.device),
                                 self.weight, self.bias, True, 0.0, self.eps)
+        return self._norm(x, False)
+
+    def _forward_relu(self, x):
+        return self._norm(x, True) if self.track_running_stats else self.forward(x).relu()
+
+    def _norm(self, x, relu):
         if self.training:
             self.num_batches_tracked.data = self.num_batches_tracked + 1
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            self.training, self.momentum, self.eps)
+        return F._C.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                               self.training, self.momentum, self.eps, relu)
 
 
 class Dropout(Module):
@@ -278,8 +291,19 @@ class Sequential(Module):
             self.add_module(name, m)
 
     def forward(self, x):
-        for m in self.children():
-            x = m(x)
+        mods = list(self.children())
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            # a layer followed by ReLU runs as one op where it has a fused form, the result
+            # the same bit for bit (the engine's Sequential does the same)
+            fused = getattr(type(m), "_forward_relu", None)
+            if fused and i + 1 < len(mods) and type(mods[i + 1]) is ReLU:
+                x = fused(m, x)
+                i += 2
+            else:
+                x = m(x)
+                i += 1
         return x
 
     def __getitem__(self, i):
