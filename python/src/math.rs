@@ -61,14 +61,28 @@ fn infer(op: &str, shape: &[i64], count: usize) -> PyResult<Vec<usize>> {
         .collect()
 }
 
+/// Runs `f` with the GIL released when the op is large enough for that to pay (a release and
+/// reacquire cost about a microsecond, a small op less).
+pub(crate) fn released<T: Send>(elements: usize, f: impl FnOnce() -> T + Send) -> T {
+    const LARGE: usize = 1 << 15;
+    match elements >= LARGE {
+        true => Python::attach(|py| py.detach(f)),
+        false => f(),
+    }
+}
+
 impl Tensor {
     fn binary(
         &self, other: Operand, op: fn(&Inner, &Inner) -> R, scalar: fn(&Inner, f32) -> R,
     ) -> PyResult<Tensor> {
         let t = self.t();
+        let n = t.elem_count();
         Tensor::wrap(match other {
-            Operand::Tensor(o) => op(&t, &o.t()),
-            Operand::Scalar(s) => scalar(&t, s as f32),
+            Operand::Tensor(o) => {
+                let o = o.t();
+                released(n.max(o.elem_count()), || op(&t, &o))
+            }
+            Operand::Scalar(s) => released(n, || scalar(&t, s as f32)),
         })
     }
 
@@ -80,7 +94,8 @@ impl Tensor {
     }
 
     fn map(&self, f: fn(&Inner) -> R) -> PyResult<Tensor> {
-        Tensor::wrap(f(&self.t()))
+        let t = self.t();
+        Tensor::wrap(released(t.elem_count(), || f(&t)))
     }
 }
 
@@ -128,7 +143,8 @@ impl Tensor {
         Tensor::wrap(self.t().mul_scalar((s as f32).ln()).and_then(|t| t.exp()))
     }
     fn __matmul__(&self, o: Tensor) -> PyResult<Tensor> {
-        Tensor::wrap(self.t().matmul(&o.t()))
+        let (a, b) = (self.t(), o.t());
+        Tensor::wrap(released(a.elem_count().max(b.elem_count()), || a.matmul(&b)))
     }
     fn __neg__(&self) -> PyResult<Tensor> {
         self.map(Inner::neg)
@@ -174,20 +190,22 @@ impl Tensor {
     #[pyo3(signature = (dim = None, keepdim = false))]
     fn sum(&self, dim: Option<isize>, keepdim: bool) -> PyResult<Tensor> {
         let t = self.t();
-        Tensor::wrap(match dim {
+        let a = dim.map(|d| axis(d, t.rank())).transpose()?;
+        Tensor::wrap(released(t.elem_count(), || match a {
             None => t.sum_all(),
-            Some(d) => t.sum_axis(axis(d, t.rank())?, keepdim),
-        })
+            Some(a) => t.sum_axis(a, keepdim),
+        }))
     }
 
     /// The mean over every element, or over axis `dim`.
     #[pyo3(signature = (dim = None, keepdim = false))]
     fn mean(&self, dim: Option<isize>, keepdim: bool) -> PyResult<Tensor> {
         let t = self.t();
-        Tensor::wrap(match dim {
+        let a = dim.map(|d| axis(d, t.rank())).transpose()?;
+        Tensor::wrap(released(t.elem_count(), || match a {
             None => t.mean_all(),
-            Some(d) => t.mean_axis(axis(d, t.rank())?, keepdim),
-        })
+            Some(a) => t.mean_axis(a, keepdim),
+        }))
     }
 
     /// The largest element, or along `dim` the pair `(values, indices)`.

@@ -333,6 +333,12 @@ impl Tensor {
         .map_err(py_err)
     }
 
+    /// A PyTorch name the tensor lacks: `NotImplementedError` (an `AttributeError` too).
+    fn __getattr__(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+        let f = py.import("convshade._results")?.getattr("not_covered")?;
+        Err(PyErr::from_value(f.call1(("Tensor", name))?))
+    }
+
     /// Marks this tensor as made by `nn.Parameter` (for its printed form).
     fn _as_parameter(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         lock(&slf.state).param = true;

@@ -128,6 +128,13 @@ def test_what_is_not_covered_says_so():
         t < t
     with pytest.raises(NotImplementedError, match="nll_loss"):
         F.nll_loss(t, t)
+    with pytest.raises(NotImplementedError, match="Tensor.cuda is not supported"):
+        t.cuda()
+    with pytest.raises(NotImplementedError, match="torch.nn.Conv1d"):
+        torch.nn.Conv1d(1, 1, 3)
+    with pytest.raises(NotImplementedError, match="torch.bfloat16"):
+        torch.bfloat16
+    assert not hasattr(t, "cuda") and hasattr(t, "numpy")
     with pytest.raises(NotImplementedError, match="mode"):
         F.interpolate(t.reshape(1, 1, 2, 2), scale_factor=2, mode="bicubic")
     with pytest.raises(TypeError, match="float32 is the one dtype"):
@@ -140,3 +147,26 @@ def test_what_is_not_covered_says_so():
         t.item()
     with pytest.raises(ValueError, match="invalid for input of size 4"):
         t.view(3, -1)
+
+
+def test_the_gil_is_released_while_the_engine_computes():
+    import threading
+
+    count, stop = [0], threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            count[0] += 1
+
+    a = torch.rand(1024, 1024, device="cpu")
+    th = threading.Thread(target=spin)
+    th.start()
+    try:
+        before = count[0]
+        for _ in range(3):
+            a @ a  # about 2 GFLOP: long enough for the other thread to run if it may
+        during = count[0] - before
+    finally:
+        stop.set()
+        th.join()
+    assert during > 1000, during

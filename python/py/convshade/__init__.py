@@ -179,6 +179,12 @@ def load(f, map_location=None, weights_only=True):
     return OrderedDict(_convshade.load(str(f), map_location).items())
 
 
+def __getattr__(name):
+    from ._results import not_covered
+
+    raise not_covered("torch", name)
+
+
 from . import nn, optim, utils  # noqa: E402  (they import the names above)
 
 __all__ = ["EngineError", "Tensor", "arange", "cat", "device", "empty", "enable_grad", "eye",

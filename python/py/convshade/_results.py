@@ -33,3 +33,13 @@ def values_repr(a):
     if hi > 1e8 or (nonzero.size and (lo < 1e-4 or hi / lo > 1000)):
         return np.array2string(a, formatter={"float_kind": lambda v: f"{v:.4e}"}, **kw)
     return np.array2string(a, precision=4, floatmode="fixed", **kw)
+
+
+class NotCoveredError(NotImplementedError, AttributeError):
+    """A PyTorch name convshade does not cover (an AttributeError too, so `hasattr` works)."""
+
+
+def not_covered(owner, name):
+    if name.startswith("__"):
+        return AttributeError(f"{owner} has no attribute {name!r}")
+    return NotCoveredError(f"{owner}.{name} is not supported by convshade")

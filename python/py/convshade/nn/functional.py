@@ -138,4 +138,6 @@ def flatten(input, start_dim=0, end_dim=-1):
 
 
 def __getattr__(name):
-    raise NotImplementedError(f"torch.nn.functional.{name} is not supported by convshade")
+    from .._results import not_covered
+
+    raise not_covered("torch.nn.functional", name)
