@@ -416,6 +416,16 @@ impl Tensor {
         slf
     }
 
+    /// This tensor: class indices and counts are float32 holding whole numbers here.
+    fn long(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// As `long`.
+    fn int(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
     /// Copied with history (gradients flow back to this tensor).
     fn clone(&self) -> PyResult<Tensor> {
         let t = self.t();

@@ -63,3 +63,52 @@ def test_the_edge_kernel_is_learned_back(device):
         conv2d.weight.data = conv2d.weight.data - 3e-2 * conv2d.weight.grad
     k = conv2d.weight.data.reshape((1, 2)).numpy()
     np.testing.assert_allclose(k, [[1.0, -1.0]], atol=0.1)
+
+
+def test_dropout_zeroes_and_scales_in_training_only():
+    torch.manual_seed(0)
+    drop = nn.Dropout(0.25)
+    x = torch.ones(100, 100, device="cpu")
+    y = drop(x).numpy()
+    kept = y != 0
+    assert abs(kept.mean() - 0.75) < 0.02
+    np.testing.assert_allclose(y[kept], 1 / 0.75)
+    drop.eval()
+    assert drop(x) is x
+
+
+def test_init_functions_fill_in_place_with_their_bounds():
+    torch.manual_seed(0)
+    w = nn.Parameter(torch.empty(64, 32, 3, 3, device="cpu"))
+    lin = nn.Linear(32, 64)
+    lin.weight = w  # a Parameter assigned to a module is its parameter
+    nn.init.kaiming_uniform_(lin.weight, a=0.0, nonlinearity="relu")
+    bound = np.sqrt(2.0) * np.sqrt(3.0 / (32 * 9))
+    v = lin.weight.numpy()
+    assert v.max() <= bound and v.min() >= -bound and v.max() > 0.9 * bound
+    assert lin.weight.requires_grad and lin.weight.is_leaf
+    nn.init.xavier_uniform_(lin.weight)
+    assert np.abs(lin.weight.numpy()).max() <= np.sqrt(6.0 / (32 * 9 + 64 * 9))
+    nn.init.constant_(lin.bias, 0.5)
+    assert lin.bias.tolist() == [0.5] * 64
+    nn.init.normal_(lin.bias, mean=3.0, std=0.01)
+    assert abs(lin.bias.mean().item() - 3.0) < 0.01
+    nn.init.zeros_(lin.bias)
+    assert lin.bias.abs().sum().item() == 0.0
+
+
+def test_layers_give_pytorchs_shapes():
+    x = torch.rand(2, 3, 8, 8, device="cpu")
+    assert nn.ConvTranspose2d(3, 5, 3, stride=2, padding=1, output_padding=1)(x).shape == \
+        (2, 5, 16, 16)
+    assert nn.Upsample(scale_factor=2, mode="bilinear")(x).shape == (2, 3, 16, 16)
+    assert nn.AdaptiveAvgPool2d((1, 1))(x).shape == (2, 3, 1, 1)
+    assert nn.AvgPool2d(3, stride=2, padding=1)(x).shape == (2, 3, 4, 4)
+    values, indices = nn.MaxPool2d(2, return_indices=True)(x)
+    assert values.shape == indices.shape == (2, 3, 4, 4)
+    bn = nn.BatchNorm2d(3)
+    y = bn(x)
+    np.testing.assert_allclose(y.mean(dim=0).mean(dim=-1).mean(dim=-1).numpy(), 0, atol=1e-5)
+    assert bn.running_mean.abs().sum().item() > 0
+    assert nn.Flatten()(x).shape == (2, 192)
+    assert len(nn.Sequential(nn.ReLU(), nn.Identity())) == 2
