@@ -67,6 +67,10 @@ impl GradStore {
     pub fn get_var(&self, v: &Var) -> Option<&Tensor> {
         self.grads.get(&v.id())
     }
+    /// Sets the gradient of a trainable variable (averaged gradients, for the optimizers).
+    pub fn insert_var(&mut self, v: &Var, grad: Tensor) {
+        self.grads.insert(v.id(), grad);
+    }
     /// The number of gradients held.
     pub fn len(&self) -> usize {
         self.grads.len()

@@ -136,15 +136,33 @@ impl DataLoader {
     ) -> impl Iterator<Item = Result<(Tensor, Vec<usize>)>> + 'a {
         let mut order: Vec<usize> = (0..data.len()).collect();
         // one stream per epoch: shuffling first, then the augmentation draws
-        let mut rng = ChaCha8Rng::seed_from_u64(
-            self.shuffle.unwrap_or(0) ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        );
+        let mut rng = epoch_rng(self.shuffle.unwrap_or(0), epoch);
         if self.shuffle.is_some() {
             order.shuffle(&mut rng);
         }
         let batches = self.num_batches(data);
         (0..batches).map(move |b| {
             let ids = &order[b * self.batch_size..((b + 1) * self.batch_size).min(order.len())];
+            self.batch(data, ids, &mut rng, device)
+        })
+    }
+
+    /// The batches of the samples `order` (a sampler's share of an epoch, in its order): this
+    /// loader's batch size and augmentation, no shuffling of its own.
+    pub fn batches_of<'a>(
+        &'a self, data: &'a Dataset, order: Vec<usize>, epoch: u64, device: &'a Device,
+    ) -> impl Iterator<Item = Result<(Tensor, Vec<usize>)>> + 'a {
+        let mut rng = epoch_rng(self.shuffle.unwrap_or(0) ^ 0x5eed, epoch);
+        let per = self.batch_size;
+        let batches = if self.drop_last { order.len() / per } else { order.len().div_ceil(per) };
+        (0..batches).map(move |b| {
+            let ids = &order[b * per..((b + 1) * per).min(order.len())];
+            if let Some(&bad) = ids.iter().find(|&&i| i >= data.len()) {
+                return Err(Error::Invalid {
+                    op: "DataLoader",
+                    msg: format!("sample {bad} of a dataset of {}", data.len()),
+                });
+            }
             self.batch(data, ids, &mut rng, device)
         })
     }
@@ -165,6 +183,11 @@ impl DataLoader {
         let labels = ids.iter().map(|&i| data.labels[i]).collect();
         Ok((Tensor::from_vec(x, [ids.len(), c, h, w], device)?, labels))
     }
+}
+
+/// The generator of epoch `epoch` for `seed`: its shuffle, then its augmentation draws.
+pub(crate) fn epoch_rng(seed: u64, epoch: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 /// One image `src (c, h, w)` cropped at a random offset from its zero-padded copy and maybe

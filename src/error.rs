@@ -90,6 +90,14 @@ pub enum Error {
         /// What is malformed in it.
         msg: String,
     },
+    /// Processes training together disagree (their models, their plans) or cannot start.
+    #[error("{op}: {msg}")]
+    Distributed {
+        /// The operation that found it.
+        op: &'static str,
+        /// What differs, naming the ranks.
+        msg: String,
+    },
 }
 
 impl Error {

@@ -42,6 +42,8 @@ pub mod conformance;
 mod cpu;
 pub mod data;
 pub mod device;
+#[cfg(feature = "mpi")]
+pub mod distributed;
 pub mod error;
 pub mod gpu;
 pub mod gradcheck;

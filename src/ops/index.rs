@@ -233,3 +233,47 @@ pub fn stack(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
     let parts = tensors.iter().map(|t| t.unsqueeze(axis)).collect::<Result<Vec<_>>>()?;
     cat(&parts.iter().collect::<Vec<_>>(), axis)
 }
+
+/// The tensors' elements one after another, as one flat tensor: on the GPU by buffer copies (no
+/// kernel), for gathering gradients into one buffer before one readback.
+pub(crate) fn concat_flat(tensors: &[&Tensor]) -> Result<Tensor> {
+    use crate::tensor::Storage;
+    let Some(first) = tensors.first() else { bail!("concat_flat", "no tensors to join") };
+    let total: usize = tensors.iter().map(|t| t.elem_count()).sum();
+    let storage = match first.storage() {
+        Storage::Cpu(_) => {
+            let mut out = Vec::with_capacity(total);
+            for t in tensors {
+                match t.storage() {
+                    Storage::Cpu(v) => out.extend_from_slice(v),
+                    Storage::Gpu(_) => return Err(mismatch(first, t)),
+                }
+            }
+            Storage::Cpu(out)
+        }
+        Storage::Gpu(b) => {
+            let ctx = b.ctx();
+            let out = ctx.alloc_any(total, "concat_flat")?;
+            let mut at = 0;
+            for t in tensors {
+                match t.storage() {
+                    Storage::Gpu(p) if std::sync::Arc::ptr_eq(p.ctx(), ctx) => {
+                        ctx.copy_range((p, 0), (&out, at), p.len)?;
+                        at += p.len;
+                    }
+                    _ => return Err(mismatch(first, t)),
+                }
+            }
+            Storage::Gpu(out)
+        }
+    };
+    Ok(Tensor::from_storage(storage, Shape::from(vec![total])))
+}
+
+fn mismatch(a: &Tensor, b: &Tensor) -> crate::Error {
+    crate::Error::DeviceMismatch {
+        op: "concat_flat",
+        lhs: a.device().name(),
+        rhs: b.device().name(),
+    }
+}
