@@ -8,22 +8,22 @@
 
 mod common;
 
-use common::Defaults;
-use convshade::nn::{BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential};
+use common::{Defaults, Norm};
+use convshade::nn::{Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential};
 use convshade::{Conv2dOptions, Device, MaxPool2dOptions, Result};
 
 const DEFAULTS: Defaults = Defaults { dataset: "fashion", epochs: 4, batch_size: 128, lr: 1e-3 };
 
 /// As tools/train_torch.py's `fashion` network, PyTorch's initialisation from `seed`.
-fn network(seed: u64, dev: &Device) -> Result<Sequential> {
+fn network(seed: u64, dev: &Device, norm: Norm) -> Result<Sequential> {
     let same = Conv2dOptions::new().padding(1);
     Ok(Sequential::new()
         .push(Conv2d::new(1, 32, 3, same, false, seed, dev)?) // (n, 32, 28, 28)
-        .push(BatchNorm2d::new(32, dev)?)
+        .push_boxed(norm.layer(32, dev)?)
         .push(ReLU)
         .push(MaxPool2d(MaxPool2dOptions::new(2))) // (n, 32, 14, 14)
         .push(Conv2d::new(32, 64, 3, same, false, seed + 1, dev)?) // (n, 64, 14, 14)
-        .push(BatchNorm2d::new(64, dev)?)
+        .push_boxed(norm.layer(64, dev)?)
         .push(ReLU)
         .push(MaxPool2d(MaxPool2dOptions::new(2))) // (n, 64, 7, 7)
         .push(Flatten) // (n, 3136)

@@ -8,14 +8,14 @@
 
 mod common;
 
-use common::Defaults;
+use common::{Defaults, Norm};
 use convshade::nn::{Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential};
 use convshade::{Conv2dOptions, Device, MaxPool2dOptions, Result};
 
 const DEFAULTS: Defaults = Defaults { dataset: "mnist", epochs: 10, batch_size: 64, lr: 1e-3 };
 
 /// As tools/train_torch.py's `mnist` network, PyTorch's initialisation from `seed`.
-fn network(seed: u64, dev: &Device) -> Result<Sequential> {
+fn network(seed: u64, dev: &Device, _norm: Norm) -> Result<Sequential> {
     let same = Conv2dOptions::new().padding(1);
     Ok(Sequential::new()
         .push(Conv2d::new(1, 32, 3, same, true, seed, dev)?) // (n, 32, 28, 28)

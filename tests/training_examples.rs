@@ -26,6 +26,8 @@ fn flags(dir: &Path) -> TrainFlags {
         seed: 3,
         save: None,
         resume: None,
+        distributed: false,
+        sync_bn: false,
     }
 }
 
@@ -78,7 +80,8 @@ fn a_short_run_learns_and_repeats_from_the_seed() {
         let mut f = flags(dir.path());
         f.save = Some(dir.path().join(save));
         let mut out = Vec::new();
-        train_common::train(&mut net, &f, &DEFAULTS, dev, &mut out).unwrap();
+        train_common::train(&mut net, &f, &DEFAULTS, dev, &train_common::OneProcess, &mut out)
+            .unwrap();
         let bytes = std::fs::read(dir.path().join(save)).unwrap();
         (bytes, net, String::from_utf8(out).unwrap())
     };

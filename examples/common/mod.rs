@@ -1,6 +1,9 @@
 //! What the training examples share: their flags, the data (with errors that say how to fetch
 //! it), the training loop with its progress bar, evaluation, saving and resuming.
 
+#[cfg(feature = "mpi")]
+mod distributed;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -8,10 +11,10 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use convshade::data::{DataLoader, Dataset};
-use convshade::nn::{Module, Sequential};
+use convshade::nn::{BatchNorm2d, Module, Sequential};
 use convshade::{
-    cross_entropy_labels, no_grad, AdamW, CosineLr, CrossEntropyOptions, Device, Error, Optimizer,
-    Result, Scheduler, Tensor,
+    cross_entropy_labels, no_grad, AdamW, CosineLr, CrossEntropyOptions, Device, Error, GradStore,
+    Optimizer, Result, Scheduler, Tensor,
 };
 
 /// The flags both examples take; unset ones take the example's [`Defaults`].
@@ -41,7 +44,58 @@ pub struct TrainFlags {
     /// Start from the weights in this .safetensors file
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Train data-parallel on the processes of `mpirun -np N` (built with `--features mpi`):
+    /// the batch size is per process; rank 0 prints and saves
+    #[arg(long)]
+    pub distributed: bool,
+    /// With --distributed, batch norm's statistics over every process's batch
+    #[arg(long, requires = "distributed")]
+    pub sync_bn: bool,
 }
+
+/// Which batch norm a network uses: per process, or synchronised over the processes.
+#[derive(Clone, Copy, Debug)]
+pub enum Norm {
+    Plain,
+    #[cfg(feature = "mpi")]
+    Sync,
+}
+
+impl Norm {
+    /// A batch-norm layer over `channels` channels.
+    #[allow(dead_code)] // not every example normalises
+    pub fn layer(self, channels: usize, dev: &Device) -> Result<Box<dyn Module>> {
+        Ok(match self {
+            Norm::Plain => Box::new(BatchNorm2d::new(channels, dev)?),
+            #[cfg(feature = "mpi")]
+            Norm::Sync => Box::new(convshade::distributed::SyncBatchNorm2d::new(channels, dev)?),
+        })
+    }
+}
+
+/// How a run is spread over processes: one, or MPI's ranks (`--distributed`).
+pub trait Ranks {
+    /// Whether this process prints and saves.
+    fn is_root(&self) -> bool {
+        true
+    }
+    /// This process's share of epoch `epoch` of `len` samples, in order; None: all of them,
+    /// shuffled by the loader.
+    fn share(&self, _len: usize, _epoch: u64) -> Option<Vec<usize>> {
+        None
+    }
+    /// Every process's gradients averaged.
+    fn average(&self, grads: GradStore) -> Result<GradStore> {
+        Ok(grads)
+    }
+    /// `values` summed over the processes, in place.
+    fn sum(&self, _values: &mut [f64]) {}
+}
+
+/// A run in one process.
+pub struct OneProcess;
+
+impl Ranks for OneProcess {}
 
 /// An example's dataset and training settings.
 pub struct Defaults {
@@ -62,15 +116,26 @@ struct Cli {
 /// A training example's `main`: parses the flags (`about` is its `--help` line), builds
 /// `network(seed, device)` and trains it.
 pub fn main_with(
-    about: &'static str, d: &Defaults, network: fn(u64, &Device) -> Result<Sequential>,
+    about: &'static str, d: &Defaults, network: fn(u64, &Device, Norm) -> Result<Sequential>,
 ) {
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().about(about).get_matches();
     let flags = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()).train;
     exit_on_error(|| {
+        if flags.distributed {
+            #[cfg(feature = "mpi")]
+            return distributed::main(&flags, d, network);
+            #[cfg(not(feature = "mpi"))]
+            return Err(Error::Distributed {
+                op: "--distributed",
+                msg: "this build has no MPI: build with `cargo build --release --features mpi \
+                      --examples` (needs openmpi-bin libopenmpi-dev libclang-dev)"
+                    .into(),
+            });
+        }
         let dev = device(&flags)?;
-        let mut net = network(flags.seed, &dev)?;
-        train(&mut net, &flags, d, &dev, &mut std::io::stdout())
+        let mut net = network(flags.seed, &dev, Norm::Plain)?;
+        train(&mut net, &flags, d, &dev, &OneProcess, &mut std::io::stdout())
     });
 }
 
@@ -164,16 +229,31 @@ fn read(sum: &Option<Tensor>) -> Result<f64> {
 
 /// Share of `labels` the network classifies right, in evaluation mode, in batches of 1,000,
 /// counted on the device and read back once.
-fn accuracy(net: &mut Sequential, data: &Dataset, device: &Device) -> Result<f64> {
+fn accuracy(
+    net: &mut Sequential, data: &Dataset, device: &Device, ranks: &dyn Ranks,
+) -> Result<f64> {
     net.set_training(false);
     let mut right = None;
-    for batch in DataLoader::new(1000)?.epoch(data, 0, device) {
+    // every process its share of the images, the counts summed
+    let share = ranks.share(data.len(), 0).map(|mut s| {
+        s.sort_unstable();
+        s.dedup();
+        s
+    });
+    let loader = DataLoader::new(1000)?;
+    let batches: Box<dyn Iterator<Item = Result<(Tensor, Vec<usize>)>>> = match share {
+        Some(ids) => Box::new(loader.batches_of(data, ids, 0, device)),
+        None => Box::new(loader.epoch(data, 0, device)),
+    };
+    for batch in batches {
         let (x, labels) = batch?;
         let logits = no_grad(|| net.forward(&x))?;
         right = accumulate(right, right_count(&logits, &labels)?)?;
     }
     net.set_training(true);
-    Ok(read(&right)? / data.len() as f64)
+    let mut total = [read(&right)?];
+    ranks.sum(&mut total);
+    Ok(total[0] / data.len() as f64)
 }
 
 fn bar(batches: usize, epoch: usize, epochs: usize) -> ProgressBar {
@@ -188,9 +268,14 @@ fn bar(batches: usize, epoch: usize, epochs: usize) -> ProgressBar {
 /// Trains `net` with AdamW (weight decay 0.01) and a cosine schedule stepped per epoch, writing
 /// a line per epoch to `out` and, last, `test accuracy: XX.XX%`.
 pub fn train(
-    net: &mut Sequential, flags: &TrainFlags, d: &Defaults, device: &Device, out: &mut dyn Write,
+    net: &mut Sequential, flags: &TrainFlags, d: &Defaults, device: &Device, ranks: &dyn Ranks,
+    out: &mut dyn Write,
 ) -> Result<()> {
+    let root = ranks.is_root();
     let mut say = |line: String| {
+        if !root {
+            return Ok(());
+        }
         writeln!(out, "{line}").map_err(|e| Error::Io { path: "stdout".into(), msg: e.to_string() })
     };
     let (train, test) = load_data(flags, d)?;
@@ -212,19 +297,26 @@ pub fn train(
     let mut schedule = Scheduler::new(CosineLr::new(epochs.max(1), 0.0)?, &opt);
     let loader = DataLoader::new(batch_size)?.shuffle(flags.seed);
     let ce = CrossEntropyOptions::default();
-    let mut test_acc = accuracy(net, &test, device)?;
+    let mut test_acc = accuracy(net, &test, device, ranks)?;
     for epoch in 0..epochs {
-        let bar = bar(loader.num_batches(&train), epoch + 1, epochs);
+        let share = ranks.share(train.len(), epoch as u64);
+        let batches =
+            share.as_ref().map_or(loader.num_batches(&train), |s| s.len().div_ceil(batch_size));
+        let bar = if root { bar(batches, epoch + 1, epochs) } else { ProgressBar::hidden() };
         let start = Instant::now();
         // the running loss and accuracy stay on the device, read back only for the bar a few
         // times a second, so steps queue up without waiting for each other
         let (mut loss_sum, mut right, mut seen) = (None, None, 0usize);
         let mut shown = Instant::now();
-        for batch in loader.epoch(&train, epoch as u64, device) {
+        let epoch_batches: Box<dyn Iterator<Item = Result<(Tensor, Vec<usize>)>>> = match share {
+            Some(ids) => Box::new(loader.batches_of(&train, ids, epoch as u64, device)),
+            None => Box::new(loader.epoch(&train, epoch as u64, device)),
+        };
+        for batch in epoch_batches {
             let (x, labels) = batch?;
             let logits = net.forward(&x)?;
             let loss = cross_entropy_labels(&logits, &labels, ce)?;
-            let grads = loss.backward()?;
+            let grads = ranks.average(loss.backward()?)?;
             opt.step(&grads)?;
             // weighted by batch size, so a short last batch counts as much as its images
             let weighted = loss.detach().mul_scalar(labels.len() as f32)?;
@@ -242,11 +334,15 @@ pub fn train(
             }
             bar.inc(1);
         }
-        let (loss_sum, right) = (read(&loss_sum)?, read(&right)?);
+        // over every process: the lines are those of one process on the combined batches
+        let mut sums = [read(&loss_sum)?, read(&right)?, seen as f64];
+        ranks.sum(&mut sums);
+        let [loss_sum, right, seen] = sums;
+        let seen = seen as usize;
         let secs = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
         schedule.step(&mut opt)?;
-        test_acc = accuracy(net, &test, device)?;
+        test_acc = accuracy(net, &test, device, ranks)?;
         say(format!(
             "epoch {}/{epochs}: loss {:.4}, train accuracy {:.2}%, test accuracy {:.2}%, {secs:.1} s ({:.0} images/s)",
             epoch + 1,
@@ -256,7 +352,7 @@ pub fn train(
             seen as f64 / secs
         ))?;
     }
-    if let Some(path) = &flags.save {
+    if let Some(path) = flags.save.as_ref().filter(|_| root) {
         convshade::io::save_safetensors(path, &net.state_dict())?;
         say(format!("saved the weights to {}", path.display()))?;
     }

@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use super::world::{all_reduce_sum, World};
+use super::world::{all_reduce_sum_into, World};
 use crate::nn::Module;
 use crate::ops::index::concat_flat;
 use crate::{Error, GradStore, Result, Tensor, Var};
@@ -23,14 +23,24 @@ impl Default for DdpOptions {
     }
 }
 
-/// A module trained data-parallel: identical replicas on every rank.
+/// A module trained data-parallel: identical replicas on every rank. It owns the module; a
+/// training loop that keeps its module uses [`GradientSync`], the half that does the work.
 pub struct DistributedDataParallel<M: Module> {
     module: M,
+    sync: GradientSync,
+}
+
+/// What keeps a module's replicas identical: its plan checked across ranks, rank 0's state
+/// broadcast, gradients averaged in buckets. Holds the module's variables (shared handles),
+/// not the module.
+pub struct GradientSync {
     /// The number of ranks, and how long a rank waits before reporting a stall.
     size: usize,
     stall: Duration,
     /// The parameters, last registered first (their gradients are ready first).
     params: Vec<Var>,
+    /// Parameters and buffers by name, for the broadcast and the replica check.
+    state: Vec<(String, Var)>,
     /// Each bucket: a range of `params`.
     buckets: Vec<Range<usize>>,
 }
@@ -42,10 +52,10 @@ fn hash(bytes: impl IntoIterator<Item = u8>) -> u64 {
         .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
-impl<M: Module> DistributedDataParallel<M> {
-    /// Wraps `module`: compares its plan with every rank's (an `Err` on every rank naming the
-    /// difference), then copies rank 0's parameters and buffers to every rank.
-    pub fn new(module: M, world: &World, opts: DdpOptions) -> Result<Self> {
+impl GradientSync {
+    /// For `module`: compares its plan with every rank's (an `Err` on every rank naming the
+    /// difference), then copies rank 0's parameters and buffers into it on every rank.
+    pub fn new(module: &dyn Module, world: &World, opts: DdpOptions) -> Result<Self> {
         let mut params = module.parameters();
         params.reverse();
         let mut buckets = Vec::new();
@@ -62,20 +72,11 @@ impl<M: Module> DistributedDataParallel<M> {
             buckets.push(start..params.len());
         }
         let (size, stall) = (world.size(), world.stall_timeout());
-        let ddp = DistributedDataParallel { module, size, stall, params, buckets };
-        ddp.compare_plans(world)?;
-        ddp.broadcast_state(world)?;
-        Ok(ddp)
-    }
-
-    /// The wrapped module.
-    pub fn module(&self) -> &M {
-        &self.module
-    }
-
-    /// The wrapped module, to change its mode.
-    pub fn module_mut(&mut self) -> &mut M {
-        &mut self.module
+        let state = module.named_state();
+        let sync = GradientSync { size, stall, params, state, buckets };
+        sync.compare_plans(world)?;
+        sync.broadcast_state(world)?;
+        Ok(sync)
     }
 
     /// The number of gradient buckets.
@@ -86,10 +87,10 @@ impl<M: Module> DistributedDataParallel<M> {
     /// `[parameters, elements, hash of the names and shapes, buckets, hash of the buckets]`.
     fn plan(&self) -> [u64; 5] {
         let elements: usize = self.params.iter().map(|p| p.as_tensor().elem_count()).sum();
-        let shapes = self.module.named_state().into_iter().flat_map(|(name, v)| {
+        let shapes = self.state.iter().flat_map(|(name, v)| {
             let dims =
                 v.as_tensor().dims().iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<_>>();
-            name.into_bytes().into_iter().chain([0]).chain(dims)
+            name.bytes().chain([0]).chain(dims)
         });
         let cuts = self.buckets.iter().flat_map(|b| b.end.to_le_bytes());
         [
@@ -128,11 +129,11 @@ impl<M: Module> DistributedDataParallel<M> {
 
     /// Rank 0's parameters and buffers on every rank, in one broadcast.
     fn broadcast_state(&self, world: &World) -> Result<()> {
-        let state: Vec<Var> = self.module.named_state().into_iter().map(|(_, v)| v).collect();
+        let state: Vec<&Var> = self.state.iter().map(|(_, v)| v).collect();
         if state.is_empty() || world.size() == 1 {
             return Ok(());
         }
-        let values: Vec<Tensor> = state.iter().map(Var::as_tensor).collect();
+        let values: Vec<Tensor> = state.iter().map(|v| v.as_tensor()).collect();
         let mut host = concat_flat(&values.iter().collect::<Vec<_>>())?.to_vec()?;
         world.broadcast(&mut host, 0);
         let dev = values[0].device();
@@ -165,9 +166,14 @@ impl<M: Module> DistributedDataParallel<M> {
                     }
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let joined = concat_flat(&flat.iter().collect::<Vec<_>>())?;
-            let mut host = joined.to_vec()?;
-            all_reduce_sum("DistributedDataParallel::average_gradients", &mut host, self.stall);
+            let joined = match &flat[..] {
+                [one] => one.reshape([one.elem_count()])?,
+                _ => concat_flat(&flat.iter().collect::<Vec<_>>())?,
+            };
+            let local = joined.to_vec()?;
+            let mut host = vec![0.0; local.len()];
+            let op = "DistributedDataParallel::average_gradients";
+            all_reduce_sum_into(op, &local, &mut host, self.stall);
             for x in &mut host {
                 *x *= scale;
             }
@@ -186,7 +192,7 @@ impl<M: Module> DistributedDataParallel<M> {
     /// compared across ranks): an `Err` on every rank naming the ranks that differ.
     pub fn check_replicas(&self, world: &World) -> Result<()> {
         let mut bits = Vec::new();
-        for (_, v) in self.module.named_state() {
+        for (_, v) in &self.state {
             bits.extend(v.as_tensor().to_vec()?.iter().flat_map(|x| x.to_bits().to_le_bytes()));
         }
         let all = world.all_gather(&[hash(bits)]);
@@ -198,6 +204,35 @@ impl<M: Module> DistributedDataParallel<M> {
                 msg: format!("the replicas of ranks {differ:?} differ from rank 0's"),
             }),
         }
+    }
+}
+
+impl<M: Module> DistributedDataParallel<M> {
+    /// Wraps `module`: its plan compared with every rank's (an `Err` on every rank naming the
+    /// difference), then rank 0's parameters and buffers copied to every rank.
+    pub fn new(module: M, world: &World, opts: DdpOptions) -> Result<Self> {
+        let sync = GradientSync::new(&module, world, opts)?;
+        Ok(DistributedDataParallel { module, sync })
+    }
+
+    /// The wrapped module.
+    pub fn module(&self) -> &M {
+        &self.module
+    }
+
+    /// The number of gradient buckets.
+    pub fn num_buckets(&self) -> usize {
+        self.sync.num_buckets()
+    }
+
+    /// [`GradientSync::average_gradients`].
+    pub fn average_gradients(&self, grads: &GradStore) -> Result<GradStore> {
+        self.sync.average_gradients(grads)
+    }
+
+    /// [`GradientSync::check_replicas`].
+    pub fn check_replicas(&self, world: &World) -> Result<()> {
+        self.sync.check_replicas(world)
     }
 }
 

@@ -18,7 +18,7 @@ mod sampler;
 mod sync_bn;
 mod world;
 
-pub use ddp::{DdpOptions, DistributedDataParallel};
+pub use ddp::{DdpOptions, DistributedDataParallel, GradientSync};
 pub use sampler::DistributedSampler;
 pub use sync_bn::SyncBatchNorm2d;
 pub use world::World;

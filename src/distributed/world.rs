@@ -115,12 +115,18 @@ impl World {
 /// without a [`World`] at hand (autograd's backward closures, wrappers that must be `Sync`)
 /// while one lives.
 pub(super) fn all_reduce_sum(op: &'static str, data: &mut [f32], stall: Duration) {
+    let send = data.to_vec();
+    all_reduce_sum_into(op, &send, data, stall);
+}
+
+/// `send` summed over every rank into `recv` (of its length), as [`all_reduce_sum`].
+pub(super) fn all_reduce_sum_into(
+    op: &'static str, send: &[f32], recv: &mut [f32], stall: Duration,
+) {
     let comm = SimpleCommunicator::world();
     let rank = comm.rank();
-    let send = data.to_vec();
     mpi::request::scope(|scope| {
-        let mut req =
-            comm.immediate_all_reduce_into(scope, &send[..], data, SystemOperation::sum());
+        let mut req = comm.immediate_all_reduce_into(scope, send, recv, SystemOperation::sum());
         let start = Instant::now();
         let mut reported = false;
         loop {

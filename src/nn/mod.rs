@@ -322,6 +322,12 @@ impl Sequential {
         self.layers.push(Box::new(layer));
         self
     }
+
+    /// Appends a layer chosen at run time.
+    pub fn push_boxed(mut self, layer: Box<dyn Module>) -> Self {
+        self.layers.push(layer);
+        self
+    }
     /// The number of layers.
     pub fn len(&self) -> usize {
         self.layers.len()

@@ -92,14 +92,13 @@ impl Tensor {
     /// `x[a:b:s, c:d]`. A copy.
     pub fn slice(&self, axes: &[AxisSlice]) -> Result<Tensor> {
         let spec = self.slice_spec("slice", axes)?;
+        if spec.region() == spec.total() {
+            return self.reshape(self.region_shape(axes)); // all of it: no copy
+        }
         let y = self.strided_raw(spec.strided())?.reshape_raw(self.region_shape(axes));
         let src = self.shape().clone();
         Ok(y.attach(&[self], move |g| {
-            let whole = spec.region() == spec.total();
-            Ok(vec![Some(match whole {
-                true => g.reshape(src.clone())?,
-                false => Tensor::zeros(src.clone(), &g.device())?.assign_raw(g, &spec)?,
-            })])
+            Ok(vec![Some(Tensor::zeros(src.clone(), &g.device())?.assign_raw(g, &spec)?)])
         }))
     }
 
@@ -236,6 +235,7 @@ pub fn stack(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
 
 /// The tensors' elements one after another, as one flat tensor: on the GPU by buffer copies (no
 /// kernel), for gathering gradients into one buffer before one readback.
+#[cfg(feature = "mpi")]
 pub(crate) fn concat_flat(tensors: &[&Tensor]) -> Result<Tensor> {
     use crate::tensor::Storage;
     let Some(first) = tensors.first() else { bail!("concat_flat", "no tensors to join") };
@@ -270,6 +270,7 @@ pub(crate) fn concat_flat(tensors: &[&Tensor]) -> Result<Tensor> {
     Ok(Tensor::from_storage(storage, Shape::from(vec![total])))
 }
 
+#[cfg(feature = "mpi")]
 fn mismatch(a: &Tensor, b: &Tensor) -> crate::Error {
     crate::Error::DeviceMismatch {
         op: "concat_flat",
