@@ -97,7 +97,7 @@ fn check(world: &World, name: &str, f: impl FnOnce()) {
 }
 
 fn main() -> Result<()> {
-    let world = World::init()?;
+    let mut world = World::init()?;
     let (w, r) = (world.size(), world.rank());
     check(&world, "collectives", || {
         let mut v = [r as f32 + 1.0, 1.0];
@@ -169,6 +169,19 @@ fn main() -> Result<()> {
         _ => eprintln!("!!! SKIPPING GPU CHECK: no GPU adapter !!!"),
     }
     if w > 1 {
+        world.set_stall_timeout(std::time::Duration::from_millis(200));
+        let before = world.stalls_reported();
+        if r == w - 1 {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+        }
+        let mut v = [1.0f32];
+        world.all_reduce_sum("a stalled all-reduce", &mut v);
+        world.set_stall_timeout(std::time::Duration::from_secs(60));
+        check(&world, "a rank that stalls is reported by those waiting", || {
+            assert_eq!(v[0], w as f32);
+            let reported = world.stalls_reported() - before;
+            assert_eq!(reported, usize::from(r != w - 1), "rank {r}");
+        });
         check(&world, "differing models and plans are an Err on every rank", || {
             let dev = Device::cpu();
             let wide = if r == 1 { 5 } else { 3 };

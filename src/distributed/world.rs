@@ -1,7 +1,11 @@
 //! The processes of an MPI job: initialisation, ranks, a device per local rank, and the
 //! collectives the data-parallel wrapper uses (on host buffers of f32 and u64).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// Stalls this process has reported (for tests and monitoring).
+static STALLS: AtomicUsize = AtomicUsize::new(0);
 
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
@@ -87,6 +91,11 @@ impl World {
         all_reduce_sum(op, data, self.stall)
     }
 
+    /// How many times this process has reported waiting past the stall timeout.
+    pub fn stalls_reported(&self) -> usize {
+        STALLS.load(Ordering::Relaxed)
+    }
+
     /// The stall timeout, for a wrapper that keeps no reference to the world.
     pub(super) fn stall_timeout(&self) -> Duration {
         self.stall
@@ -136,8 +145,9 @@ pub(super) fn all_reduce_sum_into(
             }
             if !reported && start.elapsed() > stall {
                 reported = true;
+                STALLS.fetch_add(1, Ordering::Relaxed);
                 eprintln!(
-                    "convshade: rank {rank} has waited {:.0} s in {op}: another rank has not \
+                    "convshade: rank {rank} has waited {:.1} s in {op}: another rank has not \
                      reached it (stalled or failed)",
                     start.elapsed().as_secs_f64()
                 );
