@@ -94,4 +94,7 @@ impl Module for SyncBatchNorm2d {
         self.training = training;
         self.bn.set_training(training);
     }
+    fn window(&self) -> crate::nn::Window {
+        crate::nn::Window::Pointwise
+    }
 }

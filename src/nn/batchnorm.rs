@@ -2,6 +2,7 @@
 //! kept.
 
 use super::Module;
+use crate::nn::Window;
 use crate::ops::norm::{batch_norm2d, batch_norm2d_relu, BatchNormOptions};
 use crate::{ensure, Device, Result, Tensor, Var};
 
@@ -107,5 +108,8 @@ impl Module for BatchNorm2d {
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;
+    }
+    fn window(&self) -> Window {
+        Window::Pointwise
     }
 }

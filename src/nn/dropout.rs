@@ -1,5 +1,6 @@
 //! `nn.Dropout`: seeded masks in training, the identity in evaluation.
 
+use crate::nn::Window;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::{RngExt, SeedableRng};
@@ -47,5 +48,8 @@ impl Module for Dropout {
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;
+    }
+    fn window(&self) -> Window {
+        Window::Pointwise
     }
 }

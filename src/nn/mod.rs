@@ -3,11 +3,13 @@
 mod batchnorm;
 mod conv_transpose;
 mod dropout;
+mod receptive;
 mod state;
 
 pub use batchnorm::BatchNorm2d;
 pub use conv_transpose::ConvTranspose2d;
 pub use dropout::Dropout;
+pub use receptive::{receptive_field_exact, receptive_fields, ExactField, FieldRow, Window};
 pub use state::StateDict;
 
 use crate::ops::conv::Pair;
@@ -52,6 +54,10 @@ pub trait Module: Send + Sync {
     /// Training (`true`, the default) or evaluation mode, as PyTorch's `train()`/`eval()`:
     /// [`Dropout`] passes its input through in evaluation. Containers pass it on.
     fn set_training(&mut self, _training: bool) {}
+    /// How the layer maps input positions to output positions, for [`receptive_fields`].
+    fn window(&self) -> Window {
+        Window::Opaque
+    }
 }
 
 /// `U(-bound, bound)` with PyTorch's default bound for conv and linear layers, `1/sqrt(fan_in)`
@@ -162,6 +168,17 @@ impl Module for Conv2d {
         let (w, b) = weight_and_bias(&self.weight, &self.bias);
         Some(conv2d_relu(x, &w, b.as_ref(), &self.opts))
     }
+    fn window(&self) -> Window {
+        let d = self.weight.as_tensor().dims().to_vec(); // (out, in/groups, kh, kw)
+        let o = &self.opts;
+        let pad = match o.padding {
+            crate::Padding::Explicit([top, _, left, _]) => (top, left),
+            crate::Padding::Valid => (0, 0),
+            // the total d * (k - 1), the odd one at the bottom and right
+            crate::Padding::Same => (o.dilation.0 * (d[2] - 1) / 2, o.dilation.1 * (d[3] - 1) / 2),
+        };
+        Window::Sliding { kernel: (d[2], d[3]), stride: o.stride, pad, dilation: o.dilation }
+    }
 }
 
 /// `nn.Linear`: `(n, in) -> (n, out)`.
@@ -200,6 +217,9 @@ impl Module for Linear {
         let (w, b) = weight_and_bias(&self.weight, &self.bias);
         Some(x.linear_relu(&w, b.as_ref()))
     }
+    fn window(&self) -> Window {
+        Window::Global
+    }
 }
 
 /// `nn.MaxPool2d`.
@@ -207,6 +227,11 @@ pub struct MaxPool2d(pub MaxPool2dOptions);
 impl Module for MaxPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         max_pool2d(x, &self.0)
+    }
+    fn window(&self) -> Window {
+        let o = &self.0;
+        let stride = o.stride.unwrap_or(o.kernel);
+        Window::Sliding { kernel: o.kernel, stride, pad: o.padding, dilation: o.dilation }
     }
 }
 
@@ -216,6 +241,11 @@ impl Module for AvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         avg_pool2d(x, &self.0)
     }
+    fn window(&self) -> Window {
+        let o = &self.0;
+        let stride = o.stride.unwrap_or(o.kernel);
+        Window::Sliding { kernel: o.kernel, stride, pad: o.padding, dilation: (1, 1) }
+    }
 }
 
 /// `nn.AdaptiveAvgPool2d`.
@@ -224,6 +254,9 @@ impl Module for AdaptiveAvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         adaptive_avg_pool2d(x, self.0)
     }
+    fn window(&self) -> Window {
+        Window::Global
+    }
 }
 
 /// `nn.AdaptiveMaxPool2d`.
@@ -231,6 +264,9 @@ pub struct AdaptiveMaxPool2d(pub (usize, usize));
 impl Module for AdaptiveMaxPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         crate::adaptive_max_pool2d(x, self.0)
+    }
+    fn window(&self) -> Window {
+        Window::Global
     }
 }
 
@@ -251,6 +287,9 @@ impl Module for ReLU {
     fn is_relu(&self) -> bool {
         true
     }
+    fn window(&self) -> Window {
+        Window::Pointwise
+    }
 }
 
 /// `nn.LeakyReLU`.
@@ -258,6 +297,9 @@ pub struct LeakyReLU(pub f32);
 impl Module for LeakyReLU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.leaky_relu(self.0)
+    }
+    fn window(&self) -> Window {
+        Window::Pointwise
     }
 }
 
@@ -267,6 +309,9 @@ impl Module for Sigmoid {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.sigmoid()
     }
+    fn window(&self) -> Window {
+        Window::Pointwise
+    }
 }
 
 /// `nn.Tanh`.
@@ -275,6 +320,9 @@ impl Module for Tanh {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.tanh()
     }
+    fn window(&self) -> Window {
+        Window::Pointwise
+    }
 }
 
 /// `nn.SiLU`.
@@ -282,6 +330,9 @@ pub struct SiLU;
 impl Module for SiLU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.silu()
+    }
+    fn window(&self) -> Window {
+        Window::Pointwise
     }
 }
 
@@ -295,6 +346,9 @@ impl Module for GELU {
             x.gelu()
         }
     }
+    fn window(&self) -> Window {
+        Window::Pointwise
+    }
 }
 
 /// `nn.Flatten`: keeps the batch axis, flattens the rest.
@@ -303,6 +357,9 @@ impl Module for Flatten {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ensure!(x.rank() >= 2, "Flatten", "input must have a batch axis, got shape {}", x.shape());
         x.flatten_from(1)
+    }
+    fn window(&self) -> Window {
+        Window::Global
     }
 }
 
@@ -335,6 +392,10 @@ impl Sequential {
     /// Whether there is no layer.
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
+    }
+    /// The layers, in order.
+    pub fn layers(&self) -> &[Box<dyn Module>] {
+        &self.layers
     }
 }
 
