@@ -43,6 +43,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import cases_empty as empties  # noqa: E402
 import cases_layers as layers  # noqa: E402
+import cases_volumes as volumes  # noqa: E402
 from cases_common import Rng, max_err_ratio, pair, save_npy  # noqa: E402
 
 FORMAT = "convshade-cases/1"
@@ -295,6 +296,7 @@ linear("linear_in1_nobias", 6, 1, 4, bias=False, doc="single input feature, no b
 # then the empty-tensor cases.
 CASES += layers.CASES
 CASES += empties.CASES
+CASES += volumes.CASES  # the volumes', last
 
 
 # --------------------------------------------------------------------------------------
@@ -320,12 +322,14 @@ def run_op(op, attrs, inputs):
     if op == "upsample":
         if attrs["mode"] == "nearest":
             return F.interpolate(x, size=attrs["size"], mode="nearest")
-        return F.interpolate(x, size=attrs["size"], mode="bilinear",
+        return F.interpolate(x, size=attrs["size"], mode=attrs["mode"],
                              align_corners=attrs["align_corners"])
     if op == "relu":
         return F.relu(x)
     if op == "linear":
         return F.linear(x, inputs["weight"], inputs.get("bias"))
+    if op in volumes.OPS:
+        return volumes.run_op(op, attrs, inputs)
     return layers.run_op(op, attrs, inputs)
 
 
@@ -338,7 +342,8 @@ def forward_backward(op, attrs, inputs32, grad_out32, dtype, grad_names):
     out = run_op(op, attrs, leaves)
     out.backward(grad_out32.to(dtype))
     return (out.detach(), {k: leaves[k].grad.detach() for k in grad_names},
-            layers.extra_expected(op, attrs, leaves))
+            {**layers.extra_expected(op, attrs, leaves),
+             **volumes.extra_expected(op, attrs, leaves)})
 
 
 def reduction_length(op, attrs, inputs, out_shape):
@@ -352,6 +357,8 @@ def reduction_length(op, attrs, inputs, out_shape):
     if op == "linear":
         n, fin = inputs["input"].shape
         return max(fin, n, out_shape[1])
+    if op in volumes.OPS:
+        return volumes.reduction_length(op, attrs, inputs, out_shape)
     return layers.reduction_length(op, attrs, inputs, out_shape)
 
 

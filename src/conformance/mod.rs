@@ -12,6 +12,7 @@ use crate::{Device, Error, Result, Tensor};
 use ops::{op_signature, run_op};
 
 mod ops;
+mod volume;
 
 /// The format string every manifest must carry.
 pub const FORMAT: &str = "convshade-cases/1";

@@ -51,20 +51,20 @@ pub(super) fn op_signature(op: &str) -> Option<Signature> {
         "cross_entropy" => (&["input", "target"], &[], &["label_smoothing", "reduction"]),
         "mse_loss" => (&["input", "target"], &[], &["reduction"]),
         "linear" => (&["input", "weight"], &["bias"], &[]),
-        _ => return None,
+        op => return super::volume::signature(op),
     })
 }
 
-struct Attrs<'a> {
-    case: &'a str,
-    map: &'a BTreeMap<String, Value>,
+pub(super) struct Attrs<'a> {
+    pub(super) case: &'a str,
+    pub(super) map: &'a BTreeMap<String, Value>,
 }
 
 impl Attrs<'_> {
-    fn bad(&self, key: &str, what: &str, v: &Value) -> crate::Error {
+    pub(super) fn bad(&self, key: &str, what: &str, v: &Value) -> crate::Error {
         invalid(self.case, format!("attr {key} must be {what}, got {v}"))
     }
-    fn pair(&self, key: &str, default: (usize, usize)) -> Result<(usize, usize)> {
+    pub(super) fn pair(&self, key: &str, default: (usize, usize)) -> Result<(usize, usize)> {
         let uint = |v: &Value| {
             v.as_u64().map(|x| x as usize).ok_or_else(|| self.bad(key, "non-negative integers", v))
         };
@@ -75,23 +75,23 @@ impl Attrs<'_> {
             Some(v) => Err(self.bad(key, "an integer or a pair", v)),
         }
     }
-    fn opt_pair(&self, key: &str) -> Result<Option<(usize, usize)>> {
+    pub(super) fn opt_pair(&self, key: &str) -> Result<Option<(usize, usize)>> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(_) => self.pair(key, (0, 0)).map(Some),
         }
     }
-    fn required_pair(&self, op: &str, key: &str) -> Result<(usize, usize)> {
+    pub(super) fn required_pair(&self, op: &str, key: &str) -> Result<(usize, usize)> {
         self.opt_pair(key)?.ok_or_else(|| invalid(self.case, format!("{op} needs attr {key}")))
     }
-    fn bool(&self, key: &str, default: bool) -> Result<bool> {
+    pub(super) fn bool(&self, key: &str, default: bool) -> Result<bool> {
         match self.map.get(key) {
             None => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
             Some(v) => Err(self.bad(key, "a bool", v)),
         }
     }
-    fn uint(&self, key: &str) -> Result<Option<usize>> {
+    pub(super) fn uint(&self, key: &str) -> Result<Option<usize>> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v
@@ -100,20 +100,20 @@ impl Attrs<'_> {
                 .ok_or_else(|| self.bad(key, "a non-negative integer", v)),
         }
     }
-    fn int(&self, key: &str, default: i64) -> Result<i64> {
+    pub(super) fn int(&self, key: &str, default: i64) -> Result<i64> {
         match self.map.get(key) {
             None => Ok(default),
             Some(v) => v.as_i64().ok_or_else(|| self.bad(key, "an integer", v)),
         }
     }
-    fn float(&self, key: &str, default: f32) -> Result<f32> {
+    pub(super) fn float(&self, key: &str, default: f32) -> Result<f32> {
         match self.map.get(key) {
             None => Ok(default),
             Some(v) => v.as_f64().map(|x| x as f32).ok_or_else(|| self.bad(key, "a number", v)),
         }
     }
     /// A string attr, one of `allowed` (the first is the default).
-    fn choice(&self, key: &str, allowed: &[&'static str]) -> Result<&'static str> {
+    pub(super) fn choice(&self, key: &str, allowed: &[&'static str]) -> Result<&'static str> {
         match self.map.get(key) {
             None => Ok(allowed[0]),
             Some(v) => {
@@ -126,7 +126,7 @@ impl Attrs<'_> {
             }
         }
     }
-    fn widths(&self, key: &str) -> Result<Vec<isize>> {
+    pub(super) fn widths(&self, key: &str) -> Result<Vec<isize>> {
         let v =
             self.map.get(key).ok_or_else(|| invalid(self.case, format!("pad needs attr {key}")))?;
         let list = v.as_array().ok_or_else(|| self.bad(key, "a list of integers", v))?;
@@ -137,7 +137,7 @@ impl Attrs<'_> {
             .collect()
     }
     /// An axis of a `rank`-d tensor; negative counts from the end, as PyTorch's `dim`.
-    fn axis(&self, key: &str, rank: usize) -> Result<usize> {
+    pub(super) fn axis(&self, key: &str, rank: usize) -> Result<usize> {
         let d = self.int(key, -1)?;
         let a = if d < 0 { d + rank as i64 } else { d };
         if a < 0 || a >= rank as i64 {
@@ -146,7 +146,7 @@ impl Attrs<'_> {
         }
         Ok(a as usize)
     }
-    fn reduction(&self) -> Result<Reduction> {
+    pub(super) fn reduction(&self) -> Result<Reduction> {
         Ok(match self.choice("reduction", &["mean", "sum"])? {
             "sum" => Reduction::Sum,
             _ => Reduction::Mean,
@@ -261,6 +261,7 @@ pub(super) fn run_op(
             out.insert("running_var".to_string(), r.running_var);
             r.output
         }
+        "upsample" if x.rank() == 5 => super::volume::upsample(&attrs, x)?,
         "upsample" => {
             let (oh, ow) = attrs.required_pair(op, "size")?;
             let size = UpsampleSize::Size(oh, ow);
@@ -298,7 +299,10 @@ pub(super) fn run_op(
         }
         "mse_loss" => mse_loss_with(x, &inputs["target"], attrs.reduction()?)?,
         "linear" => x.linear(&inputs["weight"], inputs.get("bias"))?,
-        _ => unreachable!("op_signature accepted it"),
+        _ => match super::volume::run(op, &attrs, inputs, &mut out) {
+            Some(y) => y?,
+            None => unreachable!("op_signature accepted it"),
+        },
     };
     out.insert("output".to_string(), y);
     Ok(out)

@@ -30,6 +30,8 @@ pub mod pool;
 pub mod reduce;
 mod unfold;
 pub mod upsample;
+pub mod volume;
+pub mod volume_conv;
 
 pub use conv::{conv2d, conv2d_relu, convolve2d, corr2d, im2row, row2im, Conv2dOptions, Padding};
 pub use conv_transpose::{conv_transpose2d, ConvTranspose2dOptions};
@@ -45,3 +47,8 @@ pub use pool::{
     max_pool2d, max_pool2d_with_indices, AvgPool2dOptions, MaxPool2dOptions,
 };
 pub use upsample::{upsample, UpsampleMode, UpsampleOptions, UpsampleSize};
+pub use volume::{
+    adaptive_avg_pool3d, adaptive_max_pool3d, avg_pool3d, batch_norm3d, max_pool3d, upsample3d,
+    AvgPool3dOptions, MaxPool3dOptions, Triple, Upsample3dMode, Upsample3dSize,
+};
+pub use volume_conv::{conv3d, conv_transpose3d, Conv3dOptions, ConvTranspose3dOptions, Padding3d};
