@@ -5,12 +5,17 @@ mod conv_transpose;
 mod dropout;
 mod receptive;
 mod state;
+mod volume;
 
 pub use batchnorm::BatchNorm2d;
 pub use conv_transpose::ConvTranspose2d;
 pub use dropout::Dropout;
 pub use receptive::{receptive_field_exact, receptive_fields, ExactField, FieldRow, Window};
 pub use state::StateDict;
+pub use volume::{
+    AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, BatchNorm3d, Conv3d, ConvTranspose3d,
+    MaxPool3d, Upsample3d,
+};
 
 use crate::ops::conv::Pair;
 use crate::{
