@@ -88,7 +88,7 @@ fn gradients_match_finite_differences() {
         ceil_mode: true,
         ..AvgPool3dOptions::new((2, 3, 2))
     };
-    gradcheck(&[x.clone()], &|t| avg_pool3d(&t[0], &pool), 1e-2, 2e-2);
+    gradcheck(std::slice::from_ref(&x), &|t| avg_pool3d(&t[0], &pool), 1e-2, 2e-2);
     let tri = Upsample3dMode::Trilinear { align_corners: true };
     gradcheck(&[x], &|t| upsample3d(&t[0], tri, Upsample3dSize::Size(6, 7, 3)), 1e-2, 2e-2);
 }
