@@ -314,6 +314,7 @@ fn call(family: usize, seed: u64) -> Call {
                 }),
             }
         }
+        9 => volume(rng),
         _ => {
             let xs = x4(rng);
             let c = if rng.random_range(0..8) == 0 { 7 } else { xs.get(1).copied().unwrap_or(1) };
@@ -337,7 +338,100 @@ fn call(family: usize, seed: u64) -> Call {
     }
 }
 
-const FAMILIES: usize = 10;
+const FAMILIES: usize = 11;
+
+/// A volume op `(n, c, d, h, w)` with arbitrary per-axis arguments (now and then another rank).
+fn volume(rng: &mut ChaCha8Rng) -> Call {
+    use convshade::{
+        adaptive_avg_pool3d, adaptive_max_pool3d, avg_pool3d, conv3d, conv_transpose3d, max_pool3d,
+        upsample3d, AvgPool3dOptions, Conv3dOptions, ConvTranspose3dOptions, MaxPool3dOptions,
+        Padding3d, Upsample3dMode, Upsample3dSize,
+    };
+    let mut xs = vec![rng.random_range(0..=2), rng.random_range(1..=3)];
+    xs.extend((0..3).map(|_| rng.random_range(1..=5)));
+    if rng.random_range(0..10) == 0 {
+        xs = ranked(rng, 3..=6, 4);
+    }
+    let c = xs.get(1).copied().unwrap_or(1);
+    let t3 = |rng: &mut ChaCha8Rng, lo: usize, hi: usize| {
+        (rng.random_range(lo..=hi), rng.random_range(lo..=hi), rng.random_range(lo..=hi))
+    };
+    let (k, s, p, d) = (t3(rng, 0, 3), t3(rng, 0, 2), t3(rng, 0, 2), t3(rng, 0, 2));
+    let which = rng.random_range(0..7);
+    let what = format!("volume op {which} x {xs:?} k {k:?} s {s:?} p {p:?} d {d:?}");
+    let ceil = rng.random_bool(0.3);
+    let mode =
+        [PaddingMode::Zeros, PaddingMode::Reflect, PaddingMode::Replicate, PaddingMode::Circular]
+            [rng.random_range(0..4)];
+    let (kd, kh, kw) = (k.0.max(1), k.1.max(1), k.2.max(1));
+    let w_conv = weight(rng, vec![2, c, kd, kh, kw]);
+    let w_t = weight(rng, vec![c, 2, kd, kh, kw]);
+    let inputs = match which {
+        0 => vec![input(rng, xs), w_conv],
+        1 => vec![input(rng, xs), w_t],
+        _ => vec![input(rng, xs)],
+    };
+    Call {
+        what,
+        inputs,
+        op: Box::new(move |t| match which {
+            0 => {
+                let padding =
+                    if odd_depth_and_height(k) { Padding3d::Same } else { Padding3d::Explicit(p) };
+                let o = Conv3dOptions {
+                    stride: s,
+                    padding,
+                    dilation: d,
+                    groups: 1,
+                    padding_mode: mode,
+                };
+                conv3d(&t[0], &t[1], None, &o)
+            }
+            1 => {
+                let o = ConvTranspose3dOptions {
+                    stride: s,
+                    padding: p,
+                    output_padding: (0, 0, 0),
+                    dilation: d,
+                    groups: 1,
+                };
+                conv_transpose3d(&t[0], &t[1], None, &o)
+            }
+            2 => max_pool3d(
+                &t[0],
+                &MaxPool3dOptions {
+                    kernel: k,
+                    stride: Some(s),
+                    padding: p,
+                    dilation: d,
+                    ceil_mode: ceil,
+                },
+            ),
+            3 => avg_pool3d(
+                &t[0],
+                &AvgPool3dOptions {
+                    stride: Some(s),
+                    padding: p,
+                    ceil_mode: ceil,
+                    ..AvgPool3dOptions::new(k)
+                },
+            ),
+            4 => adaptive_avg_pool3d(&t[0], k),
+            5 => adaptive_max_pool3d(&t[0], k),
+            _ => upsample3d(
+                &t[0],
+                Upsample3dMode::Trilinear { align_corners: ceil },
+                Upsample3dSize::Size(k.0, k.1, k.2),
+            ),
+        }),
+    }
+}
+
+/// `padding="same"` for some kernels, an even width among them (chosen from the kernel, not
+/// the generator, so the closure keeps none).
+fn odd_depth_and_height(k: (usize, usize, usize)) -> bool {
+    k.0 % 2 == 1 && k.1 % 2 == 1 && k.2.is_multiple_of(2)
+}
 
 /// Forward and every input gradient, or the `Err`'s text.
 type Outcome = convshade::Result<Vec<Vec<f32>>>;

@@ -63,8 +63,11 @@ POOLS = {"max_pool": (64, 32, 28, 28), "avg_pool": (8, 64, 56, 56)}
 def pool_bytes(name):
     """The least traffic of a pooling run in bytes, counted as convshade's suite counts it
     (src/bench/suite.rs, pool_bytes); None for other cases."""
+    if name.startswith("max_pool3d"):
+        inp = 8 * 16 * 16 * 32 * 32
+        return 4.0 * (2 * inp + 2 * inp / 8)  # read, write; read the gradient, write the input's
     for kind, (n, c, h, w) in POOLS.items():
-        if name.startswith(kind):
+        if name.startswith(kind + "_f"):
             inp, out = n * c * h * w, n * c * ((h + 1) // 2) * ((w + 1) // 2)
             idx = out if kind == "max_pool" else 0
             bwd = out + idx + inp if name.endswith("fwd_bwd") else 0
@@ -146,6 +149,34 @@ def infer_step(dev):
     return NET_FWD, torch.no_grad()(lambda: model(x))
 
 
+VOLUME = (8, 16, 16, 32, 32)
+
+
+def conv3d(backward, dev):
+    n, c, d, h, w = VOLUME
+    x, wt, b = randn(*VOLUME, dev=dev, grad=True), randn(32, c, 3, 3, 3, dev=dev, grad=True), \
+        randn(32, dev=dev, grad=True)
+    up = randn(n, 32, d, h, w, dev=dev)
+    fwd = 2.0 * n * 32 * d * h * w * c * 27
+
+    def run():
+        y = F.conv3d(x, wt, b, padding=1)
+        if backward:
+            y.backward(up)
+    if not backward:
+        return fwd, torch.no_grad()(lambda: F.conv3d(x, wt, b, padding=1))
+    return 3.0 * fwd, run
+
+
+def max_pool3d(dev):
+    x = randn(*VOLUME, dev=dev, grad=True)
+    up = torch.randn_like(F.max_pool3d(x, 2).detach())
+
+    def run():
+        F.max_pool3d(x, 2).backward(up)
+    return None, run
+
+
 def suite():
     cases = [(f"gemm_{n}", lambda d, n=n: gemm(n, n, n, d)) for n in (256, 512, 1024, 4096)]
     cases.append(("gemm_im2row", lambda d: gemm(3136, 576, 64, d)))
@@ -161,6 +192,8 @@ def suite():
         cases.append((f"batch_norm_{'fwd_bwd' if bwd else 'fwd'}",
                       lambda d, b=bwd: batch_norm(b, d)))
     cases += [("train_step", train_step), ("infer_step", infer_step)]
+    cases += [("conv3d_fwd", lambda d: conv3d(False, d)), ("conv3d_fwd_bwd", lambda d: conv3d(True, d)),
+              ("max_pool3d_fwd_bwd", max_pool3d)]
     return cases
 
 

@@ -9,6 +9,7 @@
 pub mod peak;
 pub mod report;
 pub mod suite;
+mod volume;
 
 use web_time::{Duration, Instant};
 

@@ -69,10 +69,11 @@ pub fn suite() -> Vec<BenchCase> {
     }
     v.push(net_case(true));
     v.push(net_case(false));
+    v.extend(super::volume::cases());
     v
 }
 
-fn suffix(backward: bool) -> &'static str {
+pub(super) fn suffix(backward: bool) -> &'static str {
     if backward {
         "fwd_bwd"
     } else {
@@ -133,13 +134,13 @@ fn conv_case(shape: &str, s: &ConvShape, backward: bool) -> BenchCase {
 
 /// A case's input: a plain tensor for a forward case, a gradient-tracking variable for a
 /// backward one (as PyTorch's side runs forward cases under `no_grad`).
-enum Input {
+pub(super) enum Input {
     Plain(Tensor),
     Tracked(Var),
 }
 
 impl Input {
-    fn get(&self) -> Tensor {
+    pub(super) fn get(&self) -> Tensor {
         match self {
             Input::Plain(t) => t.clone(),
             Input::Tracked(v) => v.as_tensor(),
@@ -147,7 +148,7 @@ impl Input {
     }
 }
 
-fn inputs<const N: usize>(ts: [Tensor; N], backward: bool) -> [Input; N] {
+pub(super) fn inputs<const N: usize>(ts: [Tensor; N], backward: bool) -> [Input; N] {
     ts.map(|t| match backward {
         true => Input::Tracked(Var::new(&t)),
         false => Input::Plain(t),

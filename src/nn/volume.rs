@@ -81,7 +81,7 @@ impl ConvTranspose3d {
         bias: bool, seed: u64, device: &Device,
     ) -> Result<ConvTranspose3d> {
         let ch = (in_channels, out_channels);
-        let groups = opts.groups.max(1);
+        let groups = opts.groups;
         let (weight, bias) =
             weight_and_bias_3d("ConvTranspose3d", ch, kernel, (groups, true), bias, seed, device)?;
         Ok(ConvTranspose3d { weight, bias, opts })

@@ -131,7 +131,7 @@ impl Tensor {
         Ok(Tensor::from_storage(st, self.shape().clone()))
     }
 
-    fn reshape_raw(self, shape: Shape) -> Tensor {
+    pub(crate) fn reshape_raw(self, shape: Shape) -> Tensor {
         match self.shape() == &shape {
             true => self,
             false => self.share_storage(shape, None),

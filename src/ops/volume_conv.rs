@@ -68,6 +68,17 @@ fn pad_depth(x: &Tensor, (before, after): (usize, usize), mode: PaddingMode) -> 
         return Ok(x.clone());
     }
     let (n, c, d, h, w) = dims5("conv3d", x, "input")?;
+    let most = before.max(after);
+    match mode {
+        PaddingMode::Reflect => {
+            ensure!(most < d, "conv3d", "reflect padding {most} needs more than {d} planes")
+        }
+        PaddingMode::Circular => {
+            ensure!(most <= d, "conv3d", "circular padding {most} needs at least {d} planes")
+        }
+        PaddingMode::Replicate => ensure!(d > 0, "conv3d", "replicate padding of an empty depth"),
+        PaddingMode::Zeros => {}
+    }
     let source = |p: isize| -> Option<usize> {
         let dd = d as isize;
         Some(match mode {
@@ -145,7 +156,7 @@ pub fn conv3d(
             (flat.reshape([n, c, dp, hp, wp])?, [0; 4])
         }
     };
-    let (dp, hp, wp) = (xp.dims()[2], xp.dims()[3], xp.dims()[4]);
+    let dp = xp.dims()[2];
     let span = o.dilation.0 * (kd - 1) + 1;
     ensure!(
         dp >= span,
@@ -158,37 +169,69 @@ pub fn conv3d(
         .padding(Padding::Explicit(hw_pad))
         .dilation(crate::ops::conv::Pair((o.dilation.1, o.dilation.2)))
         .groups(o.groups);
-    let mut acc: Option<Tensor> = None;
-    for t in 0..kd {
-        // the planes tap t reads for every output depth: (n*od, c, hp, wp)
-        let taps = AxisSlice { start: t * o.dilation.0, len: od, step: o.stride.0 };
-        let planes = xp.slice(&[AxisSlice::full(n), AxisSlice::full(c), taps])?;
-        let planes = planes.permute(&[0, 2, 1, 3, 4])?.reshape([n * od, c, hp, wp])?;
-        let b = if t == 0 { bias } else { None };
-        let y = conv2d(&planes, &weight.select(2, t)?, b, &opts).map_err(named(OP))?;
-        acc = Some(match acc {
-            Some(a) => a.add(&y)?,
-            None => y,
-        });
-    }
-    let Some(y) = acc else { bail!(OP, "the kernel has no depth") };
+    // every depth tap's planes side by side as channels: one 2-d convolution with the depth
+    // taps in its reduction, the weight's (c/groups, kd) read as its channels
+    let x_taps = unfold_depth(&xp, kd, o.stride.0, o.dilation.0, od)?; // (n*od, c*kd, hp, wp)
+    let w2 = weight.reshape([oc, cg * kd, kh, kw])?;
+    let y = conv2d(&x_taps, &w2, bias, &opts).map_err(named(OP))?; // (n*od, oc, oh, ow)
     let (oh, ow) = (y.dims()[2], y.dims()[3]);
     y.reshape([n, od, oc, oh, ow])?.permute(&[0, 2, 1, 3, 4])
 }
 
+/// `xp (n, c, dp, h, w)` -> `(n * od, c * kd, h, w)`: for output depth `z`, channel `(ci, t)`
+/// is input plane `z * stride + t * dilation` of channel `ci`. One strided copy forward; the
+/// gradient adds each tap's planes back where they came from.
+fn unfold_depth(xp: &Tensor, kd: usize, stride: usize, dil: usize, od: usize) -> Result<Tensor> {
+    let (n, c, dp, h, w) = dims5("conv3d", xp, "input")?;
+    let hw = h * w;
+    let spec = crate::backend::StridedSpec {
+        out: vec![n, od, c, kd, h, w],
+        strides: [c * dp * hw, stride * hw, dp * hw, dil * hw, w, 1].map(|s| s as isize).to_vec(),
+        offset: 0,
+    };
+    let y = xp.strided_raw(spec)?.reshape_raw(crate::Shape::from(vec![n * od, c * kd, h, w]));
+    Ok(y.attach(&[xp], move |g| {
+        let g = g.reshape([n, od, c, kd, h, w])?;
+        let mut acc: Option<Tensor> = None;
+        for t in 0..kd {
+            let gt = g.narrow(3, t, 1)?.reshape([n, od, c, h, w])?.permute(&[0, 2, 1, 3, 4])?;
+            let at = AxisSlice { start: t * dil, len: od, step: stride };
+            let placed = Tensor::zeros([n, c, dp, h, w], &g.device())?
+                .slice_assign(&[AxisSlice::full(n), AxisSlice::full(c), at], &gt)?;
+            acc = Some(match acc {
+                Some(a) => a.add(&placed)?,
+                None => placed,
+            });
+        }
+        Ok(vec![acc])
+    }))
+}
+
 /// Options of [`conv_transpose3d`], PyTorch's defaults.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvTranspose3dOptions {
-    /// Step `(d, h, w)` (0 reads as 1).
+    /// Step `(d, h, w)`.
     pub stride: Triple,
     /// Cropped from both sides of the output.
     pub padding: Triple,
     /// Added at the end of the output.
     pub output_padding: Triple,
-    /// Spacing of the kernel's taps (0 reads as 1).
+    /// Spacing of the kernel's taps.
     pub dilation: Triple,
-    /// Channel groups (0 reads as 1).
+    /// Channel groups.
     pub groups: usize,
+}
+
+impl Default for ConvTranspose3dOptions {
+    fn default() -> Self {
+        ConvTranspose3dOptions {
+            stride: (1, 1, 1),
+            padding: (0, 0, 0),
+            output_padding: (0, 0, 0),
+            dilation: (1, 1, 1),
+            groups: 1,
+        }
+    }
 }
 
 /// `F.conv_transpose3d`: `x (n, c, d, h, w)`, `weight (c, o/groups, kd, kh, kw)`, `bias (o)` ->
@@ -197,12 +240,9 @@ pub fn conv_transpose3d(
     x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, o: &ConvTranspose3dOptions,
 ) -> Result<Tensor> {
     const OP: &str = "conv_transpose3d";
-    let one = |v: usize| v.max(1);
-    let (s, dl, groups) = (
-        (one(o.stride.0), one(o.stride.1), one(o.stride.2)),
-        (one(o.dilation.0), one(o.dilation.1), one(o.dilation.2)),
-        one(o.groups),
-    );
+    let (s, dl, groups) = (o.stride, o.dilation, o.groups);
+    let positive = [s.0, s.1, s.2, dl.0, dl.1, dl.2, groups];
+    ensure!(positive.iter().all(|&v| v > 0), OP, "stride, dilation and groups must be positive");
     let (n, c, d, _, _) = dims5(OP, x, "input")?;
     let (wc, _, kd, _, _) = dims5(OP, weight, "weight")?;
     ensure!(wc == c, OP, "the weight takes {wc} input channels, the input has {c}");
