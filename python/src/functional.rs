@@ -227,9 +227,12 @@ pub(crate) fn batch_norm(
     let (x, m, v) = (input.t(), running_mean.t(), running_var.t());
     let (w, b) = (weight.map(|w| w.t()), bias.map(|b| b.t()));
     let out = py
-        .detach(move || match relu {
-            true => convshade::batch_norm2d_relu(&x, &m, &v, w.as_ref(), b.as_ref(), &opts, None),
-            false => convshade::batch_norm2d(&x, &m, &v, w.as_ref(), b.as_ref(), &opts),
+        .detach(move || match (x.rank(), relu) {
+            (5, _) => crate::volume::batch_norm3d(&x, &m, &v, w.as_ref(), b.as_ref(), &opts),
+            (_, true) => {
+                convshade::batch_norm2d_relu(&x, &m, &v, w.as_ref(), b.as_ref(), &opts, None)
+            }
+            (_, false) => convshade::batch_norm2d(&x, &m, &v, w.as_ref(), b.as_ref(), &opts),
         })
         .map_err(py_err)?;
     if training {
@@ -237,7 +240,10 @@ pub(crate) fn batch_norm(
         running_mean.replace(out.running_mean)?;
         running_var.replace(out.running_var)?;
     }
-    Ok(Tensor::new(out.output))
+    match relu && out.output.rank() == 5 {
+        true => Tensor::wrap(out.output.relu()),
+        false => Ok(Tensor::new(out.output)),
+    }
 }
 
 /// Recording off until dropped.

@@ -8,6 +8,7 @@ mod functional;
 mod index;
 mod math;
 mod tensor;
+mod volume;
 
 use convshade::Error;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -56,6 +57,11 @@ mod extension {
     };
     #[pymodule_export]
     use super::tensor::Tensor;
+    #[pymodule_export]
+    use super::volume::{
+        adaptive_avg_pool3d, adaptive_max_pool3d, avg_pool3d, conv3d, conv_transpose3d,
+        interpolate3d, max_pool3d,
+    };
     #[pymodule_export]
     use super::{is_grad_enabled, set_grad_enabled, EngineError};
 }

@@ -32,8 +32,33 @@ def call(op, x, a):
     if op == "avg_pool2d":
         return F.avg_pool2d(x["input"], a["kernel"], a["stride"], a["padding"], a["ceil_mode"],
                             a["count_include_pad"], a.get("divisor_override"))
+    if op == "conv3d":
+        if a.get("padding_mode", "zeros") != "zeros":
+            conv = torch.nn.Conv3d(1, 1, 1, padding_mode=a["padding_mode"])
+            conv.weight, conv.bias = x["weight"], x.get("bias")
+            conv.stride, conv.dilation, conv.groups = a["stride"], a["dilation"], a["groups"]
+            conv.padding = a["padding"] if isinstance(a["padding"], str) else tuple(a["padding"])
+            conv.stride, conv.dilation = tuple(conv.stride), tuple(conv.dilation)
+            return conv(x["input"])
+        return F.conv3d(x["input"], x["weight"], x.get("bias"), a["stride"], a["padding"],
+                        a["dilation"], a["groups"])
+    if op == "conv_transpose3d":
+        return F.conv_transpose3d(x["input"], x["weight"], x.get("bias"), stride=a["stride"],
+                                  padding=a["padding"], output_padding=a["output_padding"],
+                                  groups=a["groups"], dilation=a["dilation"])
+    if op == "max_pool3d":
+        return F.max_pool3d(x["input"], a["kernel"], a["stride"], a["padding"],
+                            a.get("dilation", 1), a["ceil_mode"])
+    if op == "avg_pool3d":
+        return F.avg_pool3d(x["input"], a["kernel"], a["stride"], a["padding"], a["ceil_mode"],
+                            a["count_include_pad"], a.get("divisor_override"))
+    if op == "batch_norm3d":
+        return F.batch_norm(x["input"], x["running_mean"], x["running_var"], x.get("weight"),
+                            x.get("bias"), a["training"], a["momentum"], a["eps"])
+    if op in ("adaptive_avg_pool3d", "adaptive_max_pool3d"):
+        return getattr(F, op)(x["input"], a["output_size"])
     if op == "upsample":
-        ac = a.get("align_corners") if a["mode"] == "bilinear" else None
+        ac = a.get("align_corners") if a["mode"] in ("bilinear", "trilinear") else None
         return F.interpolate(x["input"], size=a["size"], mode=a["mode"], align_corners=ac)
     if op == "batch_norm2d":
         return F.batch_norm(x["input"], x["running_mean"], x["running_var"], x.get("weight"),

@@ -112,3 +112,19 @@ def test_layers_give_pytorchs_shapes():
     assert bn.running_mean.abs().sum().item() > 0
     assert nn.Flatten()(x).shape == (2, 192)
     assert len(nn.Sequential(nn.ReLU(), nn.Identity())) == 2
+
+
+def test_volume_layers_give_pytorchs_shapes():
+    x = torch.rand(2, 3, 4, 8, 8, device="cpu")
+    conv = nn.Conv3d(3, 5, 3, padding=1)
+    assert conv.weight.shape == (5, 3, 3, 3, 3) and conv(x).shape == (2, 5, 4, 8, 8)
+    assert nn.ConvTranspose3d(3, 2, 2, stride=2)(x).shape == (2, 2, 8, 16, 16)
+    assert nn.MaxPool3d(2)(x).shape == (2, 3, 2, 4, 4)
+    assert nn.AvgPool3d(3, stride=1, padding=1)(x).shape == (2, 3, 4, 8, 8)
+    assert nn.AdaptiveAvgPool3d((1, 2, 2))(x).shape == (2, 3, 1, 2, 2)
+    assert nn.Upsample(scale_factor=2, mode="trilinear")(x).shape == (2, 3, 8, 16, 16)
+    bn = nn.BatchNorm3d(3)
+    y = nn.Sequential(bn, nn.ReLU())(x)  # the fused path on a volume
+    assert y.shape == x.shape and y.numpy().min() >= 0
+    assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var",
+                                     "num_batches_tracked"]

@@ -5,15 +5,17 @@ from collections import OrderedDict
 
 from .. import _convshade
 from . import functional, init
-from .layers import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BatchNorm2d, Conv2d,
-                     ConvTranspose2d, CrossEntropyLoss, Dropout, Flatten, GELU, Identity,
+from .layers import (AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool2d, AdaptiveMaxPool3d,
+                     AvgPool2d, AvgPool3d, BatchNorm2d, BatchNorm3d, Conv2d, Conv3d,
+                     ConvTranspose2d, ConvTranspose3d, MaxPool3d, CrossEntropyLoss, Dropout, Flatten, GELU, Identity,
                      LeakyReLU, SiLU,
                      Linear, LogSoftmax, MaxPool2d, MSELoss, ReLU, Sequential, Sigmoid, Softmax,
                      Tanh, Upsample)
 from .module import Module, Parameter
 
-__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d",
-           "ConvTranspose2d", "CrossEntropyLoss", "Dropout", "Flatten", "GELU", "Identity",
+__all__ = ["AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
+           "AvgPool2d", "AvgPool3d", "BatchNorm2d", "BatchNorm3d", "Conv2d", "Conv3d",
+           "ConvTranspose2d", "ConvTranspose3d", "MaxPool3d", "CrossEntropyLoss", "Dropout", "Flatten", "GELU", "Identity",
            "LeakyReLU", "SiLU",
            "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "Module", "OrderedDict", "Parameter",
            "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "Upsample", "functional", "init",

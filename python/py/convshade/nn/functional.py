@@ -48,8 +48,19 @@ def _out_size(input, size):
     return (input.shape[-2] if h is None else h, input.shape[-1] if w is None else w)
 
 
+def _triple(v):
+    return (v, v, v) if isinstance(v, int) else tuple(v)
+
+
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
-    """Nearest or bilinear upsampling of (n, c, h, w), by size or by scale factor."""
+    """Nearest or bilinear upsampling of (n, c, h, w), nearest or trilinear of (n, c, d, h, w),
+    by size or by scale factor."""
+    if input.dim() == 5:
+        size = None if size is None else _triple(size)
+        if scale_factor is not None:
+            f = scale_factor
+            scale_factor = tuple(float(s) for s in ((f, f, f) if isinstance(f, (int, float)) else f))
+        return _C.interpolate3d(input, size, scale_factor, mode, align_corners)
     size = None if size is None else _pair(size)
     if scale_factor is not None:
         scale_factor = tuple(float(s) for s in _pair_f(scale_factor))
@@ -61,6 +72,47 @@ def _pair_f(v):
 
 
 upsample = interpolate
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-d cross-correlation of (n, c, d, h, w) (padding: sizes, "same" or "valid")."""
+    pad = padding if isinstance(padding, str) else _triple(padding)
+    return _C.conv3d(input, weight, bias, _triple(stride), pad, _triple(dilation), groups)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    return _C.conv_transpose3d(input, weight, bias, _triple(stride), _triple(padding),
+                               _triple(output_padding), groups, _triple(dilation))
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    stride = None if stride is None or stride == [] else _triple(stride)
+    return _C.max_pool3d(input, _triple(kernel_size), stride, _triple(padding), _triple(dilation),
+                         ceil_mode, return_indices)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    stride = None if stride is None or stride == [] else _triple(stride)
+    return _C.avg_pool3d(input, _triple(kernel_size), stride, _triple(padding), ceil_mode,
+                         count_include_pad, divisor_override)
+
+
+def adaptive_avg_pool3d(input, output_size):
+    return _C.adaptive_avg_pool3d(input, _out_size3(input, output_size))
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool3d: return_indices is not supported")
+    return _C.adaptive_max_pool3d(input, _out_size3(input, output_size))
+
+
+def _out_size3(input, size):
+    t = _triple(size)
+    return tuple(input.shape[2 + i] if v is None else v for i, v in enumerate(t))
 
 
 def linear(input, weight, bias=None):

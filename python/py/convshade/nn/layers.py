@@ -60,7 +60,7 @@ class _ConvNd(Module):
         self.bias = Parameter(_new(out_channels, device=device)) if bias else None
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
-            fan_in = weight_shape[1] * weight_shape[2] * weight_shape[3]
+            fan_in = math.prod(weight_shape[1:])
             bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
             init.uniform_(self.bias, -bound, bound)
 
@@ -90,6 +90,48 @@ class Conv2d(_ConvNd):
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}")
+
+
+class Conv3d(Module):
+    """PyTorch's `nn.Conv3d`, initialised as PyTorch does."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = F._triple(kernel_size), F._triple(stride)
+        self.padding = padding if isinstance(padding, str) else F._triple(padding)
+        self.dilation, self.groups, self.padding_mode = F._triple(dilation), groups, padding_mode
+        if in_channels % groups or out_channels % groups:
+            raise ValueError("in_channels and out_channels must be divisible by groups")
+        _init_conv(self, (out_channels, in_channels // groups, *self.kernel_size), out_channels,
+                   bias, device)
+
+    def forward(self, x):
+        return F._C.conv3d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                           self.groups, self.padding_mode)
+
+
+class ConvTranspose3d(Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 device=None, dtype=None):
+        super().__init__()
+        if padding_mode != "zeros":
+            raise ValueError('Only "zeros" padding mode is supported for ConvTranspose3d')
+        self.kernel_size, self.stride = F._triple(kernel_size), F._triple(stride)
+        self.padding, self.output_padding = F._triple(padding), F._triple(output_padding)
+        self.groups, self.dilation = groups, F._triple(dilation)
+        _init_conv(self, (in_channels, out_channels // groups, *self.kernel_size), out_channels,
+                   bias, device)
+
+    def forward(self, x):
+        return F.conv_transpose3d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding, self.groups, self.dilation)
+
+
+def _init_conv(layer, weight_shape, out_channels, bias, device):
+    _ConvNd._init(layer, weight_shape, out_channels, bias, device)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -134,6 +176,49 @@ class AvgPool2d(Module):
     def forward(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad, self.divisor_override)
+
+
+class MaxPool3d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
+
+    def forward(self, x):
+        return F.max_pool3d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                            self.ceil_mode, self.return_indices)
+
+
+class AvgPool3d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, x):
+        return F.avg_pool3d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+
+class AdaptiveAvgPool3d(Module):
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool3d(x, self.output_size)
+
+
+class AdaptiveMaxPool3d(Module):
+    def __init__(self, output_size, return_indices=False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, x):
+        return F.adaptive_max_pool3d(x, self.output_size, self.return_indices)
 
 
 class AdaptiveAvgPool2d(Module):
@@ -188,6 +273,10 @@ class BatchNorm2d(Module):
             self.num_batches_tracked.data = self.num_batches_tracked + 1
         return F._C.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                self.training, self.momentum, self.eps, relu)
+
+
+class BatchNorm3d(BatchNorm2d):
+    """Batch norm over the channels of (n, c, d, h, w)."""
 
 
 class Dropout(Module):
