@@ -10,9 +10,9 @@ use convshade::nn::{
     ReLU, Sequential, Upsample3d,
 };
 use convshade::{
-    avg_pool3d, conv3d, conv_transpose3d, max_pool3d, upsample3d, AvgPool3dOptions, Conv3dOptions,
-    ConvTranspose3dOptions, Device, Error, MaxPool3dOptions, Padding3d, Tensor, Upsample3dMode,
-    Upsample3dSize,
+    avg_pool3d, conv3d, conv_transpose3d, max_pool3d, max_pool3d_with_indices, upsample3d,
+    AvgPool3dOptions, Conv3dOptions, ConvTranspose3dOptions, Device, Error, MaxPool3dOptions,
+    Padding3d, Tensor, Upsample3dMode, Upsample3dSize,
 };
 
 fn input(shape: &[usize], seed: u64) -> (Vec<usize>, Vec<f32>) {
@@ -142,4 +142,29 @@ fn empty_batches_and_bad_arguments() {
     bad(max_pool3d(&x, &big_pad), "max_pool3d");
     bad(BatchNorm3d::new(2, &dev).unwrap().forward(&flat), "BatchNorm3d");
     bad(upsample3d(&flat, Upsample3dMode::Nearest, Upsample3dSize::Size(2, 2, 2)), "upsample3d");
+}
+
+#[test]
+fn max_pool3d_indices_point_at_the_maxima() {
+    let mut devices = vec![Device::cpu()];
+    devices.extend(common::gpu());
+    for dev in &devices {
+        let (shape, v) = input(&[2, 3, 5, 6, 7], 9);
+        let x = Tensor::from_vec(v.clone(), shape, dev).unwrap();
+        let o = MaxPool3dOptions {
+            stride: Some((2, 1, 2)),
+            padding: (1, 1, 0),
+            dilation: (1, 2, 1),
+            ceil_mode: true,
+            ..MaxPool3dOptions::new((3, 2, 2))
+        };
+        let (y, idx) = max_pool3d_with_indices(&x, &o).unwrap();
+        assert_eq!(y.to_vec().unwrap(), max_pool3d(&x, &o).unwrap().to_vec().unwrap());
+        let (yv, iv) = (y.to_vec().unwrap(), idx.to_vec().unwrap());
+        let per_out = yv.len() / 6; // outputs per (n, c) volume
+        for (at, (&m, &i)) in yv.iter().zip(&iv).enumerate() {
+            let volume = at / per_out;
+            assert_eq!(v[volume * 5 * 6 * 7 + i as usize], m, "output {at} on {}", dev.name());
+        }
+    }
 }

@@ -75,21 +75,23 @@ pub(crate) fn conv_transpose3d(
     run(py, move || convshade::conv_transpose3d(&x, &w, b.as_ref(), &opts))
 }
 
-/// PyTorch's `F.max_pool3d` (without `return_indices`).
+/// PyTorch's `F.max_pool3d`; with `return_indices`, the pair (values, flat indices per volume).
 #[pyfunction]
 #[pyo3(signature = (input, kernel_size, stride = None, padding = (0, 0, 0), dilation = (1, 1, 1), ceil_mode = false, return_indices = false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn max_pool3d(
     py: Python<'_>, input: Tensor, kernel_size: Triple, stride: Option<Triple>, padding: Triple,
     dilation: Triple, ceil_mode: bool, return_indices: bool,
-) -> PyResult<Tensor> {
-    if return_indices {
-        return Err(PyNotImplementedError::new_err("max_pool3d: return_indices is not supported"));
-    }
+) -> PyResult<Py<PyAny>> {
     let o =
         convshade::MaxPool3dOptions { kernel: kernel_size, stride, padding, dilation, ceil_mode };
     let x = input.t();
-    run(py, move || convshade::max_pool3d(&x, &o))
+    if return_indices {
+        let (v, i) =
+            py.detach(move || convshade::max_pool3d_with_indices(&x, &o)).map_err(crate::py_err)?;
+        return Ok((Tensor::new(v), Tensor::new(i)).into_pyobject(py)?.into_any().unbind());
+    }
+    Ok(run(py, move || convshade::max_pool3d(&x, &o))?.into_pyobject(py)?.into_any().unbind())
 }
 
 /// PyTorch's `F.avg_pool3d`.

@@ -128,3 +128,12 @@ def test_volume_layers_give_pytorchs_shapes():
     assert y.shape == x.shape and y.numpy().min() >= 0
     assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var",
                                      "num_batches_tracked"]
+
+
+def test_max_pool3d_indices_point_at_the_maxima():
+    x = torch.randn(2, 3, 5, 6, 7, device="cpu")
+    v, i = F.max_pool3d(x, (3, 2, 2), stride=(2, 1, 2), padding=(1, 1, 0), ceil_mode=True,
+                        return_indices=True)
+    flat = x.numpy().reshape(6, -1)
+    got = np.take_along_axis(flat, i.numpy().reshape(6, -1).astype(np.int64), axis=1)
+    np.testing.assert_array_equal(got, v.numpy().reshape(6, -1))

@@ -48,7 +48,8 @@ pub use pool::{
 };
 pub use upsample::{upsample, UpsampleMode, UpsampleOptions, UpsampleSize};
 pub use volume::{
-    adaptive_avg_pool3d, adaptive_max_pool3d, avg_pool3d, batch_norm3d, max_pool3d, upsample3d,
-    AvgPool3dOptions, MaxPool3dOptions, Triple, Upsample3dMode, Upsample3dSize,
+    adaptive_avg_pool3d, adaptive_max_pool3d, avg_pool3d, batch_norm3d, max_pool3d,
+    max_pool3d_with_indices, upsample3d, AvgPool3dOptions, MaxPool3dOptions, Triple,
+    Upsample3dMode, Upsample3dSize,
 };
 pub use volume_conv::{conv3d, conv_transpose3d, Conv3dOptions, ConvTranspose3dOptions, Padding3d};

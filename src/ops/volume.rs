@@ -8,8 +8,8 @@
 use crate::ops::conv::Pair;
 use crate::{
     adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, batch_norm2d, ensure, max_pool2d,
-    upsample, AvgPool2dOptions, BatchNormOptions, BatchNormOutput, Error, MaxPool2dOptions, Result,
-    Tensor, UpsampleOptions, UpsampleSize,
+    max_pool2d_with_indices, upsample, AvgPool2dOptions, BatchNormOptions, BatchNormOutput, Error,
+    MaxPool2dOptions, Result, Tensor, UpsampleOptions, UpsampleSize,
 };
 
 /// Per-axis sizes `(d, h, w)`.
@@ -224,4 +224,39 @@ pub fn batch_norm3d(
         batch_norm2d(&x.reshape([n, c, d * h, w])?, running_mean, running_var, weight, bias, opts)
             .map_err(named("batch_norm3d"))?;
     Ok(BatchNormOutput { output: r.output.reshape([n, c, d, h, w])?, ..r })
+}
+
+/// [`max_pool3d`] and, for each output, the flat index `z * h * w + y * w + x` of its maximum in
+/// its `(d, h, w)` input volume, as PyTorch's `return_indices=True` (as f32, without gradient).
+pub fn max_pool3d_with_indices(x: &Tensor, o: &MaxPool3dOptions) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "max_pool3d";
+    let (n, c, d, h, w) = dims5(OP, x, "input")?;
+    let (k, s, p, dl) = (o.kernel, o.stride.unwrap_or(o.kernel), o.padding, o.dilation);
+    let hw = MaxPool2dOptions::new(Pair((k.1, k.2)))
+        .stride(Pair((s.1, s.2)))
+        .padding(Pair((p.1, p.2)))
+        .dilation(Pair((dl.1, dl.2)))
+        .ceil_mode(o.ceil_mode);
+    let depth = MaxPool2dOptions::new(Pair((k.0, 1)))
+        .stride(Pair((s.0, 1)))
+        .padding(Pair((p.0, 0)))
+        .dilation(Pair((dl.0, 1)))
+        .ceil_mode(o.ceil_mode);
+    let (y1, i1) =
+        max_pool2d_with_indices(&x.reshape([n, c * d, h, w])?, &hw).map_err(named(OP))?;
+    let (oh, ow) = (y1.dims()[2], y1.dims()[3]);
+    let (y2, i2) =
+        max_pool2d_with_indices(&y1.reshape([n, c, d, oh * ow])?, &depth).map_err(named(OP))?;
+    let od = y2.dims()[2];
+    // the depth pass picked plane z of the planes' maxima; the planes' pass knows where in it
+    let (i1, i2, plane) = (i1.to_vec()?, i2.to_vec()?, oh * ow);
+    let mut idx = Vec::with_capacity(i2.len());
+    for (at, &v) in i2.iter().enumerate() {
+        let (nc, j) = (at / (od * plane), at % plane);
+        let z = v as usize / plane;
+        let within = i1[(nc * d + z) * plane + j] as usize;
+        idx.push((z * h * w + within) as f32);
+    }
+    let idx = Tensor::from_vec(idx, [n, c, od, oh, ow], &x.device())?;
+    Ok((y2.reshape([n, c, od, oh, ow])?, idx))
 }
