@@ -11,7 +11,7 @@ use convshade::bench::{self, peak, report::Peaks, BenchConfig, BenchResult, Repo
 use convshade::Device;
 
 /// The standard suite, as its issue names it.
-const SUITE: [&str; 23] = [
+const SUITE: [&str; 26] = [
     "gemm_256",
     "gemm_512",
     "gemm_1024",
@@ -35,6 +35,9 @@ const SUITE: [&str; 23] = [
     "batch_norm_fwd_bwd",
     "train_step",
     "infer_step",
+    "conv3d_fwd",
+    "conv3d_fwd_bwd",
+    "max_pool3d_fwd_bwd",
 ];
 
 fn convshade(args: &[&str]) -> std::process::Output {

@@ -54,6 +54,12 @@ impl Attrs<'_> {
             Some(v) => Err(self.bad(key, "an integer or three", v)),
         }
     }
+    fn opt_triple(&self, key: &str) -> Result<Option<Triple>> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.triple(key, (1, 1, 1)).map(Some),
+        }
+    }
     fn required_triple(&self, op: &str, key: &str) -> Result<Triple> {
         match self.map.get(key) {
             None | Some(Value::Null) => Err(invalid(self.case, format!("{op} needs attr {key}"))),
@@ -124,12 +130,7 @@ pub(super) fn run(
                 x,
                 &MaxPool3dOptions {
                     kernel: attrs.required_triple(op, "kernel")?,
-                    stride: attrs
-                        .map
-                        .get("stride")
-                        .filter(|v| !v.is_null())
-                        .map(|_| attrs.triple("stride", (1, 1, 1)))
-                        .transpose()?,
+                    stride: attrs.opt_triple("stride")?,
                     padding: attrs.triple("padding", (0, 0, 0))?,
                     dilation: attrs.triple("dilation", (1, 1, 1))?,
                     ceil_mode: attrs.bool("ceil_mode", false)?,
@@ -139,12 +140,7 @@ pub(super) fn run(
                 x,
                 &AvgPool3dOptions {
                     kernel: attrs.required_triple(op, "kernel")?,
-                    stride: attrs
-                        .map
-                        .get("stride")
-                        .filter(|v| !v.is_null())
-                        .map(|_| attrs.triple("stride", (1, 1, 1)))
-                        .transpose()?,
+                    stride: attrs.opt_triple("stride")?,
                     padding: attrs.triple("padding", (0, 0, 0))?,
                     ceil_mode: attrs.bool("ceil_mode", false)?,
                     count_include_pad: attrs.bool("count_include_pad", true)?,

@@ -80,18 +80,24 @@ impl MaxPool3dOptions {
 
 /// `F.max_pool3d`: the largest element of each window of `x (n, c, d, h, w)`.
 pub fn max_pool3d(x: &Tensor, o: &MaxPool3dOptions) -> Result<Tensor> {
-    let (k, s, p, dl) = (o.kernel, o.stride.unwrap_or(o.kernel), o.padding, o.dilation);
-    let hw = MaxPool2dOptions::new(Pair((k.1, k.2)))
-        .stride(Pair((s.1, s.2)))
-        .padding(Pair((p.1, p.2)))
-        .dilation(Pair((dl.1, dl.2)))
-        .ceil_mode(o.ceil_mode);
-    let depth = MaxPool2dOptions::new(Pair((k.0, 1)))
-        .stride(Pair((s.0, 1)))
-        .padding(Pair((p.0, 0)))
-        .dilation(Pair((dl.0, 1)))
-        .ceil_mode(o.ceil_mode);
+    let (hw, depth) = max_passes(o);
     planes_then_depth("max_pool3d", x, |t| max_pool2d(t, &hw), |t| max_pool2d(t, &depth))
+}
+
+/// The 2-d pools of [`max_pool3d`]: over the planes, then over depth.
+fn max_passes(o: &MaxPool3dOptions) -> (MaxPool2dOptions, MaxPool2dOptions) {
+    let (k, s, p, dl) = (o.kernel, o.stride.unwrap_or(o.kernel), o.padding, o.dilation);
+    let pass = |k, s, p, d| {
+        MaxPool2dOptions::new(Pair(k))
+            .stride(Pair(s))
+            .padding(Pair(p))
+            .dilation(Pair(d))
+            .ceil_mode(o.ceil_mode)
+    };
+    (
+        pass((k.1, k.2), (s.1, s.2), (p.1, p.2), (dl.1, dl.2)),
+        pass((k.0, 1), (s.0, 1), (p.0, 0), (dl.0, 1)),
+    )
 }
 
 /// Options of [`avg_pool3d`], PyTorch's defaults.
@@ -231,17 +237,7 @@ pub fn batch_norm3d(
 pub fn max_pool3d_with_indices(x: &Tensor, o: &MaxPool3dOptions) -> Result<(Tensor, Tensor)> {
     const OP: &str = "max_pool3d";
     let (n, c, d, h, w) = dims5(OP, x, "input")?;
-    let (k, s, p, dl) = (o.kernel, o.stride.unwrap_or(o.kernel), o.padding, o.dilation);
-    let hw = MaxPool2dOptions::new(Pair((k.1, k.2)))
-        .stride(Pair((s.1, s.2)))
-        .padding(Pair((p.1, p.2)))
-        .dilation(Pair((dl.1, dl.2)))
-        .ceil_mode(o.ceil_mode);
-    let depth = MaxPool2dOptions::new(Pair((k.0, 1)))
-        .stride(Pair((s.0, 1)))
-        .padding(Pair((p.0, 0)))
-        .dilation(Pair((dl.0, 1)))
-        .ceil_mode(o.ceil_mode);
+    let (hw, depth) = max_passes(o);
     let (y1, i1) =
         max_pool2d_with_indices(&x.reshape([n, c * d, h, w])?, &hw).map_err(named(OP))?;
     let (oh, ow) = (y1.dims()[2], y1.dims()[3]);
