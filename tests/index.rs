@@ -93,6 +93,10 @@ fn cat_and_stack_join_and_split_gradients() {
         1e-2,
     );
     check_op("cat", &[a.clone(), b, c], 0.0, 0.0, &|xs| cat(&[&xs[0], &xs[1], &xs[2]], 1));
+    // along the first axis: the parts' elements one after another
+    let rows = [(vec![1, 3], randv(3, 8)), (vec![3, 3], randv(9, 9)), (vec![0, 3], vec![])];
+    gradcheck(&rows[..2], &|xs| cat(&[&xs[0], &xs[1]], 0), 1e-2, 1e-2);
+    check_op("cat rows", &rows, 0.0, 0.0, &|xs| cat(&[&xs[0], &xs[1], &xs[2]], 0));
     let a2 = (vec![2, 3], randv(6, 7));
     gradcheck(&[a.clone(), a2.clone()], &|xs| stack(&[&xs[0], &xs[1]], 1), 1e-2, 1e-2);
     let cpu = Device::cpu();

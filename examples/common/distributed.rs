@@ -26,6 +26,9 @@ impl Ranks for MpiRanks {
         s.set_epoch(epoch);
         Some(s.indices())
     }
+    fn eval_share(&self, len: usize) -> Option<Vec<usize>> {
+        Some((self.world.rank()..len).step_by(self.world.size()).collect())
+    }
     fn average(&self, grads: GradStore) -> Result<GradStore> {
         self.sync.average_gradients(&grads)
     }

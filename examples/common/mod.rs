@@ -84,6 +84,11 @@ pub trait Ranks {
     fn share(&self, _len: usize, _epoch: u64) -> Option<Vec<usize>> {
         None
     }
+    /// This process's part of `len` samples to evaluate, each sample on exactly one process
+    /// (no padding, unlike a training share); None: all of them.
+    fn eval_share(&self, _len: usize) -> Option<Vec<usize>> {
+        None
+    }
     /// Every process's gradients averaged.
     fn average(&self, grads: GradStore) -> Result<GradStore> {
         Ok(grads)
@@ -235,11 +240,7 @@ fn accuracy(
     net.set_training(false);
     let mut right = None;
     // every process its share of the images, the counts summed
-    let share = ranks.share(data.len(), 0).map(|mut s| {
-        s.sort_unstable();
-        s.dedup();
-        s
-    });
+    let share = ranks.eval_share(data.len());
     let loader = DataLoader::new(1000)?;
     let batches: Box<dyn Iterator<Item = Result<(Tensor, Vec<usize>)>>> = match share {
         Some(ids) => Box::new(loader.batches_of(data, ids, 0, device)),

@@ -50,7 +50,7 @@ impl Device {
     }
 
     fn __eq__(&self, other: DeviceArg) -> bool {
-        other.resolve().is_ok_and(|o| o.same(&self.engine))
+        other.resolve().is_ok_and(|o| o == self.engine)
     }
 
     fn __hash__(&self) -> u64 {
@@ -89,20 +89,6 @@ pub(crate) fn resolve(arg: Option<DeviceArg>) -> PyResult<Engine> {
             let e = Engine::from_env().map_err(py_err)?;
             *cached = Some((var, e.clone()));
             Ok(e)
-        }
-    }
-}
-
-trait Same {
-    fn same(&self, other: &Engine) -> bool;
-}
-
-impl Same for Engine {
-    fn same(&self, other: &Engine) -> bool {
-        match (self, other) {
-            (Engine::Cpu, Engine::Cpu) => true,
-            (Engine::Gpu(a), Engine::Gpu(b)) => std::sync::Arc::ptr_eq(a, b),
-            _ => false,
         }
     }
 }

@@ -261,6 +261,15 @@ impl Drop for NoGrad {
     }
 }
 
+/// A loss's `reduction`: `mean` or `sum`.
+fn parse_reduction(op: &str, r: &str) -> PyResult<convshade::Reduction> {
+    match r {
+        "mean" => Ok(convshade::Reduction::Mean),
+        "sum" => Ok(convshade::Reduction::Sum),
+        r => Err(PyNotImplementedError::new_err(format!("{op}: reduction {r:?} (mean, sum)"))),
+    }
+}
+
 /// PyTorch's `F.cross_entropy`: `target` holds class indices `(n,)` or probabilities `(n, c)`.
 #[pyfunction]
 #[pyo3(signature = (input, target, reduction = "mean", label_smoothing = 0.0))]
@@ -268,15 +277,7 @@ pub(crate) fn cross_entropy(
     py: Python<'_>, input: Tensor, target: Tensor, reduction: &str, label_smoothing: f32,
 ) -> PyResult<Tensor> {
     use convshade::{CrossEntropyOptions, Reduction};
-    let reduction = match reduction {
-        "mean" => Reduction::Mean,
-        "sum" => Reduction::Sum,
-        r => {
-            return Err(PyNotImplementedError::new_err(format!(
-                "cross_entropy: reduction {r:?} (mean, sum)"
-            )))
-        }
-    };
+    let reduction = parse_reduction("cross_entropy", reduction)?;
     let (x, y) = (input.t(), target.t());
     if x.dims() == y.dims() {
         if label_smoothing != 0.0 || reduction != Reduction::Mean {
@@ -306,16 +307,7 @@ pub(crate) fn cross_entropy(
 pub(crate) fn mse_loss(
     py: Python<'_>, input: Tensor, target: Tensor, reduction: &str,
 ) -> PyResult<Tensor> {
-    use convshade::Reduction;
-    let reduction = match reduction {
-        "mean" => Reduction::Mean,
-        "sum" => Reduction::Sum,
-        r => {
-            return Err(PyNotImplementedError::new_err(format!(
-                "mse_loss: reduction {r:?} (mean, sum)"
-            )))
-        }
-    };
+    let reduction = parse_reduction("mse_loss", reduction)?;
     let (x, y) = (input.t(), target.t());
     run(py, move || convshade::mse_loss_with(&x, &y, reduction))
 }

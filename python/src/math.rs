@@ -175,7 +175,7 @@ impl Tensor {
     /// `==` and `!=` give 1.0 where they hold and 0.0 elsewhere (float32 is the one dtype).
     fn __richcmp__(&self, o: Operand, op: CompareOp) -> PyResult<Tensor> {
         let eq = self.binary(o, Inner::eq, |t, s| {
-            Inner::full(Vec::<usize>::new(), s, &t.device())?.pipe_eq(t)
+            t.eq(&Inner::full(Vec::<usize>::new(), s, &t.device())?)
         })?;
         match op {
             CompareOp::Eq => Ok(eq),
@@ -440,16 +440,5 @@ impl Tensor {
 
     fn expand_as(&self, other: Tensor) -> PyResult<Tensor> {
         Tensor::wrap(self.t().broadcast_to(other.t().dims().to_vec()))
-    }
-}
-
-/// `eq` with the operands swapped, for a number compared with a tensor.
-trait PipeEq {
-    fn pipe_eq(&self, t: &Inner) -> R;
-}
-
-impl PipeEq for Inner {
-    fn pipe_eq(&self, t: &Inner) -> R {
-        t.eq(self)
     }
 }

@@ -181,7 +181,7 @@ impl Tensor {
     fn to(slf: PyRef<'_, Self>, device: DeviceArg) -> PyResult<Tensor> {
         let dev = device.resolve()?;
         let t = slf.t();
-        if t.device().name() == dev.name() {
+        if t.device() == dev {
             return Ok(Clone::clone(&*slf));
         }
         let py = slf.py();

@@ -168,6 +168,40 @@ fn labels(case: &str, t: &Tensor) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// `batch_norm2d` or `batch_norm3d`.
+type BatchNormOp = fn(
+    &Tensor,
+    &Tensor,
+    &Tensor,
+    Option<&Tensor>,
+    Option<&Tensor>,
+    &BatchNormOptions,
+) -> Result<crate::BatchNormOutput>;
+
+/// A batch-norm op's case (`batch_norm2d`, `batch_norm3d`): the output, and the updated
+/// running statistics into `out`.
+pub(super) fn batch_norm(
+    attrs: &Attrs<'_>, inputs: &BTreeMap<String, Tensor>, out: &mut BTreeMap<String, Tensor>,
+    op: BatchNormOp,
+) -> Result<Tensor> {
+    let opts = BatchNormOptions {
+        training: attrs.bool("training", false)?,
+        momentum: attrs.float("momentum", 0.1)?,
+        eps: attrs.float("eps", 1e-5)?,
+    };
+    let r = op(
+        &inputs["input"],
+        &inputs["running_mean"],
+        &inputs["running_var"],
+        inputs.get("weight"),
+        inputs.get("bias"),
+        &opts,
+    )?;
+    out.insert("running_mean".to_string(), r.running_mean);
+    out.insert("running_var".to_string(), r.running_var);
+    Ok(r.output)
+}
+
 /// Runs the case's op on its inputs (the signature already checked): `output`, and for
 /// batch_norm2d in training the updated `running_mean` and `running_var`.
 pub(super) fn run_op(
@@ -243,24 +277,7 @@ pub(super) fn run_op(
         }
         "adaptive_avg_pool2d" => adaptive_avg_pool2d(x, attrs.required_pair(op, "output_size")?)?,
         "adaptive_max_pool2d" => adaptive_max_pool2d(x, attrs.required_pair(op, "output_size")?)?,
-        "batch_norm2d" => {
-            let opts = BatchNormOptions {
-                training: attrs.bool("training", false)?,
-                momentum: attrs.float("momentum", 0.1)?,
-                eps: attrs.float("eps", 1e-5)?,
-            };
-            let r = batch_norm2d(
-                x,
-                &inputs["running_mean"],
-                &inputs["running_var"],
-                inputs.get("weight"),
-                inputs.get("bias"),
-                &opts,
-            )?;
-            out.insert("running_mean".to_string(), r.running_mean);
-            out.insert("running_var".to_string(), r.running_var);
-            r.output
-        }
+        "batch_norm2d" => batch_norm(&attrs, inputs, &mut out, batch_norm2d)?,
         "upsample" if x.rank() == 5 => super::volume::upsample(&attrs, x)?,
         "upsample" => {
             let (oh, ow) = attrs.required_pair(op, "size")?;

@@ -8,9 +8,9 @@ use super::invalid;
 use super::ops::{Attrs, Signature};
 use crate::{
     adaptive_avg_pool3d, adaptive_max_pool3d, avg_pool3d, batch_norm3d, conv3d, conv_transpose3d,
-    max_pool3d, upsample3d, AvgPool3dOptions, BatchNormOptions, Conv3dOptions,
-    ConvTranspose3dOptions, MaxPool3dOptions, Padding3d, PaddingMode, Result, Tensor, Triple,
-    Upsample3dMode, Upsample3dSize,
+    max_pool3d, upsample3d, AvgPool3dOptions, Conv3dOptions, ConvTranspose3dOptions,
+    MaxPool3dOptions, Padding3d, PaddingMode, Result, Tensor, Triple, Upsample3dMode,
+    Upsample3dSize,
 };
 
 pub(super) fn signature(op: &str) -> Option<Signature> {
@@ -153,24 +153,7 @@ pub(super) fn run(
             "adaptive_max_pool3d" => {
                 adaptive_max_pool3d(x, attrs.required_triple(op, "output_size")?)?
             }
-            "batch_norm3d" => {
-                let opts = BatchNormOptions {
-                    training: attrs.bool("training", false)?,
-                    momentum: attrs.float("momentum", 0.1)?,
-                    eps: attrs.float("eps", 1e-5)?,
-                };
-                let r = batch_norm3d(
-                    x,
-                    &inputs["running_mean"],
-                    &inputs["running_var"],
-                    inputs.get("weight"),
-                    inputs.get("bias"),
-                    &opts,
-                )?;
-                out.insert("running_mean".to_string(), r.running_mean);
-                out.insert("running_var".to_string(), r.running_var);
-                r.output
-            }
+            "batch_norm3d" => super::ops::batch_norm(attrs, inputs, out, batch_norm3d)?,
             _ => unreachable!("checked below"),
         })
     };

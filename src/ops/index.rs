@@ -200,6 +200,10 @@ pub fn cat(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
         );
         dims[axis] += t.dims()[axis];
     }
+    if axis == 0 {
+        return cat_rows(tensors, dims);
+    }
+    // each part written into the joined tensor: a copy of it per part
     let mut out = Tensor::zeros(dims.clone(), &first.device())?;
     let mut at = 0;
     for t in tensors {
@@ -209,6 +213,28 @@ pub fn cat(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
         at += t.dims()[axis];
     }
     Ok(out)
+}
+
+/// [`cat`] along the first axis: the parts' elements one after another (buffer copies on the
+/// GPU, one pass in all); the gradient is the upstream gradient's rows, part by part.
+fn cat_rows(tensors: &[&Tensor], dims: Vec<usize>) -> Result<Tensor> {
+    let y = concat_flat(tensors).map_err(|e| match e {
+        crate::Error::DeviceMismatch { lhs, rhs, .. } => {
+            crate::Error::DeviceMismatch { op: "cat", lhs, rhs }
+        }
+        e => e,
+    })?;
+    let y = y.reshape_raw(Shape::from(dims));
+    let rows: Vec<usize> = tensors.iter().map(|t| t.dims()[0]).collect();
+    Ok(y.attach(tensors, move |g| {
+        let mut at = 0;
+        let mut parts = Vec::with_capacity(rows.len());
+        for &n in &rows {
+            parts.push(Some(g.narrow(0, at, n)?));
+            at += n;
+        }
+        Ok(parts)
+    }))
 }
 
 /// The tensors, all of one shape, stacked along a new axis `axis`.
@@ -234,8 +260,8 @@ pub fn stack(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
 }
 
 /// The tensors' elements one after another, as one flat tensor: on the GPU by buffer copies (no
-/// kernel), for gathering gradients into one buffer before one readback.
-#[cfg(feature = "mpi")]
+/// kernel), for gathering gradients into one buffer before one readback and for `cat` along
+/// the first axis. No record.
 pub(crate) fn concat_flat(tensors: &[&Tensor]) -> Result<Tensor> {
     use crate::tensor::Storage;
     let Some(first) = tensors.first() else { bail!("concat_flat", "no tensors to join") };
@@ -251,6 +277,7 @@ pub(crate) fn concat_flat(tensors: &[&Tensor]) -> Result<Tensor> {
             }
             Storage::Cpu(out)
         }
+        Storage::Gpu(_) if total == 0 => return Tensor::zeros([0], &first.device()),
         Storage::Gpu(b) => {
             let ctx = b.ctx();
             let out = ctx.alloc_any(total, "concat_flat")?;
@@ -258,8 +285,10 @@ pub(crate) fn concat_flat(tensors: &[&Tensor]) -> Result<Tensor> {
             for t in tensors {
                 match t.storage() {
                     Storage::Gpu(p) if std::sync::Arc::ptr_eq(p.ctx(), ctx) => {
-                        ctx.copy_range((p, 0), (&out, at), p.len)?;
-                        at += p.len;
+                        if t.elem_count() > 0 {
+                            ctx.copy_range((p, 0), (&out, at), t.elem_count())?;
+                        }
+                        at += t.elem_count();
                     }
                     _ => return Err(mismatch(first, t)),
                 }
@@ -270,7 +299,6 @@ pub(crate) fn concat_flat(tensors: &[&Tensor]) -> Result<Tensor> {
     Ok(Tensor::from_storage(storage, Shape::from(vec![total])))
 }
 
-#[cfg(feature = "mpi")]
 fn mismatch(a: &Tensor, b: &Tensor) -> crate::Error {
     crate::Error::DeviceMismatch {
         op: "concat_flat",

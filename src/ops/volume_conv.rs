@@ -68,6 +68,12 @@ fn pad_depth(x: &Tensor, (before, after): (usize, usize), mode: PaddingMode) -> 
         return Ok(x.clone());
     }
     let (n, c, d, h, w) = dims5("conv3d", x, "input")?;
+    if mode == PaddingMode::Zeros {
+        // one copy into the zeros, the gradient its region
+        let inside = [AxisSlice::full(n), AxisSlice::full(c), AxisSlice::range(before, before + d)];
+        return Tensor::zeros([n, c, before + d + after, h, w], &x.device())?
+            .slice_assign(&inside, x);
+    }
     let most = before.max(after);
     match mode {
         PaddingMode::Reflect => {
