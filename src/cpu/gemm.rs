@@ -26,6 +26,11 @@ impl Mat {
     pub fn rows_mut(s: &mut [f32], cols: usize) -> Self {
         Mat { ptr: s.as_mut_ptr(), rs: cols as isize, cs: 1 }
     }
+    /// Column-major `(rows, cols)` output from the start of `s`: the transpose of a row-major
+    /// `(cols, rows)`.
+    pub fn cols_mut(s: &mut [f32], rows: usize) -> Self {
+        Mat { ptr: s.as_mut_ptr(), rs: 1, cs: rows as isize }
+    }
     /// The same storage read as its transpose.
     pub fn t(self) -> Self {
         Mat { rs: self.cs, cs: self.rs, ..self }

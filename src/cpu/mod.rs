@@ -16,6 +16,8 @@ mod reduce;
 mod slice;
 mod unfold;
 mod upsample;
+pub(crate) mod volume_conv;
+pub(crate) mod volume_pool;
 
 pub(crate) use host::host_vec;
 pub(crate) use recycle::give as recycle;

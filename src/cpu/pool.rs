@@ -2,6 +2,8 @@
 //! backward passes scatter each output's gradient in the order that makes every input's sum
 //! bit-identical to the GPU's gather; adaptive pooling's backward is a gather.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::host::{host_vec, host_vec_for_overwrite, par_chunks};
@@ -12,47 +14,63 @@ use crate::Result;
 
 /// `(n, c, h, w) -> (n, c, oh, ow)` maxima and the flat `h*w` index of each (as f32).
 pub(super) fn max_pool2d(x: &[f32], g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32>)> {
-    let g = *g;
     let plane_out = g.oh * g.ow;
     // every output row is filled before its taps are compared
     let mut out = host_vec_for_overwrite(g.n * g.c * plane_out, "max_pool2d")?;
     let mut idx = host_vec_for_overwrite(out.len(), "max_pool2d")?;
-    // the taps inside the input per output row, and per column tap the outputs that read
-    // inside: the same for every plane
-    let rows: Vec<_> = (0..g.oh).map(|oh| g.row_taps(oh)).collect();
-    let cols: Vec<_> = (0..g.kw).map(|kw| inside(g.ow, kw * g.dw, g.pad_left, g.sw, g.w)).collect();
-    let work = |nc: usize, o: &mut [f32], ix: &mut [f32]| {
-        let plane = &x[nc * g.h * g.w..][..g.h * g.w];
-        // one output row at a time, its taps in (kh, kw) order for every output
-        for (oh, taps_h) in rows.iter().enumerate() {
-            let best = &mut o[oh * g.ow..][..g.ow];
-            let arg = &mut ix[oh * g.ow..][..g.ow];
-            best.fill(f32::NEG_INFINITY);
-            arg.fill(-1.0);
+    let plan = MaxPlan::of(g);
+    out.par_chunks_mut(plane_out).zip(idx.par_chunks_mut(plane_out)).enumerate().for_each(
+        |(nc, (o, ix))| {
+            o.fill(f32::NEG_INFINITY);
+            ix.fill(-1.0);
+            plan.compare_plane(&x[nc * g.h * g.w..][..g.h * g.w], o, ix, 0);
+        },
+    );
+    Ok((out, idx))
+}
+
+/// The taps inside the input per output row, and per column tap the outputs that read inside:
+/// the same for every plane.
+pub(super) struct MaxPlan {
+    g: WindowGeom,
+    rows: Vec<Range<usize>>,
+    cols: Vec<Range<usize>>,
+}
+
+impl MaxPlan {
+    pub fn of(g: &WindowGeom) -> Self {
+        let rows = (0..g.oh).map(|oh| g.row_taps(oh)).collect();
+        let cols = (0..g.kw).map(|kw| inside(g.ow, kw * g.dw, g.pad_left, g.sw, g.w)).collect();
+        MaxPlan { g: *g, rows, cols }
+    }
+
+    /// Compares the windows of one plane `(h, w)` into the maxima `best (oh, ow)` and their
+    /// indices `arg`, flat `h*w` indices plus `base`; one output row at a time, its taps in
+    /// (kh, kw) order for every output.
+    pub fn compare_plane(&self, plane: &[f32], best: &mut [f32], arg: &mut [f32], base: usize) {
+        let g = &self.g;
+        for (oh, taps_h) in self.rows.iter().enumerate() {
+            let best = &mut best[oh * g.ow..][..g.ow];
+            let arg = &mut arg[oh * g.ow..][..g.ow];
             for kh in taps_h.clone() {
                 let ih = oh * g.sh + kh * g.dh - g.pad_top;
                 let src = &plane[ih * g.w..][..g.w];
-                for (kw, outs) in cols.iter().enumerate().filter(|(_, o)| !o.is_empty()) {
+                for (kw, outs) in self.cols.iter().enumerate().filter(|(_, o)| !o.is_empty()) {
                     let first = outs.start * g.sw + kw * g.dw - g.pad_left;
                     let taps = src[first..].iter().step_by(g.sw);
-                    let at = (first..).step_by(g.sw);
+                    let at = (base + ih * g.w + first..).step_by(g.sw);
                     let slots = best[outs.clone()].iter_mut().zip(&mut arg[outs.clone()]);
-                    for (((b, a), &v), iw) in slots.zip(taps).zip(at) {
+                    for (((b, a), &v), i) in slots.zip(taps).zip(at) {
                         // As PyTorch: NaN propagates, ties keep the first maximum. `|`, not
                         // `||`: no branch to mispredict. Indices are below 2^24.
                         let take = (v > *b) | v.is_nan() | (*a < 0.0);
                         *b = if take { v } else { *b };
-                        *a = if take { (ih * g.w + iw) as i32 as f32 } else { *a };
+                        *a = if take { i as i32 as f32 } else { *a };
                     }
                 }
             }
         }
-    };
-    out.par_chunks_mut(plane_out)
-        .zip(idx.par_chunks_mut(plane_out))
-        .enumerate()
-        .for_each(|(nc, (o, ix))| work(nc, o, ix));
-    Ok((out, idx))
+    }
 }
 
 /// `grad (n, c, oh, ow)`, `indices` -> `(n, c, h, w)`: each output's gradient added to its
@@ -60,13 +78,21 @@ pub(super) fn max_pool2d(x: &[f32], g: &WindowGeom) -> Result<(Vec<f32>, Vec<f32
 pub(super) fn max_pool2d_backward(
     grad: &[f32], indices: &[f32], g: &WindowGeom,
 ) -> Result<Vec<f32>> {
-    let g = *g;
+    let planes = (g.n * g.c, g.h * g.w, g.oh * g.ow);
+    scatter_argmax(grad, indices, planes, "max_pool2d_backward")
+}
+
+/// `grad (planes, outs)`, `indices` -> `(planes, ins)`: each output's gradient added to its
+/// argmax in its plane, one pass over the outputs.
+pub(super) fn scatter_argmax(
+    grad: &[f32], indices: &[f32], (planes, ins, outs): (usize, usize, usize), op: &'static str,
+) -> Result<Vec<f32>> {
     // each plane is zeroed by its own task, while it is in cache
-    let mut dx = host_vec_for_overwrite(g.n * g.c * g.h * g.w, "max_pool2d_backward")?;
-    par_chunks(&mut dx, g.h * g.w, |nc, plane| {
+    let mut dx = host_vec_for_overwrite(planes * ins, op)?;
+    par_chunks(&mut dx, ins, |p, plane| {
         plane.fill(0.0);
-        let go = &grad[nc * g.oh * g.ow..][..g.oh * g.ow];
-        let ix = &indices[nc * g.oh * g.ow..][..g.oh * g.ow];
+        let go = &grad[p * outs..][..outs];
+        let ix = &indices[p * outs..][..outs];
         // Outputs in reverse order: an input's windows then arrive in (kh, kw) order (tap kh
         // of input row ih is output row (ih + pad - kh * dh) / sh, which falls as kh rises),
         // the order in which the GPU's gather sums them, so both give the same bits.

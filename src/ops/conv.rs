@@ -366,10 +366,11 @@ pub(crate) fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     }
 }
 
-/// The bias gradient: `gout (n, d, oh, ow)` summed over (n, oh, ow) -> `(d)`.
+/// The bias gradient: `gout (n, d, ...)` summed over every axis but `d` -> `(d)`.
 fn bias_grad(gout: &Tensor) -> Result<Tensor> {
-    let (n, d, oh, ow) = gout.dims4()?;
-    let per_image = gout.sum_axis_raw(n * d, oh * ow, 1, Shape::from([n, d]))?;
+    let (n, d) = (gout.dims()[0], gout.dims()[1]);
+    let positions = gout.dims()[2..].iter().product();
+    let per_image = gout.sum_axis_raw(n * d, positions, 1, Shape::from([n, d]))?;
     per_image.sum_axis_raw(1, n, d, Shape::from([d]))
 }
 

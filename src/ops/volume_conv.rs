@@ -1,13 +1,20 @@
-//! `conv3d` and `conv_transpose3d` on the 2-d convolutions: one 2-d convolution per depth tap
-//! of the kernel, over every output depth at once (the depths as images of one batch), summed.
-//! The padding along depth is made explicit (zeros, or mirrored, repeated or wrapped planes);
-//! along `(h, w)` it is the 2-d convolution's own.
+//! `conv3d` and `conv_transpose3d` on the 2-d convolutions. conv3d: the kernel's depth taps
+//! unfolded into channels, then one 2-d convolution over every output depth at once (the
+//! depths as images of one batch); on the CPU, kernels of its own that read the volume in place
+//! (`cpu::volume_conv`). conv_transpose3d: one 2-d transposed convolution per depth tap, placed
+//! and summed. The padding along depth is made explicit (zeros, or mirrored, repeated or wrapped
+//! planes) except on the CPU's zeros; along `(h, w)` it is the 2-d convolution's own.
 
+use crate::backend::ConvSpec;
+use crate::cpu::volume_conv::{self, Conv3dSpec};
+use crate::ops::conv::attach_conv;
 use crate::ops::index::AxisSlice;
 use crate::ops::volume::{dims5, named, Triple};
+use crate::shape::WindowGeom;
+use crate::tensor::{same_backend, Storage};
 use crate::{
     bail, cat, conv2d, conv_transpose2d, ensure, pad, Conv2dOptions, ConvTranspose2dOptions,
-    PadMode, Padding, PaddingMode, Result, Tensor,
+    PadMode, Padding, PaddingMode, Result, Shape, Tensor,
 };
 
 /// How [`conv3d`] pads its input.
@@ -145,11 +152,11 @@ pub fn conv3d(
     let depth = sides(o.padding, 0, kd, o.dilation.0);
     let (top, bottom) = sides(o.padding, 1, kh, o.dilation.1);
     let (left, right) = sides(o.padding, 2, kw, o.dilation.2);
-    let xp = pad_depth(x, depth, o.padding_mode)?;
-    // (h, w): the 2-d convolution's padding, or explicit for the other modes
-    let (xp, hw_pad) = match o.padding_mode {
-        PaddingMode::Zeros => (xp, [top, bottom, left, right]),
+    // zeros: the padding stays implicit; the other modes pad explicitly, then convolve without
+    let (xin, depth, hw_pad) = match o.padding_mode {
+        PaddingMode::Zeros => (x.clone(), depth, [top, bottom, left, right]),
         m => {
+            let xp = pad_depth(x, depth, m)?;
             let dp = xp.dims()[2];
             let kind = match m {
                 PaddingMode::Reflect => PadMode::Reflect,
@@ -159,10 +166,10 @@ pub fn conv3d(
             let widths = [left as isize, right as isize, top as isize, bottom as isize];
             let flat = pad(&xp.reshape([n, c * dp, h, w])?, &widths, kind).map_err(named(OP))?;
             let (hp, wp) = (flat.dims()[2], flat.dims()[3]);
-            (flat.reshape([n, c, dp, hp, wp])?, [0; 4])
+            (flat.reshape([n, c, dp, hp, wp])?, (0, 0), [0; 4])
         }
     };
-    let dp = xp.dims()[2];
+    let dp = xin.dims()[2] + depth.0 + depth.1;
     let span = o.dilation.0 * (kd - 1) + 1;
     ensure!(
         dp >= span,
@@ -170,6 +177,10 @@ pub fn conv3d(
         "a kernel spanning {span} planes does not fit {dp} padded input planes"
     );
     let od = (dp - span) / o.stride.0 + 1;
+    if let Some(y) = conv3d_cpu(&xin, weight, bias, o, (depth.0, od), hw_pad)? {
+        return Ok(y);
+    }
+    let xp = pad_depth(&xin, depth, PaddingMode::Zeros)?;
     let opts = Conv2dOptions::new()
         .stride(crate::ops::conv::Pair((o.stride.1, o.stride.2)))
         .padding(Padding::Explicit(hw_pad))
@@ -182,6 +193,67 @@ pub fn conv3d(
     let y = conv2d(&x_taps, &w2, bias, &opts).map_err(named(OP))?; // (n*od, oc, oh, ow)
     let (oh, ow) = (y.dims()[2], y.dims()[3]);
     y.reshape([n, od, oc, oh, ow])?.permute(&[0, 2, 1, 3, 4])
+}
+
+/// On the CPU, conv3d by its own kernels, which read the volume in place
+/// (`cpu::volume_conv`); `None` elsewhere, and for empty tensors, which the 2-d composition
+/// handles. `(pad, od)`: zero planes before the input along depth, and the output depth.
+fn conv3d_cpu(
+    x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, o: &Conv3dOptions,
+    (pad, od): (usize, usize), hw_pad: [usize; 4],
+) -> Result<Option<Tensor>> {
+    const OP: &str = "conv3d";
+    let (Storage::Cpu(xs), Storage::Cpu(ws)) = (x.storage(), weight.storage()) else {
+        return Ok(None);
+    };
+    let (n, c, d, h, w) = dims5(OP, x, "input")?;
+    let (oc, _, kd, kh, kw) = dims5(OP, weight, "weight")?;
+    if let Some(b) = bias {
+        ensure!(b.dims() == [oc], OP, "bias {} must be ({oc})", b.shape());
+    }
+    let stride = (o.stride.1, o.stride.2);
+    let g =
+        WindowGeom::conv(OP, (1, c, h, w), (kh, kw), stride, hw_pad, (o.dilation.1, o.dilation.2))?;
+    let out = [n, oc, od, g.oh, g.ow];
+    if crate::shape::numel(OP, &out)? == 0 || c == 0 {
+        return Ok(None);
+    }
+    let bs = bias.map(|b| same_backend(OP, xs, b)).transpose()?;
+    let depth = (kd, o.stride.0, o.dilation.0, pad);
+    let s = Conv3dSpec::new(ConvSpec { g, groups: o.groups, d: oc }, n, d, depth, od);
+    let y = volume_conv::conv3d(xs, ws, bs.map(|b| &b[..]), &s)?;
+    let y = Tensor::from_storage(Storage::Cpu(y), Shape::from(out));
+    let (xdims, wdims) = (x.dims().to_vec(), weight.dims().to_vec());
+    attach_conv(
+        y,
+        x,
+        weight,
+        bias,
+        None,
+        move |gout, w| {
+            let (go, ws) = cpu_pair(gout, w)?;
+            let dx = volume_conv::conv3d_backward_input(go, ws, &s)?;
+            Ok(Tensor::from_storage(Storage::Cpu(dx), Shape::from(xdims.clone())))
+        },
+        move |gout, x| {
+            let (xs, go) = cpu_pair(x, gout)?;
+            let dw = volume_conv::conv3d_backward_weight(xs, go, &s)?;
+            Ok(Tensor::from_storage(Storage::Cpu(dw), Shape::from(wdims.clone())))
+        },
+    )
+    .map(Some)
+}
+
+/// Two tensors' host buffers, or a device mismatch naming conv3d.
+fn cpu_pair<'a>(a: &'a Tensor, b: &'a Tensor) -> Result<(&'a [f32], &'a [f32])> {
+    match (a.storage(), b.storage()) {
+        (Storage::Cpu(x), Storage::Cpu(y)) => Ok((x, y)),
+        _ => Err(crate::Error::DeviceMismatch {
+            op: "conv3d",
+            lhs: a.device().name(),
+            rhs: b.device().name(),
+        }),
+    }
 }
 
 /// `xp (n, c, dp, h, w)` -> `(n * od, c * kd, h, w)`: for output depth `z`, channel `(ci, t)`
