@@ -18,6 +18,7 @@ mod unfold;
 mod upsample;
 pub(crate) mod volume_conv;
 pub(crate) mod volume_pool;
+pub(crate) mod volume_rows;
 
 pub(crate) use host::host_vec;
 pub(crate) use recycle::give as recycle;

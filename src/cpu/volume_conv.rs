@@ -1,9 +1,10 @@
-//! conv3d on the CPU, reading the volume in place. The 2-d columns of the input planes a
+//! conv3d on the CPU, reading the volume in place: `Conv3dSpec`, its blocks of output depths,
+//! and the two gradients (the forward is `volume_rows`). The 2-d columns of the input planes a
 //! block of output depths reads are built once into a per-thread slab laid out `(groups,
 //! planes, c/groups, kh*kw, oh*ow)`; with the weight's taps reordered `(oc, kd, c/groups, kh,
 //! kw)`, the columns of each output depth are then one contiguous window of the slab (kd
 //! consecutive planes), so each (output depth, group) is one GEMM reading the slab in place and
-//! writing the output's `(n, oc, od, oh, ow)` rows through their stride. No padded, unfolded or
+//! the output gradient's `(n, oc, od, oh, ow)` rows through their stride. No padded, unfolded or
 //! permuted copy of the volume exists, and a plane's columns are built once per block, not once
 //! per depth tap.
 
@@ -11,7 +12,7 @@ use rayon::prelude::*;
 
 use super::conv::{partial_chunks, sum_partials};
 use super::gemm::{sgemm, Mat, Threads};
-use super::host::{host_vec, host_vec_for_overwrite, with_scratch, SyncPtr};
+use super::host::{host_vec, host_vec_for_overwrite, with_scratch};
 use super::unfold::{col2im_image, im2col_image};
 use crate::backend::ConvSpec;
 use crate::Result;
@@ -44,12 +45,12 @@ pub(crate) struct Conv3dSpec {
 /// Output depths `z0..z0 + len` and the input planes their taps read: slab plane `j` is input
 /// plane `first + j * step` (zeros outside the input).
 #[derive(Clone, Copy)]
-struct Block {
-    z0: usize,
-    len: usize,
-    first: isize,
-    step: usize,
-    planes: usize,
+pub(super) struct Block {
+    pub z0: usize,
+    pub len: usize,
+    pub first: isize,
+    pub step: usize,
+    pub planes: usize,
 }
 
 impl Conv3dSpec {
@@ -61,20 +62,20 @@ impl Conv3dSpec {
     ) -> Self {
         Conv3dSpec { plane, n, d, kd, sd, dd, pad, od, slab_budget: SLAB_BUDGET }
     }
-    fn ohw(&self) -> usize {
+    pub(super) fn ohw(&self) -> usize {
         self.plane.ohw()
     }
     /// Taps per plane: `kh * kw`.
-    fn taps(&self) -> usize {
+    pub(super) fn taps(&self) -> usize {
         self.plane.g.kh * self.plane.g.kw
     }
     /// Rows of one group's columns: `(c / groups) * kd * kh * kw`, reordered `(kd, c/groups,
     /// kh, kw)`.
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.plane.cg() * self.kd * self.taps()
     }
     /// Elements of one image `(c, d, h, w)`.
-    fn image(&self) -> usize {
+    pub(super) fn image(&self) -> usize {
         self.plane.g.c * self.d * self.plane.g.h * self.plane.g.w
     }
     /// Elements of the output `(n, oc, od, oh, ow)`.
@@ -83,7 +84,7 @@ impl Conv3dSpec {
     }
     /// Output channel `oc`'s `(oh, ow)` plane at depth `z` of image `img`: the offset of a
     /// `(dg, ohw)` block whose rows lie `od * ohw` apart.
-    fn out_offset(&self, img: usize, oc: usize, z: usize) -> usize {
+    pub(super) fn out_offset(&self, img: usize, oc: usize, z: usize) -> usize {
         ((img * self.plane.d + oc) * self.od + z) * self.ohw()
     }
     /// Elements of one slab plane of one group: `(c/groups, kh*kw, ohw)`.
@@ -106,7 +107,7 @@ impl Conv3dSpec {
         (len, (len - 1) * self.sd + self.kd)
     }
     /// Blocks cutting `0..od`, by the shape alone.
-    fn blocks(&self) -> Vec<Block> {
+    pub(super) fn blocks(&self) -> Vec<Block> {
         let (len, _) = self.block_shape();
         (0..self.od)
             .step_by(len)
@@ -121,15 +122,17 @@ impl Conv3dSpec {
             .collect()
     }
     /// Elements of one thread's slab.
-    fn slab_len(&self) -> usize {
+    pub(super) fn slab_len(&self) -> usize {
         self.block_shape().1 * self.plane.groups * self.plane_len()
     }
     /// Input plane of slab plane `j`, `None` in the padding.
-    fn source(&self, b: &Block, j: usize) -> Option<usize> {
+    pub(super) fn source(&self, b: &Block, j: usize) -> Option<usize> {
         usize::try_from(b.first + (j * b.step) as isize).ok().filter(|&i| i < self.d)
     }
     /// Group `grp`'s part of the slab: `(planes, cg * taps, ohw)`.
-    fn group_slab<'a>(&self, b: &Block, slab: &'a mut [f32], grp: usize) -> &'a mut [f32] {
+    pub(super) fn group_slab<'a>(
+        &self, b: &Block, slab: &'a mut [f32], grp: usize,
+    ) -> &'a mut [f32] {
         let len = b.planes * self.plane_len();
         &mut slab[grp * len..][..len]
     }
@@ -175,58 +178,6 @@ impl Conv3dSpec {
     }
 }
 
-/// `x (n, c, d, h, w)`, `w (oc, c/groups, kd, kh, kw)`, `bias (oc)` -> `(n, oc, od, oh, ow)`.
-pub(crate) fn conv3d(
-    x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Conv3dSpec,
-) -> Result<Vec<f32>> {
-    const OP: &str = "conv3d";
-    let (k, ohw, dg) = (s.k(), s.ohw(), s.plane.dg());
-    let w = s.reorder(w, false);
-    // every element is written by its group's product
-    let mut y = host_vec_for_overwrite(s.out_len(), OP)?;
-    let yp = SyncPtr(y.as_mut_ptr());
-    let blocks = s.blocks();
-    let tasks: Vec<(usize, Block)> =
-        (0..s.n).flat_map(|img| blocks.iter().map(move |b| (img, *b))).collect();
-    let threads = Threads::for_tasks(tasks.len());
-    tasks.par_iter().try_for_each(|(img, b)| {
-        with_scratch(s.slab_len(), OP, |slab| {
-            s.fill_slab(&x[img * s.image()..], b, slab);
-            for grp in 0..s.plane.groups {
-                let gs = s.group_slab(b, slab, grp);
-                for z in b.z0..b.z0 + b.len {
-                    let out = s.out_offset(*img, grp * dg, z);
-                    // SAFETY: task (img, block) alone writes the rows at its depths of image
-                    // img; each row of `ohw` elements lies inside `y`, and each operand spans
-                    // the slice it is made from.
-                    unsafe {
-                        // y (dg, ohw) = W_g (dg, k) x window (k, ohw)
-                        sgemm(
-                            (dg, ohw, k),
-                            Mat::rows(&w[grp * dg * k..], k),
-                            Mat::rows(&gs[s.window(b, z)..], ohw),
-                            Mat { ptr: yp.get().add(out), rs: (s.od * ohw) as isize, cs: 1 },
-                            false,
-                            threads,
-                        );
-                        // the bias while the rows are in cache
-                        if let Some(bias) = bias {
-                            for r in 0..dg {
-                                let row = yp.get().add(out + r * s.od * ohw);
-                                let bv = bias[grp * dg + r];
-                                std::slice::from_raw_parts_mut(row, ohw)
-                                    .iter_mut()
-                                    .for_each(|v| *v += bv);
-                            }
-                        }
-                    }
-                }
-            }
-        })
-    })?;
-    Ok(y)
-}
-
 /// The output gradient's `(dg, ohw)` block of group `grp` at depth `z` of image `img`.
 fn grad_block(grad: &[f32], s: &Conv3dSpec, img: usize, grp: usize, z: usize) -> Mat {
     let ohw = s.ohw();
@@ -243,10 +194,14 @@ pub(crate) fn conv3d_backward_input(grad: &[f32], w: &[f32], s: &Conv3dSpec) -> 
     let (k, ohw, dg, cg) = (s.k(), s.ohw(), s.plane.dg(), s.plane.cg());
     let hw = s.plane.g.h * s.plane.g.w;
     let w = s.reorder(w, false);
-    let mut dx = host_vec(s.n * s.image(), 0.0, OP)?;
+    let mut dx = host_vec_for_overwrite(s.n * s.image(), OP)?;
     let threads = Threads::for_tasks(s.n);
     let (blocks, block) = (s.blocks(), s.taps() * ohw);
     dx.par_chunks_mut(s.image()).enumerate().try_for_each(|(img, dxn)| {
+        // zeroed by a write, not fresh zero pages: columns are added into it, and a first read
+        // of a fresh page maps the shared zero page, whose first write then costs a fault and a
+        // TLB flush on every core
+        dxn.fill(0.0);
         with_scratch(s.slab_len(), OP, |slab| {
             for b in &blocks {
                 for grp in 0..s.plane.groups {
@@ -323,6 +278,7 @@ pub(crate) fn conv3d_backward_weight(x: &[f32], grad: &[f32], s: &Conv3dSpec) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::volume_rows::conv3d;
     use crate::shape::WindowGeom;
 
     fn values(n: usize, seed: usize) -> Vec<f32> {

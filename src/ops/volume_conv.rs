@@ -7,6 +7,7 @@
 
 use crate::backend::ConvSpec;
 use crate::cpu::volume_conv::{self, Conv3dSpec};
+use crate::cpu::volume_rows;
 use crate::ops::conv::attach_conv;
 use crate::ops::index::AxisSlice;
 use crate::ops::volume::{dims5, named, Triple};
@@ -221,7 +222,7 @@ fn conv3d_cpu(
     let bs = bias.map(|b| same_backend(OP, xs, b)).transpose()?;
     let depth = (kd, o.stride.0, o.dilation.0, pad);
     let s = Conv3dSpec::new(ConvSpec { g, groups: o.groups, d: oc }, n, d, depth, od);
-    let y = volume_conv::conv3d(xs, ws, bs.map(|b| &b[..]), &s)?;
+    let y = volume_rows::conv3d(xs, ws, bs.map(|b| &b[..]), &s)?;
     let y = Tensor::from_storage(Storage::Cpu(y), Shape::from(out));
     let (xdims, wdims) = (x.dims().to_vec(), weight.dims().to_vec());
     attach_conv(
