@@ -98,14 +98,17 @@ fn a_small_volume_network_on_the_gpu_matches_the_cpu() {
     let x = input(&[2, 1, 6, 8, 8], 5);
     let net = |dev: &Device| {
         let same = Conv3dOptions { padding: Padding3d::Same, ..Default::default() };
+        let up = ConvTranspose3dOptions { stride: (2, 1, 1), ..Default::default() };
         Sequential::new()
             .push(Conv3d::new(1, 4, (3, 3, 3), same, true, 7, dev).unwrap())
             .push(BatchNorm3d::new(4, dev).unwrap())
             .push(ReLU)
             .push(MaxPool3d(MaxPool3dOptions::new((2, 2, 2))))
             .push(Upsample3d(Upsample3dMode::Nearest, Upsample3dSize::Scale(2.0, 1.0, 1.0)))
+            // (2, 4, 6, 4, 4) -> (2, 2, 13, 5, 5)
+            .push(ConvTranspose3d::new(4, 2, (3, 2, 2), up, true, 9, dev).unwrap())
             .push(Flatten)
-            .push(Linear::new(4 * 6 * 4 * 4, 3, true, 8, dev).unwrap())
+            .push(Linear::new(2 * 13 * 5 * 5, 3, true, 8, dev).unwrap())
     };
     check_op("a 3-d network", &[x], 1e-4, 1e-5, &|t| net(&t[0].device()).forward(&t[0]));
 }

@@ -32,6 +32,7 @@ mod unfold;
 pub mod upsample;
 pub mod volume;
 pub mod volume_conv;
+mod volume_cpu;
 
 pub use conv::{conv2d, conv2d_relu, convolve2d, corr2d, im2row, row2im, Conv2dOptions, Padding};
 pub use conv_transpose::{conv_transpose2d, ConvTranspose2dOptions};

@@ -7,14 +7,12 @@
 //! On the CPU, conv3d and max_pool3d have kernels of their own that read the volume in place
 //! (`cpu::volume_conv`, `cpu::volume_pool`), built from the 2-d kernels' parts.
 
-use crate::cpu::volume_pool::{self, Pool3dGeom};
 use crate::ops::conv::Pair;
-use crate::shape::WindowGeom;
-use crate::tensor::Storage;
+use crate::ops::volume_cpu;
 use crate::{
     adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, batch_norm2d, ensure, max_pool2d,
     max_pool2d_with_indices, upsample, AvgPool2dOptions, BatchNormOptions, BatchNormOutput, Error,
-    MaxPool2dOptions, Result, Shape, Tensor, UpsampleOptions, UpsampleSize,
+    MaxPool2dOptions, Result, Tensor, UpsampleOptions, UpsampleSize,
 };
 
 /// Per-axis sizes `(d, h, w)`.
@@ -85,7 +83,7 @@ impl MaxPool3dOptions {
 
 /// `F.max_pool3d`: the largest element of each window of `x (n, c, d, h, w)`.
 pub fn max_pool3d(x: &Tensor, o: &MaxPool3dOptions) -> Result<Tensor> {
-    if let Some((y, _)) = max_pool3d_cpu(x, o)? {
+    if let Some((y, _)) = volume_cpu::max_pool3d(x, o)? {
         return Ok(y);
     }
     let (hw, depth) = max_passes(o);
@@ -93,7 +91,7 @@ pub fn max_pool3d(x: &Tensor, o: &MaxPool3dOptions) -> Result<Tensor> {
 }
 
 /// The 2-d pools of [`max_pool3d`]: over the planes, then over depth.
-fn max_passes(o: &MaxPool3dOptions) -> (MaxPool2dOptions, MaxPool2dOptions) {
+pub(crate) fn max_passes(o: &MaxPool3dOptions) -> (MaxPool2dOptions, MaxPool2dOptions) {
     let (k, s, p, dl) = (o.kernel, o.stride.unwrap_or(o.kernel), o.padding, o.dilation);
     let pass = |k, s, p, d| {
         MaxPool2dOptions::new(Pair(k))
@@ -244,7 +242,7 @@ pub fn batch_norm3d(
 /// its `(d, h, w)` input volume, as PyTorch's `return_indices=True` (as f32, without gradient).
 pub fn max_pool3d_with_indices(x: &Tensor, o: &MaxPool3dOptions) -> Result<(Tensor, Tensor)> {
     const OP: &str = "max_pool3d";
-    if let Some(pair) = max_pool3d_cpu(x, o)? {
+    if let Some(pair) = volume_cpu::max_pool3d(x, o)? {
         return Ok(pair);
     }
     let (n, c, d, h, w) = dims5(OP, x, "input")?;
@@ -266,42 +264,4 @@ pub fn max_pool3d_with_indices(x: &Tensor, o: &MaxPool3dOptions) -> Result<(Tens
     }
     let idx = Tensor::from_vec(idx, [n, c, od, oh, ow], &x.device())?;
     Ok((y2.reshape([n, c, od, oh, ow])?, idx))
-}
-
-/// On the CPU, max_pool3d in one pass over each volume (`cpu::volume_pool`): the maxima, PyTorch's
-/// flat indices, and the backward as one scatter. `None` elsewhere, for empty tensors and for
-/// volumes past f32's exact indices, which the two 2-d passes serve.
-fn max_pool3d_cpu(x: &Tensor, o: &MaxPool3dOptions) -> Result<Option<(Tensor, Tensor)>> {
-    const OP: &str = "max_pool3d";
-    let Storage::Cpu(xs) = x.storage() else {
-        return Ok(None);
-    };
-    let (n, c, d, h, w) = dims5(OP, x, "input")?;
-    if n * c * d * h * w == 0 || d * h * w > 1 << 24 {
-        return Ok(None);
-    }
-    let (hw, depth) = max_passes(o);
-    let geom = |dims, p: &MaxPool2dOptions| {
-        let stride = p.stride.unwrap_or(p.kernel);
-        WindowGeom::pool(OP, dims, p.kernel, stride, p.padding, p.dilation, p.ceil_mode)
-    };
-    let plane = geom((n, c * d, h, w), &hw)?;
-    let depth = geom((n, c, d, plane.oh * plane.ow), &depth)?;
-    let p = Pool3dGeom { plane, depth };
-    let (y, idx) = volume_pool::max_pool3d(xs, &p)?;
-    let shape = Shape::from([n, c, depth.oh, plane.oh, plane.ow]);
-    let idx = Tensor::from_storage(Storage::Cpu(idx), shape.clone());
-    let ic = idx.clone();
-    let y = Tensor::from_storage(Storage::Cpu(y), shape).attach(&[x], move |g| {
-        let (Storage::Cpu(gs), Storage::Cpu(is)) = (g.storage(), ic.storage()) else {
-            return Err(Error::DeviceMismatch {
-                op: OP,
-                lhs: "cpu".into(),
-                rhs: g.device().name(),
-            });
-        };
-        let dx = volume_pool::max_pool3d_backward(gs, is, &p)?;
-        Ok(vec![Some(Tensor::from_storage(Storage::Cpu(dx), Shape::from([n, c, d, h, w])))])
-    });
-    Ok(Some((y, idx)))
 }

@@ -5,17 +5,12 @@
 //! and summed. The padding along depth is made explicit (zeros, or mirrored, repeated or wrapped
 //! planes) except on the CPU's zeros; along `(h, w)` it is the 2-d convolution's own.
 
-use crate::backend::ConvSpec;
-use crate::cpu::volume_conv::{self, Conv3dSpec};
-use crate::cpu::volume_rows;
-use crate::ops::conv::attach_conv;
 use crate::ops::index::AxisSlice;
 use crate::ops::volume::{dims5, named, Triple};
-use crate::shape::WindowGeom;
-use crate::tensor::{same_backend, Storage};
+use crate::ops::volume_cpu;
 use crate::{
     bail, cat, conv2d, conv_transpose2d, ensure, pad, Conv2dOptions, ConvTranspose2dOptions,
-    PadMode, Padding, PaddingMode, Result, Shape, Tensor,
+    PadMode, Padding, PaddingMode, Result, Tensor,
 };
 
 /// How [`conv3d`] pads its input.
@@ -178,7 +173,7 @@ pub fn conv3d(
         "a kernel spanning {span} planes does not fit {dp} padded input planes"
     );
     let od = (dp - span) / o.stride.0 + 1;
-    if let Some(y) = conv3d_cpu(&xin, weight, bias, o, (depth.0, od), hw_pad)? {
+    if let Some(y) = volume_cpu::conv3d(&xin, weight, bias, o, (depth.0, od), hw_pad)? {
         return Ok(y);
     }
     let xp = pad_depth(&xin, depth, PaddingMode::Zeros)?;
@@ -194,67 +189,6 @@ pub fn conv3d(
     let y = conv2d(&x_taps, &w2, bias, &opts).map_err(named(OP))?; // (n*od, oc, oh, ow)
     let (oh, ow) = (y.dims()[2], y.dims()[3]);
     y.reshape([n, od, oc, oh, ow])?.permute(&[0, 2, 1, 3, 4])
-}
-
-/// On the CPU, conv3d by its own kernels, which read the volume in place
-/// (`cpu::volume_conv`); `None` elsewhere, and for empty tensors, which the 2-d composition
-/// handles. `(pad, od)`: zero planes before the input along depth, and the output depth.
-fn conv3d_cpu(
-    x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, o: &Conv3dOptions,
-    (pad, od): (usize, usize), hw_pad: [usize; 4],
-) -> Result<Option<Tensor>> {
-    const OP: &str = "conv3d";
-    let (Storage::Cpu(xs), Storage::Cpu(ws)) = (x.storage(), weight.storage()) else {
-        return Ok(None);
-    };
-    let (n, c, d, h, w) = dims5(OP, x, "input")?;
-    let (oc, _, kd, kh, kw) = dims5(OP, weight, "weight")?;
-    if let Some(b) = bias {
-        ensure!(b.dims() == [oc], OP, "bias {} must be ({oc})", b.shape());
-    }
-    let stride = (o.stride.1, o.stride.2);
-    let g =
-        WindowGeom::conv(OP, (1, c, h, w), (kh, kw), stride, hw_pad, (o.dilation.1, o.dilation.2))?;
-    let out = [n, oc, od, g.oh, g.ow];
-    if crate::shape::numel(OP, &out)? == 0 || c == 0 {
-        return Ok(None);
-    }
-    let bs = bias.map(|b| same_backend(OP, xs, b)).transpose()?;
-    let depth = (kd, o.stride.0, o.dilation.0, pad);
-    let s = Conv3dSpec::new(ConvSpec { g, groups: o.groups, d: oc }, n, d, depth, od);
-    let y = volume_rows::conv3d(xs, ws, bs.map(|b| &b[..]), &s)?;
-    let y = Tensor::from_storage(Storage::Cpu(y), Shape::from(out));
-    let (xdims, wdims) = (x.dims().to_vec(), weight.dims().to_vec());
-    attach_conv(
-        y,
-        x,
-        weight,
-        bias,
-        None,
-        move |gout, w| {
-            let (go, ws) = cpu_pair(gout, w)?;
-            let dx = volume_conv::conv3d_backward_input(go, ws, &s)?;
-            Ok(Tensor::from_storage(Storage::Cpu(dx), Shape::from(xdims.clone())))
-        },
-        move |gout, x| {
-            let (xs, go) = cpu_pair(x, gout)?;
-            let dw = volume_conv::conv3d_backward_weight(xs, go, &s)?;
-            Ok(Tensor::from_storage(Storage::Cpu(dw), Shape::from(wdims.clone())))
-        },
-    )
-    .map(Some)
-}
-
-/// Two tensors' host buffers, or a device mismatch naming conv3d.
-fn cpu_pair<'a>(a: &'a Tensor, b: &'a Tensor) -> Result<(&'a [f32], &'a [f32])> {
-    match (a.storage(), b.storage()) {
-        (Storage::Cpu(x), Storage::Cpu(y)) => Ok((x, y)),
-        _ => Err(crate::Error::DeviceMismatch {
-            op: "conv3d",
-            lhs: a.device().name(),
-            rhs: b.device().name(),
-        }),
-    }
 }
 
 /// `xp (n, c, dp, h, w)` -> `(n * od, c * kd, h, w)`: for output depth `z`, channel `(ci, t)`
@@ -333,6 +267,9 @@ pub fn conv_transpose3d(
     let full = (d.max(1) - 1) * s.0 + dl.0 * (kd.max(1) - 1) + 1 + o.output_padding.0;
     ensure!(d > 0 && kd > 0 && full > 2 * o.padding.0, OP, "the output would have no depth");
     let od = full - 2 * o.padding.0;
+    if let Some(y) = volume_cpu::conv_transpose3d(x, weight, bias, o, od)? {
+        return Ok(y);
+    }
     let opts = ConvTranspose2dOptions::new()
         .stride(crate::ops::conv::Pair((s.1, s.2)))
         .padding(crate::ops::conv::Pair((o.padding.1, o.padding.2)))
