@@ -42,25 +42,12 @@ pub(crate) fn conv3d(
     let s = Conv3dSpec::new(ConvSpec { g, groups: o.groups, d: oc }, n, d, depth, od);
     let y = volume_rows::conv3d(xs, ws, bs.map(|b| &b[..]), &s)?;
     let y = Tensor::from_storage(Storage::Cpu(y), Shape::from(out));
-    let (xdims, wdims) = (x.dims().to_vec(), weight.dims().to_vec());
-    attach_conv(
-        y,
-        x,
-        weight,
-        bias,
-        None,
-        move |gout, w| {
-            let (go, ws) = cpu_pair(OP, gout, w)?;
-            let dx = volume_conv::conv3d_backward_input(go, ws, &s)?;
-            Ok(Tensor::from_storage(Storage::Cpu(dx), Shape::from(xdims.clone())))
-        },
-        move |gout, x| {
-            let (xs, go) = cpu_pair(OP, x, gout)?;
-            let dw = volume_conv::conv3d_backward_weight(xs, go, &s)?;
-            Ok(Tensor::from_storage(Storage::Cpu(dw), Shape::from(wdims.clone())))
-        },
+    attach_host(
+        OP,
+        (y, x, weight, bias),
+        move |go, ws| volume_conv::conv3d_backward_input(go, ws, &s),
+        move |go, xs| volume_conv::conv3d_backward_weight(xs, go, &s),
     )
-    .map(Some)
 }
 
 /// conv_transpose3d as the adjoint of the convolution from its output (depth `od`) back to its
@@ -105,27 +92,14 @@ pub(crate) fn conv_transpose3d(
         let b = Tensor::from_storage(Storage::Cpu(b.clone()), Shape::from([1, c_out, 1, 1, 1]));
         y = y.binary_raw(&b, BinaryOp::Add, OP)?;
     }
-    let (xdims, wdims) = (x.dims().to_vec(), weight.dims().to_vec());
-    attach_conv(
-        y,
-        x,
-        weight,
-        bias,
-        None,
+    attach_host(
+        OP,
+        (y, x, weight, bias),
         // the input's gradient: the convolution of the output gradient
-        move |gout, w| {
-            let (go, ws) = cpu_pair(OP, gout, w)?;
-            let dx = volume_rows::conv3d(go, ws, None, &spec)?;
-            Ok(Tensor::from_storage(Storage::Cpu(dx), Shape::from(xdims.clone())))
-        },
+        move |go, ws| volume_rows::conv3d(go, ws, None, &spec),
         // the weight's: the convolution's weight gradient, input and output gradient exchanged
-        move |gout, x| {
-            let (go, xs) = cpu_pair(OP, gout, x)?;
-            let dw = volume_conv::conv3d_backward_weight(go, xs, &spec)?;
-            Ok(Tensor::from_storage(Storage::Cpu(dw), Shape::from(wdims.clone())))
-        },
+        move |go, xs| volume_conv::conv3d_backward_weight(go, xs, &spec),
     )
-    .map(Some)
 }
 
 /// max_pool3d in one pass over each volume: the maxima, PyTorch's flat indices, and the
@@ -157,6 +131,33 @@ pub(crate) fn max_pool3d(x: &Tensor, o: &MaxPool3dOptions) -> Result<Option<(Ten
         Ok(vec![Some(Tensor::from_storage(Storage::Cpu(dx), Shape::from([n, c, d, h, w])))])
     });
     Ok(Some((y, idx)))
+}
+
+/// A gradient computed from two host buffers.
+type HostGrad = dyn Fn(&[f32], &[f32]) -> Result<Vec<f32>> + Send + Sync;
+
+/// Records the backward of a CPU convolution's output `y` (bias included): `grad_input(gout,
+/// weight)` and `grad_weight(gout, x)` on the host buffers, shaped as the input and the weight.
+fn attach_host(
+    op: &'static str, (y, x, weight, bias): (Tensor, &Tensor, &Tensor, Option<&Tensor>),
+    grad_input: impl Fn(&[f32], &[f32]) -> Result<Vec<f32>> + Send + Sync + 'static,
+    grad_weight: impl Fn(&[f32], &[f32]) -> Result<Vec<f32>> + Send + Sync + 'static,
+) -> Result<Option<Tensor>> {
+    let (xdims, wdims) = (x.dims().to_vec(), weight.dims().to_vec());
+    let shaped = move |grad: &HostGrad, a: &Tensor, b: &Tensor, dims: &[usize]| {
+        let (av, bv) = cpu_pair(op, a, b)?;
+        Ok(Tensor::from_storage(Storage::Cpu(grad(av, bv)?), Shape::from(dims.to_vec())))
+    };
+    attach_conv(
+        y,
+        x,
+        weight,
+        bias,
+        None,
+        move |gout, w| shaped(&grad_input, gout, w, &xdims),
+        move |gout, x| shaped(&grad_weight, gout, x, &wdims),
+    )
+    .map(Some)
 }
 
 /// Two tensors' host buffers, or a device mismatch naming `op`.
