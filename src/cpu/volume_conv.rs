@@ -162,9 +162,10 @@ impl Conv3dSpec {
 
     /// The weight `(oc, cg, kd, taps)` with its taps in the slab's order `(oc, kd, cg, taps)`,
     /// or back with `back`.
-    fn reorder(&self, w: &[f32], back: bool) -> Vec<f32> {
+    fn reorder(&self, w: &[f32], back: bool, op: &'static str) -> Result<Vec<f32>> {
         let (cg, kd, taps) = (self.plane.cg(), self.kd, self.taps());
-        let mut out = vec![0.0; w.len()];
+        // every element is written: each (ci, t) run of every filter
+        let mut out = host_vec_for_overwrite(w.len(), op)?;
         for (src, dst) in w.chunks_exact(self.k()).zip(out.chunks_exact_mut(self.k())) {
             for ci in 0..cg {
                 for t in 0..kd {
@@ -174,7 +175,7 @@ impl Conv3dSpec {
                 }
             }
         }
-        out
+        Ok(out)
     }
 }
 
@@ -193,7 +194,7 @@ pub(crate) fn conv3d_backward_input(grad: &[f32], w: &[f32], s: &Conv3dSpec) -> 
     const OP: &str = "conv3d_backward_input";
     let (k, ohw, dg, cg) = (s.k(), s.ohw(), s.plane.dg(), s.plane.cg());
     let hw = s.plane.g.h * s.plane.g.w;
-    let w = s.reorder(w, false);
+    let w = s.reorder(w, false, OP)?;
     let mut dx = host_vec_for_overwrite(s.n * s.image(), OP)?;
     let threads = Threads::for_tasks(s.n);
     let (blocks, block) = (s.blocks(), s.taps() * ohw);
@@ -272,7 +273,7 @@ pub(crate) fn conv3d_backward_weight(x: &[f32], grad: &[f32], s: &Conv3dSpec) ->
             }
         })
     })?;
-    Ok(s.reorder(&sum_partials(partials, (s.plane.groups, k, dg), OP)?, true))
+    s.reorder(&sum_partials(partials, (s.plane.groups, k, dg), OP)?, true, OP)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub(crate) fn conv3d(
     const OP: &str = "conv3d";
     let (k, ohw, dg) = (s.k(), s.ohw(), s.plane.dg());
     let xt = channels_last(x, s.plane.g.c, s.d * s.plane.g.h * s.plane.g.w, OP)?;
-    let wt = weight_taps_first(w, s);
+    let wt = weight_taps_first(w, s, OP)?;
     let plan = RowPlan::of(s);
     let mut y = host_vec_for_overwrite(s.out_len(), OP)?;
     let yp = SyncPtr(y.as_mut_ptr());
@@ -91,10 +91,11 @@ fn channels_last(x: &[f32], c: usize, len: usize, op: &'static str) -> Result<Ve
 }
 
 /// `w (oc, cg, kd, kh, kw)` -> `(oc, kd, kh, kw, cg)`, the rows' order.
-fn weight_taps_first(w: &[f32], s: &Conv3dSpec) -> Vec<f32> {
+fn weight_taps_first(w: &[f32], s: &Conv3dSpec, op: &'static str) -> Result<Vec<f32>> {
     let (k, cg) = (s.k(), s.plane.cg());
     let taps = k / cg.max(1);
-    let mut wt = vec![0.0; w.len()];
+    // every element is written: each (ci, tap) of every filter
+    let mut wt = host_vec_for_overwrite(w.len(), op)?;
     for (src, dst) in w.chunks_exact(k).zip(wt.chunks_exact_mut(k)) {
         for ci in 0..cg {
             for t in 0..taps {
@@ -102,7 +103,7 @@ fn weight_taps_first(w: &[f32], s: &Conv3dSpec) -> Vec<f32> {
             }
         }
     }
-    wt
+    Ok(wt)
 }
 
 /// What every slab's rows share: the plane geometry, the outputs each column tap reads inside
