@@ -147,6 +147,39 @@ fn empty_batches_and_bad_arguments() {
     bad(upsample3d(&flat, Upsample3dMode::Nearest, Upsample3dSize::Size(2, 2, 2)), "upsample3d");
 }
 
+/// An empty volume whose padding alone makes an output: with no depth, the output is the bias
+/// and the backward runs, giving a zero weight gradient and the bias's count; with no rows, a
+/// 2-d convolution has nothing to slide over and it is an `Err` naming conv3d. On every device
+/// (the CPU's own kernels leave both to the composition).
+#[test]
+fn empty_volumes_padded_into_an_output() {
+    let mut devices = vec![Device::cpu()];
+    devices.extend(common::gpu());
+    for dev in &devices {
+        let w = Tensor::ones([2, 1, 1, 1, 1], dev).unwrap().requires_grad_();
+        let b = Tensor::from_vec(vec![0.5, -1.5], [2], dev).unwrap().requires_grad_();
+        let x = Tensor::zeros([1, 1, 0, 3, 3], dev).unwrap().requires_grad_();
+        let opts = Conv3dOptions { padding: Padding3d::Explicit((1, 0, 0)), ..Default::default() };
+        let y = conv3d(&x, &w, Some(&b), &opts).unwrap();
+        assert_eq!(y.dims(), &[1, 2, 2, 3, 3], "{dev:?}");
+        let want: Vec<f32> = [0.5f32, -1.5].iter().flat_map(|&v| vec![v; 18]).collect();
+        assert_eq!(y.to_vec().unwrap(), want, "{dev:?}");
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        // an empty input's gradient is empty, where one is recorded at all
+        if let Some(gx) = grads.get(&x) {
+            assert_eq!(gx.dims(), x.dims(), "{dev:?}");
+        }
+        assert_eq!(grads.get(&w).unwrap().to_vec().unwrap(), vec![0.0; 2]);
+        assert_eq!(grads.get(&b).unwrap().to_vec().unwrap(), vec![18.0; 2]);
+        let rowless = Tensor::zeros([1, 1, 2, 0, 3], dev).unwrap();
+        let opts = Conv3dOptions { padding: Padding3d::Explicit((0, 1, 0)), ..Default::default() };
+        match conv3d(&rowless, &w, Some(&b), &opts) {
+            Err(Error::Invalid { op, .. }) => assert_eq!(op, "conv3d"),
+            other => panic!("{dev:?}: expected Invalid, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn max_pool3d_indices_point_at_the_maxima() {
     let mut devices = vec![Device::cpu()];

@@ -1,12 +1,12 @@
-//! conv3d on the CPU, reading the volume in place: `Conv3dSpec`, its blocks of output depths,
-//! and the two gradients (the forward is `volume_rows`). The 2-d columns of the input planes a
-//! block of output depths reads are built once into a per-thread slab laid out `(groups,
-//! planes, c/groups, kh*kw, oh*ow)`; with the weight's taps reordered `(oc, kd, c/groups, kh,
-//! kw)`, the columns of each output depth are then one contiguous window of the slab (kd
-//! consecutive planes), so each (output depth, group) is one GEMM reading the slab in place and
-//! the output gradient's `(n, oc, od, oh, ow)` rows through their stride. No padded, unfolded or
-//! permuted copy of the volume exists, and a plane's columns are built once per block, not once
-//! per depth tap.
+//! conv3d on the CPU: `Conv3dSpec`, its blocks of output depths, and the two gradients (the
+//! forward is `volume_rows`). The 2-d columns of the input planes a block of output depths
+//! reads are built into a per-thread slab laid out `(groups, planes, c/groups, kh*kw, oh*ow)`;
+//! with the weight's taps reordered `(oc, kd, c/groups, kh, kw)`, the columns of each output
+//! depth are then one contiguous window of the slab (kd consecutive planes), so each (output
+//! depth, group) is one GEMM reading the slab in place and the output gradient's `(n, oc, od,
+//! oh, ow)` rows through their stride. The gradients make no padded, unfolded or permuted copy
+//! of the volume, and with an undilated depth a plane's columns are built once per block, not
+//! once per depth tap (a dilated kernel's block is one output depth, its kd planes gathered).
 
 use rayon::prelude::*;
 
@@ -196,6 +196,9 @@ pub(crate) fn conv3d_backward_input(grad: &[f32], w: &[f32], s: &Conv3dSpec) -> 
     let hw = s.plane.g.h * s.plane.g.w;
     let w = s.reorder(w, false, OP)?;
     let mut dx = host_vec_for_overwrite(s.n * s.image(), OP)?;
+    if dx.is_empty() {
+        return Ok(dx);
+    }
     let threads = Threads::for_tasks(s.n);
     let (blocks, block) = (s.blocks(), s.taps() * ohw);
     dx.par_chunks_mut(s.image()).enumerate().try_for_each(|(img, dxn)| {
@@ -335,13 +338,15 @@ mod tests {
     fn conv3d_kernels_match_the_definition() {
         // (n, c, d, h, w), oc, (kd, kh, kw), stride, pad (d, h, w), dilation, groups
         type Case = ([usize; 5], usize, [usize; 3], [usize; 3], [usize; 3], [usize; 3], usize);
-        let cases: [Case; 6] = [
+        let cases: [Case; 7] = [
             ([2, 3, 5, 6, 7], 4, [3, 3, 3], [1, 1, 1], [1, 1, 1], [1, 1, 1], 1),
             ([1, 4, 6, 5, 5], 6, [2, 3, 1], [2, 1, 2], [0, 1, 0], [1, 2, 1], 2),
             ([3, 2, 4, 4, 3], 2, [3, 1, 1], [1, 1, 1], [3, 0, 0], [2, 1, 1], 1),
             ([1, 2, 3, 8, 8], 3, [3, 3, 3], [2, 2, 2], [1, 1, 1], [1, 1, 1], 1),
             ([2, 1, 7, 3, 4], 2, [1, 2, 2], [3, 1, 1], [0, 1, 1], [1, 1, 1], 1),
             ([1, 6, 3, 4, 4], 3, [3, 2, 2], [1, 1, 1], [0, 0, 0], [1, 1, 1], 3),
+            // padding past the kernel's extent: whole output planes and rows read only padding
+            ([1, 2, 3, 4, 4], 2, [2, 2, 2], [1, 1, 1], [2, 2, 2], [1, 1, 1], 1),
         ];
         for ([n, c, d, h, w], oc, [kd, kh, kw], [sd, sh, sw], [pd, ph, pw], [dd, dh, dw], groups) in
             cases

@@ -4,8 +4,8 @@
 //! second axis of size 1 windows); a convolution is one 2-d convolution with the kernel's depth
 //! taps unfolded into its channels (`volume_conv`). Each per-axis rule is the 2-d op's, so the
 //! results are PyTorch's 3-d ops' up to float rounding, with every guarantee of the 2-d path.
-//! On the CPU, conv3d and max_pool3d have kernels of their own that read the volume in place
-//! (`cpu::volume_conv`, `cpu::volume_pool`), built from the 2-d kernels' parts.
+//! On the CPU, conv3d, conv_transpose3d and max_pool3d have kernels of their own, built from
+//! the 2-d kernels' parts (`ops::volume_cpu`).
 
 use crate::ops::conv::Pair;
 use crate::ops::volume_cpu;

@@ -1,8 +1,8 @@
 //! `conv3d` and `conv_transpose3d` on the 2-d convolutions. conv3d: the kernel's depth taps
 //! unfolded into channels, then one 2-d convolution over every output depth at once (the
-//! depths as images of one batch); on the CPU, kernels of its own that read the volume in place
-//! (`cpu::volume_conv`). conv_transpose3d: one 2-d transposed convolution per depth tap, placed
-//! and summed. The padding along depth is made explicit (zeros, or mirrored, repeated or wrapped
+//! depths as images of one batch). conv_transpose3d: one 2-d transposed convolution per depth
+//! tap, placed and summed. On the CPU both run kernels of their own instead
+//! (`ops::volume_cpu`), conv_transpose3d as conv3d's adjoint. The padding along depth is made explicit (zeros, or mirrored, repeated or wrapped
 //! planes) except on the CPU's zeros; along `(h, w)` it is the 2-d convolution's own.
 
 use crate::ops::index::AxisSlice;

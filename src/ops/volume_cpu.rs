@@ -1,7 +1,8 @@
-//! The volume ops on CPU tensors, by the CPU's own kernels, which read the volume in place
-//! (`cpu::volume_rows`, `cpu::volume_conv`, `cpu::volume_pool`) instead of composing 2-d ops
-//! over copies. Each returns `None` for tensors on another device and for empty ones, which
-//! the composition serves; the callers have validated the arguments the composition would.
+//! The volume ops on CPU tensors, by the CPU's own kernels (`cpu::volume_rows`,
+//! `cpu::volume_conv`, `cpu::volume_pool`) instead of 2-d ops composed over padded, unfolded
+//! and permuted copies (the convolutions' forward reads one channels-last copy of its input).
+//! Each returns `None` for tensors on another device and for empty inputs or outputs, which the
+//! composition serves; the callers have validated the arguments the composition would.
 
 use crate::backend::{BinaryOp, ConvSpec};
 use crate::cpu::volume_conv::{self, Conv3dSpec};
@@ -34,7 +35,7 @@ pub(crate) fn conv3d(
     let (stride, dil) = ((o.stride.1, o.stride.2), (o.dilation.1, o.dilation.2));
     let g = WindowGeom::conv(OP, (1, c, h, w), (kh, kw), stride, hw_pad, dil)?;
     let out = [n, oc, od, g.oh, g.ow];
-    if crate::shape::numel(OP, &out)? == 0 || c == 0 {
+    if crate::shape::numel(OP, &out)? == 0 || x.elem_count() == 0 {
         return Ok(None);
     }
     let bs = bias.map(|b| same_backend(OP, xs, b)).transpose()?;
@@ -80,7 +81,7 @@ pub(crate) fn conv_transpose3d(
         (op.1, op.2),
     )?;
     let out = [n, c_out, od, g.h, g.w];
-    if crate::shape::numel(OP, &out)? == 0 || c_in == 0 {
+    if crate::shape::numel(OP, &out)? == 0 || x.elem_count() == 0 {
         return Ok(None);
     }
     let bs = bias.map(|b| same_backend(OP, xs, b)).transpose()?;
