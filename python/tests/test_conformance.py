@@ -22,16 +22,17 @@ def call(op, x, a):
         return torch.nn.functional.conv2d(x["input"], x["weight"], x.get("bias"), a["stride"],
                                           a["padding"], a["dilation"], a["groups"]) \
             if a.get("padding_mode", "zeros") == "zeros" else _conv_mode(x, a)
-    if op == "conv_transpose2d":
-        return F.conv_transpose2d(x["input"], x["weight"], x.get("bias"), stride=a["stride"],
-                                  padding=a["padding"], output_padding=a["output_padding"],
-                                  groups=a["groups"], dilation=a["dilation"])
-    if op == "max_pool2d":
-        return F.max_pool2d(x["input"], a["kernel"], a["stride"], a["padding"],
-                            a.get("dilation", 1), a["ceil_mode"])
-    if op == "avg_pool2d":
-        return F.avg_pool2d(x["input"], a["kernel"], a["stride"], a["padding"], a["ceil_mode"],
-                            a["count_include_pad"], a.get("divisor_override"))
+    # the 2-d and 3-d ops take the same attrs
+    if op in ("conv_transpose2d", "conv_transpose3d"):
+        return getattr(F, op)(x["input"], x["weight"], x.get("bias"), stride=a["stride"],
+                              padding=a["padding"], output_padding=a["output_padding"],
+                              groups=a["groups"], dilation=a["dilation"])
+    if op in ("max_pool2d", "max_pool3d"):
+        return getattr(F, op)(x["input"], a["kernel"], a["stride"], a["padding"],
+                              a.get("dilation", 1), a["ceil_mode"])
+    if op in ("avg_pool2d", "avg_pool3d"):
+        return getattr(F, op)(x["input"], a["kernel"], a["stride"], a["padding"], a["ceil_mode"],
+                              a["count_include_pad"], a.get("divisor_override"))
     if op == "conv3d":
         if a.get("padding_mode", "zeros") != "zeros":
             conv = torch.nn.Conv3d(1, 1, 1, padding_mode=a["padding_mode"])
@@ -42,16 +43,6 @@ def call(op, x, a):
             return conv(x["input"])
         return F.conv3d(x["input"], x["weight"], x.get("bias"), a["stride"], a["padding"],
                         a["dilation"], a["groups"])
-    if op == "conv_transpose3d":
-        return F.conv_transpose3d(x["input"], x["weight"], x.get("bias"), stride=a["stride"],
-                                  padding=a["padding"], output_padding=a["output_padding"],
-                                  groups=a["groups"], dilation=a["dilation"])
-    if op == "max_pool3d":
-        return F.max_pool3d(x["input"], a["kernel"], a["stride"], a["padding"],
-                            a.get("dilation", 1), a["ceil_mode"])
-    if op == "avg_pool3d":
-        return F.avg_pool3d(x["input"], a["kernel"], a["stride"], a["padding"], a["ceil_mode"],
-                            a["count_include_pad"], a.get("divisor_override"))
     if op == "batch_norm3d":
         return F.batch_norm(x["input"], x["running_mean"], x["running_var"], x.get("weight"),
                             x.get("bias"), a["training"], a["momentum"], a["eps"])

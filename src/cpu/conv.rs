@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{sgemm, Mat, Threads};
-use super::host::{host_vec, host_vec_for_overwrite, with_scratch};
+use super::host::{host_vec, host_vec_for_overwrite, transpose_runs, with_scratch};
 use super::unfold::{col2im_image, im2col_image};
 use crate::backend::{ConvSpec, UnaryOp};
 use crate::Result;
@@ -30,16 +30,8 @@ pub(super) fn partial_chunks(items: usize, wlen: usize) -> (usize, usize) {
 pub(super) fn sum_partials(
     partials: Vec<f32>, (groups, k, dg): (usize, usize, usize), op: &'static str,
 ) -> Result<Vec<f32>> {
-    let wlen = groups * k * dg;
-    let sum = sum_in_order(partials, wlen, op)?;
-    let mut dw = host_vec_for_overwrite(wlen, op)?;
-    for (src, dst) in sum.chunks_exact(k * dg).zip(dw.chunks_exact_mut(k * dg)) {
-        for (r, row) in src.chunks_exact(dg).enumerate() {
-            for (o, v) in row.iter().enumerate() {
-                dst[o * k + r] = *v;
-            }
-        }
-    }
+    let sum = sum_in_order(partials, groups * k * dg, op)?;
+    let dw = transpose_runs(&sum, (k, dg), 1, op)?;
     super::recycle::give(sum);
     Ok(dw)
 }

@@ -49,6 +49,32 @@ fn fresh_vec(n: usize, value: f32, op: &'static str) -> Result<Vec<f32>> {
     Ok(v)
 }
 
+/// `x` as `(rows, cols)` matrices of `run`-element runs, back to back, each transposed to
+/// `(cols, rows)`: a weight's axes reordered for a kernel, or back.
+pub(super) fn transpose_runs(
+    x: &[f32], (rows, cols): (usize, usize), run: usize, op: &'static str,
+) -> Result<Vec<f32>> {
+    // every element is written: each run of every matrix
+    let mut out = host_vec_for_overwrite(x.len(), op)?;
+    let mat = rows * cols * run;
+    if mat == 0 {
+        return Ok(out);
+    }
+    for (src, dst) in x.chunks_exact(mat).zip(out.chunks_exact_mut(mat)) {
+        for r in 0..rows {
+            for c in 0..cols {
+                let (from, to) = ((r * cols + c) * run, (c * rows + r) * run);
+                if run == 1 {
+                    dst[to] = src[from];
+                } else {
+                    dst[to..to + run].copy_from_slice(&src[from..from + run]);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Below this many elements, threading costs more than it saves.
 pub(super) const PAR_MIN: usize = 1 << 14;
 

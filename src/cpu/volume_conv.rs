@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::conv::{partial_chunks, sum_partials};
 use super::gemm::{sgemm, Mat, Threads};
-use super::host::{host_vec, host_vec_for_overwrite, with_scratch};
+use super::host::{host_vec, host_vec_for_overwrite, transpose_runs, with_scratch};
 use super::unfold::{col2im_image, im2col_image};
 use crate::backend::ConvSpec;
 use crate::Result;
@@ -163,19 +163,8 @@ impl Conv3dSpec {
     /// The weight `(oc, cg, kd, taps)` with its taps in the slab's order `(oc, kd, cg, taps)`,
     /// or back with `back`.
     fn reorder(&self, w: &[f32], back: bool, op: &'static str) -> Result<Vec<f32>> {
-        let (cg, kd, taps) = (self.plane.cg(), self.kd, self.taps());
-        // every element is written: each (ci, t) run of every filter
-        let mut out = host_vec_for_overwrite(w.len(), op)?;
-        for (src, dst) in w.chunks_exact(self.k()).zip(out.chunks_exact_mut(self.k())) {
-            for ci in 0..cg {
-                for t in 0..kd {
-                    let (a, b) = ((ci * kd + t) * taps, (t * cg + ci) * taps);
-                    let (from, to) = if back { (b, a) } else { (a, b) };
-                    dst[to..to + taps].copy_from_slice(&src[from..from + taps]);
-                }
-            }
-        }
-        Ok(out)
+        let (cg, kd) = (self.plane.cg(), self.kd);
+        transpose_runs(w, if back { (kd, cg) } else { (cg, kd) }, self.taps(), op)
     }
 }
 

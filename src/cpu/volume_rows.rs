@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{sgemm, Mat, Threads};
-use super::host::{host_vec_for_overwrite, with_scratch, SyncPtr};
+use super::host::{host_vec_for_overwrite, transpose_runs, with_scratch, SyncPtr};
 use super::unfold::inside;
 use super::volume_conv::{Block, Conv3dSpec};
 use crate::shape::WindowGeom;
@@ -23,7 +23,9 @@ pub(crate) fn conv3d(
     const OP: &str = "conv3d";
     let (k, ohw, dg) = (s.k(), s.ohw(), s.plane.dg());
     let xt = channels_last(x, s.plane.g.c, s.d * s.plane.g.h * s.plane.g.w, OP)?;
-    let wt = weight_taps_first(w, s, OP)?;
+    // (oc, cg, kd, kh, kw) -> (oc, kd, kh, kw, cg), the rows' order
+    let (cg, taps) = (s.plane.cg(), s.kd * s.taps());
+    let wt = transpose_runs(w, (cg, taps), 1, OP)?;
     let plan = RowPlan::of(s);
     let mut y = host_vec_for_overwrite(s.out_len(), OP)?;
     let yp = SyncPtr(y.as_mut_ptr());
@@ -88,22 +90,6 @@ fn channels_last(x: &[f32], c: usize, len: usize, op: &'static str) -> Result<Ve
         }
     });
     Ok(xt)
-}
-
-/// `w (oc, cg, kd, kh, kw)` -> `(oc, kd, kh, kw, cg)`, the rows' order.
-fn weight_taps_first(w: &[f32], s: &Conv3dSpec, op: &'static str) -> Result<Vec<f32>> {
-    let (k, cg) = (s.k(), s.plane.cg());
-    let taps = k / cg.max(1);
-    // every element is written: each (ci, tap) of every filter
-    let mut wt = host_vec_for_overwrite(w.len(), op)?;
-    for (src, dst) in w.chunks_exact(k).zip(wt.chunks_exact_mut(k)) {
-        for ci in 0..cg {
-            for t in 0..taps {
-                dst[t * cg + ci] = src[ci * taps + t];
-            }
-        }
-    }
-    Ok(wt)
 }
 
 /// What every slab's rows share: the plane geometry, the outputs each column tap reads inside

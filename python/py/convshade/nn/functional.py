@@ -7,6 +7,17 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
+def _stride(stride, fix):
+    """A pool's stride through `fix` (`_pair`, `_triple`); None (or []) means the kernel's."""
+    return None if stride is None or stride == [] else fix(stride)
+
+
+def _out_size(input, size, fix):
+    """An adaptive pool's output size through `fix`; None keeps the input's size on that axis."""
+    t = fix(size)
+    return tuple(input.shape[i - len(t)] if v is None else v for i, v in enumerate(t))
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-d cross-correlation (padding: sizes, "same" or "valid")."""
     pad = padding if isinstance(padding, str) else _pair(padding)
@@ -21,31 +32,28 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
-    stride = None if stride is None or stride == [] else _pair(stride)
+    stride = _stride(stride, _pair)
     return _C.max_pool2d(input, _pair(kernel_size), stride, _pair(padding), _pair(dilation),
                          ceil_mode, return_indices)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
-    stride = None if stride is None or stride == [] else _pair(stride)
+    stride = _stride(stride, _pair)
     return _C.avg_pool2d(input, _pair(kernel_size), stride, _pair(padding), ceil_mode,
                          count_include_pad, divisor_override)
 
 
 def adaptive_avg_pool2d(input, output_size):
-    return _C.adaptive_avg_pool2d(input, _out_size(input, output_size))
+    return _C.adaptive_avg_pool2d(input, _out_size(input, output_size, _pair))
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     if return_indices:
         raise NotImplementedError("adaptive_max_pool2d: return_indices is not supported")
-    return _C.adaptive_max_pool2d(input, _out_size(input, output_size))
+    return _C.adaptive_max_pool2d(input, _out_size(input, output_size, _pair))
 
 
-def _out_size(input, size):
-    h, w = _pair(size)
-    return (input.shape[-2] if h is None else h, input.shape[-1] if w is None else w)
 
 
 def _triple(v):
@@ -88,31 +96,26 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
-    stride = None if stride is None or stride == [] else _triple(stride)
+    stride = _stride(stride, _triple)
     return _C.max_pool3d(input, _triple(kernel_size), stride, _triple(padding), _triple(dilation),
                          ceil_mode, return_indices)
 
 
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
-    stride = None if stride is None or stride == [] else _triple(stride)
+    stride = _stride(stride, _triple)
     return _C.avg_pool3d(input, _triple(kernel_size), stride, _triple(padding), ceil_mode,
                          count_include_pad, divisor_override)
 
 
 def adaptive_avg_pool3d(input, output_size):
-    return _C.adaptive_avg_pool3d(input, _out_size3(input, output_size))
+    return _C.adaptive_avg_pool3d(input, _out_size(input, output_size, _triple))
 
 
 def adaptive_max_pool3d(input, output_size, return_indices=False):
     if return_indices:
         raise NotImplementedError("adaptive_max_pool3d: return_indices is not supported")
-    return _C.adaptive_max_pool3d(input, _out_size3(input, output_size))
-
-
-def _out_size3(input, size):
-    t = _triple(size)
-    return tuple(input.shape[2 + i] if v is None else v for i, v in enumerate(t))
+    return _C.adaptive_max_pool3d(input, _out_size(input, output_size, _triple))
 
 
 def linear(input, weight, bias=None):
