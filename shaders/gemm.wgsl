@@ -190,9 +190,8 @@ fn store_at(c0: u32, r: u32, c: u32, v: f32, add: f32) {
     C[c0 + r * p.c.row_stride + c * p.c.col_stride] = y;
 }
 
-// One row of the block (a vec4 from column cols.x, and one from cols.y in a block of two) through
-// the epilogue.
-fn store_row(c0: u32, r: u32, cols: vec2<u32>, v0: vec4<f32>, v1: vec4<f32>, entry: u32) {
+// Four columns from c of row r through the epilogue (`entry`: the batch entry's bias rows).
+fn store_vec(c0: u32, r: u32, c: u32, v: vec4<f32>, entry: u32) {
     if (r >= p.m) {
         return;
     }
@@ -200,15 +199,17 @@ fn store_row(c0: u32, r: u32, cols: vec2<u32>, v0: vec4<f32>, v1: vec4<f32>, ent
     if (p.k_end >= p.k && (p.epilogue & 1u) != 0u) {
         add = bias[entry * p.bias_stride + r];
     }
-    store_at(c0, r, cols.x, v0.x, add);
-    store_at(c0, r, cols.x + 1u, v0.y, add);
-    store_at(c0, r, cols.x + 2u, v0.z, add);
-    store_at(c0, r, cols.x + 3u, v0.w, add);
+    store_at(c0, r, c, v.x, add);
+    store_at(c0, r, c + 1u, v.y, add);
+    store_at(c0, r, c + 2u, v.z, add);
+    store_at(c0, r, c + 3u, v.w, add);
+}
+
+// One row of the block: a vec4 from column cols.x, and one from cols.y in a block of two.
+fn store_row(c0: u32, r: u32, cols: vec2<u32>, v0: vec4<f32>, v1: vec4<f32>, entry: u32) {
+    store_vec(c0, r, cols.x, v0, entry);
     if (BLOCK_VECS == 2u) {
-        store_at(c0, r, cols.y, v1.x, add);
-        store_at(c0, r, cols.y + 1u, v1.y, add);
-        store_at(c0, r, cols.y + 2u, v1.z, add);
-        store_at(c0, r, cols.y + 3u, v1.w, add);
+        store_vec(c0, r, cols.y, v1, entry);
     }
 }
 
@@ -346,3 +347,4 @@ fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
         store_row(c0, block_row(row0, lid.y, 7u), cols, acc70, acc71, entry);
     }
 }
+

@@ -30,6 +30,18 @@ fn gemm_work(dev: &Device) -> Result<Vec<Vec<u32>>> {
     let a = Tensor::from_vec(randv(20 * 5000, 5), [20, 5000], dev)?;
     let b = Tensor::from_vec(randv(5000 * 12, 6), [5000, 12], dev)?;
     out.push(bits(&a.matmul(&b)?)?);
+    // products the direct variant runs: each operand contiguous along either axis, batched
+    // (the second operand shared by the batch), and split along K
+    let a = Tensor::from_vec(randv(3 * 36 * 132, 9), [3, 36, 132], dev)?;
+    let b = Tensor::from_vec(randv(132 * 88, 10), [132, 88], dev)?;
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let a = if ta { a.transpose(1, 2)? } else { a.clone() };
+        let b = if tb { b.transpose(0, 1)? } else { b.clone() };
+        out.push(bits(&a.matmul_t(&b, ta, tb)?)?);
+    }
+    let a = Tensor::from_vec(randv(8 * 6000, 11), [8, 6000], dev)?;
+    let b = Tensor::from_vec(randv(6000 * 16, 12), [6000, 16], dev)?;
+    out.push(bits(&a.matmul(&b)?)?);
     let x = Tensor::from_vec(randv(16 * 2 * 16 * 16, 7), [16, 2, 16, 16], dev)?;
     let w = Tensor::from_vec(randv(3 * 2 * 3 * 3, 8), [3, 2, 3, 3], dev)?.requires_grad_();
     let y = conv2d(&x, &w, None, &Conv2dOptions::new().padding(1))?;
@@ -40,16 +52,22 @@ fn gemm_work(dev: &Device) -> Result<Vec<Vec<u32>>> {
 #[test]
 fn every_candidate_tiling_gives_the_same_bits() {
     let Some(Device::Gpu(ctx)) = gpu() else { return };
-    let mut candidates = ctx.gemm_candidates().to_vec();
-    assert!(candidates.len() >= 2, "{candidates:?}");
-    // every block a thread can compute, whichever this adapter's candidates use
+    let own = ctx.gemm_candidates().to_vec();
+    assert!(own.len() >= 2, "{own:?}");
+    // the adapter's candidates, then every block a thread can compute, staged, and direct on
+    // the least loop budget, so that its products run in several K ranges, each resuming
+    // from C
+    let mut candidates: Vec<(GemmTiles, Option<usize>)> = own.iter().map(|&t| (t, None)).collect();
     for (rows, cols) in [(8, 8), (8, 4), (4, 8), (4, 4)] {
-        candidates.push(GemmTiles::new(8, 8, 8).block(rows, cols));
+        candidates.push((GemmTiles::new(8, 8, 8).block(rows, cols), None));
+    }
+    for (rows, cols) in [(8, 8), (16, 16), (32, 16)] {
+        candidates.push((GemmTiles::new(4, 4, 4).block(rows, cols).direct(), Some(160)));
     }
     let mut first: Option<Vec<Vec<u32>>> = None;
-    for t in candidates {
-        let dev =
-            Device::gpu_with(GpuOptions { gemm_tiles: Some(t), ..Default::default() }).unwrap();
+    for (t, loop_cap) in candidates {
+        let opts = GpuOptions { gemm_tiles: Some(t), loop_cap, ..Default::default() };
+        let dev = Device::gpu_with(opts).unwrap();
         let got = gemm_work(&dev).unwrap();
         match &first {
             None => first = Some(got),

@@ -7,7 +7,8 @@
 use bytemuck::Zeroable;
 
 use super::elementwise;
-use super::runtime::kernel::{kernels, Buffer};
+use super::gemm_direct;
+use super::runtime::kernel::{kernels, Buffer, Module};
 use super::runtime::launch::u32_of;
 use super::runtime::loops;
 use super::runtime::uniforms::{uniform, Uniform, WgslType};
@@ -18,8 +19,32 @@ use crate::backend::channel::per_channel;
 use crate::backend::{BinaryOp, GemmSpec, MatLayout, ReduceOp, UnaryOp};
 use crate::{Error, Result};
 
-kernels! { GEMM_WGSL = ("gemm", include_str!("../../shaders/gemm.wgsl"), BUFFERS, gemm_uniforms): GemmParams;
+/// shaders/gemm.wgsl, and the direct variant's entry points (`gemm_direct.rs`).
+pub(crate) static GEMM_WGSL: Module = Module::with_tail(
+    "gemm",
+    include_str!("../../shaders/gemm.wgsl"),
+    gemm_uniforms,
+    GemmParams::WGSL_NAME,
+    BUFFERS,
+    gemm_direct::wgsl,
+);
+
+kernels! { GEMM_WGSL: GemmParams;
     GEMM = ("gemm", "matmul", GEMM_BINDINGS, "MODE" = 0);
+    /// The direct variant of [`GEMM`] (`GemmTiles::direct`), one entry point per block.
+    GEMM_DIRECT_8X8 = ("gemm_direct_8x8", "matmul", DIRECT_BINDINGS, "MODE" = 0);
+    GEMM_DIRECT_16X16 = ("gemm_direct_16x16", "matmul", DIRECT_BINDINGS, "MODE" = 0);
+    GEMM_DIRECT_32X16 = ("gemm_direct_32x16", "matmul", DIRECT_BINDINGS, "MODE" = 0);
+}
+
+/// The direct variant's kernel for `tiles`' block.
+fn direct_kernel(tiles: GemmTiles) -> Result<&'static Kernel<GemmParams>> {
+    match gemm_direct::entry(tiles.rows, tiles.cols) {
+        Some("gemm_direct_8x8") => Ok(&GEMM_DIRECT_8X8),
+        Some("gemm_direct_16x16") => Ok(&GEMM_DIRECT_16X16),
+        Some("gemm_direct_32x16") => Ok(&GEMM_DIRECT_32X16),
+        _ => Err(Error::Gpu(format!("matmul: no direct kernel for {tiles}"))),
+    }
 }
 
 uniform! {
@@ -90,9 +115,19 @@ fn gemm_uniforms() -> String {
 /// A, B, C (written) and the bias (A again where there is none).
 pub(crate) const GEMM_BINDINGS: &[Bind] = &[Bind::In(1), Bind::In(2), Bind::Out(3), Bind::In(4)];
 
-/// A, B, C, and the epilogue's per-row bias (any read-only buffer where unused).
-const BUFFERS: &[Buffer] =
-    &[Buffer::read("A"), Buffer::read("B"), Buffer::write("C"), Buffer::read("bias")];
+/// The direct variant's: A and B viewed as vec4s, C, the bias.
+const DIRECT_BINDINGS: &[Bind] = &[Bind::In(5), Bind::In(6), Bind::Out(3), Bind::In(4)];
+
+/// A, B, C, the epilogue's per-row bias (any read-only buffer where unused), and A and B
+/// again as vec4s (the direct variant's).
+const BUFFERS: &[Buffer] = &[
+    Buffer::read("A"),
+    Buffer::read("B"),
+    Buffer::write("C"),
+    Buffer::read("bias"),
+    Buffer::read("A4").of("vec4<f32>"),
+    Buffer::read("B4").of("vec4<f32>"),
+];
 
 /// The epilogue's bias.
 #[derive(Clone, Copy)]
@@ -128,8 +163,17 @@ pub(crate) fn launch(
     extra: Extra<'_>,
 ) -> Result<GpuBuffer> {
     let dims = [s.batch, s.m, s.n, s.k];
-    let run = |t| launch_tiled(ctx, (a, b), s, k, extra, t).map(drop);
-    let tiles = ctx.gemm_tiling(&k.info, dims, run)?;
+    let max_groups = ctx.limits().max_workgroups_per_dimension as usize;
+    let ks = k_chunk(s, ctx.binding_len(), max_groups);
+    let direct_ok = std::ptr::eq(k, &GEMM) && gemm_direct::fits(s, ks, (a.len, b.len));
+    let run = |t: GemmTiles| match t.direct && !direct_ok {
+        true => Err(Error::Gpu("matmul: the direct GEMM does not fit this product".into())),
+        false => launch_tiled(ctx, (a, b), s, k, extra, t).map(drop),
+    };
+    let mut tiles = ctx.gemm_tiling(&k.info, dims, run)?;
+    if tiles.direct && !direct_ok {
+        tiles = tiles.staged();
+    }
     launch_tiled(ctx, (a, b), s, k, extra, tiles)
 }
 
@@ -144,6 +188,7 @@ fn launch_tiled(
     let ks = k_chunk(s, ctx.binding_len(), max);
     let chunks = s.k.div_ceil(ks).max(1);
     let c = ctx.alloc(chunks * s.c_len, op)?;
+    let k = if tiles.direct { direct_kernel(tiles)? } else { k };
     let (bm, bn) = tiles.tile();
     let kc = loops::gemm_k_chunk(ctx.cap(), &tiles);
     let k_starts: Vec<usize> = if s.k == 0 { vec![0] } else { (0..ks).step_by(kc).collect() };
@@ -251,7 +296,8 @@ fn k_chunk(s: &GemmSpec, binding: usize, max_groups: usize) -> usize {
     if chunks < 2 {
         return whole;
     }
-    s.k.div_ceil(chunks)
+    // a multiple of 4, so that the direct variant can read each chunk 4 deep
+    s.k.div_ceil(chunks).next_multiple_of(4)
 }
 
 /// The strided batched GEMM within one binding.

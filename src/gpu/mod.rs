@@ -21,6 +21,7 @@ mod conv;
 mod depthwise;
 pub(crate) mod elementwise;
 mod gemm;
+pub(crate) mod gemm_direct;
 mod pad;
 mod peak;
 mod pool;
@@ -82,6 +83,9 @@ pub(crate) fn kernels() -> Vec<&'static runtime::kernel::KernelInfo> {
         &reduce::SUM_WIDE.info,
         &reduce::SUM_WIDE_SUBGROUPS.info,
         &gemm::GEMM.info,
+        &gemm::GEMM_DIRECT_8X8.info,
+        &gemm::GEMM_DIRECT_16X16.info,
+        &gemm::GEMM_DIRECT_32X16.info,
         &conv::CONV_FWD.info,
         &conv::CONV_WGRAD.info,
         &conv::CONV_DGRAD.info,

@@ -57,6 +57,8 @@ pub(crate) struct Module {
     /// The WGSL name of the struct at binding 0.
     params: &'static str,
     buffers: &'static [Buffer],
+    /// Entry points generated in Rust, appended to the body.
+    tail: Option<fn() -> String>,
     source: OnceLock<String>,
 }
 
@@ -65,7 +67,16 @@ impl Module {
         name: &'static str, body: &'static str, uniforms: fn() -> String, params: &'static str,
         buffers: &'static [Buffer],
     ) -> Self {
-        Module { name, body, uniforms, params, buffers, source: OnceLock::new() }
+        Module { name, body, uniforms, params, buffers, tail: None, source: OnceLock::new() }
+    }
+
+    /// A module whose body is followed by the text `tail` generates.
+    pub(crate) const fn with_tail(
+        name: &'static str, body: &'static str, uniforms: fn() -> String, params: &'static str,
+        buffers: &'static [Buffer], tail: fn() -> String,
+    ) -> Self {
+        let source = OnceLock::new();
+        Module { name, body, uniforms, params, buffers, tail: Some(tail), source }
     }
 
     /// The module's own text (for the contract checks).
@@ -88,7 +99,9 @@ impl Module {
                     b.elem
                 );
             }
-            format!("{}{}{res}{PRELUDE}\n{}", opcode_constants(), (self.uniforms)(), self.body)
+            let tail = self.tail.map(|f| f()).unwrap_or_default();
+            let uniforms = (self.uniforms)();
+            format!("{}{uniforms}{res}{PRELUDE}\n{}{tail}", opcode_constants(), self.body)
         })
     }
 }

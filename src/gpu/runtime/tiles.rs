@@ -18,11 +18,21 @@ pub struct GemmTiles {
     pub rows: u32,
     /// Columns of C each thread computes: 8 or 4.
     pub cols: u32,
+    /// The direct variant: no staging; each thread reads its operands as vec4s, 4 deep (`bk`
+    /// is then 4). Only for products whose operands allow it (see `gemm::direct_fits`); others
+    /// run [`GemmTiles::staged`].
+    #[serde(default)]
+    pub direct: bool,
 }
 
 /// `tx` x `ty` threads, each an `r` x `c` block, staged `bk` deep.
 const fn t(tx: u32, ty: u32, bk: u32, r: u32, c: u32) -> GemmTiles {
-    GemmTiles { tx, ty, bk, rows: r, cols: c }
+    GemmTiles { tx, ty, bk, rows: r, cols: c, direct: false }
+}
+
+/// The direct variant: `tx` x `ty` threads, each an `r` x `c` block.
+const fn d(tx: u32, ty: u32, r: u32, c: u32) -> GemmTiles {
+    GemmTiles { tx, ty, bk: 4, rows: r, cols: c, direct: true }
 }
 
 /// The register arrays' capacity in the kernel (`MAX_LOADS`): tile elements each thread stages
@@ -82,9 +92,10 @@ impl GemmTiling {
     }
 
     /// The tilings tuning times on an adapter: this tiling's two, and more around them (wider or
-    /// narrower workgroups, shallower or deeper staging, smaller blocks per thread), each kept
-    /// only within the adapter's limits and the loop budget `cap`. Software adapters get one
-    /// block smaller than 8x8: on lavapipe (Mesa 25) it won only a product of 2 outputs.
+    /// narrower workgroups, shallower or deeper staging, smaller blocks per thread, the direct
+    /// variant), each kept only within the adapter's limits and the loop budget `cap`. Software
+    /// adapters get one staged block smaller than 8x8: on lavapipe (Mesa 25) it won only a
+    /// product of 2 outputs.
     pub(crate) fn candidates(
         &self, software: bool, limits: &wgpu::Limits, cap: usize,
     ) -> Vec<GemmTiles> {
@@ -98,6 +109,9 @@ impl GemmTiling {
                 t(8, 8, 16, 8, 8),
                 t(2, 8, 8, 8, 8),
                 t(16, 16, 8, 4, 4),
+                d(32, 2, 8, 8),
+                d(16, 4, 16, 16),
+                d(16, 2, 32, 16),
             ],
             false => &[
                 t(16, 8, 8, 8, 8),
@@ -108,6 +122,8 @@ impl GemmTiling {
                 t(16, 16, 8, 4, 4),
                 t(16, 16, 8, 8, 4),
                 t(16, 16, 8, 4, 8),
+                d(16, 16, 8, 8),
+                d(8, 8, 8, 8),
             ],
         };
         let mut out: Vec<GemmTiles> = Vec::new();
@@ -146,7 +162,10 @@ impl std::fmt::Display for GemmTiles {
     /// `64x128/16 (8x8)`: the workgroup's tile of C, the staging depth, each thread's block.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (m, n) = self.tile();
-        write!(f, "{m}x{n}/{} ({}x{})", self.bk, self.rows, self.cols)
+        match self.direct {
+            true => write!(f, "{m}x{n} direct ({}x{})", self.rows, self.cols),
+            false => write!(f, "{m}x{n}/{} ({}x{})", self.bk, self.rows, self.cols),
+        }
     }
 }
 
@@ -161,6 +180,27 @@ impl GemmTiles {
         GemmTiles { rows, cols, ..self }
     }
 
+    /// The direct variant of these tiles (no staging, operands read 4 deep).
+    pub const fn direct(self) -> GemmTiles {
+        GemmTiles { direct: true, bk: 4, ..self }
+    }
+
+    /// The staged tiling a product runs where the direct variant cannot: the same workgroup
+    /// and block staged 8 deep, or 64x64 tiles where that would not fit every adapter and the
+    /// least loop budget.
+    pub(crate) fn staged(self) -> GemmTiles {
+        if !self.direct {
+            return self;
+        }
+        let same = GemmTiles { direct: false, bk: 8, ..self };
+        let (fixed, per_tile) = same.trips();
+        let fits_budget = fixed + per_tile <= super::loops::MIN_LOOP_CAP;
+        match same.check(&wgpu::Limits::downlevel_defaults()) {
+            Ok(()) if fits_budget => same,
+            _ => GemmTiles::new(8, 8, 8),
+        }
+    }
+
     /// Rows and columns of C per workgroup.
     pub fn tile(&self) -> (usize, usize) {
         ((self.ty * self.rows) as usize, (self.tx * self.cols) as usize)
@@ -172,6 +212,9 @@ impl GemmTiles {
 
     /// Bytes of workgroup memory the two staged tiles take (each k row padded by one vec4).
     fn workgroup_bytes(&self) -> u32 {
+        if self.direct {
+            return 0;
+        }
         let (bm, bn) = self.tile();
         16 * self.bk * ((bm / 4 + 1) + (bn / 4 + 1)) as u32
     }
@@ -188,13 +231,23 @@ impl GemmTiles {
         if self.tx == 0 || self.ty == 0 || self.bk == 0 {
             return bad(format!("{self:?}: tx, ty and bk must be positive"));
         }
-        if ![4, 8].contains(&self.rows) || ![4, 8].contains(&self.cols) {
+        if self.direct {
+            if !crate::gpu::gemm_direct::BLOCKS.contains(&(self.rows, self.cols)) {
+                let blocks = crate::gpu::gemm_direct::BLOCKS;
+                return bad(format!("{self:?}: the direct variant's blocks are {blocks:?}"));
+            }
+        } else if ![4, 8].contains(&self.rows) || ![4, 8].contains(&self.cols) {
             return bad(format!("{self:?}: each thread's block must be 4 or 8 each way"));
         }
         let (bm, bn) = self.tile();
         let (la, lb) = self.loads();
         let even = |tile: usize| (self.bk as usize * tile).is_multiple_of(self.threads() as usize);
-        if !even(bm) || !even(bn) || la == 0 || lb == 0 || la > MAX_LOADS || lb > MAX_LOADS {
+        if self.direct && self.bk != 4 {
+            return bad(format!("{self:?}: the direct variant reads 4 deep"));
+        }
+        let staged_ok =
+            even(bm) && even(bn) && la > 0 && lb > 0 && la <= MAX_LOADS && lb <= MAX_LOADS;
+        if !self.direct && !staged_ok {
             return bad(format!(
                 "{self:?}: each thread must stage 1 to {MAX_LOADS} elements of each tile"
             ));
@@ -221,6 +274,10 @@ impl GemmTiles {
     /// Loop iterations per invocation, counting every loop of the kernel (nested ones
     /// included): `(fixed, per K tile)`.
     pub(crate) fn trips(&self) -> (usize, usize) {
+        if self.direct {
+            // one loop over K, 4 deep, its body unrolled
+            return (0, 1);
+        }
         let (la, lb) = self.loads();
         let (la, lb) = (la as usize, lb as usize);
         // the first tile's loads (resuming from C and the epilogue run no loops)
