@@ -7,7 +7,7 @@
 use bytemuck::Zeroable;
 
 use super::elementwise;
-use super::gemm_direct;
+use super::gemm_direct::{self, Operand};
 use super::runtime::kernel::{kernels, Buffer, Module};
 use super::runtime::launch::u32_of;
 use super::runtime::loops;
@@ -35,15 +35,31 @@ kernels! { GEMM_WGSL: GemmParams;
     GEMM_DIRECT_8X8 = ("gemm_direct_8x8", "matmul", DIRECT_BINDINGS, "MODE" = 0);
     GEMM_DIRECT_16X16 = ("gemm_direct_16x16", "matmul", DIRECT_BINDINGS, "MODE" = 0);
     GEMM_DIRECT_32X16 = ("gemm_direct_32x16", "matmul", DIRECT_BINDINGS, "MODE" = 0);
+    /// The direct variant of conv2d's forward (mode 1), one entry point per block.
+    CONV_DIRECT_8X8 = ("conv_direct_8x8", "conv2d", CONV_DIRECT_BINDINGS, "MODE" = 1);
+    CONV_DIRECT_16X16 = ("conv_direct_16x16", "conv2d", CONV_DIRECT_BINDINGS, "MODE" = 1);
+    CONV_DIRECT_32X16 = ("conv_direct_32x16", "conv2d", CONV_DIRECT_BINDINGS, "MODE" = 1);
 }
 
-/// The direct variant's kernel for `tiles`' block.
-fn direct_kernel(tiles: GemmTiles) -> Result<&'static Kernel<GemmParams>> {
-    match gemm_direct::entry(tiles.rows, tiles.cols) {
+/// What B is to the direct variant of kernel `k`: None where it has none.
+fn direct_operand(k: &Kernel<GemmParams>) -> Option<Operand> {
+    match k.info.constants {
+        [("MODE", 0)] => Some(Operand::Matrix),
+        [("MODE", 1)] => Some(Operand::Columns),
+        _ => None,
+    }
+}
+
+/// The direct variant's kernel for `tiles`' block and B read as `b` says.
+fn direct_kernel(tiles: GemmTiles, b: Operand) -> Result<&'static Kernel<GemmParams>> {
+    match gemm_direct::entry(tiles.rows, tiles.cols, b) {
         Some("gemm_direct_8x8") => Ok(&GEMM_DIRECT_8X8),
         Some("gemm_direct_16x16") => Ok(&GEMM_DIRECT_16X16),
         Some("gemm_direct_32x16") => Ok(&GEMM_DIRECT_32X16),
-        _ => Err(Error::Gpu(format!("matmul: no direct kernel for {tiles}"))),
+        Some("conv_direct_8x8") => Ok(&CONV_DIRECT_8X8),
+        Some("conv_direct_16x16") => Ok(&CONV_DIRECT_16X16),
+        Some("conv_direct_32x16") => Ok(&CONV_DIRECT_32X16),
+        _ => Err(Error::Gpu(format!("gemm: no direct kernel for {tiles}"))),
     }
 }
 
@@ -117,6 +133,8 @@ pub(crate) const GEMM_BINDINGS: &[Bind] = &[Bind::In(1), Bind::In(2), Bind::Out(
 
 /// The direct variant's: A and B viewed as vec4s, C, the bias.
 const DIRECT_BINDINGS: &[Bind] = &[Bind::In(5), Bind::In(6), Bind::Out(3), Bind::In(4)];
+/// Its convolution's: A as vec4s, the input B gathered, C, the bias.
+const CONV_DIRECT_BINDINGS: &[Bind] = &[Bind::In(5), Bind::In(2), Bind::Out(3), Bind::In(4)];
 
 /// A, B, C, the epilogue's per-row bias (any read-only buffer where unused), and A and B
 /// again as vec4s (the direct variant's).
@@ -165,9 +183,13 @@ pub(crate) fn launch(
     let dims = [s.batch, s.m, s.n, s.k];
     let max_groups = ctx.limits().max_workgroups_per_dimension as usize;
     let ks = k_chunk(s, ctx.binding_len(), max_groups);
-    let direct_ok = std::ptr::eq(k, &GEMM) && gemm_direct::fits(s, ks, (a.len, b.len));
+    let direct_ok = match direct_operand(k) {
+        Some(Operand::Matrix) => gemm_direct::fits(s, ks, (a.len, b.len)),
+        Some(Operand::Columns) => gemm_direct::fits_conv(s, ks, a.len),
+        None => false,
+    };
     let run = |t: GemmTiles| match t.direct && !direct_ok {
-        true => Err(Error::Gpu("matmul: the direct GEMM does not fit this product".into())),
+        true => Err(Error::Gpu(format!("{}: the direct GEMM does not fit", k.info.op))),
         false => launch_tiled(ctx, (a, b), s, k, extra, t).map(drop),
     };
     let mut tiles = ctx.gemm_tiling(&k.info, dims, run)?;
@@ -188,7 +210,10 @@ fn launch_tiled(
     let ks = k_chunk(s, ctx.binding_len(), max);
     let chunks = s.k.div_ceil(ks).max(1);
     let c = ctx.alloc(chunks * s.c_len, op)?;
-    let k = if tiles.direct { direct_kernel(tiles)? } else { k };
+    let k = match direct_operand(k) {
+        Some(b) if tiles.direct => direct_kernel(tiles, b)?,
+        _ => k,
+    };
     let (bm, bn) = tiles.tile();
     let kc = loops::gemm_k_chunk(ctx.cap(), &tiles);
     let k_starts: Vec<usize> = if s.k == 0 { vec![0] } else { (0..ks).step_by(kc).collect() };

@@ -19,12 +19,26 @@ use crate::backend::{GemmSpec, MatLayout};
 /// The blocks of C a thread of the direct variant can compute, `(rows, columns)`.
 pub(crate) const BLOCKS: [(u32, u32); 3] = [(8, 8), (16, 16), (32, 16)];
 
-/// The entry point computing `rows x cols` blocks.
-pub(crate) fn entry(rows: u32, cols: u32) -> Option<&'static str> {
-    match (rows, cols) {
-        (8, 8) => Some("gemm_direct_8x8"),
-        (16, 16) => Some("gemm_direct_16x16"),
-        (32, 16) => Some("gemm_direct_32x16"),
+/// What B is to a direct entry point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Operand {
+    /// a strided matrix, read as vec4s (the plain product)
+    Matrix,
+    /// conv2d's implicit columns, gathered from its input (the forward convolution, mode 1 of
+    /// shaders/gemm.wgsl)
+    Columns,
+}
+
+/// The entry point computing `rows x cols` blocks with B read as `b` says.
+pub(crate) fn entry(rows: u32, cols: u32, b: Operand) -> Option<&'static str> {
+    use Operand::*;
+    match (rows, cols, b) {
+        (8, 8, Matrix) => Some("gemm_direct_8x8"),
+        (16, 16, Matrix) => Some("gemm_direct_16x16"),
+        (32, 16, Matrix) => Some("gemm_direct_32x16"),
+        (8, 8, Columns) => Some("conv_direct_8x8"),
+        (16, 16, Columns) => Some("conv_direct_16x16"),
+        (32, 16, Columns) => Some("conv_direct_32x16"),
         _ => None,
     }
 }
@@ -47,6 +61,22 @@ pub(crate) fn fits(s: &GemmSpec, ks: usize, (a_len, b_len): (usize, usize)) -> b
     four(s.k) && four(ks) && operand(&s.a, s.m, s.k, a_len) && operand(&s.b, s.k, s.n, b_len)
 }
 
+/// True where the direct variant can run a forward convolution: the weights as A, contiguous
+/// along K, with K, its chunks `ks`, A's offset and batch strides, and its buffer's length
+/// multiples of 4 (its columns are gathered one by one: B needs nothing).
+pub(crate) fn fits_conv(s: &GemmSpec, ks: usize, a_len: usize) -> bool {
+    let four = |v: usize| v.is_multiple_of(4);
+    let a = &s.a;
+    four(s.k)
+        && four(ks)
+        && a.col_stride == 1
+        && four(a.row_stride)
+        && four(a.offset)
+        && four(a.batch_outer_stride)
+        && four(a.batch_inner_stride)
+        && four(a_len)
+}
+
 /// The entry points of every block, appended to shaders/gemm.wgsl (whose helpers, epilogue and
 /// bindings they use).
 pub(crate) fn wgsl() -> String {
@@ -57,16 +87,18 @@ pub(crate) fn wgsl() -> String {
          b3: vec4<f32>) -> vec4<f32> {\n    \
          return fma(vec4(a.w), b3, fma(vec4(a.z), b2, fma(vec4(a.y), b1, fma(vec4(a.x), b0, x))));\n}\n",
     );
-    for (rows, cols) in BLOCKS {
-        entry_point(&mut out, rows as usize, cols as usize / 4);
+    for b in [Operand::Matrix, Operand::Columns] {
+        for (rows, cols) in BLOCKS {
+            entry_point(&mut out, rows as usize, cols as usize / 4, b);
+        }
     }
     out
 }
 
 /// One entry point: each thread a block of `rows` rows by `vecs` vec4s, at row `rows * ty` and
-/// column `4 vecs * tx` of the workgroup's tile.
-fn entry_point(out: &mut String, rows: usize, vecs: usize) {
-    let name = entry(rows as u32, 4 * vecs as u32).unwrap_or_default();
+/// column `4 vecs * tx` of the workgroup's tile, B read as `b` says.
+fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand) {
+    let name = entry(rows as u32, 4 * vecs as u32, b).unwrap_or_default();
     let mut w = |line: String| {
         out.push_str(&line);
         out.push('\n');
@@ -100,9 +132,15 @@ fn entry_point(out: &mut String, rows: usize, vecs: usize) {
         w(format!("        {}", accs.join(" ")));
     }
     w("    }".into());
+    if b == Operand::Columns {
+        column_origins(&mut w, vecs);
+    }
     w("    for (var k = k_lo; k < k_hi; k += 4u) {".into());
     a_loads(&mut w, rows);
-    b_loads(&mut w, vecs);
+    match b {
+        Operand::Matrix => b_loads(&mut w, vecs),
+        Operand::Columns => b_gathers(&mut w, vecs),
+    }
     for q in 0..rows {
         for j in 0..vecs {
             w(format!(
@@ -184,6 +222,46 @@ fn b_loads(w: &mut impl FnMut(String), vecs: usize) {
     w("        }".into());
 }
 
+/// For each column `c + j` of the block (an output position `(oh, ow)`), the input row and
+/// column its window starts at, `ih{j}` and `iw{j}` (negative in the padding), and whether
+/// the position exists, `in{j}`: computed once, outside the K loop.
+fn column_origins(w: &mut impl FnMut(String), vecs: usize) {
+    for j in 0..4 * vecs {
+        w(format!("    let ih{j} = i32(((c + {j}u) / p.win.ow) * p.win.sh) - i32(p.win.pad_top);"));
+        w(format!(
+            "    let iw{j} = i32(((c + {j}u) % p.win.ow) * p.win.sw) - i32(p.win.pad_left);"
+        ));
+        w(format!("    let in{j} = c + {j}u < p.n;"));
+    }
+}
+
+/// `bv{i}_{j}` as in [`b_loads`], gathered from conv2d's input (mode 1's `x_at`): each of the
+/// 4 K terms `(ci, kh, kw)` is the same for every column, so its tap offsets are computed once
+/// a step; each column adds its window origin. 0 in the padding and past the matrix.
+fn b_gathers(w: &mut impl FnMut(String), vecs: usize) {
+    w("        let taps = p.win.kh * p.win.kw;".into());
+    w("        let plane = p.win.h * p.win.w;".into());
+    for i in 0..4 {
+        w(format!("        let t{i} = (k + {i}u) % taps;"));
+        w(format!("        let x{i} = b0 + ((k + {i}u) / taps) * plane;"));
+        w(format!("        let dh{i} = i32((t{i} / p.win.kw) * p.win.dh);"));
+        w(format!("        let dw{i} = i32((t{i} % p.win.kw) * p.win.dw);"));
+        for j in 0..4 * vecs {
+            w(format!("        let h{i}_{j} = ih{j} + dh{i}; let w{i}_{j} = iw{j} + dw{i};"));
+            w(format!(
+                "        let ok{i}_{j} = in{j} && h{i}_{j} >= 0 && w{i}_{j} >= 0 && u32(h{i}_{j}) < p.win.h && u32(w{i}_{j}) < p.win.w;"
+            ));
+            w(format!(
+                "        let e{i}_{j} = select(0.0, B[x{i} + u32(select(0, h{i}_{j} * i32(p.win.w) + w{i}_{j}, ok{i}_{j}))], ok{i}_{j});"
+            ));
+        }
+        for j in 0..vecs {
+            let e: Vec<String> = (0..4).map(|t| format!("e{i}_{}", 4 * j + t)).collect();
+            w(format!("        let bv{i}_{j} = vec4({});", e.join(", ")));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,11 +269,13 @@ mod tests {
     #[test]
     fn every_block_has_an_entry_point_in_the_generated_text() {
         let text = wgsl();
-        for (rows, cols) in BLOCKS {
-            let name = entry(rows, cols).unwrap();
-            assert!(text.contains(&format!("fn {name}(")), "{name}");
+        for b in [Operand::Matrix, Operand::Columns] {
+            for (rows, cols) in BLOCKS {
+                let name = entry(rows, cols, b).unwrap();
+                assert!(text.contains(&format!("fn {name}(")), "{name}");
+            }
         }
-        assert_eq!(entry(4, 4), None);
+        assert_eq!(entry(4, 4, Operand::Matrix), None);
     }
 
     fn spec(m: usize, n: usize, k: usize, a: MatLayout, b: MatLayout) -> GemmSpec {
