@@ -40,15 +40,19 @@ fn gemm_work(dev: &Device) -> Result<Vec<Vec<u32>>> {
         out.push(bits(&a.matmul_t(&b, ta, tb)?)?);
     }
     // forward convolutions the direct variant runs (K a multiple of 4): strided, dilated,
-    // grouped, with a bias, padded past the kernel's extent
-    let x = Tensor::from_vec(randv(2 * 8 * 11 * 9, 13), [2, 8, 11, 9], dev)?;
-    let w = Tensor::from_vec(randv(6 * 4 * 3 * 3, 14), [6, 4, 3, 3], dev)?;
-    let bias = Tensor::from_vec(randv(6, 15), [6], dev)?;
+    // grouped, with a bias, padded past the kernel's extent; and stride-1 input gradients,
+    // which run as forward convolutions
+    let x = Tensor::from_vec(randv(2 * 8 * 11 * 9, 13), [2, 8, 11, 9], dev)?.requires_grad_();
+    let w = Tensor::from_vec(randv(8 * 4 * 3 * 3, 14), [8, 4, 3, 3], dev)?;
+    let bias = Tensor::from_vec(randv(8, 15), [8], dev)?;
+    let w8 = Tensor::from_vec(randv(8 * 8 * 3 * 3, 16), [8, 8, 3, 3], dev)?;
     for (stride, dilation, padding) in [(1, 1, 1), (2, 1, 1), (1, 2, 3), (3, 2, 0)] {
         let opts = Conv2dOptions::new().stride(stride).dilation(dilation).padding(padding);
-        out.push(bits(&conv2d(&x, &w, Some(&bias), &opts.groups(2))?)?);
-        let w8 = Tensor::from_vec(randv(5 * 8 * 3 * 3, 16), [5, 8, 3, 3], dev)?;
-        out.push(bits(&conv2d(&x, &w8, None, &opts)?)?);
+        for (w, opts) in [(&w, opts.groups(2)), (&w8, opts)] {
+            let y = conv2d(&x, w, Some(&bias), &opts)?;
+            out.push(bits(&y)?);
+            out.push(bits(y.sum_all()?.backward()?.get(&x).expect("a gradient"))?);
+        }
     }
     let a = Tensor::from_vec(randv(8 * 6000, 11), [8, 6000], dev)?;
     let b = Tensor::from_vec(randv(6000 * 16, 12), [6000, 16], dev)?;

@@ -4,14 +4,15 @@
 //! one binding they run per run of images, or for an image past a binding in bands of output
 //! rows (`split::bands`).
 
+use super::elementwise;
 use super::gemm::{self, Bias, Extra, GemmParams, GEMM_BINDINGS, GEMM_WGSL};
-use super::runtime::kernel::kernels;
+use super::runtime::kernel::{kernels, Kernel};
 use super::runtime::launch::u32_of;
 use super::runtime::GpuBuffer;
 use super::split::bands::{by_bands, by_bands_input, by_bands_weight, image_fits};
 use super::split::{by_items, by_items_summed, each_fits, fits, Ctx, Rows};
 use super::window::WindowParams;
-use crate::backend::{ConvSpec, GemmSpec, MatLayout};
+use crate::backend::{ConvSpec, GemmSpec, MatLayout, StridedSpec};
 use crate::shape::WindowGeom;
 use crate::Result;
 
@@ -20,6 +21,8 @@ kernels! { GEMM_WGSL: GemmParams;
     CONV_WGRAD = ("gemm", "conv2d_backward_weight", GEMM_BINDINGS, "MODE" = 2);
     CONV_DGRAD = ("gemm", "conv2d_backward_input", GEMM_BINDINGS, "MODE" = 3);
     CONV_DGRAD_STRIDED = ("gemm", "conv2d_backward_input", GEMM_BINDINGS, "MODE" = 4);
+    /// The stride-1 input gradient as a forward convolution over flipped weights (mode 1).
+    CONV_DGRAD_AS_FWD = ("gemm", "conv2d_backward_input", GEMM_BINDINGS, "MODE" = 1);
 }
 
 /// A convolution's geometry over a batch of `n` (a run of a split batch).
@@ -104,6 +107,14 @@ fn conv_window(s: &ConvSpec) -> Result<WindowParams> {
 fn forward_kernel(
     ctx: &Ctx, x: &GpuBuffer, w: &GpuBuffer, bias: Option<&GpuBuffer>, relu: bool, s: &ConvSpec,
 ) -> Result<GpuBuffer> {
+    forward_as(ctx, (x, w), bias, relu, s, &CONV_FWD)
+}
+
+/// [`forward_kernel`] run by kernel `k` (mode 1, named for the op it serves).
+fn forward_as(
+    ctx: &Ctx, (x, w): (&GpuBuffer, &GpuBuffer), bias: Option<&GpuBuffer>, relu: bool,
+    s: &ConvSpec, k: &Kernel<GemmParams>,
+) -> Result<GpuBuffer> {
     let g = &s.g;
     let mut spec = s.forward_gemm();
     // batch entry (image, group) reads x from its image's group of channels
@@ -114,7 +125,27 @@ fn forward_kernel(
         relu,
         ..Extra::strided()
     };
-    gemm::launch(ctx, (w, x), &spec, &CONV_FWD, extra)
+    gemm::launch(ctx, (w, x), &spec, k, extra)
+}
+
+/// `w (d, c/groups, kh, kw)` -> `(c, d/groups, kh, kw)`, each group's block transposed and
+/// every kernel flipped: the weights of [`ConvSpec::input_grad_as_forward`]'s convolution.
+fn flipped_transposed(s: &ConvSpec) -> StridedSpec {
+    let g = &s.g;
+    let kk = g.kh * g.kw;
+    let signed = |v: usize| v as isize;
+    StridedSpec {
+        // (groups, c/groups, d/groups, kh, kw)
+        out: vec![s.groups, s.cg(), s.dg(), g.kh, g.kw],
+        strides: vec![
+            signed(s.dg() * s.cgkk()),
+            signed(kk),
+            signed(s.cgkk()),
+            -signed(g.kw),
+            -1,
+        ],
+        offset: kk - 1,
+    }
 }
 
 /// conv2d's weight gradient as an implicit GEMM per group: the output gradient read with
@@ -158,6 +189,13 @@ fn input_kernel(ctx: &Ctx, gout: &GpuBuffer, w: &GpuBuffer, s: &ConvSpec) -> Res
     // along k: from one filter of the group to the next
     let images = [s.cgkk(), 0];
     let (entry, win) = match s.input_grad_as_forward() {
+        // where the direct variant could run it (K a multiple of 4), the forward convolution
+        // itself over a copy of the weights flipped and transposed (a few weights): the same
+        // products in the same order as mode 3's flipped reads
+        Some(t) if t.cgkk().is_multiple_of(4) => {
+            let wt = elementwise::copy(ctx, w, &flipped_transposed(s))?;
+            return forward_as(ctx, (gout, &wt), None, false, &t, &CONV_DGRAD_AS_FWD);
+        }
         Some(t) => (&CONV_DGRAD, conv_window(&t)?),
         None => (&CONV_DGRAD_STRIDED, conv_window(s)?),
     };

@@ -93,6 +93,7 @@ pub(crate) fn kernels() -> Vec<&'static runtime::kernel::KernelInfo> {
         &conv::CONV_WGRAD.info,
         &conv::CONV_DGRAD.info,
         &conv::CONV_DGRAD_STRIDED.info,
+        &conv::CONV_DGRAD_AS_FWD.info,
         &unfold::IM2COL.info,
         &unfold::COL2IM.info,
         &depthwise::FORWARD.info,
