@@ -137,13 +137,7 @@ fn flipped_transposed(s: &ConvSpec) -> StridedSpec {
     StridedSpec {
         // (groups, c/groups, d/groups, kh, kw)
         out: vec![s.groups, s.cg(), s.dg(), g.kh, g.kw],
-        strides: vec![
-            signed(s.dg() * s.cgkk()),
-            signed(kk),
-            signed(s.cgkk()),
-            -signed(g.kw),
-            -1,
-        ],
+        strides: vec![signed(s.dg() * s.cgkk()), signed(kk), signed(s.cgkk()), -signed(g.kw), -1],
         offset: kk - 1,
     }
 }
