@@ -40,18 +40,24 @@ fn gemm_work(dev: &Device) -> Result<Vec<Vec<u32>>> {
         out.push(bits(&a.matmul_t(&b, ta, tb)?)?);
     }
     // forward convolutions the direct variant runs (K a multiple of 4): strided, dilated,
-    // grouped, with a bias, padded past the kernel's extent; and stride-1 input gradients,
-    // which run as forward convolutions
-    let x = Tensor::from_vec(randv(2 * 8 * 11 * 9, 13), [2, 8, 11, 9], dev)?.requires_grad_();
-    let w = Tensor::from_vec(randv(8 * 4 * 3 * 3, 14), [8, 4, 3, 3], dev)?;
+    // grouped, with a bias, padded past the kernel's extent; stride-1 input gradients, which
+    // run as forward convolutions; weight gradients (the direct variant's where the output
+    // planes are a multiple of 4 positions: 12 x 10 and 14 x 12 here)
+    let x = Tensor::from_vec(randv(3 * 8 * 12 * 10, 13), [3, 8, 12, 10], dev)?.requires_grad_();
+    let w = Tensor::from_vec(randv(8 * 4 * 3 * 3, 14), [8, 4, 3, 3], dev)?.requires_grad_();
     let bias = Tensor::from_vec(randv(8, 15), [8], dev)?;
-    let w8 = Tensor::from_vec(randv(8 * 8 * 3 * 3, 16), [8, 8, 3, 3], dev)?;
+    let w8 = Tensor::from_vec(randv(8 * 8 * 3 * 3, 16), [8, 8, 3, 3], dev)?.requires_grad_();
     for (stride, dilation, padding) in [(1, 1, 1), (2, 1, 1), (1, 2, 3), (3, 2, 0)] {
         let opts = Conv2dOptions::new().stride(stride).dilation(dilation).padding(padding);
         for (w, opts) in [(&w, opts.groups(2)), (&w8, opts)] {
             let y = conv2d(&x, w, Some(&bias), &opts)?;
             out.push(bits(&y)?);
-            out.push(bits(y.sum_all()?.backward()?.get(&x).expect("a gradient"))?);
+            // an output gradient of random values
+            let r = Tensor::from_vec(randv(y.shape().elem_count(), 17), y.dims(), dev)?;
+            let grads = y.mul(&r)?.sum_all()?.backward()?;
+            for t in [&x, w] {
+                out.push(bits(grads.get(t).expect("a gradient"))?);
+            }
         }
     }
     let a = Tensor::from_vec(randv(8 * 6000, 11), [8, 6000], dev)?;

@@ -39,6 +39,10 @@ kernels! { GEMM_WGSL: GemmParams;
     CONV_DIRECT_8X8 = ("conv_direct_8x8", "conv2d", CONV_DIRECT_BINDINGS, "MODE" = 1);
     CONV_DIRECT_16X16 = ("conv_direct_16x16", "conv2d", CONV_DIRECT_BINDINGS, "MODE" = 1);
     CONV_DIRECT_32X16 = ("conv_direct_32x16", "conv2d", CONV_DIRECT_BINDINGS, "MODE" = 1);
+    /// The direct variant of conv2d's weight gradient (mode 2), one entry point per block.
+    WGRAD_DIRECT_8X8 = ("wgrad_direct_8x8", "conv2d_backward_weight", CONV_DIRECT_BINDINGS, "MODE" = 2);
+    WGRAD_DIRECT_16X16 = ("wgrad_direct_16x16", "conv2d_backward_weight", CONV_DIRECT_BINDINGS, "MODE" = 2);
+    WGRAD_DIRECT_32X16 = ("wgrad_direct_32x16", "conv2d_backward_weight", CONV_DIRECT_BINDINGS, "MODE" = 2);
 }
 
 /// What B is to the direct variant of kernel `k`: None where it has none.
@@ -46,6 +50,7 @@ fn direct_operand(k: &Kernel<GemmParams>) -> Option<Operand> {
     match k.info.constants {
         [("MODE", 0)] => Some(Operand::Matrix),
         [("MODE", 1)] => Some(Operand::Columns),
+        [("MODE", 2)] => Some(Operand::Windows),
         _ => None,
     }
 }
@@ -59,6 +64,9 @@ fn direct_kernel(tiles: GemmTiles, b: Operand) -> Result<&'static Kernel<GemmPar
         Some("conv_direct_8x8") => Ok(&CONV_DIRECT_8X8),
         Some("conv_direct_16x16") => Ok(&CONV_DIRECT_16X16),
         Some("conv_direct_32x16") => Ok(&CONV_DIRECT_32X16),
+        Some("wgrad_direct_8x8") => Ok(&WGRAD_DIRECT_8X8),
+        Some("wgrad_direct_16x16") => Ok(&WGRAD_DIRECT_16X16),
+        Some("wgrad_direct_32x16") => Ok(&WGRAD_DIRECT_32X16),
         _ => Err(Error::Gpu(format!("gemm: no direct kernel for {tiles}"))),
     }
 }
@@ -186,6 +194,10 @@ pub(crate) fn launch(
     let direct_ok = match direct_operand(k) {
         Some(Operand::Matrix) => gemm_direct::fits(s, ks, (a.len, b.len)),
         Some(Operand::Columns) => gemm_direct::fits_conv(s, ks, a.len),
+        Some(Operand::Windows) => {
+            let ohw = (extra.win.oh * extra.win.ow) as usize;
+            gemm_direct::fits_wgrad(s, ks, a.len, ohw, extra.images[0])
+        }
         None => false,
     };
     let run = |t: GemmTiles| match t.direct && !direct_ok {

@@ -16,6 +16,9 @@ use std::fmt::Write;
 
 use crate::backend::{GemmSpec, MatLayout};
 
+/// Every kind of B the direct variant reads.
+const OPERANDS: [Operand; 3] = [Operand::Matrix, Operand::Columns, Operand::Windows];
+
 /// The blocks of C a thread of the direct variant can compute, `(rows, columns)`.
 pub(crate) const BLOCKS: [(u32, u32); 3] = [(8, 8), (16, 16), (32, 16)];
 
@@ -27,6 +30,9 @@ pub(crate) enum Operand {
     /// conv2d's implicit columns, gathered from its input (the forward convolution, mode 1 of
     /// shaders/gemm.wgsl)
     Columns,
+    /// conv2d's windows as rows, image after image, gathered from its input, with A the output
+    /// gradient read image after image (the weight gradient, mode 2)
+    Windows,
 }
 
 /// The entry point computing `rows x cols` blocks with B read as `b` says.
@@ -39,6 +45,9 @@ pub(crate) fn entry(rows: u32, cols: u32, b: Operand) -> Option<&'static str> {
         (8, 8, Columns) => Some("conv_direct_8x8"),
         (16, 16, Columns) => Some("conv_direct_16x16"),
         (32, 16, Columns) => Some("conv_direct_32x16"),
+        (8, 8, Windows) => Some("wgrad_direct_8x8"),
+        (16, 16, Windows) => Some("wgrad_direct_16x16"),
+        (32, 16, Windows) => Some("wgrad_direct_32x16"),
         _ => None,
     }
 }
@@ -48,7 +57,6 @@ pub(crate) fn entry(rows: u32, cols: u32, b: Operand) -> Option<&'static str> {
 /// multiples of 4 (so that its vec4s are whole and aligned), K and its chunks `ks` too, and
 /// each buffer a whole number of vec4s.
 pub(crate) fn fits(s: &GemmSpec, ks: usize, (a_len, b_len): (usize, usize)) -> bool {
-    let four = |v: usize| v.is_multiple_of(4);
     let operand = |l: &MatLayout, rows: usize, cols: usize, len: usize| {
         let along = (l.col_stride == 1 && four(l.row_stride) && four(cols))
             || (l.row_stride == 1 && four(l.col_stride) && four(rows));
@@ -65,7 +73,6 @@ pub(crate) fn fits(s: &GemmSpec, ks: usize, (a_len, b_len): (usize, usize)) -> b
 /// along K, with K, its chunks `ks`, A's offset and batch strides, and its buffer's length
 /// multiples of 4 (its columns are gathered one by one: B needs nothing).
 pub(crate) fn fits_conv(s: &GemmSpec, ks: usize, a_len: usize) -> bool {
-    let four = |v: usize| v.is_multiple_of(4);
     let a = &s.a;
     four(s.k)
         && four(ks)
@@ -75,6 +82,20 @@ pub(crate) fn fits_conv(s: &GemmSpec, ks: usize, a_len: usize) -> bool {
         && four(a.batch_outer_stride)
         && four(a.batch_inner_stride)
         && four(a_len)
+}
+
+/// True where the direct variant can run a weight gradient: the output gradient as A,
+/// contiguous along each image's `ohw` positions, with `ohw`, A's stride between images
+/// `a_image`, its row stride, offset and batch strides, K, its chunks `ks` and A's buffer
+/// multiples of 4 (so that no vec4 spans two images).
+pub(crate) fn fits_wgrad(
+    s: &GemmSpec, ks: usize, a_len: usize, ohw: usize, a_image: usize,
+) -> bool {
+    four(ohw) && four(a_image) && fits_conv(s, ks, a_len)
+}
+
+fn four(v: usize) -> bool {
+    v.is_multiple_of(4)
 }
 
 /// The entry points of every block, appended to shaders/gemm.wgsl (whose helpers, epilogue and
@@ -87,7 +108,7 @@ pub(crate) fn wgsl() -> String {
          b3: vec4<f32>) -> vec4<f32> {\n    \
          return fma(vec4(a.w), b3, fma(vec4(a.z), b2, fma(vec4(a.y), b1, fma(vec4(a.x), b0, x))));\n}\n",
     );
-    for b in [Operand::Matrix, Operand::Columns] {
+    for b in OPERANDS {
         for (rows, cols) in BLOCKS {
             entry_point(&mut out, rows as usize, cols as usize / 4, b);
         }
@@ -132,14 +153,20 @@ fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand) {
         w(format!("        {}", accs.join(" ")));
     }
     w("    }".into());
-    if b == Operand::Columns {
-        column_origins(&mut w, vecs);
+    match b {
+        Operand::Matrix => {}
+        Operand::Columns => column_origins(&mut w, vecs),
+        Operand::Windows => column_taps(&mut w, vecs),
     }
     w("    for (var k = k_lo; k < k_hi; k += 4u) {".into());
-    a_loads(&mut w, rows);
+    match b {
+        Operand::Windows => a_loads_by_image(&mut w, rows),
+        _ => a_loads(&mut w, rows),
+    }
     match b {
         Operand::Matrix => b_loads(&mut w, vecs),
         Operand::Columns => b_gathers(&mut w, vecs),
+        Operand::Windows => b_windows(&mut w, vecs),
     }
     for q in 0..rows {
         for j in 0..vecs {
@@ -262,6 +289,58 @@ fn b_gathers(w: &mut impl FnMut(String), vecs: usize) {
     }
 }
 
+/// `av{q}` as in [`a_loads`] from the output gradient with K = (image, position): the 4 K of
+/// a step lie in one image (the host keeps `oh * ow` a multiple of 4), `p.a_image` apart.
+fn a_loads_by_image(w: &mut impl FnMut(String), rows: usize) {
+    w("        let ohw = p.win.oh * p.win.ow;".into());
+    w("        let s = p.a.row_stride / 4u;".into());
+    w("        let at = (a0 + (k / ohw) * p.a_image + r * p.a.row_stride + k % ohw) / 4u;".into());
+    for q in 0..rows {
+        w(format!("        let av{q} = A4[at + {q}u * s];"));
+    }
+}
+
+/// For each column `c + j` of the block (a tap `(ci, kh, kw)`), its channel's plane offset
+/// `xc{j}`, its offsets from a window's origin `th{j}` and `tw{j}` (the padding taken off),
+/// and whether the tap exists, `in{j}`: computed once, outside the K loop.
+fn column_taps(w: &mut impl FnMut(String), vecs: usize) {
+    w("    let taps = p.win.kh * p.win.kw;".into());
+    for j in 0..4 * vecs {
+        w(format!("    let t{j} = (c + {j}u) % taps;"));
+        w(format!("    let xc{j} = ((c + {j}u) / taps) * p.win.h * p.win.w;"));
+        w(format!("    let th{j} = i32((t{j} / p.win.kw) * p.win.dh) - i32(p.win.pad_top);"));
+        w(format!("    let tw{j} = i32((t{j} % p.win.kw) * p.win.dw) - i32(p.win.pad_left);"));
+        w(format!("    let in{j} = c + {j}u < p.n;"));
+    }
+}
+
+/// `bv{i}_{j}` as in [`b_loads`] for mode 2: row k = (image, output position) of the input's
+/// windows, column a tap. Each of the 4 K of a step is the same window for every column, so
+/// its origin is computed once a step; each column adds its tap. 0 in the padding and past
+/// the matrix.
+fn b_windows(w: &mut impl FnMut(String), vecs: usize) {
+    // `ohw`: from `a_loads_by_image`
+    for i in 0..4 {
+        w(format!("        let pos{i} = (k + {i}u) % ohw;"));
+        w(format!("        let x{i} = b0 + ((k + {i}u) / ohw) * p.b_image;"));
+        w(format!("        let oh{i} = i32((pos{i} / p.win.ow) * p.win.sh);"));
+        w(format!("        let ow{i} = i32((pos{i} % p.win.ow) * p.win.sw);"));
+        for j in 0..4 * vecs {
+            w(format!("        let h{i}_{j} = oh{i} + th{j}; let w{i}_{j} = ow{i} + tw{j};"));
+            w(format!(
+                "        let ok{i}_{j} = in{j} && h{i}_{j} >= 0 && w{i}_{j} >= 0 && u32(h{i}_{j}) < p.win.h && u32(w{i}_{j}) < p.win.w;"
+            ));
+            w(format!(
+                "        let e{i}_{j} = select(0.0, B[x{i} + xc{j} + u32(select(0, h{i}_{j} * i32(p.win.w) + w{i}_{j}, ok{i}_{j}))], ok{i}_{j});"
+            ));
+        }
+        for j in 0..vecs {
+            let e: Vec<String> = (0..4).map(|t| format!("e{i}_{}", 4 * j + t)).collect();
+            w(format!("        let bv{i}_{j} = vec4({});", e.join(", ")));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,7 +348,7 @@ mod tests {
     #[test]
     fn every_block_has_an_entry_point_in_the_generated_text() {
         let text = wgsl();
-        for b in [Operand::Matrix, Operand::Columns] {
+        for b in OPERANDS {
             for (rows, cols) in BLOCKS {
                 let name = entry(rows, cols, b).unwrap();
                 assert!(text.contains(&format!("fn {name}(")), "{name}");
