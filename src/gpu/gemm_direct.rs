@@ -145,11 +145,17 @@ fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand) {
             (0..vecs).map(|j| format!("var acc{q}_{j} = vec4<f32>(0.0);")).collect();
         w(format!("    {}", accs.join(" ")));
     }
+    // C's block is read and written in a loop over an array (its branches, written out once
+    // per element, took some drivers seconds to compile)
+    let n = rows * vecs;
+    w(format!("    var blk: array<vec4<f32>, {n}>;"));
     w("    if (p.k_start > 0u) {".into());
+    w(format!("        for (var e = 0u; e < {n}u; e++) {{"));
+    w(format!("            blk[e] = c_vec(c0, r + e / {vecs}u, c + 4u * (e % {vecs}u));"));
+    w("        }".into());
     for q in 0..rows {
-        let accs: Vec<String> = (0..vecs)
-            .map(|j| format!("acc{q}_{j} = c_vec(c0, r + {q}u, c + {}u);", 4 * j))
-            .collect();
+        let accs: Vec<String> =
+            (0..vecs).map(|j| format!("acc{q}_{j} = blk[{}];", q * vecs + j)).collect();
         w(format!("        {}", accs.join(" ")));
     }
     w("    }".into());
@@ -178,10 +184,13 @@ fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand) {
     w("    }".into());
     w("    let entry = bidx % p.batch_inner;".into());
     for q in 0..rows {
-        for j in 0..vecs {
-            w(format!("    store_vec(c0, r + {q}u, c + {}u, acc{q}_{j}, entry);", 4 * j));
-        }
+        let accs: Vec<String> =
+            (0..vecs).map(|j| format!("blk[{}] = acc{q}_{j};", q * vecs + j)).collect();
+        w(format!("    {}", accs.join(" ")));
     }
+    w(format!("    for (var e = 0u; e < {n}u; e++) {{"));
+    w(format!("        store_vec(c0, r + e / {vecs}u, c + 4u * (e % {vecs}u), blk[e], entry);"));
+    w("    }".into());
     w("}".into());
 }
 

@@ -276,8 +276,10 @@ impl GemmTiles {
     /// included): `(fixed, per K tile)`.
     pub(crate) fn trips(&self) -> (usize, usize) {
         if self.direct {
-            // one loop over K, 4 deep, its body unrolled
-            return (0, 1);
+            // C's block read and written in loops of one vec4 each; one loop over K, 4 deep,
+            // its body unrolled
+            let block = (self.rows * self.cols / 4) as usize;
+            return (2 * block, 1);
         }
         let (la, lb) = self.loads();
         let (la, lb) = (la as usize, lb as usize);
