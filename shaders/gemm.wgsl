@@ -21,7 +21,8 @@
 // held in vec4s. A and B are staged GEMM_BK deep in workgroup memory, K-major
 // ([k][row] and [k][column], one vec4 of padding per k row against bank conflicts), so each
 // thread reads its rows and columns as vec4s. The next K tile is fetched into registers while
-// the current one is multiplied.
+// the current one is multiplied. The direct variant, without staging, appends its entry points
+// to this module (src/gpu/gemm_direct.rs generates them) and uses its helpers and epilogue.
 
 // The operand mode, a pipeline constant every kernel of this module sets (0: the strided GEMM;
 // 1-4: the convolutions above): the driver compiles one pipeline per mode, and its compiler
