@@ -282,19 +282,9 @@ fn b_gathers(w: &mut impl FnMut(String), vecs: usize) {
         w(format!("        let x{i} = b0 + ((k + {i}u) / taps) * plane;"));
         w(format!("        let dh{i} = i32((t{i} / p.win.kw) * p.win.dh);"));
         w(format!("        let dw{i} = i32((t{i} % p.win.kw) * p.win.dw);"));
-        for j in 0..4 * vecs {
-            w(format!("        let h{i}_{j} = ih{j} + dh{i}; let w{i}_{j} = iw{j} + dw{i};"));
-            w(format!(
-                "        let ok{i}_{j} = in{j} && h{i}_{j} >= 0 && w{i}_{j} >= 0 && u32(h{i}_{j}) < p.win.h && u32(w{i}_{j}) < p.win.w;"
-            ));
-            w(format!(
-                "        let e{i}_{j} = select(0.0, B[x{i} + u32(select(0, h{i}_{j} * i32(p.win.w) + w{i}_{j}, ok{i}_{j}))], ok{i}_{j});"
-            ));
-        }
-        for j in 0..vecs {
-            let e: Vec<String> = (0..4).map(|t| format!("e{i}_{}", 4 * j + t)).collect();
-            w(format!("        let bv{i}_{j} = vec4({});", e.join(", ")));
-        }
+        gather_term(w, i, vecs, |j| {
+            [format!("ih{j} + dh{i}"), format!("iw{j} + dw{i}"), format!("x{i}")]
+        });
     }
 }
 
@@ -334,19 +324,31 @@ fn b_windows(w: &mut impl FnMut(String), vecs: usize) {
         w(format!("        let x{i} = b0 + ((k + {i}u) / ohw) * p.b_image;"));
         w(format!("        let oh{i} = i32((pos{i} / p.win.ow) * p.win.sh);"));
         w(format!("        let ow{i} = i32((pos{i} % p.win.ow) * p.win.sw);"));
-        for j in 0..4 * vecs {
-            w(format!("        let h{i}_{j} = oh{i} + th{j}; let w{i}_{j} = ow{i} + tw{j};"));
-            w(format!(
-                "        let ok{i}_{j} = in{j} && h{i}_{j} >= 0 && w{i}_{j} >= 0 && u32(h{i}_{j}) < p.win.h && u32(w{i}_{j}) < p.win.w;"
-            ));
-            w(format!(
-                "        let e{i}_{j} = select(0.0, B[x{i} + xc{j} + u32(select(0, h{i}_{j} * i32(p.win.w) + w{i}_{j}, ok{i}_{j}))], ok{i}_{j});"
-            ));
-        }
-        for j in 0..vecs {
-            let e: Vec<String> = (0..4).map(|t| format!("e{i}_{}", 4 * j + t)).collect();
-            w(format!("        let bv{i}_{j} = vec4({});", e.join(", ")));
-        }
+        gather_term(w, i, vecs, |j| {
+            [format!("oh{i} + th{j}"), format!("ow{i} + tw{j}"), format!("x{i} + xc{j}")]
+        });
+    }
+}
+
+/// K term `i` of every column `j` of the block, gathered: input row and column `at(j)[0..2]`
+/// of the plane starting at `at(j)[2]`, 0 outside the input and past the matrix (`in{j}`);
+/// then the term's vec4s `bv{i}_{j}`.
+fn gather_term(
+    w: &mut impl FnMut(String), i: usize, vecs: usize, at: impl Fn(usize) -> [String; 3],
+) {
+    for j in 0..4 * vecs {
+        let [h, x, plane] = at(j);
+        w(format!("        let h{i}_{j} = {h}; let w{i}_{j} = {x};"));
+        w(format!(
+            "        let ok{i}_{j} = in{j} && h{i}_{j} >= 0 && w{i}_{j} >= 0 && u32(h{i}_{j}) < p.win.h && u32(w{i}_{j}) < p.win.w;"
+        ));
+        w(format!(
+            "        let e{i}_{j} = select(0.0, B[{plane} + u32(select(0, h{i}_{j} * i32(p.win.w) + w{i}_{j}, ok{i}_{j}))], ok{i}_{j});"
+        ));
+    }
+    for j in 0..vecs {
+        let e: Vec<String> = (0..4).map(|t| format!("e{i}_{}", 4 * j + t)).collect();
+        w(format!("        let bv{i}_{j} = vec4({});", e.join(", ")));
     }
 }
 

@@ -14,13 +14,13 @@ pub struct GemmTiles {
     pub ty: u32,
     /// Depth of the operand tiles staged in workgroup memory.
     pub bk: u32,
-    /// Rows of C each thread computes: 8 or 4.
+    /// Rows of C each thread computes: 8 or 4 (staged), 8, 16 or 32 (direct).
     pub rows: u32,
-    /// Columns of C each thread computes: 8 or 4.
+    /// Columns of C each thread computes: 8 or 4 (staged), 8 or 16 (direct).
     pub cols: u32,
-    /// The direct variant: no staging; each thread reads its operands as vec4s, 4 deep (`bk`
-    /// is then 4). Only for products whose operands allow it (see `gemm::direct_fits`); others
-    /// run [`GemmTiles::staged`].
+    /// The direct variant: no staging; each thread reads its operands as vec4s (or gathers a
+    /// convolution's), 4 deep (`bk` is then 4), into an 8x8, 16x16 or 32x16 block. Products
+    /// whose operands do not allow it run a staged tiling of the same workgroup instead.
     #[serde(default)]
     pub direct: bool,
 }
