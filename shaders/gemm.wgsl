@@ -348,4 +348,3 @@ fn gemm_tile(wid: vec3<u32>, lid: vec3<u32>, mode: u32) {
         store_row(c0, block_row(row0, lid.y, 7u), cols, acc70, acc71, entry);
     }
 }
-

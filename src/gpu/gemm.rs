@@ -55,19 +55,24 @@ fn direct_operand(k: &Kernel<GemmParams>) -> Option<Operand> {
     }
 }
 
+/// The direct variant's kernels, in `gemm_direct::entry`'s order (operand, then block).
+static DIRECT_KERNELS: [&Kernel<GemmParams>; 9] = [
+    &GEMM_DIRECT_8X8,
+    &GEMM_DIRECT_16X16,
+    &GEMM_DIRECT_32X16,
+    &CONV_DIRECT_8X8,
+    &CONV_DIRECT_16X16,
+    &CONV_DIRECT_32X16,
+    &WGRAD_DIRECT_8X8,
+    &WGRAD_DIRECT_16X16,
+    &WGRAD_DIRECT_32X16,
+];
+
 /// The direct variant's kernel for `tiles`' block and B read as `b` says.
 fn direct_kernel(tiles: GemmTiles, b: Operand) -> Result<&'static Kernel<GemmParams>> {
     match gemm_direct::entry(tiles.rows, tiles.cols, b) {
-        Some("gemm_direct_8x8") => Ok(&GEMM_DIRECT_8X8),
-        Some("gemm_direct_16x16") => Ok(&GEMM_DIRECT_16X16),
-        Some("gemm_direct_32x16") => Ok(&GEMM_DIRECT_32X16),
-        Some("conv_direct_8x8") => Ok(&CONV_DIRECT_8X8),
-        Some("conv_direct_16x16") => Ok(&CONV_DIRECT_16X16),
-        Some("conv_direct_32x16") => Ok(&CONV_DIRECT_32X16),
-        Some("wgrad_direct_8x8") => Ok(&WGRAD_DIRECT_8X8),
-        Some("wgrad_direct_16x16") => Ok(&WGRAD_DIRECT_16X16),
-        Some("wgrad_direct_32x16") => Ok(&WGRAD_DIRECT_32X16),
-        _ => Err(Error::Gpu(format!("gemm: no direct kernel for {tiles}"))),
+        Some((_, i)) => Ok(DIRECT_KERNELS[i]),
+        None => Err(Error::Gpu(format!("gemm: no direct kernel for {tiles}"))),
     }
 }
 
@@ -471,4 +476,24 @@ fn gemm_blocks(s: &GemmSpec, max: usize) -> (usize, usize, usize, usize) {
             .clamp(1, s.batch);
     }
     (bb, mi, nj, kk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::gemm_direct::{BLOCKS, OPERANDS};
+
+    #[test]
+    fn each_direct_kernel_runs_its_own_block_and_operand() {
+        for b in OPERANDS {
+            for (rows, cols) in BLOCKS {
+                let tiles = GemmTiles::new(4, 4, 4).block(rows, cols).direct();
+                let (name, _) = gemm_direct::entry(rows, cols, b).unwrap();
+                assert_eq!(direct_kernel(tiles, b).unwrap().info.entry, name);
+            }
+        }
+        assert!(
+            direct_kernel(GemmTiles::new(4, 4, 4).direct().block(4, 4), Operand::Matrix).is_err()
+        );
+    }
 }

@@ -1,5 +1,5 @@
-//! The GEMM's direct variant (`GemmTiles::direct`), a tuning candidate for plain products: no
-//! workgroup memory and no barriers. Each thread reads its own rows of A and columns of B as
+//! The GEMM's direct variant (`GemmTiles::direct`), a tuning candidate for plain products and
+//! for conv2d's forward and weight gradient: no workgroup memory and no barriers. Each thread reads its own rows of A and columns of B as
 //! vec4s along whichever axis each operand is contiguous in, 4 deep at a time, and multiplies
 //! them into its block of C. Each output still adds its K terms one at a time in order, so the
 //! variant gives the staged kernel's bits.
@@ -10,14 +10,14 @@
 //! outputs a thread computes per vec4 it loads, the faster: blocks up to 32x16, whose
 //! accumulators live in the cache. Each block is its own entry point, written out here in
 //! straight-line code (a loop over the block's rows, even of constant length, stayed a loop
-//! on lavapipe and ran at half the speed).
+//! on Mesa 22.3's lavapipe and ran at less than half the speed).
 
 use std::fmt::Write;
 
 use crate::backend::{GemmSpec, MatLayout};
 
 /// Every kind of B the direct variant reads.
-const OPERANDS: [Operand; 3] = [Operand::Matrix, Operand::Columns, Operand::Windows];
+pub(crate) const OPERANDS: [Operand; 3] = [Operand::Matrix, Operand::Columns, Operand::Windows];
 
 /// The blocks of C a thread of the direct variant can compute, `(rows, columns)`.
 pub(crate) const BLOCKS: [(u32, u32); 3] = [(8, 8), (16, 16), (32, 16)];
@@ -35,21 +35,17 @@ pub(crate) enum Operand {
     Windows,
 }
 
-/// The entry point computing `rows x cols` blocks with B read as `b` says.
-pub(crate) fn entry(rows: u32, cols: u32, b: Operand) -> Option<&'static str> {
-    use Operand::*;
-    match (rows, cols, b) {
-        (8, 8, Matrix) => Some("gemm_direct_8x8"),
-        (16, 16, Matrix) => Some("gemm_direct_16x16"),
-        (32, 16, Matrix) => Some("gemm_direct_32x16"),
-        (8, 8, Columns) => Some("conv_direct_8x8"),
-        (16, 16, Columns) => Some("conv_direct_16x16"),
-        (32, 16, Columns) => Some("conv_direct_32x16"),
-        (8, 8, Windows) => Some("wgrad_direct_8x8"),
-        (16, 16, Windows) => Some("wgrad_direct_16x16"),
-        (32, 16, Windows) => Some("wgrad_direct_32x16"),
-        _ => None,
-    }
+/// The entry point computing `rows x cols` blocks with B read as `b` says, and its place in
+/// [`OPERANDS`] x [`BLOCKS`] order; None for a block the variant lacks.
+pub(crate) fn entry(rows: u32, cols: u32, b: Operand) -> Option<(String, usize)> {
+    let block = BLOCKS.iter().position(|&k| k == (rows, cols))?;
+    let prefix = match b {
+        Operand::Matrix => "gemm",
+        Operand::Columns => "conv",
+        Operand::Windows => "wgrad",
+    };
+    let operand = OPERANDS.iter().position(|&o| o == b)?;
+    Some((format!("{prefix}_direct_{rows}x{cols}"), operand * BLOCKS.len() + block))
 }
 
 /// True where the direct variant can run a product: each operand contiguous along one axis,
@@ -119,7 +115,7 @@ pub(crate) fn wgsl() -> String {
 /// One entry point: each thread a block of `rows` rows by `vecs` vec4s, at row `rows * ty` and
 /// column `4 vecs * tx` of the workgroup's tile, B read as `b` says.
 fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand) {
-    let name = entry(rows as u32, 4 * vecs as u32, b).unwrap_or_default();
+    let (name, _) = entry(rows as u32, 4 * vecs as u32, b).unwrap_or_default();
     let mut w = |line: String| {
         out.push_str(&line);
         out.push('\n');
@@ -361,7 +357,7 @@ mod tests {
         let text = wgsl();
         for b in OPERANDS {
             for (rows, cols) in BLOCKS {
-                let name = entry(rows, cols, b).unwrap();
+                let (name, _) = entry(rows, cols, b).unwrap();
                 assert!(text.contains(&format!("fn {name}(")), "{name}");
             }
         }
