@@ -38,3 +38,13 @@ fn binary(th: Thread) {
     }
     y[i] = apply(a[ia], b[ib]);
 }
+
+// The plain case as vec4s (n and both operands whole vec4s): four elements a thread.
+@compute @workgroup_size(WG)
+fn binary4(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.n / 4u) { return; }
+    let u = a4[i];
+    let v = b4[i];
+    y4[i] = vec4(apply(u.x, v.x), apply(u.y, v.y), apply(u.z, v.z), apply(u.w, v.w));
+}

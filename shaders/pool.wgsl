@@ -64,6 +64,23 @@ fn max_fwd(th: Thread) {
     keep(i, best);
 }
 
+// max_fwd where the windows tile the input (see max_bwd_tiled): every tap is inside it.
+@compute @workgroup_size(WG)
+fn max_fwd_tiled(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
+    let o = pos_in(i, p.oh, p.ow);
+    let plane = o.plane * p.h * p.w;
+    var best = best_so_far(i);
+    for (var kh = p.r0; kh < p.r1; kh++) {
+        let row = (o.y * p.sh + kh) * p.w + o.x * p.sw;
+        for (var kw = 0u; kw < p.kw; kw++) {
+            best = offer(best, src[plane + row + kw], row + kw);
+        }
+    }
+    keep(i, best);
+}
+
 // The one output along an axis whose window can hold input i, when windows do not overlap
 // (extent (k - 1) * dil + 1 at most the stride), or -1 where none does.
 fn sole_window(i: u32, k: u32, stride: u32, dil: u32, pad: u32, out: u32) -> i32 {
@@ -112,6 +129,27 @@ fn max_bwd(th: Thread) {
         }
     }
     dst[i] = acc;
+}
+
+// Windows that tile the input (kernel = stride, no dilation or padding, nothing left over): each
+// input is in exactly one window, so a thread per window reads its gradient and argmax once and
+// writes its inputs' gradients, the same values max_bwd gathers. Passes split the window's rows.
+@compute @workgroup_size(WG)
+fn max_bwd_tiled(th: Thread) {
+    let i = thread_index(th);
+    if (i >= p.total) { return; }
+    let o = pos_in(i, p.oh, p.ow);
+    let plane = o.plane * p.h * p.w;
+    let arg = aux[i];
+    // added to 0 as max_bwd does (-0 becomes 0)
+    var g = 0.0;
+    g += src[i];
+    for (var kh = p.r0; kh < p.r1; kh++) {
+        let row = (o.y * p.sh + kh) * p.w + o.x * p.sw;
+        for (var kw = 0u; kw < p.kw; kw++) {
+            dst[plane + row + kw] = select(0.0, g, f32(row + kw) == arg);
+        }
+    }
 }
 
 struct AvgWindow {

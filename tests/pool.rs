@@ -293,6 +293,33 @@ fn gpu_pool_and_upsample_backward_are_bit_reproducible() {
     assert_eq!(bits(g1[0].as_ref().unwrap()), bits(g2[0].as_ref().unwrap()));
 }
 
+/// Windows that tile the input (kernel = stride, no padding, nothing left over) run a thread per
+/// window on the GPU, forward and backward: the CPU's bits, with ties (the first maximum wins),
+/// a NaN (it is the maximum), -0 and +0, and 1x1 windows.
+#[test]
+fn gpu_max_pool_over_tiling_windows_gives_the_cpu_bits() {
+    let Some(g) = gpu() else { return };
+    let bits = |t: &Tensor| t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for (dims, k) in [([2, 3, 8, 6], (2, 2)), ([1, 2, 9, 4], (3, 2)), ([1, 1, 3, 5], (1, 1))] {
+        let n: usize = dims.iter().product();
+        let mut v = randv(n, 21);
+        v[1] = v[0];
+        v[2 * dims[3]] = f32::NAN;
+        v[n - 1] = -0.0;
+        v[n - 2] = 0.0;
+        let inp = vec![(dims.to_vec(), v)];
+        let o = MaxPool2dOptions::new(k).stride(k);
+        let f = |t: &[Tensor]| max_pool2d(&t[0], &o);
+        let (yc, gc) = common::run_op(&Device::cpu(), &inp, &f);
+        let (yg, gg) = common::run_op(&g, &inp, &f);
+        assert_eq!(bits(&yg), bits(&yc), "{dims:?} {k:?}: forward");
+        assert_eq!(bits(gg[0].as_ref().unwrap()), bits(gc[0].as_ref().unwrap()), "{dims:?} {k:?}");
+        let x = |d: &Device| Tensor::from_vec(inp[0].1.clone(), dims, d).unwrap();
+        let idx = |d: &Device| max_pool2d_with_indices(&x(d), &o).unwrap().1;
+        assert_eq!(bits(&idx(&g)), bits(&idx(&Device::cpu())), "{dims:?} {k:?}: indices");
+    }
+}
+
 #[test]
 fn bad_pool_arguments_give_clear_errors() {
     let d = Device::cpu();

@@ -39,7 +39,7 @@ fn gemm_work(dev: &Device) -> Result<Vec<Vec<u32>>> {
         let b = if tb { b.transpose(0, 1)? } else { b.clone() };
         out.push(bits(&a.matmul_t(&b, ta, tb)?)?);
     }
-    // forward convolutions the direct variant runs (K a multiple of 4): strided, dilated,
+    // forward convolutions the direct variant reads as vec4s (K a multiple of 4): strided, dilated,
     // grouped, with a bias, padded past the kernel's extent; stride-1 input gradients, which
     // run as forward convolutions; weight gradients (the direct variant's where the output
     // planes are a multiple of 4 positions: 12 x 10 and 14 x 12 here)
@@ -60,6 +60,11 @@ fn gemm_work(dev: &Device) -> Result<Vec<Vec<u32>>> {
             }
         }
     }
+    // a forward convolution whose K is not a multiple of 4 (one input channel's 3x3 taps, 9),
+    // which the direct variant runs one weight at a time
+    let x = Tensor::from_vec(randv(4 * 12 * 12, 18), [4, 1, 12, 12], dev)?;
+    let w = Tensor::from_vec(randv(8 * 9, 19), [8, 1, 3, 3], dev)?;
+    out.push(bits(&conv2d(&x, &w, Some(&bias), &Conv2dOptions::new().padding(1))?)?);
     let a = Tensor::from_vec(randv(8 * 6000, 11), [8, 6000], dev)?;
     let b = Tensor::from_vec(randv(6000 * 16, 12), [6000, 16], dev)?;
     out.push(bits(&a.matmul(&b)?)?);

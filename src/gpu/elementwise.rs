@@ -16,9 +16,21 @@ kernels! { UNARY_WGSL = ("unary", include_str!("../../shaders/unary.wgsl"), XY):
     FILL = ("fill", "full", &[Bind::Out(2)]);
 }
 
-kernels! { BINARY_WGSL = ("binary", include_str!("../../shaders/binary.wgsl"), &[Buffer::read("a"), Buffer::read("b"), Buffer::write("y")]): BinaryParams;
+kernels! { BINARY_WGSL = ("binary", include_str!("../../shaders/binary.wgsl"), BINARY_BUFFERS): BinaryParams;
     BINARY = ("binary", "binary", &[Bind::In(1), Bind::In(2), Bind::Out(3)]);
+    /// Same-shape operands four elements a thread, as vec4s.
+    BINARY4 = ("binary4", "binary", &[Bind::In(4), Bind::In(5), Bind::Out(6)]);
 }
+
+/// The operands and result, then the same as vec4s (for `binary4`).
+const BINARY_BUFFERS: &[Buffer] = &[
+    Buffer::read("a"),
+    Buffer::read("b"),
+    Buffer::write("y"),
+    Buffer::read("a4").of("vec4<f32>"),
+    Buffer::read("b4").of("vec4<f32>"),
+    Buffer::write("y4").of("vec4<f32>"),
+];
 
 kernels! { COPY_WGSL = ("copy", include_str!("../../shaders/copy.wgsl"), XY): CopyParams;
     COPY = ("copy_strided", "copy", Bind::MAP);
@@ -139,6 +151,12 @@ fn binary_kernel(
         a_strides: pack_dims(&spec.a_strides)?,
         b_strides: pack_dims(&spec.b_strides)?,
     };
+    // whole vec4s: a quarter of the threads, each loading once per operand
+    if p.plain == 1 && [n, a.len, b.len].iter().all(|l| l.is_multiple_of(4)) {
+        let out = ctx.alloc(n, "binary")?;
+        ctx.launch(&BINARY4, &p, &[a, b, &out], ctx.threads("binary", n / 4)?)?;
+        return Ok(out);
+    }
     ctx.map(&BINARY, &p, &[a, b], n)
 }
 

@@ -43,6 +43,10 @@ kernels! { GEMM_WGSL: GemmParams;
     WGRAD_DIRECT_8X8 = ("wgrad_direct_8x8", "conv2d_backward_weight", CONV_DIRECT_BINDINGS, "MODE" = 2);
     WGRAD_DIRECT_16X16 = ("wgrad_direct_16x16", "conv2d_backward_weight", CONV_DIRECT_BINDINGS, "MODE" = 2);
     WGRAD_DIRECT_32X16 = ("wgrad_direct_32x16", "conv2d_backward_weight", CONV_DIRECT_BINDINGS, "MODE" = 2);
+    /// The direct variant of conv2d's forward with A read one element at a time (any K).
+    CONVK_DIRECT_8X8 = ("convk_direct_8x8", "conv2d", GEMM_BINDINGS, "MODE" = 1);
+    CONVK_DIRECT_16X16 = ("convk_direct_16x16", "conv2d", GEMM_BINDINGS, "MODE" = 1);
+    CONVK_DIRECT_32X16 = ("convk_direct_32x16", "conv2d", GEMM_BINDINGS, "MODE" = 1);
 }
 
 /// What B is to the direct variant of kernel `k`: None where it has none.
@@ -55,8 +59,27 @@ fn direct_operand(k: &Kernel<GemmParams>) -> Option<Operand> {
     }
 }
 
+/// How the direct variant of kernel `k` reads this product's B (and A): None where it cannot.
+fn direct_fit(
+    s: &GemmSpec, k: &Kernel<GemmParams>, ks: usize, (a_len, b_len): (usize, usize),
+    extra: &Extra<'_>,
+) -> Option<Operand> {
+    let fit = match direct_operand(k)? {
+        Operand::Matrix => gemm_direct::fits(s, ks, (a_len, b_len)),
+        Operand::Columns if gemm_direct::fits_conv(s, ks, a_len) => true,
+        Operand::Columns | Operand::ColumnsAnyK => {
+            return gemm_direct::fits_conv_any_k(s, ks).then_some(Operand::ColumnsAnyK)
+        }
+        Operand::Windows => {
+            let ohw = (extra.win.oh * extra.win.ow) as usize;
+            gemm_direct::fits_wgrad(s, ks, a_len, ohw, extra.images[0])
+        }
+    };
+    fit.then(|| direct_operand(k)).flatten()
+}
+
 /// The direct variant's kernels, in `gemm_direct::entry`'s order (operand, then block).
-static DIRECT_KERNELS: [&Kernel<GemmParams>; 9] = [
+static DIRECT_KERNELS: [&Kernel<GemmParams>; 12] = [
     &GEMM_DIRECT_8X8,
     &GEMM_DIRECT_16X16,
     &GEMM_DIRECT_32X16,
@@ -66,6 +89,9 @@ static DIRECT_KERNELS: [&Kernel<GemmParams>; 9] = [
     &WGRAD_DIRECT_8X8,
     &WGRAD_DIRECT_16X16,
     &WGRAD_DIRECT_32X16,
+    &CONVK_DIRECT_8X8,
+    &CONVK_DIRECT_16X16,
+    &CONVK_DIRECT_32X16,
 ];
 
 /// The direct variant's kernel for `tiles`' block and B read as `b` says.
@@ -196,15 +222,7 @@ pub(crate) fn launch(
     let dims = [s.batch, s.m, s.n, s.k];
     let max_groups = ctx.limits().max_workgroups_per_dimension as usize;
     let ks = k_chunk(s, ctx.binding_len(), max_groups);
-    let direct_ok = match direct_operand(k) {
-        Some(Operand::Matrix) => gemm_direct::fits(s, ks, (a.len, b.len)),
-        Some(Operand::Columns) => gemm_direct::fits_conv(s, ks, a.len),
-        Some(Operand::Windows) => {
-            let ohw = (extra.win.oh * extra.win.ow) as usize;
-            gemm_direct::fits_wgrad(s, ks, a.len, ohw, extra.images[0])
-        }
-        None => false,
-    };
+    let direct_ok = direct_fit(s, k, ks, (a.len, b.len), &extra).is_some();
     let run = |t: GemmTiles| match t.direct && !direct_ok {
         true => Err(Error::Gpu(format!("{}: the direct GEMM does not fit", k.info.op))),
         false => launch_tiled(ctx, (a, b), s, k, extra, t).map(drop),
@@ -227,7 +245,7 @@ fn launch_tiled(
     let ks = k_chunk(s, ctx.binding_len(), max);
     let chunks = s.k.div_ceil(ks).max(1);
     let c = ctx.alloc(chunks * s.c_len, op)?;
-    let k = match direct_operand(k) {
+    let k = match direct_fit(s, k, ks, (a.len, b.len), &extra) {
         Some(b) if tiles.direct => direct_kernel(tiles, b)?,
         _ => k,
     };

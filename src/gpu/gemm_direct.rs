@@ -17,7 +17,8 @@ use std::fmt::Write;
 use crate::backend::{GemmSpec, MatLayout};
 
 /// Every kind of B the direct variant reads.
-pub(crate) const OPERANDS: [Operand; 3] = [Operand::Matrix, Operand::Columns, Operand::Windows];
+pub(crate) const OPERANDS: [Operand; 4] =
+    [Operand::Matrix, Operand::Columns, Operand::Windows, Operand::ColumnsAnyK];
 
 /// The blocks of C a thread of the direct variant can compute, `(rows, columns)`.
 pub(crate) const BLOCKS: [(u32, u32); 3] = [(8, 8), (16, 16), (32, 16)];
@@ -33,6 +34,10 @@ pub(crate) enum Operand {
     /// conv2d's windows as rows, image after image, gathered from its input, with A the output
     /// gradient read image after image (the weight gradient, mode 2)
     Windows,
+    /// conv2d's implicit columns as [`Operand::Columns`], with A read one element at a time:
+    /// for a K that is not a multiple of 4 (one input channel's 3x3 taps, say), the last
+    /// step's terms past K are 0, as the staged kernel's last tile
+    ColumnsAnyK,
 }
 
 /// The entry point computing `rows x cols` blocks with B read as `b` says, and its place in
@@ -43,6 +48,7 @@ pub(crate) fn entry(rows: u32, cols: u32, b: Operand) -> Option<(String, usize)>
         Operand::Matrix => "gemm",
         Operand::Columns => "conv",
         Operand::Windows => "wgrad",
+        Operand::ColumnsAnyK => "convk",
     };
     let operand = OPERANDS.iter().position(|&o| o == b)?;
     Some((format!("{prefix}_direct_{rows}x{cols}"), operand * BLOCKS.len() + block))
@@ -78,6 +84,12 @@ pub(crate) fn fits_conv(s: &GemmSpec, ks: usize, a_len: usize) -> bool {
         && four(a.batch_outer_stride)
         && four(a.batch_inner_stride)
         && four(a_len)
+}
+
+/// True where the direct variant can run a forward convolution one A element at a time
+/// ([`Operand::ColumnsAnyK`]): K chunks `ks` (when split) multiples of 4; any K and layout.
+pub(crate) fn fits_conv_any_k(s: &GemmSpec, ks: usize) -> bool {
+    ks >= s.k || four(ks)
 }
 
 /// True where the direct variant can run a weight gradient: the output gradient as A,
@@ -157,17 +169,19 @@ fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand) {
     w("    }".into());
     match b {
         Operand::Matrix => {}
-        Operand::Columns => column_origins(&mut w, vecs),
+        Operand::Columns | Operand::ColumnsAnyK => column_origins(&mut w, vecs),
         Operand::Windows => column_taps(&mut w, vecs),
     }
     w("    for (var k = k_lo; k < k_hi; k += 4u) {".into());
     match b {
         Operand::Windows => a_loads_by_image(&mut w, rows),
+        Operand::ColumnsAnyK => a_loads_one_by_one(&mut w, rows),
         _ => a_loads(&mut w, rows),
     }
     match b {
         Operand::Matrix => b_loads(&mut w, vecs),
-        Operand::Columns => b_gathers(&mut w, vecs),
+        Operand::Columns => b_gathers(&mut w, vecs, false),
+        Operand::ColumnsAnyK => b_gathers(&mut w, vecs, true),
         Operand::Windows => b_windows(&mut w, vecs),
     }
     for q in 0..rows {
@@ -216,6 +230,21 @@ fn a_loads(w: &mut impl FnMut(String), rows: usize) {
         }
     }
     w("        }".into());
+}
+
+/// `av{q}` as in [`a_loads`], one element at a time through A's strides, each K term past
+/// `k_hi` 0 (the first, `k`, is always within it).
+fn a_loads_one_by_one(w: &mut impl FnMut(String), rows: usize) {
+    w("        let rs = p.a.row_stride;".into());
+    w("        let cs = p.a.col_stride;".into());
+    w("        let at = a0 + r * rs + k * cs;".into());
+    w("        let k1 = k + 1u < k_hi; let k2 = k + 2u < k_hi; let k3 = k + 3u < k_hi;".into());
+    for q in 0..rows {
+        w(format!("        let aq{q} = at + {q}u * rs;"));
+        w(format!(
+            "        let av{q} = vec4(A[aq{q}], select(0.0, A[aq{q} + cs], k1), select(0.0, A[aq{q} + 2u * cs], k2), select(0.0, A[aq{q} + 3u * cs], k3));"
+        ));
+    }
 }
 
 /// `bv{i}_{j}` = B[k + i, c + 4 j..c + 4 j + 4] for each of the 4 K and vec4 j of the block,
@@ -269,8 +298,9 @@ fn column_origins(w: &mut impl FnMut(String), vecs: usize) {
 
 /// `bv{i}_{j}` as in [`b_loads`], gathered from conv2d's input (mode 1's `x_at`): each of the
 /// 4 K terms `(ci, kh, kw)` is the same for every column, so its tap offsets are computed once
-/// a step; each column adds its window origin. 0 in the padding and past the matrix.
-fn b_gathers(w: &mut impl FnMut(String), vecs: usize) {
+/// a step; each column adds its window origin. 0 in the padding and past the matrix, and,
+/// with `past_k`, for the terms past `k_hi` (`k1`..`k3` from [`a_loads_one_by_one`]).
+fn b_gathers(w: &mut impl FnMut(String), vecs: usize, past_k: bool) {
     w("        let taps = p.win.kh * p.win.kw;".into());
     w("        let plane = p.win.h * p.win.w;".into());
     for i in 0..4 {
@@ -278,7 +308,8 @@ fn b_gathers(w: &mut impl FnMut(String), vecs: usize) {
         w(format!("        let x{i} = b0 + ((k + {i}u) / taps) * plane;"));
         w(format!("        let dh{i} = i32((t{i} / p.win.kw) * p.win.dh);"));
         w(format!("        let dw{i} = i32((t{i} % p.win.kw) * p.win.dw);"));
-        gather_term(w, i, vecs, |j| {
+        let live = (past_k && i > 0).then(|| format!("k{i}"));
+        gather_term(w, i, vecs, live, |j| {
             [format!("ih{j} + dh{i}"), format!("iw{j} + dw{i}"), format!("x{i}")]
         });
     }
@@ -320,23 +351,25 @@ fn b_windows(w: &mut impl FnMut(String), vecs: usize) {
         w(format!("        let x{i} = b0 + ((k + {i}u) / ohw) * p.b_image;"));
         w(format!("        let oh{i} = i32((pos{i} / p.win.ow) * p.win.sh);"));
         w(format!("        let ow{i} = i32((pos{i} % p.win.ow) * p.win.sw);"));
-        gather_term(w, i, vecs, |j| {
+        gather_term(w, i, vecs, None, |j| {
             [format!("oh{i} + th{j}"), format!("ow{i} + tw{j}"), format!("x{i} + xc{j}")]
         });
     }
 }
 
 /// K term `i` of every column `j` of the block, gathered: input row and column `at(j)[0..2]`
-/// of the plane starting at `at(j)[2]`, 0 outside the input and past the matrix (`in{j}`);
-/// then the term's vec4s `bv{i}_{j}`.
+/// of the plane starting at `at(j)[2]`, 0 outside the input, past the matrix (`in{j}`) and
+/// where `live` (a condition of the term) is false; then the term's vec4s `bv{i}_{j}`.
 fn gather_term(
-    w: &mut impl FnMut(String), i: usize, vecs: usize, at: impl Fn(usize) -> [String; 3],
+    w: &mut impl FnMut(String), i: usize, vecs: usize, live: Option<String>,
+    at: impl Fn(usize) -> [String; 3],
 ) {
+    let live = live.map_or(String::new(), |l| format!("{l} && "));
     for j in 0..4 * vecs {
         let [h, x, plane] = at(j);
         w(format!("        let h{i}_{j} = {h}; let w{i}_{j} = {x};"));
         w(format!(
-            "        let ok{i}_{j} = in{j} && h{i}_{j} >= 0 && w{i}_{j} >= 0 && u32(h{i}_{j}) < p.win.h && u32(w{i}_{j}) < p.win.w;"
+            "        let ok{i}_{j} = {live}in{j} && h{i}_{j} >= 0 && w{i}_{j} >= 0 && u32(h{i}_{j}) < p.win.h && u32(w{i}_{j}) < p.win.w;"
         ));
         w(format!(
             "        let e{i}_{j} = select(0.0, B[{plane} + u32(select(0, h{i}_{j} * i32(p.win.w) + w{i}_{j}, ok{i}_{j}))], ok{i}_{j});"

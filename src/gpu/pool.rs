@@ -14,7 +14,9 @@ use crate::{Error, Result};
 
 kernels! { POOL_WGSL = ("pool", include_str!("../../shaders/pool.wgsl"), BUFFERS): WindowParams;
     MAX_FWD = ("max_fwd", "max_pool2d", ARGMAX);
+    MAX_FWD_TILED = ("max_fwd_tiled", "max_pool2d", ARGMAX);
     MAX_BWD = ("max_bwd", "max_pool2d", ARGMAX_BACK);
+    MAX_BWD_TILED = ("max_bwd_tiled", "max_pool2d", ARGMAX_BACK);
     AVG_FWD = ("avg_fwd", "avg_pool2d", Bind::MAP);
     AVG_BWD = ("avg_bwd", "avg_pool2d", Bind::MAP);
     ADAPTIVE_FWD = ("adaptive_fwd", "adaptive_avg_pool2d", Bind::MAP);
@@ -71,7 +73,8 @@ pub(crate) fn max_pool(ctx: &Ctx, x: &GpuBuffer, g: &WindowGeom) -> Result<(GpuB
         let total = n * g.oh * g.ow;
         let params = WindowParams::new(&g, total, "max_pool2d")?;
         let l = Launch { params, loops: (g.kh, g.kw), total };
-        let [y, idx] = passes(ctx, &MAX_FWD, l, p)?;
+        let k = if tiles_input(&g) { &MAX_FWD_TILED } else { &MAX_FWD };
+        let [y, idx] = passes(ctx, k, l, p)?;
         Ok((y, idx))
     })
 }
@@ -84,12 +87,38 @@ pub(crate) fn max_pool_backward(
     let ins = [Rows::per(grad, o), Rows::per(indices, o)];
     by_items(ctx, op, g.n * g.c, &ins, g.h * g.w, |p, n| {
         let g = planes(g, n);
+        if tiles_input(&g) {
+            return max_backward_tiled(ctx, &g, p);
+        }
         let total = n * g.h * g.w;
         let params = WindowParams::new(&g, total, "max_pool2d")?;
         let l = Launch { params, loops: (g.kh, g.kw), total };
         let [dx] = passes(ctx, &MAX_BWD, l, p)?;
         Ok(dx)
     })
+}
+
+/// True where the windows tile the input: each input in exactly one window (2x2 windows of
+/// stride 2 over an even input, say).
+fn tiles_input(g: &WindowGeom) -> bool {
+    (g.kh, g.kw) == (g.sh, g.sw)
+        && (g.dh, g.dw) == (1, 1)
+        && (g.pad_top, g.pad_left) == (0, 0)
+        && (g.h, g.w) == (g.oh * g.sh, g.ow * g.sw)
+}
+
+/// Max pooling's backward where the windows tile the input: a thread per window writes its
+/// inputs (a quarter of the threads of the gather for 2x2 windows, each reading once).
+fn max_backward_tiled(ctx: &Ctx, g: &WindowGeom, bufs: &[&GpuBuffer]) -> Result<GpuBuffer> {
+    let op = MAX_BWD_TILED.info.op;
+    let windows = g.n * g.oh * g.ow;
+    let params = WindowParams::new(g, windows, op)?;
+    let passes = loops::row_passes(op, g.kh, g.kw, 0, ctx.cap())?;
+    let dx = ctx.alloc(g.n * g.h * g.w, op)?;
+    let mut all = bufs.to_vec();
+    all.push(&dx);
+    ctx.launch_passes(&MAX_BWD_TILED, params, &all, windows, &passes)?;
+    Ok(dx)
 }
 
 /// Average pooling forward (`(n, c, h, w) -> (n, c, oh, ow)` window means) or backward
