@@ -7,7 +7,8 @@
 use bytemuck::Zeroable;
 
 use super::elementwise;
-use super::gemm_direct::{self, Operand};
+use super::gemm_direct;
+use super::gemm_direct_kernels::{direct_fit, direct_kernel};
 use super::runtime::kernel::{kernels, Buffer, Module};
 use super::runtime::launch::u32_of;
 use super::runtime::loops;
@@ -31,75 +32,6 @@ pub(crate) static GEMM_WGSL: Module = Module::with_tail(
 
 kernels! { GEMM_WGSL: GemmParams;
     GEMM = ("gemm", "matmul", GEMM_BINDINGS, "MODE" = 0);
-    /// The direct variant of [`GEMM`] (`GemmTiles::direct`), one entry point per block.
-    GEMM_DIRECT_8X8 = ("gemm_direct_8x8", "matmul", DIRECT_BINDINGS, "MODE" = 0);
-    GEMM_DIRECT_16X16 = ("gemm_direct_16x16", "matmul", DIRECT_BINDINGS, "MODE" = 0);
-    GEMM_DIRECT_32X16 = ("gemm_direct_32x16", "matmul", DIRECT_BINDINGS, "MODE" = 0);
-    /// The direct variant of conv2d's forward (mode 1), one entry point per block.
-    CONV_DIRECT_8X8 = ("conv_direct_8x8", "conv2d", CONV_DIRECT_BINDINGS, "MODE" = 1);
-    CONV_DIRECT_16X16 = ("conv_direct_16x16", "conv2d", CONV_DIRECT_BINDINGS, "MODE" = 1);
-    CONV_DIRECT_32X16 = ("conv_direct_32x16", "conv2d", CONV_DIRECT_BINDINGS, "MODE" = 1);
-    /// The direct variant of conv2d's weight gradient (mode 2), one entry point per block.
-    WGRAD_DIRECT_8X8 = ("wgrad_direct_8x8", "conv2d_backward_weight", CONV_DIRECT_BINDINGS, "MODE" = 2);
-    WGRAD_DIRECT_16X16 = ("wgrad_direct_16x16", "conv2d_backward_weight", CONV_DIRECT_BINDINGS, "MODE" = 2);
-    WGRAD_DIRECT_32X16 = ("wgrad_direct_32x16", "conv2d_backward_weight", CONV_DIRECT_BINDINGS, "MODE" = 2);
-    /// The direct variant of conv2d's forward with A read one element at a time (any K).
-    CONVK_DIRECT_8X8 = ("convk_direct_8x8", "conv2d", GEMM_BINDINGS, "MODE" = 1);
-    CONVK_DIRECT_16X16 = ("convk_direct_16x16", "conv2d", GEMM_BINDINGS, "MODE" = 1);
-    CONVK_DIRECT_32X16 = ("convk_direct_32x16", "conv2d", GEMM_BINDINGS, "MODE" = 1);
-}
-
-/// What B is to the direct variant of kernel `k`: None where it has none.
-fn direct_operand(k: &Kernel<GemmParams>) -> Option<Operand> {
-    match k.info.constants {
-        [("MODE", 0)] => Some(Operand::Matrix),
-        [("MODE", 1)] => Some(Operand::Columns),
-        [("MODE", 2)] => Some(Operand::Windows),
-        _ => None,
-    }
-}
-
-/// How the direct variant of kernel `k` reads this product's B (and A): None where it cannot.
-fn direct_fit(
-    s: &GemmSpec, k: &Kernel<GemmParams>, ks: usize, (a_len, b_len): (usize, usize),
-    extra: &Extra<'_>,
-) -> Option<Operand> {
-    let fit = match direct_operand(k)? {
-        Operand::Matrix => gemm_direct::fits(s, ks, (a_len, b_len)),
-        Operand::Columns if gemm_direct::fits_conv(s, ks, a_len) => true,
-        Operand::Columns | Operand::ColumnsAnyK => {
-            return gemm_direct::fits_conv_any_k(s, ks).then_some(Operand::ColumnsAnyK)
-        }
-        Operand::Windows => {
-            let ohw = (extra.win.oh * extra.win.ow) as usize;
-            gemm_direct::fits_wgrad(s, ks, a_len, ohw, extra.images[0])
-        }
-    };
-    fit.then(|| direct_operand(k)).flatten()
-}
-
-/// The direct variant's kernels, in `gemm_direct::entry`'s order (operand, then block).
-static DIRECT_KERNELS: [&Kernel<GemmParams>; 12] = [
-    &GEMM_DIRECT_8X8,
-    &GEMM_DIRECT_16X16,
-    &GEMM_DIRECT_32X16,
-    &CONV_DIRECT_8X8,
-    &CONV_DIRECT_16X16,
-    &CONV_DIRECT_32X16,
-    &WGRAD_DIRECT_8X8,
-    &WGRAD_DIRECT_16X16,
-    &WGRAD_DIRECT_32X16,
-    &CONVK_DIRECT_8X8,
-    &CONVK_DIRECT_16X16,
-    &CONVK_DIRECT_32X16,
-];
-
-/// The direct variant's kernel for `tiles`' block and B read as `b` says.
-fn direct_kernel(tiles: GemmTiles, b: Operand) -> Result<&'static Kernel<GemmParams>> {
-    match gemm_direct::entry(tiles.rows, tiles.cols, b) {
-        Some((_, i)) => Ok(DIRECT_KERNELS[i]),
-        None => Err(Error::Gpu(format!("gemm: no direct kernel for {tiles}"))),
-    }
 }
 
 uniform! {
@@ -169,11 +101,6 @@ fn gemm_uniforms() -> String {
 
 /// A, B, C (written) and the bias (A again where there is none).
 pub(crate) const GEMM_BINDINGS: &[Bind] = &[Bind::In(1), Bind::In(2), Bind::Out(3), Bind::In(4)];
-
-/// The direct variant's: A and B viewed as vec4s, C, the bias.
-const DIRECT_BINDINGS: &[Bind] = &[Bind::In(5), Bind::In(6), Bind::Out(3), Bind::In(4)];
-/// Its convolution's: A as vec4s, the input B gathered, C, the bias.
-const CONV_DIRECT_BINDINGS: &[Bind] = &[Bind::In(5), Bind::In(2), Bind::Out(3), Bind::In(4)];
 
 /// A, B, C, the epilogue's per-row bias (any read-only buffer where unused), and A and B
 /// again as vec4s (the direct variant's).
@@ -494,24 +421,4 @@ fn gemm_blocks(s: &GemmSpec, max: usize) -> (usize, usize, usize, usize) {
             .clamp(1, s.batch);
     }
     (bb, mi, nj, kk)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::gpu::gemm_direct::{BLOCKS, OPERANDS};
-
-    #[test]
-    fn each_direct_kernel_runs_its_own_block_and_operand() {
-        for b in OPERANDS {
-            for (rows, cols) in BLOCKS {
-                let tiles = GemmTiles::new(4, 4, 4).block(rows, cols).direct();
-                let (name, _) = gemm_direct::entry(rows, cols, b).unwrap();
-                assert_eq!(direct_kernel(tiles, b).unwrap().info.entry, name);
-            }
-        }
-        assert!(
-            direct_kernel(GemmTiles::new(4, 4, 4).direct().block(4, 4), Operand::Matrix).is_err()
-        );
-    }
 }

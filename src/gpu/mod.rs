@@ -22,6 +22,7 @@ mod depthwise;
 pub(crate) mod elementwise;
 mod gemm;
 pub(crate) mod gemm_direct;
+mod gemm_direct_kernels;
 mod pad;
 mod peak;
 mod pool;
@@ -84,18 +85,18 @@ pub(crate) fn kernels() -> Vec<&'static runtime::kernel::KernelInfo> {
         &reduce::SUM_WIDE.info,
         &reduce::SUM_WIDE_SUBGROUPS.info,
         &gemm::GEMM.info,
-        &gemm::GEMM_DIRECT_8X8.info,
-        &gemm::GEMM_DIRECT_16X16.info,
-        &gemm::GEMM_DIRECT_32X16.info,
-        &gemm::CONV_DIRECT_8X8.info,
-        &gemm::CONV_DIRECT_16X16.info,
-        &gemm::CONV_DIRECT_32X16.info,
-        &gemm::WGRAD_DIRECT_8X8.info,
-        &gemm::WGRAD_DIRECT_16X16.info,
-        &gemm::WGRAD_DIRECT_32X16.info,
-        &gemm::CONVK_DIRECT_8X8.info,
-        &gemm::CONVK_DIRECT_16X16.info,
-        &gemm::CONVK_DIRECT_32X16.info,
+        &gemm_direct_kernels::GEMM_DIRECT_8X8.info,
+        &gemm_direct_kernels::GEMM_DIRECT_16X16.info,
+        &gemm_direct_kernels::GEMM_DIRECT_32X16.info,
+        &gemm_direct_kernels::CONV_DIRECT_8X8.info,
+        &gemm_direct_kernels::CONV_DIRECT_16X16.info,
+        &gemm_direct_kernels::CONV_DIRECT_32X16.info,
+        &gemm_direct_kernels::WGRAD_DIRECT_8X8.info,
+        &gemm_direct_kernels::WGRAD_DIRECT_16X16.info,
+        &gemm_direct_kernels::WGRAD_DIRECT_32X16.info,
+        &gemm_direct_kernels::CONVK_DIRECT_8X8.info,
+        &gemm_direct_kernels::CONVK_DIRECT_16X16.info,
+        &gemm_direct_kernels::CONVK_DIRECT_32X16.info,
         &conv::CONV_FWD.info,
         &conv::CONV_WGRAD.info,
         &conv::CONV_DGRAD.info,
