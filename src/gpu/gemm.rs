@@ -7,7 +7,7 @@
 use bytemuck::Zeroable;
 
 use super::elementwise;
-use super::gemm_direct;
+use super::gemm_direct::{self, Operand};
 use super::gemm_direct_kernels::{direct_fit, direct_kernel};
 use super::runtime::kernel::{kernels, Buffer, Module};
 use super::runtime::launch::u32_of;
@@ -149,30 +149,31 @@ pub(crate) fn launch(
     let dims = [s.batch, s.m, s.n, s.k];
     let max_groups = ctx.limits().max_workgroups_per_dimension as usize;
     let ks = k_chunk(s, ctx.binding_len(), max_groups);
-    let direct_ok = direct_fit(s, k, ks, (a.len, b.len), &extra).is_some();
-    let run = |t: GemmTiles| match t.direct && !direct_ok {
+    let direct = direct_fit(s, k, ks, (a.len, b.len), &extra);
+    let run = |t: GemmTiles| match t.direct && direct.is_none() {
         true => Err(Error::Gpu(format!("{}: the direct GEMM does not fit", k.info.op))),
-        false => launch_tiled(ctx, (a, b), s, k, extra, t).map(drop),
+        false => launch_tiled(ctx, (a, b), s, (k, direct), extra, (t, ks)).map(drop),
     };
     let mut tiles = ctx.gemm_tiling(&k.info, dims, run)?;
-    if tiles.direct && !direct_ok {
+    if tiles.direct && direct.is_none() {
         tiles = tiles.staged();
     }
-    launch_tiled(ctx, (a, b), s, k, extra, tiles)
+    launch_tiled(ctx, (a, b), s, (k, direct), extra, (tiles, ks))
 }
 
-/// [`launch`] with the tiling `tiles`.
+/// [`launch`] with the tiling `tiles`, K in chunks of `ks` (`k_chunk`), and the direct
+/// variant's operand where the product fits it (`direct_fit`).
 fn launch_tiled(
-    ctx: &Ctx, (a, b): (&GpuBuffer, &GpuBuffer), s: &GemmSpec, k: &Kernel<GemmParams>,
-    extra: Extra<'_>, tiles: GemmTiles,
+    ctx: &Ctx, (a, b): (&GpuBuffer, &GpuBuffer), s: &GemmSpec,
+    (k, direct): (&Kernel<GemmParams>, Option<Operand>), extra: Extra<'_>,
+    (tiles, ks): (GemmTiles, usize),
 ) -> Result<GpuBuffer> {
     let op = k.info.op;
     let limits = ctx.limits();
     let max = limits.max_workgroups_per_dimension as usize;
-    let ks = k_chunk(s, ctx.binding_len(), max);
     let chunks = s.k.div_ceil(ks).max(1);
     let c = ctx.alloc(chunks * s.c_len, op)?;
-    let k = match direct_fit(s, k, ks, (a.len, b.len), &extra) {
+    let k = match direct {
         Some(b) if tiles.direct => direct_kernel(tiles, b)?,
         _ => k,
     };

@@ -46,14 +46,22 @@ struct Launch {
 }
 
 /// Runs `k` in passes over its outer loop (`r_end` the loop's length) on `inputs`, into `N`
-/// new outputs.
+/// new outputs of one element per invocation.
 fn passes<const N: usize>(
-    ctx: &Ctx, k: &Kernel<WindowParams>, mut l: Launch, inputs: &[&GpuBuffer],
+    ctx: &Ctx, k: &Kernel<WindowParams>, l: Launch, inputs: &[&GpuBuffer],
+) -> Result<[GpuBuffer; N]> {
+    let len = l.total;
+    passes_into(ctx, k, l, inputs, len)
+}
+
+/// [`passes`] into outputs of `len` elements each.
+fn passes_into<const N: usize>(
+    ctx: &Ctx, k: &Kernel<WindowParams>, mut l: Launch, inputs: &[&GpuBuffer], len: usize,
 ) -> Result<[GpuBuffer; N]> {
     let op = k.info.op;
     let passes = loops::row_passes(op, l.loops.0, l.loops.1, 0, ctx.cap())?;
     l.params.r_end = passes.last().map_or(0, |&(_, r1)| r1);
-    let outs = (0..N).map(|_| ctx.alloc(l.total, op)).collect::<Result<Vec<_>>>()?;
+    let outs = (0..N).map(|_| ctx.alloc(len, op)).collect::<Result<Vec<_>>>()?;
     let mut bufs = inputs.to_vec();
     bufs.extend(outs.iter());
     ctx.launch_passes(k, l.params, &bufs, l.total, &passes)?;
@@ -110,14 +118,10 @@ fn tiles_input(g: &WindowGeom) -> bool {
 /// Max pooling's backward where the windows tile the input: a thread per window writes its
 /// inputs (a quarter of the threads of the gather for 2x2 windows, each reading once).
 fn max_backward_tiled(ctx: &Ctx, g: &WindowGeom, bufs: &[&GpuBuffer]) -> Result<GpuBuffer> {
-    let op = MAX_BWD_TILED.info.op;
     let windows = g.n * g.oh * g.ow;
-    let params = WindowParams::new(g, windows, op)?;
-    let passes = loops::row_passes(op, g.kh, g.kw, 0, ctx.cap())?;
-    let dx = ctx.alloc(g.n * g.h * g.w, op)?;
-    let mut all = bufs.to_vec();
-    all.push(&dx);
-    ctx.launch_passes(&MAX_BWD_TILED, params, &all, windows, &passes)?;
+    let params = WindowParams::new(g, windows, MAX_BWD_TILED.info.op)?;
+    let l = Launch { params, loops: (g.kh, g.kw), total: windows };
+    let [dx] = passes_into(ctx, &MAX_BWD_TILED, l, bufs, g.n * g.h * g.w)?;
     Ok(dx)
 }
 

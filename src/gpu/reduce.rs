@@ -113,8 +113,8 @@ pub(crate) fn reduce_kernel(
         chunks: 1,
         _pad: [0; 2],
     };
-    let software = ctx.adapter().is_software && len <= SOFTWARE_NARROW_MAX.min(ctx.cap());
-    if len < WIDE_REDUCE_MIN || software {
+    let short_on_software = ctx.adapter().is_software && len <= SOFTWARE_NARROW_MAX.min(ctx.cap());
+    if len < WIDE_REDUCE_MIN || short_on_software {
         return ctx.map(&SUM_NARROW, &p, &[x], outer * inner);
     }
     let chunk = WG * loops::reduce_stride_trips(ctx.cap());
