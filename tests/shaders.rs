@@ -7,8 +7,8 @@ fn every_shader_parses_and_validates() {
     for (name, src) in sources {
         let module = naga::front::wgsl::parse_str(src)
             .unwrap_or_else(|e| panic!("{name}.wgsl: {}", e.emit_to_string(src)));
-        // the subgroup module is compiled only on adapters with subgroup operations
-        let subgroups = name == "reduce_subgroups";
+        // the subgroup modules are compiled only on adapters with subgroup operations
+        let subgroups = name.ends_with("_subgroups");
         let caps = naga::valid::Capabilities::default();
         let mut v = naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),

@@ -88,6 +88,12 @@ fn every_candidate_tiling_gives_the_same_bits() {
         candidates.push((GemmTiles::new(8, 8, 8).block(rows, cols), None));
     }
     candidates.push((GemmTiles::new(4, 4, 4).direct(), Some(160)));
+    // the subgroup variant on 8-lane and 16-lane rows of threads: whichever the adapter's
+    // subgroups are, one broadcasts A's rows and the other (or both) loads them per lane
+    if ctx.uses_subgroups() {
+        candidates.push((GemmTiles::new(8, 2, 4).block(8, 8).subgroup(), None));
+        candidates.push((GemmTiles::new(16, 1, 4).block(16, 16).subgroup(), None));
+    }
     let mut first: Option<Vec<Vec<u32>>> = None;
     for (t, loop_cap) in candidates {
         let opts = GpuOptions { gemm_tiles: Some(t), loop_cap, ..Default::default() };
@@ -98,6 +104,21 @@ fn every_candidate_tiling_gives_the_same_bits() {
             Some(want) => assert!(got == *want, "tiling {t:?} changed the bits"),
         }
     }
+}
+
+#[test]
+fn the_subgroup_variant_without_subgroups_is_refused() {
+    if gpu().is_none() {
+        return;
+    }
+    let t = GemmTiles::new(8, 2, 4).block(8, 8).subgroup();
+    let opts = GpuOptions { gemm_tiles: Some(t), no_subgroups: true, ..Default::default() };
+    let e = Device::gpu_with(opts).unwrap_err();
+    assert!(matches!(e, convshade::Error::Invalid { op: "GpuOptions::gemm_tiles", .. }), "{e}");
+    // nor with fewer lanes than a block has rows
+    let t = GemmTiles::new(4, 2, 4).block(8, 8).subgroup();
+    let e = Device::gpu_with(GpuOptions { gemm_tiles: Some(t), ..Default::default() });
+    assert!(matches!(e, Err(convshade::Error::Invalid { .. })));
 }
 
 #[test]

@@ -30,6 +30,17 @@ pub(crate) static GEMM_WGSL: Module = Module::with_tail(
     gemm_direct::wgsl,
 );
 
+/// [`GEMM_WGSL`] with the subgroup variant's entry points too (`gemm_subgroup.rs`): compiled
+/// only where the context uses subgroups.
+pub(crate) static GEMM_SUBGROUPS_WGSL: Module = Module::with_tail(
+    "gemm_subgroups",
+    include_str!("../../shaders/gemm.wgsl"),
+    gemm_uniforms,
+    GemmParams::WGSL_NAME,
+    BUFFERS,
+    super::gemm_subgroup::wgsl,
+);
+
 kernels! { GEMM_WGSL: GemmParams;
     GEMM = ("gemm", "matmul", GEMM_BINDINGS, "MODE" = 0);
 }
@@ -174,6 +185,9 @@ fn launch_tiled(
     let chunks = s.k.div_ceil(ks).max(1);
     let c = ctx.alloc(chunks * s.c_len, op)?;
     let k = match direct {
+        Some(_) if tiles.subgroup && !ctx.uses_subgroups() => {
+            return Err(Error::Gpu(format!("{op}: {tiles} without subgroup operations")))
+        }
         Some(b) if tiles.direct => direct_kernel(tiles, b)?,
         _ => k,
     };

@@ -14,6 +14,7 @@
 
 use std::fmt::Write;
 
+use super::gemm_subgroup;
 use crate::backend::{GemmSpec, MatLayout};
 
 /// Every kind of B the direct variant reads.
@@ -118,21 +119,27 @@ pub(crate) fn wgsl() -> String {
     );
     for b in OPERANDS {
         for (rows, cols) in BLOCKS {
-            entry_point(&mut out, rows as usize, cols as usize / 4, b);
+            entry_point(&mut out, rows as usize, cols as usize / 4, b, false);
         }
     }
     out
 }
 
 /// One entry point: each thread a block of `rows` rows by `vecs` vec4s, at row `rows * ty` and
-/// column `4 vecs * tx` of the workgroup's tile, B read as `b` says.
-fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand) {
-    let (name, _) = entry(rows as u32, 4 * vecs as u32, b).unwrap_or_default();
+/// column `4 vecs * tx` of the workgroup's tile, B read as `b` says; with `subgroup`, the
+/// subgroup variant's (`gemm_subgroup.rs`).
+pub(crate) fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand, subgroup: bool) {
+    let (name, _) = match subgroup {
+        true => gemm_subgroup::entry(rows as u32, 4 * vecs as u32, b),
+        false => entry(rows as u32, 4 * vecs as u32, b),
+    }
+    .unwrap_or_default();
     let mut w = |line: String| {
         out.push_str(&line);
         out.push('\n');
     };
-    w(format!("\n@compute @workgroup_size(GEMM_TX, GEMM_TY, 1)\nfn {name}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {{"));
+    let (size, builtins) = gemm_subgroup::signature(subgroup);
+    w(format!("\n@compute @workgroup_size({size})\nfn {name}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>{builtins}) {{"));
     w("    let chunk = wid.z / p.batches;".into());
     w("    let bidx = wid.z % p.batches + p.batch_start;".into());
     w("    let a0 = base(p.a, bidx);".into());
@@ -141,12 +148,9 @@ fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand) {
     w("    let kc = chunk * p.k_split;".into());
     w("    let k_lo = kc + p.k_start;".into());
     w("    let k_hi = min(min(kc + p.k_end, kc + p.k_split), p.k);".into());
-    w(format!("    let r = p.row_start + wid.y * GEMM_TY * {rows}u + lid.y * {rows}u;"));
-    w(format!(
-        "    let c = p.col_start + wid.x * GEMM_TX * {}u + lid.x * {}u;",
-        4 * vecs,
-        4 * vecs
-    ));
+    gemm_subgroup::thread(&mut w, subgroup);
+    w(format!("    let r = p.row_start + wid.y * GEMM_TY * {rows}u + ty * {rows}u;"));
+    w(format!("    let c = p.col_start + wid.x * GEMM_TX * {}u + tx * {}u;", 4 * vecs, 4 * vecs));
     // acc_q_j: row q, vec4 j; a later K range resumes from C
     for q in 0..rows {
         let accs: Vec<String> =
@@ -173,10 +177,9 @@ fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand) {
         Operand::Windows => column_taps(&mut w, vecs),
     }
     w("    for (var k = k_lo; k < k_hi; k += 4u) {".into());
-    match b {
-        Operand::Windows => a_loads_by_image(&mut w, rows),
-        Operand::ColumnsAnyK => a_loads_one_by_one(&mut w, rows),
-        _ => a_loads(&mut w, rows),
+    match subgroup {
+        true => gemm_subgroup::a_shared(&mut w, rows, b),
+        false => a_rows(&mut w, rows, b, "av"),
     }
     match b {
         Operand::Matrix => b_loads(&mut w, vecs),
@@ -204,16 +207,25 @@ fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand) {
     w("}".into());
 }
 
-/// `av{q}` = A[r + q, k..k + 4] for each row q of the block, from A4 (A as vec4s): one load per
-/// row where A is contiguous along K, else four rows at each of the 4 K, transposed.
-fn a_loads(w: &mut impl FnMut(String), rows: usize) {
-    let decl: Vec<String> = (0..rows).map(|q| format!("var av{q}: vec4<f32>;")).collect();
+/// `{v}{q}` = A[r + q, k..k + 4] for each row q of the block, read as operand `b`'s A.
+pub(crate) fn a_rows(w: &mut impl FnMut(String), rows: usize, b: Operand, v: &str) {
+    match b {
+        Operand::Windows => a_loads_by_image(w, rows, v),
+        Operand::ColumnsAnyK => a_loads_one_by_one(w, rows, v),
+        _ => a_loads(w, rows, v),
+    }
+}
+
+/// `{v}{q}` = A[r + q, k..k + 4] for each row q of the block, from A4 (A as vec4s): one load
+/// per row where A is contiguous along K, else four rows at each of the 4 K, transposed.
+fn a_loads(w: &mut impl FnMut(String), rows: usize, v: &str) {
+    let decl: Vec<String> = (0..rows).map(|q| format!("var {v}{q}: vec4<f32>;")).collect();
     w(format!("        {}", decl.join(" ")));
     w("        if (p.a.col_stride == 1u) {".into());
     w("            let s = p.a.row_stride / 4u;".into());
     w("            let at = (a0 + r * p.a.row_stride + k) / 4u;".into());
     for q in 0..rows {
-        w(format!("            av{q} = A4[at + {q}u * s];"));
+        w(format!("            {v}{q} = A4[at + {q}u * s];"));
     }
     w("        } else {".into());
     w("            let s = p.a.col_stride / 4u;".into());
@@ -225,24 +237,28 @@ fn a_loads(w: &mut impl FnMut(String), rows: usize) {
         for (t, lane) in ["x", "y", "z", "w"].iter().enumerate() {
             let q = 4 * h + t;
             w(format!(
-                "            av{q} = vec4(x{h}_0.{lane}, x{h}_1.{lane}, x{h}_2.{lane}, x{h}_3.{lane});"
+                "            {v}{q} = vec4(x{h}_0.{lane}, x{h}_1.{lane}, x{h}_2.{lane}, x{h}_3.{lane});"
             ));
         }
     }
     w("        }".into());
 }
 
-/// `av{q}` as in [`a_loads`], one element at a time through A's strides, each K term past
-/// `k_hi` 0 (the first, `k`, is always within it).
-fn a_loads_one_by_one(w: &mut impl FnMut(String), rows: usize) {
+/// The K terms of a step after the first within `k_hi` (the first, `k`, always is).
+pub(crate) const K_LIVE: &str =
+    "        let k1 = k + 1u < k_hi; let k2 = k + 2u < k_hi; let k3 = k + 3u < k_hi;";
+
+/// `{v}{q}` as in [`a_loads`], one element at a time through A's strides, each K term past
+/// `k_hi` 0.
+fn a_loads_one_by_one(w: &mut impl FnMut(String), rows: usize, v: &str) {
     w("        let rs = p.a.row_stride;".into());
     w("        let cs = p.a.col_stride;".into());
     w("        let at = a0 + r * rs + k * cs;".into());
-    w("        let k1 = k + 1u < k_hi; let k2 = k + 2u < k_hi; let k3 = k + 3u < k_hi;".into());
+    w(K_LIVE.into());
     for q in 0..rows {
         w(format!("        let aq{q} = at + {q}u * rs;"));
         w(format!(
-            "        let av{q} = vec4(A[aq{q}], select(0.0, A[aq{q} + cs], k1), select(0.0, A[aq{q} + 2u * cs], k2), select(0.0, A[aq{q} + 3u * cs], k3));"
+            "        let {v}{q} = vec4(A[aq{q}], select(0.0, A[aq{q} + cs], k1), select(0.0, A[aq{q} + 2u * cs], k2), select(0.0, A[aq{q} + 3u * cs], k3));"
         ));
     }
 }
@@ -315,14 +331,14 @@ fn b_gathers(w: &mut impl FnMut(String), vecs: usize, past_k: bool) {
     }
 }
 
-/// `av{q}` as in [`a_loads`] from the output gradient with K = (image, position): the 4 K of
+/// `{v}{q}` as in [`a_loads`] from the output gradient with K = (image, position): the 4 K of
 /// a step lie in one image (the host keeps `oh * ow` a multiple of 4), `p.a_image` apart.
-fn a_loads_by_image(w: &mut impl FnMut(String), rows: usize) {
+fn a_loads_by_image(w: &mut impl FnMut(String), rows: usize, v: &str) {
     w("        let ohw = p.win.oh * p.win.ow;".into());
     w("        let s = p.a.row_stride / 4u;".into());
     w("        let at = (a0 + (k / ohw) * p.a_image + r * p.a.row_stride + k % ohw) / 4u;".into());
     for q in 0..rows {
-        w(format!("        let av{q} = A4[at + {q}u * s];"));
+        w(format!("        let {v}{q} = A4[at + {q}u * s];"));
     }
 }
 

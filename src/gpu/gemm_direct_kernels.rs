@@ -1,8 +1,9 @@
 //! The GEMM's direct variant as kernels (gemm_direct.rs writes their entry points into the
 //! GEMM module): one per kind of operand and block, and which of them runs a product.
 
-use super::gemm::{Extra, GemmParams, GEMM_BINDINGS, GEMM_WGSL};
+use super::gemm::{Extra, GemmParams, GEMM_BINDINGS, GEMM_SUBGROUPS_WGSL, GEMM_WGSL};
 use super::gemm_direct::{self, Operand};
+use super::gemm_subgroup;
 use super::runtime::kernel::kernels;
 use super::runtime::{Bind, GemmTiles, Kernel};
 use crate::backend::GemmSpec;
@@ -26,6 +27,22 @@ kernels! { GEMM_WGSL: GemmParams;
     CONVK_DIRECT_8X8 = ("convk_direct_8x8", "conv2d", GEMM_BINDINGS, "MODE" = 1);
     CONVK_DIRECT_16X16 = ("convk_direct_16x16", "conv2d", GEMM_BINDINGS, "MODE" = 1);
     CONVK_DIRECT_32X16 = ("convk_direct_32x16", "conv2d", GEMM_BINDINGS, "MODE" = 1);
+}
+
+kernels! { GEMM_SUBGROUPS_WGSL: GemmParams;
+    /// The subgroup variant (`GemmTiles::subgroup`), as the direct kernels above.
+    GEMM_SUBGROUP_8X8 = ("gemm_subgroup_8x8", "matmul", DIRECT_BINDINGS, "MODE" = 0);
+    GEMM_SUBGROUP_16X16 = ("gemm_subgroup_16x16", "matmul", DIRECT_BINDINGS, "MODE" = 0);
+    GEMM_SUBGROUP_32X16 = ("gemm_subgroup_32x16", "matmul", DIRECT_BINDINGS, "MODE" = 0);
+    CONV_SUBGROUP_8X8 = ("conv_subgroup_8x8", "conv2d", CONV_DIRECT_BINDINGS, "MODE" = 1);
+    CONV_SUBGROUP_16X16 = ("conv_subgroup_16x16", "conv2d", CONV_DIRECT_BINDINGS, "MODE" = 1);
+    CONV_SUBGROUP_32X16 = ("conv_subgroup_32x16", "conv2d", CONV_DIRECT_BINDINGS, "MODE" = 1);
+    WGRAD_SUBGROUP_8X8 = ("wgrad_subgroup_8x8", "conv2d_backward_weight", CONV_DIRECT_BINDINGS, "MODE" = 2);
+    WGRAD_SUBGROUP_16X16 = ("wgrad_subgroup_16x16", "conv2d_backward_weight", CONV_DIRECT_BINDINGS, "MODE" = 2);
+    WGRAD_SUBGROUP_32X16 = ("wgrad_subgroup_32x16", "conv2d_backward_weight", CONV_DIRECT_BINDINGS, "MODE" = 2);
+    CONVK_SUBGROUP_8X8 = ("convk_subgroup_8x8", "conv2d", GEMM_BINDINGS, "MODE" = 1);
+    CONVK_SUBGROUP_16X16 = ("convk_subgroup_16x16", "conv2d", GEMM_BINDINGS, "MODE" = 1);
+    CONVK_SUBGROUP_32X16 = ("convk_subgroup_32x16", "conv2d", GEMM_BINDINGS, "MODE" = 1);
 }
 
 /// The plain product's: A and B viewed as vec4s, C, the bias.
@@ -65,7 +82,7 @@ pub(crate) fn direct_fit(
 }
 
 /// The direct variant's kernels, in `gemm_direct::entry`'s order (operand, then block).
-static DIRECT_KERNELS: [&Kernel<GemmParams>; 12] = [
+pub(crate) static DIRECT_KERNELS: [&Kernel<GemmParams>; 12] = [
     &GEMM_DIRECT_8X8,
     &GEMM_DIRECT_16X16,
     &GEMM_DIRECT_32X16,
@@ -80,12 +97,29 @@ static DIRECT_KERNELS: [&Kernel<GemmParams>; 12] = [
     &CONVK_DIRECT_32X16,
 ];
 
-/// The direct variant's kernel for `tiles`' block and B read as `b` says.
+/// The subgroup variant's kernels, in the same order.
+pub(crate) static SUBGROUP_KERNELS: [&Kernel<GemmParams>; 12] = [
+    &GEMM_SUBGROUP_8X8,
+    &GEMM_SUBGROUP_16X16,
+    &GEMM_SUBGROUP_32X16,
+    &CONV_SUBGROUP_8X8,
+    &CONV_SUBGROUP_16X16,
+    &CONV_SUBGROUP_32X16,
+    &WGRAD_SUBGROUP_8X8,
+    &WGRAD_SUBGROUP_16X16,
+    &WGRAD_SUBGROUP_32X16,
+    &CONVK_SUBGROUP_8X8,
+    &CONVK_SUBGROUP_16X16,
+    &CONVK_SUBGROUP_32X16,
+];
+
+/// The direct (or subgroup) variant's kernel for `tiles`' block and B read as `b` says.
 pub(crate) fn direct_kernel(tiles: GemmTiles, b: Operand) -> Result<&'static Kernel<GemmParams>> {
-    match gemm_direct::entry(tiles.rows, tiles.cols, b) {
-        Some((_, i)) => Ok(DIRECT_KERNELS[i]),
-        None => Err(Error::Gpu(format!("gemm: no direct kernel for {tiles}"))),
-    }
+    let found = match tiles.subgroup {
+        true => gemm_subgroup::entry(tiles.rows, tiles.cols, b).map(|(_, i)| SUBGROUP_KERNELS[i]),
+        false => gemm_direct::entry(tiles.rows, tiles.cols, b).map(|(_, i)| DIRECT_KERNELS[i]),
+    };
+    found.ok_or_else(|| Error::Gpu(format!("gemm: no direct kernel for {tiles}")))
 }
 
 #[cfg(test)]
@@ -94,12 +128,14 @@ mod tests {
     use crate::gpu::gemm_direct::{BLOCKS, OPERANDS};
 
     #[test]
-    fn each_direct_kernel_runs_its_own_block_and_operand() {
+    fn each_direct_and_subgroup_kernel_runs_its_own_block_and_operand() {
         for b in OPERANDS {
             for (rows, cols) in BLOCKS {
                 let tiles = GemmTiles::new(4, 4, 4).block(rows, cols).direct();
                 let (name, _) = gemm_direct::entry(rows, cols, b).unwrap();
                 assert_eq!(direct_kernel(tiles, b).unwrap().info.entry, name);
+                let (name, _) = gemm_subgroup::entry(rows, cols, b).unwrap();
+                assert_eq!(direct_kernel(tiles.subgroup(), b).unwrap().info.entry, name);
             }
         }
         assert!(

@@ -23,6 +23,7 @@ pub(crate) mod elementwise;
 mod gemm;
 pub(crate) mod gemm_direct;
 mod gemm_direct_kernels;
+pub(crate) mod gemm_subgroup;
 mod pad;
 mod peak;
 mod pool;
@@ -52,7 +53,7 @@ use crate::Result;
 use upsample::Mode;
 
 /// Every WGSL module, for the contract checks and [`shader_sources`].
-pub(crate) static MODULES: [&runtime::Module; 15] = [
+pub(crate) static MODULES: [&runtime::Module; 16] = [
     &elementwise::UNARY_WGSL,
     &elementwise::BINARY_WGSL,
     &elementwise::COPY_WGSL,
@@ -60,6 +61,7 @@ pub(crate) static MODULES: [&runtime::Module; 15] = [
     &reduce::REDUCE_WGSL,
     &reduce::REDUCE_SUBGROUPS_WGSL,
     &gemm::GEMM_WGSL,
+    &gemm::GEMM_SUBGROUPS_WGSL,
     &unfold::UNFOLD_WGSL,
     &depthwise::DEPTHWISE_WGSL,
     &pool::POOL_WGSL,
@@ -74,7 +76,10 @@ pub(crate) static MODULES: [&runtime::Module; 15] = [
 #[cfg(test)]
 pub(crate) fn kernels() -> Vec<&'static runtime::kernel::KernelInfo> {
     use runtime::selftest as st;
-    vec![
+    let gemm_variants = gemm_direct_kernels::DIRECT_KERNELS.iter();
+    let gemm_variants = gemm_variants.chain(&gemm_direct_kernels::SUBGROUP_KERNELS);
+    let mut all: Vec<_> = gemm_variants.map(|k| &k.info).collect();
+    all.extend([
         &elementwise::UNARY.info,
         &elementwise::FILL.info,
         &elementwise::BINARY.info,
@@ -85,18 +90,6 @@ pub(crate) fn kernels() -> Vec<&'static runtime::kernel::KernelInfo> {
         &reduce::SUM_WIDE.info,
         &reduce::SUM_WIDE_SUBGROUPS.info,
         &gemm::GEMM.info,
-        &gemm_direct_kernels::GEMM_DIRECT_8X8.info,
-        &gemm_direct_kernels::GEMM_DIRECT_16X16.info,
-        &gemm_direct_kernels::GEMM_DIRECT_32X16.info,
-        &gemm_direct_kernels::CONV_DIRECT_8X8.info,
-        &gemm_direct_kernels::CONV_DIRECT_16X16.info,
-        &gemm_direct_kernels::CONV_DIRECT_32X16.info,
-        &gemm_direct_kernels::WGRAD_DIRECT_8X8.info,
-        &gemm_direct_kernels::WGRAD_DIRECT_16X16.info,
-        &gemm_direct_kernels::WGRAD_DIRECT_32X16.info,
-        &gemm_direct_kernels::CONVK_DIRECT_8X8.info,
-        &gemm_direct_kernels::CONVK_DIRECT_16X16.info,
-        &gemm_direct_kernels::CONVK_DIRECT_32X16.info,
         &conv::CONV_FWD.info,
         &conv::CONV_WGRAD.info,
         &conv::CONV_DGRAD.info,
@@ -130,7 +123,14 @@ pub(crate) fn kernels() -> Vec<&'static runtime::kernel::KernelInfo> {
         &st::GRID.info,
         &st::OFFSET.info,
         &peak::FMA_PEAK.info,
-    ]
+    ]);
+    all
+}
+
+/// The GEMM's kernels as the device compiles them, every variant's (what a tuned choice was
+/// timed on).
+pub(crate) fn gemm_source() -> &'static str {
+    gemm::GEMM_SUBGROUPS_WGSL.source()
 }
 
 /// Every WGSL module with its name, as the device compiles it, for tools and tests.

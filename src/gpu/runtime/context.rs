@@ -20,7 +20,7 @@ use super::pool::{Pool, PoolStats};
 use super::scope::Verdict;
 use super::tiles::{GemmTiles, GemmTiling};
 use super::tune::{Tuner, Tuning};
-use crate::Result;
+use crate::{Error, Result};
 
 /// The limits that decide how work is split.
 #[derive(Clone, Copy, Debug)]
@@ -174,8 +174,16 @@ impl GpuContext {
 }
 
 impl GpuLimits {
-    pub(super) fn new(a: &wgpu::Limits, opts: &GpuOptions, software: bool) -> Result<Self> {
+    pub(super) fn new(
+        a: &wgpu::Limits, opts: &GpuOptions, software: bool, subgroups: bool,
+    ) -> Result<Self> {
         let gemm = match opts.gemm_tiles {
+            Some(t) if t.subgroup && !subgroups => {
+                return Err(Error::Invalid {
+                    op: "GpuOptions::gemm_tiles",
+                    msg: format!("{t}: the subgroup variant needs subgroup operations"),
+                })
+            }
             Some(t) => GemmTiling::uniform(t),
             None => GemmTiling::for_adapter(software, a),
         };

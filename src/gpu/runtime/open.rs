@@ -68,12 +68,16 @@ impl GpuContext {
             .await
             .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", info.name)))?;
         let software = info.device_type == wgpu::DeviceType::Cpu;
-        let limits = GpuLimits::new(&alimits, &opts, software)?;
+        let subgroups = features.contains(wgpu::Features::SUBGROUP);
+        let limits = GpuLimits::new(&alimits, &opts, software, subgroups)?;
+        // the subgroup GEMM's candidates need subgroups of one size, known ahead
+        let fixed = info.subgroup_min_size == info.subgroup_max_size;
+        let lanes = (subgroups && fixed).then_some(info.subgroup_min_size);
         let memory_limit = opts
             .memory_limit
             .or_else(|| software.then(host_memory_available).flatten().map(|b| b / 8 * 7));
         let adapter = AdapterSummary::from_info(&info);
-        let tuner = tuner(&opts, &adapter, &limits, &alimits)?;
+        let tuner = tuner(&opts, &adapter, &limits, (&alimits, lanes))?;
         let ctx = Arc::new(GpuContext {
             errors: ErrorState::new(&device),
             gl_serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
@@ -91,7 +95,7 @@ impl GpuContext {
             faults,
             self_test: Mutex::new(None),
             checks: Mutex::new(Vec::new()),
-            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            subgroups,
         });
         if !opts.skip_self_test {
             ctx.refuse_unless_self_test_passes(faults.self_test).await?;
@@ -141,7 +145,8 @@ impl GpuContext {
 /// The context's tuner: its mode and cache from the options, the environment or the defaults,
 /// and the candidate tilings that fit the adapter.
 fn tuner(
-    opts: &GpuOptions, a: &AdapterSummary, limits: &GpuLimits, alimits: &wgpu::Limits,
+    opts: &GpuOptions, a: &AdapterSummary, limits: &GpuLimits,
+    (alimits, lanes): (&wgpu::Limits, Option<u32>),
 ) -> Result<Tuner> {
     let env = Tuning::from_env(std::env::var("CONVSHADE_TUNE").ok().as_deref())?;
     let mode = match opts.gemm_tiles {
@@ -158,14 +163,19 @@ fn tuner(
         .clone()
         .or_else(|| std::env::var_os("CONVSHADE_TUNE_CACHE").map(Into::into))
         .or_else(default_cache_path);
+    let candidates = limits.gemm.candidates(a.is_software, alimits, limits.loop_cap, lanes);
+    // the candidates and the kernels' text too: a winner among other kernels is stale
+    let mut kernels = flate2::Crc::new();
+    kernels.update(format!("{candidates:?}").as_bytes());
+    kernels.update(crate::gpu::gemm_source().as_bytes());
     let fingerprint = format!(
-        "{} ({}) | {} | convshade {}",
+        "{} ({}) | {} | convshade {} | kernels {:08x}",
         a.name,
         a.backend,
         a.driver,
-        env!("CARGO_PKG_VERSION")
+        env!("CARGO_PKG_VERSION"),
+        kernels.sum()
     );
-    let candidates = limits.gemm.candidates(a.is_software, alimits, limits.loop_cap);
     Ok(Tuner::new(mode, path, fingerprint, candidates))
 }
 

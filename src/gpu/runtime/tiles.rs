@@ -1,6 +1,7 @@
 //! The GEMM kernel's tiling (pipeline constants of shaders/gemm.wgsl), picked per adapter and,
 //! between a large and a small tile, per product: one kernel, sized for the hardware it runs on.
 
+use crate::gpu::gemm_subgroup::ROW_LANES;
 use crate::{Error, Result};
 
 /// A workgroup of `tx` x `ty` threads computes a `(rows ty) x (cols tx)` tile of C, each thread
@@ -23,16 +24,28 @@ pub struct GemmTiles {
     /// whose operands do not allow it run a staged tiling of the same workgroup instead.
     #[serde(default)]
     pub direct: bool,
+    /// The direct variant with A shared through the subgroup (adapters with subgroup
+    /// operations): each subgroup of `tx` lanes computes `rows` rows of C, one lane loading each
+    /// row's vec4 and broadcasting it to the others, instead of every lane loading every row.
+    /// Where the subgroups are not `tx` lanes each, every lane loads its own, as the direct
+    /// variant does.
+    #[serde(default)]
+    pub subgroup: bool,
 }
 
 /// `tx` x `ty` threads, each an `r` x `c` block, staged `bk` deep.
 const fn t(tx: u32, ty: u32, bk: u32, r: u32, c: u32) -> GemmTiles {
-    GemmTiles { tx, ty, bk, rows: r, cols: c, direct: false }
+    GemmTiles { tx, ty, bk, rows: r, cols: c, direct: false, subgroup: false }
 }
 
 /// The direct variant: `tx` x `ty` threads, each an `r` x `c` block.
 const fn d(tx: u32, ty: u32, r: u32, c: u32) -> GemmTiles {
-    GemmTiles { tx, ty, bk: 4, rows: r, cols: c, direct: true }
+    GemmTiles { tx, ty, bk: 4, rows: r, cols: c, direct: true, subgroup: false }
+}
+
+/// The subgroup variant: `ty` subgroups of `lanes`, each thread an `r` x `c` block.
+const fn s(lanes: u32, ty: u32, r: u32, c: u32) -> GemmTiles {
+    GemmTiles { tx: lanes, ty, bk: 4, rows: r, cols: c, direct: true, subgroup: true }
 }
 
 /// The register arrays' capacity in the kernel (`MAX_LOADS`): tile elements each thread stages
@@ -93,11 +106,12 @@ impl GemmTiling {
 
     /// The tilings tuning times on an adapter: this tiling's two, and more around them (wider or
     /// narrower workgroups, shallower or deeper staging, smaller blocks per thread, the direct
+    /// variant, and where the context uses subgroups of a fixed size `lanes`, the subgroup
     /// variant), each kept only within the adapter's limits and the loop budget `cap`. Software
     /// adapters get one staged block smaller than 8x8: on lavapipe (Mesa 25) it won only a
     /// product of 2 outputs.
     pub(crate) fn candidates(
-        &self, software: bool, limits: &wgpu::Limits, cap: usize,
+        &self, software: bool, limits: &wgpu::Limits, cap: usize, lanes: Option<u32>,
     ) -> Vec<GemmTiles> {
         // the fifth of each: a narrow tile for products only a few columns wide (a weight
         // gradient of few input channels, a classifier's logits)
@@ -128,8 +142,14 @@ impl GemmTiling {
                 d(8, 8, 8, 8),
             ],
         };
+        // one subgroup per workgroup, and four, each block
+        let shared = lanes.filter(|&l| l >= ROW_LANES).into_iter().flat_map(|l| {
+            let blocks = crate::gpu::gemm_direct::BLOCKS.into_iter();
+            blocks.flat_map(move |(r, c)| [s(l, 1, r, c), s(l, 4, r, c)])
+        });
         let mut out: Vec<GemmTiles> = Vec::new();
-        for c in [self.large, self.small].into_iter().chain(more.iter().copied()) {
+        let all = [self.large, self.small].into_iter().chain(more.iter().copied()).chain(shared);
+        for c in all {
             let fits = c.check(limits).is_ok() && c.trips().0 + c.trips().1 <= cap;
             if fits && !out.contains(&c) {
                 out.push(c);
@@ -164,9 +184,10 @@ impl std::fmt::Display for GemmTiles {
     /// `64x128/16 (8x8)`: the workgroup's tile of C, the staging depth, each thread's block.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (m, n) = self.tile();
-        match self.direct {
-            true => write!(f, "{m}x{n} direct ({}x{})", self.rows, self.cols),
-            false => write!(f, "{m}x{n}/{} ({}x{})", self.bk, self.rows, self.cols),
+        match (self.direct, self.subgroup) {
+            (true, true) => write!(f, "{m}x{n} subgroup ({}x{})", self.rows, self.cols),
+            (true, false) => write!(f, "{m}x{n} direct ({}x{})", self.rows, self.cols),
+            _ => write!(f, "{m}x{n}/{} ({}x{})", self.bk, self.rows, self.cols),
         }
     }
 }
@@ -187,6 +208,12 @@ impl GemmTiles {
         GemmTiles { direct: true, bk: 4, ..self }
     }
 
+    /// The subgroup variant of these tiles (the direct one with A's rows broadcast through
+    /// subgroups of `tx` lanes).
+    pub const fn subgroup(self) -> GemmTiles {
+        GemmTiles { direct: true, subgroup: true, bk: 4, ..self }
+    }
+
     /// The staged tiling a product runs where the direct variant cannot: the same workgroup
     /// and block staged 8 deep, or 64x64 tiles where that would not fit every adapter and the
     /// least loop budget.
@@ -194,7 +221,7 @@ impl GemmTiles {
         if !self.direct {
             return self;
         }
-        let same = GemmTiles { direct: false, bk: 8, ..self };
+        let same = GemmTiles { direct: false, subgroup: false, bk: 8, ..self };
         let (fixed, per_tile) = same.trips();
         let fits_budget = fixed + per_tile <= super::loops::MIN_LOOP_CAP;
         match same.check(&wgpu::Limits::downlevel_defaults()) {
@@ -247,6 +274,11 @@ impl GemmTiles {
         if self.direct && self.bk != 4 {
             return bad(format!("{self:?}: the direct variant reads 4 deep"));
         }
+        if self.subgroup && (!self.direct || self.tx < ROW_LANES) {
+            return bad(format!(
+                "{self:?}: the subgroup variant is direct, on rows of {ROW_LANES} threads or more"
+            ));
+        }
         let staged_ok =
             even(bm) && even(bn) && la > 0 && lb > 0 && la <= MAX_LOADS && lb <= MAX_LOADS;
         if !self.direct && !staged_ok {
@@ -254,8 +286,10 @@ impl GemmTiles {
                 "{self:?}: each thread must stage 1 to {MAX_LOADS} elements of each tile"
             ));
         }
+        // the subgroup variant's workgroup is one row of tx * ty
+        let x = if self.subgroup { self.threads() } else { self.tx };
         if self.threads() > limits.max_compute_invocations_per_workgroup
-            || self.tx > limits.max_compute_workgroup_size_x
+            || x > limits.max_compute_workgroup_size_x
             || self.ty > limits.max_compute_workgroup_size_y
         {
             return bad(format!(

@@ -66,7 +66,8 @@ struct CacheFile {
 pub(crate) struct Tuner {
     mode: Tuning,
     path: Option<PathBuf>,
-    /// `adapter (backend) | driver | engine version`: a change of any invalidates the cache.
+    /// `adapter (backend) | driver | engine version | kernels`: a change of any invalidates the
+    /// cache.
     fingerprint: String,
     candidates: Vec<GemmTiles>,
     chosen: Mutex<BTreeMap<String, GemmTiles>>,
@@ -147,7 +148,9 @@ impl Tuner {
             return Ok(default);
         }
         let key = key(k, dims);
-        if let Some(&t) = lock(&self.chosen).get(&key) {
+        // a choice among other candidates (another engine's, hand-edited) is not used
+        let known = |t: &GemmTiles| self.candidates.contains(t);
+        if let Some(&t) = lock(&self.chosen).get(&key).filter(|t| known(t)) {
             return Ok(t);
         }
         if cached {
