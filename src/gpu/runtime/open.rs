@@ -51,13 +51,14 @@ impl GpuContext {
         let adapter = adapters::pick(&opts).await?;
         let info = adapter.get_info();
         let alimits = adapter.limits();
-        // subgroup operations where the adapter has them (reductions use them)
-        let features =
-            if !opts.no_subgroups && adapter.features().contains(wgpu::Features::SUBGROUP) {
-                wgpu::Features::SUBGROUP
-            } else {
-                wgpu::Features::empty()
-            };
+        // subgroup operations where the adapter has them (reductions and the GEMM's subgroup
+        // variant use them), unless turned off
+        let off = opts.no_subgroups || std::env::var("CONVSHADE_SUBGROUPS").is_ok_and(|v| v == "0");
+        let features = if !off && adapter.features().contains(wgpu::Features::SUBGROUP) {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("convshade"),

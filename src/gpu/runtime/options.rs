@@ -37,7 +37,7 @@ pub struct GpuOptions {
     /// Skip the self-test (for `convshade info`, which reports it instead of refusing).
     pub skip_self_test: bool,
     /// Run the plain kernels even where the adapter has subgroup operations (to test and
-    /// compare both paths).
+    /// compare both paths). `CONVSHADE_SUBGROUPS=0` turns them off for every context.
     pub no_subgroups: bool,
     /// When the GEMM's tilings are timed (default: `CONVSHADE_TUNE`, else
     /// [`Tuning::OnFirstUse`] on hardware and [`Tuning::Cached`] on software adapters, which
