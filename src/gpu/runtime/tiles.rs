@@ -142,9 +142,11 @@ impl GemmTiling {
                 d(8, 8, 8, 8),
             ],
         };
-        // one subgroup per workgroup, and four, each block
+        // one subgroup per workgroup, and four, each block (on software adapters the largest
+        // only: the others never won on lavapipe, and each costs a compile while tuning)
         let shared = lanes.filter(|&l| l >= ROW_LANES).into_iter().flat_map(|l| {
             let blocks = crate::gpu::gemm_direct::BLOCKS.into_iter();
+            let blocks = blocks.skip(if software { 2 } else { 0 });
             blocks.flat_map(move |(r, c)| [s(l, 1, r, c), s(l, 4, r, c)])
         });
         let mut out: Vec<GemmTiles> = Vec::new();
