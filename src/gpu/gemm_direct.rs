@@ -1,7 +1,7 @@
 //! The GEMM's direct variant (`GemmTiles::direct`), a tuning candidate for plain products and
-//! for conv2d's forward and weight gradient: no workgroup memory and no barriers. Each thread reads its own rows of A and columns of B as
-//! vec4s along whichever axis each operand is contiguous in, 4 deep at a time, and multiplies
-//! them into its block of C. Each output still adds its K terms one at a time in order, so the
+//! for conv2d's forward and weight gradient: no workgroup memory and no barriers. Each thread
+//! reads its own rows of A and columns of B as vec4s along whichever axis each operand is
+//! contiguous in, 4 deep at a time, and multiplies them into its block of C. Each output still adds its K terms one at a time in order, so the
 //! variant gives the staged kernel's bits.
 //!
 //! It pays where a load is dear and workgroup memory is no faster than the cache: on software

@@ -2,8 +2,8 @@
 //! uses subgroup operations: the direct variant (`gemm_direct.rs`) with each subgroup of
 //! `GEMM_TX` lanes one row of the workgroup's threads. Its lanes compute the same rows of C, so
 //! instead of every lane loading every row's vec4 of A, the first 8 lanes load a row each (of
-//! every 8) and broadcast them to the others. Each output still adds its K terms one at a time in order: the bits of every
-//! other tiling.
+//! every 8) and broadcast them to the others. Each output still adds its K terms one at a time
+//! in order: the bits of every other tiling.
 //!
 //! The subgroups are the adapter's to size: where a workgroup is not `GEMM_TY` subgroups of
 //! `GEMM_TX` lanes (an adapter whose subgroup size varies), every lane reads its own rows, as
@@ -43,9 +43,10 @@ pub(crate) fn signature(subgroup: bool) -> (&'static str, &'static str) {
 }
 
 /// `tx`, `ty`: the thread's column and row among the workgroup's threads (in the subgroup
-/// variant's one dimension, `GEMM_TX` a row). There, where the subgroups are `GEMM_TX` lanes each (`whole`), a subgroup's lanes are one
-/// row: `GEMM_TY` subgroups of at most `GEMM_TX` lanes hold the workgroup only when all are full,
-/// and both counts are the same for the whole workgroup.
+/// variant's one dimension, `GEMM_TX` a row). There, where the subgroups are `GEMM_TX` lanes
+/// each (`whole`), a subgroup's lanes are one row: `GEMM_TY` subgroups of at most `GEMM_TX`
+/// lanes hold the workgroup only when all are full, and both counts are the same for the whole
+/// workgroup.
 pub(crate) fn thread(w: &mut impl FnMut(String), subgroup: bool) {
     if !subgroup {
         w("    let tx = lid.x;".into());
