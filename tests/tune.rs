@@ -115,7 +115,7 @@ fn the_subgroup_variant_without_subgroups_is_refused() {
     let opts = GpuOptions { gemm_tiles: Some(t), no_subgroups: true, ..Default::default() };
     let e = Device::gpu_with(opts).unwrap_err();
     assert!(matches!(e, convshade::Error::Invalid { op: "GpuOptions::gemm_tiles", .. }), "{e}");
-    // nor with fewer lanes than a block has rows
+    // nor on rows of fewer than 8 threads
     let t = GemmTiles::new(4, 2, 4).block(8, 8).subgroup();
     let e = Device::gpu_with(GpuOptions { gemm_tiles: Some(t), ..Default::default() });
     assert!(matches!(e, Err(convshade::Error::Invalid { .. })));

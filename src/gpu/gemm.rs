@@ -185,9 +185,6 @@ fn launch_tiled(
     let chunks = s.k.div_ceil(ks).max(1);
     let c = ctx.alloc(chunks * s.c_len, op)?;
     let k = match direct {
-        Some(_) if tiles.subgroup && !ctx.uses_subgroups() => {
-            return Err(Error::Gpu(format!("{op}: {tiles} without subgroup operations")))
-        }
         Some(b) if tiles.direct => direct_kernel(tiles, b)?,
         _ => k,
     };

@@ -1,8 +1,8 @@
 //! The GEMM's direct variant (`GemmTiles::direct`), a tuning candidate for plain products and
 //! for conv2d's forward and weight gradient: no workgroup memory and no barriers. Each thread
 //! reads its own rows of A and columns of B as vec4s along whichever axis each operand is
-//! contiguous in, 4 deep at a time, and multiplies them into its block of C. Each output still adds its K terms one at a time in order, so the
-//! variant gives the staged kernel's bits.
+//! contiguous in, 4 deep at a time, and multiplies them into its block of C. Each output still
+//! adds its K terms one at a time in order, so the variant gives the staged kernel's bits.
 //!
 //! It pays where a load is dear and workgroup memory is no faster than the cache: on software
 //! adapters every load of a lane is a load of its own, staging a tile costs a load and a store
@@ -138,7 +138,10 @@ pub(crate) fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand
         out.push_str(&line);
         out.push('\n');
     };
-    let (size, builtins) = gemm_subgroup::signature(subgroup);
+    let (size, builtins) = match subgroup {
+        true => gemm_subgroup::SIGNATURE,
+        false => ("GEMM_TX, GEMM_TY, 1", ""),
+    };
     w(format!("\n@compute @workgroup_size({size})\nfn {name}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>{builtins}) {{"));
     w("    let chunk = wid.z / p.batches;".into());
     w("    let bidx = wid.z % p.batches + p.batch_start;".into());
@@ -148,7 +151,11 @@ pub(crate) fn entry_point(out: &mut String, rows: usize, vecs: usize, b: Operand
     w("    let kc = chunk * p.k_split;".into());
     w("    let k_lo = kc + p.k_start;".into());
     w("    let k_hi = min(min(kc + p.k_end, kc + p.k_split), p.k);".into());
-    gemm_subgroup::thread(&mut w, subgroup);
+    // the thread's column and row among the workgroup's threads
+    match subgroup {
+        true => gemm_subgroup::thread(&mut w),
+        false => w("    let tx = lid.x; let ty = lid.y;".into()),
+    }
     w(format!("    let r = p.row_start + wid.y * GEMM_TY * {rows}u + ty * {rows}u;"));
     w(format!("    let c = p.col_start + wid.x * GEMM_TX * {}u + tx * {}u;", 4 * vecs, 4 * vecs));
     // acc_q_j: row q, vec4 j; a later K range resumes from C

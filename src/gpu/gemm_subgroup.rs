@@ -34,25 +34,17 @@ pub(crate) fn wgsl() -> String {
 }
 
 /// An entry point's workgroup size, and the subgroup built-ins it takes beyond the direct
-/// variant's (which need a workgroup of one dimension).
-pub(crate) fn signature(subgroup: bool) -> (&'static str, &'static str) {
-    match subgroup {
-        true => ("GEMM_TX * GEMM_TY", ", @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) lanes: u32, @builtin(subgroup_id) sg: u32, @builtin(num_subgroups) sgs: u32"),
-        false => ("GEMM_TX, GEMM_TY, 1", ""),
-    }
-}
+/// variant's (naga takes `subgroup_id` only in a workgroup of one dimension).
+pub(crate) const SIGNATURE: (&str, &str) = (
+    "GEMM_TX * GEMM_TY",
+    ", @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) lanes: u32, @builtin(subgroup_id) sg: u32, @builtin(num_subgroups) sgs: u32",
+);
 
-/// `tx`, `ty`: the thread's column and row among the workgroup's threads (in the subgroup
-/// variant's one dimension, `GEMM_TX` a row). There, where the subgroups are `GEMM_TX` lanes
-/// each (`whole`), a subgroup's lanes are one row: `GEMM_TY` subgroups of at most `GEMM_TX`
-/// lanes hold the workgroup only when all are full, and both counts are the same for the whole
-/// workgroup.
-pub(crate) fn thread(w: &mut impl FnMut(String), subgroup: bool) {
-    if !subgroup {
-        w("    let tx = lid.x;".into());
-        w("    let ty = lid.y;".into());
-        return;
-    }
+/// `tx`, `ty`: the thread's column and row among the workgroup's threads, `GEMM_TX` to a row
+/// of the one dimension. Where the subgroups are `GEMM_TX` lanes each (`whole`), a subgroup's
+/// lanes are one row: `GEMM_TY` subgroups of at most `GEMM_TX` lanes hold the workgroup only
+/// when all are full, and both counts are the same for the whole workgroup.
+pub(crate) fn thread(w: &mut impl FnMut(String)) {
     w("    let whole = lanes == GEMM_TX && sgs == GEMM_TY;".into());
     w("    let tx = select(lid.x % GEMM_TX, lane, whole);".into());
     w("    let ty = select(lid.x / GEMM_TX, sg, whole);".into());

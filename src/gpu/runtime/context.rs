@@ -178,16 +178,18 @@ impl GpuLimits {
         a: &wgpu::Limits, opts: &GpuOptions, software: bool, subgroups: bool,
     ) -> Result<Self> {
         let gemm = match opts.gemm_tiles {
-            Some(t) if t.subgroup && !subgroups => {
-                return Err(Error::Invalid {
-                    op: "GpuOptions::gemm_tiles",
-                    msg: format!("{t}: the subgroup variant needs subgroup operations"),
-                })
-            }
             Some(t) => GemmTiling::uniform(t),
             None => GemmTiling::for_adapter(software, a),
         };
         gemm.check(a)?;
+        // the one place a subgroup tiling can come from without subgroups (candidates and
+        // cached choices have them only where the context does)
+        if gemm.large.subgroup && !subgroups {
+            return Err(Error::Invalid {
+                op: "GpuOptions::gemm_tiles",
+                msg: format!("{}: the subgroup variant needs subgroup operations", gemm.large),
+            });
+        }
         Ok(GpuLimits {
             max_buffer_size: a.max_buffer_size,
             max_storage_buffer_binding_size: opts

@@ -1,6 +1,7 @@
 //! The GEMM kernel's tiling (pipeline constants of shaders/gemm.wgsl), picked per adapter and,
 //! between a large and a small tile, per product: one kernel, sized for the hardware it runs on.
 
+use crate::gpu::gemm_direct::BLOCKS;
 use crate::gpu::gemm_subgroup::ROW_LANES;
 use crate::{Error, Result};
 
@@ -24,11 +25,11 @@ pub struct GemmTiles {
     /// whose operands do not allow it run a staged tiling of the same workgroup instead.
     #[serde(default)]
     pub direct: bool,
-    /// The direct variant with A shared through the subgroup (adapters with subgroup
-    /// operations): each subgroup of `tx` lanes computes `rows` rows of C, one lane loading each
-    /// row's vec4 and broadcasting it to the others, instead of every lane loading every row.
-    /// Where the subgroups are not `tx` lanes each, every lane loads its own, as the direct
-    /// variant does.
+    /// The direct variant with A shared through the subgroup (contexts with subgroup
+    /// operations): each subgroup of `tx` lanes (8 or more) computes the same `rows` rows of C,
+    /// its first 8 lanes loading a row's vec4 each (of every 8) and broadcasting them, instead
+    /// of every lane loading every row. Where the subgroups are not `tx` lanes each, every lane
+    /// loads its own, as the direct variant does.
     #[serde(default)]
     pub subgroup: bool,
 }
@@ -144,11 +145,11 @@ impl GemmTiling {
         };
         // one subgroup per workgroup, and four, each block (on software adapters the largest
         // only: the others never won on lavapipe, and each costs a compile while tuning)
-        let shared = lanes.filter(|&l| l >= ROW_LANES).into_iter().flat_map(|l| {
-            let blocks = crate::gpu::gemm_direct::BLOCKS.into_iter();
-            let blocks = blocks.skip(if software { 2 } else { 0 });
-            blocks.flat_map(move |(r, c)| [s(l, 1, r, c), s(l, 4, r, c)])
-        });
+        let blocks = &BLOCKS[if software { BLOCKS.len() - 1 } else { 0 }..];
+        let shared = lanes
+            .filter(|&l| l >= ROW_LANES)
+            .into_iter()
+            .flat_map(|l| blocks.iter().flat_map(move |&(r, c)| [s(l, 1, r, c), s(l, 4, r, c)]));
         let mut out: Vec<GemmTiles> = Vec::new();
         let all = [self.large, self.small].into_iter().chain(more.iter().copied()).chain(shared);
         for c in all {
@@ -263,9 +264,8 @@ impl GemmTiles {
             return bad(format!("{self:?}: tx, ty and bk must be positive"));
         }
         if self.direct {
-            if !crate::gpu::gemm_direct::BLOCKS.contains(&(self.rows, self.cols)) {
-                let blocks = crate::gpu::gemm_direct::BLOCKS;
-                return bad(format!("{self:?}: the direct variant's blocks are {blocks:?}"));
+            if !BLOCKS.contains(&(self.rows, self.cols)) {
+                return bad(format!("{self:?}: the direct variant's blocks are {BLOCKS:?}"));
             }
         } else if ![4, 8].contains(&self.rows) || ![4, 8].contains(&self.cols) {
             return bad(format!("{self:?}: each thread's block must be 4 or 8 each way"));

@@ -148,7 +148,7 @@ impl Tuner {
             return Ok(default);
         }
         let key = key(k, dims);
-        // a choice among other candidates (another engine's, hand-edited) is not used
+        // a hand-edited choice that is not a candidate here is not used
         let known = |t: &GemmTiles| self.candidates.contains(t);
         if let Some(&t) = lock(&self.chosen).get(&key).filter(|t| known(t)) {
             return Ok(t);
